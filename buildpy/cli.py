@@ -1,0 +1,230 @@
+"""The `bp` command line: click commands, rc-file defaults, errors to exit codes.
+
+Parses flags and prints results; the work itself happens in session.py and the phases.
+Heavy modules are imported inside commands so that `bp --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from buildpy import __version__
+
+EXIT_OK = 0
+EXIT_BUILD_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 8
+EXIT_ENVIRONMENT = 36
+EXIT_INTERNAL = 37
+
+_GLOBAL_WITH_VALUE = ("-C", "--workspace", "--bprc")
+_GLOBAL_FLAGS = ("--nohome_rc", "--noworkspace_rc")
+
+
+class Options:
+    def __init__(self, workspace: str | None):
+        self.workspace = workspace
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="bp",
+                      message="%(prog)s %(version)s")
+@click.option("-C", "--workspace", "workspace", metavar="DIR",
+              help="Run as if started in DIR (the workspace root or a directory in it).")
+@click.option("--bprc", metavar="FILE", multiple=True,
+              help="Read default flags from FILE too (after the standard rc files).")
+@click.option("--nohome_rc", is_flag=True, help="Do not read ~/.bprc.")
+@click.option("--noworkspace_rc", is_flag=True, help="Do not read the workspace's .bprc.")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None, bprc, nohome_rc, noworkspace_rc) -> None:
+    """bp: a Bazel-like build tool for monorepos.
+
+    Targets are named by labels (//pkg:name) and patterns (//..., //pkg:all).
+    Default flags come from .bprc files, as .bazelrc does for Bazel.
+    """
+    ctx.obj = Options(workspace)
+
+
+@cli.command()
+@click.argument("patterns", nargs=-1, required=True)
+@click.option("-k", "--keep_going/--nokeep_going", default=False,
+              help="Print the partial result and the errors of broken packages.")
+@click.option("--loading_timeout", type=float, default=60.0, show_default=True,
+              help="Seconds a single BUILD or .bzl file may take to evaluate.")
+@click.pass_obj
+def query(options: Options, patterns: tuple[str, ...], keep_going: bool,
+          loading_timeout: float) -> None:
+    """Print the targets that PATTERNS match, one label per line.
+
+    PATTERNS are target patterns such as //..., //pkg/..., //pkg:all, //pkg:* or
+    //pkg:name; a pattern preceded by '-' removes what it matches (put '--' before
+    the patterns so that '-//pkg/...' is not read as a flag).
+    """
+    from buildpy.session import load_patterns, open_session
+
+    session = open_session(options.workspace, eval_timeout=loading_timeout)
+    loaded = load_patterns(session, list(patterns), keep_going=keep_going)
+    out = sys.stdout
+    for label in sorted(loaded.labels):
+        out.write(f"{label}\n")
+    if loaded.errors:
+        _print_errors(loaded.errors)
+        raise SystemExit(EXIT_PARTIAL)
+
+
+@cli.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show help for bp or for one COMMAND."""
+    group = ctx.parent.command
+    if command is None:
+        click.echo(group.get_help(ctx.parent))
+        return
+    sub = group.get_command(ctx, command)
+    if sub is None:
+        from buildpy.core.errors import UserError, did_you_mean
+        raise UserError(f"unknown command '{command}'"
+                        f"{did_you_mean(command, group.list_commands(ctx))}",
+                        hint="'bp help' lists the commands")
+    with click.Context(sub, info_name=command, parent=ctx.parent) as sub_ctx:
+        click.echo(sub.get_help(sub_ctx))
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    Enable it with, for bash: eval "$(bp completion bash)".
+    """
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)(cli, {}, "bp", "_BP_COMPLETE")
+    click.echo(completer.source())
+
+
+def _print_errors(errors) -> None:
+    for error in errors:
+        for single in getattr(error, "errors", (error,)):
+            click.echo(f"ERROR: {single.render()}", err=True)
+
+
+def _expand_rc(argv: list[str]) -> list[str]:
+    """Insert the rc files' default flags for the command named in `argv`."""
+    from buildpy.core.errors import UserError
+    from buildpy.core.rc import read_rc_files
+    from buildpy.core.workspace import find_workspace_root
+
+    index, workspace_dir, extra, home, workspace_rc = 0, None, [], True, True
+    while index < len(argv):
+        arg = argv[index]
+        name, eq, value = arg.partition("=")
+        if name in _GLOBAL_WITH_VALUE:
+            if not eq:
+                index += 1
+                value = argv[index] if index < len(argv) else ""
+            if name == "--bprc":
+                extra.append(Path(value))
+            else:
+                workspace_dir = value
+        elif arg in _GLOBAL_FLAGS:
+            home = home and arg != "--nohome_rc"
+            workspace_rc = workspace_rc and arg != "--noworkspace_rc"
+        elif arg.startswith("-C") and len(arg) > 2:
+            workspace_dir = arg[2:]
+        elif not arg.startswith("-"):
+            break
+        index += 1
+    if index >= len(argv):
+        return argv
+    command_name = argv[index]
+    command = cli.commands.get(command_name)
+    if command is None:
+        return argv
+    try:
+        root = find_workspace_root(Path(workspace_dir) if workspace_dir else Path.cwd())
+    except UserError:
+        root = None
+    paths = []
+    if workspace_rc and root is not None:
+        paths.append(root / ".bprc")
+    if home:
+        paths.append(Path.home() / ".bprc")
+    rc = read_rc_files(paths + extra, root)
+    known = _option_names(command)
+    defaults = _filter(rc.args_for(command_name), known)
+    rest = argv[index + 1:]
+    expanded: list[str] = []
+    position = 0
+    while position < len(rest):
+        arg = rest[position]
+        if arg == "--":
+            expanded.extend(rest[position:])
+            break
+        if arg == "--config" or arg.startswith("--config="):
+            if arg == "--config":
+                position += 1
+                config = rest[position] if position < len(rest) else ""
+            else:
+                config = arg.split("=", 1)[1]
+            if not rc.has_config(config):
+                raise UserError(f"config value '{config}' is not defined in any .bprc file",
+                                hint=f"add lines such as '{command_name}:{config} --flag' "
+                                     "to .bprc")
+            expanded.extend(_filter(rc.args_for(command_name, config), known))
+        else:
+            expanded.append(arg)
+        position += 1
+    return argv[: index + 1] + defaults + expanded
+
+
+def _option_names(command: click.Command) -> set[str]:
+    names = set()
+    for param in command.params:
+        names.update(getattr(param, "opts", ()))
+        names.update(getattr(param, "secondary_opts", ()))
+    return names
+
+
+def _filter(pairs: list[tuple[str, str]], known: set[str]) -> list[str]:
+    """Drop `common` flags that the command does not know (Bazel ignores them too)."""
+    out = []
+    for section, arg in pairs:
+        if section == "common" and arg.startswith("-") and arg.split("=", 1)[0] not in known:
+            continue
+        out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `bp` console script; exits with Bazel's exit codes."""
+    from buildpy.core.errors import BpError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _expand_rc(args)
+        code = cli.main(args=args, prog_name="bp", standalone_mode=False)
+    except BpError as error:
+        _print_errors([error])
+        code = error.exit_code
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as error:
+        error.show()
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("ERROR: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = EXIT_OK
+    except Exception:  # a bug of ours: say so, with the traceback to report
+        import traceback
+        click.echo("INTERNAL ERROR (a bug in bp; please report it with this output):", err=True)
+        traceback.print_exc()
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

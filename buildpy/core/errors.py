@@ -1,0 +1,94 @@
+"""The one error shape of bp: where, what went wrong, the source line, what to do.
+
+Errors are classified by whose fault they are, and each class maps to its own exit code
+(the same numbers Bazel uses). Knows nothing about Starlark, loading or the CLI.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A position in a file; `path` is shown as given (workspace-relative for BUILD files)."""
+
+    path: str
+    line: int = 1
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class BpError(Exception):
+    """Base of every error bp reports to a user. `render()` gives the text to print."""
+
+    exit_code = 37
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        source_line: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.source_line = source_line
+        self.hint = hint
+
+    def render(self) -> str:
+        head = f"{self.location}: {self.message}" if self.location else self.message
+        lines = [head]
+        if self.source_line is not None and self.location is not None:
+            number = str(self.location.line)
+            pad = " " * len(number)
+            lines.append(f"{number} | {self.source_line.rstrip()}")
+            lines.append(f"{pad} | {' ' * (self.location.column - 1)}^")
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class UserError(BpError):
+    """The user's input is wrong: a bad flag, label, pattern or BUILD file (exit 2)."""
+
+    exit_code = 2
+
+
+class EnvError(BpError):
+    """The environment is wrong: a missing tool, an unreadable file, no workspace (exit 36)."""
+
+    exit_code = 36
+
+
+class InternalError(BpError):
+    """A bug of ours (exit 37)."""
+
+    exit_code = 37
+
+
+class ErrorGroup(UserError):
+    """Several user errors found in one go (e.g. every bad attribute of a BUILD file)."""
+
+    def __init__(self, errors: Iterable[BpError]):
+        self.errors = tuple(errors)
+        super().__init__(f"{len(self.errors)} errors")
+        self.exit_code = max(e.exit_code for e in self.errors)
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], quote: str = "'") -> str:
+    """Return "; did you mean 'x'?" for the closest candidate, or "" when none is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {quote}{matches[0]}{quote}?" if matches else ""

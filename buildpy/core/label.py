@@ -1,0 +1,150 @@
+"""Labels (`//pkg:name`, `@repo//pkg:name`): parsing, validation and printing.
+
+Knows the syntax of labels only; whether a package or target exists is loading's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from buildpy.core.errors import UserError
+
+MAIN_REPO = ""
+
+# Characters Bazel allows in package names and in target names.
+_PACKAGE_CHARS = re.compile(r"[A-Za-z0-9/._@+=,~-]*")
+_TARGET_CHARS = re.compile(r"""[A-Za-z0-9!%@^_"#$&'()*\-+,;<=>?\[\]{|}~/.]*""")
+_REPO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class PackageId:
+    """A package: its repository (`""` for the main workspace) and its path."""
+
+    repo: str
+    name: str
+
+    def __str__(self) -> str:
+        prefix = f"@{self.repo}" if self.repo else ""
+        return f"{prefix}//{self.name}"
+
+    def label(self, target: str) -> "Label":
+        return Label(self.repo, self.name, target)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Label:
+    """A target's name: repository, package path and target name, already validated."""
+
+    repo: str
+    package: str
+    name: str
+
+    def __str__(self) -> str:
+        prefix = f"@{self.repo}" if self.repo else ""
+        return f"{prefix}//{self.package}:{self.name}"
+
+    @property
+    def package_id(self) -> PackageId:
+        return PackageId(self.repo, self.package)
+
+    def relative_to(self, package: PackageId) -> str:
+        """The shortest text naming this label from inside `package` (`:name` if local)."""
+        if self.repo == package.repo and self.package == package.name:
+            return f":{self.name}"
+        return str(self)
+
+
+class LabelError(UserError):
+    """A malformed label or target pattern."""
+
+
+def _fail(text: str, why: str, hint: str | None = None, what: str = "label") -> LabelError:
+    return LabelError(f"invalid {what} '{text}': {why}", hint=hint)
+
+
+def validate_package_name(text: str, package: str, what: str = "label") -> None:
+    if package == "":
+        return
+    if not _PACKAGE_CHARS.fullmatch(package):
+        bad = next(c for c in package if not _PACKAGE_CHARS.fullmatch(c))
+        raise _fail(text, f"package name '{package}' contains '{bad}', which is not allowed "
+                          "in package names", what=what)
+    if package.startswith("/") or package.endswith("/"):
+        raise _fail(text, f"package name '{package}' may not start or end with '/'", what=what)
+    for segment in package.split("/"):
+        if segment == "":
+            raise _fail(text, f"package name '{package}' contains an empty segment ('//')",
+                        what=what)
+        if segment in (".", ".."):
+            raise _fail(text, f"package name '{package}' contains a '{segment}' segment",
+                        hint="labels are always relative to the workspace root; "
+                             "write the package path without '.' or '..'", what=what)
+
+
+def validate_target_name(text: str, name: str, what: str = "label") -> None:
+    if name == "":
+        raise _fail(text, "empty target name", what=what)
+    if ":" in name:
+        raise _fail(text, f"target name '{name}' contains ':'",
+                    hint="a label has a single ':' between the package and the target name",
+                    what=what)
+    if not _TARGET_CHARS.fullmatch(name):
+        bad = next(c for c in name if not _TARGET_CHARS.fullmatch(c))
+        shown = repr(bad)[1:-1]
+        hint = "use '/' to separate directories" if bad == "\\" else None
+        raise _fail(text, f"target name '{name}' contains '{shown}', which is not allowed "
+                          "in target names", hint=hint, what=what)
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        raise _fail(text, f"target name '{name}' may not start or end with '/' or contain '//'",
+                    what=what)
+    for segment in name.split("/"):
+        if segment in (".", ".."):
+            raise _fail(text, f"target name '{name}' contains a '{segment}' segment",
+                        hint="a label may not reach outside its package's directory tree",
+                        what=what)
+
+
+def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
+    """Split `@repo//rest` into ("repo", "//rest"); no `@` gives (None, text)."""
+    if not text.startswith("@"):
+        return None, text
+    end = text.find("//")
+    repo = text[1:] if end < 0 else text[1:end]
+    rest = "//" + repo if end < 0 else text[end:]
+    if end < 0:  # `@repo` means `@repo//:repo`
+        rest = "//:" + repo
+    if repo and not _REPO_NAME.fullmatch(repo):
+        raise _fail(text, f"invalid repository name '@{repo}'", what=what)
+    return repo, rest
+
+
+def parse_label(text: str, current: PackageId | None = None) -> Label:
+    """Parse `text` as a label, resolving relative forms against package `current`."""
+    if not isinstance(text, str):
+        raise LabelError(f"expected a label string, got {type(text).__name__} {text!r}")
+    if text == "":
+        raise _fail(text, "empty label")
+    repo, rest = split_repo(text)
+    if rest.startswith("//"):
+        body = rest[2:]
+        package, colon, name = body.partition(":")
+        if not colon:
+            name = package.rsplit("/", 1)[-1]
+            if name == "":
+                raise _fail(text, "empty target name",
+                            hint="name the target: '//:name' in the root package")
+        validate_package_name(text, package)
+        validate_target_name(text, name)
+        if repo is None:
+            repo = current.repo if current is not None else MAIN_REPO
+        return Label(repo, package, name)
+    if repo is not None:
+        raise _fail(text, "a repository name must be followed by '//'")
+    if current is None:
+        raise _fail(text, "relative label outside a package",
+                    hint="write an absolute label such as '//pkg:name'")
+    name = rest[1:] if rest.startswith(":") else rest
+    validate_target_name(text, name)
+    return Label(current.repo, current.name, name)

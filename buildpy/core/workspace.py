@@ -1,0 +1,110 @@
+"""The workspace: where its root is, which directories are ignored, where packages are.
+
+Knows the file system layout only; it does not evaluate BUILD or WORKSPACE files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from buildpy.core.errors import UserError
+
+WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
+BUILD_FILES = ("BUILD.bazel", "BUILD")  # BUILD.bazel wins when both exist, as in Bazel
+IGNORE_FILES = (".bazelignore", ".bpignore")
+OUTPUT_DIR = "bp-out"
+# Never packages: bp's own outputs, Bazel's convenience symlinks, version control.
+_ALWAYS_SKIPPED_PREFIXES = ("bazel-", "bp-")
+_ALWAYS_SKIPPED = {".git", ".hg", ".svn"}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace root and the directories (workspace-relative) that bp must not enter."""
+
+    root: Path
+    ignored: frozenset[str] = frozenset()
+
+    @staticmethod
+    def at(root: Path) -> "Workspace":
+        root = root.resolve()
+        return Workspace(root, frozenset(_read_ignore_files(root)))
+
+    def is_ignored(self, rel: str) -> bool:
+        """True if the workspace-relative directory `rel` or one of its parents is ignored."""
+        if rel == "":
+            return False
+        first = rel.split("/", 1)[0]
+        if first in _ALWAYS_SKIPPED or first.startswith(_ALWAYS_SKIPPED_PREFIXES):
+            return True
+        probe = rel
+        while True:
+            if probe in self.ignored:
+                return True
+            if "/" not in probe:
+                return False
+            probe = probe.rsplit("/", 1)[0]
+
+    def build_file(self, package: str) -> Path | None:
+        """The BUILD file of `package`, or None if that directory is not a package."""
+        if self.is_ignored(package):
+            return None
+        directory = self.root / package if package else self.root
+        for name in BUILD_FILES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def packages_below(self, package: str) -> Iterator[str]:
+        """Every package at or below directory `package`, in sorted order."""
+        start = self.root / package if package else self.root
+        if self.is_ignored(package) or not start.is_dir():
+            return
+        stack = [(package, str(start))]
+        found = []
+        while stack:
+            rel, path = stack.pop()
+            try:
+                entries = list(os.scandir(path))
+            except OSError:
+                continue
+            if any(e.name in BUILD_FILES and e.is_file() for e in entries):
+                found.append(rel)
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                if not self.is_ignored(child):
+                    stack.append((child, entry.path))
+        yield from sorted(found)
+
+
+def find_workspace_root(start: Path) -> Path:
+    """The nearest ancestor of `start` (itself included) holding a WORKSPACE file."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if any((directory / name).is_file() for name in WORKSPACE_FILES):
+            return directory
+    raise UserError(
+        f"not inside a workspace: no WORKSPACE or WORKSPACE.bazel file in '{start}' "
+        "or any directory above it",
+        hint="create an empty file named WORKSPACE at the root of your source tree "
+             "(see WORKSPACE.example), or point bp at one with -C DIR",
+    )
+
+
+def _read_ignore_files(root: Path) -> Iterator[str]:
+    for name in IGNORE_FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip().strip("/")
+            if line.startswith("./"):
+                line = line[2:]
+            if line:
+                yield line

@@ -1,0 +1,1 @@
+"""The Starlark bridge: evaluating BUILD and .bzl files with starlark-pyo3."""

@@ -1,0 +1,227 @@
+"""bp's core builtins, written in Starlark: rule(), attr, provider(), select(), Label().
+
+Injected into every .bzl and BUILD file. Python natives (`_bp_*`) record declarations
+and targets; they are bound by buildpy.lang.env. Knows no language or rule.
+"""
+
+def _attr(kind, kwargs):
+    spec = {"__bp_attr__": kind}
+    for key, value in kwargs.items():
+        if key == "providers":
+            value = _provider_ids(value)
+        elif key in ("default", "values") and type(value) == "struct" and hasattr(value, "__bp_label__"):
+            value = value.__bp_label__
+        elif key == "default" and type(value) == "function":
+            fail("a computed default (a function) is not supported for attribute defaults")
+        elif key in ("aspects", "cfg") and value != None and type(value) != "string":
+            value = [repr(v) for v in value] if type(value) == "list" else repr(value)
+        spec[key] = value
+    return spec
+
+def _provider_ids(providers):
+    ids = []
+    for p in providers:
+        if type(p) == "list":
+            ids.append(_provider_ids(p))
+        elif type(p) == "function":
+            ids.append(p(__bp_provider_id__ = True))
+        else:
+            ids.append(p)
+    return ids
+
+def _attr_string(**kwargs):
+    return _attr("string", kwargs)
+
+def _attr_string_list(**kwargs):
+    return _attr("string_list", kwargs)
+
+def _attr_int(**kwargs):
+    return _attr("int", kwargs)
+
+def _attr_int_list(**kwargs):
+    return _attr("int_list", kwargs)
+
+def _attr_bool(**kwargs):
+    return _attr("bool", kwargs)
+
+def _attr_label(**kwargs):
+    return _attr("label", kwargs)
+
+def _attr_label_list(**kwargs):
+    return _attr("label_list", kwargs)
+
+def _attr_output(**kwargs):
+    return _attr("output", kwargs)
+
+def _attr_output_list(**kwargs):
+    return _attr("output_list", kwargs)
+
+def _attr_string_dict(**kwargs):
+    return _attr("string_dict", kwargs)
+
+def _attr_string_list_dict(**kwargs):
+    return _attr("string_list_dict", kwargs)
+
+def _attr_label_keyed_string_dict(**kwargs):
+    return _attr("label_keyed_string_dict", kwargs)
+
+def _attr_string_keyed_label_dict(**kwargs):
+    return _attr("string_keyed_label_dict", kwargs)
+
+attr = struct(
+    string = _attr_string,
+    string_list = _attr_string_list,
+    int = _attr_int,
+    int_list = _attr_int_list,
+    bool = _attr_bool,
+    label = _attr_label,
+    label_list = _attr_label_list,
+    output = _attr_output,
+    output_list = _attr_output_list,
+    string_dict = _attr_string_dict,
+    string_list_dict = _attr_string_list_dict,
+    label_keyed_string_dict = _attr_label_keyed_string_dict,
+    string_keyed_label_dict = _attr_string_keyed_label_dict,
+)
+
+def rule(implementation = None, attrs = {}, executable = False, test = False, doc = "",
+         toolchains = [], provides = [], **kwargs):
+    """Declares a rule kind; the returned function declares a target of that kind."""
+    if type(implementation) != "function":
+        _bp_declaration_error("rule() needs 'implementation', a function taking ctx, not " +
+                              type(implementation), call_stack())
+    rule_id = _bp_declare_rule(attrs, executable, test, doc, toolchains,
+                               _provider_ids(provides), kwargs.keys(), call_stack())
+
+    def _rule_instance(**kwargs):
+        if "__bp_analyze__" in kwargs:
+            return implementation(kwargs["__bp_analyze__"])
+        if "__bp_rule_id__" in kwargs:
+            return rule_id
+        return _bp_instantiate(rule_id, kwargs, call_stack())
+
+    return _rule_instance
+
+def provider(doc = "", fields = None, init = None):
+    """Declares a provider; calling it makes an instance (a struct tagged with its id)."""
+    if fields != None and type(fields) not in ("list", "dict"):
+        _bp_declaration_error("provider() 'fields' must be a list or a dict of strings",
+                              call_stack())
+    field_names = fields.keys() if type(fields) == "dict" else fields
+    provider_id = _bp_declare_provider(doc, field_names, call_stack())
+
+    def _provider_instance(**kwargs):
+        if "__bp_provider_id__" in kwargs:
+            return provider_id
+        if field_names != None:
+            for key in kwargs:
+                if key not in field_names:
+                    _bp_declaration_error(
+                        "unexpected field '%s' for provider (fields: %s)" %
+                        (key, ", ".join(field_names)),
+                        call_stack(),
+                    )
+        return struct(__bp_provider__ = provider_id, **kwargs)
+
+    return _provider_instance
+
+def select(conditions, no_match_error = ""):
+    """A configurable value. It is a list holding one select so that `+` concatenates."""
+    return [_bp_select(conditions, no_match_error, call_stack())]
+
+def depset(direct = None, order = "default", transitive = None):
+    """A set of values in a fixed order, sharing the sets it is built from."""
+    if order not in ("default", "postorder", "preorder", "topological"):
+        fail("depset() order must be one of default, postorder, preorder, topological")
+    direct = direct or []
+    transitive = transitive or []
+
+    def _to_list():
+        seen = {}
+        stack = [transitive[i] for i in range(len(transitive) - 1, -1, -1)]
+        for _ in range(1 << 30):
+            if not stack:
+                break
+            nested = stack.pop()
+            for item in nested.to_list():
+                seen[item] = True
+        for item in direct:
+            seen[item] = True
+        return list(seen.keys())
+
+    return struct(__bp_depset__ = True, order = order, to_list = _to_list)
+
+def Label(text):
+    return struct(**_bp_label(text, call_stack()))
+
+def print(*args, sep = " "):
+    _bp_print(sep.join([str(a) for a in args]), call_stack())
+
+def glob(include = [], exclude = [], exclude_directories = 1, allow_empty = True):
+    return _bp_glob(include, exclude, exclude_directories, allow_empty, call_stack())
+
+def package(**kwargs):
+    _bp_package(kwargs, call_stack())
+
+def exports_files(srcs, visibility = None, licenses = None):
+    _bp_exports_files(srcs, visibility, call_stack())
+
+def package_group(name, packages = [], includes = []):
+    _bp_package_group(name, packages, includes, call_stack())
+
+def package_name():
+    return _bp_package_name(call_stack())
+
+def repository_name():
+    return _bp_repository_name(call_stack())
+
+def existing_rule(name):
+    return _bp_existing_rule(name, call_stack())
+
+def existing_rules():
+    return _bp_existing_rules(call_stack())
+
+def licenses(license_types):
+    pass
+
+def workspace(name):
+    _bp_workspace(name, call_stack())
+
+def register_toolchains(*toolchains):
+    _bp_register("toolchains", toolchains, call_stack())
+
+def register_execution_platforms(*platforms):
+    _bp_register("execution_platforms", platforms, call_stack())
+
+DefaultInfo = provider(
+    doc = "The files a target produces and the runfiles it needs.",
+    fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable"],
+)
+OutputGroupInfo = provider(doc = "Named groups of output files.")
+RunEnvironmentInfo = provider(
+    doc = "Environment for `bp run` and `bp test` of an executable target.",
+    fields = ["environment", "inherited_environment"],
+)
+
+# The natives of BUILD files, also reachable as `native.<name>` from .bzl files.
+BUILD_NATIVES = {
+    "glob": glob,
+    "package": package,
+    "exports_files": exports_files,
+    "package_group": package_group,
+    "package_name": package_name,
+    "repository_name": repository_name,
+    "existing_rule": existing_rule,
+    "existing_rules": existing_rules,
+    "licenses": licenses,
+}
+
+# What WORKSPACE files see.
+WORKSPACE_NATIVES = {
+    "workspace": workspace,
+    "register_toolchains": register_toolchains,
+    "register_execution_platforms": register_execution_platforms,
+}
+
+def build_native_names():
+    return sorted(BUILD_NATIVES.keys())

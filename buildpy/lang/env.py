@@ -1,0 +1,355 @@
+"""Evaluates BUILD, .bzl and WORKSPACE files with starlark-pyo3 and caches frozen modules.
+
+Owns the Starlark side of bp: the injected builtins, `load()` resolution with cycle
+reports, evaluation bounds, and turning Starlark errors into bp errors. It does not know
+what a package or a target is: the natives it binds come from the loading phase.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import starlark as sl
+
+from buildpy.core.errors import BpError, Location, UserError
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.lang.values import Frame, Select, parse_call_stack
+
+BUILTINS_ID = "<builtins>"
+NATIVE_ID = "<native>"
+_BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
+_CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
+               "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo")
+_WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
+                    "print", "Label")
+_MAX_CALL_DEPTH = 200
+
+
+class StarlarkEvalError(UserError):
+    """An error Starlark reported (syntax, runtime, fail()): shown unchanged with context."""
+
+    def __init__(self, context: str, starlark_text: str):
+        self.context = context
+        self.starlark_text = starlark_text.rstrip()
+        super().__init__(f"{context}:\n{self.starlark_text}")
+
+    def render(self) -> str:
+        return self.message
+
+
+class _Abort(Exception):
+    """Raised through Starlark after a native stashed the real BpError."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to evaluate: the package it belongs to, its path, and how errors show it."""
+
+    package: PackageId
+    path: Path
+    display: str
+
+
+class StarlarkEnv:
+    """One evaluation environment: builtins bound to `natives`, a cache of frozen modules.
+
+    `natives` maps `_bp_*` names to Python callables; each receives the arguments the
+    builtin passes and, as keyword `frames`, the Starlark call stack (outermost first).
+    `resolve(label)` gives the SourceFile of a .bzl label, or raises a BpError.
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[[Label], SourceFile],
+        natives: Mapping[str, Callable[..., Any]],
+        *,
+        eval_timeout: float = 60.0,
+        prelude_entry: Label | None = None,
+    ):
+        self._resolve = resolve
+        self._natives = natives
+        self._timeout = eval_timeout
+        self._prelude_entry = prelude_entry
+        self._globals = sl.Globals.extended_by([
+            sl.LibraryExtension.StructType, sl.LibraryExtension.CallStack,
+            sl.LibraryExtension.Json, sl.LibraryExtension.Map, sl.LibraryExtension.Filter,
+            sl.LibraryExtension.Partial,
+        ])
+        self._loader = sl.FileLoader(self._load_callback)
+        self._modules: dict[str, Any] = {}        # module key -> FrozenModule
+        self._sources: dict[str, str] = {}        # display path -> text
+        self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
+        self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
+        self._stashed: BpError | None = None
+        self._injections: dict[str, Any] = {}
+        self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
+
+    # ---- public entry points -------------------------------------------------------
+
+    def eval_build_file(self, source: SourceFile, text: str) -> None:
+        self._evaluate(source, text, self._injection("build"),
+                       f"error loading package '{source.package}'")
+
+    def eval_workspace_file(self, source: SourceFile, text: str) -> None:
+        self._evaluate(source, text, self._injection("workspace"),
+                       f"error evaluating {source.display}")
+
+    def load(self, label: Label) -> Any:
+        """The frozen module of a .bzl file (evaluating it and its loads once)."""
+        key = str(label)
+        if key not in self._modules:
+            self._evaluate_module(label)
+        return self._modules[key]
+
+    def location(self, frame: Frame) -> Location:
+        """The location of a frame, pointing at the first character of its statement."""
+        line = self.source_line(frame)
+        column = len(line) - len(line.lstrip()) + 1 if line else 1
+        return Location(frame.path, frame.line, column)
+
+    def source_line(self, frame: Frame) -> str:
+        text = self._sources.get(frame.path)
+        if text is None:
+            return ""
+        lines = text.splitlines()
+        return lines[frame.line - 1] if 0 < frame.line <= len(lines) else ""
+
+    def package_of(self, frame: Frame) -> PackageId | None:
+        return self._packages.get(frame.path)
+
+    def forget_sources(self, display: str) -> None:
+        """Drop a BUILD file's text once its package is loaded (modules keep theirs)."""
+        self._sources.pop(display, None)
+
+    # ---- evaluation ---------------------------------------------------------------
+
+    def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
+                  module: Any = None) -> Any:
+        self._sources[source.display] = text
+        self._packages[source.display] = source.package
+        module = module if module is not None else sl.Module()
+        deadline = time.monotonic() + self._timeout
+        options = sl.EvalOptions(check_cancelled=lambda: time.monotonic() > deadline,
+                                 max_callstack_size=_MAX_CALL_DEPTH)
+        self._stack.append((source.display, source))
+        try:
+            ast = sl.parse(source.display, text)
+            if injection is not None:
+                sl.eval(module, injection, self._globals, self._loader)
+            sl.eval_with(options, module, ast, self._globals, self._loader)
+        except (sl.StarlarkError, _Abort) as error:
+            stashed, self._stashed = self._stashed, None
+            if stashed is not None:
+                raise stashed from None
+            message = str(error)
+            if "Evaluation cancelled" in message:
+                raise UserError(
+                    f"{context}: evaluation took longer than {self._timeout:g}s and was "
+                    f"stopped\n{message.rstrip()}",
+                    hint="look for a runaway loop or comprehension in this file") from None
+            raise StarlarkEvalError(context, message) from None
+        finally:
+            self._stack.pop()
+        return module
+
+    def _evaluate_module(self, label: Label) -> None:
+        key = str(label)
+        if key in self._loading_keys():
+            cycle = self._loading_keys()[self._loading_keys().index(key):] + [key]
+            raise UserError(f"cycle in load() statements: {' -> '.join(cycle)}",
+                            hint="move the shared definitions into a .bzl file that both "
+                                 "can load")
+        source = self._resolve(label)
+        try:
+            text = source.path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot load '{label}': {e.strerror}: {source.path}") from None
+        kind = "prelude" if label.repo == "prelude" else "bzl"
+        self._stack.append((key, None))
+        try:
+            module = self._evaluate(source, text, self._injection(kind),
+                                    f"error loading '{label}'")
+        finally:
+            self._stack.pop()
+        self._modules[key] = module.freeze()
+
+    def _loading_keys(self) -> list[str]:
+        return [key for key, source in self._stack if source is None]
+
+    def _load_callback(self, module_id: str) -> Any:
+        try:
+            return self._load_by_id(module_id)
+        except BpError as error:
+            self._stashed = self._stashed or error
+            raise _Abort(str(error)) from None
+
+    def _load_by_id(self, module_id: str) -> Any:
+        if module_id == BUILTINS_ID:
+            return self._builtins()
+        if module_id == NATIVE_ID:
+            return self._native()
+        current = self._current_package()
+        try:
+            label = parse_label(module_id, current)
+        except LabelError as e:
+            raise self._at_load(module_id, e.message, e.hint) from None
+        if not label.name.endswith(".bzl"):
+            raise self._at_load(module_id, f"cannot load '{label}': only .bzl files can be "
+                                           "loaded", "name a file ending in '.bzl'")
+        parent = self._stack[-1][0] if self._stack else None
+        if parent is not None:
+            self.load_edges.setdefault(parent, set()).add(str(label))
+        return self.load(label)
+
+    def _at_load(self, module_id: str, message: str, hint: str | None) -> BpError:
+        display, _ = self._stack[-1]
+        text = self._sources.get(display, "")
+        for number, line in enumerate(text.splitlines(), start=1):
+            column = line.find(f'"{module_id}"')
+            if column < 0:
+                column = line.find(f"'{module_id}'")
+            if column >= 0 and "load" in line:
+                return UserError(message, location=Location(display, number, column + 1),
+                                 source_line=line, hint=hint)
+        return UserError(f"{display}: {message}", hint=hint)
+
+    def _current_package(self) -> PackageId:
+        for display, _ in reversed(self._stack):
+            if display in self._packages:
+                return self._packages[display]
+        raise AssertionError("load() outside an evaluation")
+
+    # ---- builtins and injections --------------------------------------------------
+
+    def _builtins(self) -> Any:
+        if BUILTINS_ID not in self._modules:
+            module = sl.Module()
+            for name, fn in self._core_natives().items():
+                module.add_callable(name, self._wrap(fn))
+            for name, fn in self._natives.items():
+                module.add_callable(name, self._wrap(fn))
+            source = SourceFile(PackageId("bp", ""), _BUILTINS_PATH, "<builtins>")
+            self._evaluate(source, _BUILTINS_PATH.read_text(encoding="utf-8"), None,
+                           "error in bp's builtins (a bug of bp)", module)
+            self._modules[BUILTINS_ID] = module.freeze()
+        return self._modules[BUILTINS_ID]
+
+    def _native(self) -> Any:
+        """The module BUILD files see: builtins natives plus every rule of the prelude."""
+        if NATIVE_ID not in self._modules:
+            names = self._native_rule_names()
+            lines = ['load("<builtins>", "BUILD_NATIVES", "select", "Label", "print")']
+            if self._prelude_entry is not None:
+                lines.append(f'load("{self._prelude_entry}", "NATIVE_RULES")')
+            else:
+                lines.append("NATIVE_RULES = {}")
+            lines += [
+                "def _merge():",
+                "    merged = dict(BUILD_NATIVES)",
+                "    merged.update(NATIVE_RULES)",
+                "    return merged",
+                "_ALL = _merge()",
+                "native = struct(**_ALL)",
+            ]
+            lines += [f'{name} = _ALL["{name}"]' for name in names]
+            source = SourceFile(PackageId("bp", ""), Path("<native>"), "<native>")
+            module = self._evaluate(source, "\n".join(lines) + "\n", None,
+                                    "error loading the prelude")
+            self._modules[NATIVE_ID] = module.freeze()
+            self._native_names = ("native", "select", "Label", "print", *names)
+        return self._modules[NATIVE_ID]
+
+    def _native_rule_names(self) -> list[str]:
+        names = list(self._builtins().call("build_native_names"))
+        if self._prelude_entry is not None:
+            names += self._prelude_rule_names()
+        return sorted(set(names))
+
+    def _prelude_rule_names(self) -> list[str]:
+        source = SourceFile(PackageId("bp", ""), Path("<names>"), "<names>")
+        probe = self._evaluate(
+            source,
+            f'load("{self._prelude_entry}", "NATIVE_RULES")\n'
+            "def names():\n    return sorted(NATIVE_RULES.keys())\n",
+            None, "error loading the prelude")
+        return list(probe.freeze().call("names"))
+
+    def _injection(self, kind: str) -> Any:
+        if kind not in self._injections:
+            if kind == "build":
+                self._native()
+                names = self._native_names
+                text = f'load("{NATIVE_ID}", {", ".join(repr(n) for n in names)})\n'
+            elif kind == "workspace":
+                text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _WORKSPACE_NAMES)})\n'
+            else:
+                text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _CORE_NAMES)})\n'
+                if kind == "bzl":
+                    text += f'load("{NATIVE_ID}", "native")\n'
+            self._injections[kind] = sl.parse("<bp-injected>", text.replace("'", '"'))
+        return self._injections[kind]
+
+    def _core_natives(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "_bp_select": self._select,
+            "_bp_label": self._label,
+            "_bp_print": self._print,
+            "_bp_declaration_error": self._declaration_error,
+        }
+
+    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def native(*args: Any) -> Any:
+            try:
+                return fn(*args[:-1], frames=parse_call_stack(args[-1]))
+            except BpError as error:
+                self._stashed = self._stashed or error
+                raise _Abort(error.message) from None
+        return native
+
+    # ---- core natives ----------------------------------------------------------------
+
+    def caller(self, frames: tuple[Frame, ...]) -> Frame:
+        """The frame that called a builtin (the builtin's own frame is the last one)."""
+        return frames[-2] if len(frames) >= 2 else frames[-1]
+
+    def error_at(self, frame: Frame, message: str, hint: str | None = None) -> UserError:
+        return UserError(message, location=self.location(frame),
+                         source_line=self.source_line(frame) or None, hint=hint)
+
+    def _select(self, conditions: Any, no_match_error: str, *, frames) -> Any:
+        frame = self.caller(frames)
+        if not isinstance(conditions, dict):
+            raise self.error_at(frame, f"select() takes a dict of conditions, not "
+                                       f"{type(conditions).__name__}")
+        if not conditions:
+            raise self.error_at(frame, "select() needs at least one condition",
+                                hint="add a '//conditions:default' entry")
+        if not isinstance(no_match_error, str):
+            raise self.error_at(frame, "select() 'no_match_error' must be a string")
+        for key in conditions:
+            if not isinstance(key, str):
+                raise self.error_at(frame, f"select() condition keys must be label strings, "
+                                           f"got {key!r}")
+        return sl.OpaquePythonObject(
+            Select(tuple(conditions.items()), no_match_error, self.location(frame)))
+
+    def _label(self, text: Any, *, frames) -> dict[str, str]:
+        frame = self.caller(frames)
+        package = self.package_of(frame) or PackageId("", "")
+        try:
+            label = parse_label(text, package)
+        except LabelError as e:
+            raise self.error_at(frame, e.message, e.hint) from None
+        return {"__bp_label__": str(label), "name": label.name, "package": label.package,
+                "workspace_name": label.repo, "workspace_root":
+                f"external/{label.repo}" if label.repo else ""}
+
+    def _print(self, message: str, *, frames) -> None:
+        print(f"DEBUG: {self.location(self.caller(frames))}: {message}", file=sys.stderr)
+
+    def _declaration_error(self, message: str, *, frames) -> None:
+        raise self.error_at(self.caller(frames), message)

@@ -1,0 +1,54 @@
+"""Values that cross between Starlark and Python: select() and call-stack frames.
+
+Knows their shape only; resolving a select() against a configuration is config's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from buildpy.core.errors import Location
+
+DEFAULT_CONDITION = "//conditions:default"
+
+
+@dataclass(frozen=True)
+class Select:
+    """One `select({...})`: (condition label text, value) pairs in source order."""
+
+    conditions: tuple[tuple[str, Any], ...]
+    no_match_error: str
+    location: Location
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k!r}: {v!r}" for k, v in self.conditions)
+        return f"select({{{body}}})"
+
+
+@dataclass(frozen=True)
+class SelectorList:
+    """A configurable attribute value: literal parts and selects joined by `+`."""
+
+    parts: tuple[Any, ...]
+
+    def __repr__(self) -> str:
+        return " + ".join(repr(p) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a Starlark call stack: the file as shown, its line, the function."""
+
+    path: str
+    line: int
+    function: str
+
+
+_FRAME = re.compile(r"^\s*\* (.*):(\d+), in (.*)$", re.M)
+
+
+def parse_call_stack(text: str) -> tuple[Frame, ...]:
+    """Frames of a `call_stack()` text, outermost first."""
+    return tuple(Frame(m[1], int(m[2]), m[3]) for m in _FRAME.finditer(text))

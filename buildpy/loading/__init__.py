@@ -1,0 +1,1 @@
+"""Loading: BUILD files to packages to the unconfigured target graph."""

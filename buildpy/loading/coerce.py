@@ -1,0 +1,206 @@
+"""Type-checks and converts attribute values given in BUILD files to their schema types.
+
+Labels become `Label`s relative to the package, lists become tuples, dicts read-only
+mappings, and `select()`s keep every branch (each coerced). Knows nothing of targets.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.lang.values import Select, SelectorList
+from buildpy.loading.rule_class import AttrSpec
+
+TYPE_NAMES = {
+    "string": "string", "string_list": "list(string)", "int": "int",
+    "int_list": "list(int)", "bool": "boolean", "label": "Label",
+    "label_list": "list(Label)", "output": "output", "output_list": "list(output)",
+    "string_dict": "dict(string, string)", "string_list_dict": "dict(string, list(string))",
+    "label_keyed_string_dict": "dict(Label, string)",
+    "string_keyed_label_dict": "dict(string, Label)",
+}
+
+
+class CoercionError(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def starlark_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, dict) and "__bp_label__" in value:
+        return "Label"
+    return {str: "string", int: "int", float: "float", list: "list", dict: "dict",
+            type(None): "NoneType"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return repr(value)
+
+
+def coerce_value(spec: AttrSpec, value: Any, package: PackageId) -> Any:
+    """The coerced value of attribute `spec`; raises CoercionError on a type mismatch."""
+    if isinstance(value, list) and any(isinstance(v, Select) for v in value):
+        if not spec.configurable:
+            raise CoercionError(f"attribute '{spec.name}' is not configurable",
+                                hint="use a plain value instead of select()")
+        return SelectorList(tuple(_selector_parts(spec, value, package)))
+    return _coerce(spec, value, package)
+
+
+def _selector_parts(spec: AttrSpec, value: list, package: PackageId):
+    literal: list = []
+    for item in value:
+        if isinstance(item, Select):
+            if literal:
+                yield _coerce(spec, literal, package)
+                literal = []
+            yield _coerce_select(spec, item, package)
+        else:
+            literal.append(item)
+    if literal:
+        yield _coerce(spec, literal, package)
+
+
+def _coerce_select(spec: AttrSpec, select: Select, package: PackageId) -> Select:
+    branches = []
+    for key, branch in select.conditions:
+        try:
+            condition = parse_label(key, package)
+        except LabelError as e:
+            raise CoercionError(f"invalid select() condition in attribute '{spec.name}': "
+                                f"{e.message}", e.hint) from None
+        try:
+            branches.append((condition, _coerce(spec, branch, package)))
+        except CoercionError as e:
+            raise CoercionError(f"{e.message} (in the select() branch for '{key}')",
+                                e.hint) from None
+    return Select(tuple(branches), select.no_match_error, select.location)
+
+
+def _mismatch(spec: AttrSpec, value: Any, hint: str | None = None) -> CoercionError:
+    return CoercionError(
+        f"expected value of type '{TYPE_NAMES[spec.type]}' for attribute '{spec.name}', "
+        f"but got {_show(value)} ({starlark_type(value)})", hint)
+
+
+def _label(spec: AttrSpec, value: Any, package: PackageId) -> Label:
+    if isinstance(value, dict) and "__bp_label__" in value:
+        value = value["__bp_label__"]
+    if not isinstance(value, str):
+        raise _mismatch(spec, value)
+    try:
+        return parse_label(value, package)
+    except LabelError as e:
+        raise CoercionError(f"{e.message} in attribute '{spec.name}'", e.hint) from None
+
+
+def _output(spec: AttrSpec, value: Any, package: PackageId) -> Label:
+    if not isinstance(value, str):
+        raise _mismatch(spec, value)
+    label = _label(spec, value, package)
+    if label.package_id != package:
+        raise CoercionError(f"output '{value}' of attribute '{spec.name}' is not in this "
+                            f"package '{package}'",
+                            hint="outputs are named relative to their own package")
+    return label
+
+
+def _list(spec: AttrSpec, value: Any, item) -> tuple:
+    if not isinstance(value, list):
+        hint = (f"wrap it in a list: [{_show(value)}]"
+                if isinstance(value, (str, int)) and not isinstance(value, bool) else None)
+        raise _mismatch(spec, value, hint)
+    items = tuple(item(v) for v in value)
+    if not items and not spec.allow_empty:
+        raise CoercionError(f"attribute '{spec.name}' must not be empty")
+    return items
+
+
+def _dict(spec: AttrSpec, value: Any, key, item) -> MappingProxyType:
+    if not isinstance(value, dict) or "__bp_label__" in value:
+        raise _mismatch(spec, value)
+    out = {key(k): item(v) for k, v in value.items()}
+    if not out and not spec.allow_empty:
+        raise CoercionError(f"attribute '{spec.name}' must not be empty")
+    return MappingProxyType(out)
+
+
+def _coerce(spec: AttrSpec, value: Any, package: PackageId) -> Any:
+    kind = spec.type
+
+    def string(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _mismatch(spec, value)
+        return v
+
+    def integer(v: Any) -> int:
+        if isinstance(v, bool):  # Bazel's tristate ints accept True/False
+            return int(v)
+        if not isinstance(v, int):
+            raise _mismatch(spec, value)
+        return v
+
+    def label(v: Any) -> Label:
+        return _label(spec, v, package)
+
+    if kind == "string":
+        result: Any = string(value)
+    elif kind == "int":
+        result = integer(value)
+    elif kind == "bool":
+        if isinstance(value, bool):
+            result = value
+        elif isinstance(value, int) and value in (0, 1):  # legacy 0/1 booleans
+            result = bool(value)
+        else:
+            raise _mismatch(spec, value)
+    elif kind == "string_list":
+        result = _list(spec, value, string)
+    elif kind == "int_list":
+        result = _list(spec, value, integer)
+    elif kind == "label":
+        result = None if value is None else label(value)
+    elif kind == "label_list":
+        result = _list(spec, value, label)
+        _no_duplicates(spec, result)
+    elif kind == "output":
+        result = None if value is None else _output(spec, value, package)
+    elif kind == "output_list":
+        result = _list(spec, value, lambda v: _output(spec, v, package))
+        _no_duplicates(spec, result)
+    elif kind == "string_dict":
+        result = _dict(spec, value, string, string)
+    elif kind == "string_list_dict":
+        result = _dict(spec, value, string, lambda v: _list(spec, v, string))
+    elif kind == "label_keyed_string_dict":
+        result = _dict(spec, value, label, string)
+    elif kind == "string_keyed_label_dict":
+        result = _dict(spec, value, string, label)
+    else:
+        raise AssertionError(kind)
+    if spec.values and result not in spec.values:
+        choices = ", ".join(_show(v) for v in spec.values)
+        raise CoercionError(f"attribute '{spec.name}' has value {_show(result)}, which is "
+                            f"not one of the allowed values: {choices}")
+    return result
+
+
+def _no_duplicates(spec: AttrSpec, labels: tuple) -> None:
+    seen = set()
+    for label in labels:
+        if label in seen:
+            raise CoercionError(f"label '{label}' is duplicated in the '{spec.name}' "
+                                "attribute", hint="remove the repeated entry")
+        seen.add(label)

@@ -1,0 +1,232 @@
+"""The unconfigured target graph: every target reachable from the roots, checked.
+
+Loads packages on demand through the Loader, resolves each dependency edge to a target
+(or a "no such target" error with a suggestion), enforces visibility and testonly, and
+reports dependency cycles with their path. Knows nothing of configurations.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import networkx as nx
+
+from buildpy.core.errors import BpError, ErrorGroup, UserError, did_you_mean
+from buildpy.core.label import Label, PackageId
+from buildpy.loading.loader import Loader
+from buildpy.loading.target import PACKAGE_GROUP, PUBLIC, SOURCE_FILE, Package, Target
+
+
+@dataclass(frozen=True)
+class TargetGraph:
+    """Nodes are Labels (with the Target as node data `target`); edges point to deps.
+
+    Edge data `attr` names the attribute that made the edge.
+    """
+
+    graph: nx.DiGraph
+    packages: Mapping[PackageId, Package]
+
+    def target(self, label: Label) -> Target:
+        return self.graph.nodes[label]["target"]
+
+    def __contains__(self, label: Label) -> bool:
+        return label in self.graph
+
+    def targets(self) -> Iterable[Target]:
+        return (data["target"] for _, data in self.graph.nodes(data=True))
+
+
+def missing_target_error(package: Package, name: str) -> UserError:
+    label = package.id.label(name)
+    rules = [str(package.id.label(n)) for n in package.targets]
+    return UserError(
+        f"no such target '{label}': target '{name}' not declared in package "
+        f"'{package.id.name}' defined by {package.build_file}"
+        f"{did_you_mean(str(label), rules)}")
+
+
+class _GraphBuilder:
+    def __init__(self, loader: Loader, keep_going: bool):
+        self.loader = loader
+        self.keep_going = keep_going
+        self.graph = nx.DiGraph()
+        self.packages: dict[PackageId, Package] = {}
+        self.errors: list[BpError] = []
+
+    def package(self, package_id: PackageId) -> Package:
+        package = self.packages.get(package_id)
+        if package is None:
+            package = self.loader.load_package(package_id)
+            self.packages[package_id] = package
+        return package
+
+    def lookup(self, label: Label) -> Target:
+        package = self.package(label.package_id)
+        target = package.targets.get(label.name)
+        if target is None:
+            raise self._missing(package, label)
+        return target
+
+    def _missing(self, package: Package, label: Label) -> UserError:
+        error = missing_target_error(package, label.name)
+        subpackage = self._subpackage_of(label)
+        if subpackage is not None:
+            rest = label.name[len(subpackage.name) - len(label.package):].lstrip("/")
+            error.hint = (f"'{subpackage.name}' is a package of its own; "
+                          f"write '{subpackage.label(rest)}'")
+        elif label.package_id.repo == "" and self._file_exists(label):
+            error.hint = (f"a source file of this name exists; add "
+                          f"exports_files([\"{label.name}\"]) to {package.build_file}")
+        return error
+
+    def _subpackage_of(self, label: Label) -> PackageId | None:
+        parts = label.name.split("/")[:-1]
+        for index in range(len(parts), 0, -1):
+            sub = "/".join(p for p in (label.package, *parts[:index]) if p)
+            candidate = PackageId(label.repo, sub)
+            if self.loader.is_package(candidate):
+                return candidate
+        return None
+
+    def _file_exists(self, label: Label) -> bool:
+        return (self.loader.workspace.root / label.package / label.name).is_file()
+
+    def build(self, roots: Iterable[Label]) -> TargetGraph:
+        queue = deque()
+        for label in roots:
+            if label not in self.graph:
+                target = self.lookup(label)
+                self.graph.add_node(label, target=target)
+                queue.append(target)
+        while queue:
+            target = queue.popleft()
+            for attr, dep_label in target.dependencies():
+                try:
+                    dep = self._dependency(target, attr, dep_label)
+                except BpError as error:
+                    if not self.keep_going and not isinstance(error, UserError):
+                        raise
+                    self.errors.append(error)
+                    continue
+                if dep_label not in self.graph:
+                    self.graph.add_node(dep_label, target=dep)
+                    queue.append(dep)
+                self.graph.add_edge(target.label, dep_label, attr=attr)
+        if self.errors:
+            raise self.errors[0] if len(self.errors) == 1 else ErrorGroup(self.errors)
+        self._check_cycles()
+        return TargetGraph(nx.freeze(self.graph), dict(self.packages))
+
+    def _dependency(self, target: Target, attr: str, label: Label) -> Target:
+        where = f"in '{attr}' of {target.kind_text} '{target.label}'"
+        try:
+            dep = self.lookup(label)
+        except BpError as error:
+            raise UserError(f"{where}: {error.message}", location=target.location,
+                            hint=error.hint) from None
+        if dep.kind == SOURCE_FILE and "/" in label.name:
+            subpackage = self._subpackage_of(label)
+            if subpackage is not None:
+                rest = label.name[len(subpackage.name) - len(label.package):].lstrip("/")
+                raise UserError(
+                    f"{where}: label '{label}' crosses into package '{subpackage.name}'",
+                    location=target.location,
+                    hint=f"write '{subpackage.label(rest)}' instead")
+        if attr and target.label.package_id != label.package_id:
+            self._check_visibility(target, dep, where)
+        if attr and target.is_rule and dep.is_rule and dep.attrs.get("testonly") \
+                and not target.attrs.get("testonly"):
+            raise UserError(f"{where}: non-test target '{target.label}' depends on testonly "
+                            f"target '{label}'", location=target.location,
+                            hint=f"set testonly = True on '{target.label}'")
+        return dep
+
+    def _check_visibility(self, target: Target, dep: Target, where: str) -> None:
+        if self._visible(dep, target.label.package_id, dep.label, set()):
+            return
+        shown = ", ".join(f'"{v}"' for v in dep.visibility)
+        raise UserError(
+            f"{where}: target '{dep.label}' is not visible from target '{target.label}'",
+            location=target.location,
+            hint=f"add \"//{target.label.package}:__pkg__\" (or a package_group holding it) "
+                 f"to the visibility of '{dep.label}', which is now [{shown}]")
+
+    def _visible(self, dep: Target, package: PackageId, owner: Label, seen: set) -> bool:
+        for item in dep.visibility:
+            if item == PUBLIC:
+                return True
+            if item.name == "__pkg__":
+                if item.package_id == package:
+                    return True
+            elif item.name == "__subpackages__":
+                if item.repo == package.repo and (
+                        item.package == "" or package.name == item.package
+                        or package.name.startswith(item.package + "/")):
+                    return True
+            elif item.package == "visibility":
+                continue
+            elif self._in_group(item, package, owner, seen):
+                return True
+        return False
+
+    def _in_group(self, group_label: Label, package: PackageId, owner: Label,
+                  seen: set) -> bool:
+        if group_label in seen:
+            return False
+        seen.add(group_label)
+        try:
+            group = self.lookup(group_label)
+        except BpError as error:
+            raise UserError(f"in the visibility of '{owner}': {error.message}",
+                            hint=error.hint) from None
+        if group.kind != PACKAGE_GROUP:
+            raise UserError(f"in the visibility of '{owner}': '{group_label}' is a "
+                            f"{group.kind_text}, not a package_group",
+                            location=group.location,
+                            hint="visibility takes //visibility:public, //pkg:__pkg__, "
+                                 "//pkg:__subpackages__ or package_group labels")
+        allowed = False
+        for spec in group.attrs["packages"]:
+            negative = spec.startswith("-")
+            if _spec_matches(spec.lstrip("-"), package):
+                if negative:
+                    return False
+                allowed = True
+        if allowed:
+            return True
+        return any(self._in_group(inc, package, owner, seen)
+                   for inc in group.attrs["includes"])
+
+    def _check_cycles(self) -> None:
+        try:
+            cycle = nx.find_cycle(self.graph)
+        except nx.NetworkXNoCycle:
+            return
+        path = [str(edge[0]) for edge in cycle] + [str(cycle[0][0])]
+        first = self.graph.nodes[cycle[0][0]]["target"]
+        raise UserError(f"cycle in dependency graph: {' -> '.join(path)}",
+                        location=first.location,
+                        hint="break the cycle by removing one of these dependencies")
+
+
+def _spec_matches(spec: str, package: PackageId) -> bool:
+    if spec == "public":
+        return True
+    if spec == "private":
+        return False
+    path = spec[2:]
+    if path == "...":
+        return True
+    if path.endswith("/..."):
+        base = path[:-4]
+        return package.name == base or package.name.startswith(base + "/")
+    return package.name == path
+
+
+def build_target_graph(loader: Loader, roots: Iterable[Label],
+                       keep_going: bool = False) -> TargetGraph:
+    """The checked graph of `roots` and everything they depend on."""
+    return _GraphBuilder(loader, keep_going).build(roots)

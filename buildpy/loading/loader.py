@@ -1,0 +1,333 @@
+"""Loads packages: binds the Starlark natives, evaluates BUILD files, caches packages.
+
+The single entry point of the loading phase for one package (`load_package`) and for
+the WORKSPACE file. Builds no graph (see graph.py) and resolves no select().
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildpy.core.errors import BpError, UserError, did_you_mean
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.core.workspace import WORKSPACE_FILES, Workspace
+from buildpy.lang.env import SourceFile, StarlarkEnv
+from buildpy.lang.values import Frame
+from buildpy.loading import glob as globbing
+from buildpy.loading.builder import FrameInfo, PackageBuilder
+from buildpy.loading.coerce import CoercionError, coerce_value
+from buildpy.loading.rule_class import (
+    ACCEPTED_RULE_PARAMS, AttrSpec, DeclarationError, RuleClass, attr_spec, build_schema,
+)
+from buildpy.loading.target import Package
+
+PRELUDE_REPO = "prelude"
+PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
+_ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
+
+
+def default_prelude_root() -> Path:
+    """The prelude shipped with bp: beside the package in a checkout, inside it installed."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "prelude", here / "_data" / "prelude"):
+        if (candidate / "prelude.bzl").is_file():
+            return candidate
+    raise UserError("bp's prelude is missing (no prelude/prelude.bzl next to buildpy)",
+                    hint="reinstall bp")
+
+
+class NoSuchPackage(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """What the WORKSPACE file declares."""
+
+    name: str = ""
+    toolchains: tuple[str, ...] = ()
+    execution_platforms: tuple[str, ...] = ()
+
+
+@dataclass
+class _WorkspaceRecorder:
+    name: str = ""
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Loader:
+    """Evaluates BUILD files of one workspace into Packages, each at most once."""
+
+    def __init__(self, workspace: Workspace, prelude_root: Path | None = None,
+                 eval_timeout: float = 60.0):
+        self.workspace = workspace
+        self.repos = {"": workspace.root, PRELUDE_REPO: prelude_root or default_prelude_root()}
+        self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
+                               prelude_entry=PRELUDE_ENTRY)
+        self._where = FrameInfo(self.env.location, self.env.source_line)
+        self.rule_classes: list[RuleClass] = []
+        self.providers: list[str | None] = []
+        self._current: PackageBuilder | None = None
+        self._workspace_recorder: _WorkspaceRecorder | None = None
+        self._packages: dict[PackageId, Package | BpError] = {}
+        self._settings: WorkspaceSettings | None = None
+
+    # ---- packages --------------------------------------------------------------------
+
+    def build_file(self, package: PackageId) -> Path | None:
+        if package.repo == "":
+            return self.workspace.build_file(package.name)
+        root = self.repos.get(package.repo)
+        if root is None:
+            return None
+        for name in ("BUILD.bazel", "BUILD"):
+            if (root / package.name / name).is_file():
+                return root / package.name / name
+        return None
+
+    def is_package(self, package: PackageId) -> bool:
+        return self.build_file(package) is not None
+
+    def load_package(self, package: PackageId) -> Package:
+        """The loaded package, or raises the error(s) of its BUILD file."""
+        cached = self._packages.get(package)
+        if cached is None:
+            try:
+                cached = self._load(package)
+            except BpError as error:
+                cached = error
+            self._packages[package] = cached
+        if isinstance(cached, BpError):
+            raise cached
+        return cached
+
+    def _load(self, package: PackageId) -> Package:
+        if package.repo not in self.repos:
+            raise NoSuchPackage(f"no such package '{package}': repository "
+                                f"'@{package.repo}' is not defined"
+                                f"{did_you_mean(package.repo, self.repos)}")
+        path = self.build_file(package)
+        if path is None:
+            raise NoSuchPackage(
+                f"no such package '{package}': BUILD file not found in directory "
+                f"'{package.name or '.'}'",
+                hint="add a BUILD file to a directory to mark it as a package")
+        display = self._display(package.repo, path)
+        text = path.read_text(encoding="utf-8")
+        builder = PackageBuilder(package, display, text, self._where)
+        self._current = builder
+        before = set(self.env.load_edges.get(display, ()))
+        try:
+            self.env.eval_build_file(SourceFile(package, path, display), text)
+        finally:
+            self._current = None
+            self.env.forget_sources(display)
+        loads = tuple(sorted(self._transitive_loads(display) | before))
+        return builder.finish(loads)
+
+    def _transitive_loads(self, key: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [key]
+        while stack:
+            for child in self.env.load_edges.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return seen
+
+    def _display(self, repo: str, path: Path) -> str:
+        root = self.repos[repo]
+        rel = path.relative_to(root).as_posix()
+        return rel if repo == "" else f"@{repo}//{rel}"
+
+    def _resolve_bzl(self, label: Label) -> SourceFile:
+        root = self.repos.get(label.repo)
+        if root is None:
+            raise UserError(f"cannot load '{label}': repository '@{label.repo}' is not "
+                            f"defined{did_you_mean(label.repo, self.repos)}")
+        if label.repo == "" and label.package and not self.is_package(label.package_id):
+            head, _, tail = label.package.rpartition("/")
+            hint = f"perhaps you meant '//{head}:{tail}/{label.name}'" if tail else None
+            raise UserError(f"cannot load '{label}': '{label.package}' is not a package "
+                            "(it has no BUILD file)", hint=hint)
+        path = root / label.package / label.name
+        if not path.is_file():
+            raise UserError(f"cannot load '{label}': no such file {self._display_path(path)}")
+        return SourceFile(label.package_id, path, self._display(label.repo, path))
+
+    def _display_path(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.workspace.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # ---- the WORKSPACE file ----------------------------------------------------------
+
+    def workspace_settings(self) -> WorkspaceSettings:
+        if self._settings is None:
+            recorder = _WorkspaceRecorder()
+            self._workspace_recorder = recorder
+            try:
+                for name in WORKSPACE_FILES:
+                    path = self.workspace.root / name
+                    if path.is_file():
+                        self.env.eval_workspace_file(
+                            SourceFile(PackageId("", ""), path, name),
+                            path.read_text(encoding="utf-8"))
+                        break
+            finally:
+                self._workspace_recorder = None
+            self._settings = WorkspaceSettings(
+                recorder.name, tuple(recorder.registered.get("toolchains", ())),
+                tuple(recorder.registered.get("execution_platforms", ())))
+        return self._settings
+
+    # ---- natives ---------------------------------------------------------------------
+
+    def _natives(self) -> dict[str, Any]:
+        return {
+            "_bp_declare_rule": self._declare_rule,
+            "_bp_declare_provider": self._declare_provider,
+            "_bp_instantiate": self._instantiate,
+            "_bp_glob": self._glob,
+            "_bp_package": lambda kwargs, *, frames: self._builder(frames, "package").package(
+                kwargs, frames),
+            "_bp_exports_files": lambda srcs, vis, *, frames: self._builder(
+                frames, "exports_files").exports_files(srcs, vis, frames),
+            "_bp_package_group": lambda name, packages, includes, *, frames: self._builder(
+                frames, "package_group").package_group(name, packages, includes, frames),
+            "_bp_package_name": lambda *, frames: self._builder(
+                frames, "package_name").id.name,
+            "_bp_repository_name": lambda *, frames: "@" + self._builder(
+                frames, "repository_name").id.repo,
+            "_bp_existing_rule": lambda name, *, frames: self._builder(
+                frames, "existing_rule").existing_rule(name),
+            "_bp_existing_rules": lambda *, frames: self._builder(
+                frames, "existing_rules").existing_rules(),
+            "_bp_workspace": self._workspace,
+            "_bp_register": self._register,
+        }
+
+    def _builder(self, frames: tuple[Frame, ...], what: str) -> PackageBuilder:
+        if self._current is None:
+            raise self.env.error_at(
+                self.env.caller(frames),
+                f"{what}() can only be used while a BUILD file is evaluated, not at the top "
+                "level of a .bzl file",
+                hint="call it from a macro that a BUILD file calls")
+        return self._current
+
+    def _declare_rule(self, attrs: Any, executable: Any, test: Any, doc: Any,
+                      toolchains: Any, provides: Any, extra: Any, *, frames) -> int:
+        caller = self.env.caller(frames)
+        where = self.env.package_of(caller) or PackageId("", "")
+
+        def fail(message: str, hint: str | None = None) -> BpError:
+            return self.env.error_at(caller, message, hint)
+
+        kind = self._assigned_name(caller, "rule")
+        for key in extra:
+            if key not in ACCEPTED_RULE_PARAMS:
+                raise fail(f"rule() got an unexpected keyword argument '{key}'"
+                           f"{did_you_mean(key, ACCEPTED_RULE_PARAMS)}")
+        if not isinstance(attrs, dict):
+            raise fail(f"rule() 'attrs' must be a dict of attr.* values, got {attrs!r}")
+        if not isinstance(executable, bool) or not isinstance(test, bool):
+            raise fail("rule() 'executable' and 'test' must be True or False")
+        if kind is not None and test != kind.endswith("_test"):
+            raise fail(f"invalid rule name '{kind}': test rule names must end with '_test' "
+                       "and other rule names must not",
+                       hint="set test = True only on rules named *_test")
+        declared: dict[str, AttrSpec] = {}
+        try:
+            for name, raw in attrs.items():
+                spec = attr_spec(name, raw, executable or test, test)
+                declared[name] = self._with_default(spec, where)
+        except DeclarationError as e:
+            raise fail(e.message, e.hint) from None
+        rule = RuleClass(
+            id=len(self.rule_classes), kind=kind,
+            attrs=build_schema(declared, executable, test), executable=executable,
+            test=test, doc=str(doc or ""), toolchains=tuple(str(t) for t in toolchains),
+            location=self.env.location(caller), defined_in=caller.path)
+        self.rule_classes.append(rule)
+        return rule.id
+
+    def _with_default(self, spec: AttrSpec, where: PackageId) -> AttrSpec:
+        if spec.default is None:
+            return spec
+        try:
+            value = coerce_value(spec, spec.default, where)
+        except CoercionError as e:
+            raise DeclarationError(f"bad default for attribute '{spec.name}': {e.message}",
+                                   e.hint) from None
+        return AttrSpec(**{**spec.__dict__, "default": value})
+
+    def _assigned_name(self, frame: Frame, function: str) -> str | None:
+        match = _ASSIGNMENT.match(self.env.source_line(frame))
+        return match[1] if match and match[2] == function else None
+
+    def _declare_provider(self, doc: Any, fields: Any, *, frames) -> int:
+        self.providers.append(self._assigned_name(self.env.caller(frames), "provider"))
+        return len(self.providers) - 1
+
+    def _instantiate(self, rule_id: int, kwargs: dict[str, Any], *, frames) -> None:
+        rule = self.rule_classes[rule_id]
+        if rule.kind is None:
+            raise self.env.error_at(
+                self.env.caller(frames),
+                f"the rule declared at {rule.location} has no name",
+                hint="assign it to a global in its .bzl file: my_rule = rule(...)")
+        self._builder(frames, rule.kind).add_rule(rule, kwargs, frames)
+
+    def _glob(self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any,
+              *, frames) -> list[str]:
+        builder = self._builder(frames, "glob")
+        caller = self.env.caller(frames)
+        for name, value in (("include", include), ("exclude", exclude)):
+            if not isinstance(value, list):
+                raise builder.error(caller, f"glob() '{name}' must be a list of patterns, "
+                                            f"got {value!r}")
+        listing = self._listing(builder.id)
+        try:
+            result = globbing.glob(listing, include, exclude, bool(exclude_directories))
+        except globbing.GlobError as e:
+            raise builder.error(caller, e.message, e.hint) from None
+        if not result and not allow_empty:
+            raise builder.error(caller, f"glob({include!r}) matched no files and "
+                                        "allow_empty is False",
+                                hint="fix the pattern, or pass allow_empty = True")
+        return result
+
+    def _listing(self, package: PackageId) -> tuple[list[str], list[str]]:
+        if package.repo != "":
+            return [], []
+        return globbing.list_package(self.workspace, package.name)
+
+    def _workspace(self, name: Any, *, frames) -> None:
+        recorder = self._workspace_recorder
+        caller = self.env.caller(frames)
+        if recorder is None:
+            raise self.env.error_at(caller, "workspace() can only be used in the "
+                                            "WORKSPACE file")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", name):
+            raise self.env.error_at(caller, f"invalid workspace name {name!r}",
+                                    hint="use letters, digits, '_', '-' and '.', starting "
+                                         "with a letter")
+        recorder.name = name
+
+    def _register(self, what: str, labels: Any, *, frames) -> None:
+        recorder = self._workspace_recorder
+        caller = self.env.caller(frames)
+        if recorder is None:
+            raise self.env.error_at(caller, f"register_{what}() can only be used in the "
+                                            "WORKSPACE file")
+        for text in labels:
+            try:
+                parse_label(text, PackageId("", ""))
+            except LabelError as e:
+                raise self.env.error_at(caller, e.message, e.hint) from None
+            recorder.registered.setdefault(what, []).append(text)

@@ -1,0 +1,113 @@
+"""Targets and packages: the values loading produces (frozen, shared by later phases).
+
+Knows their shape and the dependency edges their attributes imply; not how they are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+from buildpy.core.errors import Location
+from buildpy.core.label import Label, PackageId
+from buildpy.lang.values import Select, SelectorList
+from buildpy.loading.rule_class import RuleClass
+
+SOURCE_FILE = "source file"
+GENERATED_FILE = "generated file"
+PACKAGE_GROUP = "package group"
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+PUBLIC = Label("", "visibility", "public")
+PRIVATE = Label("", "visibility", "private")
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The macro that created a target: its function, its `name`, its call in BUILD."""
+
+    function: str
+    name: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class Target:
+    """A rule, a source file, a generated file or a package group."""
+
+    label: Label
+    kind: str                      # rule kind (`genrule`) or one of the file/group kinds
+    location: Location
+    attrs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)  # rules: all, defaults too
+    explicit: frozenset[str] = frozenset()  # attributes set in the BUILD file
+    rule_class: RuleClass | None = None
+    generator: Generator | None = None
+    generating_rule: Label | None = None   # generated files only
+    visibility: tuple[Label, ...] = (PRIVATE,)
+
+    @property
+    def is_rule(self) -> bool:
+        return self.rule_class is not None
+
+    @property
+    def kind_text(self) -> str:
+        """The kind as Bazel's query prints it: `genrule rule`, `source file`, ..."""
+        return f"{self.kind} rule" if self.is_rule else self.kind
+
+    @property
+    def is_test(self) -> bool:
+        return self.rule_class is not None and self.rule_class.test
+
+    def dependencies(self) -> Iterator[tuple[str, Label]]:
+        """(attribute, label) for every dependency edge, select() branches included."""
+        if self.generating_rule is not None:
+            yield ("", self.generating_rule)
+            return
+        if self.kind == PACKAGE_GROUP:
+            for label in self.attrs.get("includes", ()):
+                yield ("includes", label)
+            return
+        if self.rule_class is None:
+            return
+        for name, spec in self.rule_class.attrs.items():
+            if not spec.is_label or spec.nodep:
+                continue
+            value = self.attrs.get(name)
+            for label in labels_in(value):
+                yield (name, label)
+
+
+def labels_in(value: Any) -> Iterator[Label]:
+    """Every Label inside an attribute value, including select() keys and branches."""
+    if value is None:
+        return
+    if isinstance(value, Label):
+        yield value
+    elif isinstance(value, SelectorList):
+        for part in value.parts:
+            yield from labels_in(part)
+    elif isinstance(value, Select):
+        for condition, branch in value.conditions:
+            if not (condition.package == "conditions" and condition.name == "default"):
+                yield condition
+            yield from labels_in(branch)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from labels_in(item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from labels_in(key)
+            yield from labels_in(item)
+
+
+@dataclass(frozen=True)
+class Package:
+    """A loaded package: its targets in declaration order and what its BUILD file loaded."""
+
+    id: PackageId
+    build_file: str                      # as shown in messages (workspace-relative)
+    targets: Mapping[str, Target]
+    loads: tuple[str, ...] = ()          # labels of the .bzl files loaded, transitively
+    default_visibility: tuple[Label, ...] = (PRIVATE,)
+    subpackage_dirs: frozenset[str] = field(default_factory=frozenset)

@@ -1,0 +1,162 @@
+"""Declarations of the C and C++ rules (cc_library, cc_binary, cc_test); no build logic here."""
+
+load(":cc_binary.bzl", "cc_binary_impl")
+load(":cc_library.bzl", "cc_library_impl")
+load(":cc_test.bzl", "cc_test_impl")
+
+def _compile_attrs():
+    """Attributes shared by every C++ rule: what to compile and how."""
+    return {
+        "srcs": attr.label_list(
+            allow_files = True,
+            doc = "Sources and private headers to compile (.c, .cc, .cpp, .h, .S, ...), " +
+                  "plus prebuilt objects and libraries (.o, .a, .so, ...) to link in.",
+        ),
+        "deps": attr.label_list(
+            doc = "Libraries (usually `cc_library` targets) to compile against and link in.",
+        ),
+        "data": attr.label_list(
+            allow_files = True,
+            doc = "Files needed at run time; they appear in the runfiles of the target and " +
+                  "of whatever links it in.",
+        ),
+        "copts": attr.string_list(
+            doc = "Extra compiler flags for this target's sources only; `$(...)` variables " +
+                  "are expanded.",
+        ),
+        "defines": attr.string_list(
+            doc = "Preprocessor macros (`NAME` or `NAME=value`) set for this target and " +
+                  "every target that depends on it.",
+        ),
+        "local_defines": attr.string_list(
+            doc = "Preprocessor macros set for this target's sources only.",
+        ),
+        "includes": attr.string_list(
+            doc = "Directories, relative to the package, added to the include path of this " +
+                  "target and of its dependents.",
+        ),
+        "linkopts": attr.string_list(
+            doc = "Extra linker flags; those of libraries are passed on to the binaries " +
+                  "that link them.",
+        ),
+        "nocopts": attr.string(
+            doc = "Regular expression; compiler flags that match it are dropped for this " +
+                  "target's sources. Deprecated in Bazel; kept so old BUILD files load.",
+        ),
+        "win_def_file": attr.label(
+            allow_single_file = [".def"],
+            doc = "Windows module-definition file passed to the linker when building a DLL.",
+        ),
+        "toolchains": attr.label_list(
+            doc = "Targets that supply Make variables for expansion in `copts` and " +
+                  "`linkopts`.",
+        ),
+    }
+
+def _linked_attrs(linkstatic, stamp):
+    """Attributes of the C++ rules that link an executable, with their own defaults."""
+    attrs = _compile_attrs()
+    attrs.update({
+        "linkstatic": attr.bool(
+            default = linkstatic,
+            doc = "Link C++ dependencies statically (from their .a files) where possible, " +
+                  "instead of against their shared libraries.",
+        ),
+        "linkshared": attr.bool(
+            doc = "Produce a shared library instead of an executable; name the target " +
+                  "`libfoo.so` (or `foo.dll`) to match.",
+        ),
+        "malloc": attr.label(
+            doc = "A `cc_library` that provides the memory allocator; unset means the " +
+                  "toolchain's default allocator.",
+        ),
+        "additional_linker_inputs": attr.label_list(
+            allow_files = True,
+            doc = "Extra files given to the linker, for example a linker script named in " +
+                  "`linkopts` with `$(location ...)`.",
+        ),
+        "stamp": attr.int(
+            default = stamp,
+            values = [-1, 0, 1],
+            doc = "Whether to embed build information (time, user, revision): 1 always, " +
+                  "0 never, -1 only when built with `--stamp`.",
+        ),
+        "dynamic_deps": attr.label_list(
+            doc = "Shared libraries (`cc_shared_library`) to link against dynamically " +
+                  "instead of linking their code in.",
+        ),
+    })
+    return attrs
+
+def _library_attrs():
+    """Attributes of `cc_library`: the common ones plus headers and archive options."""
+    attrs = _compile_attrs()
+    attrs.update({
+        "hdrs": attr.label_list(
+            allow_files = True,
+            doc = "Public headers, which both this library's sources and its dependents " +
+                  "may include.",
+        ),
+        "textual_hdrs": attr.label_list(
+            allow_files = True,
+            doc = "Headers that may be included but are not compiled on their own, such as " +
+                  "fragments meant to be included several times.",
+        ),
+        "implementation_deps": attr.label_list(
+            doc = "Libraries needed by this library's sources but whose headers are not " +
+                  "passed on to dependents.",
+        ),
+        "linkstatic": attr.bool(
+            doc = "Build only the static archive, never a shared library, for this library.",
+        ),
+        "alwayslink": attr.bool(
+            doc = "Link every object of this library into binaries that depend on it, even " +
+                  "objects no symbol refers to (for self-registering code).",
+        ),
+        "strip_include_prefix": attr.string(
+            doc = "Prefix removed from the paths of `hdrs` when dependents include them; " +
+                  "relative to the package unless it starts with `/`.",
+        ),
+        "include_prefix": attr.string(
+            doc = "Prefix added to the paths of `hdrs` (after `strip_include_prefix`) when " +
+                  "dependents include them.",
+        ),
+        "linkstamp": attr.label(
+            allow_single_file = True,
+            doc = "A source compiled with build information and linked into every binary " +
+                  "that depends on this library.",
+        ),
+    })
+    return attrs
+
+def _binary_attrs():
+    """Attributes of `cc_binary`: static linking and stamping only on request."""
+    attrs = _linked_attrs(linkstatic = True, stamp = -1)
+    attrs.update({
+        "output_licenses": attr.string_list(
+            doc = "Licenses that apply to the outputs when the binary is used as a tool.",
+        ),
+    })
+    return attrs
+
+cc_library = rule(
+    implementation = cc_library_impl,
+    doc = "A C or C++ library: compiled once, and linked into the binaries and tests that " +
+          "depend on it. Its public headers are listed in `hdrs`.",
+    attrs = _library_attrs(),
+)
+
+cc_binary = rule(
+    implementation = cc_binary_impl,
+    executable = True,
+    doc = "A C or C++ program (or, with `linkshared`, a shared library) linked from its " +
+          "sources and dependencies.",
+    attrs = _binary_attrs(),
+)
+
+cc_test = rule(
+    implementation = cc_test_impl,
+    test = True,
+    doc = "A C or C++ program run as a test by `bp test`; exit code zero means it passed.",
+    attrs = _linked_attrs(linkstatic = False, stamp = 0),
+)
