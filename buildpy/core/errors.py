@@ -88,7 +88,13 @@ class ErrorGroup(UserError):
         return "\n".join(e.render() for e in self.errors)
 
 
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like `word`, or None when none is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 def did_you_mean(word: str, candidates: Iterable[str], quote: str = "'") -> str:
     """Return "; did you mean 'x'?" for the closest candidate, or "" when none is close."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {quote}{matches[0]}{quote}?" if matches else ""
+    match = closest(word, candidates)
+    return f"; did you mean {quote}{match}{quote}?" if match else ""

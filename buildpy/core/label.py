@@ -92,7 +92,7 @@ def validate_target_name(text: str, name: str, what: str = "label") -> None:
                     what=what)
     if not _TARGET_CHARS.fullmatch(name):
         bad = next(c for c in name if not _TARGET_CHARS.fullmatch(c))
-        shown = repr(bad)[1:-1]
+        shown = bad if bad.isprintable() else repr(bad)[1:-1]
         hint = "use '/' to separate directories" if bad == "\\" else None
         raise _fail(text, f"target name '{name}' contains '{shown}', which is not allowed "
                           "in target names", hint=hint, what=what)

@@ -71,7 +71,8 @@ def parse_pattern(
     `offset` is the working directory relative to the workspace root: relative patterns
     (`foo/...`, `:x`, `foo:x`) are resolved against it as Bazel does. `is_package(path)`
     tells whether a directory is a package, to read a bare `foo/bar` as `//foo/bar:bar`
-    when it is one and as the target `bar` of package `foo` otherwise.
+    when it is one and otherwise as a file of the nearest enclosing package (`//foo:bar`
+    if `foo` is a package, else `//:foo/bar`).
     """
     negative = text.startswith("-")
     body = text[1:] if negative else text
@@ -88,8 +89,12 @@ def parse_pattern(
         path_part = _join(offset, path_part, text)
         if not colon and not path_part.endswith("...") and is_package is not None \
                 and not is_package(path_part):
-            # `foo/bar` where foo/bar is no package: the target `bar` of `foo`.
+            # `foo/bar` where foo/bar is no package: a target of the nearest enclosing
+            # package, `//foo:bar` if foo is one, else `//:foo/bar` (as in Bazel).
             head, _, tail = path_part.rpartition("/")
+            while head and not is_package(head):
+                head, _, parent = head.rpartition("/")
+                tail = f"{parent}/{tail}"
             path_part, colon, name = head, ":", tail
     repo = MAIN_REPO if repo is None else repo
     recursive = path_part == "..." or path_part.endswith("/...")

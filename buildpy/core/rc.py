@@ -59,15 +59,17 @@ def read_rc_files(paths: list[Path], workspace: Path | None) -> RcFile:
     lines: list[RcLine] = []
     for path in paths:
         if path.is_file():
-            lines.extend(_parse(path, workspace, seen=set()))
+            lines.extend(_parse(path, workspace, chain=()))
     return RcFile(tuple(lines))
 
 
-def _parse(path: Path, workspace: Path | None, seen: set[Path]) -> list[RcLine]:
+def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...]) -> list[RcLine]:
     resolved = path.resolve()
-    if resolved in seen:
-        raise UserError(f"{path}: rc file imports itself", hint="remove the import cycle")
-    seen = seen | {resolved}
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain[chain.index(resolved):], resolved))
+        raise UserError(f"{path}: rc file import cycle: {cycle}",
+                        hint="remove one of these imports")
+    chain = (*chain, resolved)
     out: list[RcLine] = []
     text = path.read_text(encoding="utf-8")
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -92,7 +94,7 @@ def _parse(path: Path, workspace: Path | None, seen: set[Path]) -> list[RcLine]:
                     continue
                 raise UserError(f"{location}: imported rc file '{target}' does not exist",
                                 hint="use 'try-import' for optional files")
-            out.extend(_parse(target_path, workspace, seen))
+            out.extend(_parse(target_path, workspace, chain))
             continue
         command, _, config = head.partition(":")
         out.append(RcLine(command, config or None, tuple(args), location))

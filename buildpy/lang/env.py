@@ -81,7 +81,7 @@ class StarlarkEnv:
         ])
         self._loader = sl.FileLoader(self._load_callback)
         self._modules: dict[str, Any] = {}        # module key -> FrozenModule
-        self._sources: dict[str, str] = {}        # display path -> text
+        self._sources: dict[str, list[str]] = {}  # display path -> its lines
         self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
         self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
         self._stashed: BpError | None = None
@@ -112,10 +112,7 @@ class StarlarkEnv:
         return Location(frame.path, frame.line, column)
 
     def source_line(self, frame: Frame) -> str:
-        text = self._sources.get(frame.path)
-        if text is None:
-            return ""
-        lines = text.splitlines()
+        lines = self._sources.get(frame.path, ())
         return lines[frame.line - 1] if 0 < frame.line <= len(lines) else ""
 
     def package_of(self, frame: Frame) -> PackageId | None:
@@ -129,7 +126,7 @@ class StarlarkEnv:
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
                   module: Any = None) -> Any:
-        self._sources[source.display] = text
+        self._sources[source.display] = text.splitlines()
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
         deadline = time.monotonic() + self._timeout
@@ -207,8 +204,7 @@ class StarlarkEnv:
 
     def _at_load(self, module_id: str, message: str, hint: str | None) -> BpError:
         display, _ = self._stack[-1]
-        text = self._sources.get(display, "")
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(self._sources.get(display, ()), start=1):
             column = line.find(f'"{module_id}"')
             if column < 0:
                 column = line.find(f"'{module_id}'")

@@ -42,6 +42,7 @@ class PackageBuilder:
         self._where = where
         self.targets: dict[str, Target] = {}
         self.raw: dict[str, dict[str, Any]] = {}
+        self._declared: dict[str, str] = {}  # name -> "kind at location", errors or not
         self.errors: list[BpError] = []
         self.default_visibility: tuple[Label, ...] = (PRIVATE,)
         self.default_testonly = False
@@ -68,15 +69,7 @@ class PackageBuilder:
         return UserError(message, location=location, source_line=line or None, hint=hint)
 
     def _keyword_position(self, first_line: int, keyword: str) -> tuple[Location, str] | None:
-        lines = self._text.splitlines()
-        for index in range(first_line - 1, min(len(lines), first_line + 400)):
-            line = lines[index]
-            if index >= first_line and line[:1] not in ("", " ", "\t", ")", "]", "#"):
-                return None  # the next top-level statement
-            column = _find_keyword(line, keyword)
-            if column >= 0:
-                return Location(self.build_file, index + 1, column + 1), line
-        return None
+        return keyword_position(self._text, self.build_file, first_line, keyword)
 
     # ---- natives ---------------------------------------------------------------------
 
@@ -98,7 +91,7 @@ class PackageBuilder:
             return
         label = self.id.label(name)
         what = f"{rule.kind} rule '{label}'"
-        if not self._unique(name, call):
+        if not self._unique(name, call, f"{rule.kind} rule"):
             return
         attrs: dict[str, Any] = {}
         errors_before = len(self.errors)
@@ -148,14 +141,14 @@ class PackageBuilder:
         defaults["deprecation"] = self.default_deprecation
         return defaults
 
-    def _unique(self, name: str, call: Frame) -> bool:
-        existing = self.targets.get(name)
+    def _unique(self, name: str, call: Frame, kind: str) -> bool:
+        existing = self._declared.get(name)
         if existing is None:
+            self._declared[name] = f"{kind} at {self._where.location(call)}"
             return True
         self.errors.append(self.error(
-            call, f"target '{name}' is already defined at {existing.location} "
-                  f"(as a {existing.kind_text})",
-            hint="give one of them another name"))
+            call, f"target '{name}' is already defined as a {existing}",
+            hint="give one of them another name", keyword="name"))
         return False
 
     def _generator(self, frames: tuple[Frame, ...], call: Frame, name: str) -> Generator | None:
@@ -237,7 +230,7 @@ class PackageBuilder:
         call = self._build_frame(frames)
         if not isinstance(name, str):
             raise self.error(call, "package_group: 'name' must be a string")
-        if not self._unique(name, call):
+        if not self._unique(name, call, "package group"):
             return
         specs = []
         for spec in packages if isinstance(packages, list) else [packages]:
@@ -281,9 +274,7 @@ class PackageBuilder:
                        self.default_visibility)
 
     def _add_outputs(self, rule: Target) -> None:
-        for name, spec in rule.rule_class.attrs.items():
-            if not spec.is_output:
-                continue
+        for name in rule.rule_class.output_attrs:
             for label in labels_in(rule.attrs.get(name)):
                 existing = self.targets.get(label.name)
                 if existing is not None:
@@ -300,6 +291,20 @@ class PackageBuilder:
         path = f"{self.id.name}/{label.name}" if self.id.name else label.name
         return Target(label=label, kind=SOURCE_FILE, location=Location(path, 1, 1),
                       visibility=visibility)
+
+
+def keyword_position(text: str, path: str, first_line: int,
+                     keyword: str) -> tuple[Location, str] | None:
+    """Where `keyword = ...` is given in the call starting at `first_line`, if it is."""
+    lines = text.splitlines()
+    for index in range(first_line - 1, min(len(lines), first_line + 400)):
+        line = lines[index]
+        if index >= first_line and line[:1] not in ("", " ", "\t", ")", "]", "#"):
+            return None  # the next top-level statement
+        column = _find_keyword(line, keyword)
+        if column >= 0:
+            return Location(path, index + 1, column + 1), line
+    return None
 
 
 def _find_keyword(line: str, keyword: str) -> int:

@@ -13,9 +13,11 @@ from typing import Iterable, Mapping
 
 import networkx as nx
 
-from buildpy.core.errors import BpError, ErrorGroup, UserError, did_you_mean
+from buildpy.core.errors import BpError, ErrorGroup, UserError, closest
+from buildpy.core.errors import Location
 from buildpy.core.label import Label, PackageId
-from buildpy.loading.loader import Loader
+from buildpy.loading.builder import keyword_position
+from buildpy.loading.loader import Loader, NoSuchPackage
 from buildpy.loading.target import PACKAGE_GROUP, PUBLIC, SOURCE_FILE, Package, Target
 
 
@@ -39,13 +41,17 @@ class TargetGraph:
         return (data["target"] for _, data in self.graph.nodes(data=True))
 
 
-def missing_target_error(package: Package, name: str) -> UserError:
+class NoSuchTarget(UserError):
+    """A label names a target that its (loaded) package does not declare."""
+
+
+def missing_target_error(package: Package, name: str) -> NoSuchTarget:
     label = package.id.label(name)
-    rules = [str(package.id.label(n)) for n in package.targets]
-    return UserError(
+    match = closest(name, package.targets)
+    suggestion = f"; did you mean '{package.id.label(match)}'?" if match else ""
+    return NoSuchTarget(
         f"no such target '{label}': target '{name}' not declared in package "
-        f"'{package.id.name}' defined by {package.build_file}"
-        f"{did_you_mean(str(label), rules)}")
+        f"'{package.id.name}' defined by {package.build_file}{suggestion}")
 
 
 class _GraphBuilder:
@@ -70,7 +76,7 @@ class _GraphBuilder:
             raise self._missing(package, label)
         return target
 
-    def _missing(self, package: Package, label: Label) -> UserError:
+    def _missing(self, package: Package, label: Label) -> NoSuchTarget:
         error = missing_target_error(package, label.name)
         subpackage = self._subpackage_of(label)
         if subpackage is not None:
@@ -107,9 +113,10 @@ class _GraphBuilder:
                 try:
                     dep = self._dependency(target, attr, dep_label)
                 except BpError as error:
-                    if not self.keep_going and not isinstance(error, UserError):
+                    if not isinstance(error, UserError):
                         raise
-                    self.errors.append(error)
+                    if not any(error is seen for seen in self.errors):
+                        self.errors.append(error)
                     continue
                 if dep_label not in self.graph:
                     self.graph.add_node(dep_label, target=dep)
@@ -124,35 +131,54 @@ class _GraphBuilder:
         where = f"in '{attr}' of {target.kind_text} '{target.label}'"
         try:
             dep = self.lookup(label)
-        except BpError as error:
-            raise UserError(f"{where}: {error.message}", location=target.location,
-                            hint=error.hint) from None
+        except (NoSuchPackage, NoSuchTarget) as error:
+            raise self._error_at(target, attr, f"{where}: {error.message}",
+                                 error.hint, label) from None
         if dep.kind == SOURCE_FILE and "/" in label.name:
             subpackage = self._subpackage_of(label)
             if subpackage is not None:
                 rest = label.name[len(subpackage.name) - len(label.package):].lstrip("/")
-                raise UserError(
+                raise self._error_at(
+                    target, attr,
                     f"{where}: label '{label}' crosses into package '{subpackage.name}'",
-                    location=target.location,
-                    hint=f"write '{subpackage.label(rest)}' instead")
+                    f"write '{subpackage.label(rest)}' instead", label)
         if attr and target.label.package_id != label.package_id:
-            self._check_visibility(target, dep, where)
+            self._check_visibility(target, attr, dep, where)
         if attr and target.is_rule and dep.is_rule and dep.attrs.get("testonly") \
                 and not target.attrs.get("testonly"):
-            raise UserError(f"{where}: non-test target '{target.label}' depends on testonly "
-                            f"target '{label}'", location=target.location,
-                            hint=f"set testonly = True on '{target.label}'")
+            raise self._error_at(target, attr,
+                                 f"{where}: non-test target '{target.label}' depends on "
+                                 f"testonly target '{label}'",
+                                 f"set testonly = True on '{target.label}'", label)
         return dep
 
-    def _check_visibility(self, target: Target, dep: Target, where: str) -> None:
+    def _error_at(self, target: Target, attr: str, message: str,
+                  hint: str | None, label: Label | None = None) -> UserError:
+        """An error pointing at `attr = ...` in the target's BUILD file when it is there."""
+        location, line = target.location, None
+        if target.label.repo == "":
+            try:
+                text = (self.loader.workspace.root / location.path).read_text(encoding="utf-8")
+            except OSError:
+                text = ""
+            found = keyword_position(text, location.path, location.line, attr)
+            if found is not None:
+                location, line = found
+                if label is not None:
+                    location, line = _label_position(text, location, label) or found
+            elif text:
+                line = text.splitlines()[location.line - 1]
+        return UserError(message, location=location, source_line=line, hint=hint)
+
+    def _check_visibility(self, target: Target, attr: str, dep: Target, where: str) -> None:
         if self._visible(dep, target.label.package_id, dep.label, set()):
             return
         shown = ", ".join(f'"{v}"' for v in dep.visibility)
-        raise UserError(
+        raise self._error_at(
+            target, attr,
             f"{where}: target '{dep.label}' is not visible from target '{target.label}'",
-            location=target.location,
-            hint=f"add \"//{target.label.package}:__pkg__\" (or a package_group holding it) "
-                 f"to the visibility of '{dep.label}', which is now [{shown}]")
+            f"add \"//{target.label.package}:__pkg__\" (or a package_group holding it) "
+            f"to the visibility of '{dep.label}', which is now [{shown}]", dep.label)
 
     def _visible(self, dep: Target, package: PackageId, owner: Label, seen: set) -> bool:
         for item in dep.visibility:
@@ -201,15 +227,46 @@ class _GraphBuilder:
                    for inc in group.attrs["includes"])
 
     def _check_cycles(self) -> None:
-        try:
-            cycle = nx.find_cycle(self.graph)
-        except nx.NetworkXNoCycle:
+        if nx.is_directed_acyclic_graph(self.graph):
             return
-        path = [str(edge[0]) for edge in cycle] + [str(cycle[0][0])]
-        first = self.graph.nodes[cycle[0][0]]["target"]
-        raise UserError(f"cycle in dependency graph: {' -> '.join(path)}",
+        path = _a_cycle(self.graph)
+        first = self.graph.nodes[path[0]]["target"]
+        raise UserError(f"cycle in dependency graph: {' -> '.join(map(str, path))}",
                         location=first.location,
                         hint="break the cycle by removing one of these dependencies")
+
+
+def _a_cycle(graph: nx.DiGraph) -> list[Label]:
+    """One cycle of a cyclic graph, as a path that starts and ends at the same node."""
+    for component in nx.strongly_connected_components(graph):
+        start = min(component)
+        if len(component) == 1 and not graph.has_edge(start, start):
+            continue
+        inner = graph.subgraph(component)
+        best: list[Label] | None = None
+        for successor in sorted(inner.successors(start)):
+            path = nx.shortest_path(inner, successor, start)
+            if best is None or len(path) < len(best):
+                best = path
+        return [start, *best]
+    raise AssertionError("no cycle in a cyclic graph")
+
+
+def _label_position(text: str, start: Location, label: Label) -> tuple[Location, str] | None:
+    """The first quoted spelling of `label` at or after `start`, within a few lines."""
+    spellings = {str(label), f"//{label.package}:{label.name}", f":{label.name}", label.name}
+    if label.name == label.package.rsplit("/", 1)[-1]:
+        spellings.add(f"//{label.package}")
+    lines = text.splitlines()
+    for index in range(start.line - 1, min(len(lines), start.line + 50)):
+        line = lines[index]
+        offset = start.column - 1 if index == start.line - 1 else 0
+        for spelling in spellings:
+            for quote in ('"', "'"):
+                column = line.find(f"{quote}{spelling}{quote}", offset)
+                if column >= 0:
+                    return Location(start.path, index + 1, column + 1), line
+    return None
 
 
 def _spec_matches(spec: str, package: PackageId) -> bool:

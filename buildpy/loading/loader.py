@@ -212,7 +212,7 @@ class Loader:
         }
 
     def _builder(self, frames: tuple[Frame, ...], what: str) -> PackageBuilder:
-        if self._current is None:
+        if self._current is None or frames[0].path != self._current.build_file:
             raise self.env.error_at(
                 self.env.caller(frames),
                 f"{what}() can only be used while a BUILD file is evaluated, not at the top "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -109,6 +110,16 @@ class RuleClass:
     location: Location
     defined_in: str              # label of the .bzl file
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @cached_property
+    def dependency_attrs(self) -> tuple[str, ...]:
+        """Names of the attributes whose labels are dependency edges."""
+        return tuple(name for name, spec in self.attrs.items()
+                     if spec.is_label and not spec.nodep)
+
+    @cached_property
+    def output_attrs(self) -> tuple[str, ...]:
+        return tuple(name for name, spec in self.attrs.items() if spec.is_output)
 
 
 def _common_attrs(executable: bool, test: bool) -> list[AttrSpec]:

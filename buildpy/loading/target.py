@@ -70,11 +70,8 @@ class Target:
             return
         if self.rule_class is None:
             return
-        for name, spec in self.rule_class.attrs.items():
-            if not spec.is_label or spec.nodep:
-                continue
-            value = self.attrs.get(name)
-            for label in labels_in(value):
+        for name in self.rule_class.dependency_attrs:
+            for label in labels_in(self.attrs.get(name)):
                 yield (name, label)
 
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: throwaway workspaces and an in-process `bp` runner."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from buildpy.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory, monkeypatch):
+    """Keep the user's ~/.bprc out of every test."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def ws(tmp_path):
+    """A function writing files into a fresh workspace; returns the workspace root."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "WORKSPACE").write_text("")
+
+    def write(files: dict[str, str] | None = None) -> Path:
+        for name, text in (files or {}).items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return root
+
+    return write
+
+
+@pytest.fixture
+def bp(capsys, monkeypatch):
+    """Run `bp ARGS...` in-process from directory `cwd`; returns code, stdout, stderr."""
+
+    def run(*args: str, cwd: Path | None = None) -> Result:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        captured = capsys.readouterr()
+        return Result(exit_info.value.code, captured.out, captured.err)
+
+    return run

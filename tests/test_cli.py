@@ -1,0 +1,133 @@
+"""The `bp` command line: help, version, query output, rc files, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from buildpy import __version__
+from conftest import REPO_ROOT
+
+TWO_PACKAGES = {
+    "a/BUILD": 'filegroup(name = "a1")\nfilegroup(name = "a2")',
+    "a/sub/BUILD": 'filegroup(name = "s")',
+    "b/BUILD": 'filegroup(name = "b")',
+}
+
+
+def test_version_and_help(bp):
+    result = bp("--version")
+    assert (result.code, result.out) == (0, f"bp {__version__}\n")
+    result = bp("help")
+    assert result.code == 0 and "Commands:" in result.out and "query" in result.out
+    result = bp("help", "query")
+    assert result.code == 0 and "Usage: bp query [OPTIONS] PATTERNS..." in result.out
+    assert bp("query", "--help").out == result.out
+    result = bp("help", "qeury")
+    assert (result.code, result.err) == (
+        2, "ERROR: unknown command 'qeury'; did you mean 'query'?\n"
+           "hint: 'bp help' lists the commands\n")
+
+
+def test_unknown_command_and_flag_exit_2(bp):
+    assert bp("nope").code == 2
+    assert bp("query", "--bogus", "//...").code == 2
+
+
+def test_completion_script(bp):
+    result = bp("completion", "bash")
+    assert result.code == 0 and "_BP_COMPLETE" in result.out
+
+
+def test_query_prints_sorted_labels(bp, ws):
+    root = ws(TWO_PACKAGES)
+    result = bp("-C", str(root), "query", "//...")
+    assert (result.code, result.out) == (0, "//a:a1\n//a:a2\n//a/sub:s\n//b:b\n")
+
+
+def test_query_subtraction(bp, ws):
+    root = ws(TWO_PACKAGES)
+    result = bp("-C", str(root), "query", "--", "//...", "-//a/...")
+    assert result.out == "//b:b\n"
+    result = bp("-C", str(root), "query", "--", "//a/...", "-//a/sub/...", "//a/sub:s")
+    assert result.out == "//a:a1\n//a:a2\n//a/sub:s\n"
+
+
+def test_relative_patterns_from_a_subdirectory(bp, ws):
+    root = ws(TWO_PACKAGES)
+    assert bp("query", "...", cwd=root / "a").out == "//a:a1\n//a:a2\n//a/sub:s\n"
+    assert bp("query", ":a1", cwd=root / "a").out == "//a:a1\n"
+    assert bp("query", "sub/...", cwd=root / "a").out == "//a/sub:s\n"
+    assert bp("query", "sub:all", cwd=root / "a").out == "//a/sub:s\n"
+    assert bp("query", "a2", cwd=root / "a").out == "//a:a2\n"
+
+
+def test_outside_a_workspace(bp, tmp_path):
+    result = bp("query", "//...", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err == (
+        f"ERROR: not inside a workspace: no WORKSPACE or WORKSPACE.bazel file in "
+        f"'{tmp_path.resolve()}' or any directory above it\n"
+        "hint: create an empty file named WORKSPACE at the root of your source tree "
+        "(see WORKSPACE.example), or point bp at one with -C DIR\n")
+
+
+def test_malformed_patterns(bp, ws):
+    root = ws(TWO_PACKAGES)
+    result = bp("-C", str(root), "query", "//a:b:c")
+    assert (result.code, result.err) == (
+        2, "ERROR: invalid target pattern '//a:b:c': target name 'b:c' contains ':'\n"
+           "hint: a label has a single ':' between the package and the target name\n")
+    result = bp("-C", str(root), "query", "//a/../b")
+    assert result.err.startswith(
+        "ERROR: invalid target pattern '//a/../b': package name 'a/../b' contains a '..' "
+        "segment\n")
+    result = bp("-C", str(root), "query", "//nope/...")
+    assert result.err == ("ERROR: no targets found beneath 'nope' (pattern '//nope/...')\n"
+                          "hint: check the path; directories listed in .bazelignore or "
+                          ".bpignore are skipped\n")
+
+
+def test_keep_going_prints_partial_result_and_exits_3(bp, ws):
+    root = ws({**TWO_PACKAGES, "bad/BUILD": "filegroup(\n"})
+    result = bp("-C", str(root), "query", "//...")
+    assert result.code == 2 and result.out == ""
+    result = bp("-C", str(root), "query", "--keep_going", "//...")
+    assert result.code == 3
+    assert result.out == "//a:a1\n//a:a2\n//a/sub:s\n//b:b\n"
+    assert result.err.startswith("ERROR: error loading package '//bad':\n")
+
+
+def test_bprc_defaults_and_command_line_wins(bp, ws):
+    root = ws({**TWO_PACKAGES, "bad/BUILD": "filegroup(\n",
+               ".bprc": "# defaults\nquery --keep_going\ncommon --color=no\n"
+                        "query:strict --nokeep_going\n"})
+    assert bp("-C", str(root), "query", "//...").code == 3
+    assert bp("-C", str(root), "query", "--nokeep_going", "//...").code == 2
+    assert bp("-C", str(root), "query", "--config=strict", "//...").code == 2
+    result = bp("-C", str(root), "query", "--config=fast", "//...")
+    assert (result.code, result.err) == (
+        2, "ERROR: config value 'fast' is not defined in any .bprc file\n"
+           "hint: add lines such as 'query:fast --flag' to .bprc\n")
+
+
+def test_home_bprc_is_read_after_the_workspace_one(bp, ws, tmp_path, monkeypatch):
+    root = ws({**TWO_PACKAGES, "bad/BUILD": "filegroup(\n",
+               ".bprc": "query --keep_going\n"})
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bprc").write_text("query --nokeep_going\n")
+    monkeypatch.setenv("HOME", str(home))
+    assert bp("-C", str(root), "query", "//...").code == 2
+    assert bp("--nohome_rc", "-C", str(root), "query", "//...").code == 3
+
+
+def test_python_dash_m_and_the_example_workspace():
+    """The installed entry points run the README's quickstart command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "buildpy", "-C", str(REPO_ROOT / "examples/monorepo"),
+         "query", "//..."], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    labels = result.stdout.split()
+    assert "//app:hello" in labels and "//codegen:banner_text" in labels
+    assert len(labels) >= 20
