@@ -508,3 +508,59 @@ def test_workspace_file_errors(ws):
         assert error.render().startswith("WORKSPACE:1:1: invalid workspace name 'bad name'")
     else:
         raise AssertionError("no error")
+
+
+def test_loads_with_aliases_and_from_bazel_rule_repositories(ws):
+    root = ws({
+        "a/BUILD": '''
+            load("@rules_cc//cc:defs.bzl", "cc_library")
+            load("@rules_python//python:defs.bzl", "py_library")
+            load("@rules_shell//shell:sh_test.bzl", "sh_test")
+            load("@prelude//genrule:rules.bzl", my_genrule = "genrule")
+            load(":defs.bzl", greeting = "GREETING")
+            cc_library(name = "c", srcs = ["c.c"])
+            py_library(name = "p", srcs = ["p.py"])
+            sh_test(name = "t", srcs = ["t.sh"])
+            my_genrule(name = "g", outs = ["g.txt"], cmd = "echo " + greeting)
+            ''',
+        "a/defs.bzl": 'GREETING = "hi"',
+    })
+    graph = load(root, "//a:all").graph
+    assert graph.target(Label("", "a", "g")).attrs["cmd"] == "echo hi"
+    assert graph.target(Label("", "a", "t")).kind_text == "sh_test rule"
+
+
+def test_unknown_repository_and_non_bzl_loads(ws):
+    root = ws({"a/BUILD": 'load("@rules_go//go:def.bzl", "go_library")'})
+    assert error_text(root, "//a:all").startswith(
+        "cannot load '@rules_go//go:def.bzl': repository '@rules_go' is not defined")
+    root = ws({"b/BUILD": 'load(":defs.py", "x")'})
+    assert error_text(root, "//b:all") == (
+        "b/BUILD:1:6: cannot load '//b:defs.py': only .bzl files can be loaded\n"
+        "1 | load(\":defs.py\", \"x\")\n"
+        "  |      ^\n"
+        "hint: name a file ending in '.bzl'")
+
+
+def test_print_goes_to_stderr_with_its_location(ws, capsys):
+    root = ws({"a/BUILD": 'print("hello", 1)\nfilegroup(name = "f")'})
+    load(root, "//a:all")
+    assert capsys.readouterr().err == "DEBUG: a/BUILD:1:1: hello 1\n"
+
+
+def test_existing_rule_returns_selects_and_labels(ws):
+    root = ws({
+        "a/BUILD": '''
+            load(":defs.bzl", "copy_of")
+            filegroup(name = "f", srcs = ["x.txt"] + select({"//conditions:default": []}))
+            copy_of(name = "g", original = "f")
+            ''',
+        "a/defs.bzl": '''
+            def copy_of(name, original):
+                attrs = native.existing_rule(original)
+                native.filegroup(name = name, srcs = attrs["srcs"])
+            ''',
+    })
+    graph = load(root, "//a:all").graph
+    assert repr(graph.target(Label("", "a", "g")).attrs["srcs"]) == \
+        repr(graph.target(Label("", "a", "f")).attrs["srcs"])

@@ -29,6 +29,17 @@ _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_plat
 _MAX_CALL_DEPTH = 200
 
 
+def to_starlark(value: Any) -> Any:
+    """A Python value ready to return to Starlark: selects wrapped, containers copied."""
+    if isinstance(value, Select):
+        return sl.OpaquePythonObject(value)
+    if isinstance(value, (list, tuple)):
+        return [to_starlark(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_starlark(v) for k, v in value.items()}
+    return value
+
+
 class StarlarkEvalError(UserError):
     """An error Starlark reported (syntax, runtime, fail()): shown unchanged with context."""
 

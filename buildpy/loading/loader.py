@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from buildpy.core.errors import BpError, UserError, did_you_mean
-from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.core.label import Label, LabelError, PackageId
+from buildpy.core.pattern import parse_pattern
 from buildpy.core.workspace import WORKSPACE_FILES, Workspace
-from buildpy.lang.env import SourceFile, StarlarkEnv
+from buildpy.lang.env import SourceFile, StarlarkEnv, to_starlark
 from buildpy.lang.values import Frame
 from buildpy.loading import glob as globbing
 from buildpy.loading.builder import FrameInfo, PackageBuilder
@@ -26,6 +27,8 @@ from buildpy.loading.target import Package
 
 PRELUDE_REPO = "prelude"
 PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
+# Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
+COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
 
 
@@ -64,7 +67,9 @@ class Loader:
     def __init__(self, workspace: Workspace, prelude_root: Path | None = None,
                  eval_timeout: float = 60.0):
         self.workspace = workspace
-        self.repos = {"": workspace.root, PRELUDE_REPO: prelude_root or default_prelude_root()}
+        prelude = prelude_root or default_prelude_root()
+        self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
+                      **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
                                prelude_entry=PRELUDE_ENTRY)
         self._where = FrameInfo(self.env.location, self.env.source_line)
@@ -139,9 +144,11 @@ class Loader:
         return seen
 
     def _display(self, repo: str, path: Path) -> str:
-        root = self.repos[repo]
-        rel = path.relative_to(root).as_posix()
-        return rel if repo == "" else f"@{repo}//{rel}"
+        rel = path.relative_to(self.repos[repo])
+        if repo == "":
+            return rel.as_posix()
+        package = "" if rel.parent == Path(".") else rel.parent.as_posix()
+        return f"@{repo}//{package}:{rel.name}"
 
     def _resolve_bzl(self, label: Label) -> SourceFile:
         root = self.repos.get(label.repo)
@@ -203,10 +210,10 @@ class Loader:
                 frames, "package_name").id.name,
             "_bp_repository_name": lambda *, frames: "@" + self._builder(
                 frames, "repository_name").id.repo,
-            "_bp_existing_rule": lambda name, *, frames: self._builder(
-                frames, "existing_rule").existing_rule(name),
-            "_bp_existing_rules": lambda *, frames: self._builder(
-                frames, "existing_rules").existing_rules(),
+            "_bp_existing_rule": lambda name, *, frames: to_starlark(self._builder(
+                frames, "existing_rule").existing_rule(name)),
+            "_bp_existing_rules": lambda *, frames: to_starlark(self._builder(
+                frames, "existing_rules").existing_rules()),
             "_bp_workspace": self._workspace,
             "_bp_register": self._register,
         }
@@ -327,7 +334,7 @@ class Loader:
                                             "WORKSPACE file")
         for text in labels:
             try:
-                parse_label(text, PackageId("", ""))
+                parse_pattern(text)
             except LabelError as e:
                 raise self.env.error_at(caller, e.message, e.hint) from None
             recorder.registered.setdefault(what, []).append(text)
