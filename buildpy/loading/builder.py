@@ -63,13 +63,10 @@ class PackageBuilder:
         location = self._where.location(frame)
         line = self._where.source_line(frame)
         if keyword is not None and frame.path == self.build_file:
-            found = self._keyword_position(frame.line, keyword)
+            found = keyword_position(self._text, self.build_file, frame.line, keyword)
             if found is not None:
                 location, line = found
         return UserError(message, location=location, source_line=line or None, hint=hint)
-
-    def _keyword_position(self, first_line: int, keyword: str) -> tuple[Location, str] | None:
-        return keyword_position(self._text, self.build_file, first_line, keyword)
 
     # ---- natives ---------------------------------------------------------------------
 
@@ -116,9 +113,7 @@ class PackageBuilder:
                 self.errors.append(self.error(call, f"{what}: {e.message}", e.hint,
                                               keyword=key))
         for attr_name, spec in rule.attrs.items():
-            if attr_name in attrs or attr_name in kwargs and kwargs[attr_name] is not None:
-                continue
-            if spec.mandatory:
+            if spec.mandatory and kwargs.get(attr_name) is None:
                 self.errors.append(self.error(
                     call, f"{what}: missing value for mandatory attribute '{attr_name}'",
                     hint=f"add {attr_name} = ... to the call"))
