@@ -21,6 +21,9 @@ EXIT_INTERRUPTED = 8
 EXIT_ENVIRONMENT = 36
 EXIT_INTERNAL = 37
 
+OUTPUT_FORMATS = ("label", "label_kind", "build", "graph", "json", "streamed_jsonproto",
+                  "minrank", "maxrank", "package", "location")
+ORDERS = ("no", "deps", "auto", "full")
 _GLOBAL_WITH_VALUE = ("-C", "--workspace", "--bprc")
 _GLOBAL_FLAGS = ("--nohome_rc", "--noworkspace_rc")
 
@@ -50,29 +53,51 @@ def cli(ctx: click.Context, workspace: str | None, bprc, nohome_rc, noworkspace_
 
 
 @cli.command()
-@click.argument("patterns", nargs=-1, required=True)
+@click.argument("expression", nargs=-1)
+@click.option("--output", type=click.Choice(OUTPUT_FORMATS), default="label",
+              show_default=True, help="How to print the result.")
+@click.option("--order_output", type=click.Choice(ORDERS), default="auto", show_default=True,
+              help="auto: sorted (path order for somepath); deps/full: dependents before "
+                   "dependencies; no: unordered.")
+@click.option("--implicit_deps/--noimplicit_deps", default=True,
+              help="Follow implicit dependencies (private attributes such as toolchains).")
 @click.option("-k", "--keep_going/--nokeep_going", default=False,
-              help="Print the partial result and the errors of broken packages.")
+              help="Print the partial result and the errors of broken packages (exit 3).")
+@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Read the expression from FILE instead of the command line.")
+@click.option("--universe_scope", default="", metavar="PATTERNS",
+              help="Comma-separated patterns whose closure is the universe of allrdeps() "
+                   "and rbuildfiles().")
+@click.option("--graph:factored/--nograph:factored", "graph_factored", default=True,
+              help="In --output=graph, merge nodes with the same neighbours.")
 @click.option("--loading_timeout", type=float, default=60.0, show_default=True,
               help="Seconds a single BUILD or .bzl file may take to evaluate.")
 @click.pass_obj
-def query(options: Options, patterns: tuple[str, ...], keep_going: bool,
-          loading_timeout: float) -> None:
-    """Print the targets that PATTERNS match, one label per line.
+def query(options: Options, expression: tuple[str, ...], output: str, order_output: str,
+          implicit_deps: bool, keep_going: bool, query_file: str | None,
+          universe_scope: str, graph_factored: bool, loading_timeout: float) -> None:
+    """Answer EXPRESSION over the target graph (Bazel's query language).
 
-    PATTERNS are target patterns such as //..., //pkg/..., //pkg:all, //pkg:* or
-    //pkg:name; a pattern preceded by '-' removes what it matches (put '--' before
-    the patterns so that '-//pkg/...' is not read as a flag).
+    \b
+      bp query 'deps(//app:server)'
+      bp query 'rdeps(//..., //lib:util)' --output=label_kind
+      bp query '//app:server | deps | kind "cc_.*" | except //third_party/...'
+      bp query -- '//... -//tests/...'
+
+    Words are target patterns (//..., //pkg:all, //pkg:*); see docs/query.md for the
+    functions, the operators and the | pipeline syntax.
     """
-    from buildpy.session import load_patterns, open_session
+    from buildpy.session import run_query
 
-    session = open_session(options.workspace, eval_timeout=loading_timeout)
-    loaded = load_patterns(session, list(patterns), keep_going=keep_going)
-    out = sys.stdout
-    for label in sorted(loaded.labels):
-        out.write(f"{label}\n")
-    if loaded.errors:
-        _print_errors(loaded.errors)
+    size, errors = run_query(
+        options.workspace, expression, query_file=query_file, output=output,
+        order=order_output, implicit_deps=implicit_deps, keep_going=keep_going,
+        universe_scope=universe_scope, factored=graph_factored,
+        loading_timeout=loading_timeout, out=sys.stdout)
+    if size == 0:
+        click.echo("INFO: Empty results", err=True)
+    if errors:
+        print_errors(errors)
         raise SystemExit(EXIT_PARTIAL)
 
 
@@ -108,7 +133,7 @@ def completion(shell: str) -> None:
     click.echo(completer.source())
 
 
-def _print_errors(errors) -> None:
+def print_errors(errors) -> None:
     for error in errors:
         for single in getattr(error, "errors", (error,)):
             click.echo(f"ERROR: {single.render()}", err=True)
@@ -210,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         args = _expand_rc(args)
         code = cli.main(args=args, prog_name="bp", standalone_mode=False)
     except BpError as error:
-        _print_errors([error])
+        print_errors([error])
         code = error.exit_code
     except click.exceptions.Exit as done:
         code = done.exit_code

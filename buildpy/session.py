@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from buildpy.core.errors import BpError
+from buildpy.core.errors import BpError, UserError
 from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
@@ -59,5 +60,43 @@ class Loaded:
 def load_patterns(session: Session, words: list[str], keep_going: bool = False) -> Loaded:
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(session.loader, patterns, keep_going)
-    graph = build_target_graph(session.loader, labels, keep_going)
-    return Loaded(tuple(labels), graph, tuple(errors))
+    graph, graph_errors = build_target_graph(session.loader, labels, keep_going)
+    return Loaded(tuple(labels), graph, tuple(errors + graph_errors))
+
+
+def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str | None,
+              output: str, order: str, implicit_deps: bool, keep_going: bool,
+              universe_scope: str, factored: bool, loading_timeout: float,
+              out: TextIO) -> tuple[int, list[BpError]]:
+    """`bp query`: parse, evaluate, print to `out`; returns (result size, errors kept)."""
+    from buildpy.query.engine import evaluate
+    from buildpy.query.output import ordered, write
+    from buildpy.query.syntax import Call, parse_query
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    if query_file and words:
+        raise UserError("give the query either on the command line or with --query_file, "
+                        "not both")
+    if query_file:
+        try:
+            text = Path(query_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot read --query_file '{query_file}': {e.strerror}") from None
+        expr = parse_query(text, query_file)
+    else:
+        if not words:
+            raise UserError("missing query expression",
+                            hint="for example: bp query '//...' (see bp help query)")
+        expr = parse_query(" ".join(words))
+    session = open_session(directory, eval_timeout=loading_timeout)
+    env = TargetQueryEnvironment(
+        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
+        universe_scope=tuple(p for p in universe_scope.split(",") if p))
+    result, errors = evaluate(env, expr, keep_going)
+    errors = errors + [e for e in env.errors if not any(e is seen for seen in errors)]
+    if output in ("graph", "minrank", "maxrank") or order in ("deps", "full"):
+        env.ensure(result)
+    path_result = isinstance(expr, Call) and expr.function == "somepath"
+    nodes = ordered(env, result, order, path_result)
+    write(env, nodes, result, output, out, factored)
+    return len(result), errors

@@ -21,7 +21,7 @@ def test_version_and_help(bp):
     result = bp("help")
     assert result.code == 0 and "Commands:" in result.out and "query" in result.out
     result = bp("help", "query")
-    assert result.code == 0 and "Usage: bp query [OPTIONS] PATTERNS..." in result.out
+    assert result.code == 0 and "Usage: bp query [OPTIONS] [EXPRESSION]..." in result.out
     assert bp("query", "--help").out == result.out
     result = bp("help", "qeury")
     assert (result.code, result.err) == (
@@ -49,7 +49,7 @@ def test_query_subtraction(bp, ws):
     root = ws(TWO_PACKAGES)
     result = bp("-C", str(root), "query", "--", "//...", "-//a/...")
     assert result.out == "//b:b\n"
-    result = bp("-C", str(root), "query", "--", "//a/...", "-//a/sub/...", "//a/sub:s")
+    result = bp("-C", str(root), "query", "--", "//a/...", "-//a/sub/...", "+", "//a/sub:s")
     assert result.out == "//a:a1\n//a:a2\n//a/sub:s\n"
 
 
@@ -76,14 +76,20 @@ def test_malformed_patterns(bp, ws):
     root = ws(TWO_PACKAGES)
     result = bp("-C", str(root), "query", "//a:b:c")
     assert (result.code, result.err) == (
-        2, "ERROR: invalid target pattern '//a:b:c': target name 'b:c' contains ':'\n"
+        2, "ERROR: <query>:1:1: invalid target pattern '//a:b:c': target name 'b:c' "
+           "contains ':'\n"
+           "1 | //a:b:c\n"
+           "  | ^\n"
            "hint: a label has a single ':' between the package and the target name\n")
-    result = bp("-C", str(root), "query", "//a/../b")
+    result = bp("-C", str(root), "query", "deps(//a/../b)")
     assert result.err.startswith(
-        "ERROR: invalid target pattern '//a/../b': package name 'a/../b' contains a '..' "
-        "segment\n")
+        "ERROR: <query>:1:6: invalid target pattern '//a/../b': package name 'a/../b' "
+        "contains a '..' segment\n")
     result = bp("-C", str(root), "query", "//nope/...")
-    assert result.err == ("ERROR: no targets found beneath 'nope' (pattern '//nope/...')\n"
+    assert result.err == ("ERROR: <query>:1:1: no targets found beneath 'nope' (pattern "
+                          "'//nope/...')\n"
+                          "1 | //nope/...\n"
+                          "  | ^\n"
                           "hint: check the path; directories listed in .bazelignore or "
                           ".bpignore are skipped\n")
 

@@ -12,7 +12,8 @@ ALLOWED = {
     "core": set(),
     "lang": {"core"},
     "loading": {"core", "lang"},
-    "session": {"core", "lang", "loading"},
+    "query": {"core", "lang", "loading"},
+    "session": {"core", "lang", "loading", "query"},
 }
 
 

@@ -113,7 +113,7 @@ def test_bazel_build_file_loads_unchanged(ws):
     assert graph.target(Label("", "pkg", "data.txt")).kind_text == "source file"
     lib = graph.target(Label("", "pkg", "lib"))
     assert lib.attrs["linkstatic"] is True
-    assert str(lib.location) == "pkg/BUILD:7:1"
+    assert str(lib.location) == "pkg/BUILD:7:11"
     assert graph.target(Label("", "pkg", "pytest")).attrs["flaky"] is True
     loud = graph.target(Label("", "pkg", "loud"))
     assert (loud.generator.function, loud.generator.name) == ("shout", "loud")
@@ -156,9 +156,9 @@ def test_wrong_type_and_missing_mandatory_are_all_reported(ws):
         "'cmd', but got 3 (int)\n"
         '1 | genrule(name = "x", outs = ["x.out"], cmd = 3)\n'
         "  |                                       ^\n"
-        "a/BUILD:2:1: genrule rule '//a:y': missing value for mandatory attribute 'outs'\n"
+        "a/BUILD:2:8: genrule rule '//a:y': missing value for mandatory attribute 'outs'\n"
         '2 | genrule(name = "y", cmd = "true")\n'
-        "  | ^\n"
+        "  |        ^\n"
         "hint: add outs = ... to the call\n"
         "a/BUILD:3:24: cc_library rule '//a:z': expected value of type 'list(Label)' for "
         "attribute 'srcs', but got \"z.c\" (string)\n"
@@ -174,7 +174,7 @@ def test_duplicate_target_names_both_locations(ws):
         genrule(name = "x", outs = ["2"], cmd = "")
         '''})
     assert error_text(root, "//a:x") == (
-        "a/BUILD:3:9: target 'x' is already defined as a genrule rule at a/BUILD:1:1\n"
+        "a/BUILD:3:9: target 'x' is already defined as a genrule rule at a/BUILD:1:8\n"
         '3 | genrule(name = "x", outs = ["2"], cmd = "")\n'
         "  |         ^\n"
         "hint: give one of them another name")
@@ -186,8 +186,8 @@ def test_output_conflicting_with_a_rule(ws):
         genrule(name = "y", outs = ["z"], cmd = "")
         '''})
     assert error_text(root, "//a:all") == (
-        "a/BUILD:1:1: generated file 'y' in rule 'x' conflicts with existing genrule rule "
-        "defined at a/BUILD:2:1\n"
+        "a/BUILD:1:8: generated file 'y' in rule 'x' conflicts with existing genrule rule "
+        "defined at a/BUILD:2:8\n"
         "hint: rename the output or the other target")
 
 
@@ -290,7 +290,7 @@ def test_dependency_cycle_shows_the_path(ws):
         "b/BUILD": 'filegroup(name = "y", srcs = ["//a:x"], visibility = ["//visibility:public"])',
     })
     assert error_text(root, "//a:x") == (
-        "a/BUILD:1:1: cycle in dependency graph: //a:x -> //b:y -> //a:x\n"
+        "a/BUILD:1:10: cycle in dependency graph: //a:x -> //b:y -> //a:x\n"
         "hint: break the cycle by removing one of these dependencies")
 
 
@@ -409,22 +409,22 @@ def test_custom_rule_and_provider(ws):
 
 RULE_DECLARATION_ERRORS = [
     ('x = rule(implementation = _impl, test = True)',
-     "r/defs.bzl:3:1: invalid rule name 'x': test rule names must end with '_test' and other "
+     "r/defs.bzl:3:9: invalid rule name 'x': test rule names must end with '_test' and other "
      "rule names must not"),
     ('x = rule(implementation = _impl, attrs = {"name": attr.string()})',
-     "r/defs.bzl:3:1: there is already a built-in attribute 'name' which cannot be "
+     "r/defs.bzl:3:9: there is already a built-in attribute 'name' which cannot be "
      "overridden"),
     ('x = rule(implementation = _impl, attrs = {"_t": attr.label()})',
-     "r/defs.bzl:3:1: private attribute '_t' must have a default value"),
+     "r/defs.bzl:3:9: private attribute '_t' must have a default value"),
     ('x = rule(implementation = _impl, attrs = {"s": attr.string(allow_files = True)})',
-     "r/defs.bzl:3:1: attr.string() got an unexpected parameter 'allow_files' for "
+     "r/defs.bzl:3:9: attr.string() got an unexpected parameter 'allow_files' for "
      "attribute 's'"),
     ('x = rule(implementation = _impl, attrs = {"s": "string"})',
-     "r/defs.bzl:3:1: attribute 's' must be declared with attr.<type>(...), got 'string'"),
+     "r/defs.bzl:3:9: attribute 's' must be declared with attr.<type>(...), got 'string'"),
     ('x = rule(implementation = _impl, exectuable = True)',
-     "r/defs.bzl:3:1: rule() got an unexpected keyword argument 'exectuable'"),
+     "r/defs.bzl:3:9: rule() got an unexpected keyword argument 'exectuable'"),
     ('x = rule(implementation = "impl")',
-     "r/defs.bzl:3:1: rule() needs 'implementation', a function taking ctx, not string"),
+     "r/defs.bzl:3:9: rule() needs 'implementation', a function taking ctx, not string"),
 ]
 
 
@@ -439,7 +439,7 @@ def test_rules_cannot_be_instantiated_at_bzl_top_level(ws):
     root = ws({"r/BUILD": 'load(":defs.bzl", "x")',
                "r/defs.bzl": 'x = 1\nnative.genrule(name = "g", outs = ["o"], cmd = "")\n'})
     assert error_text(root, "//r:all").startswith(
-        "r/defs.bzl:2:1: genrule() can only be used while a BUILD file is evaluated, not at "
+        "r/defs.bzl:2:15: genrule() can only be used while a BUILD file is evaluated, not at "
         "the top level of a .bzl file\n")
 
 
@@ -468,14 +468,14 @@ def test_macro_natives(ws):
     t0 = graph.target(Label("", "m", "t_0"))
     assert t0.attrs["cmd"] == "m@"
     assert (t0.generator.function, t0.generator.name, str(t0.generator.location)) == (
-        "twice", "t", "m/BUILD:3:1")
+        "twice", "t", "m/BUILD:3:6")
 
 
 def test_package_rules(ws):
     root = ws({"a/BUILD": 'genrule(name = "g", outs = ["o"], cmd = "")\npackage()'})
     assert error_text(root, "//a:all") == (
-        "a/BUILD:2:1: package() must be called before any target is declared\n"
-        "2 | package()\n  | ^\nhint: move package(...) to the top of the BUILD file")
+        "a/BUILD:2:8: package() must be called before any target is declared\n"
+        "2 | package()\n  |        ^\nhint: move package(...) to the top of the BUILD file")
     root = ws({"b/BUILD": "package(default_visibilty = [])"})
     assert error_text(root, "//b:all").startswith(
         "b/BUILD:1:9: package() got an unexpected keyword argument 'default_visibilty'; "
@@ -505,7 +505,7 @@ def test_workspace_file_errors(ws):
     try:
         open_session(str(root))
     except Exception as error:  # noqa: BLE001
-        assert error.render().startswith("WORKSPACE:1:1: invalid workspace name 'bad name'")
+        assert error.render().startswith("WORKSPACE:1:10: invalid workspace name 'bad name'")
     else:
         raise AssertionError("no error")
 
@@ -545,7 +545,7 @@ def test_unknown_repository_and_non_bzl_loads(ws):
 def test_print_goes_to_stderr_with_its_location(ws, capsys):
     root = ws({"a/BUILD": 'print("hello", 1)\nfilegroup(name = "f")'})
     load(root, "//a:all")
-    assert capsys.readouterr().err == "DEBUG: a/BUILD:1:1: hello 1\n"
+    assert capsys.readouterr().err == "DEBUG: a/BUILD:1:6: hello 1\n"
 
 
 def test_existing_rule_returns_selects_and_labels(ws):

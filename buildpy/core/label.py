@@ -148,3 +148,8 @@ def parse_label(text: str, current: PackageId | None = None) -> Label:
     name = rest[1:] if rest.startswith(":") else rest
     validate_target_name(text, name)
     return Label(current.repo, current.name, name)
+
+
+def label_sort_key(label: Label) -> tuple:
+    """Bazel's order of labels: repository, then package path segment by segment, name."""
+    return (label.repo, label.package.split("/") if label.package else [], label.name)

@@ -117,10 +117,11 @@ class StarlarkEnv:
         return self._modules[key]
 
     def location(self, frame: Frame) -> Location:
-        """The location of a frame, pointing at the first character of its statement."""
+        """The location of a frame's call: its open parenthesis, as Bazel reports calls."""
         line = self.source_line(frame)
-        column = len(line) - len(line.lstrip()) + 1 if line else 1
-        return Location(frame.path, frame.line, column)
+        start = len(line) - len(line.lstrip())
+        paren = line.find("(", start)
+        return Location(frame.path, frame.line, (paren if paren >= 0 else start) + 1)
 
     def source_line(self, frame: Frame) -> str:
         lines = self._sources.get(frame.path, ())

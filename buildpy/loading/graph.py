@@ -54,10 +54,14 @@ def missing_target_error(package: Package, name: str) -> NoSuchTarget:
         f"'{package.id.name}' defined by {package.build_file}{suggestion}")
 
 
-class _GraphBuilder:
-    def __init__(self, loader: Loader, keep_going: bool):
+class GraphLoader:
+    """Grows a target graph on demand: `add(labels)` loads their transitive closure.
+
+    The graph it grows is its own working copy; `snapshot()` hands out a frozen one.
+    """
+
+    def __init__(self, loader: Loader):
         self.loader = loader
-        self.keep_going = keep_going
         self.graph = nx.DiGraph()
         self.packages: dict[PackageId, Package] = {}
         self.errors: list[BpError] = []
@@ -100,11 +104,17 @@ class _GraphBuilder:
     def _file_exists(self, label: Label) -> bool:
         return (self.loader.workspace.root / label.package / label.name).is_file()
 
-    def build(self, roots: Iterable[Label]) -> TargetGraph:
+    def add(self, roots: Iterable[Label]) -> list[BpError]:
+        """Load `roots` and everything they depend on; returns the user errors met."""
+        errors: list[BpError] = []
         queue = deque()
         for label in roots:
             if label not in self.graph:
-                target = self.lookup(label)
+                try:
+                    target = self.lookup(label)
+                except UserError as error:
+                    errors.append(error)
+                    continue
                 self.graph.add_node(label, target=target)
                 queue.append(target)
         while queue:
@@ -115,17 +125,17 @@ class _GraphBuilder:
                 except BpError as error:
                     if not isinstance(error, UserError):
                         raise
-                    if not any(error is seen for seen in self.errors):
-                        self.errors.append(error)
+                    if not any(error is seen for seen in errors):
+                        errors.append(error)
                     continue
                 if dep_label not in self.graph:
                     self.graph.add_node(dep_label, target=dep)
                     queue.append(dep)
                 self.graph.add_edge(target.label, dep_label, attr=attr)
-        if self.errors:
-            raise self.errors[0] if len(self.errors) == 1 else ErrorGroup(self.errors)
-        self._check_cycles()
-        return TargetGraph(nx.freeze(self.graph), dict(self.packages))
+        return errors
+
+    def snapshot(self) -> TargetGraph:
+        return TargetGraph(nx.freeze(self.graph.copy()), dict(self.packages))
 
     def _dependency(self, target: Target, attr: str, label: Label) -> Target:
         where = f"in '{attr}' of {target.kind_text} '{target.label}'"
@@ -169,6 +179,10 @@ class _GraphBuilder:
             elif text:
                 line = text.splitlines()[location.line - 1]
         return UserError(message, location=location, source_line=line, hint=hint)
+
+    def is_visible(self, dep: Target, package: PackageId) -> bool:
+        """May targets of `package` depend on `dep`?"""
+        return dep.label.package_id == package or self._visible(dep, package, dep.label, set())
 
     def _check_visibility(self, target: Target, attr: str, dep: Target, where: str) -> None:
         if self._visible(dep, target.label.package_id, dep.label, set()):
@@ -226,7 +240,7 @@ class _GraphBuilder:
         return any(self._in_group(inc, package, owner, seen)
                    for inc in group.attrs["includes"])
 
-    def _check_cycles(self) -> None:
+    def check_cycles(self) -> None:
         if nx.is_directed_acyclic_graph(self.graph):
             return
         path = _a_cycle(self.graph)
@@ -284,6 +298,14 @@ def _spec_matches(spec: str, package: PackageId) -> bool:
 
 
 def build_target_graph(loader: Loader, roots: Iterable[Label],
-                       keep_going: bool = False) -> TargetGraph:
-    """The checked graph of `roots` and everything they depend on."""
-    return _GraphBuilder(loader, keep_going).build(roots)
+                       keep_going: bool = False) -> tuple[TargetGraph, list[BpError]]:
+    """The checked graph of `roots` and everything they depend on.
+
+    Raises the errors met, or with `keep_going` returns them beside the partial graph.
+    """
+    graph_loader = GraphLoader(loader)
+    errors = graph_loader.add(roots)
+    if errors and not keep_going:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    graph_loader.check_cycles()
+    return TargetGraph(nx.freeze(graph_loader.graph), dict(graph_loader.packages)), errors

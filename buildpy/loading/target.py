@@ -107,4 +107,8 @@ class Package:
     targets: Mapping[str, Target]
     loads: tuple[str, ...] = ()          # labels of the .bzl files loaded, transitively
     default_visibility: tuple[Label, ...] = (PRIVATE,)
-    subpackage_dirs: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def build_label(self) -> Label:
+        """The label of the BUILD file itself (a source file target of the package)."""
+        return self.id.label(self.build_file.rsplit("/", 1)[-1].rsplit(":", 1)[-1])
