@@ -71,7 +71,7 @@ def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str 
     """`bp query`: parse, evaluate, print to `out`; returns (result size, errors kept)."""
     from buildpy.query.engine import evaluate
     from buildpy.query.output import ordered, write
-    from buildpy.query.syntax import Call, parse_query
+    from buildpy.query.syntax import Call, parse_query, show_query_line
     from buildpy.query.uquery import TargetQueryEnvironment
 
     if query_file and words:
@@ -82,18 +82,23 @@ def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str 
             text = Path(query_file).read_text(encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot read --query_file '{query_file}': {e.strerror}") from None
-        expr = parse_query(text, query_file)
+        path = query_file
     else:
         if not words:
             raise UserError("missing query expression",
                             hint="for example: bp query '//...' (see bp help query)")
-        expr = parse_query(" ".join(words))
+        text, path = " ".join(words), "<query>"
+    expr = parse_query(text, path)
     session = open_session(directory, eval_timeout=loading_timeout)
     env = TargetQueryEnvironment(
         session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
         universe_scope=tuple(p for p in universe_scope.split(",") if p))
-    result, errors = evaluate(env, expr, keep_going)
-    errors = errors + [e for e in env.errors if not any(e is seen for seen in errors)]
+    try:
+        result, errors = evaluate(env, expr, keep_going)
+    except BpError as error:
+        raise show_query_line(error, text, path) from None
+    errors = [show_query_line(e, text, path) for e in errors] + \
+        [e for e in env.errors if not any(e is seen for seen in errors)]
     if output in ("graph", "minrank", "maxrank") or order in ("deps", "full"):
         env.ensure(result)
     path_result = isinstance(expr, Call) and expr.function == "somepath"

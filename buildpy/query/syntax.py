@@ -3,7 +3,7 @@
 Knows the grammar and the signature of every function; evaluates nothing.
 
     query    := pipeline
-    pipeline := setexpr ('|' stage)*
+    pipeline := setexpr ('|' stage (setop primary)*)*
     stage    := NAME arg*          the previous result fills the stage's last set argument
                                    (for except/intersect/union: its left operand)
     setexpr  := primary (('intersect' | '^' | 'union' | '+' | 'except' | '-') primary)*
@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Union
 
-from buildpy.core.errors import Location, UserError, did_you_mean
+from buildpy.core.errors import BpError, Location, UserError, did_you_mean
 
 EXPR, WORD, INT = "expression", "word", "integer"
 
@@ -243,11 +243,17 @@ class _Parser:
         expr = self.setexpr()
         while self.peek.kind is Tok.PIPE:
             self.next()
-            expr = self.stage(expr)
+            expr = self.setexpr(self.stage(expr))
         return expr
 
-    def setexpr(self) -> Expr:
-        left = self.primary()
+    def at_stage_end(self) -> bool:
+        token = self.peek
+        return token.kind in (Tok.PIPE, Tok.RPAREN, Tok.COMMA, Tok.EOF, Tok.OP) or (
+            token.kind is Tok.WORD and not token.quoted
+            and (token.text in SET_OPERATORS or token.text == "in"))
+
+    def setexpr(self, left: Expr | None = None) -> Expr:
+        left = self.primary() if left is None else left
         while True:
             token = self.peek
             op = None
@@ -380,13 +386,17 @@ class _Parser:
             raise self.source.error(name.offset, f"{name.text}() takes no set argument, so it "
                                                  "cannot be a pipeline stage")
         args: list = []
-        while self.peek.kind not in (Tok.PIPE, Tok.RPAREN, Tok.EOF):
+        while not self.at_stage_end():
             index = len(args) + (1 if len(args) >= slot else 0)
             if index >= len(signature.params):
                 raise self.source.error(self.peek.offset, f"syntax error: too many arguments "
                                                           f"for the stage '{name.text}'",
                                         hint="use subquery(...) for a complex argument")
             args.append(self.stage_arg(signature.params[index], name.text))
+        if len(args) < slot:
+            raise self.source.error(self.peek.offset, f"syntax error: the stage '{name.text}' "
+                                                      f"needs one more "
+                                                      f"{signature.params[len(args)]} argument")
         args.insert(slot, previous)
         if len(args) < signature.required:
             missing = signature.params[len(args)]
@@ -416,6 +426,19 @@ def parse_query(text: str, path: str = "<query>", first_line: int = 1) -> Expr:
     if not text.strip():
         raise QuerySyntaxError("empty query", hint="for example: bp query '//...'")
     return _Parser(_Source(text, path, first_line)).parse()
+
+
+def show_query_line(error: BpError, text: str, path: str = "<query>",
+                    first_line: int = 1) -> BpError:
+    """Give an error located in the query text the line it points at."""
+    for single in getattr(error, "errors", (error,)):
+        location = single.location
+        if location is not None and location.path == path and single.source_line is None:
+            lines = text.splitlines()
+            index = location.line - first_line
+            if 0 <= index < len(lines):
+                single.source_line = lines[index]
+    return error
 
 
 def target_words(expr: Expr) -> list[Word]:
