@@ -216,7 +216,8 @@ def test_output_formats(q):
         '  "//lib:mid"', '  "//lib:mid" -> "//lib:base"', "}"]
     factored = q("//lib:gen + //lib:stamped + //lib:mid", "--output=graph")
     assert '  "//lib:gen\\n//lib:stamped" -> "//lib:mid"' in factored
-    assert len(q("//lib:gen + //lib:stamped", "--output=graph", "--nograph:factored")) == 6
+    assert len(q("//lib:gen + //lib:stamped", "--output=graph", "--nograph:factored")) == 5
+    assert len(q("//lib:gen + //lib:stamped", "--output=graph")) == 4
 
 
 def test_build_and_json_outputs(q):
