@@ -98,6 +98,7 @@ class StarlarkEnv:
         self._stashed: BpError | None = None
         self._injections: dict[str, Any] = {}
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
+        self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
 
     # ---- public entry points -------------------------------------------------------
 
@@ -178,6 +179,7 @@ class StarlarkEnv:
         except OSError as e:
             raise UserError(f"cannot load '{label}': {e.strerror}: {source.path}") from None
         kind = "prelude" if label.repo == "prelude" else "bzl"
+        self._module_keys[source.display] = key
         self._stack.append((key, None))
         try:
             module = self._evaluate(source, text, self._injection(kind),
@@ -209,7 +211,8 @@ class StarlarkEnv:
         if not label.name.endswith(".bzl"):
             raise self._at_load(module_id, f"cannot load '{label}': only .bzl files can be "
                                            "loaded", "name a file ending in '.bzl'")
-        parent = self._stack[-1][0] if self._stack else None
+        parent = self._module_keys.get(self._stack[-1][0], self._stack[-1][0]) \
+            if self._stack else None
         if parent is not None:
             self.load_edges.setdefault(parent, set()).add(str(label))
         return self.load(label)

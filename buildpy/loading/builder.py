@@ -7,7 +7,7 @@ package being evaluated; collects every error of the file before giving up on it
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable
 
@@ -17,8 +17,8 @@ from buildpy.lang.values import Frame
 from buildpy.loading.coerce import CoercionError, coerce_value
 from buildpy.loading.rule_class import RuleClass
 from buildpy.loading.target import (
-    GENERATED_FILE, PACKAGE_GROUP, PRIVATE, PUBLIC, SOURCE_FILE, Generator, Package, Target,
-    labels_in,
+    GENERATED_FILE, IMPLICIT_TESTS, PACKAGE_GROUP, PRIVATE, PUBLIC, SOURCE_FILE, Generator,
+    Package, Target, labels_in,
 )
 
 _PACKAGE_ARGS = ("default_visibility", "default_testonly", "default_deprecation",
@@ -123,6 +123,7 @@ class PackageBuilder:
         attrs = {**self._defaults(rule), **attrs}
         visibility = attrs["visibility"] if "visibility" in explicit else \
             self.default_visibility
+        attrs["visibility"] = tuple(visibility)
         self.raw[name] = dict(kwargs, kind=rule.kind)
         self.targets[name] = Target(
             label=label, kind=rule.kind, location=self._where.location(call),
@@ -259,10 +260,12 @@ class PackageBuilder:
         for rule in rules:
             for _, label in rule.dependencies():
                 if label.package_id == self.id and label.name not in self.targets:
-                    self.targets[label.name] = self._source_file(label, (PUBLIC,))
+                    self.targets[label.name] = self._source_file(
+                        label, self.default_visibility, implicit=True)
         build_name = self.build_file.rsplit("/", 1)[-1]
-        self.targets.setdefault(build_name, self._source_file(self.id.label(build_name),
-                                                              (PUBLIC,)))
+        self.targets.setdefault(build_name, self._source_file(
+            self.id.label(build_name), self.default_visibility, implicit=True))
+        self._add_implicit_tests(rules)
         if self.errors:
             raise self.errors[0] if len(self.errors) == 1 else ErrorGroup(self.errors)
         return Package(self.id, self.build_file, MappingProxyType(dict(self.targets)), loads,
@@ -282,10 +285,20 @@ class PackageBuilder:
                     label=label, kind=GENERATED_FILE, location=rule.location,
                     generating_rule=rule.label, visibility=rule.visibility)
 
-    def _source_file(self, label: Label, visibility: tuple[Label, ...]) -> Target:
+    def _add_implicit_tests(self, rules: list[Target]) -> None:
+        """A test_suite without `tests` stands for every non-manual test of its package."""
+        tests = tuple(t.label for t in rules
+                      if t.is_test and "manual" not in t.attrs.get("tags", ()))
+        for rule in rules:
+            if rule.kind == "test_suite" and not rule.attrs.get("tests"):
+                attrs = MappingProxyType({**rule.attrs, IMPLICIT_TESTS: tests})
+                self.targets[rule.label.name] = replace(rule, attrs=attrs)
+
+    def _source_file(self, label: Label, visibility: tuple[Label, ...],
+                     implicit: bool = False) -> Target:
         path = f"{self.id.name}/{label.name}" if self.id.name else label.name
         return Target(label=label, kind=SOURCE_FILE, location=Location(path, 1, 1),
-                      visibility=visibility)
+                      visibility=visibility, implicitly_exported=implicit)
 
 
 def keyword_position(text: str, path: str, first_line: int,

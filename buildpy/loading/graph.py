@@ -185,7 +185,8 @@ class GraphLoader:
         return dep.label.package_id == package or self._visible(dep, package, dep.label, set())
 
     def _check_visibility(self, target: Target, attr: str, dep: Target, where: str) -> None:
-        if self._visible(dep, target.label.package_id, dep.label, set()):
+        if dep.implicitly_exported or self._visible(dep, target.label.package_id, dep.label,
+                                                    set()):
             return
         shown = ", ".join(f'"{v}"' for v in dep.visibility)
         raise self._error_at(

@@ -183,7 +183,7 @@ def _common_attrs(executable: bool, test: bool) -> list[AttrSpec]:
 
 # Attributes a rule may declare itself, replacing the core's version.
 OVERRIDABLE = frozenset({"data", "exec_properties", "output_licenses", "licenses",
-                         "testonly"})
+                         "testonly", "tags"})
 
 
 def common_attr_names(executable: bool, test: bool) -> set[str]:

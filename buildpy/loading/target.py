@@ -19,6 +19,10 @@ GENERATED_FILE = "generated file"
 PACKAGE_GROUP = "package group"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+# The tests a test_suite with no `tests` stands for: its package's non-manual tests.
+IMPLICIT_TESTS = "$implicit_tests"
+_VISIBILITY_NAMES = ("__pkg__", "__subpackages__")
+
 PUBLIC = Label("", "visibility", "public")
 PRIVATE = Label("", "visibility", "private")
 
@@ -45,6 +49,9 @@ class Target:
     generator: Generator | None = None
     generating_rule: Label | None = None   # generated files only
     visibility: tuple[Label, ...] = (PRIVATE,)
+    # A source file that no exports_files() names: other packages may still use it
+    # (Bazel 4.2's legacy behaviour), although `visibility` says otherwise.
+    implicitly_exported: bool = False
 
     @property
     def is_rule(self) -> bool:
@@ -68,34 +75,40 @@ class Target:
             for label in self.attrs.get("includes", ()):
                 yield ("includes", label)
             return
-        if self.rule_class is None:
+        if self.rule_class is None:  # a source file depends on its package groups
+            for label in self.visibility:
+                if label.package != "visibility" and label.name not in _VISIBILITY_NAMES:
+                    yield ("visibility", label)
             return
         for name in self.rule_class.dependency_attrs:
             for label in labels_in(self.attrs.get(name)):
                 yield (name, label)
+        for label in self.attrs.get(IMPLICIT_TESTS, ()):
+            yield (IMPLICIT_TESTS, label)
 
 
-def labels_in(value: Any) -> Iterator[Label]:
-    """Every Label inside an attribute value, including select() keys and branches."""
+def labels_in(value: Any, conditions: bool = True) -> Iterator[Label]:
+    """Every Label inside an attribute value: select() branches, and keys if `conditions`."""
     if value is None:
         return
     if isinstance(value, Label):
         yield value
     elif isinstance(value, SelectorList):
         for part in value.parts:
-            yield from labels_in(part)
+            yield from labels_in(part, conditions)
     elif isinstance(value, Select):
         for condition, branch in value.conditions:
-            if not (condition.package == "conditions" and condition.name == "default"):
+            if conditions and not (condition.package == "conditions"
+                                   and condition.name == "default"):
                 yield condition
-            yield from labels_in(branch)
+            yield from labels_in(branch, conditions)
     elif isinstance(value, (tuple, list)):
         for item in value:
-            yield from labels_in(item)
+            yield from labels_in(item, conditions)
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from labels_in(key)
-            yield from labels_in(item)
+            yield from labels_in(key, conditions)
+            yield from labels_in(item, conditions)
 
 
 @dataclass(frozen=True)

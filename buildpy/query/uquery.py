@@ -17,7 +17,7 @@ from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import Loader
 from buildpy.loading.patterns import expand_patterns, packages_below
-from buildpy.loading.target import SOURCE_FILE, Target, labels_in
+from buildpy.loading.target import IMPLICIT_TESTS, SOURCE_FILE, Target, labels_in
 from buildpy.query.engine import QueryError, Result
 from buildpy.query.syntax import Call, Word
 
@@ -113,16 +113,20 @@ class TargetQueryEnvironment:
         target = self.target(node)
         if not target.is_rule or name not in target.attrs:
             return None
-        return [_format(v) for v in possible_values(target.attrs[name])]
+        values = [v for v in possible_values(target.attrs[name]) if v is not None]
+        if name == "tags":  # Bazel keeps tags as a sorted set
+            values = [tuple(sorted(v)) for v in values]
+        return [_format(v) for v in values]
 
     def attr_nodes(self, node: Label, name: str) -> list[Label] | None:
         target = self.target(node)
         if not target.is_rule or name not in target.rule_class.attrs:
             return None
         spec = target.rule_class.attrs[name]
-        if not (spec.is_label or spec.is_output):
-            return []
-        labels = list(dict.fromkeys(labels_in(target.attrs.get(name))))
+        if not (spec.is_label or spec.is_output) or (
+                spec.nodep and name not in target.explicit):
+            return []  # Bazel: labels(visibility, x) names only a visibility written out
+        labels = list(dict.fromkeys(labels_in(target.attrs.get(name), conditions=False)))
         if spec.is_label:
             self.ensure(labels)
         return labels
@@ -148,14 +152,8 @@ class TargetQueryEnvironment:
                 self._collect_tests(test, result, seen)
 
     def _suite_members(self, suite: Target) -> list[Label]:
-        explicit = list(suite.attrs.get("tests") or ())
-        if explicit:
-            self.ensure(explicit)
-            candidates = explicit
-        else:
-            package = self.graph_loader.package(suite.label.package_id)
-            candidates = [t.label for t in package.targets.values()
-                          if t.is_test and "manual" not in t.attrs.get("tags", ())]
+        candidates = list(suite.attrs.get("tests") or suite.attrs.get(IMPLICIT_TESTS, ()))
+        self.ensure(candidates)
         wanted = [t for t in suite.attrs.get("tags", ()) if t != "manual"]
         return [c for c in candidates if self.target(c).kind == "test_suite"
                 or _tags_match(self.target(c), wanted)]
@@ -167,7 +165,10 @@ class TargetQueryEnvironment:
             if with_build_files:
                 result[package.build_label] = None
             for text in package.loads:
-                result[self._file_target(text)] = None
+                label = self._file_target(text)
+                result[label] = None
+                if with_build_files and self.loader.is_package(label.package_id):
+                    result[self.graph_loader.package(label.package_id).build_label] = None
         return result
 
     def _file_target(self, text: str) -> Label:

@@ -15,6 +15,10 @@ config_setting = rule(
     doc = "A named condition on the build configuration, for use as a key of `select()`. " +
           "It matches when every setting it lists matches.",
     attrs = {
+        "tags": attr.string_list(
+            default = ["manual"],
+            doc = "Tags; a condition is never built on its own, so it is `manual` by default.",
+        ),
         "values": attr.string_dict(
             doc = "Command-line options and the values they must have, e.g. " +
                   "`{\"compilation_mode\": \"opt\"}`.",
