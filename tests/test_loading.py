@@ -564,3 +564,12 @@ def test_existing_rule_returns_selects_and_labels(ws):
     graph = load(root, "//a:all").graph
     assert repr(graph.target(Label("", "a", "g")).attrs["srcs"]) == \
         repr(graph.target(Label("", "a", "f")).attrs["srcs"])
+
+
+def test_source_files_used_by_their_package_stay_usable_elsewhere(ws):
+    """Bazel 4.2 exports a source file implicitly once a rule of its package uses it."""
+    root = ws({"a/BUILD": 'filegroup(name = "a", srcs = ["//b:x.txt"])',
+               "b/BUILD": 'filegroup(name = "b", srcs = ["x.txt"])', "b/x.txt": ""})
+    graph = load(root, "//a").graph
+    x = graph.target(Label("", "b", "x.txt"))
+    assert x.implicitly_exported and x.visibility == (Label("", "visibility", "private"),)
