@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from buildpy.core.errors import UserError
 
 MAIN_REPO = ""
+# Repositories that are directories of another: `@platforms//os:linux` is the same
+# target as `@prelude//platforms/os:linux` (Bazel's constraint names, bp's prelude).
+REPO_ALIASES = {"platforms": ("prelude", "platforms")}
 
 # Characters Bazel allows in package names and in target names.
 _PACKAGE_CHARS = re.compile(r"[A-Za-z0-9/._@+=,~-]*")
@@ -117,6 +120,11 @@ def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
         rest = "//:" + repo
     if repo and not _REPO_NAME.fullmatch(repo):
         raise _fail(text, f"invalid repository name '@{repo}'", what=what)
+    if repo in REPO_ALIASES:
+        repo, prefix = REPO_ALIASES[repo]
+        body = rest[2:]
+        rest = f"//{prefix}{body}" if body.startswith(":") or not body else \
+            f"//{prefix}/{body}"
     return repo, rest
 
 

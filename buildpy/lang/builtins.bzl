@@ -184,6 +184,10 @@ def existing_rules():
 def licenses(license_types):
     pass
 
+def host_info():
+    """The machine bp runs on: struct(os = "linux", cpu = "x86_64")."""
+    return struct(**_bp_host_info(call_stack()))
+
 def workspace(name):
     _bp_workspace(name, call_stack())
 
@@ -214,6 +218,7 @@ BUILD_NATIVES = {
     "existing_rule": existing_rule,
     "existing_rules": existing_rules,
     "licenses": licenses,
+    "host_info": host_info,
 }
 
 # What WORKSPACE files see.

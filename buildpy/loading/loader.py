@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildpy.core.errors import BpError, UserError, did_you_mean
+from buildpy.core.errors import BpError, EnvError, UserError, did_you_mean
+from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import Label, LabelError, PackageId
 from buildpy.core.pattern import parse_pattern
 from buildpy.core.workspace import WORKSPACE_FILES, Workspace
@@ -26,20 +27,26 @@ from buildpy.loading.rule_class import (
 from buildpy.loading.target import Package
 
 PRELUDE_REPO = "prelude"
+TOOLCHAINS_REPO = "toolchains"  # bp's default toolchains (the toolchains/ directory)
 PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
 # Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
 COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
 
 
-def default_prelude_root() -> Path:
-    """The prelude shipped with bp: beside the package in a checkout, inside it installed."""
+def default_data_root(name: str) -> Path:
+    """A directory shipped with bp (prelude/, toolchains/): beside the package in a
+    checkout, inside it when installed."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "prelude", here / "_data" / "prelude"):
-        if (candidate / "prelude.bzl").is_file():
+    for candidate in (here.parent / name, here / "_data" / name):
+        if candidate.is_dir():
             return candidate
-    raise UserError("bp's prelude is missing (no prelude/prelude.bzl next to buildpy)",
-                    hint="reinstall bp")
+    raise EnvError(f"bp's {name}/ directory is missing (looked in {here.parent} and "
+                   f"{here / '_data'})", hint="reinstall bp")
+
+
+def default_prelude_root() -> Path:
+    return default_data_root("prelude")
 
 
 class NoSuchPackage(UserError):
@@ -65,10 +72,11 @@ class Loader:
     """Evaluates BUILD files of one workspace into Packages, each at most once."""
 
     def __init__(self, workspace: Workspace, prelude_root: Path | None = None,
-                 eval_timeout: float = 60.0):
+                 eval_timeout: float = 60.0, toolchains_root: Path | None = None):
         self.workspace = workspace
         prelude = prelude_root or default_prelude_root()
         self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
+                      TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
                       **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
                                prelude_entry=PRELUDE_ENTRY)
@@ -214,6 +222,7 @@ class Loader:
                 frames, "existing_rule").existing_rule(name)),
             "_bp_existing_rules": lambda *, frames: to_starlark(self._builder(
                 frames, "existing_rules").existing_rules()),
+            "_bp_host_info": lambda *, frames: {"os": host_os(), "cpu": host_cpu()},
             "_bp_workspace": self._workspace,
             "_bp_register": self._register,
         }
