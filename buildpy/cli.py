@@ -24,6 +24,8 @@ EXIT_INTERNAL = 37
 OUTPUT_FORMATS = ("label", "label_kind", "build", "graph", "json", "streamed_jsonproto",
                   "minrank", "maxrank", "package", "location")
 ORDERS = ("no", "deps", "auto", "full")
+CQUERY_FORMATS = ("label", "label_kind", "json", "graph", "files", "starlark")
+COMPILATION_MODES = ("fastbuild", "dbg", "opt")
 _GLOBAL_WITH_VALUE = ("-C", "--workspace", "--bprc")
 _GLOBAL_FLAGS = ("--nohome_rc", "--noworkspace_rc")
 
@@ -99,6 +101,118 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
     if errors:
         print_errors(errors)
         raise SystemExit(EXIT_PARTIAL)
+
+
+def _configuration_options(command):
+    """The flags that choose a configuration (shared by cquery, config and build)."""
+    options = [
+        click.option("--platforms", "platforms", metavar="LABEL", multiple=True,
+                     help="The target platform (a platform() target); default: the host."),
+        click.option("-c", "--compilation_mode", type=click.Choice(COMPILATION_MODES),
+                     default="fastbuild", show_default=True, help="How to compile."),
+        click.option("--define", "defines", metavar="NAME=VALUE", multiple=True,
+                     help="A value for config_setting's define_values (repeatable)."),
+        click.option("--host_platform", default="@prelude//platforms:host",
+                     show_default=True, metavar="LABEL",
+                     help="The platform bp runs on: the last execution platform."),
+        click.option("--extra_execution_platforms", multiple=True, metavar="PATTERN",
+                     help="Execution platforms to consider before the registered ones."),
+        click.option("--extra_toolchains", multiple=True, metavar="PATTERN",
+                     help="Toolchains to consider before the registered ones."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _build_options(platforms, compilation_mode, defines, host_platform,
+                   extra_execution_platforms, extra_toolchains):
+    from buildpy.config.configuration import BuildOptions
+
+    split = lambda values: tuple(v for value in values for v in value.split(",") if v)  # noqa
+    return BuildOptions(
+        platforms=split(platforms), compilation_mode=compilation_mode,
+        defines=BuildOptions.parse_defines(defines), host_platform=host_platform,
+        extra_execution_platforms=split(extra_execution_platforms),
+        extra_toolchains=split(extra_toolchains))
+
+
+@cli.command()
+@click.argument("expression", nargs=-1)
+@_configuration_options
+@click.option("--output", type=click.Choice(CQUERY_FORMATS), default="label",
+              show_default=True, help="How to print the result.")
+@click.option("--starlark:expr", "starlark_expr", default="str(target.label)",
+              metavar="EXPR", help="With --output=starlark: an expression of `target`.")
+@click.option("--order_output", type=click.Choice(ORDERS), default="auto", show_default=True)
+@click.option("--implicit_deps/--noimplicit_deps", default=True,
+              help="Follow implicit dependencies (private attributes and toolchains).")
+@click.option("-k", "--keep_going/--nokeep_going", default=False)
+@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE")
+@click.option("--loading_timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+def cquery(options: Options, expression, platforms, compilation_mode, defines,
+           host_platform, extra_execution_platforms, extra_toolchains, output,
+           starlark_expr, order_output, implicit_deps, keep_going, query_file,
+           loading_timeout) -> None:
+    """Answer EXPRESSION over the configured target graph.
+
+    Every select() is resolved for the configuration (--platforms, -c, --define);
+    targets print with their configuration, like //app:hello (3f2c1e9). Wildcard
+    patterns skip targets incompatible with the target platform.
+
+    \b
+      bp cquery 'deps(//app:hello)' --platforms=//platforms:linux_arm64
+      bp cquery //lib/strutil --output=starlark --starlark:expr='target.attr.defines'
+      bp cquery 'config(//app:hello, exec)'
+    """
+    from buildpy.session import run_cquery
+
+    build = _build_options(platforms, compilation_mode, defines, host_platform,
+                           extra_execution_platforms, extra_toolchains)
+    size, errors = run_cquery(
+        options.workspace, expression, build, query_file=query_file, output=output,
+        starlark_expr=starlark_expr, order=order_output, implicit_deps=implicit_deps,
+        keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
+    if size == 0:
+        click.echo("INFO: Empty results", err=True)
+    if errors:
+        print_errors(errors)
+        raise SystemExit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.argument("configuration", required=False)
+@_configuration_options
+@click.pass_obj
+def config(options: Options, configuration, platforms, compilation_mode, defines,
+           host_platform, extra_execution_platforms, extra_toolchains) -> None:
+    """List the configurations of a build, or show one CONFIGURATION's settings.
+
+    The configurations are the target configuration chosen by the flags and the exec
+    configurations of the execution platforms (tools build in those).
+    """
+    from buildpy.core.errors import UserError
+    from buildpy.session import list_configurations
+
+    build = _build_options(platforms, compilation_mode, defines, host_platform,
+                           extra_execution_platforms, extra_toolchains)
+    configs = list_configurations(options.workspace, build)
+    if configuration is None:
+        click.echo("Available configurations:")
+        for item in configs:
+            kind = "exec" if item.is_exec else "target"
+            click.echo(f"{item.hash} {kind:6} {item.platform} {item.compilation_mode}")
+        return
+    found = [c for c in configs if c.hash.startswith(configuration)]
+    if len(found) != 1:
+        raise UserError(f"no configuration '{configuration}' among "
+                        f"{', '.join(c.hash for c in configs)}",
+                        hint="run bp config with the same flags to list them")
+    import json
+    click.echo(f"Configuration {found[0].hash}:")
+    for key, value in found[0].settings().items():
+        click.echo(f"  {key}: {json.dumps(value)}")
 
 
 @cli.command("help")
@@ -182,7 +296,7 @@ def _expand_rc(argv: list[str]) -> list[str]:
         paths.append(Path.home() / ".bprc")
     rc = read_rc_files(paths + extra, root)
     known = _option_names(command)
-    defaults = _filter(rc.args_for(command_name), known)
+    defaults = _filter(rc.args_for(command_name), known, command_name)
     rest = argv[index + 1:]
     expanded: list[str] = []
     position = 0
@@ -201,7 +315,7 @@ def _expand_rc(argv: list[str]) -> list[str]:
                 raise UserError(f"config value '{config}' is not defined in any .bprc file",
                                 hint=f"add lines such as '{command_name}:{config} --flag' "
                                      "to .bprc")
-            expanded.extend(_filter(rc.args_for(command_name, config), known))
+            expanded.extend(_filter(rc.args_for(command_name, config), known, command_name))
         else:
             expanded.append(arg)
         position += 1
@@ -216,11 +330,12 @@ def _option_names(command: click.Command) -> set[str]:
     return names
 
 
-def _filter(pairs: list[tuple[str, str]], known: set[str]) -> list[str]:
-    """Drop `common` flags that the command does not know (Bazel ignores them too)."""
+def _filter(pairs: list[tuple[str, str]], known: set[str], command: str) -> list[str]:
+    """Drop inherited flags (`common`, `build` for cquery, ...) that the command does not
+    take; flags in the command's own section must all be valid."""
     out = []
     for section, arg in pairs:
-        if section == "common" and arg.startswith("-") and arg.split("=", 1)[0] not in known:
+        if section != command and arg.startswith("-") and arg.split("=", 1)[0] not in known:
             continue
         out.append(arg)
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError
 from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import TargetPattern, parse_pattern
@@ -64,15 +65,8 @@ def load_patterns(session: Session, words: list[str], keep_going: bool = False) 
     return Loaded(tuple(labels), graph, tuple(errors + graph_errors))
 
 
-def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str | None,
-              output: str, order: str, implicit_deps: bool, keep_going: bool,
-              universe_scope: str, factored: bool, loading_timeout: float,
-              out: TextIO) -> tuple[int, list[BpError]]:
-    """`bp query`: parse, evaluate, print to `out`; returns (result size, errors kept)."""
-    from buildpy.query.engine import evaluate
-    from buildpy.query.output import ordered, write
-    from buildpy.query.syntax import Call, parse_query, show_query_line
-    from buildpy.query.uquery import TargetQueryEnvironment
+def _parse_expression(words: tuple[str, ...], query_file: str | None, command: str):
+    from buildpy.query.syntax import parse_query
 
     if query_file and words:
         raise UserError("give the query either on the command line or with --query_file, "
@@ -86,22 +80,89 @@ def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str 
     else:
         if not words:
             raise UserError("missing query expression",
-                            hint="for example: bp query '//...' (see bp help query)")
+                            hint=f"for example: bp {command} '//...' (see bp help {command})")
         text, path = " ".join(words), "<query>"
-    expr = parse_query(text, path)
-    session = open_session(directory, eval_timeout=loading_timeout)
-    env = TargetQueryEnvironment(
-        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
-        universe_scope=tuple(p for p in universe_scope.split(",") if p))
+    return parse_query(text, path), text, path
+
+
+def _evaluate(env, expr, text: str, path: str, keep_going: bool):
+    from buildpy.query.engine import evaluate
+    from buildpy.query.syntax import show_query_line
+
     try:
         result, errors = evaluate(env, expr, keep_going)
     except BpError as error:
         raise show_query_line(error, text, path) from None
     errors = [show_query_line(e, text, path) for e in errors] + \
         [e for e in env.errors if not any(e is seen for seen in errors)]
+    return result, errors
+
+
+def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str | None,
+              output: str, order: str, implicit_deps: bool, keep_going: bool,
+              universe_scope: str, factored: bool, loading_timeout: float,
+              out: TextIO) -> tuple[int, list[BpError]]:
+    """`bp query`: parse, evaluate, print to `out`; returns (result size, errors kept)."""
+    from buildpy.query.output import ordered, write
+    from buildpy.query.syntax import Call
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    expr, text, path = _parse_expression(words, query_file, "query")
+    session = open_session(directory, eval_timeout=loading_timeout)
+    env = TargetQueryEnvironment(
+        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
+        universe_scope=tuple(p for p in universe_scope.split(",") if p))
+    result, errors = _evaluate(env, expr, text, path, keep_going)
     if output in ("graph", "minrank", "maxrank") or order in ("deps", "full"):
         env.ensure(result)
     path_result = isinstance(expr, Call) and expr.function == "somepath"
     nodes = ordered(env, result, order, path_result)
     write(env, nodes, result, output, out, factored)
     return len(result), errors
+
+
+def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOptions, *,
+               query_file: str | None, output: str, starlark_expr: str, order: str,
+               implicit_deps: bool, keep_going: bool, loading_timeout: float,
+               out: TextIO) -> tuple[int, list[BpError]]:
+    """`bp cquery`: the same language over the configured graph."""
+    from buildpy.lang.formatter import Formatter
+    from buildpy.query.cquery import ConfiguredQueryEnvironment, build_options
+    from buildpy.query.output import ordered, write
+    from buildpy.query.syntax import Call
+
+    expr, text, path = _parse_expression(words, query_file, "cquery")
+    if output == "files":
+        raise UserError("--output=files needs analysis, which bp does not run yet",
+                        hint="use --output=label or --output=json for now")
+    formatter = Formatter(starlark_expr) if output == "starlark" else None
+    session = open_session(directory, eval_timeout=loading_timeout)
+    env = ConfiguredQueryEnvironment(session.loader, session.offset, options,
+                                     session.loader.workspace_settings(),
+                                     keep_going=keep_going, implicit_deps=implicit_deps)
+    result, errors = _evaluate(env, expr, text, path, keep_going)
+    path_result = isinstance(expr, Call) and expr.function == "somepath"
+    nodes = ordered(env, result, order, path_result)
+    if formatter is not None:
+        from buildpy.lang.formatter import struct_of
+        for node in nodes:
+            data = env.record(node)
+            value = struct_of(**{**data, "attr": struct_of(**data["attributes"])})
+            out.write(formatter(value, build_options(env, node), {}) + "\n")
+    else:
+        write(env, nodes, result, output, out, True)
+    return len(result), errors
+
+
+def list_configurations(directory: str | None, options: BuildOptions) -> list:
+    """The target configuration and the exec configurations of the execution platforms."""
+    from buildpy.config.configured import ConfiguredGraph
+    from buildpy.loading.graph import GraphLoader
+
+    session = open_session(directory)
+    graph = ConfiguredGraph(GraphLoader(session.loader), options,
+                            session.loader.workspace_settings())
+    configs = [graph.top]
+    for platform in graph.toolchains.exec_platforms:
+        configs.append(graph.exec_configuration(platform))
+    return list({c.hash: c for c in configs}.values())

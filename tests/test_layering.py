@@ -12,8 +12,9 @@ ALLOWED = {
     "core": set(),
     "lang": {"core"},
     "loading": {"core", "lang"},
-    "query": {"core", "lang", "loading"},
-    "session": {"core", "lang", "loading", "query"},
+    "config": {"core", "lang", "loading"},
+    "query": {"core", "lang", "loading", "config"},
+    "session": {"core", "lang", "loading", "config", "query"},
 }
 
 

@@ -262,7 +262,7 @@ class PackageBuilder:
                 if label.package_id == self.id and label.name not in self.targets:
                     self.targets[label.name] = self._source_file(
                         label, self.default_visibility, implicit=True)
-        build_name = self.build_file.rsplit("/", 1)[-1]
+        build_name = self.build_file.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         self.targets.setdefault(build_name, self._source_file(
             self.id.label(build_name), self.default_visibility, implicit=True))
         self._add_implicit_tests(rules)
@@ -296,9 +296,16 @@ class PackageBuilder:
 
     def _source_file(self, label: Label, visibility: tuple[Label, ...],
                      implicit: bool = False) -> Target:
-        path = f"{self.id.name}/{label.name}" if self.id.name else label.name
+        path = source_path(label)
         return Target(label=label, kind=SOURCE_FILE, location=Location(path, 1, 1),
                       visibility=visibility, implicitly_exported=implicit)
+
+
+def source_path(label: Label) -> str:
+    """How messages show a source file: workspace-relative, or a label in other repos."""
+    if label.repo:
+        return str(label)
+    return f"{label.package}/{label.name}" if label.package else label.name
 
 
 def keyword_position(text: str, path: str, first_line: int,

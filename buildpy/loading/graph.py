@@ -18,7 +18,7 @@ from buildpy.core.errors import Location
 from buildpy.core.label import Label, PackageId
 from buildpy.loading.builder import keyword_position
 from buildpy.loading.loader import Loader, NoSuchPackage
-from buildpy.loading.target import PACKAGE_GROUP, PUBLIC, SOURCE_FILE, Package, Target
+from buildpy.loading.target import PACKAGE_GROUP, SOURCE_FILE, Package, Target
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,10 @@ class GraphLoader:
                                  f"set testonly = True on '{target.label}'", label)
         return dep
 
-    def _error_at(self, target: Target, attr: str, message: str,
-                  hint: str | None, label: Label | None = None) -> UserError:
-        """An error pointing at `attr = ...` in the target's BUILD file when it is there."""
+    def attr_position(self, target: Target, attr: str,
+                      label: Label | None = None) -> tuple[Location, str | None]:
+        """Where `attr = ...` (or `label` in it) is in the target's BUILD file, if there;
+        else the target's own location."""
         location, line = target.location, None
         if target.label.repo == "":
             try:
@@ -178,6 +179,11 @@ class GraphLoader:
                     location, line = _label_position(text, location, label) or found
             elif text:
                 line = text.splitlines()[location.line - 1]
+        return location, line
+
+    def _error_at(self, target: Target, attr: str, message: str,
+                  hint: str | None, label: Label | None = None) -> UserError:
+        location, line = self.attr_position(target, attr, label)
         return UserError(message, location=location, source_line=line, hint=hint)
 
     def is_visible(self, dep: Target, package: PackageId) -> bool:
@@ -197,8 +203,10 @@ class GraphLoader:
 
     def _visible(self, dep: Target, package: PackageId, owner: Label, seen: set) -> bool:
         for item in dep.visibility:
-            if item == PUBLIC:
-                return True
+            if item.package == "visibility":  # //visibility:* means the same in any repo
+                if item.name == "public":
+                    return True
+                continue
             if item.name == "__pkg__":
                 if item.package_id == package:
                     return True
@@ -207,8 +215,6 @@ class GraphLoader:
                         item.package == "" or package.name == item.package
                         or package.name.startswith(item.package + "/")):
                     return True
-            elif item.package == "visibility":
-                continue
             elif self._in_group(item, package, owner, seen):
                 return True
         return False

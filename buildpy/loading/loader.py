@@ -13,7 +13,7 @@ from typing import Any
 
 from buildpy.core.errors import BpError, EnvError, UserError, did_you_mean
 from buildpy.core.host import host_cpu, host_os
-from buildpy.core.label import Label, LabelError, PackageId
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
 from buildpy.core.workspace import WORKSPACE_FILES, Workspace
 from buildpy.lang.env import SourceFile, StarlarkEnv, to_starlark
@@ -264,10 +264,14 @@ class Loader:
                 declared[name] = self._with_default(spec, where)
         except DeclarationError as e:
             raise fail(e.message, e.hint) from None
+        try:
+            toolchain_types = tuple(parse_label(t, where) for t in toolchains)
+        except LabelError as e:
+            raise fail(f"rule() 'toolchains': {e.message}", e.hint) from None
         rule = RuleClass(
             id=len(self.rule_classes), kind=kind,
             attrs=build_schema(declared, executable, test), executable=executable,
-            test=test, doc=str(doc or ""), toolchains=tuple(str(t) for t in toolchains),
+            test=test, doc=str(doc or ""), toolchains=toolchain_types,
             location=self.env.location(caller), defined_in=caller.path)
         self.rule_classes.append(rule)
         return rule.id

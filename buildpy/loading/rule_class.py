@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from buildpy.core.errors import Location
+from buildpy.core.label import Label
 
 ATTR_TYPES = frozenset({
     "string", "string_list", "int", "int_list", "bool", "label", "label_list", "output",
@@ -106,7 +107,7 @@ class RuleClass:
     executable: bool
     test: bool
     doc: str
-    toolchains: tuple[str, ...]
+    toolchains: tuple[Label, ...]   # toolchain types
     location: Location
     defined_in: str              # label of the .bzl file
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

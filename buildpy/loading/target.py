@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from buildpy.core.errors import Location
 from buildpy.core.label import Label, PackageId
@@ -21,6 +21,9 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 # The tests a test_suite with no `tests` stands for: its package's non-manual tests.
 IMPLICIT_TESTS = "$implicit_tests"
+# The edge from a target to the conditions of its select()s.
+CONDITION_EDGE = "$config_setting"
+DEFAULT_CONDITION = Label("", "conditions", "default")
 _VISIBILITY_NAMES = ("__pkg__", "__subpackages__")
 
 PUBLIC = Label("", "visibility", "public")
@@ -81,10 +84,21 @@ class Target:
                     yield ("visibility", label)
             return
         for name in self.rule_class.dependency_attrs:
-            for label in labels_in(self.attrs.get(name)):
+            for label in labels_in(self.attrs.get(name), conditions=False):
                 yield (name, label)
         for label in self.attrs.get(IMPLICIT_TESTS, ()):
             yield (IMPLICIT_TESTS, label)
+        for label in dict.fromkeys(select_conditions(self.attrs[n] for n in self.explicit)):
+            yield (CONDITION_EDGE, label)
+
+
+def select_conditions(values: Iterable[Any]) -> Iterator[Label]:
+    """The config_setting (or constraint_value) keys of every select() in `values`."""
+    for value in values:
+        parts = value.parts if isinstance(value, SelectorList) else (value,)
+        for part in parts:
+            if isinstance(part, Select):
+                yield from (key for key, _ in part.conditions if key != DEFAULT_CONDITION)
 
 
 def labels_in(value: Any, conditions: bool = True) -> Iterator[Label]:

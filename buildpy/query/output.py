@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping, TextIO
 
 import networkx as nx
 
-from buildpy.core.label import Label, label_sort_key
+from buildpy.core.label import Label
 from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.target import GENERATED_FILE, PACKAGE_GROUP, SOURCE_FILE, Target
 from buildpy.query.engine import Result
@@ -29,13 +29,13 @@ def ordered(env, result: Result, order: str, path_result: bool) -> list:
         return sorted(result, key=_key(env))
     graph = _subgraph(env, result)
     try:
-        return list(nx.lexicographical_topological_sort(graph, key=env.label))
+        return list(nx.lexicographical_topological_sort(graph, key=env.display))
     except nx.NetworkXUnfeasible:  # a cycle: fall back to a stable order
         return sorted(result, key=_key(env))
 
 
 def _key(env) -> Callable:
-    return lambda node: label_sort_key(node) if isinstance(node, Label) else env.label(node)
+    return env.sort_key
 
 
 def _subgraph(env, result: Result) -> nx.DiGraph:
@@ -49,25 +49,25 @@ def _subgraph(env, result: Result) -> nx.DiGraph:
 def write(env, nodes: list, result: Result, output: str, out: TextIO,
           factored: bool = True) -> None:
     if output == "label":
-        out.writelines(f"{env.label(n)}\n" for n in nodes)
+        out.writelines(f"{env.display(n)}\n" for n in nodes)
     elif output == "label_kind":
-        out.writelines(f"{env.kind(n)} {env.label(n)}\n" for n in nodes)
+        out.writelines(f"{env.kind(n)} {env.display(n)}\n" for n in nodes)
     elif output == "package":
         packages = sorted({env.package(n) for n in nodes}, key=lambda p: p.split("/"))
         out.writelines(f"{p}\n" for p in packages)
     elif output == "location":
-        out.writelines(f"{env.absolute_location(n)}: {env.kind(n)} {env.label(n)}\n"
+        out.writelines(f"{env.absolute_location(n)}: {env.kind(n)} {env.display(n)}\n"
                        for n in nodes)
     elif output in ("minrank", "maxrank"):
         ranks = _ranks(env, result, maximum=output == "maxrank")
         for node in sorted(nodes, key=lambda n: ranks[n]):
-            out.write(f"{ranks[node]} {env.label(node)}\n")
+            out.write(f"{ranks[node]} {env.display(node)}\n")
     elif output == "graph":
         out.write(graph_dot(env, nodes, result, factored))
     elif output == "build":
         out.write("\n".join(build_text(env, n) for n in nodes))
     elif output == "json":
-        json.dump([record(env, n) for n in nodes], out, indent=2)
+        json.dump([env.record(n) for n in nodes], out, indent=2)
         out.write("\n")
     elif output == "streamed_jsonproto":
         for node in nodes:
@@ -111,7 +111,7 @@ def graph_dot(env, nodes: list, result: Result, factored: bool) -> str:
     group_of = {}
     names = {}
     for key, members in groups.items():
-        text = "\\n".join(env.label(m) for m in sorted(members, key=_key(env)))
+        text = "\\n".join(env.display(m) for m in sorted(members, key=_key(env)))
         for member in members:
             group_of[member] = key
         names[key] = text

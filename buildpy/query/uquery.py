@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from buildpy.core.errors import BpError, ErrorGroup, Location, UserError
-from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.core.label import Label, LabelError, PackageId, label_sort_key, parse_label
+from buildpy.config.selects import concat
 from buildpy.core.pattern import parse_pattern
 from buildpy.lang.values import Select, SelectorList
+from buildpy.loading.builder import source_path
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import Loader
 from buildpy.loading.patterns import expand_patterns, packages_below
@@ -49,11 +51,20 @@ class TargetQueryEnvironment:
     def label(self, node: Label) -> str:
         return str(node)
 
+    display = label
+
+    def sort_key(self, node: Label) -> tuple:
+        return label_sort_key(node)
+
     def kind(self, node: Label) -> str:
         return self.target(node).kind_text
 
     def package(self, node: Label) -> str:
         return node.package if not node.repo else f"@{node.repo}//{node.package}"
+
+    def record(self, node: Label) -> dict:
+        from buildpy.query.output import record
+        return record(self, node)
 
     def absolute_location(self, node: Label) -> str:
         """`/abs/path/BUILD:line:col`, as Bazel prints locations."""
@@ -116,7 +127,7 @@ class TargetQueryEnvironment:
         values = [v for v in possible_values(target.attrs[name]) if v is not None]
         if name == "tags":  # Bazel keeps tags as a sorted set
             values = [tuple(sorted(v)) for v in values]
-        return [_format(v) for v in values]
+        return [format_attr(v) for v in values]
 
     def attr_nodes(self, node: Label, name: str) -> list[Label] | None:
         target = self.target(node)
@@ -156,7 +167,7 @@ class TargetQueryEnvironment:
         self.ensure(candidates)
         wanted = [t for t in suite.attrs.get("tags", ()) if t != "manual"]
         return [c for c in candidates if self.target(c).kind == "test_suite"
-                or _tags_match(self.target(c), wanted)]
+                or tags_match(self.target(c), wanted)]
 
     def buildfiles(self, nodes: Iterable[Label], with_build_files: bool) -> Result:
         result: Result = {}
@@ -177,11 +188,8 @@ class TargetQueryEnvironment:
         if self.loader.is_package(label.package_id):
             package = self.graph_loader.package(label.package_id)
         if package is None or label.name not in package.targets:
-            path = f"{label.package}/{label.name}" if label.package else label.name
-            if label.repo:
-                path = f"@{label.repo}//{path}"
             self._extra[label] = Target(label=label, kind=SOURCE_FILE,
-                                        location=Location(path, 1, 1))
+                                        location=Location(source_path(label), 1, 1))
         return label
 
     def rbuildfiles(self, paths: list[str]) -> Result:
@@ -223,12 +231,10 @@ class TargetQueryEnvironment:
 
 
 def _path_of(text: str) -> str:
-    label = parse_label(text)
-    path = f"{label.package}/{label.name}" if label.package else label.name
-    return path if not label.repo else f"@{label.repo}//{path}"
+    return source_path(parse_label(text))
 
 
-def _tags_match(test: Target, wanted: list[str]) -> bool:
+def tags_match(test: Target, wanted: list[str]) -> bool:
     """Bazel's test_suite filter: all positive tags present, no negative tag present."""
     tags = set(test.attrs.get("tags", ()))
     size = test.attrs.get("size")
@@ -250,32 +256,18 @@ def possible_values(value: Any) -> list[Any]:
     if not isinstance(value, SelectorList):
         return [value]
     choices = [possible_values(part) for part in value.parts]
-    out = []
-    for combination in itertools.islice(itertools.product(*choices), _MAX_COMBINATIONS):
-        out.append(_concat(combination))
-    return out
+    return [concat(list(combination)) for combination in
+            itertools.islice(itertools.product(*choices), _MAX_COMBINATIONS)]
 
 
-def _concat(parts: tuple) -> Any:
-    first = parts[0]
-    if isinstance(first, str):
-        return "".join(parts)
-    if isinstance(first, Mapping):
-        merged: dict = {}
-        for part in parts:
-            merged.update(part)
-        return merged
-    return tuple(itertools.chain.from_iterable(parts))
-
-
-def _format(value: Any) -> str:
+def format_attr(value: Any) -> str:
     """An attribute value as text, the way Bazel's attr() sees it."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
+        return "[" + ", ".join(format_attr(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_format(k)}={_format(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{format_attr(k)}={format_attr(v)}" for k, v in value.items()) + "}"
     if value is None:
         return "null"
     return str(value)
@@ -283,5 +275,8 @@ def _format(value: Any) -> str:
 
 def workspace_path(loader: Loader, location: Location) -> str:
     """A location's file as an absolute path (for --output=location)."""
+    if location.path.startswith("@"):
+        label = parse_label(location.path)
+        return str(loader.repos[label.repo] / label.package / label.name)
     path = Path(location.path)
     return str(path if path.is_absolute() else loader.workspace.root / path)

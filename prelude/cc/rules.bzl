@@ -1,8 +1,13 @@
-"""Declarations of the C and C++ rules (cc_library, cc_binary, cc_test); no build logic here."""
+"""Declarations of the C and C++ rules (cc_library, cc_binary, cc_test, cc_toolchain); no
+build logic here."""
 
 load(":cc_binary.bzl", "cc_binary_impl")
 load(":cc_library.bzl", "cc_library_impl")
 load(":cc_test.bzl", "cc_test_impl")
+load(":cc_toolchain.bzl", "cc_toolchain_impl")
+
+# The toolchain type the C++ rules resolve their compiler and linker through.
+_CC_TOOLCHAIN_TYPE = "@toolchains//cc:toolchain_type"
 
 def _compile_attrs():
     """Attributes shared by every C++ rule: what to compile and how."""
@@ -144,6 +149,7 @@ cc_library = rule(
     doc = "A C or C++ library: compiled once, and linked into the binaries and tests that " +
           "depend on it. Its public headers are listed in `hdrs`.",
     attrs = _library_attrs(),
+    toolchains = [_CC_TOOLCHAIN_TYPE],
 )
 
 cc_binary = rule(
@@ -152,6 +158,7 @@ cc_binary = rule(
     doc = "A C or C++ program (or, with `linkshared`, a shared library) linked from its " +
           "sources and dependencies.",
     attrs = _binary_attrs(),
+    toolchains = [_CC_TOOLCHAIN_TYPE],
 )
 
 cc_test = rule(
@@ -159,4 +166,52 @@ cc_test = rule(
     test = True,
     doc = "A C or C++ program run as a test by `bp test`; exit code zero means it passed.",
     attrs = _linked_attrs(linkstatic = False, stamp = 0),
+    toolchains = [_CC_TOOLCHAIN_TYPE],
+)
+
+cc_toolchain = rule(
+    implementation = cc_toolchain_impl,
+    doc = "The C and C++ tools for one target platform: the commands to run and the flags " +
+          "every compile and link gets. Register it with `toolchain()` under " +
+          "`@toolchains//cc:toolchain_type`. Simpler than Bazel's rule of the same name: " +
+          "tools are commands looked up on `PATH` (or absolute paths), not targets.",
+    attrs = {
+        "cc": attr.string(
+            default = "gcc",
+            doc = "The C compiler command, e.g. `gcc`, `clang` or a cross compiler such as " +
+                  "`aarch64-linux-gnu-gcc`.",
+        ),
+        "cxx": attr.string(
+            default = "g++",
+            doc = "The C++ compiler command.",
+        ),
+        "ar": attr.string(
+            default = "ar",
+            doc = "The archiver that makes static libraries (`.a`).",
+        ),
+        "ld": attr.string(
+            doc = "The command that links executables and shared libraries; empty means " +
+                  "link with `cc` (or `cxx` when C++ sources are linked in).",
+        ),
+        "strip": attr.string(
+            default = "strip",
+            doc = "The command that removes symbols from linked outputs.",
+        ),
+        "compile_flags": attr.string_list(
+            doc = "Flags given to every compile with this toolchain, before the target's " +
+                  "own `copts`.",
+        ),
+        "link_flags": attr.string_list(
+            doc = "Flags given to every link with this toolchain, before the target's own " +
+                  "`linkopts`.",
+        ),
+        "cpu": attr.string(
+            doc = "The CPU the tools produce code for, named as in `@platforms//cpu` " +
+                  "(`x86_64`, `arm64`, ...).",
+        ),
+        "os": attr.string(
+            doc = "The operating system the tools produce code for, named as in " +
+                  "`@platforms//os` (`linux`, `macos`, ...).",
+        ),
+    },
 )

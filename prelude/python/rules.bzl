@@ -1,6 +1,11 @@
-"""Declarations of the Python rules (py_library, py_binary, py_test); no build logic here."""
+"""Declarations of the Python rules (py_library, py_binary, py_test, py_runtime); no build
+logic here."""
 
 load(":py.bzl", "py_binary_impl", "py_library_impl", "py_test_impl")
+load(":py_runtime.bzl", "py_runtime_impl")
+
+# The toolchain type the runnable Python rules find their interpreter through.
+_PY_TOOLCHAIN_TYPE = "@toolchains//python:toolchain_type"
 
 _PY_SOURCES = [".py", ".py3"]
 
@@ -87,6 +92,7 @@ py_binary = rule(
     doc = "A Python program: its sources, the libraries it imports, and a launcher that " +
           "starts `main` with the right import path.",
     attrs = _binary_attrs(),
+    toolchains = [_PY_TOOLCHAIN_TYPE],
 )
 
 py_test = rule(
@@ -94,4 +100,34 @@ py_test = rule(
     test = True,
     doc = "A Python program run as a test by `bp test`; exit code zero means it passed.",
     attrs = _runnable_attrs(stamp = 0),
+    toolchains = [_PY_TOOLCHAIN_TYPE],
+)
+
+py_runtime = rule(
+    implementation = py_runtime_impl,
+    doc = "A Python interpreter for `py_binary` and `py_test` to run with: either a command " +
+          "on the machine (`interpreter_path`) or a file in the build (`interpreter`). " +
+          "Register it with `toolchain()` under `@toolchains//python:toolchain_type`.",
+    attrs = {
+        "interpreter_path": attr.string(
+            doc = "The interpreter as a command or absolute path on the machine that runs " +
+                  "the program, e.g. `python3` or `/usr/bin/python3`. Set this or " +
+                  "`interpreter`, not both.",
+        ),
+        "interpreter": attr.label(
+            allow_single_file = True,
+            doc = "The interpreter as a file in the build (a checked-in or downloaded " +
+                  "Python). Set this or `interpreter_path`, not both.",
+        ),
+        "python_version": attr.string(
+            default = "PY3",
+            values = ["PY2", "PY3"],
+            doc = "The Python major version of the interpreter; programs are matched to it " +
+                  "by their own `python_version`.",
+        ),
+        "stub_shebang": attr.string(
+            default = "#!/usr/bin/env python3",
+            doc = "The first line of the launcher script that bp writes for each program.",
+        ),
+    },
 )

@@ -1,6 +1,11 @@
-"""Declarations of the shell rules (sh_binary, sh_library, sh_test); no build logic here."""
+"""Declarations of the shell rules (sh_binary, sh_library, sh_test, sh_toolchain); no build
+logic here."""
 
 load(":sh.bzl", "sh_binary_impl", "sh_library_impl", "sh_test_impl")
+load(":sh_toolchain.bzl", "sh_toolchain_impl")
+
+# The toolchain type the runnable shell rules find their shell through.
+_SH_TOOLCHAIN_TYPE = "@toolchains//sh:toolchain_type"
 
 def _runnable_attrs():
     """Attributes shared by the shell rules that produce something to run."""
@@ -37,6 +42,7 @@ sh_binary = rule(
     executable = True,
     doc = "A shell script that can be run with `bp run` or used as a tool by other rules.",
     attrs = _binary_attrs(),
+    toolchains = [_SH_TOOLCHAIN_TYPE],
 )
 
 sh_library = rule(
@@ -63,4 +69,18 @@ sh_test = rule(
     test = True,
     doc = "A shell script run as a test by `bp test`; exit code zero means it passed.",
     attrs = _runnable_attrs(),
+    toolchains = [_SH_TOOLCHAIN_TYPE],
+)
+
+sh_toolchain = rule(
+    implementation = sh_toolchain_impl,
+    doc = "The shell that runs `sh_binary` and `sh_test` scripts on one kind of platform. " +
+          "Register it with `toolchain()` under `@toolchains//sh:toolchain_type`.",
+    attrs = {
+        "path": attr.string(
+            default = "/bin/sh",
+            doc = "Absolute path (or command) of a POSIX shell on the machine that runs the " +
+                  "scripts.",
+        ),
+    },
 )

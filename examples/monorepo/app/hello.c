@@ -1,8 +1,9 @@
 /* Usage: hello [NAME] -- greets NAME (default "world") and shows off the
- * //lib/strutil and //lib/mathx libraries. */
+ * //lib/strutil and //lib/mathx libraries, then the CPU it was built for. */
 #include <stdio.h>
 #include <string.h>
 
+#include "app/cpu.h"
 #include "lib/mathx/mathx.h"
 #include "strutil.h"
 
@@ -27,5 +28,6 @@ int main(int argc, char **argv) {
   printf("gcd(84, 36) = %ld\n", mx_gcd(84, 36));
   printf("5! = %ld\n", mx_factorial(5));
   printf("12321 is %sa palindrome\n", mx_is_palindrome(12321) ? "" : "not ");
+  printf("built for %s\n", cpu_name());
   return 0;
 }

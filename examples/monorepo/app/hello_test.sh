@@ -6,12 +6,21 @@ set -u
 hello="$1"
 . scripts/testlib.sh
 
-expected='=-=-=-=-=-=-=-=-=-=-
+# The test runs where the binary runs, so this machine's CPU is the one the
+# binary was built for (in the names of @platforms//cpu).
+case "$(uname -m)" in
+  x86_64 | amd64) cpu=x86_64 ;;
+  aarch64 | arm64) cpu=arm64 ;;
+  *) cpu="$(uname -m)" ;;
+esac
+
+expected="=-=-=-=-=-=-=-=-=-=-
 Hello, WORLD!
 strutil v2
 gcd(84, 36) = 12
 5! = 120
-12321 is a palindrome'
+12321 is a palindrome
+built for $cpu"
 
 assert_eq "$expected" "$("$hello")" "default output"
 assert_contains "$("$hello" bazel)" "Hello, BAZEL!" "custom name"

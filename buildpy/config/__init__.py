@@ -1,0 +1,1 @@
+"""Configuration: platforms, select() resolution, toolchains, the configured graph."""

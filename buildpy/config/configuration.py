@@ -1,0 +1,81 @@
+"""Configurations: the settings one configured target is built with, and their hash.
+
+Knows the settings and how to name them; not how platforms or selects are resolved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from buildpy.core.errors import UserError
+from buildpy.core.label import Label
+
+COMPILATION_MODES = ("fastbuild", "dbg", "opt")
+# Bazel's --cpu names for bp's cpu constraint names.
+CPU_ALIASES = {"k8": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "darwin_x86_64": "x86_64",
+               "darwin_arm64": "arm64", "darwin": "x86_64", "x64_windows": "x86_64",
+               "piii": "x86_32", "armeabi-v7a": "armv7", "arm64-v8a": "arm64"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The configuration flags of one command (--platforms, -c, --define, ...)."""
+
+    platforms: tuple[str, ...] = ()
+    compilation_mode: str = "fastbuild"
+    defines: tuple[tuple[str, str], ...] = ()
+    host_platform: str = "@prelude//platforms:host"
+    extra_execution_platforms: tuple[str, ...] = ()
+    extra_toolchains: tuple[str, ...] = ()
+
+    @staticmethod
+    def parse_defines(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        defines: dict[str, str] = {}
+        for value in values:
+            name, equals, text = value.partition("=")
+            if not equals or not name:
+                raise UserError(f"invalid --define '{value}': expected NAME=VALUE",
+                                hint="for example --define=debug=1")
+            defines[name] = text  # a later --define of the same name wins, as in Bazel
+        return tuple(sorted(defines.items()))
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What a configured target is built for: target platform, mode, defines."""
+
+    platform: Label
+    constraints: frozenset[Label] = field(default_factory=frozenset)
+    os: str = ""
+    cpu: str = ""
+    compilation_mode: str = "fastbuild"
+    defines: tuple[tuple[str, str], ...] = ()
+    is_exec: bool = False
+
+    def settings(self) -> dict:
+        return {"platform": str(self.platform), "constraints": sorted(map(str, self.constraints)),
+                "os": self.os, "cpu": self.cpu, "compilation_mode": self.compilation_mode,
+                "defines": dict(self.defines), "is_exec": self.is_exec}
+
+    @cached_property
+    def hash(self) -> str:
+        """A short stable name, like Bazel's (`3f2c1e9`)."""
+        text = json.dumps(self.settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:7]
+
+    @property
+    def mnemonic(self) -> str:
+        """A readable directory name: `linux_x86_64-fastbuild` (`-exec` for tools)."""
+        base = f"{self.os or 'any'}_{self.cpu or 'any'}-{self.compilation_mode}"
+        return base + ("-exec" if self.is_exec else "")
+
+    @property
+    def define_map(self) -> dict[str, str]:
+        return dict(self.defines)
+
+
+def normalize_cpu(value: str) -> str:
+    return CPU_ALIASES.get(value, value)

@@ -1,0 +1,237 @@
+"""The configured target graph: (label, configuration) nodes with every select() resolved.
+
+Grows on demand from requested labels: resolves attributes for the node's configuration,
+checks target_compatible_with, resolves toolchains and the execution platform, and
+configures dependencies (exec-configured for `cfg = "exec"` attributes). Runs no rule.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+
+from buildpy.core.errors import BpError, UserError
+from buildpy.core.label import Label, PackageId
+from buildpy.core.pattern import parse_pattern
+from buildpy.config.configuration import BuildOptions, Configuration
+from buildpy.config.platforms import Platform, Platforms
+from buildpy.config.selects import Conditions
+from buildpy.config.toolchains import Registration, Toolchains
+from buildpy.loading.graph import GraphLoader
+from buildpy.loading.loader import TOOLCHAINS_REPO, WorkspaceSettings
+from buildpy.loading.patterns import expand_patterns, packages_below
+from buildpy.loading.target import (
+    CONDITION_EDGE, IMPLICIT_TESTS, PACKAGE_GROUP, SOURCE_FILE, Target, labels_in,
+    select_conditions,
+)
+
+OS_SETTING = Label("prelude", "platforms/os", "os")
+CPU_SETTING = Label("prelude", "platforms/cpu", "cpu")
+TOOLCHAIN_EDGE = "$toolchain"
+
+
+@dataclass(frozen=True, order=True)
+class ConfiguredKey:
+    """A node of the configured graph: a label in a configuration (None: no configuration,
+    for source files and package groups)."""
+
+    label: Label
+    config: str | None
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.config or 'null'})"
+
+
+@dataclass(frozen=True)
+class ConfiguredTarget:
+    key: ConfiguredKey
+    target: Target
+    configuration: Configuration | None
+    attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    deps: tuple[tuple[str, ConfiguredKey], ...] = ()
+    toolchains: tuple[tuple[Label, ConfiguredKey], ...] = ()
+    exec_platform: Label | None = None
+    incompatible: str | None = None   # why the target itself is incompatible, if it is
+
+
+class ConfiguredGraph:
+    """Configures targets on demand; `graph` holds the keys and their dependency edges."""
+
+    def __init__(self, graph_loader: GraphLoader, options: BuildOptions,
+                 settings: WorkspaceSettings):
+        self.graph_loader = graph_loader
+        self.loader = graph_loader.loader
+        self.lookup = graph_loader.lookup
+        self.options = options
+        self.settings = settings
+        self.platforms = Platforms(self.lookup)
+        self.conditions = Conditions(self.platforms)
+        self.host = self.platforms.platform(options.host_platform, "host platform")
+        target_platform = self.platforms.platform(options.platforms[0]) \
+            if options.platforms else self.host
+        self.configurations: dict[str, tuple[Configuration, Platform]] = {}
+        self.top = self._configuration(target_platform, options.compilation_mode, False)
+        self.graph = nx.DiGraph()
+        self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
+        self._toolchains: Toolchains | None = None
+        self._reasons: dict[ConfiguredKey, str | None] = {}
+
+    # ---- configurations ---------------------------------------------------------------
+
+    def _configuration(self, platform: Platform, mode: str, is_exec: bool) -> Configuration:
+        config = Configuration(
+            platform=platform.label, constraints=platform.values,
+            os=_name(platform.constraints.get(OS_SETTING)),
+            cpu=_name(platform.constraints.get(CPU_SETTING)),
+            compilation_mode=mode, defines=self.options.defines, is_exec=is_exec)
+        self.configurations.setdefault(config.hash, (config, platform))
+        return config
+
+    def exec_configuration(self, exec_platform: Platform) -> Configuration:
+        """Tools are built for the execution platform, optimized, as Bazel's exec config."""
+        return self._configuration(exec_platform, "opt", True)
+
+    def configuration(self, name: str) -> Configuration:
+        """A configuration by hash (or unique hash prefix)."""
+        found = [c for h, (c, _) in self.configurations.items() if h.startswith(name)]
+        if len(found) != 1:
+            known = ", ".join(sorted(self.configurations))
+            raise UserError(f"{'no' if not found else 'more than one'} configuration "
+                            f"'{name}'; known: {known}",
+                            hint="use 'target', 'exec', 'null' or a hash that bp config lists")
+        return found[0]
+
+    @property
+    def toolchains(self) -> Toolchains:
+        if self._toolchains is None:
+            patterns = [*self.options.extra_toolchains, *self.settings.toolchains]
+            if packages_below(self.loader, TOOLCHAINS_REPO, ""):
+                patterns.append(f"@{TOOLCHAINS_REPO}//...")
+            registrations = [Registration.of(t) for t in self._targets_of(patterns)
+                             if t.kind == "toolchain"]
+            platforms = [self.platforms.platform(t.label) for t in self._targets_of(
+                [*self.options.extra_execution_platforms, *self.settings.execution_platforms])
+                         if t.kind == "platform"]
+            self._toolchains = Toolchains(self.platforms, self.conditions, registrations,
+                                          [*platforms, self.host])
+        return self._toolchains
+
+    def _targets_of(self, patterns: list[str]) -> list[Target]:
+        is_package = lambda path: self.loader.is_package(PackageId("", path))  # noqa: E731
+        labels, _ = expand_patterns(self.loader, [parse_pattern(p, "", is_package)
+                                                  for p in patterns])
+        return [self.lookup(label) for label in labels]
+
+    # ---- nodes ----------------------------------------------------------------------
+
+    def key(self, label: Label, config: Configuration | None) -> ConfiguredKey:
+        target = self.lookup(label)
+        if config is None or target.kind in (SOURCE_FILE, PACKAGE_GROUP):
+            return ConfiguredKey(target.label, None)
+        return ConfiguredKey(target.label, config.hash)
+
+    def add(self, keys: Iterable[ConfiguredKey]) -> list[BpError]:
+        """Configure `keys` and everything they depend on; returns the user errors met."""
+        errors: list[BpError] = []
+        queue = deque(k for k in keys if k not in self.nodes)
+        while queue:
+            key = queue.popleft()
+            if key in self.nodes:
+                continue
+            try:
+                node = self._configure(key)
+            except UserError as error:
+                errors.append(error)
+                node = ConfiguredTarget(key, self.lookup(key.label), self._config(key))
+            self.nodes[key] = node
+            self.graph.add_node(key)
+            for attr, dep in node.deps:
+                self.graph.add_edge(key, dep, attr=attr)
+                if dep not in self.nodes:
+                    queue.append(dep)
+        return errors
+
+    def _config(self, key: ConfiguredKey) -> Configuration | None:
+        return self.configurations[key.config][0] if key.config else None
+
+    def _configure(self, key: ConfiguredKey) -> ConfiguredTarget:
+        target = self.lookup(key.label)
+        config = self._config(key)
+        if not target.is_rule:
+            deps = ()
+            if target.generating_rule is not None:
+                deps = (("", self.key(target.generating_rule, config)),)
+            return ConfiguredTarget(key, target, config, deps=deps)
+        assert config is not None
+        _, platform = self.configurations[config.hash]
+
+        def resolve(name: str) -> Any:
+            try:
+                return self.conditions.resolve(target.attrs.get(name), name, target.label,
+                                               config, platform)
+            except UserError as error:
+                error.location, error.source_line = self.graph_loader.attr_position(
+                    target, name)
+                raise
+
+        unmet = [v for v in resolve("target_compatible_with") or ()
+                 if not self.platforms.has(platform, v, f"'{target.label}'")]
+        if unmet:
+            return ConfiguredTarget(key, target, config,
+                                    incompatible=f"needs '{unmet[0]}'")
+        attrs = {name: resolve(name) for name in target.attrs}
+        try:
+            resolution = self.toolchains.resolve(
+                target.label, target.rule_class.toolchains, platform, config,
+                tuple(attrs.get("exec_compatible_with", ())))
+        except UserError as error:
+            error.location = error.location or target.location
+            raise
+        exec_config = self.exec_configuration(resolution.exec_platform)
+        deps: list[tuple[str, ConfiguredKey]] = []
+        for name in target.rule_class.dependency_attrs:
+            spec = target.rule_class.attrs[name]
+            dep_config = exec_config if spec.cfg == "exec" else config
+            deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
+        deps += [(IMPLICIT_TESTS, self.key(label, config))
+                 for label in target.attrs.get(IMPLICIT_TESTS, ())]
+        deps += [(CONDITION_EDGE, self.key(label, config))
+                 for label in dict.fromkeys(select_conditions(target.attrs.values()))]
+        toolchains = tuple((t, self.key(impl, config)) for t, impl in resolution.toolchains)
+        deps += [(TOOLCHAIN_EDGE, k) for _, k in toolchains]
+        return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
+                                toolchains, resolution.exec_platform.label)
+
+    def incompatibility(self, key: ConfiguredKey) -> str | None:
+        """Why `key` cannot be built for its platform (itself or through a dependency)."""
+        if key in self._reasons:
+            return self._reasons[key]
+        self._reasons[key] = None  # a cycle reads as compatible
+        node = self.nodes[key]
+        reason = node.incompatible
+        if reason is None:
+            for _, dep in node.deps:
+                dep_reason = self.incompatibility(dep)
+                if dep_reason is not None:
+                    reason = f"depends on '{dep.label}', which {dep_reason}"
+                    break
+        self._reasons[key] = reason
+        return reason
+
+    def incompatible_error(self, key: ConfiguredKey) -> UserError:
+        config = self._config(key)
+        return UserError(
+            f"target '{key.label}' is incompatible with the target platform "
+            f"'{config.platform}' and was requested by name: it "
+            f"{self.incompatibility(key)}",
+            location=self.lookup(key.label).location,
+            hint="build it for a platform that has the constraint (--platforms=...), or "
+                 "use a wildcard pattern, which skips incompatible targets")
+
+
+def _name(value: Label | None) -> str:
+    return value.name if value is not None else ""
