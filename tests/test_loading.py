@@ -573,3 +573,11 @@ def test_source_files_used_by_their_package_stay_usable_elsewhere(ws):
     graph = load(root, "//a").graph
     x = graph.target(Label("", "b", "x.txt"))
     assert x.implicitly_exported and x.visibility == (Label("", "visibility", "private"),)
+
+
+def test_adding_a_string_to_a_select_explains_the_workaround(ws):
+    root = ws({"a/BUILD": 'genrule(name = "g", outs = ["o"], '
+                          'cmd = "echo " + select({"//conditions:default": "x"}))'})
+    assert error_text(root, "//a:g").endswith(
+        "hint: if one side is a select(): bp cannot add a select() to a string; move the "
+        'string into each branch, e.g. select({"//c:x": "echo " + "a"})')

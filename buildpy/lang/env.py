@@ -43,13 +43,22 @@ def to_starlark(value: Any) -> Any:
 class StarlarkEvalError(UserError):
     """An error Starlark reported (syntax, runtime, fail()): shown unchanged with context."""
 
-    def __init__(self, context: str, starlark_text: str):
+    def __init__(self, context: str, starlark_text: str, hint: str | None = None):
         self.context = context
         self.starlark_text = starlark_text.rstrip()
-        super().__init__(f"{context}:\n{self.starlark_text}")
+        super().__init__(f"{context}:\n{self.starlark_text}", hint=hint)
 
     def render(self) -> str:
-        return self.message
+        return self.message + (f"\nhint: {self.hint}" if self.hint else "")
+
+
+def _hint_for(message: str) -> str | None:
+    """Advice for Starlark errors that bp's own values cause."""
+    if "not supported for types `string` and `list`" in message or \
+            "not supported for types `list` and `string`" in message:
+        return ("if one side is a select(): bp cannot add a select() to a string; move the "
+                "string into each branch, e.g. select({\"//c:x\": \"echo \" + \"a\"})")
+    return None
 
 
 class _Abort(Exception):
@@ -161,7 +170,7 @@ class StarlarkEnv:
                     f"{context}: evaluation took longer than {self._timeout:g}s and was "
                     f"stopped\n{message.rstrip()}",
                     hint="look for a runaway loop or comprehension in this file") from None
-            raise StarlarkEvalError(context, message) from None
+            raise StarlarkEvalError(context, message, _hint_for(message)) from None
         finally:
             self._stack.pop()
         return module
