@@ -211,3 +211,28 @@ def test_config_command(bp, cq):
     shown = bp("-C", str(cq.root), "config", target_hash, "--platforms=//platforms:arm").out
     assert shown.startswith(f"Configuration {target_hash}:\n  platform: \"//platforms:arm\"")
     assert '  cpu: "arm64"' in shown
+
+
+def test_registered_execution_platforms_and_extra_toolchains(bp, ws):
+    root = ws({**CONFIG_WS,
+               "WORKSPACE": 'register_toolchains("//tc:all")\n'
+                            'register_execution_platforms("//platforms:arm")\n',
+               "tc2/BUILD": '''
+                   load("//tc:defs.bzl", "tool_info")
+                   tool_info(name = "win_tool", path = "c:/tool.exe")
+                   toolchain(name = "win", toolchain_type = "//tc:type",
+                             toolchain = ":win_tool",
+                             exec_compatible_with = ["@platforms//cpu:arm64"],
+                             target_compatible_with = ["@platforms//os:windows"])
+                   '''})
+    listing = bp("-C", str(root), "config").out.splitlines()
+    assert [line.split()[1:3] for line in listing[1:]] == [
+        ["target", "@prelude//platforms:host"], ["exec", "//platforms:arm"],
+        ["exec", "@prelude//platforms:host"]]
+    result = bp("-C", str(root), "cquery", "//app:tooled", "--platforms=//platforms:win",
+                "--extra_toolchains=//tc2:all", "--output=json")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)[0]
+    assert record["execution_platform"] == "//platforms:arm"
+    assert list(record["toolchains"]) == ["//tc:type"]
+    assert record["toolchains"]["//tc:type"].startswith("//tc2:win_tool (")
