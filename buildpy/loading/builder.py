@@ -179,7 +179,7 @@ class PackageBuilder:
             raise self.error(call, "package() must be called before any target is declared",
                              hint="move package(...) to the top of the BUILD file")
         self._package_called = True
-        for key, value in kwargs.items():
+        for key in kwargs:
             if key not in _PACKAGE_ARGS:
                 raise self.error(call, f"package() got an unexpected keyword argument "
                                        f"'{key}'{did_you_mean(key, _PACKAGE_ARGS)}",

@@ -191,7 +191,7 @@ def record(env, node) -> dict:
         data["attributes"] = {name: json_value(target.attrs[name])
                               for name in sorted(target.attrs)}
         data["explicit"] = sorted(target.explicit)
-        data["deps"] = [str(d) for d in dict.fromkeys(l for _, l in target.dependencies())]
+        data["deps"] = _dependency_labels(target)
         if target.generator is not None:
             data["generator"] = {"name": target.generator.name,
                                  "function": target.generator.function,
@@ -238,13 +238,17 @@ def proto_record(env, node) -> dict:
                  "explicitlySpecified": name in target.explicit}
         entry["value"] = json_value(value)
         attributes.append(entry)
-    outputs = [str(l) for name in target.rule_class.output_attrs
-               for l in _labels(target.attrs.get(name))]
+    outputs = [str(label) for name in target.rule_class.output_attrs
+               for label in _labels(target.attrs.get(name))]
     rule = {"name": str(target.label), "ruleClass": target.kind, "location": location,
             "attribute": attributes,
-            "ruleInput": [str(d) for d in dict.fromkeys(l for _, l in target.dependencies())],
+            "ruleInput": _dependency_labels(target),
             "ruleOutput": outputs}
     return {"type": "RULE", "rule": rule}
+
+
+def _dependency_labels(target: Target) -> list[str]:
+    return [str(dep) for dep in dict.fromkeys(dep for _, dep in target.dependencies())]
 
 
 def _labels(value: Any) -> Iterable[Label]:
