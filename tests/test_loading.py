@@ -581,3 +581,9 @@ def test_adding_a_string_to_a_select_explains_the_workaround(ws):
     assert error_text(root, "//a:g").endswith(
         "hint: if one side is a select(): bp cannot add a select() to a string; move the "
         'string into each branch, e.g. select({"//c:x": "echo " + "a"})')
+
+
+def test_visibility_public_means_the_same_in_every_repository(ws):
+    root = ws({"a/BUILD": 'filegroup(name = "a", srcs = ["@platforms//os:linux"])'})
+    graph = load(root, "//a").graph
+    assert Label("prelude", "platforms/os", "linux") in graph
