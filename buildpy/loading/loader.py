@@ -35,10 +35,10 @@ _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*
 
 
 def default_data_root(name: str) -> Path:
-    """A directory shipped with bp (prelude/, toolchains/): beside the package in a
-    checkout, inside it when installed."""
+    """A directory shipped with bp (prelude/, toolchains/): inside the package when
+    installed from a wheel, beside it in a checkout."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / name, here / "_data" / name):
+    for candidate in (here / "_data" / name, here.parent / name):
         if candidate.is_dir():
             return candidate
     raise EnvError(f"bp's {name}/ directory is missing (looked in {here.parent} and "
