@@ -129,27 +129,81 @@ def select(conditions, no_match_error = ""):
     """A configurable value. It is a list holding one select so that `+` concatenates."""
     return [_bp_select(conditions, no_match_error, call_stack())]
 
+_ORDERS = ("default", "postorder", "preorder", "topological")
+_FOREVER = 2147483647  # Starlark has no while loop: bound loops by this
+
 def depset(direct = None, order = "default", transitive = None):
-    """A set of values in a fixed order, sharing the sets it is built from."""
-    if order not in ("default", "postorder", "preorder", "topological"):
-        fail("depset() order must be one of default, postorder, preorder, topological")
-    direct = direct or []
-    transitive = transitive or []
+    """A set of values in a fixed order that shares the depsets it is built from.
+
+    `to_list()` visits every depset of the graph once, so it is linear in its size.
+    """
+    if order not in _ORDERS:
+        fail("depset() order must be one of %s, not %r" % (", ".join(_ORDERS), order))
+    children = []
+    for t in transitive or []:
+        if type(t) != "struct" or not hasattr(t, "_bp_node"):
+            fail("depset() 'transitive' takes depsets, got %s" % type(t))
+        if t.order != "default" and order != "default" and t.order != order:
+            fail("Order mismatch: cannot add a %s depset to a %s depset" % (t.order, order))
+        if t._bp_node.size:
+            children.append(t._bp_node)
+    items = list(direct or [])
+    size = len(items)
+    for child in children:
+        size += child.size
+    node = struct(id = _bp_next_id(), direct = items, children = children, size = size)
 
     def _to_list():
-        seen = {}
-        stack = [transitive[i] for i in range(len(transitive) - 1, -1, -1)]
-        for _ in range(1 << 30):
+        return _flatten(node, order)
+
+    return struct(_bp_node = node, order = order, to_list = _to_list)
+
+def _flatten(root, order):
+    out = {}
+    if order == "preorder":
+        stack = [root]
+        seen = {root.id: True}
+        for _ in range(_FOREVER):
             if not stack:
                 break
-            nested = stack.pop()
-            for item in nested.to_list():
-                seen[item] = True
-        for item in direct:
-            seen[item] = True
-        return list(seen.keys())
+            node = stack.pop()
+            for item in node.direct:
+                out[item] = True
+            for i in range(len(node.children) - 1, -1, -1):
+                child = node.children[i]
+                if child.id not in seen:
+                    seen[child.id] = True
+                    stack.append(child)
+        return list(out.keys())
+    visits = _postorder(root, order == "topological")
+    if order == "topological":
+        visits = reversed(visits)
+    for node in visits:
+        for item in node.direct:
+            out[item] = True
+    return list(out.keys())
 
-    return struct(__bp_depset__ = True, order = order, to_list = _to_list)
+def _postorder(root, right_to_left):
+    """The depset nodes under `root`, each after its children, each once."""
+    visits = []
+    seen = {root.id: True}
+    stack = [[root, 0]]
+    for _ in range(_FOREVER):
+        if not stack:
+            break
+        top = stack[-1]
+        node, index = top[0], top[1]
+        if index < len(node.children):
+            top[1] = index + 1
+            child = node.children[len(node.children) - 1 - index] if right_to_left else \
+                node.children[index]
+            if child.id not in seen:
+                seen[child.id] = True
+                stack.append([child, 0])
+        else:
+            stack.pop()
+            visits.append(node)
+    return visits
 
 def Label(text):
     return struct(**_bp_label(text, call_stack()))

@@ -7,6 +7,7 @@ what a package or a target is: the natives it binds come from the loading phase.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ class StarlarkEnv:
         self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
         self._stashed: BpError | None = None
         self._injections: dict[str, Any] = {}
+        self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
         self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
 
@@ -252,6 +254,7 @@ class StarlarkEnv:
                 module.add_callable(name, self._wrap(fn))
             for name, fn in self._natives.items():
                 module.add_callable(name, self._wrap(fn))
+            module.add_callable("_bp_next_id", lambda: next(self._ids))
             source = SourceFile(PackageId("bp", ""), _BUILTINS_PATH, "<builtins>")
             self._evaluate(source, _BUILTINS_PATH.read_text(encoding="utf-8"), None,
                            "error in bp's builtins (a bug of bp)", module)
