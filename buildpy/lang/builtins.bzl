@@ -121,7 +121,7 @@ def provider(doc = "", fields = None, init = None):
                         (key, ", ".join(field_names)),
                         call_stack(),
                     )
-        return struct(__bp_provider__ = provider_id, **kwargs)
+        return struct(_bp_key = _provider_instance, **kwargs)
 
     return _provider_instance
 
@@ -259,6 +259,11 @@ OutputGroupInfo = provider(doc = "Named groups of output files.")
 RunEnvironmentInfo = provider(
     doc = "Environment for `bp run` and `bp test` of an executable target.",
     fields = ["environment", "inherited_environment"],
+)
+ToolchainInfo = provider(doc = "What a toolchain gives the rules that use it (any fields).")
+TemplateVariableInfo = provider(
+    doc = "Make variables (such as CC) that a toolchain defines for genrule and ctx.var.",
+    fields = ["variables"],
 )
 
 # The natives of BUILD files, also reachable as `native.<name>` from .bzl files.

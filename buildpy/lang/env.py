@@ -22,9 +22,12 @@ from buildpy.lang.values import Frame, Select, parse_call_stack
 
 BUILTINS_ID = "<builtins>"
 NATIVE_ID = "<native>"
+ANALYSIS_ID = "<analysis>"
 _BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
+_ANALYSIS_PATH = Path(__file__).with_name("analysis.bzl")
 _CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
-               "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo")
+               "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo", "ToolchainInfo",
+               "TemplateVariableInfo")
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
@@ -81,6 +84,7 @@ class StarlarkEnv:
     `natives` maps `_bp_*` names to Python callables; each receives the arguments the
     builtin passes and, as keyword `frames`, the Starlark call stack (outermost first).
     `resolve(label)` gives the SourceFile of a .bzl label, or raises a BpError.
+    `plain_natives` are called as they are (no call stack; they must not fail).
     """
 
     def __init__(
@@ -90,9 +94,11 @@ class StarlarkEnv:
         *,
         eval_timeout: float = 60.0,
         prelude_entry: Label | None = None,
+        plain_natives: Mapping[str, Callable[..., Any]] | None = None,
     ):
         self._resolve = resolve
         self._natives = natives
+        self._plain_natives = dict(plain_natives or {})
         self._timeout = eval_timeout
         self._prelude_entry = prelude_entry
         self._globals = sl.Globals.extended_by([
@@ -138,6 +144,10 @@ class StarlarkEnv:
     def source_line(self, frame: Frame) -> str:
         lines = self._sources.get(frame.path, ())
         return lines[frame.line - 1] if 0 < frame.line <= len(lines) else ""
+
+    def module_key(self, display: str) -> str:
+        """The label of the .bzl file shown as `display` (as load() names it)."""
+        return self._module_keys.get(display, display)
 
     def package_of(self, frame: Frame) -> PackageId | None:
         return self._packages.get(frame.path)
@@ -214,6 +224,8 @@ class StarlarkEnv:
             return self._builtins()
         if module_id == NATIVE_ID:
             return self._native()
+        if module_id == ANALYSIS_ID:
+            return self._internal(ANALYSIS_ID, _ANALYSIS_PATH)
         current = self._current_package()
         try:
             label = parse_label(module_id, current)
@@ -248,18 +260,38 @@ class StarlarkEnv:
     # ---- builtins and injections --------------------------------------------------
 
     def _builtins(self) -> Any:
-        if BUILTINS_ID not in self._modules:
+        return self._internal(BUILTINS_ID, _BUILTINS_PATH)
+
+    def _internal(self, module_id: str, path: Path) -> Any:
+        """One of bp's own Starlark modules, with every native bound into it."""
+        if module_id not in self._modules:
             module = sl.Module()
-            for name, fn in self._core_natives().items():
+            for name, fn in {**self._core_natives(), **self._natives}.items():
                 module.add_callable(name, self._wrap(fn))
-            for name, fn in self._natives.items():
-                module.add_callable(name, self._wrap(fn))
+            for name, fn in self._plain_natives.items():
+                module.add_callable(name, fn)
             module.add_callable("_bp_next_id", lambda: next(self._ids))
-            source = SourceFile(PackageId("bp", ""), _BUILTINS_PATH, "<builtins>")
-            self._evaluate(source, _BUILTINS_PATH.read_text(encoding="utf-8"), None,
-                           "error in bp's builtins (a bug of bp)", module)
-            self._modules[BUILTINS_ID] = module.freeze()
-        return self._modules[BUILTINS_ID]
+            source = SourceFile(PackageId("bp", ""), path, module_id)
+            self._evaluate(source, path.read_text(encoding="utf-8"), None,
+                           f"error in bp's {module_id} (a bug of bp)", module)
+            self._modules[module_id] = module.freeze()
+        return self._modules[module_id]
+
+    def evaluate_generated(self, display: str, text: str, context: str) -> Any:
+        """Evaluate Starlark that bp wrote itself (loads only); returns the frozen module."""
+        source = SourceFile(PackageId("bp", ""), Path(display), display)
+        return self._evaluate(source, text, None, context).freeze()
+
+    def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
+        """Call a Starlark function of a frozen module; errors become bp errors."""
+        try:
+            return module.call(function, *args)
+        except (sl.StarlarkError, _Abort) as error:
+            stashed, self._stashed = self._stashed, None
+            if stashed is not None:
+                raise stashed from None
+            message = str(error)
+            raise StarlarkEvalError(context, message, _hint_for(message)) from None
 
     def _native(self) -> Any:
         """The module BUILD files see: builtins natives plus every rule of the prelude."""

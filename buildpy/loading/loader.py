@@ -79,11 +79,16 @@ class Loader:
                       TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
                       **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
-                               prelude_entry=PRELUDE_ENTRY)
+                               prelude_entry=PRELUDE_ENTRY,
+                               plain_natives={
+                                   "_bp_provider_name": self.provider_name,
+                                   "_bp_analysis_start": lambda tid: self.analysis.start(tid),
+                               })
         self._where = FrameInfo(self.env.location, self.env.source_line)
         self.rule_classes: list[RuleClass] = []
         self.providers: list[str | None] = []
         self._current: PackageBuilder | None = None
+        self.analysis: Any = None   # the analyzer's recorder while analysis runs
         self._workspace_recorder: _WorkspaceRecorder | None = None
         self._packages: dict[PackageId, Package | BpError] = {}
         self._settings: WorkspaceSettings | None = None
@@ -224,6 +229,13 @@ class Loader:
                 frames, "existing_rules").existing_rules()),
             "_bp_host_info": lambda *, frames: {"os": host_os(), "cpu": host_cpu()},
             "_bp_workspace": self._workspace,
+            # analysis: forwarded to the analyzer's recorder while it runs
+            "_bp_declare": lambda *a, frames: self.analysis.declare(*a, frames=frames),
+            "_bp_action": lambda *a, frames: self.analysis.action(*a, frames=frames),
+            "_bp_analysis_result": lambda *a, frames: self.analysis.result(*a, frames=frames),
+            "_bp_analysis_error": lambda *a, frames: self.analysis.fail(*a, frames=frames),
+            "_bp_canonical_label": lambda *a, frames: self.analysis.canonical(*a,
+                                                                               frames=frames),
             "_bp_register": self._register,
         }
 
@@ -272,7 +284,7 @@ class Loader:
             id=len(self.rule_classes), kind=kind,
             attrs=build_schema(declared, executable, test), executable=executable,
             test=test, doc=str(doc or ""), toolchains=toolchain_types,
-            location=self.env.location(caller), defined_in=caller.path)
+            location=self.env.location(caller), defined_in=self.env.module_key(caller.path))
         self.rule_classes.append(rule)
         return rule.id
 
@@ -293,6 +305,9 @@ class Loader:
     def _declare_provider(self, doc: Any, fields: Any, *, frames) -> int:
         self.providers.append(self._assigned_name(self.env.caller(frames), "provider"))
         return len(self.providers) - 1
+
+    def provider_name(self, provider_id: int) -> str:
+        return self.providers[provider_id] or f"provider #{provider_id}"
 
     def _instantiate(self, rule_id: int, kwargs: dict[str, Any], *, frames) -> None:
         rule = self.rule_classes[rule_id]

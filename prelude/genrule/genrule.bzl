@@ -1,5 +1,40 @@
-"""Analysis of `genrule` targets; the attributes and docs are declared in rules.bzl."""
+"""Analysis of `genrule` targets: one shell action; attributes are declared in rules.bzl."""
 
 def genrule_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """Runs `cmd` (after $(location) and Make-variable expansion) to make `outs`."""
+    outs = ctx.outputs.outs
+    command = ctx.attr.cmd_bash or ctx.attr.cmd
+    if not command:
+        fail("genrule %s needs 'cmd' (or 'cmd_bash')" % ctx.label.name)
+    srcs = ctx.files.srcs
+    tools = ctx.files.tools + ctx.files.exec_tools
+    variables = {
+        "SRCS": " ".join([f.path for f in srcs]),
+        "OUTS": " ".join([f.path for f in outs]),
+        "RULEDIR": ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else ""),
+    }
+    if len(outs) == 1:
+        variables["@"] = outs[0].path
+        variables["@D"] = outs[0].dirname
+    else:
+        variables["@D"] = variables["RULEDIR"]
+    if len(srcs) == 1:
+        variables["<"] = srcs[0].path
+    command = ctx.expand_location(command)
+    command = ctx.expand_make_variables("cmd", command, variables)
+    ctx.actions.run_shell(
+        command = "set -euo pipefail\n" + command,
+        inputs = srcs,
+        tools = tools,
+        outputs = outs,
+        mnemonic = "Genrule",
+        progress_message = ctx.attr.message or "Executing genrule %{label}",
+        execution_requirements = {"local": "1"} if ctx.attr.local else {},
+    )
+    files = depset(outs)
+    if ctx.attr.executable:
+        if len(outs) != 1:
+            fail("genrule %s: executable = True needs exactly one output" % ctx.label.name)
+        return [DefaultInfo(files = files, executable = outs[0],
+                            runfiles = ctx.runfiles(files = outs))]
+    return [DefaultInfo(files = files)]

@@ -1,0 +1,1 @@
+"""Actions: the commands a build runs, their files, and their cache keys."""

@@ -1,0 +1,93 @@
+"""Action keys: the digest of an action's REAPI v2 `Action` message.
+
+The same digest names the action in the local cache and on a remote cache, so both
+share one identity. Knows the REAPI messages; not how files are hashed or run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Mapping
+
+from buildgrid.common.protos.build.bazel.remote.execution.v2 import (
+    remote_execution_pb2 as reapi,
+)
+
+from buildpy.actions.graph import Action
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """The content digest of one input file (SHA-256, as REAPI wants it)."""
+
+    hash: str
+    size: int
+    is_executable: bool = False
+
+
+def digest_of(data: bytes) -> reapi.Digest:
+    return reapi.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def command(action: Action) -> reapi.Command:
+    """The REAPI Command of an action: argv, sorted env, outputs, platform."""
+    platform = reapi.Platform(properties=[
+        reapi.Platform.Property(name=k, value=v) for k, v in sorted(action.platform)])
+    return reapi.Command(
+        arguments=list(action.argv),
+        environment_variables=[reapi.Command.EnvironmentVariable(name=k, value=v)
+                               for k, v in sorted(action.env)],
+        output_paths=sorted(action.outputs),
+        platform=platform,
+    )
+
+
+def input_root(files: Mapping[str, FileDigest]) -> tuple[reapi.Digest, dict[str, bytes]]:
+    """The Merkle tree of the inputs: (root digest, every Directory blob by hash)."""
+    tree: dict = {}
+    for path, digest in files.items():
+        node = tree
+        parts = path.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = digest
+    blobs: dict[str, bytes] = {}
+
+    def encode(node: dict) -> reapi.Digest:
+        directory = reapi.Directory()
+        for name in sorted(node):
+            child = node[name]
+            if isinstance(child, dict):
+                directory.directories.add(name=name, digest=encode(child))
+            else:
+                directory.files.add(name=name, digest=reapi.Digest(
+                    hash=child.hash, size_bytes=child.size), is_executable=child.is_executable)
+        data = directory.SerializeToString(deterministic=True)
+        digest = digest_of(data)
+        blobs[digest.hash] = data
+        return digest
+
+    return encode(tree), blobs
+
+
+def action_message(action: Action, files: Mapping[str, FileDigest]) -> reapi.Action:
+    """The REAPI Action of `action` whose inputs have the content digests `files`."""
+    root, _ = input_root(files)
+    command_digest = digest_of(command(action).SerializeToString(deterministic=True))
+    return reapi.Action(command_digest=command_digest, input_root_digest=root,
+                        do_not_cache="no-cache" in dict(action.execution_requirements))
+
+
+def action_key(action: Action, files: Mapping[str, FileDigest]) -> str:
+    """The action's key: the SHA-256 of its serialized REAPI Action."""
+    data = action_message(action, files).SerializeToString(deterministic=True)
+    return hashlib.sha256(data).hexdigest()
+
+
+def command_key(action: Action) -> str:
+    """What analysis alone can name: the digest of the Command (inputs by path only)."""
+    message = command(action)
+    data = message.SerializeToString(deterministic=True) + "\0".join(
+        action.all_inputs).encode() + (action.content or "").encode()
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,1 @@
+"""Analysis: rule implementations run on configured targets and emit actions."""

@@ -1,0 +1,336 @@
+"""Runs rule implementations over the configured graph and collects the action graph.
+
+Plans the targets (dependencies first), hands the plan to Starlark (analysis.bzl) in one
+evaluation, and records through natives what it declares: files, actions, results.
+Executes nothing.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+
+from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
+from buildpy.config.configuration import Configuration
+from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
+from buildpy.core.errors import BpError, ErrorGroup, UserError
+from buildpy.core.label import Label, LabelError, parse_label
+from buildpy.lang.env import ANALYSIS_ID, StarlarkEvalError
+from buildpy.lang.values import Frame
+from buildpy.loading.rule_class import RuleClass
+from buildpy.loading.target import GENERATED_FILE, Target
+
+OUTPUT_ROOT = "bp-out"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What analysis tells later phases about one configured target."""
+
+    files: tuple[str, ...]
+    executable: str | None = None
+    runfiles: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    actions: ActionGraph
+    targets: Mapping[ConfiguredKey, TargetResult]
+
+
+def output_dir(config: Configuration) -> str:
+    """`bp-out/linux_x86_64-fastbuild` (plus the hash when --define makes it differ)."""
+    name = config.mnemonic + (f"-{config.hash}" if config.defines else "")
+    return f"{OUTPUT_ROOT}/{name}"
+
+
+def package_path(label: Label) -> str:
+    """Where a package's files sit below an output (or exec) root."""
+    base = f"external/{label.repo}/{label.package}" if label.repo else label.package
+    return base.rstrip("/")
+
+
+def source_exec_path(label: Label) -> str:
+    return posixpath.join(package_path(label), label.name)
+
+
+def short_path(label: Label) -> str:
+    if label.repo:
+        return posixpath.join("..", label.repo, label.package, label.name)
+    return posixpath.join(label.package, label.name)
+
+
+def _label_data(label: Label) -> dict:
+    return {"name": label.name, "package": label.package, "workspace_name": label.repo,
+            "workspace_root": f"external/{label.repo}" if label.repo else "",
+            "__bp_label__": str(label)}
+
+
+def _file_data(path: str, owner: Label, is_source: bool, root: str,
+               is_directory: bool = False) -> dict:
+    relative = path[len(root) + 1:] if root and path.startswith(root + "/") else path
+    if relative.startswith("external/"):
+        relative = "../" + relative[len("external/"):]
+    basename = posixpath.basename(path)
+    return {"path": path, "short_path": relative, "basename": basename,
+            "dirname": posixpath.dirname(path),
+            "extension": basename.rsplit(".", 1)[1] if "." in basename else "",
+            "is_source": is_source, "is_directory": is_directory, "root": root,
+            "owner": _label_data(owner)}
+
+
+class _Recorder:
+    """The natives' side of analysis: files declared, actions, results, errors."""
+
+    def __init__(self, analyzer: "Analyzer"):
+        self.analyzer = analyzer
+        self.declared: dict[str, Artifact] = {}
+        self.actions: list[Action] = []
+        self.results: dict[ConfiguredKey, TargetResult] = {}
+        self.current: int | None = None
+
+    def key(self, tid: int) -> ConfiguredKey:
+        return self.analyzer.plan_keys[tid]
+
+    def error(self, tid: int, message: str, frames: tuple[Frame, ...]) -> UserError:
+        key = self.key(tid)
+        target = self.analyzer.configured.nodes[key].target
+        stack = [f"  {f.path}:{f.line}, in {f.function}" for f in frames
+                 if not f.path.startswith("<")]
+        text = f"in {target.kind_text} '{key}': {message}"
+        if stack:
+            text += "\nStarlark stack (most recent call last):\n" + "\n".join(stack)
+        return UserError(text, location=target.location)
+
+    def declare(self, tid: int, path: str, is_directory: bool, *, frames) -> dict:
+        key = self.key(tid)
+        node = self.analyzer.configured.nodes[key]
+        out_dir = self.analyzer.out_dir(node)
+        normal = posixpath.normpath(path)
+        if normal != path or not path.startswith(out_dir + "/"):
+            raise self.error(tid, f"cannot declare '{path}': it is outside the output "
+                                  f"directory of package '{node.target.label.package}' "
+                                  f"({out_dir})", frames)
+        existing = self.declared.get(path)
+        if existing is not None:
+            raise self.error(tid, f"'{path}' is declared twice: by '{existing.owner}' and by "
+                                  f"'{key}'", frames)
+        self.declared[path] = Artifact(path, False, str(key), is_directory)
+        root = self.analyzer.bin_dir(node.configuration)
+        return _file_data(path, node.target.label, False, root, is_directory)
+
+    def action(self, tid: int, data: dict, *, frames) -> None:
+        key = self.key(tid)
+        for output in data["outputs"]:
+            artifact = self.declared.get(output)
+            if artifact is None or artifact.owner != str(key):
+                raise self.error(tid, f"output '{output}' of {data['mnemonic']} was not "
+                                      "declared by this target", frames)
+        node = self.analyzer.configured.nodes[key]
+        platform = self.analyzer.exec_properties(node)
+        self.actions.append(Action(
+            owner=str(key), owner_label=str(key.label), configuration=key.config or "",
+            mnemonic=data["mnemonic"], kind=ActionKind(data["kind"]),
+            outputs=tuple(data["outputs"]),
+            inputs=tuple(dict.fromkeys(data.get("inputs", ()))),
+            tools=tuple(dict.fromkeys(data.get("tools", ()))),
+            argv=tuple(data.get("argv", ())),
+            env=tuple(sorted(data.get("env", {}).items())),
+            progress_message=data.get("progress_message", ""),
+            execution_requirements=tuple(sorted(
+                data.get("execution_requirements", {}).items())),
+            platform=platform, content=data.get("content"),
+            substitutions=tuple(data.get("substitutions", {}).items()),
+            target=data.get("target"), is_executable=bool(data.get("is_executable")),
+            use_default_shell_env=bool(data.get("use_default_shell_env"))))
+
+    def result(self, tid: int, files: list, executable: str | None, runfiles: list,
+               environment: dict, *, frames) -> None:
+        self.results[self.key(tid)] = TargetResult(
+            tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)))
+
+    def canonical(self, tid: int, text: str, *, frames) -> str:
+        label = self.key(tid).label
+        try:
+            return str(parse_label(text, label.package_id))
+        except LabelError as error:
+            raise self.error(tid, error.message, frames) from None
+
+    def start(self, tid: int) -> None:
+        self.current = tid
+
+    def fail(self, tid: int, message: str, *, frames) -> None:
+        raise self.error(tid, message, frames)
+
+
+class Analyzer:
+    """Analyzes configured targets of one ConfiguredGraph."""
+
+    def __init__(self, configured: ConfiguredGraph, workspace_name: str = ""):
+        self.configured = configured
+        self.loader = configured.loader
+        self.workspace_name = workspace_name or "__main__"
+        self.plan_keys: list[ConfiguredKey] = []
+
+    # ---- paths ----------------------------------------------------------------------
+
+    def bin_dir(self, config: Configuration | None) -> str:
+        return f"{output_dir(config)}/bin" if config is not None else ""
+
+    def out_dir(self, node: ConfiguredTarget) -> str:
+        return posixpath.join(self.bin_dir(node.configuration),
+                              package_path(node.target.label)).rstrip("/")
+
+    def exec_properties(self, node: ConfiguredTarget) -> tuple[tuple[str, str], ...]:
+        if node.exec_platform is None:
+            return ()
+        platform = self.configured.platforms.platform(node.exec_platform)
+        return tuple(sorted(platform.exec_properties.items()))
+
+    # ---- the run --------------------------------------------------------------------
+
+    def analyze(self, keys: Iterable[ConfiguredKey]) -> AnalysisResult:
+        keys = list(keys)
+        errors = self.configured.add(keys)
+        if errors:
+            raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+        order = self._order(keys)
+        self.plan_keys = order
+        self.ids = {key: i for i, key in enumerate(order)}
+        self.recorder = recorder = _Recorder(self)
+        rules: dict[tuple[str, str], int] = {}
+        plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
+        self.loader.analysis = recorder
+        try:
+            driver = self._driver(rules)
+            self.loader.env.call(driver, "run", plan, context="error during analysis")
+        except StarlarkEvalError as error:
+            if recorder.current is None:
+                raise
+            raise StarlarkEvalError(f"error analyzing '{order[recorder.current]}'",
+                                    error.starlark_text, error.hint) from None
+        finally:
+            self.loader.analysis = None
+        return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
+                              MappingProxyType(recorder.results))
+
+    def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
+        graph = self.configured.graph
+        wanted = set(keys)
+        for key in keys:
+            wanted |= nx.descendants(graph, key)
+        sub = graph.subgraph(wanted)
+        try:
+            return list(reversed(list(nx.lexicographical_topological_sort(sub, key=str))))
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(sub)
+            raise UserError("cycle in the configured graph: " + " -> ".join(
+                str(edge[0]) for edge in cycle) + f" -> {cycle[0][0]}") from None
+
+    def _driver(self, rules: dict[tuple[str, str], int]):
+        lines = [f'load("{ANALYSIS_ID}", "analyze")']
+        for (module, kind), index in rules.items():
+            absolute = "@" + module if module.startswith("//") else module
+            lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
+        lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
+        lines.append("def run(plan):\n    analyze(RULES, plan)")
+        return self.loader.env.evaluate_generated("<analysis driver>", "\n".join(lines) + "\n",
+                                                  "error loading the rules to analyze")
+
+    # ---- plan entries ----------------------------------------------------------------------
+
+    def _entry(self, index: int, key: ConfiguredKey, rules: dict) -> dict:
+        node = self.configured.nodes[key]
+        target = node.target
+        if not target.is_rule:
+            return {"id": index, "kind": "file", "label": _label_data(target.label),
+                    "file": self._file_of(node)}
+        rule = target.rule_class
+        rule_index = rules.setdefault((rule.defined_in, rule.kind), len(rules))
+        ids = self.ids
+        by_attr: dict[str, list[int]] = {}
+        for attr, dep in node.deps:
+            by_attr.setdefault(attr, []).append(ids[dep])
+        attrs, label_attrs, outputs = {}, {}, {}
+        for name, value in node.attrs.items():
+            if name.startswith("$"):
+                continue
+            spec = rule.attrs.get(name)
+            if spec is not None and spec.is_label:
+                dep_ids = by_attr.get(name, [])
+                if spec.type == "label":
+                    attrs[name] = dep_ids[0] if dep_ids else None
+                elif spec.type == "label_list":
+                    attrs[name] = dep_ids
+                else:
+                    attrs[name] = {i: _plain(v) for i, v in zip(dep_ids, value.values())}
+                label_attrs[name] = {
+                    "type": spec.type, "single": bool(spec.allow_single_file),
+                    "executable": spec.executable, "providers": _alternatives(spec.providers)}
+            elif spec is not None and spec.is_output:
+                labels = [value] if spec.type == "output" else list(value)
+                outputs[name] = {"single": spec.type == "output", "files": [
+                    self._declared_output(key, label) for label in labels if label]}
+            else:
+                attrs[name] = _plain(value)
+        config = node.configuration
+        return {
+            "id": index, "kind": target.kind, "rule": rule_index,
+            "label": _label_data(target.label), "attrs": attrs, "label_attrs": label_attrs,
+            "outputs": outputs,
+            "toolchains": {str(t): ids[k] for t, k in node.toolchains},
+            "var": self._make_variables(config),
+            "config": {"hash": config.hash, "platform": str(config.platform),
+                       "compilation_mode": config.compilation_mode, "cpu": config.cpu,
+                       "os": config.os, "is_exec": config.is_exec},
+            "bin_dir": self.bin_dir(config), "out_dir": self.out_dir(node),
+            "workspace_name": self.workspace_name,
+            "build_file_path": posixpath.join(package_path(target.label), "BUILD"),
+            "features": list(node.attrs.get("features", ())),
+            "executable": rule.executable, "test": rule.test,
+        }
+
+    def _make_variables(self, config: Configuration) -> dict[str, str]:
+        bin_dir = self.bin_dir(config)
+        return {"COMPILATION_MODE": config.compilation_mode, "TARGET_CPU": config.cpu,
+                "BINDIR": bin_dir, "GENDIR": bin_dir, **dict(config.defines)}
+
+    def _declared_output(self, key: ConfiguredKey, label: Label) -> dict:
+        node = self.configured.nodes[key]
+        path = posixpath.join(self.out_dir(node), label.name)
+        self.recorder.declared[path] = Artifact(path, False, str(key))
+        return _file_data(path, label, False, self.bin_dir(node.configuration))
+
+    def _file_of(self, node: ConfiguredTarget) -> dict:
+        target: Target = node.target
+        if target.kind == GENERATED_FILE:
+            rule_node = self.configured.nodes[ConfiguredKey(target.generating_rule,
+                                                            node.key.config)]
+            path = posixpath.join(self.out_dir(rule_node), target.label.name)
+            return _file_data(path, target.label, False, self.bin_dir(node.configuration))
+        return _file_data(source_exec_path(target.label), target.label, True, "")
+
+
+def _alternatives(providers: Any) -> list[list[int]]:
+    """`providers = [A, B]` (all needed) or `[[A], [B, C]]` (any one list)."""
+    if not providers:
+        return []
+    if all(isinstance(p, int) for p in providers):
+        return [list(providers)]
+    return [list(p) if isinstance(p, (tuple, list)) else [p] for p in providers]
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as Starlark data."""
+    if isinstance(value, Label):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value

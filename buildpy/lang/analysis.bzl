@@ -1,0 +1,576 @@
+"""bp's analysis, in Starlark: for each configured target of the plan, build `ctx`, run
+the rule's implementation, and keep the providers it returns.
+
+Python sends the plan (plain data) and records declared files, actions and results
+through natives; no Starlark value ever crosses back to Python. Knows no rule.
+"""
+
+load(
+    "<builtins>",
+    "DefaultInfo",
+    "RunEnvironmentInfo",
+    "TemplateVariableInfo",
+    "ToolchainInfo",
+    "depset",
+)
+
+_FOREVER = 2147483647
+_UNBOUND = struct(_bp_unbound = True)
+
+def analyze(rules, plan):
+    """Runs every entry of `plan` (dependencies first); `rules` maps rule ids to rules."""
+    targets = {}
+    for entry in plan:
+        _bp_analysis_start(entry["id"])
+        if entry["kind"] == "file":
+            targets[entry["id"]] = _file_target(entry)
+        else:
+            targets[entry["id"]] = _analyze_rule(rules[entry["rule"]], entry, targets)
+
+# ---- values ---------------------------------------------------------------------------
+
+def _label(data):
+    return struct(**data)
+
+def _file(data):
+    return struct(
+        path = data["path"],
+        short_path = data["short_path"],
+        basename = data["basename"],
+        dirname = data["dirname"],
+        extension = data["extension"],
+        is_source = data["is_source"],
+        is_directory = data["is_directory"],
+        root = struct(path = data["root"]),
+        owner = _label(data["owner"]),
+    )
+
+def _file_target(entry):
+    files = depset([_file(entry["file"])])
+    return {
+        DefaultInfo: DefaultInfo(files = files, runfiles = _runfiles_of(files)),
+        "label": _label(entry["label"]),
+        "files": files,
+    }
+
+def _runfiles_of(files, transitive = []):
+    all_files = depset(transitive = [files] + transitive)
+
+    def merge(other):
+        return _runfiles_of(all_files, [other.files])
+
+    def merge_all(others):
+        return _runfiles_of(all_files, [o.files for o in others])
+
+    return struct(files = all_files, merge = merge, merge_all = merge_all)
+
+def _provider_name(p):
+    return _bp_provider_name(p(__bp_provider_id__ = True))
+
+# ---- one target ---------------------------------------------------------------------
+
+def _analyze_rule(rule_fn, entry, targets):
+    tid = entry["id"]
+
+    def fail_here(message):
+        _bp_analysis_error(tid, message, call_stack())
+
+    attr, files, file, executable = {}, {}, {}, {}
+    deps_by_label = {}
+    for name, value in entry["attrs"].items():
+        spec = entry["label_attrs"].get(name)
+        if spec == None:
+            attr[name] = value
+            continue
+        if spec["type"] == "label":
+            dep = targets[value] if value != None else None
+            deps = [dep] if dep != None else []
+            attr[name] = dep
+        elif spec["type"] == "label_list":
+            deps = [targets[i] for i in value]
+            attr[name] = deps
+        else:  # label-keyed dicts: keys are the labels' targets
+            deps = [targets[i] for i in value.keys()]
+            attr[name] = {targets[i]["label"]: v for i, v in value.items()}
+        for dep in deps:
+            deps_by_label[dep["label"].__bp_label__] = dep
+            if spec["providers"]:
+                _check_providers(dep, spec["providers"], name, fail_here)
+        dep_files = []
+        for dep in deps:
+            dep_files += dep["files"].to_list()
+        files[name] = dep_files
+        if spec["single"] and value != None:
+            if len(dep_files) != 1:
+                fail_here("attribute '%s' needs a single file, but '%s' has %d" %
+                          (name, deps[0]["label"].__bp_label__,
+                           len(dep_files)))
+            file[name] = dep_files[0]
+        elif spec["single"]:
+            file[name] = None
+        if spec["executable"]:
+            executable[name] = _executable_of(deps[0], name, fail_here) if deps else None
+    outputs = {}
+    for name, data in entry["outputs"].items():
+        declared = [_file(d) for d in data["files"]]
+        outputs[name] = declared[0] if data["single"] else declared
+        attr[name] = outputs[name]
+    toolchains = {}
+    var = dict(entry["var"])
+    for type_label, dep_id in entry["toolchains"].items():
+        dep = targets[dep_id]
+        toolchains[type_label] = dep[ToolchainInfo] if ToolchainInfo in dep else dep
+        if TemplateVariableInfo in dep:
+            var.update(dep[TemplateVariableInfo].variables)
+    ctx = _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var,
+                    deps_by_label, targets, fail_here)
+    result = rule_fn(__bp_analyze__ = ctx)
+    return _collect(entry, result, outputs, ctx, fail_here)
+
+def _check_providers(dep, alternatives, name, fail_here):
+    """The dependency must have every provider of at least one alternative list."""
+    have = [_bp_provider_id_of(k) for k in dep.keys() if type(k) == "function"]
+    for wanted in alternatives:
+        missing = [p for p in wanted if p not in have]
+        if not missing:
+            return
+    fail_here("in '%s': '%s' does not have mandatory provider '%s'" %
+              (name, dep["label"].__bp_label__, _bp_provider_name(missing[0])))
+
+def _bp_provider_id_of(p):
+    return p(__bp_provider_id__ = True)
+
+def _executable_of(dep, name, fail_here):
+    info = dep[DefaultInfo]
+    if getattr(info, "executable", None) != None:
+        return info.executable
+    listed = dep["files"].to_list()
+    if len(listed) == 1:
+        return listed[0]
+    fail_here("attribute '%s' needs an executable, but '%s' provides none" %
+              (name, dep["label"].__bp_label__))
+
+def _collect(entry, result, outputs, ctx, fail_here):
+    if result == None:
+        result = []
+    if type(result) not in ("list", "tuple"):
+        fail_here("the implementation of %s must return a list of providers, not %s" %
+                  (entry["kind"], type(result)))
+    target = {"label": ctx.label}
+    for p in result:
+        if type(p) != "struct" or not hasattr(p, "_bp_key"):
+            fail_here("the implementation of %s returned %r, which is not a provider" %
+                      (entry["kind"], p))
+        if p._bp_key in target:
+            fail_here("the implementation of %s returned %s twice" %
+                      (entry["kind"], _provider_name(p._bp_key)))
+        target[p._bp_key] = p
+    if DefaultInfo not in target:
+        declared = []
+        for value in outputs.values():
+            declared += value if type(value) == "list" else [value]
+        target[DefaultInfo] = DefaultInfo(files = depset(declared))
+    info = target[DefaultInfo]
+    files = getattr(info, "files", None) or depset()
+    target["files"] = files
+    executable = getattr(info, "executable", None)
+    if entry["executable"] and executable == None:
+        fail_here("%s is an executable rule, so DefaultInfo must name its executable" %
+                  entry["kind"])
+    runfiles = getattr(info, "runfiles", None) or getattr(info, "default_runfiles", None)
+    if runfiles == None:
+        runfiles = _runfiles_of(files)
+    target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
+                                      executable = executable)
+    needs_runfiles = entry["executable"] or entry["test"]
+    _bp_analysis_result(
+        entry["id"],
+        [f.path for f in files.to_list()],
+        executable.path if executable != None else None,
+        [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
+        _environment(target),
+        call_stack(),
+    )
+    return target
+
+def _environment(target):
+    if RunEnvironmentInfo in target:
+        return dict(getattr(target[RunEnvironmentInfo], "environment", None) or {})
+    return {}
+
+# ---- ctx ---------------------------------------------------------------------------------
+
+def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, deps_by_label,
+              targets, fail_here):
+    tid = entry["id"]
+    label = _label(entry["label"])
+    out_dir = entry["out_dir"]
+
+    def declare(name, sibling, is_directory):
+        if type(name) != "string" or not name:
+            fail_here("declare_file() needs a file name, got %r" % (name,))
+        base = sibling.dirname if sibling != None else out_dir
+        return _file(_bp_declare(tid, base + "/" + name, is_directory, call_stack()))
+
+    def declare_file(filename, sibling = None):
+        return declare(filename, sibling, False)
+
+    def declare_directory(filename, sibling = None):
+        return declare(filename, sibling, True)
+
+    def record(kind, outputs, mnemonic, progress_message, data):
+        if type(outputs) != "list" or not outputs:
+            fail_here("%s() needs a non-empty list of output Files" % kind)
+        for o in outputs:
+            if type(o) != "struct" or not hasattr(o, "is_source") or o.is_source:
+                fail_here("%s(): outputs must be Files that this target declared, got %r" %
+                          (kind, o))
+        message = (progress_message or "").replace("%{label}", label.__bp_label__)
+        message = message.replace("%{output}", outputs[0].path)
+        _bp_action(tid, dict(
+            kind = kind,
+            mnemonic = mnemonic,
+            progress_message = message,
+            outputs = [o.path for o in outputs],
+            **data
+        ), call_stack())
+
+    def run(outputs, executable, arguments = [], inputs = [], tools = [], env = {},
+            mnemonic = "Action", progress_message = "", execution_requirements = {},
+            use_default_shell_env = False, input_manifests = None, resource_set = None,
+            toolchain = None, exec_group = None):
+        program = executable.path if type(executable) == "struct" else executable
+        tool_files = _paths(tools, fail_here)
+        if type(executable) == "struct":
+            tool_files.append(executable.path)
+        record("run", outputs, mnemonic, progress_message, dict(
+            argv = [program] + _arguments(arguments, fail_here),
+            inputs = _paths(inputs, fail_here),
+            tools = tool_files,
+            env = {k: str(v) for k, v in env.items()},
+            execution_requirements = {k: str(v) for k, v in execution_requirements.items()},
+            use_default_shell_env = use_default_shell_env,
+        ))
+
+    def run_shell(outputs, command, arguments = [], inputs = [], tools = [], env = {},
+                  mnemonic = "Action", progress_message = "", execution_requirements = {},
+                  use_default_shell_env = False, input_manifests = None, resource_set = None,
+                  toolchain = None, exec_group = None):
+        if type(command) == "list":
+            argv = [str(c) for c in command]
+        else:
+            argv = ["/bin/bash", "-c", command, ""] + _arguments(arguments, fail_here)
+        record("run", outputs, mnemonic, progress_message, dict(
+            argv = argv,
+            inputs = _paths(inputs, fail_here),
+            tools = _paths(tools, fail_here),
+            env = {k: str(v) for k, v in env.items()},
+            execution_requirements = {k: str(v) for k, v in execution_requirements.items()},
+            use_default_shell_env = use_default_shell_env,
+        ))
+
+    def write(output, content, is_executable = False):
+        if type(content) == "struct" and hasattr(content, "_bp_args"):
+            content = "\n".join(_arguments([content], fail_here))
+        if type(content) != "string":
+            fail_here("write() content must be a string or args(), got %s" % type(content))
+        record("write", [output], "FileWrite", "Writing %s" % output.short_path,
+               dict(content = content, is_executable = is_executable))
+
+    def expand_template(template, output, substitutions = {}, is_executable = False):
+        record("template", [output], "TemplateExpand", "Expanding %s" % template.short_path,
+               dict(inputs = [template.path], substitutions = dict(substitutions),
+                    is_executable = is_executable))
+
+    def symlink(output, target_file = None, target_path = None, is_executable = False,
+                progress_message = None):
+        if target_file == None:
+            fail_here("symlink() needs target_file")
+        record("symlink", [output], "Symlink", progress_message or
+               "Linking %s" % output.short_path,
+               dict(inputs = [target_file.path], target = target_file.path,
+                    is_executable = is_executable))
+
+    def runfiles(files = [], transitive_files = None, collect_data = False,
+                 collect_default = False, symlinks = {}, root_symlinks = {}):
+        transitive = [transitive_files] if transitive_files != None else []
+        names = []
+        if collect_data or collect_default:
+            names += ["data"]
+        if collect_default:
+            names += ["srcs", "deps"]
+        for name in names:
+            value = attr.get(name)
+            deps = value if type(value) == "list" else ([value] if value != None else [])
+            for dep in deps:
+                if type(dep) == "dict":
+                    transitive.append(dep[DefaultInfo].runfiles.files)
+        return _runfiles_of(depset(files), transitive)
+
+    def expand_location(input, targets = [], short_paths = False):
+        extra = {t["label"].__bp_label__: t for t in targets}
+        return _expand_locations(tid, input, dict(deps_by_label, **extra), fail_here)
+
+    def expand_make_variables(attribute_name, command, additional_substitutions = {}):
+        return _expand_make(command, dict(var, **additional_substitutions), fail_here)
+
+    def args():
+        return _new_args()
+
+    configuration = entry["config"]
+    return struct(
+        label = label,
+        attr = struct(**attr),
+        files = struct(**files),
+        file = struct(**file),
+        executable = struct(**executable),
+        outputs = struct(**outputs),
+        toolchains = toolchains,
+        var = var,
+        configuration = struct(**configuration),
+        bin_dir = struct(path = entry["bin_dir"]),
+        genfiles_dir = struct(path = entry["bin_dir"]),
+        workspace_name = entry["workspace_name"],
+        build_file_path = entry["build_file_path"],
+        features = entry["features"],
+        disabled_features = [],
+        runfiles = runfiles,
+        expand_location = expand_location,
+        expand_make_variables = expand_make_variables,
+        actions = struct(
+            declare_file = declare_file,
+            declare_directory = declare_directory,
+            run = run,
+            run_shell = run_shell,
+            write = write,
+            expand_template = expand_template,
+            symlink = symlink,
+            args = args,
+        ),
+    )
+
+def _paths(values, fail_here):
+    if values == None:
+        return []
+    if type(values) == "struct" and hasattr(values, "to_list"):
+        values = values.to_list()
+    out = []
+    for v in values:
+        if type(v) == "struct" and hasattr(v, "path"):
+            out.append(v.path)
+        elif type(v) == "struct" and hasattr(v, "to_list"):
+            out += _paths(v, fail_here)
+        else:
+            fail_here("expected Files (or depsets of Files), got %r" % (v,))
+    return out
+
+# ---- make variables and locations --------------------------------------------------------
+
+_LOCATION_FUNCTIONS = ("location", "locations", "execpath", "execpaths", "rootpath",
+                       "rootpaths")
+
+def _expand_locations(tid, text, deps_by_label, fail_here):
+    out = []
+    rest = text
+    for _ in range(_FOREVER):
+        start = rest.find("$(")
+        if start < 0:
+            break
+        end = rest.find(")", start)
+        inner = rest[start + 2:end] if end > 0 else ""
+        parts = inner.split(" ", 1)
+        if end < 0 or parts[0] not in _LOCATION_FUNCTIONS or len(parts) != 2:
+            out.append(rest[:start + 2])
+            rest = rest[start + 2:]
+            continue
+        out.append(rest[:start])
+        out.append(_location(tid, parts[0], parts[1].strip(), deps_by_label, fail_here))
+        rest = rest[end + 1:]
+    out.append(rest)
+    return "".join(out)
+
+def _location(tid, function, label_text, deps_by_label, fail_here):
+    key = _bp_canonical_label(tid, label_text, call_stack())
+    dep = deps_by_label.get(key)
+    if dep == None:
+        fail_here("label '%s' in $(%s) is not a declared prerequisite of this rule" %
+                  (label_text, function))
+    info = dep[DefaultInfo]
+    files = dep["files"].to_list()
+    if getattr(info, "executable", None) != None and function in ("location", "execpath",
+                                                                   "rootpath"):
+        files = [info.executable]
+    if not files:
+        fail_here("label '%s' in $(%s) expands to no files" % (label_text, function))
+    if not function.endswith("s") and len(files) != 1:
+        fail_here("label '%s' in $(%s) expands to %d files; use $(%ss %s) instead" %
+                  (label_text, function, len(files), function, label_text))
+    short = function.startswith("rootpath")
+    return " ".join([f.short_path if short else f.path for f in files])
+
+def _expand_make(text, variables, fail_here):
+    out = []
+    i = 0
+    for _ in range(_FOREVER):
+        if i >= len(text):
+            break
+        c = text[i]
+        if c != "$":
+            out.append(c)
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            end = text.find(")", i)
+            if end < 0:
+                fail_here("unterminated $( in %r" % text)
+            name = text[i + 2:end]
+            if name not in variables:
+                fail_here("$(%s) not defined; known variables: %s" %
+                          (name, ", ".join(sorted(variables.keys()))))
+            out.append(variables[name])
+            i = end + 1
+        elif nxt in variables:
+            out.append(variables[nxt])
+            i += 2
+        else:
+            fail_here("'$%s' is not a variable; write '$$' for a literal '$'" % nxt)
+    return "".join(out)
+
+# ---- args() ------------------------------------------------------------------------------
+
+def _new_args():
+    items = []
+    param = {}
+
+    def add(arg_name_or_value, value = _UNBOUND, format = None, map_each = None):
+        if value == _UNBOUND:
+            items.append(("one", None, arg_name_or_value, format, map_each))
+        else:
+            items.append(("one", arg_name_or_value, value, format, map_each))
+        return this
+
+    def add_all(arg_name_or_values, values = _UNBOUND, map_each = None, format_each = None,
+                before_each = None, omit_if_empty = True, uniquify = False,
+                expand_directories = True, terminate_with = None, allow_closure = False):
+        name = None
+        if values == _UNBOUND:
+            values = arg_name_or_values
+        else:
+            name = arg_name_or_values
+        items.append(("all", name, values, dict(map_each = map_each, format_each = format_each,
+                                                before_each = before_each,
+                                                omit_if_empty = omit_if_empty,
+                                                uniquify = uniquify,
+                                                terminate_with = terminate_with)))
+        return this
+
+    def add_joined(arg_name_or_values, values = _UNBOUND, join_with = " ", map_each = None,
+                   format_each = None, format_joined = None, omit_if_empty = True,
+                   uniquify = False, expand_directories = True, allow_closure = False):
+        name = None
+        if values == _UNBOUND:
+            values = arg_name_or_values
+        else:
+            name = arg_name_or_values
+        items.append(("joined", name, values, dict(map_each = map_each,
+                                                   format_each = format_each,
+                                                   join_with = join_with,
+                                                   format_joined = format_joined,
+                                                   omit_if_empty = omit_if_empty,
+                                                   uniquify = uniquify)))
+        return this
+
+    def use_param_file(param_file_arg, use_always = False):
+        param["arg"] = param_file_arg
+        param["always"] = use_always
+        return this
+
+    def set_param_file_format(format):
+        param["format"] = format
+        return this
+
+    def expand():
+        out = []
+        for item in items:
+            out += _expand_item(item)
+        return out
+
+    this = struct(_bp_args = True, add = add, add_all = add_all, add_joined = add_joined,
+                  use_param_file = use_param_file,
+                  set_param_file_format = set_param_file_format, expand = expand)
+    return this
+
+def _as_string(value):
+    if type(value) == "struct" and hasattr(value, "path") and hasattr(value, "is_source"):
+        return value.path
+    if type(value) == "struct" and hasattr(value, "__bp_label__"):
+        return value.__bp_label__
+    return str(value)
+
+def _values(values):
+    if type(values) == "struct" and hasattr(values, "to_list"):
+        return values.to_list()
+    return list(values)
+
+def _mapped(values, options):
+    out = []
+    for v in _values(values):
+        if options.get("map_each") != None:
+            mapped = options["map_each"](v)
+            if mapped == None:
+                continue
+            out += mapped if type(mapped) == "list" else [mapped]
+        else:
+            out.append(v)
+    out = [_as_string(v) for v in out]
+    if options.get("uniquify"):
+        out = list({v: True for v in out}.keys())
+    if options.get("format_each") != None:
+        out = [options["format_each"] % v for v in out]
+    return out
+
+def _expand_item(item):
+    kind = item[0]
+    if kind == "one":
+        _, name, value, format, map_each = item
+        if map_each != None:
+            value = map_each(value)
+        text = _as_string(value)
+        if format != None:
+            text = format % text
+        return [name, text] if name != None else [text]
+    _, name, values, options = item
+    strings = _mapped(values, options)
+    if not strings and options.get("omit_if_empty", True):
+        return []
+    prefix = [name] if name != None else []
+    if kind == "joined":
+        joined = options["join_with"].join(strings)
+        if options.get("format_joined") != None:
+            joined = options["format_joined"] % joined
+        return prefix + [joined]
+    out = prefix
+    for s in strings:
+        if options.get("before_each") != None:
+            out.append(options["before_each"])
+        out.append(s)
+    if options.get("terminate_with") != None:
+        out.append(options["terminate_with"])
+    return out
+
+def _arguments(arguments, fail_here):
+    out = []
+    for a in arguments:
+        if type(a) == "struct" and hasattr(a, "_bp_args"):
+            out += a.expand()
+        elif type(a) == "string":
+            out.append(a)
+        elif type(a) == "struct" and hasattr(a, "path"):
+            out.append(a.path)
+        else:
+            fail_here("arguments must be strings, Files or args(), got %r" % (a,))
+    return out
