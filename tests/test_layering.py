@@ -12,9 +12,11 @@ ALLOWED = {
     "core": set(),
     "lang": {"core"},
     "loading": {"core", "lang"},
+    "actions": {"core"},
     "config": {"core", "lang", "loading"},
-    "query": {"core", "lang", "loading", "config"},
-    "session": {"core", "lang", "loading", "config", "query"},
+    "analysis": {"core", "lang", "loading", "config", "actions"},
+    "query": {"core", "lang", "loading", "config", "analysis", "actions"},
+    "session": {"core", "lang", "loading", "config", "analysis", "actions", "query"},
 }
 
 
