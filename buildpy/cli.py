@@ -25,6 +25,8 @@ OUTPUT_FORMATS = ("label", "label_kind", "build", "graph", "json", "streamed_jso
                   "minrank", "maxrank", "package", "location")
 ORDERS = ("no", "deps", "auto", "full")
 CQUERY_FORMATS = ("label", "label_kind", "json", "graph", "files", "starlark")
+AQUERY_FORMATS = ("text", "summary", "commands", "jsonproto", "inputs", "outputs",
+                  "mnemonic", "key")
 COMPILATION_MODES = ("fastbuild", "dbg", "opt")
 _GLOBAL_WITH_VALUE = ("-C", "--workspace", "--bprc")
 _GLOBAL_FLAGS = ("--nohome_rc", "--noworkspace_rc")
@@ -175,6 +177,49 @@ def cquery(options: Options, expression, platforms, compilation_mode, defines,
         starlark_expr=starlark_expr, order=order_output, implicit_deps=implicit_deps,
         keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
     if size == 0:
+        click.echo("INFO: Empty results", err=True)
+    if errors:
+        print_errors(errors)
+        raise SystemExit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.argument("expression", nargs=-1)
+@_configuration_options
+@click.option("--output", type=click.Choice(AQUERY_FORMATS), default="text",
+              show_default=True, help="How to print the actions.")
+@click.option("--include_commandline/--noinclude_commandline", default=True,
+              help="Print each action's command line.")
+@click.option("--include_artifacts/--noinclude_artifacts", default=True,
+              help="Print each action's inputs and outputs.")
+@click.option("-k", "--keep_going/--nokeep_going", default=False)
+@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE")
+@click.option("--loading_timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+def aquery(options: Options, expression, platforms, compilation_mode, defines, host_platform,
+           extra_execution_platforms, extra_toolchains, output, include_commandline,
+           include_artifacts, keep_going, query_file, loading_timeout) -> None:
+    """Print the actions of the targets EXPRESSION picks (after analysis).
+
+    The query language of bp cquery, plus inputs(regex, x), outputs(regex, x) and
+    mnemonic(regex, x), which keep the actions whose inputs, outputs or mnemonic
+    match. In a pipeline, a last `emit FIELD` stage chooses what is printed
+    (text, summary, commands, jsonproto, inputs, outputs, mnemonic, key).
+
+    \b
+      bp aquery 'deps(//app:hello)' --output=commands
+      bp aquery 'mnemonic(CppCompile, deps(//app:hello))'
+      bp aquery '//app:hello | deps | inputs ".*\\.c" | emit commands'
+    """
+    from buildpy.session import run_aquery
+
+    build = _build_options(platforms, compilation_mode, defines, host_platform,
+                           extra_execution_platforms, extra_toolchains)
+    count, errors = run_aquery(
+        options.workspace, expression, build, query_file=query_file, output=output,
+        include_commandline=include_commandline, include_artifacts=include_artifacts,
+        keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
+    if count == 0:
         click.echo("INFO: Empty results", err=True)
     if errors:
         print_errors(errors)

@@ -132,9 +132,6 @@ def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
     from buildpy.query.syntax import Call
 
     expr, text, path = _parse_expression(words, query_file, "cquery")
-    if output == "files":
-        raise UserError("--output=files needs analysis, which bp does not run yet",
-                        hint="use --output=label or --output=json for now")
     formatter = Formatter(starlark_expr) if output == "starlark" else None
     session = open_session(directory, eval_timeout=loading_timeout)
     env = ConfiguredQueryEnvironment(session.loader, session.offset, options,
@@ -143,7 +140,13 @@ def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
     result, errors = _evaluate(env, expr, text, path, keep_going)
     path_result = isinstance(expr, Call) and expr.function == "somepath"
     nodes = ordered(env, result, order, path_result)
-    if formatter is not None:
+    if output == "files":
+        from buildpy.analysis.analyzer import Analyzer
+        analysis = Analyzer(env.configured, session.loader.workspace_settings().name
+                            ).analyze([n for n in nodes])
+        files = dict.fromkeys(f for n in nodes for f in analysis.targets[n].files)
+        out.writelines(f"{f}\n" for f in files)
+    elif formatter is not None:
         from buildpy.lang.formatter import struct_of
         for node in nodes:
             data = env.record(node)
@@ -166,3 +169,22 @@ def list_configurations(directory: str | None, options: BuildOptions) -> list:
     for platform in graph.toolchains.exec_platforms:
         configs.append(graph.exec_configuration(platform))
     return list({c.hash: c for c in configs}.values())
+
+
+def run_aquery(directory: str | None, words: tuple[str, ...], options: BuildOptions, *,
+               query_file: str | None, output: str, include_commandline: bool,
+               include_artifacts: bool, keep_going: bool, loading_timeout: float,
+               out: TextIO) -> tuple[int, list[BpError]]:
+    """`bp aquery`: the actions of the configured targets the expression picks."""
+    from buildpy.query.aquery import ActionQueryEnvironment, write_actions
+    from buildpy.query.syntax import Call
+
+    expr, text, path = _parse_expression(words, query_file, "aquery")
+    if isinstance(expr, Call) and expr.function == "emit":
+        output = expr.args[0]   # `... | emit commands` chooses what is printed
+    session = open_session(directory, eval_timeout=loading_timeout)
+    env = ActionQueryEnvironment(session.loader, session.offset, options,
+                                 session.loader.workspace_settings(), keep_going=keep_going)
+    result, errors = _evaluate(env, expr, text, path, keep_going)
+    count = write_actions(env, result, output, out, include_commandline, include_artifacts)
+    return count, errors

@@ -196,8 +196,8 @@ def test_cquery_outputs(cq):
                                      "--platforms=//platforms:arm")))[0]
     assert record["attributes"]["cmd"] == "echo arm"
     assert record["configuration"] == label.split("(")[1][:-1]
-    assert cq("//app:flags", "--output=files", code=2).startswith(
-        "ERROR: --output=files needs analysis")
+    files = cq("//app:flags", "--output=files", "--platforms=//platforms:arm")
+    assert files == [f"bp-out/linux_arm64-fastbuild/bin/app/flags.txt"]
     assert cq("//app:base.txt") == ["//app:base.txt (null)"]
     assert cq("buildfiles(//app:flags)", code=2).startswith(
         "ERROR: buildfiles() is not available in bp cquery")

@@ -149,9 +149,9 @@ SYNTAX_ERRORS = [
                  "found end of query\n1 | deps(//a\n  |         ^"),
     ("dpes(//a)", "<query>:1:1: unknown function 'dpes'; did you mean 'deps'?\n"
                   "1 | dpes(//a)\n  | ^\nhint: the functions are: allpaths, allrdeps, attr, "
-                  "buildfiles, config, deps, filter, kind, labels, loadfiles, rbuildfiles, "
-                  "rdeps, same_pkg_direct_rdeps, siblings, some, somepath, subquery, tests, "
-                  "visible"),
+                  "buildfiles, config, deps, emit, filter, inputs, kind, labels, loadfiles, "
+                  "mnemonic, outputs, rbuildfiles, rdeps, same_pkg_direct_rdeps, siblings, "
+                  "some, somepath, subquery, tests, visible"),
     ("//a //b", "<query>:1:5: syntax error: expected an operator, '|' or the end of the query, "
                 "found '//b'\n1 | //a //b\n  |     ^\nhint: join expressions with an operator "
                 "(union, intersect, except) or '|'"),
@@ -168,8 +168,9 @@ SYNTAX_ERRORS = [
                    "1 | //a | kind\n  |           ^"),
     ("//a | //b", "<query>:1:7: unknown function '//b'\n1 | //a | //b\n  |       ^\n"
                   "hint: the functions are: allpaths, allrdeps, attr, buildfiles, config, "
-                  "deps, filter, kind, labels, loadfiles, rbuildfiles, rdeps, "
-                  "same_pkg_direct_rdeps, siblings, some, somepath, subquery, tests, visible"),
+                  "deps, emit, filter, inputs, kind, labels, loadfiles, mnemonic, outputs, "
+                  "rbuildfiles, rdeps, same_pkg_direct_rdeps, siblings, some, somepath, "
+                  "subquery, tests, visible"),
     ("", "empty query\nhint: for example: bp query '//...'"),
 ]
 

@@ -242,6 +242,31 @@ class Evaluator(Generic[N]):
     def _fn_config(self, call: Call, x: Result, configuration: str) -> Result:
         return self.env.config(x, configuration, call)
 
+    def _actions(self, call: Call, field: str, pattern: str, x: Result) -> Result:
+        actions = getattr(self.env, "action_filter", None)
+        if actions is None:
+            raise _error(call, f"{call.function}() is only available in bp aquery",
+                         hint="it filters actions: bp aquery "
+                              f"'{call.function}(\"{pattern}\", ...)'")
+        return actions(field, self._regex(call, pattern), x)
+
+    def _fn_inputs(self, call: Call, pattern: str, x: Result) -> Result:
+        return self._actions(call, "inputs", pattern, x)
+
+    def _fn_outputs(self, call: Call, pattern: str, x: Result) -> Result:
+        return self._actions(call, "outputs", pattern, x)
+
+    def _fn_mnemonic(self, call: Call, pattern: str, x: Result) -> Result:
+        return self._actions(call, "mnemonic", pattern, x)
+
+    def _fn_emit(self, call: Call, what: str, x: Result) -> Result:
+        if not getattr(self.env, "emits", None) or what not in self.env.emits:
+            known = ", ".join(getattr(self.env, "emits", ()) or ())
+            raise _error(call, f"emit '{what}' is not known here" +
+                         (f"; choose one of: {known}" if known else
+                          " (emit is a stage of bp aquery pipelines)"))
+        return x
+
 
 def evaluate(env: QueryEnvironment, expr: Expr, keep_going: bool = False
              ) -> tuple[Result, list[BpError]]:

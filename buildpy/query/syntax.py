@@ -49,6 +49,11 @@ FUNCTIONS: dict[str, Signature] = {
     "some": Signature((EXPR, INT), 1),
     "config": Signature((EXPR, WORD), 2),
     "subquery": Signature((EXPR,), 1),
+    # aquery: filters on the actions of targets, and the pipeline stage choosing the output
+    "inputs": Signature((WORD, EXPR), 2),
+    "outputs": Signature((WORD, EXPR), 2),
+    "mnemonic": Signature((WORD, EXPR), 2),
+    "emit": Signature((WORD, EXPR), 2),
 }
 KEYWORDS = {"let", "in", "set", "intersect", "union", "except"}
 SET_OPERATORS = {"intersect": "intersect", "^": "intersect", "union": "union",

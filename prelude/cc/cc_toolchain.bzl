@@ -1,5 +1,23 @@
-"""Analysis of `cc_toolchain` targets; the attributes and docs are declared in rules.bzl."""
+"""Analysis of `cc_toolchain` targets: the tool commands and flags as providers; the
+attributes and docs are declared in rules.bzl. Runs no action: tools are commands."""
 
 def cc_toolchain_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """`ToolchainInfo` for the C++ rules, and `$(CC)`, `$(CXX)`, `$(AR)` for genrules."""
+    attr = ctx.attr
+    for name in ("cc", "cxx", "ar"):
+        if not getattr(attr, name):
+            fail("cc_toolchain %s: '%s' must name a command" % (ctx.label.name, name))
+    return [
+        ToolchainInfo(
+            cc = attr.cc,
+            cxx = attr.cxx,
+            ar = attr.ar,
+            ld = attr.ld,
+            strip = attr.strip,
+            compile_flags = list(attr.compile_flags),
+            link_flags = list(attr.link_flags),
+            cpu = attr.cpu,
+            os = attr.os,
+        ),
+        TemplateVariableInfo(variables = {"CC": attr.cc, "CXX": attr.cxx, "AR": attr.ar}),
+    ]

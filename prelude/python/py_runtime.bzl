@@ -1,5 +1,32 @@
-"""Analysis of `py_runtime` targets; the attributes and docs are declared in rules.bzl."""
+"""Analysis of `py_runtime` targets; the attributes and docs are declared in rules.bzl.
+
+Knows how to describe one interpreter; not which programs use it (py.bzl does).
+"""
 
 def py_runtime_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """The interpreter as a `ToolchainInfo` for py_binary and py_test launchers.
+
+    Fields: `interpreter_path` (a command or absolute path, or None), `interpreter` (a File
+    in the build, or None), `python_version` ("PY2" or "PY3") and `stub_shebang` (the
+    launcher's first line). Exactly one of `interpreter_path` and `interpreter` is set.
+    """
+    path = ctx.attr.interpreter_path
+    interpreter = ctx.file.interpreter
+    if path and interpreter != None:
+        fail(("py_runtime %s sets both 'interpreter_path' and 'interpreter'; keep one: " +
+              "the path of an installed Python, or a Python file in the build") %
+             ctx.label.name)
+    if not path and interpreter == None:
+        fail(("py_runtime %s needs 'interpreter_path' (e.g. \"python3\") or 'interpreter' " +
+              "(a label)") % ctx.label.name)
+    runfiles = ctx.runfiles(files = [interpreter] if interpreter != None else [])
+    return [
+        DefaultInfo(files = depset([interpreter] if interpreter != None else []),
+                    runfiles = runfiles),
+        ToolchainInfo(
+            interpreter_path = path or None,
+            interpreter = interpreter,
+            python_version = ctx.attr.python_version,
+            stub_shebang = ctx.attr.stub_shebang,
+        ),
+    ]

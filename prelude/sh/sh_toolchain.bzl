@@ -1,5 +1,5 @@
 """Analysis of `sh_toolchain` targets; the attributes and docs are declared in rules.bzl."""
 
 def sh_toolchain_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """The shell as a `ToolchainInfo(path = ...)` for sh_binary and sh_test."""
+    return [ToolchainInfo(path = ctx.attr.path)]
