@@ -213,7 +213,7 @@ class Analyzer:
             if recorder.current is None:
                 raise
             raise StarlarkEvalError(f"error analyzing '{order[recorder.current]}'",
-                                    error.starlark_text, error.hint) from None
+                                    _user_frames(error.starlark_text), error.hint) from None
         finally:
             self.loader.analysis = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
@@ -314,6 +314,24 @@ class Analyzer:
             path = posixpath.join(self.out_dir(rule_node), target.label.name)
             return _file_data(path, target.label, False, self.bin_dir(node.configuration))
         return _file_data(source_exec_path(target.label), target.label, True, "")
+
+
+def _user_frames(traceback: str) -> str:
+    """A Starlark traceback without bp's own frames (<analysis>, <builtins>, ...)."""
+    out, skip = [], False
+    for line in traceback.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("* <") or stripped.startswith("File <builtin>"):
+            skip = stripped.startswith("* <")
+            continue
+        if skip and line.startswith("      "):
+            continue
+        skip = False
+        out.append(line)
+    if len(out) >= 1 and out[0].startswith("Traceback") and (
+            len(out) == 1 or not out[1].strip().startswith("*")):
+        out = out[1:]
+    return "\n".join(out)
 
 
 def _alternatives(providers: Any) -> list[list[int]]:

@@ -62,7 +62,7 @@ def find_runfiles():
             start = path.find(marker, start + 1)
         if not os.path.islink(path):
             break
-        path = os.path.join(os.path.dirname(path), os.readlink(path))
+        path = os.path.abspath(os.path.join(os.path.dirname(path), os.readlink(path)))
     sys.stderr.write(
         "%s: cannot find the runfiles tree (a directory holding %s) next to %s;\n"
         "build the target with bp, or set RUNFILES_DIR to its runfiles directory\n"

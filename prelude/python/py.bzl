@@ -31,6 +31,10 @@ def _label_text(label):
     repo = "@" + label.workspace_name if label.workspace_name else ""
     return "%s//%s:%s" % (repo, label.package, label.name)
 
+def _quoted(label):
+    """The label as error messages show it: in backticks."""
+    return "`%s`" % _label_text(label)
+
 def _repo_dir(ctx):
     """The directory of this target's workspace below the runfiles root."""
     return ctx.label.workspace_name or ctx.workspace_name
@@ -53,7 +57,7 @@ def _import_root(ctx, directory):
     """`directory` (relative to the package) as a path below the runfiles root."""
     if directory.startswith("/"):
         fail("%s: imports entry '%s' is absolute; give it relative to the package" %
-             (_label_text(ctx.label), directory))
+             (_quoted(ctx.label), directory))
     base = _repo_dir(ctx)
     parts = [base] + ([ctx.label.package] if ctx.label.package else []) + [directory]
     normal = []
@@ -61,7 +65,7 @@ def _import_root(ctx, directory):
         if part == "..":
             if len(normal) <= 1:
                 fail(("%s: imports entry '%s' leaves the workspace; import roots must be " +
-                      "inside it") % (_label_text(ctx.label), directory))
+                      "inside it") % (_quoted(ctx.label), directory))
             normal.pop()
         elif part and part != ".":
             normal.append(part)
@@ -102,14 +106,14 @@ def _executable(ctx, kind):
 def _toolchain(ctx, kind):
     toolchain = ctx.toolchains[_PY_TOOLCHAIN_TYPE]
     if type(toolchain) != "struct" or not hasattr(toolchain, "stub_shebang"):
-        fail(("%s %s: the toolchain registered for %s is not a py_runtime (it returns " +
+        fail(("%s %s: the toolchain registered for `%s` is not a py_runtime (it returns " +
               "no ToolchainInfo with an interpreter)") %
-             (kind, _label_text(ctx.label), _PY_TOOLCHAIN_TYPE))
+             (kind, _quoted(ctx.label), _PY_TOOLCHAIN_TYPE))
     if toolchain.python_version != ctx.attr.python_version:
         fail(("%s %s has python_version = \"%s\", but the Python toolchain runs %s; " +
               "register a py_runtime with python_version = \"%s\", or change the " +
               "target's python_version") %
-             (kind, _label_text(ctx.label), ctx.attr.python_version,
+             (kind, _quoted(ctx.label), ctx.attr.python_version,
               toolchain.python_version, ctx.attr.python_version))
     return toolchain
 
@@ -121,7 +125,7 @@ def _main_file(ctx, kind):
         main = ctx.file.main
         if main.path not in [f.path for f in srcs]:
             fail("%s %s: main '%s' is not one of its srcs (%s); add it to srcs" %
-                 (kind, _label_text(ctx.label), main.short_path, listed))
+                 (kind, _quoted(ctx.label), main.short_path, listed))
         return main
     wanted = ctx.label.name + ".py"
     found = [f for f in srcs if ("/" + f.short_path).endswith("/" + wanted)]
@@ -129,5 +133,5 @@ def _main_file(ctx, kind):
         problem = "none" if not found else "more than one"
         fail(("%s %s has no 'main' and %s of its srcs is named '%s' (srcs: %s); set " +
               "'main' to the file to run") %
-             (kind, _label_text(ctx.label), problem, wanted, listed))
+             (kind, _quoted(ctx.label), problem, wanted, listed))
     return found[0]

@@ -10,15 +10,17 @@ def py_runtime_impl(ctx):
     in the build, or None), `python_version` ("PY2" or "PY3") and `stub_shebang` (the
     launcher's first line). Exactly one of `interpreter_path` and `interpreter` is set.
     """
+    repo = "@" + ctx.label.workspace_name if ctx.label.workspace_name else ""
+    where = "py_runtime `%s//%s:%s`" % (repo, ctx.label.package, ctx.label.name)
     path = ctx.attr.interpreter_path
     interpreter = ctx.file.interpreter
     if path and interpreter != None:
-        fail(("py_runtime %s sets both 'interpreter_path' and 'interpreter'; keep one: " +
+        fail(("%s sets both 'interpreter_path' and 'interpreter'; keep one: " +
               "the path of an installed Python, or a Python file in the build") %
-             ctx.label.name)
+             where)
     if not path and interpreter == None:
-        fail(("py_runtime %s needs 'interpreter_path' (e.g. \"python3\") or 'interpreter' " +
-              "(a label)") % ctx.label.name)
+        fail(("%s needs 'interpreter_path' (e.g. \"python3\") or 'interpreter' " +
+              "(a label)") % where)
     runfiles = ctx.runfiles(files = [interpreter] if interpreter != None else [])
     return [
         DefaultInfo(files = depset([interpreter] if interpreter != None else []),

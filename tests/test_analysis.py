@@ -1,0 +1,156 @@
+"""Analysis: rule implementations, their errors (exact text), and bp aquery."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+RULES = '''
+MyInfo = provider(doc = "A test provider.", fields = ["value"])
+
+def _producer_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    args = ctx.actions.args()
+    args.add("--out", out)
+    args.add_all(ctx.files.srcs, before_each = "--in")
+    args.add_joined(["a", "b"], join_with = ",", format_joined = "--list=%s")
+    ctx.actions.run(executable = "/usr/bin/producer", arguments = [args], inputs = ctx.files.srcs,
+                    outputs = [out], mnemonic = "Produce", env = {"MODE": ctx.var["COMPILATION_MODE"]},
+                    progress_message = "Producing %{output}")
+    return [DefaultInfo(files = depset([out])), MyInfo(value = ctx.label.name)]
+
+producer = rule(implementation = _producer_impl, attrs = {"srcs": attr.label_list(allow_files = True)})
+
+def _consumer_impl(ctx):
+    values = [dep[MyInfo].value for dep in ctx.attr.deps if MyInfo in dep]
+    labels = [dep["label"].name for dep in ctx.attr.deps]
+    out = ctx.actions.declare_file(ctx.label.name + ".list")
+    ctx.actions.write(out, "\\n".join(values + labels))
+    return [DefaultInfo(files = depset([out], transitive = [d[DefaultInfo].files for d in ctx.attr.deps]))]
+
+consumer = rule(implementation = _consumer_impl,
+                attrs = {"deps": attr.label_list(providers = [MyInfo])})
+
+def _escape_impl(ctx):
+    ctx.actions.declare_file("../elsewhere.txt")
+    return []
+
+escape = rule(implementation = _escape_impl)
+
+def _same_impl(ctx):
+    out = ctx.actions.declare_file("shared.txt")
+    ctx.actions.write(out, "x")
+    return []
+
+same = rule(implementation = _same_impl)
+
+def _twice_impl(ctx):
+    out = ctx.actions.declare_file("twice.txt")
+    ctx.actions.write(out, "1")
+    ctx.actions.write(out, "2")
+    return [DefaultInfo(files = depset([out]))]
+
+twice = rule(implementation = _twice_impl)
+
+def _typo_impl(ctx):
+    return [DefaultInfo(files = depset(ctx.files.nope))]
+
+typo = rule(implementation = _typo_impl)
+'''
+
+WS = {
+    "r/BUILD": "",
+    "r/defs.bzl": RULES,
+    "p/BUILD": '''
+        load("//r:defs.bzl", "consumer", "escape", "producer", "same", "twice", "typo")
+        producer(name = "prod", srcs = ["in.txt", "more.txt"])
+        consumer(name = "cons", deps = [":prod"])
+        filegroup(name = "plain")
+        consumer(name = "bad_dep", deps = [":plain"])
+        escape(name = "escape")
+        same(name = "one")
+        same(name = "two")
+        twice(name = "twice")
+        typo(name = "typo")
+        genrule(name = "unknown_var", outs = ["u"], cmd = "echo $(NOPE) > $@")
+        genrule(name = "make_vars", srcs = ["in.txt"], outs = ["m1", "m2"],
+                cmd = "cat $(SRCS) $< $(location in.txt) > $(@D)/m1; echo $$HOME $(COMPILATION_MODE) > $(RULEDIR)/m2")
+        ''',
+}
+
+
+@pytest.fixture
+def aq(bp, ws):
+    root = ws(WS)
+
+    def run(*args: str, code: int = 0):
+        result = bp("-C", str(root), "aquery", *args)
+        assert result.code == code, result.err
+        return result.out if code == 0 else result.err
+
+    return run
+
+
+def test_actions_args_and_providers(aq):
+    records = json.loads(aq("//p:prod + //p:cons", "--output=jsonproto"))
+    write, produce = sorted(records, key=lambda r: r["mnemonic"])
+    assert produce["mnemonic"] == "Produce"
+    out = produce["outputs"][0]
+    assert out.startswith("bp-out/") and out.endswith("/bin/p/prod.txt")
+    assert produce["argv"] == ["/usr/bin/producer", "--out", out, "--in", "p/in.txt",
+                               "--in", "p/more.txt", "--list=a,b"]
+    assert produce["env"] == {"MODE": "fastbuild"}
+    assert produce["progress_message"] == f"Producing {out}"
+    assert write["kind"] == "write" and write["content"] == "prod\nprod"
+
+
+def test_make_variables_of_genrule(aq):
+    command = aq("//p:make_vars", "--output=commands")
+    assert "cat p/in.txt p/in.txt p/in.txt > bp-out/" in command
+    assert "echo $HOME fastbuild > bp-out/" in command and "/bin/p/m2" in command
+
+
+def test_emit_pipeline(aq):
+    assert aq("//p:cons | deps | inputs '.*more.*' | emit outputs").strip().endswith(
+        "/bin/p/prod.txt")
+    assert aq("//p:cons | deps | emit mnemonic").splitlines() == [
+        line for line in aq("//p:cons | deps | emit mnemonic").splitlines()]
+    assert [l.split()[0] for l in aq("deps(//p:cons)", "--output=mnemonic").splitlines()] == [
+        "FileWrite", "Produce"]
+
+
+def test_missing_provider(aq):
+    err = aq("//p:bad_dep", code=2)
+    assert re.fullmatch(
+        r"ERROR: p/BUILD:5:9: in consumer rule '//p:bad_dep \([0-9a-f]{7}\)': in 'deps': "
+        r"'//p:plain' does not have mandatory provider 'MyInfo'\n", err)
+
+
+def test_output_outside_the_package(aq):
+    err = aq("//p:escape", code=2)
+    assert "cannot declare 'bp-out/" in err and "/bin/p/../elsewhere.txt': it is outside " \
+        "the output directory of package 'p'" in err
+    assert "Starlark stack (most recent call last):\n  r/defs.bzl:" in err
+    assert ", in _escape_impl" in err
+
+
+def test_output_conflicts(aq):
+    err = aq("//p:twice", code=2)
+    assert err.startswith("ERROR: file 'bp-out/")
+    assert "/bin/p/twice.txt' is generated by two actions: FileWrite of '//p:twice (" in err
+
+
+def test_bad_ctx_use_shows_the_starlark_stack(aq):
+    err = aq("//p:typo", code=2)
+    assert re.fullmatch(
+        r"ERROR: error analyzing '//p:typo \([0-9a-f]{7}\)':\n"
+        r"error: Object of type `struct` has no attribute `nope`\n"
+        r"  --> r/defs.bzl:48:40\n(.|\n)*", err), err
+
+
+def test_unknown_make_variable(aq):
+    err = aq("//p:unknown_var", code=2)
+    assert "in genrule rule '//p:unknown_var (" in err
+    assert "$(NOPE) not defined; known variables: " in err
