@@ -115,10 +115,13 @@ def test_make_variables_of_genrule(aq):
 def test_emit_pipeline(aq):
     assert aq("//p:cons | deps | inputs '.*more.*' | emit outputs").strip().endswith(
         "/bin/p/prod.txt")
-    assert aq("//p:cons | deps | emit mnemonic").splitlines() == [
-        line for line in aq("//p:cons | deps | emit mnemonic").splitlines()]
-    assert [l.split()[0] for l in aq("deps(//p:cons)", "--output=mnemonic").splitlines()] == [
-        "FileWrite", "Produce"]
+    lines = aq("//p:cons | deps | emit mnemonic").splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["FileWrite", "Produce"]
+    assert lines[0].startswith("FileWrite //p:cons (") and lines[1].startswith(
+        "Produce //p:prod (")
+    assert aq("deps(//p:cons)", "--output=mnemonic") == "\n".join(lines) + "\n"
+    assert aq("//p:cons | deps | mnemonic Produce | emit commands").startswith(
+        "/usr/bin/producer --out bp-out/")
 
 
 def test_missing_provider(aq):
