@@ -54,6 +54,21 @@ def _twice_impl(ctx):
 
 twice = rule(implementation = _twice_impl)
 
+def _vars_impl(ctx):
+    return [TemplateVariableInfo(variables = {"GREETER": "/usr/bin/greet"})]
+
+vars = rule(implementation = _vars_impl)
+
+def _params_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    args = ctx.actions.args()
+    args.add_all(["x", "y"])
+    args.use_param_file("@%s", use_always = True)
+    ctx.actions.run(executable = "/bin/tool", arguments = ["--flag", args], outputs = [out])
+    return [DefaultInfo(files = depset([out]))]
+
+params = rule(implementation = _params_impl)
+
 def _typo_impl(ctx):
     return [DefaultInfo(files = depset(ctx.files.nope))]
 
@@ -64,7 +79,11 @@ WS = {
     "r/BUILD": "",
     "r/defs.bzl": RULES,
     "p/BUILD": '''
-        load("//r:defs.bzl", "consumer", "escape", "producer", "same", "twice", "typo")
+        load("//r:defs.bzl", "consumer", "escape", "params", "producer", "same", "twice", "typo",
+             "vars")
+        vars(name = "vars")
+        params(name = "params")
+        genrule(name = "greet", outs = ["g"], cmd = "$(GREETER) > $@", toolchains = [":vars"])
         producer(name = "prod", srcs = ["in.txt", "more.txt"])
         consumer(name = "cons", deps = [":prod"])
         filegroup(name = "plain")
@@ -112,6 +131,16 @@ def test_make_variables_of_genrule(aq):
     assert "echo $HOME fastbuild > bp-out/" in command and "/bin/p/m2" in command
 
 
+def test_toolchain_make_variables_and_param_files(aq):
+    assert aq("//p:greet", "--output=commands").startswith(
+        "/bin/bash -c 'set -euo pipefail\n/usr/bin/greet > bp-out/")
+    records = json.loads(aq("//p:params", "--output=jsonproto"))
+    write, run = sorted(records, key=lambda r: r["kind"], reverse=True)
+    assert write["content"] == "x\ny\n" and write["outputs"][0].endswith("/p/params-1.params")
+    assert run["argv"] == ["/bin/tool", "--flag", "@" + write["outputs"][0]]
+    assert write["outputs"][0] in run["inputs"]
+
+
 def test_emit_pipeline(aq):
     assert aq("//p:cons | deps | inputs '.*more.*' | emit outputs").strip().endswith(
         "/bin/p/prod.txt")
@@ -127,7 +156,7 @@ def test_emit_pipeline(aq):
 def test_missing_provider(aq):
     err = aq("//p:bad_dep", code=2)
     assert re.fullmatch(
-        r"ERROR: p/BUILD:5:9: in consumer rule '//p:bad_dep \([0-9a-f]{7}\)': in 'deps': "
+        r"ERROR: p/BUILD:9:9: in consumer rule '//p:bad_dep \([0-9a-f]{7}\)': in 'deps': "
         r"'//p:plain' does not have mandatory provider 'MyInfo'\n", err)
 
 
@@ -150,7 +179,7 @@ def test_bad_ctx_use_shows_the_starlark_stack(aq):
     assert re.fullmatch(
         r"ERROR: error analyzing '//p:typo \([0-9a-f]{7}\)':\n"
         r"error: Object of type `struct` has no attribute `nope`\n"
-        r"  --> r/defs.bzl:48:40\n(.|\n)*", err), err
+        r"  --> r/defs.bzl:63:40\n(.|\n)*", err), err
 
 
 def test_unknown_make_variable(aq):

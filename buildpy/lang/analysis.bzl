@@ -235,6 +235,23 @@ def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, de
             **data
         ), call_stack())
 
+    params_count = [0]
+
+    def expand_arguments(arguments, inputs):
+        """Arguments as strings; an args() with use_param_file goes into a params file."""
+        out = []
+        for a in arguments:
+            if type(a) == "struct" and hasattr(a, "_bp_args") and a.param_file() != None:
+                params_count[0] += 1
+                params = declare("%s-%d.params" % (label.name, params_count[0]), None, False)
+                record("write", [params], "FileWrite", "Writing %s" % params.short_path,
+                       dict(content = "\n".join(a.expand()) + "\n", is_executable = False))
+                out.append(a.param_file() % params.path)
+                inputs.append(params.path)
+            else:
+                out += _arguments([a], fail_here)
+        return out
+
     def run(outputs, executable, arguments = [], inputs = [], tools = [], env = {},
             mnemonic = "Action", progress_message = "", execution_requirements = {},
             use_default_shell_env = False, input_manifests = None, resource_set = None,
@@ -243,9 +260,11 @@ def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, de
         tool_files = _paths(tools, fail_here)
         if type(executable) == "struct":
             tool_files.append(executable.path)
+        input_paths = _paths(inputs, fail_here)
+        argv = [program] + expand_arguments(arguments, input_paths)
         record("run", outputs, mnemonic, progress_message, dict(
-            argv = [program] + _arguments(arguments, fail_here),
-            inputs = _paths(inputs, fail_here),
+            argv = argv,
+            inputs = input_paths,
             tools = tool_files,
             env = {k: str(v) for k, v in env.items()},
             execution_requirements = {k: str(v) for k, v in execution_requirements.items()},
@@ -256,13 +275,14 @@ def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, de
                   mnemonic = "Action", progress_message = "", execution_requirements = {},
                   use_default_shell_env = False, input_manifests = None, resource_set = None,
                   toolchain = None, exec_group = None):
+        input_paths = _paths(inputs, fail_here)
         if type(command) == "list":
             argv = [str(c) for c in command]
         else:
-            argv = ["/bin/bash", "-c", command, ""] + _arguments(arguments, fail_here)
+            argv = ["/bin/bash", "-c", command, ""] + expand_arguments(arguments, input_paths)
         record("run", outputs, mnemonic, progress_message, dict(
             argv = argv,
-            inputs = _paths(inputs, fail_here),
+            inputs = input_paths,
             tools = _paths(tools, fail_here),
             env = {k: str(v) for k, v in env.items()},
             execution_requirements = {k: str(v) for k, v in execution_requirements.items()},
@@ -499,8 +519,13 @@ def _new_args():
             out += _expand_item(item)
         return out
 
+    def param_file():
+        """The param-file flag format when the arguments go to a params file, else None.
+        bp always uses the params file once use_param_file() was called."""
+        return param.get("arg")
+
     this = struct(_bp_args = True, add = add, add_all = add_all, add_joined = add_joined,
-                  use_param_file = use_param_file,
+                  use_param_file = use_param_file, param_file = param_file,
                   set_param_file_format = set_param_file_format, expand = expand)
     return this
 

@@ -1,5 +1,51 @@
-"""Analysis of `cc_binary` targets; the attributes and docs are declared in rules.bzl."""
+"""Analysis of `cc_binary` targets, and the executable half shared with `cc_test`:
+compile, then link with every library of the dependencies; the attributes and docs are
+declared in rules.bzl."""
+
+load(":compile.bzl", "cc_toolchain", "compile", "compile_info", "expand", "expand_flags",
+     "is_cxx", "split_files")
+load(":link.bzl", "libraries", "link", "linkopts")
+load(":providers.bzl", "CcInfo")
+
+def cc_executable(ctx):
+    """Compiles `srcs` and links them with the archives of `deps` (and `malloc`) into
+    the executable `<name>`; its runfiles hold it, `data`, and the runfiles of both."""
+    if ctx.attr.linkshared:
+        fail("%s: 'linkshared' (a shared library) is not supported by bp yet" %
+             ctx.label.name)
+    if ctx.attr.dynamic_deps:
+        fail("%s: 'dynamic_deps' is not supported by bp yet" % ctx.label.name)
+    if ctx.attr.nocopts:
+        fail("%s: 'nocopts' is not supported (Bazel removed it too); " % ctx.label.name +
+             "remove the flags from 'copts' instead")
+    toolchain = cc_toolchain(ctx)
+    srcs = split_files(ctx, "srcs")
+    deps = ctx.attr.deps
+    link_deps = deps + ([ctx.attr.malloc] if ctx.attr.malloc != None else [])
+
+    info = compile_info(ctx, srcs.headers, deps)
+    objects = compile(ctx, toolchain, srcs.sources, info) + srcs.objects
+    uses_cxx = is_cxx(srcs.sources)
+    for dep in link_deps:
+        uses_cxx = uses_cxx or dep[CcInfo].uses_cxx
+    out = link(
+        ctx,
+        toolchain,
+        objects,
+        libraries(srcs.libraries, link_deps),
+        linkopts(expand_flags(ctx, "linkopts"), link_deps),
+        uses_cxx,
+        extra_inputs = ctx.files.additional_linker_inputs,
+    )
+    runfiles = ctx.runfiles(files = [out] + ctx.files.data).merge_all(
+        [d[DefaultInfo].runfiles for d in link_deps + ctx.attr.data],
+    )
+    providers = [DefaultInfo(files = depset([out]), executable = out, runfiles = runfiles)]
+    if ctx.attr.env:
+        environment = {k: expand(ctx, "env", v) for k, v in ctx.attr.env.items()}
+        providers.append(RunEnvironmentInfo(environment = environment))
+    return providers
 
 def cc_binary_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """A program: see cc_executable."""
+    return cc_executable(ctx)

@@ -1,5 +1,60 @@
-"""Analysis of `cc_library` targets; the attributes and docs are declared in rules.bzl."""
+"""Analysis of `cc_library` targets: compile, archive, and pass `CcInfo` on; the
+attributes and docs are declared in rules.bzl."""
+
+load(
+    ":compile.bzl",
+    "cc_toolchain",
+    "compile",
+    "compile_info",
+    "expand_flags",
+    "is_cxx",
+    "split_files",
+    "virtual_includes",
+    "with_deps",
+)
+load(":link.bzl", "archive", "libraries", "linkopts")
+load(":providers.bzl", "CcInfo")
 
 def cc_library_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """Objects from `srcs` in `lib<name>.a`; headers, include dirs, defines, archives and
+    linkopts for dependents in `CcInfo`. `implementation_deps` are compiled against
+    but only their archives and linkopts are passed on."""
+    toolchain = cc_toolchain(ctx)
+    srcs = split_files(ctx, "srcs")
+    public = split_files(ctx, "hdrs", allow_compiled = False).headers
+    headers = public + srcs.headers + split_files(ctx, "textual_hdrs", False).headers
+    deps = ctx.attr.deps
+    implementation_deps = ctx.attr.implementation_deps
+    if ctx.attr.linkstamp != None:
+        fail("%s: 'linkstamp' is not supported by bp yet" % ctx.label.name)
+    if ctx.attr.nocopts:
+        fail("%s: 'nocopts' is not supported (Bazel removed it too); " % ctx.label.name +
+             "remove the flags from 'copts' instead")
+
+    virtual = virtual_includes(ctx, public)
+    if virtual != None:
+        info = compile_info(ctx, headers + virtual.headers, deps, [virtual.include_dir])
+    else:
+        info = compile_info(ctx, headers, deps)
+    objects = compile(ctx, toolchain, srcs.sources, with_deps(info, implementation_deps))
+    objects += srcs.objects
+
+    own = []
+    if objects:
+        own.append(archive(ctx, toolchain, objects, ctx.attr.alwayslink))
+    own += srcs.libraries
+    uses_cxx = is_cxx(srcs.sources)
+    for dep in deps + implementation_deps:
+        uses_cxx = uses_cxx or dep[CcInfo].uses_cxx
+    cc_info = CcInfo(
+        headers = info.headers,
+        include_dirs = info.include_dirs,
+        defines = info.defines,
+        libraries = libraries(own, deps + implementation_deps),
+        linkopts = linkopts(expand_flags(ctx, "linkopts"), deps + implementation_deps),
+        uses_cxx = uses_cxx,
+    )
+    runfiles = ctx.runfiles(files = ctx.files.data).merge_all(
+        [d[DefaultInfo].runfiles for d in deps + implementation_deps + ctx.attr.data],
+    )
+    return [DefaultInfo(files = depset(own or headers), runfiles = runfiles), cc_info]

@@ -20,6 +20,9 @@ def genrule_impl(ctx):
         variables["@D"] = variables["RULEDIR"]
     if len(srcs) == 1:
         variables["<"] = srcs[0].path
+    for toolchain in ctx.attr.toolchains:  # targets giving Make variables such as $(CC)
+        if TemplateVariableInfo in toolchain:
+            variables.update(toolchain[TemplateVariableInfo].variables)
     command = ctx.expand_location(command)
     command = ctx.expand_make_variables("cmd", command, variables)
     ctx.actions.run_shell(
