@@ -222,8 +222,12 @@ class Analyzer:
     def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
         graph = self.configured.graph
         wanted = set(keys)
-        for key in keys:
-            wanted |= nx.descendants(graph, key)
+        stack = list(keys)
+        while stack:  # everything the keys depend on, each visited once
+            for dep in graph.successors(stack.pop()):
+                if dep not in wanted:
+                    wanted.add(dep)
+                    stack.append(dep)
         sub = graph.subgraph(wanted)
         try:
             return list(reversed(list(nx.lexicographical_topological_sort(sub, key=str))))

@@ -11,13 +11,12 @@ def cc_executable(ctx):
     """Compiles `srcs` and links them with the archives of `deps` (and `malloc`) into
     the executable `<name>`; its runfiles hold it, `data`, and the runfiles of both."""
     if ctx.attr.linkshared:
-        fail("%s: 'linkshared' (a shared library) is not supported by bp yet" %
-             ctx.label.name)
+        fail("'linkshared' (a shared library) is not supported by bp yet")
     if ctx.attr.dynamic_deps:
-        fail("%s: 'dynamic_deps' is not supported by bp yet" % ctx.label.name)
+        fail("'dynamic_deps' is not supported by bp yet")
     if ctx.attr.nocopts:
-        fail("%s: 'nocopts' is not supported (Bazel removed it too); " % ctx.label.name +
-             "remove the flags from 'copts' instead")
+        fail("'nocopts' is not supported (Bazel removed it too); remove the flags from " +
+             "'copts' instead")
     toolchain = cc_toolchain(ctx)
     srcs = split_files(ctx, "srcs")
     deps = ctx.attr.deps

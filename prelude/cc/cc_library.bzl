@@ -26,10 +26,10 @@ def cc_library_impl(ctx):
     deps = ctx.attr.deps
     implementation_deps = ctx.attr.implementation_deps
     if ctx.attr.linkstamp != None:
-        fail("%s: 'linkstamp' is not supported by bp yet" % ctx.label.name)
+        fail("'linkstamp' is not supported by bp yet")
     if ctx.attr.nocopts:
-        fail("%s: 'nocopts' is not supported (Bazel removed it too); " % ctx.label.name +
-             "remove the flags from 'copts' instead")
+        fail("'nocopts' is not supported (Bazel removed it too); remove the flags from " +
+             "'copts' instead")
 
     virtual = virtual_includes(ctx, public)
     if virtual != None:

@@ -6,7 +6,7 @@ def cc_toolchain_impl(ctx):
     attr = ctx.attr
     for name in ("cc", "cxx", "ar"):
         if not getattr(attr, name):
-            fail("cc_toolchain %s: '%s' must name a command" % (ctx.label.name, name))
+            fail("'%s' must name a command" % name)
     return [
         ToolchainInfo(
             cc = attr.cc,

@@ -34,7 +34,7 @@ def split_files(ctx, attr_name, allow_compiled = True):
         if ext in _HEADER_EXTENSIONS:
             headers.append(f)
         elif not allow_compiled:
-            _misplaced(ctx, attr_name, f, _HEADER_EXTENSIONS)
+            _misplaced(attr_name, f, _HEADER_EXTENSIONS)
         elif ext in _C_EXTENSIONS or ext in _CXX_EXTENSIONS:
             sources.append(f)
         elif ext == "o":
@@ -42,14 +42,14 @@ def split_files(ctx, attr_name, allow_compiled = True):
         elif ext in _LIBRARY_EXTENSIONS or ".so." in f.basename:
             libraries.append(f)
         else:
-            _misplaced(ctx, attr_name, f, _C_EXTENSIONS + _CXX_EXTENSIONS +
-                                          _HEADER_EXTENSIONS + ["o"] + _LIBRARY_EXTENSIONS)
+            _misplaced(attr_name, f, _C_EXTENSIONS + _CXX_EXTENSIONS + _HEADER_EXTENSIONS +
+                                     ["o"] + _LIBRARY_EXTENSIONS)
     return struct(sources = sources, headers = headers, objects = objects,
                   libraries = libraries)
 
-def _misplaced(ctx, attr_name, f, allowed):
-    fail("%s: '%s' in '%s' is not a file this attribute takes (expected .%s)" %
-         (ctx.label.name, f.short_path, attr_name, ", .".join(allowed)))
+def _misplaced(attr_name, f, allowed):
+    fail("'%s' in '%s' is not a file this attribute takes (expected .%s)" %
+         (f.short_path, attr_name, ", .".join(allowed)))
 
 def is_cxx(sources):
     """Whether any of `sources` is compiled as C++."""
@@ -70,6 +70,7 @@ def _package_dir(ctx):
     return _join(ctx.label.workspace_root, ctx.label.package)
 
 def _join(a, b):
+    """`a/b`, where an empty or `.` part drops out (`.` if both do)."""
     if not a or a == ".":
         return b or "."
     if not b or b == ".":
@@ -107,11 +108,13 @@ def expand_flags(ctx, attr_name):
     """A flag-list attribute (`copts`, `linkopts`), expanded and split like a shell."""
     flags = []
     for value in getattr(ctx.attr, attr_name):
-        flags += _shell_split(ctx, attr_name, expand(ctx, attr_name, value))
+        flags += _shell_split(attr_name, expand(ctx, attr_name, value))
     return flags
 
-def _shell_split(ctx, attr_name, text):
-    """Bourne shell word splitting: blanks separate words; quotes and `\\` protect."""
+def _shell_split(attr_name, text):
+    """Words as a Bourne shell splits them: blanks separate words, quotes group them
+    (and are removed), and a backslash outside single quotes takes the next character
+    literally. Bazel tokenizes `copts` and `linkopts` the same way."""
     words, word = [], []
     in_word, quote, escaped = False, None, False
     for i in range(len(text)):
@@ -141,8 +144,7 @@ def _shell_split(ctx, attr_name, text):
             word.append(c)
             in_word = True
     if quote != None or escaped:
-        fail("%s: unterminated quote or trailing backslash in '%s': %r" %
-             (ctx.label.name, attr_name, text))
+        fail("unterminated quote or trailing backslash in '%s': %r" % (attr_name, text))
     if in_word:
         words.append("".join(word))
     return words
@@ -157,9 +159,9 @@ def include_dirs(ctx):
     for d in ctx.attr.includes:
         path = _normalize(_join(base, d))
         if d.startswith("/") or path == ".." or path.startswith("../"):
-            fail("%s: '%s' in 'includes' must be a directory inside the repository, " %
-                 (ctx.label.name, d) + "relative to the package")
-        dirs += [path, _join(ctx.bin_dir.path, path) if path != "." else ctx.bin_dir.path]
+            fail("'%s' in 'includes' must be a directory inside the repository, " % d +
+                 "relative to the package")
+        dirs += [path, _join(ctx.bin_dir.path, path)]
     return dirs
 
 def virtual_includes(ctx, headers):
@@ -180,8 +182,8 @@ def virtual_includes(ctx, headers):
         path = _repo_relative(header)
         if strip != ".":
             if not path.startswith(strip + "/"):
-                fail("%s: header '%s' is not under strip_include_prefix '%s'" %
-                     (ctx.label.name, header.short_path, strip))
+                fail("header '%s' is not under strip_include_prefix '%s'" %
+                     (header.short_path, strip))
             path = path[len(strip) + 1:]
         link = ctx.actions.declare_file(root + "/" + _join(prefix, path))
         ctx.actions.symlink(output = link, target_file = header)
@@ -221,7 +223,7 @@ def with_deps(info, deps):
 def _quote_dirs(ctx):
     """`-iquote` directories: the repository root, as sources and as generated files."""
     root = ctx.label.workspace_root or "."
-    return [root, _join(ctx.bin_dir.path, root) if root != "." else ctx.bin_dir.path]
+    return [root, _join(ctx.bin_dir.path, root)]
 
 def _object_paths(ctx, sources):
     """`_objs/<name>/<stem>.o` for each source, the stem relative to the package;

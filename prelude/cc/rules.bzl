@@ -5,9 +5,8 @@ load(":cc_binary.bzl", "cc_binary_impl")
 load(":cc_library.bzl", "cc_library_impl")
 load(":cc_test.bzl", "cc_test_impl")
 load(":cc_toolchain.bzl", "cc_toolchain_impl")
-
-# The toolchain type the C++ rules resolve their compiler and linker through.
-_CC_TOOLCHAIN_TYPE = "@toolchains//cc:toolchain_type"
+load(":compile.bzl", "CC_TOOLCHAIN_TYPE")
+load(":providers.bzl", "CcInfo")
 
 def _compile_attrs():
     """Attributes shared by every C++ rule: what to compile and how."""
@@ -18,6 +17,7 @@ def _compile_attrs():
                   "plus prebuilt objects and libraries (.o, .a, .so, ...) to link in.",
         ),
         "deps": attr.label_list(
+            providers = [CcInfo],
             doc = "Libraries (usually `cc_library` targets) to compile against and link in.",
         ),
         "data": attr.label_list(
@@ -46,7 +46,8 @@ def _compile_attrs():
         ),
         "nocopts": attr.string(
             doc = "Regular expression; compiler flags that match it are dropped for this " +
-                  "target's sources. Deprecated in Bazel; kept so old BUILD files load.",
+                  "target's sources. Removed from Bazel; kept so old BUILD files load, " +
+                  "but setting it is an error when the target is built.",
         ),
         "win_def_file": attr.label(
             allow_single_file = [".def"],
@@ -69,9 +70,11 @@ def _linked_attrs(linkstatic, stamp):
         ),
         "linkshared": attr.bool(
             doc = "Produce a shared library instead of an executable; name the target " +
-                  "`libfoo.so` (or `foo.dll`) to match.",
+                  "`libfoo.so` (or `foo.dll`) to match. Not supported by bp yet: " +
+                  "setting it is an error.",
         ),
         "malloc": attr.label(
+            providers = [CcInfo],
             doc = "A `cc_library` that provides the memory allocator; unset means the " +
                   "toolchain's default allocator.",
         ),
@@ -88,7 +91,8 @@ def _linked_attrs(linkstatic, stamp):
         ),
         "dynamic_deps": attr.label_list(
             doc = "Shared libraries (`cc_shared_library`) to link against dynamically " +
-                  "instead of linking their code in.",
+                  "instead of linking their code in. Not supported by bp yet: setting it " +
+                  "is an error.",
         ),
     })
     return attrs
@@ -108,6 +112,7 @@ def _library_attrs():
                   "fragments meant to be included several times.",
         ),
         "implementation_deps": attr.label_list(
+            providers = [CcInfo],
             doc = "Libraries needed by this library's sources but whose headers are not " +
                   "passed on to dependents.",
         ),
@@ -129,7 +134,8 @@ def _library_attrs():
         "linkstamp": attr.label(
             allow_single_file = True,
             doc = "A source compiled with build information and linked into every binary " +
-                  "that depends on this library.",
+                  "that depends on this library. Not supported by bp yet: setting it is " +
+                  "an error.",
         ),
     })
     return attrs
@@ -149,7 +155,7 @@ cc_library = rule(
     doc = "A C or C++ library: compiled once, and linked into the binaries and tests that " +
           "depend on it. Its public headers are listed in `hdrs`.",
     attrs = _library_attrs(),
-    toolchains = [_CC_TOOLCHAIN_TYPE],
+    toolchains = [CC_TOOLCHAIN_TYPE],
 )
 
 cc_binary = rule(
@@ -158,7 +164,7 @@ cc_binary = rule(
     doc = "A C or C++ program (or, with `linkshared`, a shared library) linked from its " +
           "sources and dependencies.",
     attrs = _binary_attrs(),
-    toolchains = [_CC_TOOLCHAIN_TYPE],
+    toolchains = [CC_TOOLCHAIN_TYPE],
 )
 
 cc_test = rule(
@@ -166,7 +172,7 @@ cc_test = rule(
     test = True,
     doc = "A C or C++ program run as a test by `bp test`; exit code zero means it passed.",
     attrs = _linked_attrs(linkstatic = False, stamp = 0),
-    toolchains = [_CC_TOOLCHAIN_TYPE],
+    toolchains = [CC_TOOLCHAIN_TYPE],
 )
 
 cc_toolchain = rule(
