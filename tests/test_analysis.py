@@ -177,7 +177,7 @@ def test_output_conflicts(aq):
 def test_bad_ctx_use_shows_the_starlark_stack(aq):
     err = aq("//p:typo", code=2)
     assert re.fullmatch(
-        r"ERROR: error analyzing '//p:typo \([0-9a-f]{7}\)':\n"
+        r"ERROR: p/BUILD:14:5: error analyzing typo rule '//p:typo \([0-9a-f]{7}\)':\n"
         r"error: Object of type `struct` has no attribute `nope`\n"
         r"  --> r/defs.bzl:63:40\n(.|\n)*", err), err
 
@@ -186,3 +186,19 @@ def test_unknown_make_variable(aq):
     err = aq("//p:unknown_var", code=2)
     assert "in genrule rule '//p:unknown_var (" in err
     assert "$(NOPE) not defined; known variables: " in err
+
+
+def test_a_declared_file_cannot_also_be_a_directory(bp, ws):
+    root = ws({**WS, "r/clash.bzl": '''
+def _impl(ctx):
+    a = ctx.actions.declare_file("clash")
+    b = ctx.actions.declare_file("clash/inner.txt")
+    ctx.actions.write(a, "")
+    ctx.actions.write(b, "")
+    return []
+
+clash = rule(implementation = _impl)
+''', "q/BUILD": 'load("//r:clash.bzl", "clash")\nclash(name = "c")'})
+    err = bp("-C", str(root), "aquery", "//q:c").err
+    assert "/bin/q/clash/inner.txt' clashes with 'bp-out/" in err
+    assert "a file cannot also be a directory" in err

@@ -120,9 +120,24 @@ class _Recorder:
         if existing is not None:
             raise self.error(tid, f"'{path}' is declared twice: by '{existing.owner}' and by "
                                   f"'{key}'", frames)
+        clash = self._clash(path)
+        if clash is not None:
+            raise self.error(tid, f"'{path}' clashes with '{clash.path}', declared by "
+                                  f"'{clash.owner}': a file cannot also be a directory",
+                             frames)
         self.declared[path] = Artifact(path, False, str(key), is_directory)
         root = self.analyzer.bin_dir(node.configuration)
         return _file_data(path, node.target.label, False, root, is_directory)
+
+    def _clash(self, path: str) -> Artifact | None:
+        """A declared file that is a parent directory of `path`, or lies below it."""
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in self.declared and not self.declared[parent].is_directory:
+                return self.declared[parent]
+            parent = posixpath.dirname(parent)
+        prefix = path + "/"
+        return next((a for p, a in self.declared.items() if p.startswith(prefix)), None)
 
     def action(self, tid: int, data: dict, *, frames) -> None:
         key = self.key(tid)
@@ -174,7 +189,7 @@ class Analyzer:
     def __init__(self, configured: ConfiguredGraph, workspace_name: str = ""):
         self.configured = configured
         self.loader = configured.loader
-        self.workspace_name = workspace_name or "__main__"
+        self.workspace_name = workspace_name or configured.settings.name or "__main__"
         self.plan_keys: list[ConfiguredKey] = []
 
     # ---- paths ----------------------------------------------------------------------
@@ -212,8 +227,11 @@ class Analyzer:
         except StarlarkEvalError as error:
             if recorder.current is None:
                 raise
-            raise StarlarkEvalError(f"error analyzing '{order[recorder.current]}'",
-                                    _user_frames(error.starlark_text), error.hint) from None
+            key = order[recorder.current]
+            target = self.configured.nodes[key].target
+            raise StarlarkEvalError(f"{target.location}: error analyzing {target.kind_text} "
+                                    f"'{key}'", _user_frames(error.starlark_text),
+                                    error.hint) from None
         finally:
             self.loader.analysis = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),

@@ -3,9 +3,8 @@ compile, then link with every library of the dependencies; the attributes and do
 declared in rules.bzl."""
 
 load(":compile.bzl", "cc_toolchain", "compile", "compile_info", "expand", "expand_flags",
-     "is_cxx", "split_files")
+     "split_files", "uses_cxx")
 load(":link.bzl", "libraries", "link", "linkopts")
-load(":providers.bzl", "CcInfo")
 
 def cc_executable(ctx):
     """Compiles `srcs` and links them with the archives of `deps` (and `malloc`) into
@@ -24,16 +23,13 @@ def cc_executable(ctx):
 
     info = compile_info(ctx, srcs.headers, deps)
     objects = compile(ctx, toolchain, srcs.sources, info) + srcs.objects
-    uses_cxx = is_cxx(srcs.sources)
-    for dep in link_deps:
-        uses_cxx = uses_cxx or dep[CcInfo].uses_cxx
     out = link(
         ctx,
         toolchain,
         objects,
         libraries(srcs.libraries, link_deps),
         linkopts(expand_flags(ctx, "linkopts"), link_deps),
-        uses_cxx,
+        uses_cxx(srcs.sources, link_deps),
         extra_inputs = ctx.files.additional_linker_inputs,
     )
     runfiles = ctx.runfiles(files = [out] + ctx.files.data).merge_all(

@@ -7,8 +7,8 @@ load(
     "compile",
     "compile_info",
     "expand_flags",
-    "is_cxx",
     "split_files",
+    "uses_cxx",
     "virtual_includes",
     "with_deps",
 )
@@ -22,7 +22,8 @@ def cc_library_impl(ctx):
     toolchain = cc_toolchain(ctx)
     srcs = split_files(ctx, "srcs")
     public = split_files(ctx, "hdrs", allow_compiled = False).headers
-    headers = public + srcs.headers + split_files(ctx, "textual_hdrs", False).headers
+    textual = split_files(ctx, "textual_hdrs", allow_compiled = False).headers
+    headers = public + srcs.headers + textual
     deps = ctx.attr.deps
     implementation_deps = ctx.attr.implementation_deps
     if ctx.attr.linkstamp != None:
@@ -43,16 +44,13 @@ def cc_library_impl(ctx):
     if objects:
         own.append(archive(ctx, toolchain, objects, ctx.attr.alwayslink))
     own += srcs.libraries
-    uses_cxx = is_cxx(srcs.sources)
-    for dep in deps + implementation_deps:
-        uses_cxx = uses_cxx or dep[CcInfo].uses_cxx
     cc_info = CcInfo(
         headers = info.headers,
         include_dirs = info.include_dirs,
         defines = info.defines,
         libraries = libraries(own, deps + implementation_deps),
         linkopts = linkopts(expand_flags(ctx, "linkopts"), deps + implementation_deps),
-        uses_cxx = uses_cxx,
+        uses_cxx = uses_cxx(srcs.sources, deps + implementation_deps),
     )
     runfiles = ctx.runfiles(files = ctx.files.data).merge_all(
         [d[DefaultInfo].runfiles for d in deps + implementation_deps + ctx.attr.data],

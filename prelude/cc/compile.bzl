@@ -51,10 +51,13 @@ def _misplaced(attr_name, f, allowed):
     fail("'%s' in '%s' is not a file this attribute takes (expected .%s)" %
          (f.short_path, attr_name, ", .".join(allowed)))
 
-def is_cxx(sources):
-    """Whether any of `sources` is compiled as C++."""
+def uses_cxx(sources, deps):
+    """Whether C++ code is linked in: any of `sources` is C++, or any of `deps` says so."""
     for src in sources:
         if src.extension in _CXX_EXTENSIONS:
+            return True
+    for dep in deps:
+        if getattr(dep[CcInfo], "uses_cxx", False):
             return True
     return False
 

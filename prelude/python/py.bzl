@@ -77,18 +77,18 @@ def _executable(ctx, kind):
     toolchain = _toolchain(ctx, kind)
     main = _main_file(ctx, kind)
     info = _py_info(ctx)
-    repo_dir = ctx.workspace_name
+    workspace = ctx.workspace_name  # the main workspace's directory in the runfiles
     interpreter = toolchain.interpreter
     launcher = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(
         output = launcher,
         content = launcher_content(
             label = _label_text(ctx.label),
-            workspace_name = repo_dir,
+            workspace_name = workspace,
             shebang = toolchain.stub_shebang,
-            main = runfiles_path(repo_dir, main),
+            main = runfiles_path(workspace, main),
             imports = info.imports.to_list(),
-            interpreter = (runfiles_path(repo_dir, interpreter) if interpreter != None
+            interpreter = (runfiles_path(workspace, interpreter) if interpreter != None
                            else toolchain.interpreter_path),
             interpreter_in_runfiles = interpreter != None,
         ),

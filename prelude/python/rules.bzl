@@ -33,8 +33,8 @@ def _library_attrs():
         "srcs_version": attr.string(
             default = "PY2AND3",
             values = _SRCS_VERSIONS,
-            doc = "Which Python major versions the sources are written for; checked, not " +
-                  "used to pick an interpreter.",
+            doc = "Which Python major versions the sources are written for; accepted for " +
+                  "Bazel compatibility, neither checked nor used to pick an interpreter.",
         ),
     }
 
@@ -55,14 +55,16 @@ def _runnable_attrs(stamp):
         "legacy_create_init": attr.int(
             default = -1,
             values = [-1, 0, 1],
-            doc = "Whether to create empty `__init__.py` files in the runfiles tree: 1 yes, " +
-                  "0 no, -1 as the `--incompatible_default_to_explicit_init_py` flag says.",
+            doc = "Bazel creates empty `__init__.py` files in the runfiles tree when this is " +
+                  "1 (or -1, by default); bp accepts the attribute but creates none, so " +
+                  "packages without `__init__.py` import as namespace packages (Python 3).",
         ),
         "stamp": attr.int(
             default = stamp,
             values = [-1, 0, 1],
             doc = "Whether to embed build information: 1 always, 0 never, -1 only when " +
-                  "built with `--stamp`.",
+                  "built with `--stamp`. Accepted for Bazel compatibility; bp stamps nothing " +
+                  "into Python programs yet.",
         ),
         "toolchains": attr.label_list(
             doc = "Targets that supply Make variables for expansion in `args` and `env`.",
@@ -82,15 +84,17 @@ def _binary_attrs():
 
 py_library = rule(
     implementation = py_library_impl,
-    doc = "Python modules and their data, for binaries, tests and other libraries to import.",
+    doc = "Python modules and their data, for binaries, tests and other libraries to import. " +
+          "Returns `PyInfo` (providers.bzl): its sources and import roots, transitively.",
     attrs = _library_attrs(),
 )
 
 py_binary = rule(
     implementation = py_binary_impl,
     executable = True,
-    doc = "A Python program: its sources, the libraries it imports, and a launcher that " +
-          "starts `main` with the right import path.",
+    doc = "A Python program: its sources, the libraries it imports, and a launcher " +
+          "(`<name>`, see launcher.bzl) that finds the runfiles tree and starts `main` with " +
+          "the workspace root and every `imports` root on `PYTHONPATH`.",
     attrs = _binary_attrs(),
     toolchains = [_PY_TOOLCHAIN_TYPE],
 )
