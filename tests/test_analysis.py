@@ -202,3 +202,23 @@ clash = rule(implementation = _impl)
     err = bp("-C", str(root), "aquery", "//q:c").err
     assert "/bin/q/clash/inner.txt' clashes with 'bp-out/" in err
     assert "a file cannot also be a directory" in err
+
+
+def test_aquery_docs_examples_run_on_the_example(bp):
+    from conftest import REPO_ROOT
+    import shlex
+
+    example = str(REPO_ROOT / "examples" / "monorepo")
+    docs = (REPO_ROOT / "docs" / "aquery.md").read_text()
+    commands = [line for line in docs.splitlines() if line.startswith("bp aquery ")]
+    assert len(commands) >= 5
+    for line in commands:
+        args = shlex.split(line.split("  #")[0])[2:]
+        result = bp("-C", example, "aquery", *args)
+        assert result.code == 0 and result.out, (line, result.err)
+    piped = bp("-C", example, "aquery", '//app:hello | deps | inputs ".*\\.c" | emit commands')
+    plain = bp("-C", example, "aquery", 'inputs(".*\\.c", deps(//app:hello))',
+               "--output=commands")
+    assert piped.out == plain.out
+    assert len(piped.out.splitlines()) == 4
+    assert all(" -c " in line and line.startswith("gcc ") for line in piped.out.splitlines())

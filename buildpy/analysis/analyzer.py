@@ -17,11 +17,10 @@ import networkx as nx
 from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
 from buildpy.config.configuration import Configuration
 from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
-from buildpy.core.errors import BpError, ErrorGroup, UserError
+from buildpy.core.errors import ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
 from buildpy.lang.env import ANALYSIS_ID, StarlarkEvalError
 from buildpy.lang.values import Frame
-from buildpy.loading.rule_class import RuleClass
 from buildpy.loading.target import GENERATED_FILE, Target
 
 OUTPUT_ROOT = "bp-out"
@@ -290,7 +289,7 @@ class Analyzer:
                 elif spec.type == "label_list":
                     attrs[name] = dep_ids
                 else:
-                    attrs[name] = {i: _plain(v) for i, v in zip(dep_ids, value.values())}
+                    attrs[name] = {i: _plain(v) for i, v in zip(dep_ids, value.values(), strict=True)}
                 label_attrs[name] = {
                     "type": spec.type, "single": bool(spec.allow_single_file),
                     "executable": spec.executable, "providers": _alternatives(spec.providers)}
