@@ -289,7 +289,8 @@ class Analyzer:
                 elif spec.type == "label_list":
                     attrs[name] = dep_ids
                 else:
-                    attrs[name] = {i: _plain(v) for i, v in zip(dep_ids, value.values(), strict=True)}
+                    pairs = zip(dep_ids, value.values(), strict=True)
+                    attrs[name] = {i: _plain(v) for i, v in pairs}
                 label_attrs[name] = {
                     "type": spec.type, "single": bool(spec.allow_single_file),
                     "executable": spec.executable, "providers": _alternatives(spec.providers)}
