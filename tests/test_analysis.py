@@ -222,3 +222,13 @@ def test_aquery_docs_examples_run_on_the_example(bp):
     assert piped.out == plain.out
     assert len(piped.out.splitlines()) == 4
     assert all(" -c " in line and line.startswith("gcc ") for line in piped.out.splitlines())
+
+
+def test_cc_make_variables_in_a_genrule(bp, ws):
+    root = ws({"g/BUILD": 'genrule(name = "v", outs = ["v.txt"], cmd = "$(CC) --version > $@",'
+                          ' toolchains = ["@toolchains//cc:current"])',
+               "platforms/BUILD": 'platform(name = "arm", constraint_values = '
+                                  '["@platforms//os:linux", "@platforms//cpu:arm64"])'})
+    out = bp("-C", str(root), "aquery", "//g:v", "--output=commands",
+             "--platforms=//platforms:arm").out
+    assert "gcc --version > bp-out/linux_arm64-fastbuild/bin/g/v.txt" in out
