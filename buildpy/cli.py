@@ -28,6 +28,7 @@ CQUERY_FORMATS = ("label", "label_kind", "json", "graph", "files", "starlark")
 AQUERY_FORMATS = ("text", "summary", "commands", "jsonproto", "inputs", "outputs",
                   "mnemonic", "key")
 COMPILATION_MODES = ("fastbuild", "dbg", "opt")
+STRATEGY_NAMES = ("local", "sandboxed", "linux-sandbox")
 _GLOBAL_WITH_VALUE = ("-C", "--workspace", "--bprc")
 _GLOBAL_FLAGS = ("--nohome_rc", "--noworkspace_rc")
 
@@ -258,6 +259,177 @@ def config(options: Options, configuration, platforms, compilation_mode, defines
     click.echo(f"Configuration {found[0].hash}:")
     for key, value in found[0].settings().items():
         click.echo(f"  {key}: {json.dumps(value)}")
+
+
+def _execution_options(command):
+    """The flags of commands that build (build, run, and later test)."""
+    options = [
+        click.option("-j", "--jobs", type=int, default=None, metavar="N",
+                     help="Run at most N actions at once (default: the number of cores)."),
+        click.option("-k", "--keep_going/--nokeep_going", default=False,
+                     help="Keep building what does not depend on a failure."),
+        click.option("--verbose_failures/--noverbose_failures", default=False,
+                     help="Print the command of a failed action."),
+        click.option("-s", "--subcommands/--nosubcommands", default=False,
+                     help="Print each command before it runs."),
+        click.option("--color", type=click.Choice(["yes", "no", "auto"]), default="auto",
+                     show_default=True),
+        click.option("--curses", type=click.Choice(["yes", "no", "auto"]), default="auto",
+                     show_default=True, help="A live progress display (auto: on a terminal)."),
+        click.option("--spawn_strategy", type=click.Choice(STRATEGY_NAMES), default="local",
+                     show_default=True, help="How actions run: in the exec root, in a "
+                     "sandbox directory, or under bubblewrap."),
+        click.option("--strategy", "strategies", multiple=True, metavar="MNEMONIC=STRATEGY",
+                     help="The strategy for one kind of action, e.g. CppCompile=local."),
+        click.option("--disk_cache", type=click.Path(file_okay=False), default=None,
+                     metavar="DIR", help="The cache directory (default: $XDG_CACHE_HOME/bp)."),
+        click.option("--block_for_lock/--noblock_for_lock", default=True,
+                     help="Wait for another bp command in this workspace (or fail)."),
+        click.option("--sandbox_debug/--nosandbox_debug", default=False,
+                     help="Keep sandboxes and print how to enter them."),
+        click.option("--sandbox_add_mount_pair", "mount_pairs", multiple=True,
+                     metavar="SRC[:DST]", help="Make a host path visible in linux-sandbox."),
+        click.option("--tracing", type=click.Choice(["never", "warn", "error"]),
+                     default="never", show_default=True,
+                     help="Report files actions read without declaring them (strace)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, block_for_lock,
+               sandbox_debug, mount_pairs, tracing):
+    import os
+
+    from buildpy.core.errors import UserError
+    from buildpy.execution.local import ExecutionOptions
+
+    per_mnemonic = {}
+    for item in strategies:
+        mnemonic, equals, name = item.partition("=")
+        if not equals or name not in STRATEGY_NAMES:
+            raise UserError(f"invalid --strategy '{item}'",
+                            hint="write --strategy=MNEMONIC=" + "|".join(STRATEGY_NAMES))
+        per_mnemonic[mnemonic] = name
+    return ExecutionOptions(
+        jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
+        spawn_strategy=spawn_strategy, strategies=per_mnemonic,
+        disk_cache=Path(disk_cache).resolve() if disk_cache else None,
+        block_for_lock=block_for_lock, sandbox_debug=sandbox_debug,
+        sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing)
+
+
+def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):
+    from buildpy.execution.progress import PlainProgress, RichProgress
+
+    live = curses == "yes" or (curses == "auto" and sys.stderr.isatty())
+    if live:
+        return RichProgress(sys.stderr, subcommands, verbose_failures,
+                            color=color != "no")
+    return PlainProgress(sys.stderr, subcommands, verbose_failures)
+
+
+def _run_build(options, patterns, build_flags, execution_flags, only_executable=False):
+    from buildpy.session import run_build
+
+    (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
+     extra_toolchains) = build_flags
+    (jobs, keep_going, verbose_failures, subcommands, color, curses, spawn_strategy,
+     strategies, disk_cache, block_for_lock, sandbox_debug, mount_pairs,
+     tracing) = execution_flags
+    build = _build_options(platforms, compilation_mode, defines, host_platform,
+                           extra_execution_platforms, extra_toolchains)
+    execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
+                           block_for_lock, sandbox_debug, mount_pairs, tracing)
+    progress = _progress(curses, color, subcommands, verbose_failures)
+    return run_build(options.workspace, list(patterns), build, execution, progress=progress,
+                     err=sys.stderr, only_executable=only_executable)
+
+
+@cli.command()
+@click.argument("patterns", nargs=-1, required=True)
+@_configuration_options
+@_execution_options
+@click.pass_obj
+def build(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
+          extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
+          subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
+          sandbox_debug, mount_pairs, tracing) -> None:
+    """Build the targets PATTERNS match, running only the actions whose key changed.
+
+    Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
+    configuration's). Exit codes: 0 built, 1 build failed, 2 bad command line or BUILD
+    file, 8 interrupted, 36 environment problem, 37 internal error.
+    """
+    outcome = _run_build(options, patterns, (platforms, compilation_mode, defines,
+                                             host_platform, extra_execution_platforms,
+                                             extra_toolchains),
+                         (jobs, keep_going, verbose_failures, subcommands, color, curses,
+                          spawn_strategy, strategies, disk_cache, block_for_lock,
+                          sandbox_debug, mount_pairs, tracing))
+    if outcome.code:
+        raise SystemExit(outcome.code)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("target")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@_configuration_options
+@_execution_options
+@click.pass_obj
+def run(options: Options, target, args, platforms, compilation_mode, defines, host_platform,
+        extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
+        subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
+        sandbox_debug, mount_pairs, tracing) -> None:
+    """Build TARGET, then run it with ARGS (after --) in the current directory.
+
+    The program sees its runfiles (RUNFILES_DIR) and BUILD_WORKSPACE_DIRECTORY /
+    BUILD_WORKING_DIRECTORY; its exit code is bp's.
+    """
+    import os
+    import subprocess
+
+    from buildpy.core.errors import UserError
+
+    outcome = _run_build(options, [target], (platforms, compilation_mode, defines,
+                                             host_platform, extra_execution_platforms,
+                                             extra_toolchains),
+                         (jobs, keep_going, verbose_failures, subcommands, color, curses,
+                          spawn_strategy, strategies, disk_cache, block_for_lock,
+                          sandbox_debug, mount_pairs, tracing), only_executable=True)
+    if outcome.code:
+        raise SystemExit(outcome.code)
+    if len(outcome.executables) != 1:
+        raise UserError(f"'{target}' is not an executable target",
+                        hint="bp run needs one *_binary, *_test or executable rule")
+    (label, result), = outcome.executables.items()
+    program = outcome.workspace / result.executable
+    env = dict(os.environ, RUNFILES_DIR=f"{program}.runfiles",
+               BUILD_WORKSPACE_DIRECTORY=str(outcome.workspace),
+               BUILD_WORKING_DIRECTORY=os.getcwd(), **dict(result.environment))
+    click.echo(f"INFO: Running {label}", err=True)
+    try:
+        code = subprocess.run([str(program), *args], env=env).returncode
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    raise SystemExit(code)
+
+
+@cli.command()
+@click.option("--expunge", is_flag=True,
+              help="Also remove this workspace's state (file digests) and exec root.")
+@click.option("--disk_cache", type=click.Path(file_okay=False), default=None, metavar="DIR")
+@click.pass_obj
+def clean(options: Options, expunge: bool, disk_cache) -> None:
+    """Remove the outputs (bp-out/). The shared cache stays, so the next build restores
+    unchanged outputs from it without running actions."""
+    from buildpy.execution.local import clean as clean_outputs
+    from buildpy.session import workspace_root
+
+    root = workspace_root(options.workspace)
+    for path in clean_outputs(root, expunge, Path(disk_cache) if disk_cache else None):
+        click.echo(f"INFO: removed {path}", err=True)
 
 
 @cli.command("help")

@@ -188,3 +188,112 @@ def run_aquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
     result, errors = _evaluate(env, expr, text, path, keep_going)
     count = write_actions(env, result, output, out, include_commandline, include_artifacts)
     return count, errors
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """The result of `bp build` / `bp run`: exit code and the built targets' files."""
+
+    code: int
+    executables: dict
+    workspace: Path
+
+
+def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
+                        options: BuildOptions, keep_going: bool):
+    from buildpy.config.configured import ConfiguredGraph
+    from buildpy.core.errors import ErrorGroup
+    from buildpy.loading.graph import GraphLoader
+
+    graph_loader = GraphLoader(session.loader)
+    errors = graph_loader.add(labels)
+    if errors and not keep_going:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    configured = ConfiguredGraph(graph_loader, options, session.loader.workspace_settings())
+    keys = [configured.key(label, configured.top) for label in labels
+            if label in graph_loader.graph]
+    errors = configured.add(keys)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
+    kept = []
+    for key in keys:
+        if configured.incompatibility(key) is None:
+            kept.append(key)
+        elif key.label in named:
+            raise configured.incompatible_error(key)
+    return configured, kept
+
+
+def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
+              *, progress, loading_timeout: float = 60.0, err: TextIO,
+              only_executable: bool = False) -> BuildOutcome:
+    """`bp build`: load, configure, analyze, execute what the patterns need."""
+    import os
+
+    from buildpy.analysis.analyzer import Analyzer, output_dir
+    from buildpy.execution.execroot import build_runfiles
+    from buildpy.execution.local import LocalBuild
+
+    session = open_session(directory, eval_timeout=loading_timeout)
+    patterns = session.parse_patterns(words)
+    labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)
+    if errors:
+        from buildpy.core.errors import ErrorGroup
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    configured, keys = _configured_targets(session, patterns, labels, options,
+                                           execution.keep_going)
+    workspace_name = session.loader.workspace_settings().name or "__main__"
+    analysis = Analyzer(configured, workspace_name).analyze(keys)
+    wanted: dict[str, None] = {}
+    executables = {}
+    for key in keys:
+        result = analysis.targets.get(key)
+        if result is None:
+            continue
+        wanted.update(dict.fromkeys(result.files))
+        if result.executable is not None:
+            wanted.update(dict.fromkeys(result.runfiles))
+            wanted[result.executable] = None
+            executables[key] = result
+    build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+    try:
+        report = build.run(analysis.actions, list(wanted), progress)
+    finally:
+        progress.close()
+        build.close()
+    if report.ok:
+        for result in executables.values():
+            build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
+                           result.runfiles, workspace_name)
+        link = session.workspace.root / "bp-bin"
+        target = Path("bp-out") / output_dir(configured.top).split("/", 1)[1] / "bin"
+        if link.is_symlink() or not link.exists():
+            if link.is_symlink() and os.readlink(link) != str(target):
+                link.unlink()
+            if not link.is_symlink():
+                os.symlink(target, link)
+    for error in report.errors:
+        err.write(f"ERROR: {error}\n")
+    if not only_executable:
+        for key in keys:
+            result = analysis.targets.get(key)
+            if result is None or not result.files:
+                continue
+            state = "up-to-date" if report.ok else "(maybe stale)"
+            err.write(f"Target {key.label} {state}:\n")
+            for path in result.files[:8]:
+                err.write(f"  {path}\n")
+    if report.interrupted:
+        err.write("ERROR: build interrupted\n")
+        code = 8
+    elif not report.ok:
+        err.write(f"FAILED: build did NOT complete successfully ({len(report.failed)} "
+                  f"failed, {report.skipped} skipped)\n")
+        code = 1
+    else:
+        code = 0
+    err.write(f"INFO: {report.total} actions: {report.executed} executed, {report.cached} "
+              f"cache hits\n")
+    return BuildOutcome(code, {str(k.label): v for k, v in executables.items()},
+                        session.workspace.root)

@@ -16,7 +16,9 @@ ALLOWED = {
     "config": {"core", "lang", "loading"},
     "analysis": {"core", "lang", "loading", "config", "actions"},
     "query": {"core", "lang", "loading", "config", "analysis", "actions"},
-    "session": {"core", "lang", "loading", "config", "analysis", "actions", "query"},
+    "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
+    "session": {"core", "lang", "loading", "config", "analysis", "actions", "query",
+                "execution"},
 }
 
 

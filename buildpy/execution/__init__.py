@@ -1,0 +1,1 @@
+"""Execution: running the action graph locally, with a content-addressed cache."""

@@ -1,0 +1,105 @@
+"""The local content-addressed store: blobs by SHA-256, written atomically, verified on read.
+
+Knows files and digests; not actions or keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class CorruptBlob(Exception):
+    """A stored blob whose content no longer matches its digest."""
+
+
+class ContentStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def put_file(self, source: Path, digest: str) -> None:
+        """Store `source` (whose SHA-256 is `digest`), by hard link when possible."""
+        target = self.path(digest)
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        executable = os.access(source, os.X_OK)
+        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o555 if executable else 0o444)
+        os.replace(tmp, target)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._tmp)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        return digest
+
+    def get_bytes(self, digest: str) -> bytes:
+        data = self.path(digest).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            self.discard(digest)
+            raise CorruptBlob(digest)
+        return data
+
+    def materialize(self, digest: str, target: Path, executable: bool) -> None:
+        """Put the blob at `target` (verified first); a corrupt blob is discarded."""
+        source = self.path(digest)
+        actual, _ = sha256_file(source)
+        if actual != digest:
+            self.discard(digest)
+            raise CorruptBlob(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.bp-tmp")
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o555 if executable else 0o444)
+        os.replace(tmp, target)
+
+    def discard(self, digest: str) -> None:
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,129 @@
+"""File digests with a stat cache that is safe against racy timestamps.
+
+A file's digest is reused only when its stat data (size, mtime, ctime, inode) is
+unchanged AND its timestamps are older than the build stamp taken when it was hashed:
+a file written in the same clock tick as the hashing might change again without its
+mtime moving, so such a file is hashed again next time (as git does for its index).
+blake3 detects changes; SHA-256, the digest REAPI keys need, is computed only when the
+content really changed. Knows files; not actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    sha256: str
+    size: int
+    executable: bool
+
+
+@dataclass
+class _Row:
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    blake3: str | None
+    sha256: str
+    executable: bool
+    stamp_ns: int
+
+
+def take_stamp(path: Path) -> int:
+    """The file system's current time: the mtime of a file written now."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(str(os.getpid()))
+    return os.stat(path).st_mtime_ns
+
+
+def _hash(path: Path, algorithm) -> str:
+    digest = algorithm()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileDigests:
+    """Digests of files below `root`, by path relative to it, cached in SQLite."""
+
+    def __init__(self, db: sqlite3.Connection, root: Path, stamp_ns: int):
+        self.db = db
+        self.root = root
+        self.stamp_ns = stamp_ns
+        self._rows: dict[str, _Row] = {
+            r[0]: _Row(*r[1:]) for r in db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, blake3, sha256, executable, "
+                "stamp_ns FROM files")}
+        self._dirty: dict[str, _Row] = {}
+        self.hashed = 0   # how many files were read this build
+
+    def digest(self, path: str) -> FileInfo:
+        """The digest of `path`; raises FileNotFoundError when it does not exist."""
+        full = self.root / path
+        st = os.stat(full)
+        if full.is_dir():
+            return self._directory(path, full)
+        row = self._rows.get(path)
+        executable = bool(st.st_mode & 0o111)
+        if row is not None and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == (
+                st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
+                and row.mtime_ns < row.stamp_ns and row.ctime_ns < row.stamp_ns:
+            return FileInfo(row.sha256, row.size, row.executable)
+        self.hashed += 1
+        b3 = _hash(full, blake3.blake3)
+        sha = row.sha256 if row is not None and row.blake3 == b3 else _hash(full,
+                                                                            hashlib.sha256)
+        self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, b3,
+                                  sha, executable, self.stamp_ns))
+        return FileInfo(sha, st.st_size, executable)
+
+    def _directory(self, path: str, full: Path) -> FileInfo:
+        """A directory's digest: SHA-256 over its files' relative paths and digests."""
+        digest = hashlib.sha256()
+        for child in sorted(p for p in full.rglob("*") if p.is_file()):
+            relative = child.relative_to(self.root).as_posix()
+            info = self.digest(relative)
+            digest.update(f"{child.relative_to(full).as_posix()}\0{info.sha256}\n".encode())
+        return FileInfo(digest.hexdigest(), 0, False)
+
+    def produced(self, path: str, sha256: str, size: int) -> FileInfo:
+        """Record the digest of an output bp just wrote (or restored)."""
+        st = os.stat(self.root / path)
+        executable = bool(st.st_mode & 0o111)
+        self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                                  None, sha256, executable, self.stamp_ns))
+        return FileInfo(sha256, size, executable)
+
+    def forget(self, path: str) -> None:
+        self._rows.pop(path, None)
+        self._dirty.pop(path, None)
+        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def _remember(self, path: str, row: _Row) -> None:
+        self._rows[path] = row
+        self._dirty[path] = row
+
+    def flush(self) -> None:
+        """Write what changed, in one transaction."""
+        if not self._dirty:
+            return
+        rows = [(p, r.size, r.mtime_ns, r.ctime_ns, r.inode, r.blake3, r.sha256,
+                 int(r.executable), r.stamp_ns) for p, r in self._dirty.items()]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                rows)
+        self._dirty.clear()

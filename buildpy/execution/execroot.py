@@ -1,0 +1,77 @@
+"""The execution root: where actions run, with every input at its exec path.
+
+A symlink forest: the workspace's top-level entries, `external/<repo>` for the other
+repositories, and `bp-out` for the outputs. Also builds runfiles trees. Knows paths only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Mapping
+
+_SKIPPED = {"bp-out", "bp-bin", ".git"}
+
+
+def exec_root_for(cache_dir: Path, workspace: Path) -> Path:
+    name = hashlib.sha256(str(workspace).encode()).hexdigest()[:16]
+    return cache_dir / "execroot" / name
+
+
+def prepare_exec_root(root: Path, workspace: Path, repos: Mapping[str, Path],
+                      output_base: Path) -> None:
+    """(Re)link the forest; cheap enough to do at the start of every build."""
+    root.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path] = {}
+    for entry in os.scandir(workspace):
+        if entry.name not in _SKIPPED and not entry.name.startswith("bazel-"):
+            wanted[entry.name] = Path(entry.path)
+    wanted["bp-out"] = output_base
+    for name in list(os.listdir(root)):
+        if name == "external":
+            continue
+        path = root / name
+        if name not in wanted or not path.is_symlink() or Path(os.readlink(path)) != wanted[name]:
+            _remove(path)
+    for name, target in wanted.items():
+        if not (root / name).is_symlink():
+            os.symlink(target, root / name)
+    external = root / "external"
+    external.mkdir(exist_ok=True)
+    for repo, target in repos.items():
+        link = external / repo
+        if not link.is_symlink() or Path(os.readlink(link)) != target:
+            _remove(link)
+            os.symlink(target, link)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def runfiles_path(exec_path: str, workspace_name: str) -> str:
+    """Where an exec path lands in a runfiles tree (`<ws>/pkg/f`, `<repo>/pkg/f`)."""
+    parts = exec_path.split("/")
+    if parts[0] == "bp-out" and len(parts) > 3 and parts[2] == "bin":
+        parts = parts[3:]
+    if parts[0] == "external" and len(parts) > 1:
+        return "/".join(parts[1:])
+    return f"{workspace_name}/" + "/".join(parts)
+
+
+def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
+                   workspace_name: str) -> None:
+    """A runfiles tree of symlinks to the (absolute) files in the exec root."""
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    for exec_path in files:
+        link = tree / runfiles_path(exec_path, workspace_name)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists() and not link.is_symlink():
+            os.symlink(os.path.realpath(exec_root / exec_path), link)

@@ -1,0 +1,176 @@
+"""Runs one action with the cache: key from input contents, hit -> restore, miss -> run.
+
+Knows actions, digests, the content store, the action cache and the strategies; not
+the order of actions (the scheduler's job) nor how they were made (analysis).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.key import FileDigest, action_key
+from buildpy.execution.cas import ContentStore, CorruptBlob, sha256_file
+from buildpy.execution.digests import FileDigests, FileInfo
+from buildpy.execution.spawn import Spawn, SpawnResult, Strategy
+from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one action."""
+
+    action: Action
+    key: str
+    cached: bool
+    ok: bool
+    outputs: Mapping[str, FileInfo]
+    result: SpawnResult | None = None
+    error: str | None = None            # why it failed, when it did
+    warnings: tuple[str, ...] = ()
+
+
+class Executor:
+    def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
+                 cache: ActionCache, choose: Callable[[Action], Strategy],
+                 tracing: str = "never"):
+        self.exec_root = exec_root
+        self.digests = digests
+        self.store = store
+        self.cache = cache
+        self.choose = choose
+        self.tracing = tracing
+        self._lock = threading.Lock()
+
+    def environment(self, action: Action) -> tuple[tuple[str, str], ...]:
+        env = dict(action.env)
+        if "PATH" not in env:
+            env["PATH"] = os.environ.get("PATH", DEFAULT_PATH) \
+                if action.use_default_shell_env else DEFAULT_PATH
+        return tuple(sorted(env.items()))
+
+    def key(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
+        files = {p: FileDigest(i.sha256, i.size, i.executable) for p, i in inputs.items()}
+        return action_key(action, files)
+
+    def run(self, action: Action, inputs: Mapping[str, FileInfo],
+            cancel: threading.Event) -> Outcome:
+        action = replace(action, env=self.environment(action))
+        key = self.key(action, inputs)
+        entry = self.cache.get(key)
+        warnings: list[str] = []
+        if entry is not None and entry.exit_code == 0:
+            try:
+                outputs = self._restore(entry)
+                self._record(action, key, inputs, outputs, 0.0, "cache", True)
+                return Outcome(action, key, True, True, outputs)
+            except (CorruptBlob, FileNotFoundError) as error:
+                warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
+                                f"was damaged ({type(error).__name__}); running it again")
+                self.cache.drop(key)
+        started = time.monotonic()
+        self._clear_outputs(action)
+        strategy = self.choose(action)
+        result = self._execute(action, strategy, cancel)
+        duration = time.monotonic() - started
+        if result is not None and result.exit_code != 0:
+            reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
+            return Outcome(action, key, False, False, {}, result, reason,
+                           tuple(warnings + list(result.notes)))
+        missing = [p for p in action.outputs if not (self.exec_root / p).exists()]
+        if missing:
+            return Outcome(action, key, False, False, {}, result,
+                           "did not create its declared output" +
+                           ("s " if len(missing) > 1 else " ") +
+                           ", ".join(missing), tuple(warnings))
+        outputs = self._store_outputs(action)
+        if "no-cache" not in dict(action.execution_requirements):
+            self.cache.put(key, CacheEntry(tuple(
+                OutputEntry(p, i.sha256, i.size, i.executable) for p, i in outputs.items()),
+                0, None, None))
+        self._record(action, key, inputs, outputs, duration, strategy.name, False)
+        notes = tuple(warnings + (list(result.notes) if result else []))
+        return Outcome(action, key, False, True, outputs, result, None, notes)
+
+    # ---- running --------------------------------------------------------------------
+
+    def _execute(self, action: Action, strategy: Strategy,
+                 cancel: threading.Event) -> SpawnResult | None:
+        for output in action.outputs:
+            (self.exec_root / output).parent.mkdir(parents=True, exist_ok=True)
+        if action.kind is ActionKind.WRITE:
+            self._write(action.outputs[0], (action.content or "").encode(),
+                        action.is_executable)
+            return None
+        if action.kind is ActionKind.TEMPLATE:
+            text = (self.exec_root / action.inputs[0]).read_text(encoding="utf-8")
+            for old, new in action.substitutions:
+                text = text.replace(old, new)
+            self._write(action.outputs[0], text.encode(), action.is_executable)
+            return None
+        if action.kind is ActionKind.SYMLINK:
+            data = (self.exec_root / (action.target or action.inputs[0])).read_bytes()
+            self._write(action.outputs[0], data, True if action.is_executable else
+                        os.access(self.exec_root / action.inputs[0], os.X_OK))
+            return None
+        spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
+                      inputs=action.all_inputs, outputs=action.outputs,
+                      label=action.owner_label, mnemonic=action.mnemonic,
+                      requires_network="requires-network" in dict(
+                          action.execution_requirements))
+        return strategy.run(spawn, cancel)
+
+    def _write(self, path: str, data: bytes, executable: bool) -> None:
+        target = self.exec_root / path
+        tmp = target.with_name(f".{target.name}.bp-tmp")
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o755 if executable else 0o644)
+        os.replace(tmp, target)
+
+    def _clear_outputs(self, action: Action) -> None:
+        """Stale outputs go first: tools such as `ar r` would add to them."""
+        for output in action.outputs:
+            path = self.exec_root / output
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+
+    def _store_outputs(self, action: Action) -> dict[str, FileInfo]:
+        outputs = {}
+        for output in action.outputs:
+            path = self.exec_root / output
+            if path.is_dir():
+                outputs[output] = self.digests.digest(output)
+                continue
+            digest, size = sha256_file(path)
+            self.store.put_file(path, digest)
+            outputs[output] = self.digests.produced(output, digest, size)
+        return outputs
+
+    def _restore(self, entry: CacheEntry) -> dict[str, FileInfo]:
+        outputs = {}
+        for output in entry.outputs:
+            path = self.exec_root / output.path
+            current = None
+            if path.is_file():
+                current = self.digests.digest(output.path)
+            if current is None or current.sha256 != output.sha256:
+                self.store.materialize(output.sha256, path, output.executable)
+                current = self.digests.produced(output.path, output.sha256, output.size)
+            outputs[output.path] = current
+        return outputs
+
+    def _record(self, action: Action, key: str, inputs: Mapping[str, FileInfo],
+                outputs: Mapping[str, FileInfo], duration: float, strategy: str,
+                cached: bool) -> None:
+        with self._lock:
+            self.cache.record(key, action.owner_label, action.mnemonic,
+                              {p: i.sha256 for p, i in inputs.items()},
+                              {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
+                              cached)

@@ -1,0 +1,330 @@
+"""Sandboxed spawns: run a process in a fresh tree that holds only its declared inputs.
+
+`sandboxed` (portable) links the declared inputs into a temporary directory and runs the
+process there; `linux-sandbox` runs the same tree under bubblewrap, with the inputs
+read-only, a private /tmp and no network. Both move the declared outputs back into the
+exec root and nothing else. This module knows nothing of caches, keys or the action
+graph: it sees one `Spawn` at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from buildpy.execution.spawn import Spawn, SpawnResult, run_process
+
+FALLBACK_WARNING = ("linux-sandbox is not available here: {reason}; running actions with the "
+                    "`sandboxed` strategy instead, which hides undeclared inputs but does not "
+                    "block the network or protect the inputs from writes")
+
+UNDECLARED_INPUT_HINT = ("'{path}' exists in the workspace but is not a declared input of "
+                         "{label}; add it (or the target that generates it) to the rule's "
+                         "srcs/deps/data")
+
+BWRAP_MISSING = ("bubblewrap (`bwrap`) is not installed; install the Debian package "
+                 "`bubblewrap` (scripts/install-test-deps does)")
+
+# System directories a tool may need, bound read-only into the linux sandbox.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/etc")
+
+_PATH_TOKEN = re.compile(r"[\w.+@%~=,/-]+")
+_HINT_SCAN_CHARS = 100_000
+_HINT_MAX_CANDIDATES = 2_000
+
+
+def fallback_warning(reason: str) -> str:
+    """The warning to show when `linux-sandbox` was asked for but `sandboxed` is used."""
+    return FALLBACK_WARNING.format(reason=reason)
+
+
+def parse_mount_pair(text: str) -> tuple[Path, Path]:
+    """`--sandbox_add_mount_pair SRC[:DST]` -> (source, destination); DST defaults to SRC."""
+    source, _, destination = text.partition(":")
+    if not source or not os.path.isabs(source) or (destination and not os.path.isabs(destination)):
+        raise ValueError(f"--sandbox_add_mount_pair={text}: expected an absolute SRC[:DST]")
+    return Path(source), Path(destination or source)
+
+
+# --- the sandbox tree -------------------------------------------------------------------
+
+def _check_exec_path(path: str) -> str:
+    if (not path or os.path.isabs(path) or os.path.normpath(path) != path
+            or path == ".." or path.startswith("../")):
+        raise ValueError(f"{path!r} is not a normalised exec path (relative, no '..')")
+    return path
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent + "/")
+
+
+def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
+    """The declared inputs to place in a sandbox, as (exec path, is a directory).
+
+    Inputs missing from the exec root are left out (the action then fails on them), and so
+    are inputs inside a declared directory input, which arrive with their directory.
+    """
+    staged: list[tuple[str, bool]] = []
+    directories: list[str] = []
+    for path in sorted(set(map(_check_exec_path, spawn.inputs))):
+        if any(_under(path, d) for d in directories):
+            continue
+        source = spawn.exec_root / path
+        if not os.path.exists(source):
+            continue
+        is_dir = source.is_dir()
+        if is_dir:
+            directories.append(path)
+        staged.append((path, is_dir))
+    return tuple(staged)
+
+
+def make_sandbox(base: Path, spawn: Spawn, *, link_inputs: bool) -> Path:
+    """A fresh directory under `base` with the inputs and the outputs' parent directories.
+
+    With `link_inputs` each input is a symlink to its file (or directory) in the exec root;
+    without, it is an empty file or directory for bubblewrap to mount the input on.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    prefix = re.sub(r"[^\w.-]", "_", spawn.mnemonic or "spawn") + "-"
+    sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    exec_root = spawn.exec_root.absolute()
+    for path, is_dir in staged_inputs(spawn):
+        target = sandbox / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if link_inputs:
+            target.symlink_to(exec_root / path, target_is_directory=is_dir)
+        elif is_dir:
+            target.mkdir(exist_ok=True)
+        else:
+            target.touch()
+    for path in spawn.outputs:
+        (sandbox / _check_exec_path(path)).parent.mkdir(parents=True, exist_ok=True)
+    return sandbox
+
+
+def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
+    """Move each declared output the action wrote back to the exec root; returns them."""
+    moved = []
+    for path in spawn.outputs:
+        source = sandbox / path
+        if not os.path.lexists(source):
+            continue
+        destination = spawn.exec_root / path
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _remove(destination)
+        try:
+            os.replace(source, destination)
+        except OSError:          # another file system: copy, then remove
+            shutil.move(os.fspath(source), os.fspath(destination))
+        moved.append(path)
+    return tuple(moved)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        remove_tree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a tree, even where the action left directories without write permission."""
+    def retry(function, name, info):
+        if isinstance(info[1], FileNotFoundError):
+            return
+        parent = os.path.dirname(name)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, os.stat(name).st_mode | stat.S_IRWXU)
+            shutil.rmtree(name, onerror=retry)
+        else:
+            function(name)
+    shutil.rmtree(path, onerror=retry)
+
+
+def reenter_command(sandbox: Path, env: Mapping[str, str], argv: Iterable[str]) -> str:
+    """A shell line that runs the action again in a kept sandbox."""
+    words = ["env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
+    return f"cd {shlex.quote(os.fspath(sandbox))} && {shlex.join(words)}"
+
+
+# --- the hint for reads of undeclared files ---------------------------------------------
+
+def undeclared_input_hint(spawn: Spawn, stderr: bytes | str,
+                          sandbox: Path | None = None) -> str | None:
+    """A note for each path named in `stderr` that exists in the exec root, undeclared.
+
+    Paths may be exec paths (`a/b.txt`, `./a/b.txt`) or absolute ones under the exec root
+    or under `sandbox`. Returns None when stderr names no such path.
+    """
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    roots = [os.fspath(spawn.exec_root.absolute()), os.path.realpath(spawn.exec_root)]
+    if sandbox is not None:
+        roots += [os.fspath(sandbox.absolute()), os.path.realpath(sandbox)]
+    roots.sort(key=len, reverse=True)      # a sandbox may lie inside the exec root
+    declared = tuple(spawn.inputs) + tuple(spawn.outputs)
+    label = f"`{spawn.label}`" if spawn.label else "the action"
+    found: list[str] = []
+    seen: set[str] = set()
+    for token in _PATH_TOKEN.findall(text[:_HINT_SCAN_CHARS]):
+        if len(seen) >= _HINT_MAX_CANDIDATES:
+            break
+        token = token.rstrip(".,")
+        if token in seen or ("/" not in token and "." not in token):
+            continue
+        seen.add(token)
+        path = _as_exec_path(token, roots)
+        if (path is None or path in found
+                or any(_under(path, d) or _under(d, path) for d in declared)
+                or not os.path.lexists(spawn.exec_root / path)):
+            continue
+        found.append(path)
+    if not found:
+        return None
+    return "\n".join(UNDECLARED_INPUT_HINT.format(path=p, label=label) for p in found)
+
+
+def _as_exec_path(token: str, roots: list[str]) -> str | None:
+    if os.path.isabs(token):
+        token = os.path.normpath(token)
+        root = next((r for r in roots if token.startswith(r + "/")), None)
+        if root is None:
+            return None
+        token = token[len(root) + 1:]
+    path = os.path.normpath(token)
+    if path in (".", "..") or path.startswith("../"):
+        return None
+    return path
+
+
+# --- the strategies ---------------------------------------------------------------------
+
+def _run_in_sandbox(spawn: Spawn, cancel: threading.Event, base: Path, keep: bool,
+                    link_inputs: bool, command: Callable[[Path], list[str]]) -> SpawnResult:
+    """Stage the sandbox, run `command(sandbox)` in it, move outputs back, clean up."""
+    sandbox = make_sandbox(base, spawn, link_inputs=link_inputs)
+    try:
+        argv = command(sandbox)
+        result = run_process(argv, spawn.env, sandbox, cancel, spawn.timeout)
+        move_outputs(sandbox, spawn)
+    except BaseException:
+        if not keep:
+            remove_tree(sandbox)
+        raise
+    notes = list(result.notes)
+    if result.exit_code != 0 and not result.timed_out:
+        hint = undeclared_input_hint(spawn, result.stderr, sandbox)
+        if hint:
+            notes.append(hint)
+    if keep:
+        notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
+                     f"{reenter_command(sandbox, spawn.env, argv)}")
+        return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
+    remove_tree(sandbox)
+    return dataclasses.replace(result, notes=tuple(notes))
+
+
+class SandboxedStrategy:
+    """Runs the process in a fresh directory of symlinks to its declared inputs.
+
+    Portable and cheap; it hides undeclared files but, the links being writable paths to
+    the real files, it does not stop an action writing to its inputs or the network.
+    """
+
+    name = "sandboxed"
+
+    def __init__(self, base: Path, keep: bool = False):
+        self.base = Path(base)
+        self.keep = keep
+
+    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
+        return _run_in_sandbox(spawn, cancel, self.base, self.keep, True,
+                               lambda sandbox: list(spawn.argv))
+
+
+class LinuxSandboxStrategy:
+    """Runs the process under bubblewrap: declared inputs read-only, no network.
+
+    The sandbox directory is the working directory, mounted writable at its own path, with
+    each declared input mounted read-only on it; the system directories are read-only,
+    /tmp, /dev and /proc private. The workspace is not visible.
+    """
+
+    name = "linux-sandbox"
+
+    def __init__(self, base: Path, keep: bool = False,
+                 mount_pairs: Iterable[str | tuple[Path | str, Path | str]] = (),
+                 bwrap: str | None = None):
+        self.base = Path(base)
+        self.keep = keep
+        self.bwrap = bwrap or shutil.which("bwrap") or "bwrap"
+        pairs = []
+        for pair in mount_pairs:
+            source, destination = (parse_mount_pair(pair) if isinstance(pair, str)
+                                   else (Path(pair[0]), Path(pair[1])))
+            if not source.exists():
+                raise ValueError(f"--sandbox_add_mount_pair: '{source}' does not exist")
+            pairs.append((source, destination))
+        self.mount_pairs = tuple(pairs)
+
+    @staticmethod
+    def available(bwrap: str | None = None) -> tuple[bool, str]:
+        """(True, "") when bwrap runs a sandbox here, else (False, why not)."""
+        path = bwrap or shutil.which("bwrap")
+        if path is None:
+            return False, BWRAP_MISSING
+        argv = [path, *_namespace_args(False), *_system_args(), "--", "/bin/sh", "-c", ":"]
+        try:
+            probe = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                   timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return False, f"bwrap cannot run: {error}"
+        if probe.returncode != 0:
+            detail = probe.stderr.decode(errors="replace").strip() or f"exit {probe.returncode}"
+            return False, f"bwrap cannot create a sandbox here ({detail})"
+        return True, ""
+
+    def bwrap_argv(self, spawn: Spawn, sandbox: Path) -> list[str]:
+        """The bwrap command line running `spawn` in the staged `sandbox` directory."""
+        argv = [self.bwrap, *_namespace_args(spawn.requires_network), *_system_args()]
+        for source, destination in self.mount_pairs:
+            argv += ["--ro-bind", os.fspath(source), os.fspath(destination)]
+        root = os.fspath(sandbox)
+        argv += ["--bind", root, root]
+        exec_root = spawn.exec_root.absolute()
+        for path, _ in staged_inputs(spawn):
+            argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
+        return [*argv, "--chdir", root, "--", *spawn.argv]
+
+    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
+        return _run_in_sandbox(spawn, cancel, self.base, self.keep, False,
+                               lambda sandbox: self.bwrap_argv(spawn, sandbox))
+
+
+def _namespace_args(network: bool) -> list[str]:
+    return ["--unshare-all", *(["--share-net"] if network else []),
+            "--die-with-parent", "--new-session"]
+
+
+def _system_args() -> list[str]:
+    """Read-only system directories (symlinks such as /bin -> usr/bin kept as symlinks),
+    then private /dev, /proc and /tmp."""
+    argv: list[str] = []
+    for path in (*SYSTEM_DIRS, *sorted(glob.glob("/lib*"))):
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    return argv + ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]

@@ -1,0 +1,185 @@
+"""Runs the needed part of an action graph in parallel: longest critical path first,
+at most `jobs` at a time, stopping cleanly on failure or Ctrl-C.
+
+Knows the action graph and the executor's Outcome; not caches, keys or processes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+from buildpy.actions.graph import Action, ActionGraph
+from buildpy.execution.digests import FileInfo
+from buildpy.execution.executor import Executor, Outcome
+from buildpy.execution.spawn import Cancelled
+
+
+class Progress(Protocol):
+    def started(self, action: Action, total: int) -> None: ...
+    def finished(self, outcome: Outcome, done: int, total: int) -> None: ...
+    def tick(self, done: int, total: int) -> None: ...
+
+
+@dataclass
+class BuildReport:
+    total: int = 0
+    executed: int = 0
+    cached: int = 0
+    failed: list[Outcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)   # failures without an outcome
+    skipped: int = 0
+    interrupted: bool = False
+    produced: dict[str, FileInfo] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.errors and not self.interrupted
+
+
+class Scheduler:
+    def __init__(self, graph: ActionGraph, executor: Executor, jobs: int,
+                 keep_going: bool, progress: Progress,
+                 durations: Mapping[tuple[str, str], float] | None = None):
+        self.graph = graph
+        self.executor = executor
+        self.jobs = max(1, jobs)
+        self.keep_going = keep_going
+        self.progress = progress
+        self.durations = durations or {}
+        self.cancel = threading.Event()
+
+    def needed(self, paths: list[str]) -> list[int]:
+        """The actions that produce `paths`, and everything those need."""
+        seen: set[int] = set()
+        stack = [self.graph.producers[p] for p in paths if p in self.graph.producers]
+        while stack:
+            index = stack.pop()
+            if index in seen:
+                continue
+            seen.add(index)
+            for path in self.graph.actions[index].all_inputs:
+                producer = self.graph.producers.get(path)
+                if producer is not None and producer not in seen:
+                    stack.append(producer)
+        return sorted(seen)
+
+    def run(self, paths: list[str]) -> BuildReport:
+        needed = self.needed(paths)
+        actions = self.graph.actions
+        deps = {i: {self.graph.producers[p] for p in actions[i].all_inputs
+                    if p in self.graph.producers} for i in needed}
+        dependents: dict[int, list[int]] = {i: [] for i in needed}
+        for index, its_deps in deps.items():
+            for dep in its_deps:
+                dependents[dep].append(index)
+        priority = self._critical_paths(needed, deps, dependents)
+        waiting = {i: len(d) for i, d in deps.items()}
+        ready = [(-priority[i], i) for i in needed if not deps[i]]
+        heapq.heapify(ready)
+        report = BuildReport(total=len(needed))
+        blocked: set[int] = set()
+        running: dict[Future, int] = {}
+        done = 0
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-action")
+        try:
+            while ready or running:
+                while ready and len(running) < self.jobs and not self.cancel.is_set():
+                    _, index = heapq.heappop(ready)
+                    self.progress.started(actions[index], report.total)
+                    running[pool.submit(self._run_one, index, report)] = index
+                if not running:
+                    break
+                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                self.progress.tick(done, report.total)
+                for future in finished:
+                    index = running.pop(future)
+                    done += 1
+                    outcome = self._result(future, report)
+                    if outcome is None or not outcome.ok:
+                        if outcome is not None:
+                            report.failed.append(outcome)
+                            self.progress.finished(outcome, done, report.total)
+                        blocked |= self._transitive(index, dependents)
+                        if not self.keep_going:
+                            self.cancel.set()
+                        continue
+                    report.produced.update(outcome.outputs)
+                    report.cached += outcome.cached
+                    report.executed += not outcome.cached
+                    self.progress.finished(outcome, done, report.total)
+                    for dependent in dependents[index]:
+                        waiting[dependent] -= 1
+                        if waiting[dependent] == 0 and dependent not in blocked:
+                            heapq.heappush(ready, (-priority[dependent], dependent))
+                if self.cancel.is_set() and not self.keep_going:
+                    ready.clear()
+        except KeyboardInterrupt:
+            report.interrupted = True
+            self.cancel.set()
+            wait(running)
+        finally:
+            pool.shutdown(wait=True)
+        report.skipped = len(blocked)
+        return report
+
+    def _run_one(self, index: int, report: BuildReport) -> Outcome:
+        action = self.graph.actions[index]
+        inputs: dict[str, FileInfo] = {}
+        for path in action.all_inputs:
+            known = report.produced.get(path)
+            if known is not None:
+                inputs[path] = known
+                continue
+            try:
+                inputs[path] = self.executor.digests.digest(path)
+            except FileNotFoundError:
+                return Outcome(action, "", False, False, {}, None,
+                               f"missing input file '{path}'")
+        return self.executor.run(action, inputs, self.cancel)
+
+    def _result(self, future: Future, report: BuildReport) -> Outcome | None:
+        try:
+            return future.result()
+        except Cancelled:
+            report.interrupted = report.interrupted or not report.failed
+            return None
+        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
+            report.errors.append(f"{type(error).__name__}: {error}")
+            return None
+
+    def _transitive(self, index: int, dependents: dict[int, list[int]]) -> set[int]:
+        out: set[int] = set()
+        stack = list(dependents[index])
+        while stack:
+            other = stack.pop()
+            if other not in out:
+                out.add(other)
+                stack.extend(dependents[other])
+        return out
+
+    def _critical_paths(self, needed: list[int], deps: dict[int, set[int]],
+                        dependents: dict[int, list[int]]) -> dict[int, float]:
+        """Each action's weight plus the longest chain of actions waiting on it."""
+        order: list[int] = []
+        count = {i: len(dependents[i]) for i in needed}
+        stack = [i for i in needed if count[i] == 0]
+        while stack:
+            index = stack.pop()
+            order.append(index)
+            for dep in deps[index]:
+                count[dep] -= 1
+                if count[dep] == 0:
+                    stack.append(dep)
+        priority: dict[int, float] = {}
+        for index in order:  # dependents before their dependencies
+            action = self.graph.actions[index]
+            weight = self.durations.get((action.owner_label, action.mnemonic), 1.0)
+            priority[index] = weight + max((priority[d] for d in dependents[index]),
+                                           default=0.0)
+        for index in needed:
+            priority.setdefault(index, 1.0)
+        return priority

@@ -1,0 +1,107 @@
+"""Spawns: one process to run for an action, and the strategies that run it.
+
+A strategy knows how to start a process (directly, in a sandbox directory, under
+bubblewrap) and how to stop its whole process group; it knows nothing of caches,
+keys or the action graph.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """A process to run: argv and env, in an exec root holding inputs at their paths."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    exec_root: Path
+    inputs: tuple[str, ...]          # exec paths the process may read
+    outputs: tuple[str, ...]         # exec paths it must write
+    label: str = ""
+    mnemonic: str = ""
+    requires_network: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class SpawnResult:
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    duration: float = 0.0
+    timed_out: bool = False
+    undeclared_reads: tuple[str, ...] = ()   # files read but not declared (--tracing)
+    sandbox: Path | None = None              # kept with --sandbox_debug
+    notes: tuple[str, ...] = field(default_factory=tuple)   # warnings to show
+
+
+class Cancelled(Exception):
+    """The build is stopping (Ctrl-C, or a failure without --keep_going)."""
+
+
+class Strategy(Protocol):
+    name: str
+
+    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult: ...
+
+
+def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: threading.Event,
+                timeout: float | None = None) -> SpawnResult:
+    """Run argv in its own process group; kill the whole group on cancel or timeout."""
+    start = time.monotonic()
+    try:
+        process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+    except OSError as error:
+        return SpawnResult(127, b"", f"cannot run {argv[0]}: {error.strerror}\n".encode(),
+                           time.monotonic() - start)
+    output: dict[str, bytes] = {}
+    readers = [threading.Thread(target=lambda n=n, s=s: output.__setitem__(n, s.read()),
+                                daemon=True)
+               for n, s in (("out", process.stdout), ("err", process.stderr))]
+    for reader in readers:
+        reader.start()
+    timed_out = False
+    while True:
+        try:
+            process.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel.is_set() or (timeout is not None and time.monotonic() - start > timeout):
+            timed_out = not cancel.is_set()
+            kill_group(process)
+            process.wait()
+            break
+    for reader in readers:
+        reader.join()
+    if cancel.is_set() and not timed_out:
+        raise Cancelled()
+    return SpawnResult(process.returncode, output.get("out", b""), output.get("err", b""),
+                       time.monotonic() - start, timed_out)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalStrategy:
+    """Runs the process in the exec root itself: fast, and not hermetic."""
+
+    name = "local"
+
+    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
+        return run_process(list(spawn.argv), spawn.env, spawn.exec_root, cancel, spawn.timeout)
