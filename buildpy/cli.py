@@ -413,6 +413,10 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
         code = subprocess.run([str(program), *args], env=env).returncode
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except OSError as error:
+        hint = "a script needs a #! line" if error.errno == 8 else None
+        raise UserError(f"cannot run {label} ({result.executable}): {error.strerror}",
+                        hint=hint) from None
     raise SystemExit(code)
 
 

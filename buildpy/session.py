@@ -262,17 +262,16 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     finally:
         progress.close()
         build.close()
+    link = session.workspace.root / "bp-bin"
+    target = Path("bp-out") / output_dir(configured.top).split("/", 1)[1] / "bin"
+    if link.is_symlink() and os.readlink(link) != str(target):
+        link.unlink()
+    if not link.is_symlink() and not link.exists():
+        os.symlink(target, link)
     if report.ok:
         for result in executables.values():
             build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
                            result.runfiles, workspace_name)
-        link = session.workspace.root / "bp-bin"
-        target = Path("bp-out") / output_dir(configured.top).split("/", 1)[1] / "bin"
-        if link.is_symlink() or not link.exists():
-            if link.is_symlink() and os.readlink(link) != str(target):
-                link.unlink()
-            if not link.is_symlink():
-                os.symlink(target, link)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable:

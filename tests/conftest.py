@@ -15,8 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _private_home(tmp_path_factory, monkeypatch):
-    """Keep the user's ~/.bprc out of every test."""
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    """Keep the user's ~/.bprc and bp's shared cache out of every test."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
 
 
 @dataclass

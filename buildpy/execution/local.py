@@ -22,7 +22,7 @@ from buildpy.execution.digests import FileDigests, take_stamp
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor
 from buildpy.execution.scheduler import BuildReport, Progress, Scheduler
-from buildpy.execution.spawn import LocalStrategy, Strategy
+from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
 
 STRATEGIES = ("local", "sandboxed", "linux-sandbox")
@@ -89,6 +89,9 @@ class LocalBuild:
             self.exec_root = exec_root_for(self.cache_dir, workspace)
             prepare_exec_root(self.exec_root, workspace, dict(
                 (name, path) for name, path in repos.items() if name), self.output_base)
+            self.processes = ProcessRegistry(state / "running")
+            if self.processes.reap():
+                self.say("killed the actions an interrupted bp left running")
             self.stamp = take_stamp(state / "stamp")
             self.digests = FileDigests(open_files_db(self.output_base), self.exec_root,
                                        self.stamp)
@@ -113,7 +116,7 @@ class LocalBuild:
 
     def _make_strategy(self, name: str) -> Strategy:
         if name == "local":
-            return LocalStrategy()
+            return LocalStrategy(self.processes)
         try:
             from buildpy.execution import sandbox
         except ImportError:  # pragma: no cover - sandbox strategies arrive separately

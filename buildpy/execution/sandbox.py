@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from buildpy.execution.spawn import Spawn, SpawnResult, run_process
+from buildpy.execution.spawn import ProcessRegistry, Spawn, SpawnResult, run_process
 
 FALLBACK_WARNING = ("linux-sandbox is not available here: {reason}; running actions with the "
                     "`sandboxed` strategy instead, which hides undeclared inputs but does not "
@@ -90,7 +90,33 @@ def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
     return tuple(staged)
 
 
-def make_sandbox(base: Path, spawn: Spawn, *, link_inputs: bool) -> Path:
+def mounted_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
+    """The declared inputs to mount read-only in a linux sandbox, as (exec path, is a dir).
+
+    A directory input holding symlinks (the exec root is a symlink forest) is mounted file
+    by file: mounted whole, its links would point at a workspace the sandbox does not see.
+    """
+    mounts: list[tuple[str, bool]] = []
+    for path, is_dir in staged_inputs(spawn):
+        source = os.path.join(spawn.exec_root, path)
+        if not is_dir or not _holds_symlinks(source):
+            mounts.append((path, is_dir))
+            continue
+        for directory, _, files in os.walk(source, followlinks=True):
+            relative = os.path.relpath(directory, spawn.exec_root)
+            mounts += ((os.path.join(relative, name), False) for name in sorted(files))
+    return tuple(mounts)
+
+
+def _holds_symlinks(directory: str) -> bool:
+    for parent, dirs, files in os.walk(directory):
+        if any(os.path.islink(os.path.join(parent, name)) for name in (*dirs, *files)):
+            return True
+    return False
+
+
+def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...], *,
+                 link_inputs: bool) -> Path:
     """A fresh directory under `base` with the inputs and the outputs' parent directories.
 
     With `link_inputs` each input is a symlink to its file (or directory) in the exec root;
@@ -100,7 +126,7 @@ def make_sandbox(base: Path, spawn: Spawn, *, link_inputs: bool) -> Path:
     prefix = re.sub(r"[^\w.-]", "_", spawn.mnemonic or "spawn") + "-"
     sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     exec_root = spawn.exec_root.absolute()
-    for path, is_dir in staged_inputs(spawn):
+    for path, is_dir in inputs:
         target = sandbox / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if link_inputs:
@@ -212,12 +238,14 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 # --- the strategies ---------------------------------------------------------------------
 
 def _run_in_sandbox(spawn: Spawn, cancel: threading.Event, base: Path, keep: bool,
-                    link_inputs: bool, command: Callable[[Path], list[str]]) -> SpawnResult:
+                    inputs: tuple[tuple[str, bool], ...], link_inputs: bool,
+                    command: Callable[[Path], list[str]],
+                    registry: ProcessRegistry | None) -> SpawnResult:
     """Stage the sandbox, run `command(sandbox)` in it, move outputs back, clean up."""
-    sandbox = make_sandbox(base, spawn, link_inputs=link_inputs)
+    sandbox = make_sandbox(base, spawn, inputs, link_inputs=link_inputs)
     try:
         argv = command(sandbox)
-        result = run_process(argv, spawn.env, sandbox, cancel, spawn.timeout)
+        result = run_process(argv, spawn.env, sandbox, cancel, spawn.timeout, registry)
         move_outputs(sandbox, spawn)
     except BaseException:
         if not keep:
@@ -245,13 +273,15 @@ class SandboxedStrategy:
 
     name = "sandboxed"
 
-    def __init__(self, base: Path, keep: bool = False):
+    def __init__(self, base: Path, keep: bool = False,
+                 registry: ProcessRegistry | None = None):
         self.base = Path(base)
         self.keep = keep
+        self.registry = registry
 
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        return _run_in_sandbox(spawn, cancel, self.base, self.keep, True,
-                               lambda sandbox: list(spawn.argv))
+        return _run_in_sandbox(spawn, cancel, self.base, self.keep, staged_inputs(spawn),
+                               True, lambda sandbox: list(spawn.argv), self.registry)
 
 
 class LinuxSandboxStrategy:
@@ -266,9 +296,10 @@ class LinuxSandboxStrategy:
 
     def __init__(self, base: Path, keep: bool = False,
                  mount_pairs: Iterable[str | tuple[Path | str, Path | str]] = (),
-                 bwrap: str | None = None):
+                 bwrap: str | None = None, registry: ProcessRegistry | None = None):
         self.base = Path(base)
         self.keep = keep
+        self.registry = registry
         self.bwrap = bwrap or shutil.which("bwrap") or "bwrap"
         pairs = []
         for pair in mount_pairs:
@@ -296,7 +327,8 @@ class LinuxSandboxStrategy:
             return False, f"bwrap cannot create a sandbox here ({detail})"
         return True, ""
 
-    def bwrap_argv(self, spawn: Spawn, sandbox: Path) -> list[str]:
+    def bwrap_argv(self, spawn: Spawn, sandbox: Path,
+                   inputs: tuple[tuple[str, bool], ...] | None = None) -> list[str]:
         """The bwrap command line running `spawn` in the staged `sandbox` directory."""
         argv = [self.bwrap, *_namespace_args(spawn.requires_network), *_system_args()]
         for source, destination in self.mount_pairs:
@@ -304,13 +336,15 @@ class LinuxSandboxStrategy:
         root = os.fspath(sandbox)
         argv += ["--bind", root, root]
         exec_root = spawn.exec_root.absolute()
-        for path, _ in staged_inputs(spawn):
+        for path, _ in mounted_inputs(spawn) if inputs is None else inputs:
             argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
         return [*argv, "--chdir", root, "--", *spawn.argv]
 
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        return _run_in_sandbox(spawn, cancel, self.base, self.keep, False,
-                               lambda sandbox: self.bwrap_argv(spawn, sandbox))
+        inputs = mounted_inputs(spawn)
+        return _run_in_sandbox(spawn, cancel, self.base, self.keep, inputs, False,
+                               lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
+                               self.registry)
 
 
 def _namespace_args(network: bool) -> list[str]:

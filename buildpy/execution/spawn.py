@@ -54,8 +54,50 @@ class Strategy(Protocol):
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult: ...
 
 
+class ProcessRegistry:
+    """Process groups of running actions, on disk: if bp dies (kill -9), the next bp
+    kills what it left behind before it builds anything."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def add(self, pid: int) -> None:
+        (self.directory / str(pid)).write_text(_start_time(pid) or "")
+
+    def remove(self, pid: int) -> None:
+        try:
+            (self.directory / str(pid)).unlink()
+        except FileNotFoundError:
+            pass
+
+    def reap(self) -> int:
+        """Kill the groups a dead bp left running; returns how many."""
+        killed = 0
+        for entry in self.directory.iterdir():
+            pid = int(entry.name) if entry.name.isdigit() else None
+            if pid is not None and _start_time(pid) == entry.read_text() and entry.read_text():
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            entry.unlink()
+        return killed
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (from /proc), so a reused pid is not mistaken for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
 def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: threading.Event,
-                timeout: float | None = None) -> SpawnResult:
+                timeout: float | None = None,
+                registry: ProcessRegistry | None = None) -> SpawnResult:
     """Run argv in its own process group; kill the whole group on cancel or timeout."""
     start = time.monotonic()
     try:
@@ -65,6 +107,17 @@ def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: thre
     except OSError as error:
         return SpawnResult(127, b"", f"cannot run {argv[0]}: {error.strerror}\n".encode(),
                            time.monotonic() - start)
+    if registry is not None:
+        registry.add(process.pid)
+    try:
+        return _wait(process, cancel, timeout, start)
+    finally:
+        if registry is not None:
+            registry.remove(process.pid)
+
+
+def _wait(process: subprocess.Popen, cancel: threading.Event, timeout: float | None,
+          start: float) -> SpawnResult:
     output: dict[str, bytes] = {}
     readers = [threading.Thread(target=lambda n=n, s=s: output.__setitem__(n, s.read()),
                                 daemon=True)
@@ -103,5 +156,9 @@ class LocalStrategy:
 
     name = "local"
 
+    def __init__(self, registry: ProcessRegistry | None = None):
+        self.registry = registry
+
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        return run_process(list(spawn.argv), spawn.env, spawn.exec_root, cancel, spawn.timeout)
+        return run_process(list(spawn.argv), spawn.env, spawn.exec_root, cancel, spawn.timeout,
+                           self.registry)

@@ -1,0 +1,212 @@
+"""bp build, run and clean: incremental builds by content, the cache, failures, locks,
+and interruptions (Ctrl-C, kill -9), with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHAIN = {
+    "src/BUILD": '''
+        genrule(name = "a", srcs = ["a.txt"], outs = ["a.out"], cmd = "cat $< > $@")
+        genrule(name = "b", srcs = [":a"], outs = ["b.out"], cmd = "tr a-z A-Z < $< > $@")
+        genrule(name = "c", srcs = [":b"], outs = ["c.out"], cmd = "cat $< $< > $@")
+        genrule(name = "d", srcs = ["d.txt"], outs = ["d.out"], cmd = "cat $< > $@")
+        genrule(name = "first", srcs = ["a.txt"], outs = ["first.out"],
+                cmd = "head -c 1 $< > $@")
+        genrule(name = "after_first", srcs = [":first"], outs = ["after.out"],
+                cmd = "cat $< > $@; echo ran >> $@")
+        ''',
+    "src/a.txt": "hello\n",
+    "src/d.txt": "dee\n",
+}
+
+
+def executed(result) -> int:
+    line = [l for l in result.err.splitlines() if l.startswith("INFO: ") and "actions:" in l][-1]
+    return int(line.split(": ")[2].split(" executed")[0])
+
+
+@pytest.fixture
+def build(bp, ws):
+    root = ws(CHAIN)
+
+    def run(*args: str, code: int = 0):
+        result = bp("-C", str(root), "build", *args)
+        assert result.code == code, result.err
+        return result
+
+    run.root = root
+    return run
+
+
+def out(root: Path, name: str) -> str:
+    return (root / "bp-bin" / "src" / name).read_text()
+
+
+def test_second_build_and_touch_run_nothing(build):
+    assert executed(build("//src:all")) == 6
+    assert out(build.root, "c.out") == "HELLO\nHELLO\n"
+    assert executed(build("//src:all")) == 0
+    os.utime(build.root / "src" / "a.txt")
+    assert executed(build("//src:all")) == 0
+
+
+def test_a_change_reruns_exactly_its_dependents_with_early_cutoff(build):
+    build("//src:all")
+    (build.root / "src" / "a.txt").write_text("hullo\n")   # same first byte: cutoff
+    result = build("//src:all")
+    ran = [l.split("] ", 1)[1] for l in result.err.splitlines() if l.startswith("[")]
+    assert sorted(ran) == ["Executing genrule //src:a", "Executing genrule //src:b",
+                           "Executing genrule //src:c", "Executing genrule //src:first"]
+    assert out(build.root, "c.out") == "HULLO\nHULLO\n"
+
+
+def test_same_size_edits_right_after_a_build_are_always_seen(build):
+    source = build.root / "src" / "d.txt"
+    for round_ in range(12):
+        text = "ab\n" if round_ % 2 else "cd\n"
+        source.write_text(text)   # same size, often the same mtime as the last build
+        build("//src:d")
+        assert out(build.root, "d.out") == text, f"round {round_}"
+
+
+def test_clean_restores_from_the_cache(build):
+    build("//src:all")
+    assert build.root.joinpath("bp-out").exists()
+    assert executed(build("//src:all")) == 0
+    from conftest import REPO_ROOT  # noqa: F401 - the fixture's bp runs in-process
+    bp_result = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(build.root),
+                                "clean"], capture_output=True, text=True, timeout=60)
+    assert bp_result.returncode == 0
+    assert not (build.root / "bp-out" / "linux_x86_64-fastbuild").exists()
+    assert executed(build("//src:all")) == 0
+    assert out(build.root, "c.out") == "HELLO\nHELLO\n"
+
+
+def test_a_corrupted_cache_blob_is_detected_and_rebuilt(build):
+    build("//src:d")
+    output = build.root / "bp-bin" / "src" / "d.out"
+    cas = Path(os.environ["XDG_CACHE_HOME"]) / "bp" / "cas"
+    blob = next(p for p in cas.rglob("*") if p.is_file() and p.read_bytes() == b"dee\n")
+    blob.chmod(0o644)
+    blob.write_bytes(b"XXX\n")
+    output.unlink()
+    result = build("//src:d")
+    assert "WARNING: cache entry of Genrule for '//src:d' was damaged (CorruptBlob)" in result.err
+    assert executed(result) == 1 and output.read_text() == "dee\n"
+
+
+def test_failures_exit_1_and_keep_going_builds_the_rest(bp, ws):
+    root = ws({"f/BUILD": '''
+        genrule(name = "bad", outs = ["bad.out"], cmd = "echo broken >&2; exit 3")
+        genrule(name = "after", srcs = [":bad"], outs = ["after.out"], cmd = "cp $< $@")
+        genrule(name = "good", outs = ["good.out"], cmd = "echo ok > $@")
+        genrule(name = "lazy", outs = ["lazy.out"], cmd = "true")
+        '''})
+    result = bp("-C", str(root), "build", "//f:bad")
+    assert result.code == 1
+    assert "ERROR: //f:bad: Genrule failed: exit code 3 (Executing genrule //f:bad)\n" \
+           "  (use --verbose_failures to see the command)\nbroken\n" in result.err
+    assert "FAILED: build did NOT complete successfully (1 failed, 0 skipped)" in result.err
+    result = bp("-C", str(root), "build", "--verbose_failures", "-k", "//f:all")
+    assert result.code == 1
+    assert "  command: /bin/bash -c 'set -euo pipefail\necho broken >&2; exit 3' ''" in result.err
+    assert (root / "bp-bin" / "f" / "good.out").read_text() == "ok\n"
+    assert "Genrule failed: did not create its declared output bp-out/" in result.err
+    assert "(2 failed, 1 skipped)" in result.err
+
+
+def test_run_passes_arguments_and_the_exit_code(bp, ws):
+    root = ws({"r/BUILD": 'sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])',
+               "r/tool.sh": '#!/bin/sh\necho "args: $*" >&2\nexit 3\n',
+               "r/data.txt": "from runfiles\n"})
+    (root / "r" / "tool.sh").chmod(0o755)
+    result = bp("-C", str(root), "run", "//r:tool", "--", "x", "y")
+    assert result.code == 3
+    assert "INFO: Running //r:tool" in result.err
+
+
+def test_lock_blocks_a_second_command(bp, ws):
+    import fcntl
+
+    root = ws(CHAIN)
+    lock = root / "bp-out" / ".bp-state" / "lock"
+    lock.parent.mkdir(parents=True)
+    with open(lock, "a+") as handle:
+        handle.write("pid 12345")
+        handle.flush()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        result = bp("-C", str(root), "build", "--noblock_for_lock", "//src:d")
+    assert result.code == 36
+    assert result.err.startswith("ERROR: another bp command (pid 12345) is running in this "
+                                 "workspace\n")
+
+
+def _start_slow_build(root: Path) -> subprocess.Popen:
+    """A build whose action writes half its output, then sleeps while `root/../slow` exists."""
+    marker = root.parent / "slow"
+    marker.write_text("")
+    (root / "s").mkdir()
+    (root / "s" / "BUILD").write_text(
+        'genrule(name = "slow", outs = ["slow.out"], '
+        f'cmd = "echo partial > $@; if [ -e {marker} ]; then sleep 30; fi; echo done >> $@")\n')
+    return subprocess.Popen([sys.executable, "-m", "buildpy", "-C", str(root), "build",
+                             "//s:slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _wait_for(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _actions_alive(root: Path) -> list[str]:
+    """Processes still running this test's slow action (their command names its marker)."""
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [l for l in ps.splitlines() if str(root.parent / "slow") in l]
+
+
+def test_ctrl_c_stops_cleanly_with_exit_8(ws):
+    root = ws({"WORKSPACE": ""})
+    process = _start_slow_build(root)
+    partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
+    try:
+        _wait_for(partial)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 8, err
+    assert b"interrupted" in err
+    assert not _actions_alive(root)
+
+
+def test_kill_9_mid_build_then_build_again_is_correct(ws):
+    root = ws({"WORKSPACE": ""})
+    process = _start_slow_build(root)
+    partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
+    try:
+        _wait_for(partial)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+    (root.parent / "slow").unlink()   # the same action, now quick
+    result = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
+                             "//s:slow"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert partial.read_text() == "partial\ndone\n"
+    assert "killed the actions an interrupted bp left running" in result.stderr
+    assert not _actions_alive(root)
+    again = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
+                            "//s:slow"], capture_output=True, text=True, timeout=60)
+    assert "0 executed" in again.stderr

@@ -1,0 +1,264 @@
+"""Sandboxed strategies and tracing, with real processes (loopback only, bounded waits)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from buildpy.execution import sandbox as sandbox_module
+from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, SandboxedStrategy,
+                                       fallback_warning, parse_mount_pair,
+                                       undeclared_input_hint)
+from buildpy.execution.spawn import Cancelled, LocalStrategy, Spawn
+from buildpy.execution.tracing import Access, parse_log, trace, tracing_available
+
+ENV = {"PATH": "/usr/bin:/bin"}
+LABEL = "//a:gen"
+SECRET_HINT = ("'a/secret.txt' exists in the workspace but is not a declared input of "
+               "`//a:gen`; add it (or the target that generates it) to the rule's "
+               "srcs/deps/data")
+
+
+@pytest.fixture(scope="module")
+def bwrap_status():
+    return LinuxSandboxStrategy.available()
+
+
+@pytest.fixture(scope="module")
+def strace_ok():
+    return tracing_available()
+
+
+@pytest.fixture
+def exec_root(tmp_path):
+    """An exec root as bp makes it: a symlink forest over the workspace, reached through
+    a symlink itself."""
+    workspace = tmp_path / "ws"
+    files = {"a/in.txt": "hello\n", "a/secret.txt": "secret\n", "a/other.txt": "other\n",
+             "a/dir/one.txt": "one\n"}
+    forest = tmp_path / "execroot-real"
+    for name, text in files.items():
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / name).write_text(text)
+        (forest / name).parent.mkdir(parents=True, exist_ok=True)
+        (forest / name).symlink_to(workspace / name)
+    root = tmp_path / "execroot"
+    root.symlink_to(forest, target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def make(exec_root):
+    def spawn(command, inputs=("a/in.txt",), outputs=("out/x",), **fields):
+        return Spawn(("/bin/sh", "-c", command), ENV, exec_root, tuple(inputs),
+                     tuple(outputs), label=LABEL, mnemonic="Genrule", **fields)
+    return spawn
+
+
+@pytest.fixture
+def strategy(request, tmp_path, bwrap_status):
+    """A factory for the strategy named by the test's `kind` parameter."""
+    def build(kind, **options):
+        if kind == "local":
+            return LocalStrategy()
+        if kind == "sandboxed":
+            return SandboxedStrategy(tmp_path / "sandbox", **options)
+        ok, reason = bwrap_status
+        if not ok:
+            pytest.skip(reason)
+        return LinuxSandboxStrategy(tmp_path / "sandbox", **options)
+    return build
+
+
+SANDBOXES = ["sandboxed", "linux-sandbox"]
+
+
+def run(strategy, spawn, cancel=None):
+    return strategy.run(spawn, cancel or threading.Event())
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_declared_output_is_moved_back_replacing_the_old_one(kind, strategy, make, exec_root,
+                                                              tmp_path):
+    (exec_root / "out").mkdir()
+    (exec_root / "out" / "x").write_text("stale\n")
+    result = run(strategy(kind), make("cat a/in.txt > out/x"))
+    assert (result.exit_code, result.stderr) == (0, b"")
+    assert (exec_root / "out" / "x").read_text() == "hello\n"
+    assert not (exec_root / "out" / "x").is_symlink()
+    assert result.sandbox is None
+    assert list((tmp_path / "sandbox").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_files_written_outside_declared_outputs_stay_behind(kind, strategy, make, exec_root):
+    result = run(strategy(kind),
+                 make("cat a/in.txt > out/x; echo junk > out/extra; echo junk > stray.txt"))
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (exec_root / "out").iterdir()) == ["x"]
+    assert not (exec_root / "stray.txt").exists()
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_directory_input_is_staged_whole(kind, strategy, make, exec_root):
+    result = run(strategy(kind), make("cat a/dir/one.txt > out/x", inputs=["a/dir"]))
+    assert result.exit_code == 0, result.stderr
+    assert (exec_root / "out" / "x").read_text() == "one\n"
+
+
+@pytest.mark.parametrize("kind", ["local", *SANDBOXES])
+def test_undeclared_input_is_hidden_by_sandboxes_only(kind, strategy, make, exec_root):
+    (exec_root / "out").mkdir()      # the local strategy does not make output directories
+    result = run(strategy(kind), make("cat a/secret.txt > out/x"))
+    if kind == "local":
+        assert (result.exit_code, result.notes) == (0, ())
+        return
+    assert result.exit_code != 0
+    assert b"a/secret.txt: No such file or directory" in result.stderr
+    assert result.notes == (SECRET_HINT,)
+
+
+def test_linux_sandbox_inputs_are_read_only(strategy, make, exec_root):
+    result = run(strategy("linux-sandbox"), make("echo changed > a/in.txt"))
+    assert result.exit_code != 0
+    assert b"Read-only file system" in result.stderr
+    assert (exec_root / "a" / "in.txt").read_text() == "hello\n"
+
+
+def test_linux_sandbox_blocks_network_unless_required(strategy, make):
+    linux = strategy("linux-sandbox")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        command = (f"python3 -c \"import socket; "
+                   f"socket.create_connection(('127.0.0.1', {port}), timeout=2)\"")
+        blocked = run(linux, make(command, outputs=()))
+        allowed = run(linux, make(command, outputs=(), requires_network=True))
+    assert blocked.exit_code != 0
+    assert b"ConnectionRefusedError" in blocked.stderr or b"unreachable" in blocked.stderr
+    assert (allowed.exit_code, allowed.stderr) == (0, b"")
+
+
+def test_linux_sandbox_mounts_extra_pairs_read_only(strategy, make, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "tool.txt").write_text("tool\n")
+    linux = strategy("linux-sandbox", mount_pairs=[f"{extra}:/opt/bp-extra"])
+    result = run(linux, make("cat /opt/bp-extra/tool.txt > out/x; touch /opt/bp-extra/new"))
+    assert result.exit_code != 0
+    assert b"Read-only file system" in result.stderr
+    assert (tmp_path / "execroot" / "out" / "x").read_text() == "tool\n"
+    assert not (extra / "new").exists()
+
+
+def _alive(marker: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_cancel_kills_the_whole_process_group(kind, strategy, make, tmp_path):
+    marker = f"29.{uuid.uuid4().int % 10**6:06d}"
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        run(strategy(kind), make(f"sleep {marker}; echo late > out/x"), cancel)
+    assert time.monotonic() - start < 2
+    deadline = time.monotonic() + 2
+    while _alive(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(marker)
+    assert list((tmp_path / "sandbox").iterdir()) == []
+
+
+def test_timeout_is_reported_and_the_sandbox_removed(strategy, make, tmp_path):
+    result = run(strategy("sandboxed"), make("sleep 5", timeout=0.2))
+    assert result.timed_out
+    assert list((tmp_path / "sandbox").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_kept_sandbox_can_be_entered_again(kind, strategy, make, exec_root):
+    result = run(strategy(kind, keep=True), make("cat a/in.txt > out/x"))
+    assert result.exit_code == 0
+    kept = result.sandbox
+    assert kept is not None and (kept / "a" / "in.txt").exists()
+    (note,) = result.notes
+    prefix = f"sandbox kept at {kept}; to run the action in it again: cd {kept} && env -i "
+    assert note.startswith(prefix)
+    assert note.endswith(" /bin/sh -c 'cat a/in.txt > out/x'")
+    assert " env -i PATH=/usr/bin:/bin " in note
+    command = note.split(": ", 1)[1]
+    again = subprocess.run(command, shell=True, capture_output=True, timeout=10)
+    assert again.returncode == 0, again.stderr
+    assert (kept / "out" / "x").read_text() == "hello\n"
+
+
+def test_linux_sandbox_availability_and_fallback_warning(monkeypatch):
+    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    assert LinuxSandboxStrategy.available() == (False, BWRAP_MISSING)
+    assert fallback_warning(BWRAP_MISSING) == (
+        "linux-sandbox is not available here: bubblewrap (`bwrap`) is not installed; install "
+        "the Debian package `bubblewrap` (scripts/install-test-deps does); running actions "
+        "with the `sandboxed` strategy instead, which hides undeclared inputs but does not "
+        "block the network or protect the inputs from writes")
+    ok, reason = LinuxSandboxStrategy.available(bwrap="/nonexistent/bwrap")
+    assert not ok and reason.startswith("bwrap cannot run: ")
+
+
+def test_mount_pairs_are_parsed():
+    assert parse_mount_pair("/a") == (Path("/a"), Path("/a"))
+    assert parse_mount_pair("/a:/b") == (Path("/a"), Path("/b"))
+    with pytest.raises(ValueError, match="expected an absolute SRC"):
+        parse_mount_pair("a:/b")
+
+
+def test_hint_names_only_existing_undeclared_workspace_paths(make, exec_root, tmp_path):
+    spawn = make("true", inputs=["a/in.txt", "a/dir"])
+    sandbox = tmp_path / "sandbox" / "Genrule-1"
+    stderr = (f"FileNotFoundError: [Errno 2] No such file or directory: './a/secret.txt'\n"
+              f"cat: {sandbox}/a/other.txt: No such file or directory\n"
+              f"cat: a/in.txt a/dir/one.txt a/missing.txt /etc/passwd: odd.\n").encode()
+    hint = undeclared_input_hint(spawn, stderr, sandbox)
+    assert hint == SECRET_HINT + "\n" + SECRET_HINT.replace("secret", "other")
+    assert undeclared_input_hint(spawn, b"cat: a/missing.txt: No such file") is None
+
+
+def test_tracing_reports_undeclared_reads(strace_ok, make, exec_root):
+    if not strace_ok:
+        pytest.skip("strace is not installed or cannot trace here (ptrace denied)")
+    spawn = make('cat a/in.txt a/secret.txt > out/x; cat "$(pwd -P)/a/other.txt" > /dev/null;'
+                 ' echo t > scratch.txt; cat scratch.txt; test -d a/dir; ls a > /dev/null')
+    (exec_root / "out").mkdir()
+    result, reads = trace(spawn, lambda traced: LocalStrategy().run(traced, threading.Event()))
+    assert result.exit_code == 0, result.stderr
+    assert reads == ("a/other.txt", "a/secret.txt")
+    assert result.undeclared_reads == reads
+    assert (exec_root / "out" / "x").read_text() == "hello\nsecret\n"
+
+
+def test_strace_log_parsing():
+    log = [
+        '7  openat(AT_FDCWD</r>, "a/x\\303\\251.txt", O_RDONLY) = 3</r/a/x\\303\\251.txt>\n',
+        '7  openat(AT_FDCWD</r>, "o", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3</r/o>\n',
+        '7  openat(AT_FDCWD</r>, "gone", O_RDONLY) = -1 ENOENT (No such file or directory)\n',
+        '8  execve("/r/tool", ["tool"], 0x1 /* 1 var */ <unfinished ...>\n',
+        '7  newfstatat(3</r/d>, "f", {st_mode=S_IFREG, ...}, 0) = 0\n',
+        '8  <... execve resumed>) = 0\n',
+        '7  newfstatat(4, "", {st_mode=S_IFREG, ...}, AT_EMPTY_PATH) = 0\n',
+        '7  --- SIGCHLD {si_signo=SIGCHLD} ---\n',
+    ]
+    assert parse_log(log) == (Access("a/x\u00e9.txt", "/r", False), Access("o", "/r", True),
+                              Access("f", "/r/d", False), Access("/r/tool", None, False))
