@@ -210,3 +210,21 @@ def test_kill_9_mid_build_then_build_again_is_correct(ws):
     again = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
                             "//s:slow"], capture_output=True, text=True, timeout=60)
     assert "0 executed" in again.stderr
+
+
+def test_the_example_monorepo_builds_and_runs(bp, tmp_path):
+    import shutil
+
+    from conftest import REPO_ROOT
+
+    root = tmp_path / "monorepo"
+    shutil.copytree(REPO_ROOT / "examples" / "monorepo", root)
+    first = bp("-C", str(root), "build", "//...")
+    assert first.code == 0, first.err
+    assert executed(first) > 10
+    assert executed(bp("-C", str(root), "build", "//...")) == 0
+    hello = subprocess.run([str(root / "bp-bin" / "app" / "hello"), "bp"],
+                           capture_output=True, text=True, timeout=30)
+    assert hello.returncode == 0 and "Hello, BP!" in hello.stdout
+    result = bp("-C", str(root), "run", "//tools/py:fmt", "--", "--help")
+    assert result.code == 0
