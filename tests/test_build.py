@@ -228,3 +228,66 @@ def test_the_example_monorepo_builds_and_runs(bp, tmp_path):
     assert hello.returncode == 0 and "Hello, BP!" in hello.stdout
     result = bp("-C", str(root), "run", "//tools/py:fmt", "--", "--help")
     assert result.code == 0
+
+
+SNEAKY = {
+    "n/BUILD": '''
+        genrule(name = "sneaky", srcs = ["declared.txt"], outs = ["sneaky.out"],
+                cmd = "cat n/declared.txt n/undeclared.txt > $@")
+        genrule(name = "online", outs = ["online.out"],
+                cmd = "python3 -c 'import socket; socket.create_connection((\\"127.0.0.1\\", %s), 2)' > $@")
+        ''',
+    "n/declared.txt": "yes\n",
+    "n/undeclared.txt": "secret\n",
+}
+
+
+def _bwrap_works() -> bool:
+    from buildpy.execution.sandbox import LinuxSandboxStrategy
+
+    return LinuxSandboxStrategy.available()[0]
+
+
+@pytest.mark.skipif(not _bwrap_works(), reason="bubblewrap cannot run here "
+                    "(scripts/install-test-deps installs it)")
+def test_linux_sandbox_catches_undeclared_inputs_and_network(bp, ws):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        files = dict(SNEAKY)
+        files["n/BUILD"] = files["n/BUILD"] % server.getsockname()[1]
+        root = ws(files)
+        assert bp("-C", str(root), "build", "//n:sneaky").code == 0   # local: not hermetic
+        bp("-C", str(root), "clean", "--expunge")
+        result = bp("-C", str(root), "build", "--spawn_strategy=linux-sandbox", "//n:sneaky",
+                    "--disk_cache", str(root.parent / "other-cache"))
+        assert result.code == 1
+        assert "n/undeclared.txt: No such file or directory" in result.err
+        assert "'n/undeclared.txt' exists in the workspace but is not a declared input of " \
+               "`//n:sneaky`" in result.err
+        assert bp("-C", str(root), "build", "//n:online").code == 0
+        result = bp("-C", str(root), "build", "--spawn_strategy=linux-sandbox", "//n:online",
+                    "--disk_cache", str(root.parent / "third-cache"))
+        assert result.code == 1 and "Genrule failed" in result.err
+    finally:
+        server.close()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("strace"), reason="strace is not installed")
+def test_tracing_reports_undeclared_reads(bp, ws):
+    root = ws({k: v for k, v in SNEAKY.items()})
+    root.joinpath("n/BUILD").write_text(
+        'genrule(name = "sneaky", srcs = ["declared.txt"], outs = ["sneaky.out"],\n'
+        '        cmd = "cat n/declared.txt n/undeclared.txt > $@")\n')
+    result = bp("-C", str(root), "build", "--tracing=warn", "//n:sneaky")
+    assert result.code == 0
+    assert "WARNING: Genrule of '//n:sneaky' read files it does not declare: " \
+           "n/undeclared.txt" in result.err
+    bp("-C", str(root), "clean", "--expunge")
+    result = bp("-C", str(root), "build", "--tracing=error", "//n:sneaky",
+                "--disk_cache", str(root.parent / "fresh-cache"))
+    assert result.code == 1
+    assert "read files it does not declare: n/undeclared.txt (--tracing=error)" in result.err

@@ -16,7 +16,7 @@ from buildpy.execution import sandbox as sandbox_module
 from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, SandboxedStrategy,
                                        fallback_warning, parse_mount_pair,
                                        undeclared_input_hint)
-from buildpy.execution.spawn import Cancelled, LocalStrategy, Spawn
+from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn
 from buildpy.execution.tracing import Access, parse_log, trace, tracing_available
 
 ENV = {"PATH": "/usr/bin:/bin"}
@@ -170,17 +170,20 @@ def _alive(marker: str) -> bool:
 @pytest.mark.parametrize("kind", SANDBOXES)
 def test_cancel_kills_the_whole_process_group(kind, strategy, make, tmp_path):
     marker = f"29.{uuid.uuid4().int % 10**6:06d}"
+    registry = ProcessRegistry(tmp_path / "running")
     cancel = threading.Event()
     threading.Timer(0.2, cancel.set).start()
     start = time.monotonic()
     with pytest.raises(Cancelled):
-        run(strategy(kind), make(f"sleep {marker}; echo late > out/x"), cancel)
+        run(strategy(kind, registry=registry), make(f"sleep {marker}; echo late > out/x"),
+            cancel)
     assert time.monotonic() - start < 2
     deadline = time.monotonic() + 2
     while _alive(marker) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(marker)
     assert list((tmp_path / "sandbox").iterdir()) == []
+    assert list((tmp_path / "running").iterdir()) == []
 
 
 def test_timeout_is_reported_and_the_sandbox_removed(strategy, make, tmp_path):
@@ -262,3 +265,11 @@ def test_strace_log_parsing():
     ]
     assert parse_log(log) == (Access("a/x\u00e9.txt", "/r", False), Access("o", "/r", True),
                               Access("f", "/r/d", False), Access("/r/tool", None, False))
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_output_inside_a_directory_input_survives(kind, strategy, make, exec_root):
+    result = run(strategy(kind), make("echo new > a/dir/new.txt", inputs=["a/dir"],
+                                      outputs=["a/dir/new.txt"]))
+    assert result.exit_code == 0, result.stderr
+    assert (exec_root / "a" / "dir" / "new.txt").read_text() == "new\n"

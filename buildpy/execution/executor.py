@@ -40,13 +40,15 @@ class Outcome:
 class Executor:
     def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
                  cache: ActionCache, choose: Callable[[Action], Strategy],
-                 tracing: str = "never"):
+                 tracing: str = "never",
+                 traced: Callable[[Spawn, threading.Event], SpawnResult] | None = None):
         self.exec_root = exec_root
         self.digests = digests
         self.store = store
         self.cache = cache
         self.choose = choose
         self.tracing = tracing
+        self.traced = traced   # runs a spawn under strace (--tracing=warn|error)
         self._lock = threading.Lock()
 
     def environment(self, action: Action) -> tuple[tuple[str, str], ...]:
@@ -84,6 +86,15 @@ class Executor:
             reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
             return Outcome(action, key, False, False, {}, result, reason,
                            tuple(warnings + list(result.notes)))
+        if result is not None and result.undeclared_reads:
+            message = (f"{action.mnemonic} of '{action.owner_label}' read files it does not "
+                       f"declare: {', '.join(result.undeclared_reads)}")
+            if self.tracing == "error":
+                return Outcome(action, key, False, False, {}, result,
+                               message + " (--tracing=error); add them (or the targets "
+                               "that generate them) to the rule's srcs, deps or data",
+                               tuple(warnings))
+            warnings.append(message)
         missing = [p for p in action.outputs if not (self.exec_root / p).exists()]
         if missing:
             return Outcome(action, key, False, False, {}, result,
@@ -125,6 +136,8 @@ class Executor:
                       label=action.owner_label, mnemonic=action.mnemonic,
                       requires_network="requires-network" in dict(
                           action.execution_requirements))
+        if self.traced is not None:
+            return self.traced(spawn, cancel)
         return strategy.run(spawn, cancel)
 
     def _write(self, path: str, data: bytes, executable: bool) -> None:

@@ -99,7 +99,8 @@ class LocalBuild:
             self.cache = open_cache_db(self.cache_dir)
             self._strategies: dict[str, Strategy] = {}
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
-                                     self.strategy_for, options.tracing)
+                                     self.strategy_for, options.tracing,
+                                     self._traced if options.tracing != "never" else None)
         except BaseException:
             self.lock.release()
             raise
@@ -107,6 +108,20 @@ class LocalBuild:
     def say(self, text: str) -> None:
         self.err.write(f"INFO: {text}\n")
         self.err.flush()
+
+    def _traced(self, spawn, cancel):
+        """Run under strace (locally: strace needs the host's /tmp for its log)."""
+        from buildpy.execution import tracing
+
+        local = LocalStrategy(self.processes)
+        if not tracing.tracing_available():
+            if not getattr(self, "_warned_tracing", False):
+                self._warned_tracing = True
+                self.say("WARNING: --tracing needs strace, which is not installed; actions "
+                         "run untraced (scripts/install-test-deps installs it)")
+            return local.run(spawn, cancel)
+        result, _ = tracing.trace(spawn, lambda traced: local.run(traced, cancel))
+        return result
 
     def strategy_for(self, action: Action) -> Strategy:
         name = self.options.strategies.get(action.mnemonic, self.options.spawn_strategy)
@@ -117,21 +132,22 @@ class LocalBuild:
     def _make_strategy(self, name: str) -> Strategy:
         if name == "local":
             return LocalStrategy(self.processes)
-        try:
-            from buildpy.execution import sandbox
-        except ImportError:  # pragma: no cover - sandbox strategies arrive separately
-            raise UserError(f"the {name} strategy is not available in this bp") from None
+        from buildpy.execution import sandbox
+
         base = self.cache_dir / "sandbox"
         if name == "linux-sandbox":
             available, reason = sandbox.LinuxSandboxStrategy.available()
             if available:
-                return sandbox.LinuxSandboxStrategy(
-                    base, keep=self.options.sandbox_debug,
-                    mount_pairs=self.options.sandbox_mount_pairs)
-            self.say(f"WARNING: linux-sandbox is unavailable ({reason}); using the portable "
-                     "'sandboxed' strategy instead")
+                try:
+                    return sandbox.LinuxSandboxStrategy(
+                        base, keep=self.options.sandbox_debug,
+                        mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes)
+                except ValueError as error:
+                    raise UserError(str(error)) from None
+            self.say(f"WARNING: {sandbox.fallback_warning(reason)}")
         if name in ("sandboxed", "linux-sandbox"):
-            return sandbox.SandboxedStrategy(base, keep=self.options.sandbox_debug)
+            return sandbox.SandboxedStrategy(base, keep=self.options.sandbox_debug,
+                                             registry=self.processes)
         raise UserError(f"unknown strategy '{name}'",
                         hint="choose one of: " + ", ".join(STRATEGIES))
 

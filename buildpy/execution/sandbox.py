@@ -10,6 +10,7 @@ graph: it sees one `Spawn` at a time.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import glob
 import os
 import re
@@ -104,7 +105,8 @@ def mounted_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
             continue
         for directory, _, files in os.walk(source, followlinks=True):
             relative = os.path.relpath(directory, spawn.exec_root)
-            mounts += ((os.path.join(relative, name), False) for name in sorted(files))
+            mounts += ((os.path.join(relative, name), False) for name in sorted(files)
+                       if os.path.exists(os.path.join(directory, name)))
     return tuple(mounts)
 
 
@@ -122,6 +124,7 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
     With `link_inputs` each input is a symlink to its file (or directory) in the exec root;
     without, it is an empty file or directory for bubblewrap to mount the input on.
     """
+    outputs = tuple(map(_check_exec_path, spawn.outputs))
     base.mkdir(parents=True, exist_ok=True)
     prefix = re.sub(r"[^\w.-]", "_", spawn.mnemonic or "spawn") + "-"
     sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
@@ -135,8 +138,8 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
             target.mkdir(exist_ok=True)
         else:
             target.touch()
-    for path in spawn.outputs:
-        (sandbox / _check_exec_path(path)).parent.mkdir(parents=True, exist_ok=True)
+    for path in outputs:
+        (sandbox / path).parent.mkdir(parents=True, exist_ok=True)
     return sandbox
 
 
@@ -149,11 +152,15 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
             continue
         destination = spawn.exec_root / path
         destination.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.realpath(source) == os.path.realpath(destination):
+            continue             # written through a linked directory input: in place already
         _remove(destination)
         try:
             os.replace(source, destination)
-        except OSError:          # another file system: copy, then remove
-            shutil.move(os.fspath(source), os.fspath(destination))
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            shutil.move(os.fspath(source), os.fspath(destination))   # another file system
         moved.append(path)
     return tuple(moved)
 
