@@ -3,6 +3,7 @@ and interruptions (Ctrl-C, kill -9), with real processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -291,3 +292,15 @@ def test_tracing_reports_undeclared_reads(bp, ws):
                 "--disk_cache", str(root.parent / "fresh-cache"))
     assert result.code == 1
     assert "read files it does not declare: n/undeclared.txt (--tracing=error)" in result.err
+
+
+def test_subcommands_live_progress_and_tags(bp, ws):
+    root = ws({"t/BUILD": '''
+        genrule(name = "net", outs = ["net.out"], cmd = "echo hi > $@",
+                tags = ["requires-network", "local", "unrelated"])
+        '''})
+    result = bp("-C", str(root), "build", "-s", "--curses=yes", "--color=no", "//t:net")
+    assert result.code == 0
+    assert "SUBCOMMAND: # //t:net (" in result.err and "echo hi > bp-out/" in result.err
+    records = json.loads(bp("-C", str(root), "aquery", "//t:net", "--output=jsonproto").out)
+    assert records[0]["execution_requirements"] == {"local": "", "requires-network": ""}

@@ -24,6 +24,9 @@ from buildpy.lang.values import Frame
 from buildpy.loading.target import GENERATED_FILE, Target
 
 OUTPUT_ROOT = "bp-out"
+# Tags that become execution requirements of a target's actions, as in Bazel.
+EXECUTION_TAGS = frozenset({"local", "no-sandbox", "no-cache", "no-remote",
+                            "requires-network", "block-network", "exclusive"})
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ class _Recorder:
                                       "declared by this target", frames)
         node = self.analyzer.configured.nodes[key]
         platform = self.analyzer.exec_properties(node)
+        requirements = dict(data.get("execution_requirements", {}))
+        for tag in node.attrs.get("tags", ()):   # Bazel passes these tags on to actions
+            if tag in EXECUTION_TAGS:
+                requirements.setdefault(tag, "")
         self.actions.append(Action(
             owner=str(key), owner_label=str(key.label), configuration=key.config or "",
             mnemonic=data["mnemonic"], kind=ActionKind(data["kind"]),
@@ -156,8 +163,7 @@ class _Recorder:
             argv=tuple(data.get("argv", ())),
             env=tuple(sorted(data.get("env", {}).items())),
             progress_message=data.get("progress_message", ""),
-            execution_requirements=tuple(sorted(
-                data.get("execution_requirements", {}).items())),
+            execution_requirements=tuple(sorted(requirements.items())),
             platform=platform, content=data.get("content"),
             substitutions=tuple(data.get("substitutions", {}).items()),
             target=data.get("target"), is_executable=bool(data.get("is_executable")),

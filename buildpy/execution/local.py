@@ -124,7 +124,11 @@ class LocalBuild:
         return result
 
     def strategy_for(self, action: Action) -> Strategy:
-        name = self.options.strategies.get(action.mnemonic, self.options.spawn_strategy)
+        requirements = dict(action.execution_requirements)
+        if "local" in requirements or "no-sandbox" in requirements:
+            name = "local"   # the target asked to run outside any sandbox
+        else:
+            name = self.options.strategies.get(action.mnemonic, self.options.spawn_strategy)
         if name not in self._strategies:
             self._strategies[name] = self._make_strategy(name)
         return self._strategies[name]

@@ -142,7 +142,8 @@ def record(action: Action, include_commandline: bool, include_artifacts: bool) -
     data = {"mnemonic": action.mnemonic, "target": action.owner_label,
             "configuration": action.configuration, "action_key": command_key(action),
             "kind": action.kind.value, "progress_message": action.progress_message,
-            "env": dict(action.env)}
+            "env": dict(action.env),
+            "execution_requirements": dict(action.execution_requirements)}
     if include_artifacts:
         data["inputs"] = list(action.all_inputs)
         data["outputs"] = list(action.outputs)
