@@ -421,6 +421,63 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
 
 
 @cli.command()
+@click.argument("patterns", nargs=-1, required=True)
+@_configuration_options
+@_execution_options
+@click.option("--test_output", type=click.Choice(["summary", "errors", "all", "streamed"]),
+              default="summary", show_default=True, help="Which test logs to print.")
+@click.option("--test_timeout", type=float, default=None, metavar="SECONDS",
+              help="Kill every test after this long (default: from its size/timeout).")
+@click.option("--flaky_test_attempts", type=int, default=None, metavar="N",
+              help="Attempts per test (default: 3 for flaky = True, else 1).")
+@click.option("--runs_per_test", type=int, default=1, show_default=True)
+@click.option("--test_filter", default=None, help="Passed to tests as TESTBRIDGE_TEST_ONLY.")
+@click.option("--test_tag_filters", default="", metavar="TAGS",
+              help="Comma-separated: run tests with one of these tags, none of the -tags.")
+@click.option("--test_size_filters", default="", metavar="SIZES")
+@click.option("--test_lang_filters", default="", metavar="LANGS", help="cc, sh, py, ...")
+@click.option("--test_env", multiple=True, metavar="NAME[=VALUE]",
+              help="An environment variable for tests (from bp's environment without =).")
+@click.option("--test_arg", multiple=True, metavar="ARG", help="An extra test argument.")
+@click.option("--cache_test_results", type=click.Choice(["yes", "no", "auto"]),
+              default="auto", show_default=True)
+@click.option("--nocache_test_results", is_flag=True, help="Run every test again.")
+@click.pass_obj
+def test(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
+         extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
+         subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
+         sandbox_debug, mount_pairs, tracing, test_output, test_timeout, flaky_test_attempts,
+         runs_per_test, test_filter, test_tag_filters, test_size_filters, test_lang_filters,
+         test_env, test_arg, cache_test_results, nocache_test_results) -> None:
+    """Build the targets PATTERNS match and run their tests (test_suites expanded).
+
+    Tests run in their runfiles tree with Bazel's test environment (TEST_TMPDIR,
+    TEST_SRCDIR, XML_OUTPUT_FILE, TEST_SHARD_INDEX, ...); logs and JUnit XML go to
+    bp-out/testlogs/<package>/<name>/. Passing results are cached by content.
+    Exit codes: 0 all passed, 1 build failed, 3 some tests failed, 4 no tests found.
+    """
+    from buildpy.session import TestOptions, run_test
+
+    build_options = _build_options(platforms, compilation_mode, defines, host_platform,
+                                   extra_execution_platforms, extra_toolchains)
+    execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
+                           block_for_lock, sandbox_debug, mount_pairs, tracing)
+    split = lambda text: tuple(t for t in text.split(",") if t)  # noqa: E731
+    test_options = TestOptions(
+        test_output=test_output, timeout=test_timeout, flaky_attempts=flaky_test_attempts,
+        runs_per_test=runs_per_test, test_filter=test_filter,
+        tag_filters=split(test_tag_filters), size_filters=split(test_size_filters),
+        lang_filters=split(test_lang_filters), test_env=tuple(test_env),
+        test_args=tuple(test_arg),
+        cache_results=not nocache_test_results and cache_test_results != "no")
+    code = run_test(options.workspace, list(patterns), build_options, execution, test_options,
+                    progress=_progress(curses, color, subcommands, verbose_failures),
+                    err=sys.stderr, out=sys.stdout)
+    if code:
+        raise SystemExit(code)
+
+
+@cli.command()
 @click.option("--expunge", is_flag=True,
               help="Also remove this workspace's state (file digests) and exec root.")
 @click.option("--disk_cache", type=click.Path(file_okay=False), default=None, metavar="DIR")

@@ -218,6 +218,8 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
     kept = []
     for key in keys:
+        if key.label not in named and "manual" in configured.nodes[key].attrs.get("tags", ()):
+            continue   # wildcards skip targets tagged manual, as in Bazel
         if configured.incompatibility(key) is None:
             kept.append(key)
         elif key.label in named:
@@ -296,3 +298,184 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
               f"cache hits\n")
     return BuildOutcome(code, {str(k.label): v for k, v in executables.items()},
                         session.workspace.root)
+
+
+@dataclass(frozen=True)
+class TestOptions:
+    test_output: str = "summary"
+    timeout: float | None = None
+    flaky_attempts: int | None = None
+    runs_per_test: int = 1
+    test_filter: str | None = None
+    tag_filters: tuple[str, ...] = ()
+    size_filters: tuple[str, ...] = ()
+    lang_filters: tuple[str, ...] = ()
+    test_env: tuple[str, ...] = ()
+    test_args: tuple[str, ...] = ()
+    cache_results: bool = True
+
+
+def _passes_filters(target, options: TestOptions) -> bool:
+    tags = set(target.attrs.get("tags", ()))
+    positive = [t for t in options.tag_filters if not t.startswith("-")]
+    negative = [t[1:] for t in options.tag_filters if t.startswith("-")]
+    if positive and not tags & set(positive) or tags & set(negative):
+        return False
+    size = target.attrs.get("size", "medium")
+    sizes = [s for s in options.size_filters if not s.startswith("-")]
+    if sizes and size not in sizes or f"-{size}" in options.size_filters:
+        return False
+    lang = target.kind.rsplit("_test", 1)[0]
+    langs = [x for x in options.lang_filters if not x.startswith("-")]
+    return not (langs and lang not in langs or f"-{lang}" in options.lang_filters)
+
+
+def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
+             test: TestOptions, *, progress, err: TextIO, out: TextIO) -> int:
+    """`bp test`: build the matched targets, then run their tests (suites expanded)."""
+    import os
+    import re
+    import shlex
+
+    from buildpy.analysis.analyzer import Analyzer
+    from buildpy.execution.execroot import build_runfiles, runfiles_path
+    from buildpy.execution.local import LocalBuild
+    from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    session = open_session(directory)
+    patterns = session.parse_patterns(words)
+    labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)
+    if errors:
+        from buildpy.core.errors import ErrorGroup
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
+    query = TargetQueryEnvironment(session.loader, session.offset)
+    query.ensure(labels)
+    labels = [l for l in labels if l in named or "manual" not in
+              query.target(l).attrs.get("tags", ())]
+    tests = [l for l in query.tests(labels) if _passes_filters(query.target(l), test)]
+    configured, keys = _configured_targets(session, patterns, list(dict.fromkeys(
+        labels + tests)), options, execution.keep_going)
+    test_keys = [k for k in keys if k.label in set(tests)]
+    workspace_name = session.loader.workspace_settings().name or "__main__"
+    analysis = Analyzer(configured, workspace_name).analyze(keys)
+    wanted: dict[str, None] = {}
+    for key in keys:
+        result = analysis.targets.get(key)
+        if result is not None:
+            wanted.update(dict.fromkeys(result.files))
+            if result.executable is not None:
+                wanted.update(dict.fromkeys(result.runfiles))
+                wanted[result.executable] = None
+    build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+    try:
+        report = build.run(analysis.actions, list(wanted), progress)
+        progress.close()
+        if not report.ok:
+            err.write("FAILED: build did NOT complete successfully; no tests ran\n")
+            return 8 if report.interrupted else 1
+        if not test_keys:
+            err.write("ERROR: no test targets were found, yet testing was requested\n")
+            return 4
+        specs = []
+        for key in test_keys:
+            result = analysis.targets[key]
+            target = configured.nodes[key].target
+            build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
+                           result.runfiles, workspace_name)
+
+            def expand(text: str, key=key) -> str:
+                def location(match: re.Match) -> str:
+                    from buildpy.core.label import parse_label
+                    label = parse_label(match[2], key.label.package_id)
+                    dep = analysis.targets.get(configured.key(label, configured.top))
+                    files = [dep.executable] if dep and dep.executable and not \
+                        match[1].endswith("s") else list(dep.files if dep else ())
+                    return " ".join(runfiles_path(f, workspace_name).split("/", 1)[1]
+                                    for f in files)
+                return re.sub(r"\$\((location|locations|rootpath|rootpaths|execpath|"
+                              r"execpaths) ([^)]+)\)", location, text)
+
+            flaky = bool(target.attrs.get("flaky"))
+            env = {k: expand(v) for k, v in target.attrs.get("env", {}).items()}
+            env.update(result.environment)
+            if test.test_filter:
+                env["TESTBRIDGE_TEST_ONLY"] = test.test_filter
+            tags = set(target.attrs.get("tags", ()))
+            shards = target.attrs.get("shard_count", -1)
+            specs.append(TestSpec(
+                label=str(key.label), package=key.label.package, name=key.label.name,
+                executable=result.executable, runfiles=tuple(result.runfiles),
+                args=tuple(word for a in target.attrs.get("args", ())
+                           for word in shlex.split(expand(a))) + test.test_args,
+                env=env, size=target.attrs.get("size", "medium"),
+                timeout=timeout_for(target.attrs.get("size", "medium"),
+                                    target.attrs.get("timeout", ""), test.timeout),
+                shard_count=max(1, shards), runs=max(1, test.runs_per_test),
+                attempts=test.flaky_attempts or (3 if flaky else 1),
+                exclusive="exclusive" in tags,
+                cacheable=not tags & {"external", "no-cache"}))
+        test_env = {}
+        for item in test.test_env:
+            name, equals, value = item.partition("=")
+            test_env[name] = value if equals else os.environ.get(name, "")
+        testlogs = session.workspace.root / "bp-out" / "testlogs"
+        durations = build.cache.durations((s.label, "TestRunner") for s in specs)
+
+        def stream(label: str, text: bytes) -> None:
+            if test.test_output == "streamed":
+                out.write(text.decode("utf-8", "replace"))
+
+        def on_result(result) -> None:
+            if test.test_output == "all" or (test.test_output == "errors" and
+                                             result.status.value in ("FAILED", "TIMEOUT")):
+                for log in result.logs:
+                    out.write(f"==================== Test output for {result.spec.label}:\n")
+                    out.write(log.read_text(errors="replace"))
+                    out.write("=" * 80 + "\n")
+
+        runner = TestRunner(build.exec_root, testlogs, workspace_name, build.digests,
+                            build.store, build.cache, build.processes,
+                            jobs=execution.jobs, test_env=test_env,
+                            cache_results=test.cache_results, say=build.say,
+                            stream=stream if test.test_output == "streamed" else None)
+        try:
+            results = runner.run(specs, {label: d for (label, _), d in durations.items()},
+                                 on_result)
+        except KeyboardInterrupt:
+            err.write("ERROR: testing interrupted\n")
+            return 8
+    finally:
+        build.digests.flush()
+        build.close()
+    return _summary(results, session.workspace.root, out)
+
+
+def _summary(results, workspace: Path, out: TextIO) -> int:
+    passed = failed = executed = 0
+    for result in results:
+        status = result.status.value
+        if result.status.value == "FLAKY":
+            status = f"FLAKY, failed in {result.failed_attempts} out of " \
+                     f"{result.failed_attempts + 1}"
+        shards = result.spec.shard_count
+        runs = result.spec.runs
+        extra = "".join([f" ({shards} shards)" if shards > 1 else "",
+                         f" ({runs} runs)" if runs > 1 else ""])
+        cached = "(cached) " if result.cached else ""
+        text = f"{cached}{status} in {result.duration:.1f}s{extra}"
+        out.write(f"{result.spec.label:<60} {text}\n")
+        if result.status.value in ("FAILED", "TIMEOUT"):
+            for log in result.logs:
+                out.write(f"  {log.relative_to(workspace)}\n")
+        executed += not result.cached and result.status.value != "NO STATUS"
+        if result.status.value in ("PASSED", "FLAKY"):
+            passed += 1
+        else:
+            failed += 1
+    total = len(results)
+    tail = f"{passed} test{'s' if passed != 1 else ''} pass" + (
+        f" and {failed} fail{'s' if failed == 1 else ''} locally" if failed else "")
+    out.write(f"\nExecuted {executed} out of {total} test{'s' if total != 1 else ''}: {tail}.\n")
+    return 3 if failed else 0

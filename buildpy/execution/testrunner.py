@@ -1,0 +1,331 @@
+"""Runs tests: the test environment, timeouts, shards, retries, runs per test, result
+caching by content, test.log and JUnit test.xml.
+
+Knows test specs (an executable with runfiles and settings); not targets or rules.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.key import FileDigest, action_key
+from buildpy.execution.cas import ContentStore, CorruptBlob
+from buildpy.execution.digests import FileDigests
+from buildpy.execution.spawn import Cancelled, ProcessRegistry, run_process
+from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
+
+SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900, "enormous": 3600}
+TIMEOUT_NAMES = {"short": 60, "moderate": 300, "long": 900, "eternal": 3600}
+
+
+class Status(enum.Enum):
+    PASSED = "PASSED"    # every shard and run passed (on the first attempt)
+    FLAKY = "FLAKY"      # passed, but only after failing attempts
+    FAILED = "FAILED"    # some shard or run failed every attempt
+    TIMEOUT = "TIMEOUT"  # some shard or run ran past its timeout
+    NO_STATUS = "NO STATUS"  # not run (interrupted)
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    label: str
+    package: str
+    name: str
+    executable: str                 # exec path of the test program
+    runfiles: tuple[str, ...]       # exec paths of its runfiles
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    size: str = "medium"
+    timeout: float = 300.0
+    shard_count: int = 1
+    attempts: int = 1               # 3 for flaky tests, or --flaky_test_attempts
+    runs: int = 1                   # --runs_per_test
+    exclusive: bool = False
+    cacheable: bool = True
+
+
+@dataclass(frozen=True)
+class Attempt:
+    exit_code: int
+    duration: float
+    timed_out: bool
+    log: Path
+
+
+@dataclass
+class TestResult:
+    spec: TestSpec
+    status: Status = Status.NO_STATUS
+    cached: bool = False
+    duration: float = 0.0
+    failed_attempts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+
+class TestRunner:
+    def __init__(self, exec_root: Path, testlogs: Path, workspace_name: str,
+                 digests: FileDigests, store: ContentStore, cache: ActionCache,
+                 registry: ProcessRegistry, *, jobs: int, test_env: Mapping[str, str],
+                 cache_results: bool, say: Callable[[str], None],
+                 stream: Callable[[str, bytes], None] | None = None):
+        self.exec_root = exec_root
+        self.testlogs = testlogs
+        self.workspace_name = workspace_name
+        self.digests = digests
+        self.store = store
+        self.cache = cache
+        self.registry = registry
+        self.jobs = max(1, jobs)
+        self.test_env = dict(test_env)
+        self.cache_results = cache_results
+        self.say = say
+        self.stream = stream
+        self.cancel = threading.Event()
+
+    # ---- the whole run ---------------------------------------------------------------
+
+    def run(self, specs: list[TestSpec], durations: Mapping[str, float],
+            on_result: Callable[[TestResult], None]) -> list[TestResult]:
+        """Run every test: longest first, shards side by side, exclusive ones alone last."""
+        results = {spec.label: TestResult(spec) for spec in specs}
+        order = sorted(specs, key=lambda s: (s.exclusive,
+                                             -durations.get(s.label, s.timeout / 100)))
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test") as pool:
+                for spec in order:
+                    if spec.exclusive:
+                        pool.shutdown(wait=True)
+                    self._start(results[spec.label], pool if not spec.exclusive else None,
+                                on_result)
+        except KeyboardInterrupt:
+            self.cancel.set()
+            raise
+        return [results[s.label] for s in specs]
+
+    def _start(self, result: TestResult, pool: ThreadPoolExecutor | None,
+               on_result: Callable[[TestResult], None]) -> None:
+        spec = result.spec
+        key = self._key(spec)
+        directory = self.testlogs / spec.package / spec.name
+        if self._from_cache(result, key, directory):
+            on_result(result)
+            return
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        units = [(shard, run) for run in range(spec.runs) for shard in range(spec.shard_count)]
+        outcomes: dict[tuple[int, int], tuple[Status, float, int]] = {}
+        lock = threading.Lock()
+
+        def unit(shard: int, run: int) -> None:
+            if self.cancel.is_set():
+                return
+            try:
+                outcome = self._unit(spec, directory, shard, run, len(units) > 1)
+            except Cancelled:
+                return
+            except Exception as error:  # noqa: BLE001 - a broken test run fails the test
+                (directory / "test.log").write_text(f"bp could not run the test: {error}\n")
+                outcome = (Status.FAILED, 0.0, 1)
+            with lock:
+                outcomes[(shard, run)] = outcome
+                finished = len(outcomes) == len(units)
+            if finished:
+                self._finish(result, key, directory, list(outcomes.values()), len(units))
+                on_result(result)
+
+        for shard, run in units:
+            if pool is None:
+                unit(shard, run)
+            else:
+                pool.submit(unit, shard, run)
+
+    def _from_cache(self, result: TestResult, key: str, directory: Path) -> bool:
+        if not (self.cache_results and result.spec.cacheable):
+            return False
+        entry = self.cache.get(key)
+        if entry is None or entry.exit_code != 0:
+            return False
+        try:
+            self._restore(entry, directory)
+        except (CorruptBlob, FileNotFoundError):
+            self.say(f"WARNING: the cached result of {result.spec.label} was damaged; "
+                     "running it again")
+            self.cache.drop(key)
+            return False
+        result.status, result.cached = Status.PASSED, True
+        result.logs = [directory / "test.log"]
+        result.duration = float(entry.stdout or 0)
+        return True
+
+    # ---- caching ----------------------------------------------------------------------
+
+    def _key(self, spec: TestSpec) -> str:
+        files = {}
+        for path in (spec.executable, *spec.runfiles):
+            info = self.digests.digest(path)
+            files[path] = FileDigest(info.sha256, info.size, info.executable)
+        settings = json.dumps({"args": spec.args, "env": dict(spec.env),
+                               "test_env": self.test_env, "shards": spec.shard_count,
+                               "runs": spec.runs, "attempts": spec.attempts,
+                               "timeout": spec.timeout, "size": spec.size}, sort_keys=True)
+        action = Action(owner=spec.label, owner_label=spec.label, configuration="",
+                        mnemonic="TestRunner", kind=ActionKind.RUN,
+                        outputs=(f"testlogs/{spec.package}/{spec.name}",),
+                        argv=(spec.executable, *spec.args),
+                        env=(("BP_TEST_SETTINGS", settings),))
+        return action_key(action, files)
+
+    def _restore(self, entry: CacheEntry, directory: Path) -> None:
+        if directory.exists():
+            shutil.rmtree(directory)
+        for output in entry.outputs:
+            target = directory / output.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.store.get_bytes(output.sha256))
+
+    def _finish(self, result: TestResult, key: str, directory: Path,
+                outcomes: list[tuple[Status, float, int]], units: int) -> None:
+        spec = result.spec
+        statuses = [status for status, _, _ in outcomes]
+        result.duration = max((d for _, d, _ in outcomes), default=0.0)
+        result.failed_attempts = sum(f for _, _, f in outcomes)
+        result.logs = sorted(directory.rglob("test.log"))
+        if Status.TIMEOUT in statuses:
+            result.status = Status.TIMEOUT
+        elif Status.FAILED in statuses:
+            result.status = Status.FAILED
+        elif Status.FLAKY in statuses:
+            result.status = Status.FLAKY
+        else:
+            result.status = Status.PASSED
+        if units > 1:  # one test.log/test.xml summarizing the shards and runs
+            (directory / "test.log").write_text("".join(
+                f"==== {p.parent.name} ====\n{p.read_text(errors='replace')}"
+                for p in result.logs))
+            write_junit(directory / "test.xml", spec.label,
+                        result.status not in (Status.PASSED, Status.FLAKY), result.duration,
+                        (directory / "test.log").read_text(errors="replace"))
+            result.logs = [directory / "test.log"]
+        if result.status is Status.PASSED and spec.cacheable:
+            outputs = []
+            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+                digest = self.store.put_bytes(path.read_bytes())
+                outputs.append(OutputEntry(path.relative_to(directory).as_posix(), digest,
+                                           path.stat().st_size, False))
+            self.cache.put(key, CacheEntry(tuple(outputs), 0, f"{result.duration:.3f}", None))
+        self.cache.record(key, spec.label, "TestRunner", {}, {}, result.duration, "local",
+                          False)
+
+    def _unit(self, spec: TestSpec, directory: Path, shard: int, run: int,
+              split: bool) -> tuple[Status, float, int]:
+        parts = []
+        if spec.runs > 1:
+            parts.append(f"run_{run + 1}_of_{spec.runs}")
+        if spec.shard_count > 1:
+            parts.append(f"shard_{shard + 1}_of_{spec.shard_count}")
+        unit_dir = directory.joinpath(*parts) if split else directory
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        failed = 0
+        for attempt in range(spec.attempts):
+            outcome = self._attempt(spec, unit_dir, shard)
+            if outcome.exit_code == 0 and not outcome.timed_out:
+                return (Status.FLAKY if failed else Status.PASSED), outcome.duration, failed
+            failed += 1
+            if attempt + 1 < spec.attempts:
+                outcome.log.rename(unit_dir / f"test_attempt_{attempt + 1}.log")
+        return (Status.TIMEOUT if outcome.timed_out else Status.FAILED), outcome.duration, failed
+
+    def _attempt(self, spec: TestSpec, unit_dir: Path, shard: int) -> Attempt:
+        runfiles = self.exec_root / f"{spec.executable}.runfiles"
+        work = runfiles / self.workspace_name
+        work.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="bp-test-"))
+        try:
+            env = self._environment(spec, runfiles, unit_dir, scratch, shard)
+            program = str(self.exec_root / spec.executable)
+            started = time.monotonic()
+            spawn = run_process([program, *spec.args], env, work, self.cancel, spec.timeout,
+                                self.registry)
+            duration = time.monotonic() - started
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        log = unit_dir / "test.log"
+        text = spawn.stdout + spawn.stderr
+        if spawn.timed_out:
+            text += f"\n-- Test timed out after {spec.timeout:g}s: killed --\n".encode()
+        log.write_bytes(text)
+        if self.stream is not None:
+            self.stream(spec.label, text)
+        xml = unit_dir / "test.xml"
+        if not xml.exists() or xml.stat().st_size == 0:
+            write_junit(xml, spec.label, spawn.exit_code != 0 or spawn.timed_out, duration,
+                        text.decode("utf-8", "replace"),
+                        "timed out" if spawn.timed_out else f"exited with {spawn.exit_code}")
+        return Attempt(spawn.exit_code, duration, spawn.timed_out, log)
+
+    def _environment(self, spec: TestSpec, runfiles: Path, unit_dir: Path, scratch: Path,
+                     shard: int) -> dict[str, str]:
+        tmp = scratch / "tmp"
+        home = scratch / "home"
+        tmp.mkdir()
+        home.mkdir()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(home), "TMPDIR": str(tmp), "TEST_TMPDIR": str(tmp),
+            "TEST_SRCDIR": str(runfiles), "RUNFILES_DIR": str(runfiles),
+            "TEST_WORKSPACE": self.workspace_name, "TEST_TARGET": spec.label,
+            "TEST_SIZE": spec.size, "TEST_TIMEOUT": f"{spec.timeout:g}",
+            "XML_OUTPUT_FILE": str(unit_dir / "test.xml"),
+            "TEST_UNDECLARED_OUTPUTS_DIR": str(unit_dir / "test.outputs"),
+            "TZ": "UTC", "LANG": os.environ.get("LANG", "C.UTF-8"),
+        }
+        (unit_dir / "test.outputs").mkdir(exist_ok=True)
+        if spec.shard_count > 1:
+            env["TEST_SHARD_INDEX"] = str(shard)
+            env["TEST_TOTAL_SHARDS"] = str(spec.shard_count)
+            env["TEST_SHARD_STATUS_FILE"] = str(unit_dir / "shard_status")
+        for name, value in self.test_env.items():
+            env[name] = value
+        env.update(spec.env)
+        return env
+
+
+def write_junit(path: Path, label: str, failed: bool, duration: float, log: str,
+                message: str = "") -> None:
+    """A JUnit XML report for a test that did not write one."""
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(suites, "testsuite", name=label, tests="1",
+                          failures="1" if failed else "0", errors="0", time=f"{duration:.3f}")
+    case = ET.SubElement(suite, "testcase", name=label, classname=label, status="run",
+                         time=f"{duration:.3f}")
+    if failed:
+        failure = ET.SubElement(case, "failure", message=message or "failed", type="")
+        failure.text = log
+    out = ET.SubElement(suite, "system-out")
+    out.text = log
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suites).write(path, encoding="UTF-8", xml_declaration=True)
+
+
+def timeout_for(size: str, timeout: str, override: float | None) -> float:
+    if override is not None:
+        return override
+    if timeout:
+        return TIMEOUT_NAMES[timeout]
+    return SIZE_TIMEOUTS.get(size, 300)
+
+
