@@ -386,12 +386,17 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                            result.runfiles, workspace_name)
 
             def expand(text: str, key=key) -> str:
-                def location(match: re.Match) -> str:
+                def location(match: re.Match, result=result) -> str:
                     from buildpy.core.label import parse_label
                     label = parse_label(match[2], key.label.package_id)
                     dep = analysis.targets.get(configured.key(label, configured.top))
-                    files = [dep.executable] if dep and dep.executable and not \
-                        match[1].endswith("s") else list(dep.files if dep else ())
+                    if dep is not None:
+                        files = [dep.executable] if dep.executable and not \
+                            match[1].endswith("s") else list(dep.files)
+                    else:   # a file: find it among the test's runfiles
+                        wanted = f"{workspace_name}/{label.package}/{label.name}"
+                        files = [f for f in result.runfiles
+                                 if runfiles_path(f, workspace_name) == wanted]
                     return " ".join(runfiles_path(f, workspace_name).split("/", 1)[1]
                                     for f in files)
                 return re.sub(r"\$\((location|locations|rootpath|rootpaths|execpath|"
