@@ -5,13 +5,13 @@ Commands in cli.py call these functions; they hold no state between invocations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError
-from buildpy.core.label import Label, PackageId
+from buildpy.core.label import Label, PackageId, parse_label
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
 from buildpy.loading.graph import TargetGraph, build_target_graph
@@ -227,63 +227,134 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     return configured, kept
 
 
+@dataclass(frozen=True)
+class PlannedBuild:
+    """What analysis decided for a build command: the actions, the files wanted, the
+    executables (with their runfiles), and the targets to report."""
+
+    actions: Any
+    wanted: tuple[str, ...]
+    executables: dict
+    reported: tuple[tuple[str, tuple[str, ...]], ...]   # (label, files)
+    output_dir: str
+    workspace_name: str
+
+
+def _plan_build(session: Session, words: list[str], options: BuildOptions, execution,
+                stamp_ns: int) -> PlannedBuild:
+    """Load, configure and analyze; or reuse the last analysis if nothing it read changed."""
+    import hashlib
+    import json
+
+    from buildpy.analysis import snapshot
+    from buildpy.analysis.analyzer import Analyzer, output_dir
+    from buildpy.core.pattern import PatternKind
+    from buildpy.loading.glob import list_package
+    from buildpy.loading.patterns import packages_below
+
+    loader = session.loader
+    lang_dir = Path(__file__).resolve().parent / "lang"
+    key = hashlib.sha256(json.dumps({
+        "words": words, "offset": session.offset, "options": repr(options),
+        "keep_going": execution.keep_going, "workspace": str(session.workspace.root),
+        "bp": snapshot.bp_digest([lang_dir, loader.repos["prelude"],
+                                  loader.repos["toolchains"]]),
+    }, sort_keys=True).encode()).hexdigest()
+    path = session.workspace.root / "bp-out" / ".bp-state" / f"analysis-{key[:16]}.pickle"
+    list_main = lambda package: list_package(session.workspace, package)  # noqa: E731
+    below = lambda text: packages_below(loader, "", text)  # noqa: E731
+    saved = snapshot.load(path, key)
+    if saved is not None and saved.valid(list_main, below):
+        return saved.payload
+    patterns = session.parse_patterns(words)
+    labels, errors = expand_patterns(loader, patterns, execution.keep_going)
+    if errors:
+        from buildpy.core.errors import ErrorGroup
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    configured, keys = _configured_targets(session, patterns, labels, options,
+                                           execution.keep_going)
+    workspace_name = loader.workspace_settings().name or "__main__"
+    analysis = Analyzer(configured, workspace_name).analyze(keys)
+    wanted: dict[str, None] = {}
+    executables = {}
+    reported = []
+    for key_ in keys:
+        result = analysis.targets.get(key_)
+        if result is None:
+            continue
+        wanted.update(dict.fromkeys(result.files))
+        reported.append((str(key_.label), tuple(result.files)))
+        if result.executable is not None:
+            wanted.update(dict.fromkeys(result.runfiles))
+            wanted[result.executable] = None
+            executables[str(key_.label)] = replace(result, environment=dict(
+                result.environment))
+    plan = PlannedBuild(analysis.actions, tuple(wanted), executables, tuple(reported),
+                        output_dir(configured.top), workspace_name)
+    files: dict[str, Any] = {}
+    root = session.workspace.root
+    for name in ("WORKSPACE", "WORKSPACE.bazel", ".bazelignore", ".bpignore"):
+        files[str(root / name)] = snapshot.FileProof.of(root / name)
+    for package in loader.loaded_packages():
+        if package.id.repo == "":
+            files[str(root / package.build_file)] = snapshot.FileProof.of(
+                root / package.build_file)
+            for sibling in ("BUILD", "BUILD.bazel"):   # a new BUILD.bazel would win
+                candidate = root / package.id.name / sibling
+                files.setdefault(str(candidate), snapshot.FileProof.of(candidate))
+        for text in package.loads:
+            label = parse_label(text)
+            if label.repo == "":
+                bzl = root / label.package / label.name
+                files[str(bzl)] = snapshot.FileProof.of(bzl)
+    snapshot.save(path, snapshot.Snapshot(
+        key=key, stamp_ns=stamp_ns, files=files,
+        listings={p: snapshot.listing_digest(list_main(p)) for p in loader.globbed},
+        recursive={p.package: below(p.package) for p in patterns
+                   if p.repo == "" and p.kind in (PatternKind.RECURSIVE_RULES,
+                                                  PatternKind.RECURSIVE_TARGETS)},
+        payload=plan))
+    return plan
+
+
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need."""
     import os
 
-    from buildpy.analysis.analyzer import Analyzer, output_dir
+    from buildpy.execution.digests import take_stamp
     from buildpy.execution.execroot import build_runfiles
     from buildpy.execution.local import LocalBuild
 
     session = open_session(directory, eval_timeout=loading_timeout)
-    patterns = session.parse_patterns(words)
-    labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)
-    if errors:
-        from buildpy.core.errors import ErrorGroup
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
-    configured, keys = _configured_targets(session, patterns, labels, options,
-                                           execution.keep_going)
-    workspace_name = session.loader.workspace_settings().name or "__main__"
-    analysis = Analyzer(configured, workspace_name).analyze(keys)
-    wanted: dict[str, None] = {}
-    executables = {}
-    for key in keys:
-        result = analysis.targets.get(key)
-        if result is None:
-            continue
-        wanted.update(dict.fromkeys(result.files))
-        if result.executable is not None:
-            wanted.update(dict.fromkeys(result.runfiles))
-            wanted[result.executable] = None
-            executables[key] = result
+    stamp = take_stamp(session.workspace.root / "bp-out" / ".bp-state" / "analysis-stamp")
+    plan = _plan_build(session, words, options, execution, stamp)
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        report = build.run(analysis.actions, list(wanted), progress)
+        report = build.run(plan.actions, list(plan.wanted), progress)
     finally:
         progress.close()
         build.close()
     link = session.workspace.root / "bp-bin"
-    target = Path("bp-out") / output_dir(configured.top).split("/", 1)[1] / "bin"
+    target = Path(plan.output_dir) / "bin"
     if link.is_symlink() and os.readlink(link) != str(target):
         link.unlink()
     if not link.is_symlink() and not link.exists():
         os.symlink(target, link)
     if report.ok:
-        for result in executables.values():
+        for result in plan.executables.values():
             build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
-                           result.runfiles, workspace_name)
+                           result.runfiles, plan.workspace_name)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable:
-        for key in keys:
-            result = analysis.targets.get(key)
-            if result is None or not result.files:
+        for label, files in plan.reported:
+            if not files:
                 continue
             state = "up-to-date" if report.ok else "(maybe stale)"
-            err.write(f"Target {key.label} {state}:\n")
-            for path in result.files[:8]:
+            err.write(f"Target {label} {state}:\n")
+            for path in files[:8]:
                 err.write(f"  {path}\n")
     if report.interrupted:
         err.write("ERROR: build interrupted\n")
@@ -296,8 +367,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         code = 0
     err.write(f"INFO: {report.total} actions: {report.executed} executed, {report.cached} "
               f"cache hits\n")
-    return BuildOutcome(code, {str(k.label): v for k, v in executables.items()},
-                        session.workspace.root)
+    return BuildOutcome(code, plan.executables, session.workspace.root)
 
 
 @dataclass(frozen=True)

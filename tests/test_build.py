@@ -270,6 +270,7 @@ def test_linux_sandbox_catches_undeclared_inputs_and_network(bp, ws):
         assert "'n/undeclared.txt' exists in the workspace but is not a declared input of " \
                "`//n:sneaky`" in result.err
         assert bp("-C", str(root), "build", "//n:online").code == 0
+        bp("-C", str(root), "clean", "--expunge")
         result = bp("-C", str(root), "build", "--spawn_strategy=linux-sandbox", "//n:online",
                     "--disk_cache", str(root.parent / "third-cache"))
         assert result.code == 1 and "Genrule failed" in result.err
@@ -304,3 +305,41 @@ def test_subcommands_live_progress_and_tags(bp, ws):
     assert "SUBCOMMAND: # //t:net (" in result.err and "echo hi > bp-out/" in result.err
     records = json.loads(bp("-C", str(root), "aquery", "//t:net", "--output=jsonproto").out)
     assert records[0]["execution_requirements"] == {"local": "", "requires-network": ""}
+
+
+def test_the_saved_analysis_notices_every_change(bp, ws):
+    root = ws({"p/BUILD": '''
+        load(":defs.bzl", "WORD")
+        genrule(name = "g", srcs = glob(["*.in"]), outs = ["g.out"],
+                cmd = "echo " + WORD + " $(SRCS) > $@")
+        ''', "p/defs.bzl": 'WORD = "one"', "p/a.in": ""})
+
+    def output() -> str:
+        result = bp("-C", str(root), "build", "//...")
+        assert result.code == 0, result.err
+        return (root / "bp-bin" / "p" / "g.out").read_text()
+
+    assert output() == "one p/a.in\n"
+    (root / "p" / "defs.bzl").write_text('WORD = "two"')           # a .bzl file, same size
+    assert output() == "two p/a.in\n"
+    (root / "p" / "b.in").write_text("")                           # a new file for glob()
+    assert output() == "two p/a.in p/b.in\n"
+    build = root / "p" / "BUILD"
+    build.write_text(build.read_text().replace("echo ", "echo X"))  # the BUILD file
+    assert output() == "Xtwo p/a.in p/b.in\n"
+    (root / "q").mkdir()
+    (root / "q" / "BUILD").write_text('genrule(name = "q", outs = ["q.out"], cmd = "echo q > $@")')
+    output()                                                       # a new package
+    assert (root / "bp-bin" / "q" / "q.out").read_text() == "q\n"
+
+
+def test_outputs_changed_behind_bps_back_are_restored(build):
+    build("//src:all")
+    target = build.root / "bp-bin" / "src" / "c.out"
+    target.chmod(0o644)
+    target.write_text("tampered\n")
+    assert executed(build("//src:all")) == 0
+    assert target.read_text() == "HELLO\nHELLO\n"
+    target.unlink()
+    build("//src:all")
+    assert target.read_text() == "HELLO\nHELLO\n"

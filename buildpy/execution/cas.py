@@ -41,22 +41,21 @@ class ContentStore:
         return self.path(digest).is_file()
 
     def put_file(self, source: Path, digest: str) -> None:
-        """Store `source` (whose SHA-256 is `digest`), by hard link when possible."""
+        """Store a copy of `source` (whose SHA-256 is `digest`).
+
+        A copy, not a hard link: an output edited in place later must not change the
+        stored blob. The copy goes to a temporary name and is renamed into place, so a
+        killed bp leaves no partial blob; blobs are not fsynced one by one, and a blob
+        damaged by a power loss fails its digest check on read and is discarded.
+        """
         target = self.path(digest)
         if target.is_file():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        executable = os.access(source, os.X_OK)
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         os.close(fd)
-        os.unlink(tmp)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.chmod(tmp, 0o555 if executable else 0o444)
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o444)
         os.replace(tmp, target)
 
     def put_bytes(self, data: bytes) -> str:
@@ -67,8 +66,6 @@ class ContentStore:
             fd, tmp = tempfile.mkstemp(dir=self._tmp)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
         return digest
@@ -91,10 +88,7 @@ class ContentStore:
         tmp = target.with_name(f".{target.name}.bp-tmp")
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        shutil.copyfile(source, tmp)   # a copy: editing the output leaves the blob intact
         os.chmod(tmp, 0o555 if executable else 0o444)
         os.replace(tmp, target)
 

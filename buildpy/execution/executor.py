@@ -6,6 +6,8 @@ the order of actions (the scheduler's job) nor how they were made (analysis).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -51,6 +53,60 @@ class Executor:
         self.traced = traced   # runs a spawn under strace (--tracing=warn|error)
         self._lock = threading.Lock()
 
+    # ---- the fast path: nothing changed since this action last completed here -----
+
+    def load_done(self, db) -> None:
+        self._db = db
+        self._done = {row[0]: (row[1], json.loads(row[2])) for row in db.execute(
+            "SELECT output, fingerprint, outputs FROM done")}
+        self._done_dirty: dict[str, tuple[str, dict]] = {}
+
+    def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
+        """Everything the action key covers, hashed cheaply (no REAPI messages)."""
+        digest = hashlib.sha256(repr((
+            action.kind.value, action.argv, self.environment(action), action.outputs,
+            action.platform, action.content, action.substitutions, action.target,
+            action.is_executable, action.execution_requirements)).encode())
+        for path in sorted(inputs):
+            info = inputs[path]
+            digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
+        return digest.hexdigest()
+
+    def up_to_date(self, action: Action, inputs: Mapping[str, FileInfo]
+                   ) -> dict[str, FileInfo] | None:
+        """The outputs, when the action completed before with these very inputs and its
+        outputs are still as it left them; otherwise None."""
+        record = self._done.get(action.outputs[0]) if hasattr(self, "_done") else None
+        if record is None or record[0] != self.fingerprint(action, inputs):
+            return None
+        outputs = {}
+        for path, sha in record[1].items():
+            try:
+                info = self.digests.digest(path)
+            except FileNotFoundError:
+                return None
+            if info.sha256 != sha:
+                return None
+            outputs[path] = info
+        return outputs
+
+    def _remember_done(self, action: Action, inputs: Mapping[str, FileInfo],
+                       outputs: Mapping[str, FileInfo]) -> None:
+        if hasattr(self, "_done"):
+            entry = (self.fingerprint(action, inputs), {p: i.sha256 for p, i in outputs.items()})
+            with self._lock:
+                self._done[action.outputs[0]] = entry
+                self._done_dirty[action.outputs[0]] = entry
+
+    def flush_done(self) -> None:
+        if not getattr(self, "_done_dirty", None):
+            return
+        rows = [(o, f, json.dumps(outs)) for o, (f, outs) in self._done_dirty.items()]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO done VALUES (?, ?, ?)", rows)
+        self._done_dirty.clear()
+
     def environment(self, action: Action) -> tuple[tuple[str, str], ...]:
         env = dict(action.env)
         if "PATH" not in env:
@@ -71,7 +127,7 @@ class Executor:
         if entry is not None and entry.exit_code == 0:
             try:
                 outputs = self._restore(entry)
-                self._record(action, key, inputs, outputs, 0.0, "cache", True)
+                self._remember_done(action, inputs, outputs)
                 return Outcome(action, key, True, True, outputs)
             except (CorruptBlob, FileNotFoundError) as error:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
@@ -107,6 +163,7 @@ class Executor:
                 OutputEntry(p, i.sha256, i.size, i.executable) for p, i in outputs.items()),
                 0, None, None))
         self._record(action, key, inputs, outputs, duration, strategy.name, False)
+        self._remember_done(action, inputs, outputs)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, False, True, outputs, result, None, notes)
 

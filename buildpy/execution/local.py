@@ -93,14 +93,15 @@ class LocalBuild:
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")
             self.stamp = take_stamp(state / "stamp")
-            self.digests = FileDigests(open_files_db(self.output_base), self.exec_root,
-                                       self.stamp)
+            files_db = open_files_db(self.output_base)
+            self.digests = FileDigests(files_db, self.exec_root, self.stamp)
             self.store = ContentStore(self.cache_dir / "cas")
             self.cache = open_cache_db(self.cache_dir)
             self._strategies: dict[str, Strategy] = {}
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
                                      self.strategy_for, options.tracing,
                                      self._traced if options.tracing != "never" else None)
+            self.executor.load_done(files_db)
         except BaseException:
             self.lock.release()
             raise
@@ -163,6 +164,7 @@ class LocalBuild:
             return scheduler.run(wanted)
         finally:
             self.digests.flush()
+            self.executor.flush_done()
 
     def close(self) -> None:
         self.lock.release()

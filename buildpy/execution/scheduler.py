@@ -89,6 +89,13 @@ class Scheduler:
             while ready or running:
                 while ready and len(running) < self.jobs and not self.cancel.is_set():
                     _, index = heapq.heappop(ready)
+                    if self._unchanged(index, report):   # fast path: no thread, no cache
+                        done += 1
+                        for dependent in dependents[index]:
+                            waiting[dependent] -= 1
+                            if waiting[dependent] == 0 and dependent not in blocked:
+                                heapq.heappush(ready, (-priority[dependent], dependent))
+                        continue
                     self.progress.started(actions[index], report.total)
                     running[pool.submit(self._run_one, index, report)] = index
                 if not running:
@@ -126,8 +133,8 @@ class Scheduler:
         report.skipped = len(blocked)
         return report
 
-    def _run_one(self, index: int, report: BuildReport) -> Outcome:
-        action = self.graph.actions[index]
+    def _inputs(self, action: Action, report: BuildReport) -> dict[str, FileInfo] | str:
+        """The input digests, or the path of a missing input."""
         inputs: dict[str, FileInfo] = {}
         for path in action.all_inputs:
             known = report.produced.get(path)
@@ -137,8 +144,27 @@ class Scheduler:
             try:
                 inputs[path] = self.executor.digests.digest(path)
             except FileNotFoundError:
-                return Outcome(action, "", False, False, {}, None,
-                               f"missing input file '{path}'")
+                return path
+        return inputs
+
+    def _unchanged(self, index: int, report: BuildReport) -> bool:
+        action = self.graph.actions[index]
+        inputs = self._inputs(action, report)
+        if isinstance(inputs, str):
+            return False
+        outputs = self.executor.up_to_date(action, inputs)
+        if outputs is None:
+            return False
+        report.produced.update(outputs)
+        report.cached += 1
+        return True
+
+    def _run_one(self, index: int, report: BuildReport) -> Outcome:
+        action = self.graph.actions[index]
+        inputs = self._inputs(action, report)
+        if isinstance(inputs, str):
+            return Outcome(action, "", False, False, {}, None,
+                           f"missing input file '{inputs}'")
         return self.executor.run(action, inputs, self.cancel)
 
     def _result(self, future: Future, report: BuildReport) -> Outcome | None:

@@ -35,6 +35,11 @@ CREATE INDEX IF NOT EXISTS records_by_label ON action_records(label);
 """
 
 _FILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS done (
+    output TEXT PRIMARY KEY,       -- an action's first output
+    fingerprint TEXT NOT NULL,     -- its command and input digests when it last completed
+    outputs TEXT NOT NULL          -- JSON: {path: sha256} of all its outputs then
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER,

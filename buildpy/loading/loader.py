@@ -89,6 +89,7 @@ class Loader:
         self.providers: list[str | None] = []
         self._current: PackageBuilder | None = None
         self.analysis: Any = None   # the analyzer's recorder while analysis runs
+        self.globbed: set[str] = set()   # main-repo packages whose BUILD file called glob()
         self._workspace_recorder: _WorkspaceRecorder | None = None
         self._packages: dict[PackageId, Package | BpError] = {}
         self._settings: WorkspaceSettings | None = None
@@ -340,7 +341,12 @@ class Loader:
     def _listing(self, package: PackageId) -> tuple[list[str], list[str]]:
         if package.repo != "":
             return [], []
+        self.globbed.add(package.name)
         return globbing.list_package(self.workspace, package.name)
+
+    def loaded_packages(self) -> list[Package]:
+        """The packages loaded so far (without the ones that failed)."""
+        return [p for p in self._packages.values() if isinstance(p, Package)]
 
     def _workspace(self, name: Any, *, frames) -> None:
         recorder = self._workspace_recorder

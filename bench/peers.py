@@ -1,0 +1,272 @@
+"""Runs the experiments for bp and ninja on one generated workspace, returning Stats.
+
+Each measure_* function gets a fresh workspace of its own and a Lab (the clock, the
+process runner, the scratch directory); it knows the tool's commands and the order of
+the experiments, and nothing about tables or the other tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bench.gen_monorepo import generate
+from bench.table import Stat, format_stat
+
+TIME = "/usr/bin/time"   # GNU time: `-v` reports the maximum resident set size
+
+
+class BenchError(Exception):
+    """A tool failed or is missing; the message says which command and why."""
+
+
+@dataclass(frozen=True)
+class Lab:
+    """What every experiment needs: sizes, repetitions, a scratch directory, a log."""
+
+    packages: int
+    targets: int
+    seed: int
+    runs: int
+    scratch: Path
+    say: Callable[[str], None]
+
+    def workspace(self, tool: str) -> Path:
+        """A freshly generated workspace for one tool (the tools never share outputs)."""
+        path = self.scratch / f"ws-{tool}"
+        if path.exists():
+            remove(path)
+        generate(path, self.packages, self.targets, self.seed)
+        return path
+
+    @property
+    def leaf(self) -> str:
+        return f"pkg{self.packages - 1}/src0.txt"
+
+    @property
+    def root(self) -> str:
+        return "pkg0/src0.txt"
+
+
+def remove(path: Path) -> None:
+    """rm -rf, also through read-only directories (Bazel's output bases have them)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+
+    def retry_writable(function, name, _error) -> None:
+        os.chmod(os.path.dirname(name), 0o755)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, 0o755)
+        function(name)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry_writable)
+    else:
+        shutil.rmtree(path, onerror=retry_writable)
+
+
+def run(argv: list[str], cwd: Path, env: dict | None = None,
+        stdout=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """Runs a command to completion; raises BenchError with its stderr tail on failure."""
+    try:
+        done = subprocess.run(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    except OSError as error:
+        raise BenchError(f"cannot run {argv[0]}: {error.strerror}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-15:]
+        raise BenchError(f"`{' '.join(argv)}` in {cwd} exited with {done.returncode}:\n  " +
+                         "\n  ".join(tail))
+    return done
+
+
+def timed(argv: list[str], cwd: Path, env: dict | None = None) -> float:
+    """Wall-clock seconds of one successful run of the command."""
+    start = time.perf_counter()
+    run(argv, cwd, env)
+    return time.perf_counter() - start
+
+
+def timed_rss(argv: list[str], cwd: Path, env: dict | None, scratch: Path
+              ) -> tuple[float, float | None]:
+    """Seconds and peak RSS (MiB, of the largest process in the tree) of one run."""
+    if not os.access(TIME, os.X_OK):
+        return timed(argv, cwd, env), None
+    report = scratch / "time-v.txt"
+    seconds = timed([TIME, "-v", "-o", str(report)] + argv, cwd, env)
+    for line in report.read_text().splitlines():
+        if "Maximum resident set size" in line:
+            return seconds, int(line.rsplit(":", 1)[1]) / 1024
+    return seconds, None
+
+
+def edit(path: Path, text: str, scratch: Path) -> None:
+    """Writes `text` so that the file's mtime is newer than anything built before.
+
+    ninja compares mtimes, and this file system's clock is coarse: a file written in the
+    same tick as an output would look unchanged to ninja. A stamp file written first
+    marks "now"; the edit is repeated until its mtime is past the stamp's.
+    """
+    stamp = scratch / "stamp"
+    stamp.write_text("")
+    reference = stamp.stat().st_mtime_ns
+    while True:
+        path.write_text(text)
+        if path.stat().st_mtime_ns > reference:
+            return
+        time.sleep(0.002)
+
+
+def stats(samples: list[float], unit: str = "s") -> Stat:
+    return Stat.of(samples, unit)
+
+
+def changed_rebuilds(lab: Lab, workspace: Path, source: str, build: Callable[[], float]
+                     ) -> Stat:
+    """Times `build` after changing `source`; restores it (and rebuilds, untimed) after."""
+    path = workspace / source
+    original = path.read_text()
+    samples = []
+    try:
+        for i in range(lab.runs):
+            edit(path, f"{original.rstrip()} edited {i} {time.time_ns()}\n", lab.scratch)
+            samples.append(build())
+            edit(path, original, lab.scratch)
+            build()
+    finally:
+        if path.read_text() != original:
+            path.write_text(original)
+    return stats(samples)
+
+
+def _count(workspace: Path, output_dir: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(workspace / output_dir))
+
+
+# ---- bp --------------------------------------------------------------------------------
+
+def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
+    """bp's rows, plus the `copy` figure (cp -r of bp's outputs) for the cached rebuild."""
+    workspace = lab.workspace("bp")
+    env = dict(os.environ, XDG_CACHE_HOME=str(lab.scratch / "bp-xdg"))
+    base = [bp, "--nohome_rc"]
+    figures: dict[str, Stat] = {}
+
+    samples = []
+    for i in range(lab.runs):
+        env_i = dict(env, XDG_CACHE_HOME=str(lab.scratch / f"bp-xdg-{i}"))
+        samples.append(timed(base + ["query", "//..."], workspace, env_i))
+    figures["cold_query"] = stats(samples)
+    lab.say(f"bp cold query //...: {format_stat(figures['cold_query'])}")
+
+    probe = Path(__file__).with_name("query_probe.py")
+    done = run([python, str(probe), str(workspace), "rdeps(//..., //pkg0:t0)", str(lab.runs)],
+               workspace, env, stdout=subprocess.PIPE)
+    answer = json.loads(done.stdout)
+    figures["rdeps"] = stats(answer["times"])
+    lab.say(f"bp rdeps (loading took {answer['first']:.2f} s, {answer['size']} targets): "
+            f"{format_stat(figures['rdeps'])}")
+
+    cache = lab.scratch / "bp-cache"
+
+    command = base + ["build", "//...", "-j2", "--curses=no", "--color=no",
+                      f"--disk_cache={cache}"]
+
+    def build() -> float:
+        return timed(command, workspace, env)
+
+    def clean() -> None:
+        remove(workspace / "bp-out")
+        remove(workspace / "bp-bin")
+
+    samples, rss = [], []
+    for _ in range(lab.runs):
+        clean()
+        remove(cache)
+        seconds, peak = timed_rss(command, workspace, env, lab.scratch)
+        samples.append(seconds)
+        if peak is not None:
+            rss.append(peak)
+    figures["full"] = stats(samples)
+    if rss:
+        figures["rss"] = stats(rss, "MiB")
+    lab.say(f"bp full build: {format_stat(figures['full'])} ({_count(workspace, 'bp-out')} files in bp-out)")
+
+    figures["noop"] = stats([build() for _ in range(lab.runs)])
+    lab.say(f"bp no-op build: {format_stat(figures['noop'])}")
+    figures["leaf"] = changed_rebuilds(lab, workspace, lab.leaf, build)
+    lab.say(f"bp leaf rebuild: {format_stat(figures['leaf'])}")
+    figures["root"] = changed_rebuilds(lab, workspace, lab.root, build)
+    lab.say(f"bp root rebuild: {format_stat(figures['root'])}")
+
+    copies, samples = [], []
+    for _ in range(lab.runs):
+        copy = lab.scratch / "bp-out-copy"
+        remove(copy)
+        copies.append(timed(["cp", "-r", str(workspace / "bp-out"), str(copy)], lab.scratch))
+        remove(copy)
+        clean()
+        samples.append(build())
+    figures["cached"] = stats(samples)
+    lab.say(f"bp fully cached rebuild: {format_stat(figures['cached'])}; cp -r: {format_stat(stats(copies))}")
+    _check_outputs(workspace, lab)
+    clean()
+    remove(cache)
+    return {"bp": figures, "copy": {"cached": stats(copies)}}
+
+
+def _check_outputs(workspace: Path, lab: Lab) -> None:
+    """The last genrule's output exists: the build really built the workspace."""
+    bin_dir = workspace / "bp-bin"
+    last = bin_dir / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
+    if not last.exists():
+        raise BenchError(f"bp built nothing at {last}")
+
+
+# ---- ninja -----------------------------------------------------------------------------
+
+def measure_ninja(lab: Lab, ninja: str) -> dict[str, dict[str, Stat]]:
+    workspace = lab.workspace("ninja")
+    figures: dict[str, Stat] = {}
+
+    def build() -> float:
+        return timed([ninja, "-j2"], workspace)
+
+    def clean() -> None:
+        remove(workspace / "ninja-out")
+        for name in (".ninja_log", ".ninja_deps"):
+            remove(workspace / name)
+
+    samples, rss = [], []
+    for _ in range(lab.runs):
+        clean()
+        seconds, peak = timed_rss([ninja, "-j2"], workspace, None, lab.scratch)
+        samples.append(seconds)
+        if peak is not None:
+            rss.append(peak)
+    figures["full"] = stats(samples)
+    if rss:
+        figures["rss"] = stats(rss, "MiB")
+    lab.say(f"ninja full build: {format_stat(figures['full'])} "
+            f"({_count(workspace, 'ninja-out')} files in ninja-out)")
+    figures["noop"] = stats([build() for _ in range(lab.runs)])
+    lab.say(f"ninja no-op build: {format_stat(figures['noop'])}")
+    figures["leaf"] = changed_rebuilds(lab, workspace, lab.leaf, build)
+    lab.say(f"ninja leaf rebuild: {format_stat(figures['leaf'])}")
+    figures["root"] = changed_rebuilds(lab, workspace, lab.root, build)
+    lab.say(f"ninja root rebuild: {format_stat(figures['root'])}")
+    expected = workspace / "ninja-out" / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
+    if not expected.exists():
+        raise BenchError(f"ninja built nothing at {expected}")
+    clean()
+    return {"ninja": figures}
+

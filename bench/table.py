@@ -1,0 +1,133 @@
+"""The benchmark's rows, goals and Markdown table: numbers in, text out.
+
+Knows nothing about how a figure was measured or which tools are installed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A figure measured `runs` times: its median, minimum and maximum."""
+
+    median: float
+    low: float
+    high: float
+    runs: int
+    unit: str = "s"          # "s" (seconds) or "MiB"
+
+    @staticmethod
+    def of(samples: list[float] | tuple[float, ...], unit: str = "s") -> "Stat":
+        if not samples:
+            raise ValueError("a Stat needs at least one sample")
+        return Stat(statistics.median(samples), min(samples), max(samples), len(samples),
+                    unit)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """bp's median must be at most `factor` times the peer's (or `factor` itself if no
+    peer); strictly below it when `strict`."""
+
+    peer: str | None
+    factor: float
+    text: str
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    title: str
+    goals: tuple[Goal, ...] = ()
+
+
+ROWS = (
+    Row("cold_query", "cold `query //...`", (Goal("bazel", 0.5, "<= 0.5x Bazel"),)),
+    Row("rdeps", "`rdeps(//..., //pkg0:t0)` after loading", (Goal(None, 0.5, "< 0.5 s", strict=True),)),
+    Row("full", "full build -j2", (Goal("ninja", 1.5, "<= 1.5x ninja"),)),
+    Row("noop", "no-op build", (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
+    Row("leaf", "rebuild, one leaf source changed",
+        (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
+    Row("root", "rebuild, one root source changed"),
+    Row("cached", "fully cached rebuild (bp-out removed)", (Goal("copy", 2.0, "<= 2x cp -r"),)),
+    Row("rss", "peak RSS", (Goal("bazel", 1.0, "< Bazel server", strict=True),)),
+)
+
+PEER_NAMES = {"bp": "bp", "ninja": "ninja", "bazel": "Bazel", "copy": "cp -r"}
+
+# results[size][tool][row key] -> Stat; tool is "bp" or a peer
+Results = dict[int, dict[str, dict[str, Stat]]]
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "MiB":
+        return f"{value:.0f} MiB"
+    if value < 1:
+        return f"{value:.3f} s"
+    if value < 10:
+        return f"{value:.2f} s"
+    return f"{value:.1f} s"
+
+
+def format_stat(stat: Stat | None) -> str:
+    if stat is None:
+        return "-"
+    text = format_value(stat.median, stat.unit)
+    if stat.runs == 1:
+        return f"{text} (1 run)"
+    low = format_value(stat.low, stat.unit).rsplit(" ", 1)[0]
+    high = format_value(stat.high, stat.unit).rsplit(" ", 1)[0]
+    return f"{text} ({low}-{high})"
+
+
+def ratio(bp: Stat | None, peer: Stat | None) -> float | None:
+    if bp is None or peer is None or peer.median <= 0:
+        return None
+    return bp.median / peer.median
+
+
+def goal_verdicts(row: Row, figures: dict[str, dict[str, Stat]]) -> str:
+    """'<= 1.5x ninja: no; ...' for the goals whose figures were measured."""
+    bp = figures.get("bp", {}).get(row.key)
+    parts = []
+    for goal in row.goals:
+        if bp is None:
+            continue
+        if goal.peer is None:
+            value = bp.median
+        else:
+            value = ratio(bp, figures.get(goal.peer, {}).get(row.key))
+            if value is None:
+                continue
+        met = value < goal.factor if goal.strict else value <= goal.factor
+        parts.append(f"{goal.text}: {'yes' if met else 'no'}")
+    return "; ".join(parts)
+
+
+def format_table(results: Results, peers: list[str]) -> str:
+    """The Markdown table: one line per size and row, bp's figure as a ratio to each peer."""
+    shown = [p for p in peers if any(p in tools for tools in results.values())]
+    header = ["P", "measurement", "bp"] + [PEER_NAMES.get(p, p) for p in shown] + \
+             [f"bp / {PEER_NAMES.get(p, p)}" for p in shown] + ["goal met?"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if i != 1 and i != len(header) - 1 else "---"
+                            for i in range(len(header))) + "|"]
+    for size in sorted(results):
+        figures = results[size]
+        for row in ROWS:
+            cells = [figures.get(tool, {}).get(row.key) for tool in ["bp"] + shown]
+            if all(c is None for c in cells):
+                continue
+            bp = cells[0]
+            ratios = []
+            for peer, stat in zip(shown, cells[1:]):
+                r = ratio(bp, stat)
+                ratios.append("-" if r is None else f"{r:.2f}x")
+            line = [str(size), row.title] + [format_stat(c) for c in cells] + ratios + \
+                   [goal_verdicts(row, figures)]
+            lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines) + "\n"
