@@ -422,9 +422,10 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
     query = TargetQueryEnvironment(session.loader, session.offset)
     query.ensure(labels)
-    labels = [l for l in labels if l in named or "manual" not in
-              query.target(l).attrs.get("tags", ())]
-    tests = [l for l in query.tests(labels) if _passes_filters(query.target(l), test)]
+    labels = [label for label in labels if label in named or "manual" not in
+              query.target(label).attrs.get("tags", ())]
+    tests = [label for label in query.tests(labels)
+             if _passes_filters(query.target(label), test)]
     configured, keys = _configured_targets(session, patterns, list(dict.fromkeys(
         labels + tests)), options, execution.keep_going)
     test_keys = [k for k in keys if k.label in set(tests)]
@@ -455,8 +456,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
                            result.runfiles, workspace_name)
 
-            def expand(text: str, key=key) -> str:
-                def location(match: re.Match, result=result) -> str:
+            def expand(text: str, key=key, result=result) -> str:
+                def location(match: re.Match) -> str:
                     from buildpy.core.label import parse_label
                     label = parse_label(match[2], key.label.package_id)
                     dep = analysis.targets.get(configured.key(label, configured.top))
