@@ -49,7 +49,8 @@ ROWS = (
     Row("cold_query", "cold `query //...`", (Goal("bazel", 0.5, "<= 0.5x Bazel"),)),
     Row("rdeps", "`rdeps(//..., //pkg0:t0)` after loading", (Goal(None, 0.5, "< 0.5 s", strict=True),)),
     Row("full", "full build -j2", (Goal("ninja", 1.5, "<= 1.5x ninja"),)),
-    Row("noop", "no-op build", (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
+    Row("noop", "no-op build",
+        (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
     Row("leaf", "rebuild, one leaf source changed",
         (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
     Row("root", "rebuild, one root source changed"),
@@ -66,6 +67,8 @@ Results = dict[int, dict[str, dict[str, Stat]]]
 def format_value(value: float, unit: str) -> str:
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if value < 0.1:
+        return f"{value * 1000:.1f} ms"
     if value < 1:
         return f"{value:.3f} s"
     if value < 10:
@@ -79,9 +82,10 @@ def format_stat(stat: Stat | None) -> str:
     text = format_value(stat.median, stat.unit)
     if stat.runs == 1:
         return f"{text} (1 run)"
-    low = format_value(stat.low, stat.unit).rsplit(" ", 1)[0]
-    high = format_value(stat.high, stat.unit).rsplit(" ", 1)[0]
-    return f"{text} ({low}-{high})"
+    low, high = format_value(stat.low, stat.unit), format_value(stat.high, stat.unit)
+    if low.split()[1] == high.split()[1] == text.split()[1]:   # one unit: say it once
+        return f"{text} ({low.split()[0]}-{high.split()[0]})"
+    return f"{text} ({low} - {high})"
 
 
 def ratio(bp: Stat | None, peer: Stat | None) -> float | None:
@@ -126,7 +130,7 @@ def format_table(results: Results, peers: list[str]) -> str:
             ratios = []
             for peer, stat in zip(shown, cells[1:]):
                 r = ratio(bp, stat)
-                ratios.append("-" if r is None else f"{r:.2f}x")
+                ratios.append("-" if r is None else f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x")
             line = [str(size), row.title] + [format_stat(c) for c in cells] + ratios + \
                    [goal_verdicts(row, figures)]
             lines.append("| " + " | ".join(line) + " |")

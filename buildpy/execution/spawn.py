@@ -118,29 +118,23 @@ def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: thre
 
 def _wait(process: subprocess.Popen, cancel: threading.Event, timeout: float | None,
           start: float) -> SpawnResult:
-    output: dict[str, bytes] = {}
-    readers = [threading.Thread(target=lambda n=n, s=s: output.__setitem__(n, s.read()),
-                                daemon=True)
-               for n, s in (("out", process.stdout), ("err", process.stderr))]
-    for reader in readers:
-        reader.start()
+    """Collect the output (no extra threads) while watching for cancel and timeout."""
     timed_out = False
+    stdout = stderr = b""
     while True:
         try:
-            process.wait(timeout=0.05)
+            stdout, stderr = process.communicate(timeout=0.1)
             break
         except subprocess.TimeoutExpired:
             pass
         if cancel.is_set() or (timeout is not None and time.monotonic() - start > timeout):
             timed_out = not cancel.is_set()
             kill_group(process)
-            process.wait()
+            stdout, stderr = process.communicate()
             break
-    for reader in readers:
-        reader.join()
     if cancel.is_set() and not timed_out:
         raise Cancelled()
-    return SpawnResult(process.returncode, output.get("out", b""), output.get("err", b""),
+    return SpawnResult(process.returncode, stdout or b"", stderr or b"",
                        time.monotonic() - start, timed_out)
 
 
