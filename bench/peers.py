@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from bench.gen_monorepo import generate
 from bench.table import Stat, format_stat
@@ -79,7 +79,8 @@ def run(argv: list[str], cwd: Path, env: dict | None = None,
         stdout=subprocess.DEVNULL) -> subprocess.CompletedProcess:
     """Runs a command to completion; raises BenchError with its stderr tail on failure."""
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        done = subprocess.run(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE,
+                              check=False)
     except OSError as error:
         raise BenchError(f"cannot run {argv[0]}: {error.strerror}") from None
     if done.returncode != 0:
@@ -91,9 +92,14 @@ def run(argv: list[str], cwd: Path, env: dict | None = None,
 
 def timed(argv: list[str], cwd: Path, env: dict | None = None) -> float:
     """Wall-clock seconds of one successful run of the command."""
+    return timed_output(argv, cwd, env)[0]
+
+
+def timed_output(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, str]:
+    """Wall-clock seconds of one successful run, and what it wrote to stderr."""
     start = time.perf_counter()
-    run(argv, cwd, env)
-    return time.perf_counter() - start
+    done = run(argv, cwd, env)
+    return time.perf_counter() - start, done.stderr.decode(errors="replace")
 
 
 def timed_rss(argv: list[str], cwd: Path, env: dict | None, scratch: Path
@@ -130,8 +136,21 @@ def stats(samples: list[float], unit: str = "s") -> Stat:
     return Stat.of(samples, unit)
 
 
-def changed_rebuilds(lab: Lab, workspace: Path, source: str, build: Callable[[], float]
-                     ) -> Stat:
+# A build for the experiments: returns its seconds and a summary of what it did.
+Build = Callable[[], tuple[float, str]]
+
+
+def repeated(lab: Lab, name: str, build: Build) -> Stat:
+    """Times `build` lab.runs times in a row."""
+    samples = []
+    for i in range(lab.runs):
+        seconds, summary = build()
+        lab.say(f"  {name} {i + 1}/{lab.runs}: {seconds:.3f} s {summary}")
+        samples.append(seconds)
+    return stats(samples)
+
+
+def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: Build) -> Stat:
     """Times `build` after changing `source`; restores it (and rebuilds, untimed) after."""
     path = workspace / source
     original = path.read_text()
@@ -139,7 +158,9 @@ def changed_rebuilds(lab: Lab, workspace: Path, source: str, build: Callable[[],
     try:
         for i in range(lab.runs):
             edit(path, f"{original.rstrip()} edited {i} {time.time_ns()}\n", lab.scratch)
-            samples.append(build())
+            seconds, summary = build()
+            lab.say(f"  {name} {i + 1}/{lab.runs}: {seconds:.3f} s {summary}")
+            samples.append(seconds)
             edit(path, original, lab.scratch)
             build()
     finally:
@@ -154,6 +175,12 @@ def _count(workspace: Path, output_dir: str) -> int:
 
 # ---- bp --------------------------------------------------------------------------------
 
+def _bp_summary(stderr: str) -> str:
+    """bp's closing `INFO: N actions: X executed, Y cache hits` line."""
+    lines = [line for line in stderr.splitlines() if line.startswith("INFO:")]
+    return f"({lines[-1][6:]})" if lines else ""
+
+
 def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
     """bp's rows, plus the `copy` figure (cp -r of bp's outputs) for the cached rebuild."""
     workspace = lab.workspace("bp")
@@ -162,7 +189,7 @@ def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
     figures: dict[str, Stat] = {}
 
     samples = []
-    for i in range(lab.runs):
+    for i in range(lab.runs):   # a fresh process, and a fresh XDG cache, each time
         env_i = dict(env, XDG_CACHE_HOME=str(lab.scratch / f"bp-xdg-{i}"))
         samples.append(timed(base + ["query", "//..."], workspace, env_i))
     figures["cold_query"] = stats(samples)
@@ -173,63 +200,58 @@ def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
                workspace, env, stdout=subprocess.PIPE)
     answer = json.loads(done.stdout)
     figures["rdeps"] = stats(answer["times"])
-    lab.say(f"bp rdeps (loading took {answer['first']:.2f} s, {answer['size']} targets): "
-            f"{format_stat(figures['rdeps'])}")
+    lab.say(f"bp rdeps after loading: {format_stat(figures['rdeps'])} (the first evaluation, "
+            f"which loaded, took {answer['first']:.2f} s; {answer['size']} targets)")
 
     cache = lab.scratch / "bp-cache"
-
     command = base + ["build", "//...", "-j2", "--curses=no", "--color=no",
                       f"--disk_cache={cache}"]
 
-    def build() -> float:
-        return timed(command, workspace, env)
+    def build() -> tuple[float, str]:
+        seconds, stderr = timed_output(command, workspace, env)
+        return seconds, _bp_summary(stderr)
 
     def clean() -> None:
         remove(workspace / "bp-out")
         remove(workspace / "bp-bin")
 
     samples, rss = [], []
-    for _ in range(lab.runs):
+    for i in range(lab.runs):   # from clean, with an empty cache
         clean()
         remove(cache)
         seconds, peak = timed_rss(command, workspace, env, lab.scratch)
+        lab.say(f"  bp full build {i + 1}/{lab.runs}: {seconds:.2f} s, "
+                f"peak RSS {peak or 0:.0f} MiB")
         samples.append(seconds)
         if peak is not None:
             rss.append(peak)
     figures["full"] = stats(samples)
     if rss:
         figures["rss"] = stats(rss, "MiB")
-    lab.say(f"bp full build: {format_stat(figures['full'])} ({_count(workspace, 'bp-out')} files in bp-out)")
-
-    figures["noop"] = stats([build() for _ in range(lab.runs)])
-    lab.say(f"bp no-op build: {format_stat(figures['noop'])}")
-    figures["leaf"] = changed_rebuilds(lab, workspace, lab.leaf, build)
-    lab.say(f"bp leaf rebuild: {format_stat(figures['leaf'])}")
-    figures["root"] = changed_rebuilds(lab, workspace, lab.root, build)
-    lab.say(f"bp root rebuild: {format_stat(figures['root'])}")
+    lab.say(f"bp full build: {format_stat(figures['full'])} "
+            f"({_count(workspace, 'bp-out')} files in bp-out)")
+    figures["noop"] = repeated(lab, "bp no-op build", build)
+    figures["leaf"] = changed_rebuilds(lab, "bp leaf rebuild", workspace, lab.leaf, build)
+    figures["root"] = changed_rebuilds(lab, "bp root rebuild", workspace, lab.root, build)
 
     copies, samples = [], []
-    for _ in range(lab.runs):
+    for i in range(lab.runs):   # cp -r of the outputs, then bp-out rebuilt from the cache
         copy = lab.scratch / "bp-out-copy"
         remove(copy)
         copies.append(timed(["cp", "-r", str(workspace / "bp-out"), str(copy)], lab.scratch))
         remove(copy)
         clean()
-        samples.append(build())
+        seconds, summary = build()
+        lab.say(f"  bp cached rebuild {i + 1}/{lab.runs}: {seconds:.2f} s {summary}; "
+                f"cp -r {copies[-1]:.2f} s")
+        samples.append(seconds)
     figures["cached"] = stats(samples)
-    lab.say(f"bp fully cached rebuild: {format_stat(figures['cached'])}; cp -r: {format_stat(stats(copies))}")
-    _check_outputs(workspace, lab)
+    last = workspace / "bp-bin" / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
+    if not last.exists():
+        raise BenchError(f"bp built nothing at {last}")
     clean()
     remove(cache)
     return {"bp": figures, "copy": {"cached": stats(copies)}}
-
-
-def _check_outputs(workspace: Path, lab: Lab) -> None:
-    """The last genrule's output exists: the build really built the workspace."""
-    bin_dir = workspace / "bp-bin"
-    last = bin_dir / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
-    if not last.exists():
-        raise BenchError(f"bp built nothing at {last}")
 
 
 # ---- ninja -----------------------------------------------------------------------------
@@ -238,8 +260,14 @@ def measure_ninja(lab: Lab, ninja: str) -> dict[str, dict[str, Stat]]:
     workspace = lab.workspace("ninja")
     figures: dict[str, Stat] = {}
 
-    def build() -> float:
-        return timed([ninja, "-j2"], workspace)
+    def build() -> tuple[float, str]:
+        start = time.perf_counter()
+        done = run([ninja, "-j2"], workspace, stdout=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        lines = done.stdout.decode(errors="replace").strip().splitlines()
+        if not lines or lines[-1].startswith("ninja: no work"):
+            return seconds, "(no work to do)"
+        return seconds, f"({lines[-1].split(' ', 1)[0]} edges)"
 
     def clean() -> None:
         remove(workspace / "ninja-out")
@@ -258,15 +286,11 @@ def measure_ninja(lab: Lab, ninja: str) -> dict[str, dict[str, Stat]]:
         figures["rss"] = stats(rss, "MiB")
     lab.say(f"ninja full build: {format_stat(figures['full'])} "
             f"({_count(workspace, 'ninja-out')} files in ninja-out)")
-    figures["noop"] = stats([build() for _ in range(lab.runs)])
-    lab.say(f"ninja no-op build: {format_stat(figures['noop'])}")
-    figures["leaf"] = changed_rebuilds(lab, workspace, lab.leaf, build)
-    lab.say(f"ninja leaf rebuild: {format_stat(figures['leaf'])}")
-    figures["root"] = changed_rebuilds(lab, workspace, lab.root, build)
-    lab.say(f"ninja root rebuild: {format_stat(figures['root'])}")
+    figures["noop"] = repeated(lab, "ninja no-op build", build)
+    figures["leaf"] = changed_rebuilds(lab, "ninja leaf rebuild", workspace, lab.leaf, build)
+    figures["root"] = changed_rebuilds(lab, "ninja root rebuild", workspace, lab.root, build)
     expected = workspace / "ninja-out" / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
     if not expected.exists():
         raise BenchError(f"ninja built nothing at {expected}")
     clean()
     return {"ninja": figures}
-

@@ -20,7 +20,7 @@ class Stat:
     unit: str = "s"          # "s" (seconds) or "MiB"
 
     @staticmethod
-    def of(samples: list[float] | tuple[float, ...], unit: str = "s") -> "Stat":
+    def of(samples: list[float] | tuple[float, ...], unit: str = "s") -> Stat:
         if not samples:
             raise ValueError("a Stat needs at least one sample")
         return Stat(statistics.median(samples), min(samples), max(samples), len(samples),
@@ -47,7 +47,8 @@ class Row:
 
 ROWS = (
     Row("cold_query", "cold `query //...`", (Goal("bazel", 0.5, "<= 0.5x Bazel"),)),
-    Row("rdeps", "`rdeps(//..., //pkg0:t0)` after loading", (Goal(None, 0.5, "< 0.5 s", strict=True),)),
+    Row("rdeps", "`rdeps(//..., //pkg0:t0)` after loading",
+        (Goal(None, 0.5, "< 0.5 s", strict=True),)),
     Row("full", "full build -j2", (Goal("ninja", 1.5, "<= 1.5x ninja"),)),
     Row("noop", "no-op build",
         (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),

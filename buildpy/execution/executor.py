@@ -52,14 +52,17 @@ class Executor:
         self.tracing = tracing
         self.traced = traced   # runs a spawn under strace (--tracing=warn|error)
         self._lock = threading.Lock()
+        self._db = None
+        self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
+        self._done_dirty: dict[str, tuple[str, dict]] = {}
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
     def load_done(self, db) -> None:
+        """Read what completed in earlier builds of this workspace (the fast path)."""
         self._db = db
         self._done = {row[0]: (row[1], json.loads(row[2])) for row in db.execute(
             "SELECT output, fingerprint, outputs FROM done")}
-        self._done_dirty: dict[str, tuple[str, dict]] = {}
 
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         """Everything the action key covers, hashed cheaply (no REAPI messages)."""
@@ -76,7 +79,7 @@ class Executor:
                    ) -> dict[str, FileInfo] | None:
         """The outputs, when the action completed before with these very inputs and its
         outputs are still as it left them; otherwise None."""
-        record = self._done.get(action.outputs[0]) if hasattr(self, "_done") else None
+        record = self._done.get(action.outputs[0])
         if record is None or record[0] != self.fingerprint(action, inputs):
             return None
         outputs = {}
@@ -92,14 +95,15 @@ class Executor:
 
     def _remember_done(self, action: Action, inputs: Mapping[str, FileInfo],
                        outputs: Mapping[str, FileInfo]) -> None:
-        if hasattr(self, "_done"):
-            entry = (self.fingerprint(action, inputs), {p: i.sha256 for p, i in outputs.items()})
-            with self._lock:
-                self._done[action.outputs[0]] = entry
-                self._done_dirty[action.outputs[0]] = entry
+        if self._db is None:
+            return
+        entry = (self.fingerprint(action, inputs), {p: i.sha256 for p, i in outputs.items()})
+        with self._lock:
+            self._done[action.outputs[0]] = entry
+            self._done_dirty[action.outputs[0]] = entry
 
     def flush_done(self) -> None:
-        if not getattr(self, "_done_dirty", None):
+        if not self._done_dirty:
             return
         rows = [(o, f, json.dumps(outs)) for o, (f, outs) in self._done_dirty.items()]
         with self._db:
