@@ -99,11 +99,7 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
         order=order_output, implicit_deps=implicit_deps, keep_going=keep_going,
         universe_scope=universe_scope, factored=graph_factored,
         loading_timeout=loading_timeout, out=sys.stdout)
-    if size == 0:
-        click.echo("INFO: Empty results", err=True)
-    if errors:
-        print_errors(errors)
-        raise SystemExit(EXIT_PARTIAL)
+    _finish_query(size, errors)
 
 
 def _configuration_options(command):
@@ -177,11 +173,7 @@ def cquery(options: Options, expression, platforms, compilation_mode, defines,
         options.workspace, expression, build, query_file=query_file, output=output,
         starlark_expr=starlark_expr, order=order_output, implicit_deps=implicit_deps,
         keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
-    if size == 0:
-        click.echo("INFO: Empty results", err=True)
-    if errors:
-        print_errors(errors)
-        raise SystemExit(EXIT_PARTIAL)
+    _finish_query(size, errors)
 
 
 @cli.command()
@@ -220,11 +212,7 @@ def aquery(options: Options, expression, platforms, compilation_mode, defines, h
         options.workspace, expression, build, query_file=query_file, output=output,
         include_commandline=include_commandline, include_artifacts=include_artifacts,
         keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
-    if count == 0:
-        click.echo("INFO: Empty results", err=True)
-    if errors:
-        print_errors(errors)
-        raise SystemExit(EXIT_PARTIAL)
+    _finish_query(count, errors)
 
 
 @cli.command()
@@ -523,6 +511,15 @@ def completion(shell: str) -> None:
 
     completer = get_completion_class(shell)(cli, {}, "bp", "_BP_COMPLETE")
     click.echo(completer.source())
+
+
+def _finish_query(size: int, errors) -> None:
+    """Say when a query found nothing; report kept-going errors with exit code 3."""
+    if size == 0:
+        click.echo("INFO: Empty results", err=True)
+    if errors:
+        print_errors(errors)
+        raise SystemExit(EXIT_PARTIAL)
 
 
 def print_errors(errors) -> None:
