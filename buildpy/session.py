@@ -260,7 +260,11 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
         "bp": snapshot.bp_digest([lang_dir, loader.repos["prelude"],
                                   loader.repos["toolchains"]]),
     }, sort_keys=True).encode()).hexdigest()
-    path = session.workspace.root / "bp-out" / ".bp-state" / f"analysis-{key[:16]}.pickle"
+    from buildpy.execution.local import default_cache_dir
+
+    workspace_id = hashlib.sha256(str(session.workspace.root).encode()).hexdigest()[:16]
+    path = (execution.disk_cache or default_cache_dir()) / "analysis" / workspace_id / \
+        f"{key[:16]}.pickle"   # in the cache: it outlives `rm -rf bp-out` and `bp clean`
     list_main = lambda package: list_package(session.workspace, package)  # noqa: E731
     below = lambda text: packages_below(loader, "", text)  # noqa: E731
     saved = snapshot.load(path, key)

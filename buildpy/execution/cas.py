@@ -79,16 +79,13 @@ class ContentStore:
 
     def materialize(self, digest: str, target: Path, executable: bool) -> None:
         """Put the blob at `target` (verified first); a corrupt blob is discarded."""
-        source = self.path(digest)
-        actual, _ = sha256_file(source)
-        if actual != digest:
-            self.discard(digest)
-            raise CorruptBlob(digest)
+        data = self.get_bytes(digest)   # read once: verified, then written
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.bp-tmp")
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
-        shutil.copyfile(source, tmp)   # a copy: editing the output leaves the blob intact
+        with open(tmp, "wb") as handle:   # a copy: editing the output leaves the blob intact
+            handle.write(data)
         os.chmod(tmp, 0o555 if executable else 0o444)
         os.replace(tmp, target)
 

@@ -66,12 +66,24 @@ def runfiles_path(exec_path: str, workspace_name: str) -> str:
 
 def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
                    workspace_name: str) -> None:
-    """A runfiles tree of symlinks to the (absolute) files in the exec root."""
+    """A runfiles tree of symlinks to the (absolute) files in the exec root.
+
+    The tree's MANIFEST lists its links; an unchanged tree is left as it is.
+    """
+    links = {runfiles_path(p, workspace_name): os.path.realpath(exec_root / p)
+             for p in files}
+    manifest = "".join(f"{name} {target}\n" for name, target in sorted(links.items()))
+    try:
+        if (tree / "MANIFEST").read_text() == manifest:
+            return
+    except OSError:
+        pass
     if tree.exists():
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
-    for exec_path in files:
-        link = tree / runfiles_path(exec_path, workspace_name)
+    for name, target in links.items():
+        link = tree / name
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists() and not link.is_symlink():
-            os.symlink(os.path.realpath(exec_root / exec_path), link)
+            os.symlink(target, link)
+    (tree / "MANIFEST").write_text(manifest)
