@@ -1,8 +1,9 @@
 """Runs the experiments for bp and ninja on one generated workspace, returning Stats.
 
-Each measure_* function gets a fresh workspace of its own and a Lab (the clock, the
-process runner, the scratch directory); it knows the tool's commands and the order of
-the experiments, and nothing about tables or the other tools.
+Each measure_* function gets a Lab (sizes, repetitions, a scratch directory, a log) and
+generates a fresh workspace of its own; it knows the tool's commands and the order of
+the experiments, and nothing about tables or the other tools. The process and timing
+helpers here are shared with bazel.py.
 """
 
 from __future__ import annotations

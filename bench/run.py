@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bazel import measure_bazel, prepare_repositories
 from bench.bazel import version as bazel_version
 from bench.peers import BenchError, Lab, measure_bp, measure_ninja, remove
-from bench.table import Results, format_table
+from bench.table import Results, Stat, format_table
 
 TOOLS = ("bp", "ninja", "bazel")
 
@@ -133,6 +133,19 @@ def report(results: Results, peers: list[str], info: list[str], notes: list[str]
     return text + "\n" + format_table(results, columns)
 
 
+def _measure(tool: str, lab: Lab, tools: dict[str, str], overrides: list[str] | None
+             ) -> dict[str, dict[str, Stat]]:
+    if tool == "bp":
+        return measure_bp(lab, tools["bp"], _python_of(tools["bp"]))
+    if tool == "ninja":
+        return measure_ninja(lab, tools["ninja"])
+    return measure_bazel(lab, tools["bazel"], overrides or [])
+
+
+def _say(size: int):
+    return lambda text: print(f"[P={size}] {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     notes: list[str] = list(args.note)
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {line}", file=sys.stderr)
     scratch = Path(tempfile.mkdtemp(prefix="bp-bench-"))
     results: Results = {}
+    failures = 0
     overrides = None
     try:
         if "bazel" in tools:
@@ -162,16 +176,11 @@ def main(argv: list[str] | None = None) -> int:
                 directory = scratch / f"p{size}"
                 directory.mkdir(exist_ok=True)
                 lab = Lab(size, args.targets_per_package, args.seed, runs, directory,
-                          lambda text, size=size: print(f"[P={size}] {text}", file=sys.stderr,
-                                                        flush=True))
+                          _say(size))
                 try:
-                    if tool == "bp":
-                        figures = measure_bp(lab, tools["bp"], _python_of(tools["bp"]))
-                    elif tool == "ninja":
-                        figures = measure_ninja(lab, tools["ninja"])
-                    else:
-                        figures = measure_bazel(lab, tools["bazel"], overrides)
+                    figures = _measure(tool, lab, tools, overrides)
                 except BenchError as error:
+                    failures += 1
                     notes.append(f"P={size}: {tool} failed: {error}")
                     print(f"ERROR: {error}", file=sys.stderr)
                     continue
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         args.out.write_text(text)
-    return 0 if not any("failed" in n for n in notes) else 1
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
