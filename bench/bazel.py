@@ -21,6 +21,7 @@ from bench.peers import (
     repeated,
     run,
     stats,
+    summarize_full,
     timed,
     timed_output,
 )
@@ -157,9 +158,7 @@ def measure_bazel(lab: Lab, bazel: str, overrides: list[str]) -> dict[str, dict[
             samples.append(seconds)
             if peak is not None:
                 rss.append(peak)
-        figures["full"] = stats(samples)
-        if rss:
-            figures["rss"] = stats(rss, "MiB")
+        summarize_full(figures, samples, rss)
         lab.say(f"Bazel cold full build: {format_stat(figures['full'])}")
         figures["noop"] = repeated(lab, "Bazel warm no-op build", server.build)
         figures["leaf"] = changed_rebuilds(lab, "Bazel warm leaf rebuild", workspace, lab.leaf,

@@ -151,6 +151,20 @@ def repeated(lab: Lab, name: str, build: Build) -> Stat:
     return stats(samples)
 
 
+def summarize_full(figures: dict, samples: list, rss: list) -> None:
+    """Record the full-build times and, when measured, the peak RSS."""
+    figures["full"] = stats(samples)
+    if rss:
+        figures["rss"] = stats(rss, "MiB")
+
+
+def incremental(lab, figures: dict, tool: str, workspace, build) -> None:
+    """The no-op build and the leaf and root rebuilds, with `build` as the command."""
+    figures["noop"] = repeated(lab, f"{tool} no-op build", build)
+    figures["leaf"] = changed_rebuilds(lab, f"{tool} leaf rebuild", workspace, lab.leaf, build)
+    figures["root"] = changed_rebuilds(lab, f"{tool} root rebuild", workspace, lab.root, build)
+
+
 def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: Build) -> Stat:
     """Times `build` after changing `source`; restores it (and rebuilds, untimed) after."""
     path = workspace / source
@@ -226,14 +240,10 @@ def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
         samples.append(seconds)
         if peak is not None:
             rss.append(peak)
-    figures["full"] = stats(samples)
-    if rss:
-        figures["rss"] = stats(rss, "MiB")
+    summarize_full(figures, samples, rss)
     lab.say(f"bp full build: {format_stat(figures['full'])} "
             f"({_count(workspace, 'bp-out')} files in bp-out)")
-    figures["noop"] = repeated(lab, "bp no-op build", build)
-    figures["leaf"] = changed_rebuilds(lab, "bp leaf rebuild", workspace, lab.leaf, build)
-    figures["root"] = changed_rebuilds(lab, "bp root rebuild", workspace, lab.root, build)
+    incremental(lab, figures, "bp", workspace, build)
 
     copies, samples = [], []
     for i in range(lab.runs):   # cp -r of the outputs, then bp-out rebuilt from the cache
@@ -282,14 +292,10 @@ def measure_ninja(lab: Lab, ninja: str) -> dict[str, dict[str, Stat]]:
         samples.append(seconds)
         if peak is not None:
             rss.append(peak)
-    figures["full"] = stats(samples)
-    if rss:
-        figures["rss"] = stats(rss, "MiB")
+    summarize_full(figures, samples, rss)
     lab.say(f"ninja full build: {format_stat(figures['full'])} "
             f"({_count(workspace, 'ninja-out')} files in ninja-out)")
-    figures["noop"] = repeated(lab, "ninja no-op build", build)
-    figures["leaf"] = changed_rebuilds(lab, "ninja leaf rebuild", workspace, lab.leaf, build)
-    figures["root"] = changed_rebuilds(lab, "ninja root rebuild", workspace, lab.root, build)
+    incremental(lab, figures, "ninja", workspace, build)
     expected = workspace / "ninja-out" / f"pkg{lab.packages - 1}" / f"t{lab.targets - 1}.out"
     if not expected.exists():
         raise BenchError(f"ninja built nothing at {expected}")
