@@ -240,6 +240,21 @@ class PlannedBuild:
     workspace_name: str
 
 
+def _wanted_files(analysis, keys) -> tuple[str, ...]:
+    """The files a build of `keys` must produce: their outputs, and for executables the
+    program and its runfiles (as `bazel build` does)."""
+    wanted: dict[str, None] = {}
+    for key in keys:
+        result = analysis.targets.get(key)
+        if result is None:
+            continue
+        wanted.update(dict.fromkeys(result.files))
+        if result.executable is not None:
+            wanted.update(dict.fromkeys(result.runfiles))
+            wanted[result.executable] = None
+    return tuple(wanted)
+
+
 def _plan_build(session: Session, words: list[str], options: BuildOptions, execution,
                 stamp_ns: int) -> PlannedBuild:
     """Load, configure and analyze; or reuse the last analysis if nothing it read changed."""
@@ -279,21 +294,18 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
                                            execution.keep_going)
     workspace_name = loader.workspace_settings().name or "__main__"
     analysis = Analyzer(configured, workspace_name).analyze(keys)
-    wanted: dict[str, None] = {}
+    wanted = _wanted_files(analysis, keys)
     executables = {}
     reported = []
     for key_ in keys:
         result = analysis.targets.get(key_)
         if result is None:
             continue
-        wanted.update(dict.fromkeys(result.files))
         reported.append((str(key_.label), tuple(result.files)))
         if result.executable is not None:
-            wanted.update(dict.fromkeys(result.runfiles))
-            wanted[result.executable] = None
             executables[str(key_.label)] = replace(result, environment=dict(
                 result.environment))
-    plan = PlannedBuild(analysis.actions, tuple(wanted), executables, tuple(reported),
+    plan = PlannedBuild(analysis.actions, wanted, executables, tuple(reported),
                         output_dir(configured.top), workspace_name)
     files: dict[str, Any] = {}
     root = session.workspace.root
@@ -435,14 +447,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     test_keys = [k for k in keys if k.label in set(tests)]
     workspace_name = session.loader.workspace_settings().name or "__main__"
     analysis = Analyzer(configured, workspace_name).analyze(keys)
-    wanted: dict[str, None] = {}
-    for key in keys:
-        result = analysis.targets.get(key)
-        if result is not None:
-            wanted.update(dict.fromkeys(result.files))
-            if result.executable is not None:
-                wanted.update(dict.fromkeys(result.runfiles))
-                wanted[result.executable] = None
+    wanted = _wanted_files(analysis, keys)
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
         report = build.run(analysis.actions, list(wanted), progress)

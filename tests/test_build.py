@@ -343,3 +343,23 @@ def test_outputs_changed_behind_bps_back_are_restored(build):
     target.unlink()
     build("//src:all")
     assert target.read_text() == "HELLO\nHELLO\n"
+
+
+def test_bad_execution_flags_and_run_targets(bp, ws):
+    root = ws(CHAIN)
+    result = bp("-C", str(root), "build", "//src:d", "--define", "nope")
+    assert (result.code, result.err) == (
+        2, "ERROR: invalid --define 'nope': expected NAME=VALUE\n"
+           "hint: for example --define=debug=1\n")
+    result = bp("-C", str(root), "build", "//src:d", "--strategy=Genrule=fast")
+    assert (result.code, result.err) == (
+        2, "ERROR: invalid --strategy 'Genrule=fast'\n"
+           "hint: write --strategy=MNEMONIC=local|sandboxed|linux-sandbox\n")
+    result = bp("-C", str(root), "build", "//src:d", "--sandbox_add_mount_pair=/no/such/dir")
+    assert (result.code, result.err) == (
+        2, "ERROR: --sandbox_add_mount_pair: '/no/such/dir' does not exist\n"
+           "hint: give an existing host path, optionally as SRC:DST\n")
+    result = bp("-C", str(root), "run", "//src:d")
+    assert result.code == 2
+    assert result.err.endswith("ERROR: '//src:d' is not an executable target\n"
+                               "hint: bp run needs one *_binary, *_test or executable rule\n")

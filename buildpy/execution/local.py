@@ -98,6 +98,8 @@ class LocalBuild:
             self.store = ContentStore(self.cache_dir / "cas")
             self.cache = open_cache_db(self.cache_dir)
             self._strategies: dict[str, Strategy] = {}
+            self._can_trace: bool | None = None
+            self._check_mount_pairs()
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
                                      self.strategy_for, options.tracing,
                                      self._traced if options.tracing != "never" else None)
@@ -105,6 +107,19 @@ class LocalBuild:
         except BaseException:
             self.lock.release()
             raise
+
+    def _check_mount_pairs(self) -> None:
+        """Bad --sandbox_add_mount_pair values fail now, not when a sandbox first runs."""
+        from buildpy.execution.sandbox import parse_mount_pair
+
+        for pair in self.options.sandbox_mount_pairs:
+            try:
+                source, _ = parse_mount_pair(pair)
+            except ValueError as error:
+                raise UserError(str(error)) from None
+            if not source.exists():
+                raise UserError(f"--sandbox_add_mount_pair: '{source}' does not exist",
+                                hint="give an existing host path, optionally as SRC:DST")
 
     def say(self, text: str) -> None:
         self.err.write(f"INFO: {text}\n")
@@ -115,11 +130,12 @@ class LocalBuild:
         from buildpy.execution import tracing
 
         local = LocalStrategy(self.processes)
-        if not tracing.tracing_available():
-            if not getattr(self, "_warned_tracing", False):
-                self._warned_tracing = True
+        if self._can_trace is None:   # probe strace once per build, not once per action
+            self._can_trace = tracing.tracing_available()
+            if not self._can_trace:
                 self.say("WARNING: --tracing needs strace, which is not installed; actions "
                          "run untraced (scripts/install-test-deps installs it)")
+        if not self._can_trace:
             return local.run(spawn, cancel)
         result, _ = tracing.trace(spawn, lambda traced: local.run(traced, cancel))
         return result
@@ -143,12 +159,9 @@ class LocalBuild:
         if name == "linux-sandbox":
             available, reason = sandbox.LinuxSandboxStrategy.available()
             if available:
-                try:
-                    return sandbox.LinuxSandboxStrategy(
-                        base, keep=self.options.sandbox_debug,
-                        mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes)
-                except ValueError as error:
-                    raise UserError(str(error)) from None
+                return sandbox.LinuxSandboxStrategy(   # mount pairs were checked up front
+                    base, keep=self.options.sandbox_debug,
+                    mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes)
             self.say(f"WARNING: {sandbox.fallback_warning(reason)}")
         if name in ("sandboxed", "linux-sandbox"):
             return sandbox.SandboxedStrategy(base, keep=self.options.sandbox_debug,
