@@ -359,9 +359,10 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     if not link.is_symlink() and not link.exists():
         os.symlink(target, link)
     if report.ok:
+        resolved: dict[str, str] = {}
         for result in plan.executables.values():
             build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
-                           result.runfiles, plan.workspace_name)
+                           result.runfiles, plan.workspace_name, resolved)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable:
@@ -459,11 +460,12 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             err.write("ERROR: no test targets were found, yet testing was requested\n")
             return 4
         specs = []
+        resolved: dict[str, str] = {}
         for key in test_keys:
             result = analysis.targets[key]
             target = configured.nodes[key].target
             build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
-                           result.runfiles, workspace_name)
+                           result.runfiles, workspace_name, resolved)
 
             def expand(text: str, key=key, result=result) -> str:
                 def location(match: re.Match) -> str:

@@ -73,14 +73,26 @@ def _typo_impl(ctx):
     return [DefaultInfo(files = depset(ctx.files.nope))]
 
 typo = rule(implementation = _typo_impl)
+
+def _greedy_impl(ctx):
+    ctx.attr.words.append("mine")
+    ctx.attr.deps.append(ctx.label.name)
+    ctx.files.deps.append(ctx.label.name)
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, " ".join(ctx.attr.words + [str(len(ctx.attr.deps)),
+                                                       str(len(ctx.files.deps))]))
+    return [DefaultInfo(files = depset([out]))]
+
+greedy = rule(implementation = _greedy_impl,
+              attrs = {"words": attr.string_list(), "deps": attr.label_list()})
 '''
 
 WS = {
     "r/BUILD": "",
     "r/defs.bzl": RULES,
     "p/BUILD": '''
-        load("//r:defs.bzl", "consumer", "escape", "params", "producer", "same", "twice", "typo",
-             "vars")
+        load("//r:defs.bzl", "consumer", "escape", "greedy", "params", "producer", "same", "twice",
+             "typo", "vars")
         vars(name = "vars")
         params(name = "params")
         genrule(name = "greet", outs = ["g"], cmd = "$(GREETER) > $@", toolchains = [":vars"])
@@ -96,6 +108,8 @@ WS = {
         genrule(name = "unknown_var", outs = ["u"], cmd = "echo $(NOPE) > $@")
         genrule(name = "make_vars", srcs = ["in.txt"], outs = ["m1", "m2"],
                 cmd = "cat $(SRCS) $< $(location in.txt) > $(@D)/m1; echo $$HOME $(COMPILATION_MODE) > $(RULEDIR)/m2")
+        greedy(name = "greedy1")
+        greedy(name = "greedy2")
         ''',
 }
 
@@ -123,6 +137,12 @@ def test_actions_args_and_providers(aq):
     assert produce["env"] == {"MODE": "fastbuild"}
     assert produce["progress_message"] == f"Producing {out}"
     assert write["kind"] == "write" and write["content"] == "prod\nprod"
+
+
+def test_targets_do_not_share_attribute_values(aq):
+    """Defaults are sent once per rule kind; each target still gets its own lists."""
+    records = json.loads(aq("//p:greedy1 + //p:greedy2", "--output=jsonproto"))
+    assert [r["content"] for r in records] == ["mine 1 1", "mine 1 1"]
 
 
 def test_make_variables_of_genrule(aq):

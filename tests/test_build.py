@@ -54,7 +54,7 @@ def out(root: Path, name: str) -> str:
 def test_second_build_and_touch_run_nothing(build):
     assert executed(build("//src:all")) == 6
     assert out(build.root, "c.out") == "HELLO\nHELLO\n"
-    assert executed(build("//src:all")) == 0
+    assert "INFO: 6 actions: 0 executed, 6 cache hits" in build("//src:all").err
     os.utime(build.root / "src" / "a.txt")
     assert executed(build("//src:all")) == 0
 
@@ -336,12 +336,18 @@ def test_the_saved_analysis_notices_every_change(bp, ws):
 def test_outputs_changed_behind_bps_back_are_restored(build):
     build("//src:all")
     target = build.root / "bp-bin" / "src" / "c.out"
-    target.chmod(0o644)
+    assert target.stat().st_mode & 0o222 == 0   # outputs are read-only, as in Bazel
+    target.chmod(0o644)   # an output edited in place edits its cached copy (a hard link)
     target.write_text("tampered\n")
+    result = build("//src:all")
+    assert "WARNING: cache entry of Genrule for '//src:c' was damaged" in result.err
+    assert executed(result) == 1 and target.read_text() == "HELLO\nHELLO\n"
+    target.unlink()
     assert executed(build("//src:all")) == 0
     assert target.read_text() == "HELLO\nHELLO\n"
-    target.unlink()
-    build("//src:all")
+    target.unlink()   # replaced rather than edited: its cached copy is intact
+    target.write_text("replaced\n")
+    assert executed(build("//src:all")) == 0
     assert target.read_text() == "HELLO\nHELLO\n"
 
 

@@ -197,7 +197,7 @@ def test_cquery_outputs(cq):
     assert record["attributes"]["cmd"] == "echo arm"
     assert record["configuration"] == label.split("(")[1][:-1]
     files = cq("//app:flags", "--output=files", "--platforms=//platforms:arm")
-    assert files == [f"bp-out/linux_arm64-fastbuild/bin/app/flags.txt"]
+    assert files == ["bp-out/linux_arm64-fastbuild/bin/app/flags.txt"]
     assert cq("//app:base.txt") == ["//app:base.txt (null)"]
     assert cq("buildfiles(//app:flags)", code=2).startswith(
         "ERROR: buildfiles() is not available in bp cquery")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -16,8 +15,8 @@ from buildpy.execution import sandbox as sandbox_module
 from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, SandboxedStrategy,
                                        fallback_warning, parse_mount_pair,
                                        undeclared_input_hint)
-from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn
-from buildpy.execution.tracing import Access, parse_log, trace, tracing_available
+from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn, wait
+from buildpy.execution.tracing import Access, parse_log, start_traced, tracing_available
 
 ENV = {"PATH": "/usr/bin:/bin"}
 LABEL = "//a:gen"
@@ -183,7 +182,7 @@ def test_cancel_kills_the_whole_process_group(kind, strategy, make, tmp_path):
         time.sleep(0.02)
     assert not _alive(marker)
     assert list((tmp_path / "sandbox").iterdir()) == []
-    assert list((tmp_path / "running").iterdir()) == []
+    assert registry.running() == {}
 
 
 def test_timeout_is_reported_and_the_sandbox_removed(strategy, make, tmp_path):
@@ -245,10 +244,9 @@ def test_tracing_reports_undeclared_reads(strace_ok, make, exec_root):
     spawn = make('cat a/in.txt a/secret.txt > out/x; cat "$(pwd -P)/a/other.txt" > /dev/null;'
                  ' echo t > scratch.txt; cat scratch.txt; test -d a/dir; ls a > /dev/null')
     (exec_root / "out").mkdir()
-    result, reads = trace(spawn, lambda traced: LocalStrategy().run(traced, threading.Event()))
+    result = wait(start_traced(spawn, LocalStrategy().start), threading.Event())
     assert result.exit_code == 0, result.stderr
-    assert reads == ("a/other.txt", "a/secret.txt")
-    assert result.undeclared_reads == reads
+    assert result.undeclared_reads == ("a/other.txt", "a/secret.txt")
     assert (exec_root / "out" / "x").read_text() == "hello\nsecret\n"
 
 

@@ -107,7 +107,7 @@ def test_second_run_is_cached_and_a_change_reruns_only_its_tests(run_tests):
     fourth = run_tests("//t:all", "--nocache_test_results")
     assert fourth.out.rstrip().endswith("Executed 3 out of 3 tests: 3 tests pass.")
     db = sqlite3.connect(Path(os.environ["XDG_CACHE_HOME"]) / "bp" / "cache.sqlite")
-    rows = db.execute("SELECT label, duration FROM action_records "
+    rows = db.execute("SELECT label, duration FROM last_runs "
                       "WHERE mnemonic = 'TestRunner'").fetchall()
     assert {label for label, _ in rows} == {"//t:env_test", "//t:sharded_test", "//t:dep_test"}
 

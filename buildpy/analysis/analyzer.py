@@ -21,6 +21,7 @@ from buildpy.core.errors import ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
 from buildpy.lang.env import ANALYSIS_ID, StarlarkEvalError
 from buildpy.lang.values import Frame
+from buildpy.loading.rule_class import RuleClass
 from buildpy.loading.target import GENERATED_FILE, Target
 
 OUTPUT_ROOT = "bp-out"
@@ -92,6 +93,7 @@ class _Recorder:
     def __init__(self, analyzer: "Analyzer"):
         self.analyzer = analyzer
         self.declared: dict[str, Artifact] = {}
+        self._directories: set[str] = set()   # every parent directory of a declared path
         self.actions: list[Action] = []
         self.results: dict[ConfiguredKey, TargetResult] = {}
         self.current: int | None = None
@@ -128,6 +130,10 @@ class _Recorder:
                                   f"'{clash.owner}': a file cannot also be a directory",
                              frames)
         self.declared[path] = Artifact(path, False, str(key), is_directory)
+        parent = posixpath.dirname(path)
+        while parent and parent not in self._directories:
+            self._directories.add(parent)
+            parent = posixpath.dirname(parent)
         root = self.analyzer.bin_dir(node.configuration)
         return _file_data(path, node.target.label, False, root, is_directory)
 
@@ -138,6 +144,8 @@ class _Recorder:
             if parent in self.declared and not self.declared[parent].is_directory:
                 return self.declared[parent]
             parent = posixpath.dirname(parent)
+        if path not in self._directories:
+            return None
         prefix = path + "/"
         return next((a for p, a in self.declared.items() if p.startswith(prefix)), None)
 
@@ -224,11 +232,15 @@ class Analyzer:
         self.ids = {key: i for i, key in enumerate(order)}
         self.recorder = recorder = _Recorder(self)
         rules: dict[tuple[str, str], int] = {}
+        self._rule_infos: list[dict] = []
+        self._configs: dict[Configuration | None, int] = {}
+        self._config_infos: list[dict] = []
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
         self.loader.analysis = recorder
         try:
             driver = self._driver(rules)
-            self.loader.env.call(driver, "run", plan, context="error during analysis")
+            self.loader.env.call(driver, "run", plan, self._rule_infos, self._config_infos,
+                                 self.workspace_name, context="error during analysis")
         except StarlarkEvalError as error:
             if recorder.current is None:
                 raise
@@ -265,63 +277,76 @@ class Analyzer:
             absolute = "@" + module if module.startswith("//") else module
             lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
-        lines.append("def run(plan):\n    analyze(RULES, plan)")
+        lines.append("def run(plan, rule_infos, configs, workspace_name):\n"
+                     "    analyze(RULES, plan, rule_infos, configs, workspace_name)")
         return self.loader.env.evaluate_generated("<analysis driver>", "\n".join(lines) + "\n",
                                                   "error loading the rules to analyze")
 
     # ---- plan entries ----------------------------------------------------------------------
 
     def _entry(self, index: int, key: ConfiguredKey, rules: dict) -> dict:
+        """One target of the plan. What all targets of a rule kind or a configuration
+        share is sent once (`_rule_info`, `_config_info`); attributes at their rule's
+        default and label attributes without dependencies are left out."""
         node = self.configured.nodes[key]
         target = node.target
         if not target.is_rule:
-            return {"id": index, "kind": "file", "label": _label_data(target.label),
-                    "file": self._file_of(node)}
+            return {"id": index, "kind": "file", "file": self._file_of(node)}
         rule = target.rule_class
-        rule_index = rules.setdefault((rule.defined_in, rule.kind), len(rules))
+        rule_index = rules.get((rule.defined_in, rule.kind))
+        if rule_index is None:
+            rule_index = rules[(rule.defined_in, rule.kind)] = len(rules)
+            self._rule_infos.append(_rule_info(rule))
+        defaults = self._rule_infos[rule_index]["defaults"]
         ids = self.ids
         by_attr: dict[str, list[int]] = {}
         for attr, dep in node.deps:
             by_attr.setdefault(attr, []).append(ids[dep])
-        attrs, label_attrs, outputs = {}, {}, {}
+        attrs, deps, outputs = {}, {}, {}
         for name, value in node.attrs.items():
             if name.startswith("$"):
                 continue
             spec = rule.attrs.get(name)
             if spec is not None and spec.is_label:
-                dep_ids = by_attr.get(name, [])
+                dep_ids = by_attr.get(name)
+                if not dep_ids:
+                    continue
                 if spec.type == "label":
-                    attrs[name] = dep_ids[0] if dep_ids else None
+                    deps[name] = dep_ids[0]
                 elif spec.type == "label_list":
-                    attrs[name] = dep_ids
+                    deps[name] = dep_ids
                 else:
                     pairs = zip(dep_ids, value.values(), strict=True)
-                    attrs[name] = {i: _plain(v) for i, v in pairs}
-                label_attrs[name] = {
-                    "type": spec.type, "single": bool(spec.allow_single_file),
-                    "executable": spec.executable, "providers": _alternatives(spec.providers)}
+                    deps[name] = {i: _plain(v) for i, v in pairs}
             elif spec is not None and spec.is_output:
                 labels = [value] if spec.type == "output" else list(value)
-                outputs[name] = {"single": spec.type == "output", "files": [
-                    self._declared_output(key, label) for label in labels if label]}
+                files = [self._declared_output(key, label) for label in labels if label]
+                if files:
+                    outputs[name] = files
             else:
-                attrs[name] = _plain(value)
-        config = node.configuration
+                plain = _plain(value)
+                if name not in defaults or defaults[name] != plain:
+                    attrs[name] = plain
         return {
             "id": index, "kind": target.kind, "rule": rule_index,
-            "label": _label_data(target.label), "attrs": attrs, "label_attrs": label_attrs,
+            "cfg": self._config_index(node.configuration),
+            "label": _label_data(target.label), "attrs": attrs, "deps": deps,
             "outputs": outputs,
             "toolchains": {str(t): ids[k] for t, k in node.toolchains},
-            "var": self._make_variables(config),
-            "config": {"hash": config.hash, "platform": str(config.platform),
-                       "compilation_mode": config.compilation_mode, "cpu": config.cpu,
-                       "os": config.os, "is_exec": config.is_exec},
-            "bin_dir": self.bin_dir(config), "out_dir": self.out_dir(node),
-            "workspace_name": self.workspace_name,
+            "out_dir": self.out_dir(node),
             "build_file_path": posixpath.join(package_path(target.label), "BUILD"),
-            "features": list(node.attrs.get("features", ())),
-            "executable": rule.executable, "test": rule.test,
         }
+
+    def _config_index(self, config: Configuration | None) -> int:
+        index = self._configs.get(config)
+        if index is None:
+            index = self._configs[config] = len(self._config_infos)
+            self._config_infos.append({
+                "var": self._make_variables(config), "bin_dir": self.bin_dir(config),
+                "config": {"hash": config.hash, "platform": str(config.platform),
+                           "compilation_mode": config.compilation_mode, "cpu": config.cpu,
+                           "os": config.os, "is_exec": config.is_exec}})
+        return index
 
     def _make_variables(self, config: Configuration) -> dict[str, str]:
         bin_dir = self.bin_dir(config)
@@ -360,6 +385,25 @@ def _user_frames(traceback: str) -> str:
             len(out) == 1 or not out[1].strip().startswith("*")):
         out = out[1:]
     return "\n".join(out)
+
+
+def _rule_info(rule: RuleClass) -> dict:
+    """What every target of a rule kind shares: its label attributes, output attributes
+    and the defaults of the others."""
+    label_attrs, outputs, defaults = {}, {}, {}
+    for name, spec in rule.attrs.items():
+        if name.startswith("$"):
+            continue
+        if spec.is_label:
+            label_attrs[name] = {
+                "type": spec.type, "single": bool(spec.allow_single_file),
+                "executable": spec.executable, "providers": _alternatives(spec.providers)}
+        elif spec.is_output:
+            outputs[name] = spec.type == "output"
+        else:
+            defaults[name] = _plain(spec.empty if spec.default is None else spec.default)
+    return {"kind": rule.kind, "executable": rule.executable, "test": rule.test,
+            "label_attrs": label_attrs, "outputs": outputs, "defaults": defaults}
 
 
 def _alternatives(providers: Any) -> list[list[int]]:

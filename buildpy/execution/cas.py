@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
+import stat
+import threading
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -24,6 +25,12 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class CorruptBlob(Exception):
     """A stored blob whose content no longer matches its digest."""
 
@@ -33,6 +40,7 @@ class ContentStore:
         self.root = root
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._directories: set[Path] = set()   # made by materialize() in this process
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
@@ -48,27 +56,68 @@ class ContentStore:
         killed bp leaves no partial blob; blobs are not fsynced one by one, and a blob
         damaged by a power loss fails its digest check on read and is discarded.
         """
-        target = self.path(digest)
-        if target.is_file():
+        if self.has(digest):
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
-        os.close(fd)
+        tmp = self._tmp_name()
         shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
+        self._rename(tmp, digest)
+
+    def put_output(self, source: Path) -> tuple[str, int]:
+        """Store an action's output; returns (digest, size).
+
+        A regular file with no other link becomes read-only (as Bazel leaves outputs)
+        and is hard-linked into the store: no copy, no new inode. The store is
+        read-only too, and blobs are verified when read, so an output changed in place
+        after a `chmod` is caught as a damaged blob. Other files (a symlink, a hard
+        link to a source, another file system) are copied.
+        """
+        st = os.lstat(source)
+        digest, size = sha256_file(source)
+        if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+            self.put_file(source, digest)
+            return digest, size
+        os.chmod(source, st.st_mode & 0o555)
+        if not self.has(digest):
+            tmp = self._tmp_name()
+            try:
+                os.link(source, tmp)
+            except OSError:   # EXDEV, EMLINK, a file system without links
+                self.put_file(source, digest)
+            else:
+                self._rename(tmp, digest)
+        return digest, size
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._tmp)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+        if not self.has(digest):
+            tmp = self._tmp_name()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
             os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
+            self._rename(tmp, digest)
         return digest
+
+    def _tmp_name(self) -> str:
+        """A temporary name no other writer (process or thread) uses at the same time;
+        a read-only leftover of a killed bp that had the same pid is removed."""
+        name = os.path.join(self._tmp, f"{os.getpid()}-{threading.get_ident()}")
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        return name
+
+    def _rename(self, tmp: str, digest: str) -> None:
+        target = self.path(digest)
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
 
     def get_bytes(self, digest: str) -> bytes:
         data = self.path(digest).read_bytes()
@@ -78,15 +127,31 @@ class ContentStore:
         return data
 
     def materialize(self, digest: str, target: Path, executable: bool) -> None:
-        """Put the blob at `target` (verified first); a corrupt blob is discarded."""
-        data = self.get_bytes(digest)   # read once: verified, then written
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """Put the blob at `target`, verified first (a corrupt blob is discarded): a hard
+        link when the blob has the mode wanted, else a copy."""
+        blob = self.path(digest)
+        with open(blob, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read()
+        if hashlib.sha256(data).hexdigest() != digest:
+            self.discard(digest)
+            raise CorruptBlob(digest)
+        if target.parent not in self._directories:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._directories.add(target.parent)
         tmp = target.with_name(f".{target.name}.bp-tmp")
-        if tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
-        with open(tmp, "wb") as handle:   # a copy: editing the output leaves the blob intact
-            handle.write(data)
-        os.chmod(tmp, 0o555 if executable else 0o444)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        try:
+            if bool(mode & 0o111) != executable:
+                raise OSError("the blob's mode differs")
+            os.link(blob, tmp)
+        except OSError:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o555 if executable else 0o444)
         os.replace(tmp, target)
 
     def discard(self, digest: str) -> None:

@@ -65,12 +65,14 @@ def runfiles_path(exec_path: str, workspace_name: str) -> str:
 
 
 def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
-                   workspace_name: str) -> None:
-    """A runfiles tree of symlinks to the (absolute) files in the exec root.
+                   workspace_name: str, resolved: dict[str, str] | None = None) -> None:
+    """A runfiles tree of symlinks to the (absolute, resolved) files in the exec root.
 
-    The tree's MANIFEST lists its links; an unchanged tree is left as it is.
+    The tree's MANIFEST lists its links; an unchanged tree is left as it is. `resolved`
+    caches the real paths of directories across the trees of one build.
     """
-    links = {runfiles_path(p, workspace_name): os.path.realpath(exec_root / p)
+    resolved = {} if resolved is None else resolved
+    links = {runfiles_path(p, workspace_name): _real_path(exec_root, p, resolved)
              for p in files}
     manifest = "".join(f"{name} {target}\n" for name, target in sorted(links.items()))
     try:
@@ -81,9 +83,27 @@ def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
     if tree.exists():
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
+    made = {str(tree)}
     for name, target in links.items():
-        link = tree / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists() and not link.is_symlink():
+        link = os.path.join(tree, name)
+        parent = os.path.dirname(link)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        try:
             os.symlink(target, link)
+        except FileExistsError:
+            pass
     (tree / "MANIFEST").write_text(manifest)
+
+
+def _real_path(exec_root: Path, path: str, resolved: dict[str, str]) -> str:
+    """os.path.realpath(exec_root / path), resolving each directory once."""
+    full = os.path.join(exec_root, path)
+    if os.path.islink(full):
+        return os.path.realpath(full)
+    directory, name = os.path.split(full)
+    real = resolved.get(directory)
+    if real is None:
+        real = resolved[directory] = os.path.realpath(directory)
+    return os.path.join(real, name)

@@ -17,12 +17,25 @@ from typing import Callable, Mapping
 
 from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.key import FileDigest, action_key
-from buildpy.execution.cas import ContentStore, CorruptBlob, sha256_file
+from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
-from buildpy.execution.spawn import Spawn, SpawnResult, Strategy
+from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass
+class Pending:
+    """An action whose process is running: what `Executor.complete` needs after it."""
+
+    action: Action
+    key: str
+    inputs: Mapping[str, FileInfo]
+    started: float
+    strategy: str
+    warnings: list[str]
+    running: Running | None = None
 
 
 @dataclass(frozen=True)
@@ -42,15 +55,14 @@ class Outcome:
 class Executor:
     def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
                  cache: ActionCache, choose: Callable[[Action], Strategy],
-                 tracing: str = "never",
-                 traced: Callable[[Spawn, threading.Event], SpawnResult] | None = None):
+                 tracing: str = "never", traced: Callable[[Spawn], Running] | None = None):
         self.exec_root = exec_root
         self.digests = digests
         self.store = store
         self.cache = cache
         self.choose = choose
         self.tracing = tracing
-        self.traced = traced   # runs a spawn under strace (--tracing=warn|error)
+        self.traced = traced   # starts a spawn under strace (--tracing=warn|error)
         self._lock = threading.Lock()
         self._db = None
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
@@ -122,8 +134,9 @@ class Executor:
         files = {p: FileDigest(i.sha256, i.size, i.executable) for p, i in inputs.items()}
         return action_key(action, files)
 
-    def run(self, action: Action, inputs: Mapping[str, FileInfo],
-            cancel: threading.Event) -> Outcome:
+    def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
+        """Restore the action from the cache, or run it: in-process kinds to the end, a
+        process up to its start (the caller waits for it, then calls `complete`)."""
         action = replace(action, env=self.environment(action))
         key = self.key(action, inputs)
         entry = self.cache.get(key)
@@ -137,11 +150,31 @@ class Executor:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
-        started = time.monotonic()
+        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
         self._clear_outputs(action)
+        for output in action.outputs:
+            os.makedirs(os.path.dirname(os.path.join(self.exec_root, output)), exist_ok=True)
+        if action.kind is not ActionKind.RUN:
+            self._run_in_process(action)
+            return self.complete(pending, None)
+        spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
+                      inputs=action.all_inputs, outputs=action.outputs,
+                      label=action.owner_label, mnemonic=action.mnemonic,
+                      requires_network="requires-network" in dict(
+                          action.execution_requirements))
         strategy = self.choose(action)
-        result = self._execute(action, strategy, cancel)
-        duration = time.monotonic() - started
+        pending.strategy = strategy.name
+        start = self.traced if self.traced is not None else strategy.start
+        try:
+            pending.running = start(spawn)
+        except OSError as error:
+            return self.complete(pending, cannot_start(list(spawn.argv), error))
+        return pending
+
+    def complete(self, pending: Pending, result: SpawnResult | None) -> Outcome:
+        """Check and store what the action made (`result` is None for in-process kinds)."""
+        action, key, warnings = pending.action, pending.key, pending.warnings
+        duration = time.monotonic() - pending.started
         if result is not None and result.exit_code != 0:
             reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
             return Outcome(action, key, False, False, {}, result, reason,
@@ -155,7 +188,8 @@ class Executor:
                                "that generate them) to the rule's srcs, deps or data",
                                tuple(warnings))
             warnings.append(message)
-        missing = [p for p in action.outputs if not (self.exec_root / p).exists()]
+        missing = [p for p in action.outputs
+                   if not os.path.exists(os.path.join(self.exec_root, p))]
         if missing:
             return Outcome(action, key, False, False, {}, result,
                            "did not create its declared output" +
@@ -166,40 +200,27 @@ class Executor:
             self.cache.put(key, CacheEntry(tuple(
                 OutputEntry(p, i.sha256, i.size, i.executable) for p, i in outputs.items()),
                 0, None, None))
-        self._record(action, key, inputs, outputs, duration, strategy.name, False)
-        self._remember_done(action, inputs, outputs)
+        self._record(action, key, pending.inputs, outputs, duration, pending.strategy, False)
+        self._remember_done(action, pending.inputs, outputs)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, False, True, outputs, result, None, notes)
 
     # ---- running --------------------------------------------------------------------
 
-    def _execute(self, action: Action, strategy: Strategy,
-                 cancel: threading.Event) -> SpawnResult | None:
-        for output in action.outputs:
-            (self.exec_root / output).parent.mkdir(parents=True, exist_ok=True)
+    def _run_in_process(self, action: Action) -> None:
+        """The kinds bp does itself: write a file, expand a template, copy a file."""
         if action.kind is ActionKind.WRITE:
             self._write(action.outputs[0], (action.content or "").encode(),
                         action.is_executable)
-            return None
-        if action.kind is ActionKind.TEMPLATE:
+        elif action.kind is ActionKind.TEMPLATE:
             text = (self.exec_root / action.inputs[0]).read_text(encoding="utf-8")
             for old, new in action.substitutions:
                 text = text.replace(old, new)
             self._write(action.outputs[0], text.encode(), action.is_executable)
-            return None
-        if action.kind is ActionKind.SYMLINK:
+        elif action.kind is ActionKind.SYMLINK:
             data = (self.exec_root / (action.target or action.inputs[0])).read_bytes()
             self._write(action.outputs[0], data, True if action.is_executable else
                         os.access(self.exec_root / action.inputs[0], os.X_OK))
-            return None
-        spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
-                      inputs=action.all_inputs, outputs=action.outputs,
-                      label=action.owner_label, mnemonic=action.mnemonic,
-                      requires_network="requires-network" in dict(
-                          action.execution_requirements))
-        if self.traced is not None:
-            return self.traced(spawn, cancel)
-        return strategy.run(spawn, cancel)
 
     def _write(self, path: str, data: bytes, executable: bool) -> None:
         target = self.exec_root / path
@@ -222,8 +243,7 @@ class Executor:
             if path.is_dir():
                 outputs[output] = self.digests.digest(output)
                 continue
-            digest, size = sha256_file(path)
-            self.store.put_file(path, digest)
+            digest, size = self.store.put_output(path)
             outputs[output] = self.digests.produced(output, digest, size)
         return outputs
 
@@ -244,7 +264,7 @@ class Executor:
                 outputs: Mapping[str, FileInfo], duration: float, strategy: str,
                 cached: bool) -> None:
         with self._lock:
-            self.cache.record(key, action.owner_label, action.mnemonic,
+            self.cache.record(key, action.owner_label, action.mnemonic, action.outputs[0],
                               {p: i.sha256 for p, i in inputs.items()},
                               {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
                               cached)

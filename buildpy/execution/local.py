@@ -89,7 +89,7 @@ class LocalBuild:
             self.exec_root = exec_root_for(self.cache_dir, workspace)
             prepare_exec_root(self.exec_root, workspace, dict(
                 (name, path) for name, path in repos.items() if name), self.output_base)
-            self.processes = ProcessRegistry(state / "running")
+            self.processes = ProcessRegistry(state / "running.log")
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")
             self.stamp = take_stamp(state / "stamp")
@@ -125,8 +125,8 @@ class LocalBuild:
         self.err.write(f"INFO: {text}\n")
         self.err.flush()
 
-    def _traced(self, spawn, cancel):
-        """Run under strace (locally: strace needs the host's /tmp for its log)."""
+    def _traced(self, spawn):
+        """Start under strace (locally: strace needs the host's /tmp for its log)."""
         from buildpy.execution import tracing
 
         local = LocalStrategy(self.processes)
@@ -136,9 +136,8 @@ class LocalBuild:
                 self.say("WARNING: --tracing needs strace, which is not installed; actions "
                          "run untraced (scripts/install-test-deps installs it)")
         if not self._can_trace:
-            return local.run(spawn, cancel)
-        result, _ = tracing.trace(spawn, lambda traced: local.run(traced, cancel))
-        return result
+            return local.start(spawn)
+        return tracing.start_traced(spawn, local.start)
 
     def strategy_for(self, action: Action) -> Strategy:
         requirements = dict(action.execution_requirements)
@@ -178,8 +177,11 @@ class LocalBuild:
         finally:
             self.digests.flush()
             self.executor.flush_done()
+            self.cache.flush()
 
     def close(self) -> None:
+        self.cache.flush()
+        self.processes.close()
         self.lock.release()
 
 

@@ -19,11 +19,12 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from buildpy.execution.spawn import ProcessRegistry, Spawn, SpawnResult, run_process
+from buildpy.execution.spawn import (
+    BlockingRun, ProcessRegistry, Running, Spawn, SpawnResult, start_process,
+)
 
 FALLBACK_WARNING = ("linux-sandbox is not available here: {reason}; running actions with the "
                     "`sandboxed` strategy instead, which hides undeclared inputs but does not "
@@ -244,34 +245,48 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 
 # --- the strategies ---------------------------------------------------------------------
 
-def _run_in_sandbox(spawn: Spawn, cancel: threading.Event, base: Path, keep: bool,
-                    inputs: tuple[tuple[str, bool], ...], link_inputs: bool,
-                    command: Callable[[Path], list[str]],
-                    registry: ProcessRegistry | None) -> SpawnResult:
-    """Stage the sandbox, run `command(sandbox)` in it, move outputs back, clean up."""
+def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
+                      inputs: tuple[tuple[str, bool], ...], link_inputs: bool,
+                      command: Callable[[Path], list[str]],
+                      registry: ProcessRegistry | None) -> Running:
+    """Stage the sandbox and start `command(sandbox)` in it; when it ends, the outputs
+    move back and the sandbox goes (unless kept)."""
     sandbox = make_sandbox(base, spawn, inputs, link_inputs=link_inputs)
     try:
         argv = command(sandbox)
-        result = run_process(argv, spawn.env, sandbox, cancel, spawn.timeout, registry)
-        move_outputs(sandbox, spawn)
+        running = start_process(argv, spawn.env, sandbox, spawn.timeout, registry)
     except BaseException:
         if not keep:
             remove_tree(sandbox)
         raise
-    notes = list(result.notes)
-    if result.exit_code != 0 and not result.timed_out:
-        hint = undeclared_input_hint(spawn, result.stderr, sandbox)
-        if hint:
-            notes.append(hint)
-    if keep:
-        notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
-                     f"{reenter_command(sandbox, spawn.env, argv)}")
-        return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
-    remove_tree(sandbox)
-    return dataclasses.replace(result, notes=tuple(notes))
+
+    def then(result: SpawnResult) -> SpawnResult:
+        try:
+            move_outputs(sandbox, spawn)
+        except BaseException:
+            cleanup()
+            raise
+        notes = list(result.notes)
+        if result.exit_code != 0 and not result.timed_out:
+            hint = undeclared_input_hint(spawn, result.stderr, sandbox)
+            if hint:
+                notes.append(hint)
+        if keep:
+            notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
+                         f"{reenter_command(sandbox, spawn.env, argv)}")
+            return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
+        remove_tree(sandbox)
+        return dataclasses.replace(result, notes=tuple(notes))
+
+    def cleanup() -> None:
+        if not keep:
+            remove_tree(sandbox)
+
+    running.then, running.cleanup = then, cleanup
+    return running
 
 
-class SandboxedStrategy:
+class SandboxedStrategy(BlockingRun):
     """Runs the process in a fresh directory of symlinks to its declared inputs.
 
     Portable and cheap; it hides undeclared files but, the links being writable paths to
@@ -286,12 +301,12 @@ class SandboxedStrategy:
         self.keep = keep
         self.registry = registry
 
-    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        return _run_in_sandbox(spawn, cancel, self.base, self.keep, staged_inputs(spawn),
-                               True, lambda sandbox: list(spawn.argv), self.registry)
+    def start(self, spawn: Spawn) -> Running:
+        return _start_in_sandbox(spawn, self.base, self.keep, staged_inputs(spawn), True,
+                                 lambda sandbox: list(spawn.argv), self.registry)
 
 
-class LinuxSandboxStrategy:
+class LinuxSandboxStrategy(BlockingRun):
     """Runs the process under bubblewrap: declared inputs read-only, no network.
 
     The sandbox directory is the working directory, mounted writable at its own path, with
@@ -347,11 +362,11 @@ class LinuxSandboxStrategy:
             argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
         return [*argv, "--chdir", root, "--", *spawn.argv]
 
-    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
+    def start(self, spawn: Spawn) -> Running:
         inputs = mounted_inputs(spawn)
-        return _run_in_sandbox(spawn, cancel, self.base, self.keep, inputs, False,
-                               lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
-                               self.registry)
+        return _start_in_sandbox(spawn, self.base, self.keep, inputs, False,
+                                 lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
+                                 self.registry)
 
 
 def _namespace_args(network: bool) -> list[str]:

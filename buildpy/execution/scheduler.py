@@ -7,15 +7,14 @@ Knows the action graph and the executor's Outcome; not caches, keys or processes
 from __future__ import annotations
 
 import heapq
-import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import select
+import time
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from buildpy.actions.graph import Action, ActionGraph
 from buildpy.execution.digests import FileInfo
-from buildpy.execution.executor import Executor, Outcome
-from buildpy.execution.spawn import Cancelled
+from buildpy.execution.executor import Executor, Outcome, Pending
 
 
 class Progress(Protocol):
@@ -50,7 +49,7 @@ class Scheduler:
         self.keep_going = keep_going
         self.progress = progress
         self.durations = durations or {}
-        self.cancel = threading.Event()
+        self.stopped = False
 
     def needed(self, paths: list[str]) -> list[int]:
         """The actions that produce `paths`, and everything those need."""
@@ -68,6 +67,8 @@ class Scheduler:
         return sorted(seen)
 
     def run(self, paths: list[str]) -> BuildReport:
+        """Run what `paths` need. One thread: processes are started and their exits
+        awaited on their pidfds, so no worker threads contend for the interpreter."""
         needed = self.needed(paths)
         actions = self.graph.actions
         deps = {i: {self.graph.producers[p] for p in actions[i].all_inputs
@@ -82,56 +83,103 @@ class Scheduler:
         heapq.heapify(ready)
         report = BuildReport(total=len(needed))
         blocked: set[int] = set()
-        running: dict[Future, int] = {}
+        running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index) -> action
+        exits = select.poll()
         done = 0
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-action")
+
+        def release(index: int) -> None:
+            for dependent in dependents[index]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0 and dependent not in blocked:
+                    heapq.heappush(ready, (-priority[dependent], dependent))
+
+        def finished(index: int, outcome: Outcome | None) -> None:
+            nonlocal done
+            done += 1
+            if outcome is None or not outcome.ok:
+                if outcome is not None:
+                    report.failed.append(outcome)
+                    self.progress.finished(outcome, done, report.total)
+                blocked.update(self._transitive(index, dependents))
+                if not self.keep_going:
+                    self._stop(running, exits)
+                return
+            report.produced.update(outcome.outputs)
+            report.cached += outcome.cached
+            report.executed += not outcome.cached
+            self.progress.finished(outcome, done, report.total)
+            release(index)
+
         try:
             while ready or running:
-                while ready and len(running) < self.jobs and not self.cancel.is_set():
+                while ready and len(running) < self.jobs and not self.stopped:
                     _, index = heapq.heappop(ready)
-                    if self._unchanged(index, report):   # fast path: no thread, no cache
+                    if self._unchanged(index, report):   # fast path: no key, no cache
                         done += 1
-                        for dependent in dependents[index]:
-                            waiting[dependent] -= 1
-                            if waiting[dependent] == 0 and dependent not in blocked:
-                                heapq.heappush(ready, (-priority[dependent], dependent))
+                        release(index)
                         continue
                     self.progress.started(actions[index], report.total)
-                    running[pool.submit(self._run_one, index, report)] = index
+                    step = self._begin(index, report)
+                    if isinstance(step, Pending):
+                        fd = step.running.fileno()
+                        slot = fd if fd is not None else -1 - index
+                        running[slot] = (index, step)
+                        if fd is not None:
+                            exits.register(fd, select.POLLIN)
+                    else:
+                        finished(index, step)
                 if not running:
                     break
-                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                polled = all(slot >= 0 for slot in running)
+                events = exits.poll(100 if polled else 10)
                 self.progress.tick(done, report.total)
-                for future in finished:
-                    index = running.pop(future)
-                    done += 1
-                    outcome = self._result(future, report)
-                    if outcome is None or not outcome.ok:
-                        if outcome is not None:
-                            report.failed.append(outcome)
-                            self.progress.finished(outcome, done, report.total)
-                        blocked |= self._transitive(index, dependents)
-                        if not self.keep_going:
-                            self.cancel.set()
+                ended = [fd for fd, _ in events]
+                ended += [slot for slot, (_, p) in running.items()
+                          if slot < 0 and p.running.exited()]
+                for slot in ended:
+                    if slot not in running:   # stopped by a failure just before
                         continue
-                    report.produced.update(outcome.outputs)
-                    report.cached += outcome.cached
-                    report.executed += not outcome.cached
-                    self.progress.finished(outcome, done, report.total)
-                    for dependent in dependents[index]:
-                        waiting[dependent] -= 1
-                        if waiting[dependent] == 0 and dependent not in blocked:
-                            heapq.heappush(ready, (-priority[dependent], dependent))
-                if self.cancel.is_set() and not self.keep_going:
-                    ready.clear()
+                    index, pending = running.pop(slot)
+                    if slot >= 0:
+                        exits.unregister(slot)
+                    finished(index, self._complete(pending, report))
+                now = time.monotonic()
+                for _, pending in running.values():
+                    if pending.running.overdue(now):
+                        pending.running.kill_for_timeout()
         except KeyboardInterrupt:
             report.interrupted = True
-            self.cancel.set()
-            wait(running)
-        finally:
-            pool.shutdown(wait=True)
+            self._stop(running, exits)
         report.skipped = len(blocked)
         return report
+
+    def _stop(self, running: dict[int, tuple[int, Pending]], exits) -> None:
+        """No more starts; kill what runs (its results are not wanted)."""
+        self.stopped = True
+        for slot, (_, pending) in list(running.items()):
+            if slot >= 0:
+                exits.unregister(slot)
+            pending.running.abandon()
+        running.clear()
+
+    def _begin(self, index: int, report: BuildReport) -> Outcome | Pending | None:
+        action = self.graph.actions[index]
+        inputs = self._inputs(action, report)
+        if isinstance(inputs, str):
+            return Outcome(action, "", False, False, {}, None,
+                           f"missing input file '{inputs}'")
+        try:
+            return self.executor.begin(action, inputs)
+        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
+            report.errors.append(f"{type(error).__name__}: {error}")
+            return None
+
+    def _complete(self, pending: Pending, report: BuildReport) -> Outcome | None:
+        try:
+            return self.executor.complete(pending, pending.running.finish())
+        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
+            report.errors.append(f"{type(error).__name__}: {error}")
+            return None
 
     def _inputs(self, action: Action, report: BuildReport) -> dict[str, FileInfo] | str:
         """The input digests, or the path of a missing input."""
@@ -158,24 +206,6 @@ class Scheduler:
         report.produced.update(outputs)
         report.cached += 1
         return True
-
-    def _run_one(self, index: int, report: BuildReport) -> Outcome:
-        action = self.graph.actions[index]
-        inputs = self._inputs(action, report)
-        if isinstance(inputs, str):
-            return Outcome(action, "", False, False, {}, None,
-                           f"missing input file '{inputs}'")
-        return self.executor.run(action, inputs, self.cancel)
-
-    def _result(self, future: Future, report: BuildReport) -> Outcome | None:
-        try:
-            return future.result()
-        except Cancelled:
-            report.interrupted = report.interrupted or not report.failed
-            return None
-        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
-            report.errors.append(f"{type(error).__name__}: {error}")
-            return None
 
     def _transitive(self, index: int, dependents: dict[int, list[int]]) -> set[int]:
         out: set[int] = set()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import select
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -51,91 +53,235 @@ class Cancelled(Exception):
 class Strategy(Protocol):
     name: str
 
+    def start(self, spawn: Spawn) -> Running: ...
+
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult: ...
 
 
 class ProcessRegistry:
-    """Process groups of running actions, on disk: if bp dies (kill -9), the next bp
-    kills what it left behind before it builds anything."""
+    """Process groups of running actions, in a journal on disk: if bp dies (kill -9), the
+    next bp kills what it left behind before it builds anything.
 
-    def __init__(self, directory: Path):
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+    One line per start (`+pid start-time`) and per end (`-pid`), appended with a single
+    write each, so that thousands of actions cost no file creations. The start time
+    (from /proc) keeps a reused pid from being taken for an action.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def add(self, pid: int) -> None:
-        (self.directory / str(pid)).write_text(_start_time(pid) or "")
+        os.write(self._fd, f"+{pid} {_start_time(pid) or '-'}\n".encode())
 
     def remove(self, pid: int) -> None:
+        os.write(self._fd, f"-{pid}\n".encode())
+
+    def running(self) -> dict[int, str]:
+        """The groups started and not yet ended, with their start times."""
+        alive: dict[int, str] = {}
         try:
-            (self.directory / str(pid)).unlink()
+            lines = self.path.read_text().splitlines()
         except FileNotFoundError:
-            pass
+            return alive
+        for line in lines:
+            fields = line[1:].split()
+            if not fields or not fields[0].isdigit():
+                continue   # a line cut short by a crash
+            if line[0] == "+" and len(fields) == 2:
+                alive[int(fields[0])] = fields[1]
+            elif line[0] == "-":
+                alive.pop(int(fields[0]), None)
+        return alive
 
     def reap(self) -> int:
-        """Kill the groups a dead bp left running; returns how many."""
+        """Kill the groups a dead bp left running, empty the journal; returns how many."""
         killed = 0
-        for entry in self.directory.iterdir():
-            pid = int(entry.name) if entry.name.isdigit() else None
-            if pid is not None and _start_time(pid) == entry.read_text() and entry.read_text():
+        for pid, started in self.running().items():
+            if started != "-" and _start_time(pid) == started:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                     killed += 1
                 except (ProcessLookupError, PermissionError):
                     pass
-            entry.unlink()
+        os.ftruncate(self._fd, 0)
         return killed
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def _start_time(pid: int) -> str | None:
     """A process's start time (from /proc), so a reused pid is not mistaken for it."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        stat = os.read(fd, 4096).decode(errors="replace")
+    finally:
+        os.close(fd)
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+class _Captures:
+    """Files for the stdout and stderr of running processes, reused: files rather than
+    pipes, so there is nothing to drain while a process runs."""
+
+    def __init__(self):
+        self._free: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return tempfile.TemporaryFile(), tempfile.TemporaryFile()
+
+    def give_back(self, files: tuple) -> None:
+        for handle in files:
+            handle.seek(0)
+            handle.truncate()
+        with self._lock:
+            self._free.append(files)
+
+
+_captures = _Captures()
+
+
+def _identity(result: SpawnResult) -> SpawnResult:
+    return result
+
+
+def _nothing() -> None:
+    pass
+
+
+class Running:
+    """A started process (its own process group) and what to do when it ends.
+
+    `fileno()` is a pidfd that polls readable when the process exits, so one thread can
+    wait for many. `finish()` collects the result once it exited (or was killed);
+    `abandon()` kills it and cleans up when the build stops. `then` post-processes the
+    result (a sandbox moves its outputs back), `cleanup` undoes the staging on abandon.
+    """
+
+    def __init__(self, process: subprocess.Popen, started: float, timeout: float | None,
+                 registry: ProcessRegistry | None, capture: tuple):
+        self.process = process
+        self.started = started
+        self.timeout = timeout
+        self.registry = registry
+        self.capture = capture
+        self.timed_out = False
+        self.then: Callable[[SpawnResult], SpawnResult] = _identity
+        self.cleanup: Callable[[], None] = _nothing
+        try:
+            self.pidfd: int | None = os.pidfd_open(process.pid)
+        except OSError:   # Linux < 5.3: the caller polls `exited()`
+            self.pidfd = None
+
+    def fileno(self) -> int | None:
+        return self.pidfd
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def overdue(self, now: float) -> bool:
+        return self.timeout is not None and not self.timed_out and \
+            now - self.started > self.timeout
+
+    def kill_for_timeout(self) -> None:
+        self.timed_out = True
+        kill_group(self.process)
+
+    def _reap(self) -> None:
+        kill_group(self.process)   # whatever it left behind, before the pid can be reused
+        self.process.wait()
+        if self.registry is not None:
+            self.registry.remove(self.process.pid)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def finish(self) -> SpawnResult:
+        """The result of the exited (or killed) process, post-processed by `then`."""
+        self._reap()
+        out, err = self.capture
+        out.seek(0)
+        err.seek(0)
+        result = SpawnResult(self.process.returncode, out.read(), err.read(),
+                             time.monotonic() - self.started, self.timed_out)
+        _captures.give_back(self.capture)
+        return self.then(result)
+
+    def abandon(self) -> None:
+        """Kill the process group and undo the staging: the build is stopping."""
+        self._reap()
+        _captures.give_back(self.capture)
+        self.cleanup()
+
+
+def start_process(argv: list[str], env: Mapping[str, str], cwd: Path,
+                  timeout: float | None = None,
+                  registry: ProcessRegistry | None = None) -> Running:
+    """Start argv in its own process group; raises OSError when it cannot start."""
+    capture = _captures.take()
+    try:
+        process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                   stdout=capture[0], stderr=capture[1],
+                                   start_new_session=True)
+    except BaseException:
+        _captures.give_back(capture)
+        raise
+    if registry is not None:
+        registry.add(process.pid)
+    return Running(process, time.monotonic(), timeout, registry, capture)
+
+
+def cannot_start(argv: list[str], error: OSError) -> SpawnResult:
+    return SpawnResult(127, b"", f"cannot run {argv[0]}: {error.strerror}\n".encode())
+
+
+def wait(running: Running, cancel: threading.Event) -> SpawnResult:
+    """Block until `running` ends; kill it on timeout; on cancel kill it and raise
+    Cancelled."""
+    exited = None
+    if running.pidfd is not None:
+        exited = select.poll()
+        exited.register(running.pidfd, select.POLLIN)
+    try:
+        while True:
+            if exited is not None:
+                if exited.poll(100):
+                    break
+            elif running.exited():
+                break
+            else:
+                time.sleep(0.01)
+            if cancel.is_set():
+                running.abandon()
+                raise Cancelled()
+            if running.overdue(time.monotonic()):
+                running.kill_for_timeout()
+    except BaseException:
+        if running.process.returncode is None:
+            running.abandon()
+        raise
+    return running.finish()
 
 
 def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: threading.Event,
                 timeout: float | None = None,
                 registry: ProcessRegistry | None = None) -> SpawnResult:
-    """Run argv in its own process group; kill the whole group on cancel or timeout."""
-    start = time.monotonic()
+    """Run argv in its own process group and wait; kill the whole group on cancel
+    (raising Cancelled) or timeout. Whatever it leaves running when it exits is killed."""
     try:
-        process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True)
+        running = start_process(argv, env, cwd, timeout, registry)
     except OSError as error:
-        return SpawnResult(127, b"", f"cannot run {argv[0]}: {error.strerror}\n".encode(),
-                           time.monotonic() - start)
-    if registry is not None:
-        registry.add(process.pid)
-    try:
-        return _wait(process, cancel, timeout, start)
-    finally:
-        if registry is not None:
-            registry.remove(process.pid)
-
-
-def _wait(process: subprocess.Popen, cancel: threading.Event, timeout: float | None,
-          start: float) -> SpawnResult:
-    """Collect the output (no extra threads) while watching for cancel and timeout."""
-    timed_out = False
-    stdout = stderr = b""
-    while True:
-        try:
-            stdout, stderr = process.communicate(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if cancel.is_set() or (timeout is not None and time.monotonic() - start > timeout):
-            timed_out = not cancel.is_set()
-            kill_group(process)
-            stdout, stderr = process.communicate()
-            break
-    if cancel.is_set() and not timed_out:
-        raise Cancelled()
-    return SpawnResult(process.returncode, stdout or b"", stderr or b"",
-                       time.monotonic() - start, timed_out)
+        return cannot_start(argv, error)
+    return wait(running, cancel)
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -145,7 +291,18 @@ def kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-class LocalStrategy:
+class BlockingRun:
+    """`run()`, for strategies that have `start()`: start, then wait."""
+
+    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
+        try:
+            running = self.start(spawn)
+        except OSError as error:
+            return cannot_start(list(spawn.argv), error)
+        return wait(running, cancel)
+
+
+class LocalStrategy(BlockingRun):
     """Runs the process in the exec root itself: fast, and not hermetic."""
 
     name = "local"
@@ -153,6 +310,6 @@ class LocalStrategy:
     def __init__(self, registry: ProcessRegistry | None = None):
         self.registry = registry
 
-    def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        return run_process(list(spawn.argv), spawn.env, spawn.exec_root, cancel, spawn.timeout,
-                           self.registry)
+    def start(self, spawn: Spawn) -> Running:
+        return start_process(list(spawn.argv), spawn.env, spawn.exec_root, spawn.timeout,
+                             self.registry)

@@ -23,15 +23,17 @@ CREATE TABLE IF NOT EXISTS action_cache (
     stdout TEXT, stderr TEXT,      -- digests of the captured output in the CAS
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS action_records (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL, label TEXT NOT NULL, mnemonic TEXT NOT NULL,
+DROP TABLE IF EXISTS action_records;  -- before last_runs: one row per run, unbounded
+CREATE TABLE IF NOT EXISTS last_runs (
+    label TEXT NOT NULL, mnemonic TEXT NOT NULL,
+    output TEXT NOT NULL,          -- the action's first output: which action of the target
+    key TEXT NOT NULL,
     inputs TEXT NOT NULL,          -- JSON: {path: sha256}
     outputs TEXT NOT NULL,         -- JSON: {path: sha256}
     duration REAL NOT NULL, strategy TEXT NOT NULL, cached INTEGER NOT NULL,
-    finished REAL NOT NULL
+    finished REAL NOT NULL,
+    PRIMARY KEY (label, mnemonic, output)
 );
-CREATE INDEX IF NOT EXISTS records_by_label ON action_records(label);
 """
 
 _FILES_SCHEMA = """
@@ -75,54 +77,87 @@ class CacheEntry:
 
 
 class ActionCache:
-    """The action cache and the action records; safe to use from worker threads."""
+    """The action cache and the last run of each action; safe to use from worker threads.
+
+    Writes are buffered and go to SQLite in one transaction every few seconds and when
+    the build ends (`flush`). A bp killed in between loses only the entries of its last
+    seconds (those actions run again); their blobs are already in the CAS, so the cache
+    never points at a missing blob.
+    """
+
+    FLUSH_SECONDS = 2.0
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
         self._lock = threading.Lock()
+        self._entries: dict[str, tuple] = {}    # key -> row, not yet written
+        self._runs: dict[tuple, tuple] = {}     # (label, mnemonic, output) -> row
+        self._flushed = time.monotonic()
 
     def get(self, key: str) -> CacheEntry | None:
         with self._lock:
-            row = self._get(key)
+            row = self._entries.get(key)
+            if row is not None:
+                row = row[1:5]
+            else:
+                row = self.db.execute("SELECT outputs, exit_code, stdout, stderr FROM "
+                                      "action_cache WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         outputs = tuple(OutputEntry(p, d, s, bool(x)) for p, d, s, x in json.loads(row[0]))
         return CacheEntry(outputs, row[1], row[2], row[3])
 
-    def _get(self, key: str):
-        return self.db.execute("SELECT outputs, exit_code, stdout, stderr FROM action_cache "
-                               "WHERE key = ?", (key,)).fetchone()
-
     def put(self, key: str, entry: CacheEntry) -> None:
         outputs = json.dumps([[o.path, o.sha256, o.size, o.executable] for o in entry.outputs])
         with self._lock:
-            self.db.execute("INSERT OR REPLACE INTO action_cache VALUES (?, ?, ?, ?, ?, ?)",
-                            (key, outputs, entry.exit_code, entry.stdout, entry.stderr,
-                             time.time()))
+            self._entries[key] = (key, outputs, entry.exit_code, entry.stdout, entry.stderr,
+                                  time.time())
+            self._flush_if_due()
 
     def drop(self, key: str) -> None:
         with self._lock:
+            self._entries.pop(key, None)
             self.db.execute("DELETE FROM action_cache WHERE key = ?", (key,))
 
-    def record(self, key: str, label: str, mnemonic: str, inputs: dict, outputs: dict,
-               duration: float, strategy: str, cached: bool) -> None:
-        row = (key, label, mnemonic, json.dumps(inputs, sort_keys=True),
-               json.dumps(outputs, sort_keys=True), duration, strategy, int(cached), time.time())
+    def record(self, key: str, label: str, mnemonic: str, output: str, inputs: dict,
+               outputs: dict, duration: float, strategy: str, cached: bool) -> None:
+        """Remember the last run of the action of `label` whose first output is `output`."""
+        row = (label, mnemonic, output, key, json.dumps(inputs, sort_keys=True),
+               json.dumps(outputs, sort_keys=True), duration, strategy, int(cached),
+               time.time())
         with self._lock:
-            self.db.execute(
-                "INSERT INTO action_records (key, label, mnemonic, inputs, outputs, duration, "
-                "strategy, cached, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._runs[(label, mnemonic, output)] = row
+            self._flush_if_due()
 
     def durations(self, labels_and_mnemonics: Iterable[tuple[str, str]]) -> dict:
         """The last recorded duration of each (label, mnemonic), for scheduling."""
-        out = {}
-        with self._lock:
-            rows = self.db.execute("SELECT label, mnemonic, duration FROM action_records "
-                                   "WHERE cached = 0 ORDER BY finished").fetchall()
-        for label, mnemonic, duration in rows:
-            out[(label, mnemonic)] = duration
         wanted = set(labels_and_mnemonics)
-        return {k: v for k, v in out.items() if k in wanted}
+        with self._lock:
+            rows = self.db.execute("SELECT label, mnemonic, duration FROM last_runs "
+                                   "WHERE cached = 0 ORDER BY finished").fetchall()
+        return {(label, mnemonic): duration for label, mnemonic, duration in rows
+                if (label, mnemonic) in wanted}
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush_if_due(self) -> None:
+        if time.monotonic() - self._flushed > self.FLUSH_SECONDS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._flushed = time.monotonic()
+        if not self._entries and not self._runs:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO action_cache VALUES (?, ?, ?, ?, ?, ?)",
+                                self._entries.values())
+            self.db.executemany("INSERT OR REPLACE INTO last_runs VALUES "
+                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._runs.values())
+        self._entries.clear()
+        self._runs.clear()
 
 
 def open_cache_db(cache_dir: Path) -> ActionCache:

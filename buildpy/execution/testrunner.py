@@ -227,7 +227,7 @@ class TestRunner:
                 outputs.append(OutputEntry(path.relative_to(directory).as_posix(), digest,
                                            path.stat().st_size, False))
             self.cache.put(key, CacheEntry(tuple(outputs), 0, f"{result.duration:.3f}", None))
-        self.cache.record(key, spec.label, "TestRunner", {}, {}, result.duration, "local",
+        self.cache.record(key, spec.label, "TestRunner", "", {}, {}, result.duration, "local",
                           False)
 
     def _unit(self, spec: TestSpec, directory: Path, shard: int, run: int,

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from buildpy.execution.spawn import Spawn, SpawnResult
+from buildpy.execution.spawn import Running, Spawn, SpawnResult
 
 STRACE = "/usr/bin/strace"
 
@@ -71,24 +71,39 @@ def strace_argv(spawn: Spawn, log: str, strace: str) -> tuple[str, ...]:
             *spawn.argv)
 
 
-def trace(spawn: Spawn, run: Callable[[Spawn], SpawnResult],
-          strace: str | None = None) -> tuple[SpawnResult, tuple[str, ...]]:
-    """Run `spawn` under strace with `run`; returns its result and its undeclared reads.
+def start_traced(spawn: Spawn, start: Callable[[Spawn], Running],
+                 strace: str | None = None) -> Running:
+    """Start `spawn` under strace with `start`; its result carries the exec-root files it
+    read undeclared (`undeclared_reads`).
 
-    The result carries the reads in `undeclared_reads` too. `run` must see the host's
-    /tmp, where the strace log is written (the local strategy does).
+    `start` must let the process see the host's /tmp, where the strace log is written
+    (the local strategy does).
     """
     strace = strace or strace_path() or STRACE
     handle, log = tempfile.mkstemp(prefix="bp-strace-", suffix=".log")
     os.close(handle)
     try:
-        result = run(dataclasses.replace(spawn, argv=strace_argv(spawn, log, strace)))
-        with open(log, "rb") as lines:
-            accesses = parse_log(lines)
-    finally:
+        running = start(dataclasses.replace(spawn, argv=strace_argv(spawn, log, strace)))
+    except BaseException:
         os.unlink(log)
-    reads = undeclared_reads(spawn, accesses)
-    return dataclasses.replace(result, undeclared_reads=reads), reads
+        raise
+    inner_then, inner_cleanup = running.then, running.cleanup
+
+    def then(result: SpawnResult) -> SpawnResult:
+        try:
+            result = inner_then(result)
+            with open(log, "rb") as lines:
+                accesses = parse_log(lines)
+        finally:
+            os.unlink(log)
+        return dataclasses.replace(result, undeclared_reads=undeclared_reads(spawn, accesses))
+
+    def cleanup() -> None:
+        inner_cleanup()
+        os.unlink(log)
+
+    running.then, running.cleanup = then, cleanup
+    return running
 
 
 def parse_log(lines: Iterable[bytes | str]) -> tuple[Access, ...]:

@@ -17,15 +17,46 @@ load(
 _FOREVER = 2147483647
 _UNBOUND = struct(_bp_unbound = True)
 
-def analyze(rules, plan):
-    """Runs every entry of `plan` (dependencies first); `rules` maps rule ids to rules."""
+def analyze(rules, plan, rule_infos, configs, workspace_name):
+    """Runs every entry of `plan` (dependencies first). `rules` maps rule ids to rules,
+    `rule_infos` has what the targets of each rule share, `configs` what the targets of
+    each configuration share."""
     targets = {}
+    bases = [_rule_base(info) for info in rule_infos]
     for entry in plan:
         _bp_analysis_start(entry["id"])
         if entry["kind"] == "file":
             targets[entry["id"]] = _file_target(entry)
         else:
-            targets[entry["id"]] = _analyze_rule(rules[entry["rule"]], entry, targets)
+            rule = entry["rule"]
+            targets[entry["id"]] = _analyze_rule(rules[rule], rule_infos[rule], bases[rule],
+                                                 configs[entry["cfg"]], workspace_name,
+                                                 entry, targets)
+
+def _rule_base(info):
+    """The ctx values of a target that sets no attribute and has no dependencies."""
+    attr, file, executable = dict(info["defaults"]), {}, {}
+    for name, spec in info["label_attrs"].items():
+        if spec["type"] == "label":
+            attr[name] = None
+        else:
+            attr[name] = [] if spec["type"] == "label_list" else {}
+        if spec["single"]:
+            file[name] = None
+        if spec["executable"]:
+            executable[name] = None
+    for name, single in info["outputs"].items():
+        attr[name] = None if single else []
+    return struct(
+        attr = attr,
+        mutable = [name for name, value in attr.items() if type(value) in ("list", "dict")],
+        file_attrs = info["label_attrs"].keys(),
+        file = file,
+        executable = executable,
+    )
+
+def _copy(value):
+    return list(value) if type(value) == "list" else dict(value)
 
 # ---- values ---------------------------------------------------------------------------
 
@@ -49,7 +80,7 @@ def _file_target(entry):
     files = depset([_file(entry["file"])])
     return {
         DefaultInfo: DefaultInfo(files = files, runfiles = _runfiles_of(files)),
-        "label": _label(entry["label"]),
+        "label": _label(entry["file"]["owner"]),
         "files": files,
     }
 
@@ -69,23 +100,27 @@ def _provider_name(p):
 
 # ---- one target ---------------------------------------------------------------------
 
-def _analyze_rule(rule_fn, entry, targets):
+def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
     tid = entry["id"]
 
     def fail_here(message):
         _bp_analysis_error(tid, message, call_stack())
 
-    attr, files, file, executable = {}, {}, {}, {}
+    given = entry["attrs"]
+    attr = dict(base.attr)
+    attr.update(given)
+    for name in base.mutable:  # no target may change another's values
+        if name not in given:
+            attr[name] = _copy(attr[name])
+    files = {name: [] for name in base.file_attrs}
+    file, executable = dict(base.file), dict(base.executable)
     deps_by_label = {}
-    for name, value in entry["attrs"].items():
-        spec = entry["label_attrs"].get(name)
-        if spec == None:
-            attr[name] = value
-            continue
+    label_attrs = info["label_attrs"]
+    for name, value in entry["deps"].items():
+        spec = label_attrs[name]
         if spec["type"] == "label":
-            dep = targets[value] if value != None else None
-            deps = [dep] if dep != None else []
-            attr[name] = dep
+            deps = [targets[value]]
+            attr[name] = deps[0]
         elif spec["type"] == "label_list":
             deps = [targets[i] for i in value]
             attr[name] = deps
@@ -100,32 +135,33 @@ def _analyze_rule(rule_fn, entry, targets):
         for dep in deps:
             dep_files += dep["files"].to_list()
         files[name] = dep_files
-        if spec["single"] and value != None:
+        if spec["single"]:
             if len(dep_files) != 1:
                 fail_here("attribute '%s' needs a single file, but '%s' has %d" %
                           (name, deps[0]["label"].__bp_label__,
                            len(dep_files)))
             file[name] = dep_files[0]
-        elif spec["single"]:
-            file[name] = None
         if spec["executable"]:
-            executable[name] = _executable_of(deps[0], name, fail_here) if deps else None
+            executable[name] = _executable_of(deps[0], name, fail_here)
     outputs = {}
-    for name, data in entry["outputs"].items():
-        declared = [_file(d) for d in data["files"]]
-        outputs[name] = declared[0] if data["single"] else declared
+    for name, single in info["outputs"].items():
+        declared = [_file(d) for d in entry["outputs"].get(name, [])]
+        if single:
+            outputs[name] = declared[0] if declared else None
+        else:
+            outputs[name] = declared
         attr[name] = outputs[name]
     toolchains = {}
-    var = dict(entry["var"])
+    var = dict(config["var"])
     for type_label, dep_id in entry["toolchains"].items():
         dep = targets[dep_id]
         toolchains[type_label] = dep[ToolchainInfo] if ToolchainInfo in dep else dep
         if TemplateVariableInfo in dep:
             var.update(dep[TemplateVariableInfo].variables)
-    ctx = _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var,
-                    deps_by_label, targets, fail_here)
+    ctx = _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs,
+                    toolchains, var, deps_by_label, targets, fail_here)
     result = rule_fn(__bp_analyze__ = ctx)
-    return _collect(entry, result, outputs, ctx, fail_here)
+    return _collect(info, entry["id"], result, outputs, ctx, fail_here)
 
 def _check_providers(dep, alternatives, name, fail_here):
     """The dependency must have every provider of at least one alternative list."""
@@ -150,41 +186,44 @@ def _executable_of(dep, name, fail_here):
     fail_here("attribute '%s' needs an executable, but '%s' provides none" %
               (name, dep["label"].__bp_label__))
 
-def _collect(entry, result, outputs, ctx, fail_here):
+def _collect(info, tid, result, outputs, ctx, fail_here):
     if result == None:
         result = []
     if type(result) not in ("list", "tuple"):
         fail_here("the implementation of %s must return a list of providers, not %s" %
-                  (entry["kind"], type(result)))
+                  (info["kind"], type(result)))
     target = {"label": ctx.label}
     for p in result:
         if type(p) != "struct" or not hasattr(p, "_bp_key"):
             fail_here("the implementation of %s returned %r, which is not a provider" %
-                      (entry["kind"], p))
+                      (info["kind"], p))
         if p._bp_key in target:
             fail_here("the implementation of %s returned %s twice" %
-                      (entry["kind"], _provider_name(p._bp_key)))
+                      (info["kind"], _provider_name(p._bp_key)))
         target[p._bp_key] = p
     if DefaultInfo not in target:
         declared = []
         for value in outputs.values():
-            declared += value if type(value) == "list" else [value]
+            if type(value) == "list":
+                declared += value
+            elif value != None:
+                declared.append(value)
         target[DefaultInfo] = DefaultInfo(files = depset(declared))
-    info = target[DefaultInfo]
-    files = getattr(info, "files", None) or depset()
+    default = target[DefaultInfo]
+    files = getattr(default, "files", None) or depset()
     target["files"] = files
-    executable = getattr(info, "executable", None)
-    if entry["executable"] and executable == None:
+    executable = getattr(default, "executable", None)
+    if info["executable"] and executable == None:
         fail_here("%s is an executable rule, so DefaultInfo must name its executable" %
-                  entry["kind"])
-    runfiles = getattr(info, "runfiles", None) or getattr(info, "default_runfiles", None)
+                  info["kind"])
+    runfiles = getattr(default, "runfiles", None) or getattr(default, "default_runfiles", None)
     if runfiles == None:
         runfiles = _runfiles_of(files)
     target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
                                       executable = executable)
-    needs_runfiles = entry["executable"] or entry["test"]
+    needs_runfiles = info["executable"] or info["test"]
     _bp_analysis_result(
-        entry["id"],
+        tid,
         [f.path for f in files.to_list()],
         executable.path if executable != None else None,
         [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
@@ -200,8 +239,8 @@ def _environment(target):
 
 # ---- ctx ---------------------------------------------------------------------------------
 
-def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, deps_by_label,
-              targets, fail_here):
+def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs, toolchains,
+              var, deps_by_label, targets, fail_here):
     tid = entry["id"]
     label = _label(entry["label"])
     out_dir = entry["out_dir"]
@@ -337,7 +376,6 @@ def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, de
     def args():
         return _new_args()
 
-    configuration = entry["config"]
     return struct(
         label = label,
         attr = struct(**attr),
@@ -347,12 +385,12 @@ def _make_ctx(entry, attr, files, file, executable, outputs, toolchains, var, de
         outputs = struct(**outputs),
         toolchains = toolchains,
         var = var,
-        configuration = struct(**configuration),
-        bin_dir = struct(path = entry["bin_dir"]),
-        genfiles_dir = struct(path = entry["bin_dir"]),
-        workspace_name = entry["workspace_name"],
+        configuration = struct(**config["config"]),
+        bin_dir = struct(path = config["bin_dir"]),
+        genfiles_dir = struct(path = config["bin_dir"]),
+        workspace_name = workspace_name,
         build_file_path = entry["build_file_path"],
-        features = entry["features"],
+        features = list(attr.get("features", [])),
         disabled_features = [],
         runfiles = runfiles,
         expand_location = expand_location,
