@@ -1,5 +1,5 @@
 """`python -m buildpy` runs the `bp` command line."""
 
-from buildpy.cli import main
+from buildpy.cli import entry_point
 
-main()
+entry_point()

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError
 from buildpy.core.label import Label, PackageId, parse_label
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
-from buildpy.loading.graph import TargetGraph, build_target_graph
 from buildpy.loading.loader import Loader
 from buildpy.loading.patterns import expand_patterns
+
+if TYPE_CHECKING:   # networkx is imported only by the commands that need the graph
+    from buildpy.loading.graph import TargetGraph
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Loaded:
 def load_patterns(session: Session, words: list[str], keep_going: bool = False) -> Loaded:
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(session.loader, patterns, keep_going)
+    from buildpy.loading.graph import build_target_graph
+
     graph, graph_errors = build_target_graph(session.loader, labels, keep_going)
     return Loaded(tuple(labels), graph, tuple(errors + graph_errors))
 
@@ -262,7 +266,6 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     import json
 
     from buildpy.analysis import snapshot
-    from buildpy.analysis.analyzer import Analyzer, output_dir
     from buildpy.core.pattern import PatternKind
     from buildpy.loading.glob import list_package
     from buildpy.loading.patterns import packages_below
@@ -285,6 +288,8 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     saved = snapshot.load(path, key)
     if saved is not None and saved.valid(list_main, below):
         return saved.payload
+    from buildpy.analysis.analyzer import Analyzer, output_dir
+
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(loader, patterns, execution.keep_going)
     if errors:

@@ -137,3 +137,22 @@ def test_python_dash_m_and_the_example_workspace():
     labels = result.stdout.split()
     assert "//app:hello" in labels and "//codegen:banner_text" in labels
     assert len(labels) >= 20
+
+
+def test_the_command_exits_with_its_code_and_all_its_output(tmp_path):
+    """`entry_point()` leaves with os._exit: the exit code and the buffered output must survive,
+    and a reader that stops early (`| head`) gets no traceback."""
+    (tmp_path / "WORKSPACE").write_text("")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "BUILD").write_text("".join(
+        f'filegroup(name = "t{i}")\n' for i in range(3000)))
+    bad = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(tmp_path), "query",
+                          "//p:nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("ERROR: <query>:1:1: no such target '//p:nope'")
+    full = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(tmp_path), "query",
+                           "//p:all"], capture_output=True, text=True, timeout=60)
+    assert full.returncode == 0 and len(full.stdout.split()) == 3000
+    head = subprocess.run(f"'{sys.executable}' -m buildpy -C '{tmp_path}' query //p:all | head -1",
+                          shell=True, capture_output=True, text=True, timeout=60)
+    assert head.stdout == "//p:t0\n" and head.stderr == ""

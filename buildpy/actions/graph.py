@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from buildpy.core.errors import UserError
+
+if TYPE_CHECKING:   # imported when needed: a no-op build does without it
+    import networkx as nx
 
 
 class ActionKind(enum.Enum):
@@ -94,6 +95,8 @@ class ActionGraph:
 
     def graph(self) -> nx.DiGraph:
         """Files and actions as one bipartite graph: file -> action -> file."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         for index, action in enumerate(self.actions):
             node = ("action", index)

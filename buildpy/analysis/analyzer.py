@@ -8,7 +8,7 @@ Executes nothing.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
@@ -19,6 +19,7 @@ from buildpy.config.configuration import Configuration
 from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
 from buildpy.core.errors import ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
+from buildpy.analysis.results import TargetResult
 from buildpy.lang.env import ANALYSIS_ID, StarlarkEvalError
 from buildpy.lang.values import Frame
 from buildpy.loading.rule_class import RuleClass
@@ -28,16 +29,6 @@ OUTPUT_ROOT = "bp-out"
 # Tags that become execution requirements of a target's actions, as in Bazel.
 EXECUTION_TAGS = frozenset({"local", "no-sandbox", "no-cache", "no-remote",
                             "requires-network", "block-network", "exclusive"})
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    """What analysis tells later phases about one configured target."""
-
-    files: tuple[str, ...]
-    executable: str | None = None
-    runfiles: tuple[str, ...] = ()
-    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ REPO_ALIASES = {"platforms": ("prelude", "platforms")}
 _PACKAGE_CHARS = re.compile(r"[A-Za-z0-9/._@+=,~-]*")
 _TARGET_CHARS = re.compile(r"""[A-Za-z0-9!%@^_"#$&'()*\-+,;<=>?\[\]{|}~/.]*""")
 _REPO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+# The common case, checked first: segments of ordinary characters not starting with '.'
+# (so no '.', '..' or empty segment) are valid package and target names.
+_SEGMENT = r"[A-Za-z0-9_+=,@~-][A-Za-z0-9_.+=,@~-]*"
+_PLAIN_PATH = re.compile(f"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -68,7 +72,7 @@ def _fail(text: str, why: str, hint: str | None = None, what: str = "label") -> 
 
 
 def validate_package_name(text: str, package: str, what: str = "label") -> None:
-    if package == "":
+    if package == "" or _PLAIN_PATH.fullmatch(package):
         return
     if not _PACKAGE_CHARS.fullmatch(package):
         bad = next(c for c in package if not _PACKAGE_CHARS.fullmatch(c))
@@ -87,6 +91,8 @@ def validate_package_name(text: str, package: str, what: str = "label") -> None:
 
 
 def validate_target_name(text: str, name: str, what: str = "label") -> None:
+    if _PLAIN_PATH.fullmatch(name):
+        return
     if name == "":
         raise _fail(text, "empty target name", what=what)
     if ":" in name:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class FileDigests:
     def __init__(self, db: sqlite3.Connection, root: Path, stamp_ns: int):
         self.db = db
         self.root = root
+        self._root = str(root)
         self.stamp_ns = stamp_ns
         self._rows: dict[str, _Row] = {
             r[0]: _Row(*r[1:]) for r in db.execute(
@@ -72,10 +74,10 @@ class FileDigests:
 
     def digest(self, path: str) -> FileInfo:
         """The digest of `path`; raises FileNotFoundError when it does not exist."""
-        full = self.root / path
+        full = os.path.join(self._root, path)
         st = os.stat(full)
-        if full.is_dir():
-            return self._directory(path, full)
+        if stat.S_ISDIR(st.st_mode):
+            return self._directory(path, Path(full))
         row = self._rows.get(path)
         executable = bool(st.st_mode & 0o111)
         if row is not None and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == (
@@ -101,7 +103,7 @@ class FileDigests:
 
     def produced(self, path: str, sha256: str, size: int) -> FileInfo:
         """Record the digest of an output bp just wrote (or restored)."""
-        st = os.stat(self.root / path)
+        st = os.stat(os.path.join(self._root, path))
         executable = bool(st.st_mode & 0o111)
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                                   None, sha256, executable, self.stamp_ns))

@@ -84,6 +84,25 @@ attr = struct(
     string_keyed_label_dict = _attr_string_keyed_label_dict,
 )
 
+_SCALARS = ["string", "int", "bool", "NoneType"]
+
+def _json_plain(kwargs):
+    """Whether JSON carries these values unchanged: scalars, and lists and string-keyed
+    dicts of scalars (not select(), Labels, structs or functions)."""
+    for value in kwargs.values():
+        kind = type(value)
+        if kind == "list":
+            for item in value:
+                if type(item) not in _SCALARS:
+                    return False
+        elif kind == "dict":
+            for key, item in value.items():
+                if type(key) != "string" or type(item) not in _SCALARS:
+                    return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
 def rule(implementation = None, attrs = {}, executable = False, test = False, doc = "",
          toolchains = [], provides = [], **kwargs):
     """Declares a rule kind; the returned function declares a target of that kind."""
@@ -98,6 +117,8 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
             return implementation(kwargs["__bp_analyze__"])
         if "__bp_rule_id__" in kwargs:
             return rule_id
+        if _json_plain(kwargs):  # one string crosses to Python instead of every value
+            return _bp_instantiate_json(rule_id, json.encode(kwargs), call_stack())
         return _bp_instantiate(rule_id, kwargs, call_stack())
 
     return _rule_instance

@@ -131,8 +131,7 @@ class PackageBuilder:
             generator=self._generator(frames, call, name), visibility=tuple(visibility))
 
     def _defaults(self, rule: RuleClass) -> dict[str, Any]:
-        defaults = {name: (spec.empty if spec.default is None else spec.default)
-                    for name, spec in rule.attrs.items()}
+        defaults = dict(rule.defaults)
         defaults["testonly"] = self.default_testonly or rule.test or defaults["testonly"]
         defaults["deprecation"] = self.default_deprecation
         return defaults
@@ -259,7 +258,8 @@ class PackageBuilder:
             self._add_outputs(rule)
         for rule in rules:
             for _, label in rule.dependencies():
-                if label.package_id == self.id and label.name not in self.targets:
+                if label.package == self.id.name and label.repo == self.id.repo and \
+                        label.name not in self.targets:
                     self.targets[label.name] = self._source_file(
                         label, self.default_visibility, implicit=True)
         build_name = self.build_file.rsplit("/", 1)[-1].rsplit(":", 1)[-1]

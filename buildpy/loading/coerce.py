@@ -110,7 +110,7 @@ def _output(spec: AttrSpec, value: Any, package: PackageId) -> Label:
     if not isinstance(value, str):
         raise _mismatch(spec, value)
     label = _label(spec, value, package)
-    if label.package_id != package:
+    if label.package != package.name or label.repo != package.repo:
         raise CoercionError(f"output '{value}' of attribute '{spec.name}' is not in this "
                             f"package '{package}'",
                             hint="outputs are named relative to their own package")

@@ -6,6 +6,7 @@ the WORKSPACE file. Builds no graph (see graph.py) and resolves no select().
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +214,8 @@ class Loader:
             "_bp_declare_rule": self._declare_rule,
             "_bp_declare_provider": self._declare_provider,
             "_bp_instantiate": self._instantiate,
+            "_bp_instantiate_json": lambda rule_id, text, *, frames: self._instantiate(
+                rule_id, json.loads(text), frames=frames),
             "_bp_glob": self._glob,
             "_bp_package": lambda kwargs, *, frames: self._builder(frames, "package").package(
                 kwargs, frames),

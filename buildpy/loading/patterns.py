@@ -11,7 +11,6 @@ from buildpy.core.errors import BpError, ErrorGroup, UserError
 from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import PatternKind, TargetPattern
 from buildpy.core.workspace import BUILD_FILES
-from buildpy.loading.graph import missing_target_error
 from buildpy.loading.loader import Loader
 
 
@@ -53,6 +52,8 @@ def _expand_one(loader: Loader, pattern: TargetPattern, keep_going: bool,
     if pattern.kind is PatternKind.TARGET:
         package = loader.load_package(pattern.package_id)
         if pattern.name not in package.targets:
+            from buildpy.loading.graph import missing_target_error   # networkx: lazily
+
             raise missing_target_error(package, pattern.name)
         return [pattern.label]
     rules_only = pattern.kind in (PatternKind.PACKAGE_RULES, PatternKind.RECURSIVE_RULES)

@@ -122,6 +122,12 @@ class RuleClass:
     def output_attrs(self) -> tuple[str, ...]:
         return tuple(name for name, spec in self.attrs.items() if spec.is_output)
 
+    @cached_property
+    def defaults(self) -> Mapping[str, Any]:
+        """The value of each attribute a target does not set."""
+        return MappingProxyType({name: spec.empty if spec.default is None else spec.default
+                                 for name, spec in self.attrs.items()})
+
 
 def _common_attrs(executable: bool, test: bool) -> list[AttrSpec]:
     """The attributes the core gives every rule (and every test or executable rule)."""

@@ -107,6 +107,8 @@ def labels_in(value: Any, conditions: bool = True) -> Iterator[Label]:
         return
     if isinstance(value, Label):
         yield value
+    elif isinstance(value, tuple) and all(type(item) is Label for item in value):
+        yield from value   # the common case: a plain label list
     elif isinstance(value, SelectorList):
         for part in value.parts:
             yield from labels_in(part, conditions)

@@ -1,0 +1,20 @@
+"""What analysis tells later phases about one configured target (saved with the plan).
+
+Plain data, kept apart from the analyzer so that reading a saved plan imports nothing
+of loading or analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """A configured target's files, executable, runfiles and run environment."""
+
+    files: tuple[str, ...]
+    executable: str | None = None
+    runfiles: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
