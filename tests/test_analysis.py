@@ -83,6 +83,15 @@ def _greedy_impl(ctx):
                                                        str(len(ctx.files.deps))]))
     return [DefaultInfo(files = depset([out]))]
 
+def _keyed_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, " ".join(["%s=%s" % (label.name, value)
+                                     for label, value in ctx.attr.named.items()]))
+    return [DefaultInfo(files = depset([out]))]
+
+keyed = rule(implementation = _keyed_impl,
+             attrs = {"named": attr.label_keyed_string_dict(allow_files = True)})
+
 greedy = rule(implementation = _greedy_impl,
               attrs = {"words": attr.string_list(), "deps": attr.label_list()})
 '''
@@ -91,8 +100,8 @@ WS = {
     "r/BUILD": "",
     "r/defs.bzl": RULES,
     "p/BUILD": '''
-        load("//r:defs.bzl", "consumer", "escape", "greedy", "params", "producer", "same", "twice",
-             "typo", "vars")
+        load("//r:defs.bzl", "consumer", "escape", "greedy", "keyed", "params", "producer", "same",
+             "twice", "typo", "vars")
         vars(name = "vars")
         params(name = "params")
         genrule(name = "greet", outs = ["g"], cmd = "$(GREETER) > $@", toolchains = [":vars"])
@@ -110,6 +119,7 @@ WS = {
                 cmd = "cat $(SRCS) $< $(location in.txt) > $(@D)/m1; echo $$HOME $(COMPILATION_MODE) > $(RULEDIR)/m2")
         greedy(name = "greedy1")
         greedy(name = "greedy2")
+        keyed(name = "keyed", named = {":prod": "first", "in.txt": "second"})
         ''',
 }
 
@@ -143,6 +153,11 @@ def test_targets_do_not_share_attribute_values(aq):
     """Defaults are sent once per rule kind; each target still gets its own lists."""
     records = json.loads(aq("//p:greedy1 + //p:greedy2", "--output=jsonproto"))
     assert [r["content"] for r in records] == ["mine 1 1", "mine 1 1"]
+
+
+def test_label_keyed_dict_attribute(aq):
+    records = json.loads(aq("//p:keyed", "--output=jsonproto"))
+    assert records[0]["content"] == "prod=first in.txt=second"
 
 
 def test_make_variables_of_genrule(aq):

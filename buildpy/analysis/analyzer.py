@@ -7,12 +7,12 @@ Executes nothing.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-import networkx as nx
 
 from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
 from buildpy.config.configuration import Configuration
@@ -230,8 +230,11 @@ class Analyzer:
         self.loader.analysis = recorder
         try:
             driver = self._driver(rules)
-            self.loader.env.call(driver, "run", plan, self._rule_infos, self._config_infos,
-                                 self.workspace_name, context="error during analysis")
+            plan_text = json.dumps({"plan": plan, "rules": self._rule_infos,
+                                    "configs": self._config_infos})
+            del plan   # JSON crosses into Starlark far faster than the values themselves
+            self.loader.env.call(driver, "run", plan_text, self.workspace_name,
+                                 context="error during analysis")
         except StarlarkEvalError as error:
             if recorder.current is None:
                 raise
@@ -246,21 +249,36 @@ class Analyzer:
                               MappingProxyType(recorder.results))
 
     def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
-        graph = self.configured.graph
-        wanted = set(keys)
-        stack = list(keys)
-        while stack:  # everything the keys depend on, each visited once
-            for dep in graph.successors(stack.pop()):
-                if dep not in wanted:
-                    wanted.add(dep)
-                    stack.append(dep)
-        sub = graph.subgraph(wanted)
-        try:
-            return list(reversed(list(nx.lexicographical_topological_sort(sub, key=str))))
-        except nx.NetworkXUnfeasible:
-            cycle = nx.find_cycle(sub)
-            raise UserError("cycle in the configured graph: " + " -> ".join(
-                str(edge[0]) for edge in cycle) + f" -> {cycle[0][0]}") from None
+        """The keys and everything they depend on, dependencies first: a depth-first
+        post-order from the keys in their order, each node's dependencies in graph order
+        (so the same graph always gives the same order)."""
+        successors = self.configured.graph.succ
+        order: list[ConfiguredKey] = []
+        done: set[ConfiguredKey] = set()
+        for root in keys:
+            if root in done:
+                continue
+            path = [root]             # the chain being walked, to name a cycle
+            on_path = {root}
+            stack = [iter(successors[root])]
+            while stack:
+                for dep in stack[-1]:
+                    if dep in on_path:
+                        cycle = path[path.index(dep):] + [dep]
+                        raise UserError("cycle in the configured graph: " +
+                                        " -> ".join(str(k) for k in cycle))
+                    if dep not in done:
+                        path.append(dep)
+                        on_path.add(dep)
+                        stack.append(iter(successors[dep]))
+                        break
+                else:
+                    stack.pop()
+                    node = path.pop()
+                    on_path.discard(node)
+                    done.add(node)
+                    order.append(node)
+        return order
 
     def _driver(self, rules: dict[tuple[str, str], int]):
         lines = [f'load("{ANALYSIS_ID}", "analyze")']
@@ -268,8 +286,10 @@ class Analyzer:
             absolute = "@" + module if module.startswith("//") else module
             lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
-        lines.append("def run(plan, rule_infos, configs, workspace_name):\n"
-                     "    analyze(RULES, plan, rule_infos, configs, workspace_name)")
+        lines.append("def run(plan_text, workspace_name):\n"
+                     "    data = json.decode(plan_text)\n"
+                     "    analyze(RULES, data['plan'], data['rules'], data['configs'], "
+                     "workspace_name)")
         return self.loader.env.evaluate_generated("<analysis driver>", "\n".join(lines) + "\n",
                                                   "error loading the rules to analyze")
 
@@ -308,7 +328,7 @@ class Analyzer:
                     deps[name] = dep_ids
                 else:
                     pairs = zip(dep_ids, value.values(), strict=True)
-                    deps[name] = {i: _plain(v) for i, v in pairs}
+                    deps[name] = [[i, _plain(v)] for i, v in pairs]   # JSON keys are strings
             elif spec is not None and spec.is_output:
                 labels = [value] if spec.type == "output" else list(value)
                 files = [self._declared_output(key, label) for label in labels if label]

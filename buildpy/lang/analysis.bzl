@@ -124,9 +124,9 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
         elif spec["type"] == "label_list":
             deps = [targets[i] for i in value]
             attr[name] = deps
-        else:  # label-keyed dicts: keys are the labels' targets
-            deps = [targets[i] for i in value.keys()]
-            attr[name] = {targets[i]["label"]: v for i, v in value.items()}
+        else:  # label-keyed dicts, sent as [id, value] pairs: keys are the labels' targets
+            deps = [targets[i] for i, _ in value]
+            attr[name] = {targets[i]["label"]: v for i, v in value}
         for dep in deps:
             deps_by_label[dep["label"].__bp_label__] = dep
             if spec["providers"]:
