@@ -140,7 +140,9 @@ class _Recorder:
         prefix = path + "/"
         return next((a for p, a in self.declared.items() if p.startswith(prefix)), None)
 
-    def action(self, tid: int, data: dict, *, frames) -> None:
+    def action(self, tid: int, text: str, *, frames) -> None:
+        """An action of target `tid`, its fields as a JSON object."""
+        data = json.loads(text)
         key = self.key(tid)
         for output in data["outputs"]:
             artifact = self.declared.get(output)
@@ -168,8 +170,9 @@ class _Recorder:
             target=data.get("target"), is_executable=bool(data.get("is_executable")),
             use_default_shell_env=bool(data.get("use_default_shell_env"))))
 
-    def result(self, tid: int, files: list, executable: str | None, runfiles: list,
-               environment: dict, *, frames) -> None:
+    def result(self, tid: int, text: str, *, frames) -> None:
+        """What target `tid` gives later phases: JSON [files, executable, runfiles, env]."""
+        files, executable, runfiles, environment = json.loads(text)
         self.results[self.key(tid)] = TargetResult(
             tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)))
 

@@ -41,6 +41,16 @@ class ConfiguredKey:
 
     label: Label
     config: str | None
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:   # keys are hashed millions of times: once is enough
+        object.__setattr__(self, "_hash", hash((self.label, self.config)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):   # string hashes differ between processes: hash again
+        return ConfiguredKey, (self.label, self.config)
 
     def __str__(self) -> str:
         return f"{self.label} ({self.config or 'null'})"

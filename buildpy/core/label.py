@@ -6,7 +6,7 @@ Knows the syntax of labels only; whether a package or target exists is loading's
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from buildpy.core.errors import UserError
 
@@ -47,6 +47,16 @@ class Label:
     repo: str
     package: str
     name: str
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:   # labels are hashed millions of times: once is enough
+        object.__setattr__(self, "_hash", hash((self.repo, self.package, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):   # string hashes differ between processes: hash again
+        return Label, (self.repo, self.package, self.name)
 
     def __str__(self) -> str:
         prefix = f"@{self.repo}" if self.repo else ""

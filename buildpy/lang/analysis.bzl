@@ -222,14 +222,12 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
                                       executable = executable)
     needs_runfiles = info["executable"] or info["test"]
-    _bp_analysis_result(
-        tid,
+    _bp_analysis_result(tid, json.encode([
         [f.path for f in files.to_list()],
         executable.path if executable != None else None,
         [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
         _environment(target),
-        call_stack(),
-    )
+    ]), call_stack())
     return target
 
 def _environment(target):
@@ -266,13 +264,13 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
                           (kind, o))
         message = (progress_message or "").replace("%{label}", label.__bp_label__)
         message = message.replace("%{output}", outputs[0].path)
-        _bp_action(tid, dict(
+        _bp_action(tid, json.encode(dict(  # one text crosses to Python, not every value
             kind = kind,
             mnemonic = mnemonic,
             progress_message = message,
             outputs = [o.path for o in outputs],
             **data
-        ), call_stack())
+        )), call_stack())
 
     params_count = [0]
 

@@ -18,7 +18,7 @@ import starlark as sl
 
 from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
-from buildpy.lang.values import Frame, Select, parse_call_stack
+from buildpy.lang.values import CallStack, Frame, Select
 
 BUILTINS_ID = "<builtins>"
 NATIVE_ID = "<native>"
@@ -359,7 +359,7 @@ class StarlarkEnv:
     def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def native(*args: Any) -> Any:
             try:
-                return fn(*args[:-1], frames=parse_call_stack(args[-1]))
+                return fn(*args[:-1], frames=CallStack(args[-1]))
             except BpError as error:
                 self._stashed = self._stashed or error
                 raise _Abort(error.message) from None

@@ -6,6 +6,7 @@ Knows their shape only; resolving a select() against a configuration is config's
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,3 +53,25 @@ _FRAME = re.compile(r"^\s*\* (.*):(\d+), in (.*)$", re.M)
 def parse_call_stack(text: str) -> tuple[Frame, ...]:
     """Frames of a `call_stack()` text, outermost first."""
     return tuple(Frame(m[1], int(m[2]), m[3]) for m in _FRAME.finditer(text))
+
+
+class CallStack(Sequence):
+    """The frames of a `call_stack()` text, outermost first, parsed when first used:
+    most native calls never look at them (only errors and locations do)."""
+
+    __slots__ = ("_text", "_frames")
+
+    def __init__(self, text: str):
+        self._text = text
+        self._frames: tuple[Frame, ...] | None = None
+
+    def _parsed(self) -> tuple[Frame, ...]:
+        if self._frames is None:
+            self._frames = parse_call_stack(self._text)
+        return self._frames
+
+    def __getitem__(self, index):
+        return self._parsed()[index]
+
+    def __len__(self) -> int:
+        return len(self._parsed())
