@@ -54,6 +54,18 @@ def missing_target_error(package: Package, name: str) -> NoSuchTarget:
         f"'{package.id.name}' defined by {package.build_file}{suggestion}")
 
 
+class _Where:
+    """`in 'attr' of genrule rule '//p:t'`, for messages: built only when one is."""
+
+    __slots__ = ("attr", "target")
+
+    def __init__(self, attr: str, target: Target):
+        self.attr, self.target = attr, target
+
+    def __str__(self) -> str:
+        return f"in '{self.attr}' of {self.target.kind_text} '{self.target.label}'"
+
+
 class GraphLoader:
     """Grows a target graph on demand: `add(labels)` loads their transitive closure.
 
@@ -138,7 +150,7 @@ class GraphLoader:
         return TargetGraph(nx.freeze(self.graph.copy()), dict(self.packages))
 
     def _dependency(self, target: Target, attr: str, label: Label) -> Target:
-        where = f"in '{attr}' of {target.kind_text} '{target.label}'"
+        where = _Where(attr, target)   # formatted only for an error
         try:
             dep = self.lookup(label)
         except (NoSuchPackage, NoSuchTarget) as error:
@@ -152,7 +164,7 @@ class GraphLoader:
                     target, attr,
                     f"{where}: label '{label}' crosses into package '{subpackage.name}'",
                     f"write '{subpackage.label(rest)}' instead", label)
-        if attr and target.label.package_id != label.package_id:
+        if attr and (target.label.package != label.package or target.label.repo != label.repo):
             self._check_visibility(target, attr, dep, where)
         if attr and target.is_rule and dep.is_rule and dep.attrs.get("testonly") \
                 and not target.attrs.get("testonly"):
@@ -190,7 +202,7 @@ class GraphLoader:
         """May targets of `package` depend on `dep`?"""
         return dep.label.package_id == package or self._visible(dep, package, dep.label, set())
 
-    def _check_visibility(self, target: Target, attr: str, dep: Target, where: str) -> None:
+    def _check_visibility(self, target: Target, attr: str, dep: Target, where: _Where) -> None:
         if dep.implicitly_exported or self._visible(dep, target.label.package_id, dep.label,
                                                     set()):
             return
