@@ -271,3 +271,26 @@ def test_output_inside_a_directory_input_survives(kind, strategy, make, exec_roo
                                       outputs=["a/dir/new.txt"]))
     assert result.exit_code == 0, result.stderr
     assert (exec_root / "a" / "dir" / "new.txt").read_text() == "new\n"
+
+
+def test_registry_kills_only_the_groups_it_started(tmp_path):
+    """After a crash the journal names pids; a reused pid (another session, or a leader
+    that started at another time) must survive the reap."""
+    def sleeper():
+        return subprocess.Popen(["sleep", "30"], start_new_session=True)
+
+    registry = ProcessRegistry(tmp_path / "running.log")
+    ours, late, other = sleeper(), sleeper(), subprocess.Popen(["sleep", "30"])
+    try:
+        registry.add(ours.pid, ProcessRegistry.now() - 0.01)
+        registry.add(late.pid, ProcessRegistry.now() - 3600)   # its pid, an old start
+        registry.add(other.pid, ProcessRegistry.now())          # not a session leader
+        registry.add(999999999, ProcessRegistry.now())          # gone
+        assert registry.reap() == 1
+        assert ours.wait(timeout=5) == -9
+        assert late.poll() is None and other.poll() is None
+        assert registry.running() == {}
+    finally:
+        for process in (ours, late, other):
+            process.kill()
+            process.wait()

@@ -15,6 +15,7 @@ from typing import Mapping, Protocol
 from buildpy.actions.graph import Action, ActionGraph
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
+from buildpy.execution.spawn import SpawnResult
 
 
 class Progress(Protocol):
@@ -110,24 +111,28 @@ class Scheduler:
             self.progress.finished(outcome, done, report.total)
             release(index)
 
+        def start_ready() -> None:
+            nonlocal done
+            while ready and len(running) < self.jobs and not self.stopped:
+                _, index = heapq.heappop(ready)
+                if self._unchanged(index, report):   # fast path: no key, no cache
+                    done += 1
+                    release(index)
+                    continue
+                self.progress.started(actions[index], report.total)
+                step = self._begin(index, report)
+                if isinstance(step, Pending):
+                    fd = step.running.fileno()
+                    slot = fd if fd is not None else -1 - index
+                    running[slot] = (index, step)
+                    if fd is not None:
+                        exits.register(fd, select.POLLIN)
+                else:
+                    finished(index, step)
+
         try:
             while ready or running:
-                while ready and len(running) < self.jobs and not self.stopped:
-                    _, index = heapq.heappop(ready)
-                    if self._unchanged(index, report):   # fast path: no key, no cache
-                        done += 1
-                        release(index)
-                        continue
-                    self.progress.started(actions[index], report.total)
-                    step = self._begin(index, report)
-                    if isinstance(step, Pending):
-                        fd = step.running.fileno()
-                        slot = fd if fd is not None else -1 - index
-                        running[slot] = (index, step)
-                        if fd is not None:
-                            exits.register(fd, select.POLLIN)
-                    else:
-                        finished(index, step)
+                start_ready()
                 if not running:
                     break
                 polled = all(slot >= 0 for slot in running)
@@ -136,13 +141,15 @@ class Scheduler:
                 ended = [fd for fd, _ in events]
                 ended += [slot for slot, (_, p) in running.items()
                           if slot < 0 and p.running.exited()]
+                collected = []
                 for slot in ended:
-                    if slot not in running:   # stopped by a failure just before
-                        continue
                     index, pending = running.pop(slot)
                     if slot >= 0:
                         exits.unregister(slot)
-                    finished(index, self._complete(pending, report))
+                    collected.append((index, pending, self._finish(pending, report)))
+                start_ready()   # refill the free slots first: the bookkeeping can wait
+                for index, pending, result in collected:
+                    finished(index, self._complete(pending, result, report))
                 now = time.monotonic()
                 for _, pending in running.values():
                     if pending.running.overdue(now):
@@ -174,9 +181,19 @@ class Scheduler:
             report.errors.append(f"{type(error).__name__}: {error}")
             return None
 
-    def _complete(self, pending: Pending, report: BuildReport) -> Outcome | None:
+    def _finish(self, pending: Pending, report: BuildReport) -> SpawnResult | None:
         try:
-            return self.executor.complete(pending, pending.running.finish())
+            return pending.running.finish()
+        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
+            report.errors.append(f"{type(error).__name__}: {error}")
+            return None
+
+    def _complete(self, pending: Pending, result: SpawnResult | None,
+                  report: BuildReport) -> Outcome | None:
+        if result is None:   # finishing it failed (reported)
+            return None
+        try:
+            return self.executor.complete(pending, result)
         except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
             report.errors.append(f"{type(error).__name__}: {error}")
             return None

@@ -62,25 +62,34 @@ class ProcessRegistry:
     """Process groups of running actions, in a journal on disk: if bp dies (kill -9), the
     next bp kills what it left behind before it builds anything.
 
-    One line per start (`+pid start-time`) and per end (`-pid`), appended with a single
-    write each, so that thousands of actions cost no file creations. The start time
-    (from /proc) keeps a reused pid from being taken for an action.
+    One line per start (`+pid boot-time`) and per end (`-pid`), appended with a single
+    write each, so that thousands of actions cost no file creations. The start is the
+    boot clock just before the spawn (reading /proc right after it would wait for the
+    child's exec); a pid is only killed when its process is a session leader that
+    started within moments of that time, so a reused pid is not taken for an action.
     """
+
+    WINDOW = (-0.05, 2.0)   # seconds around the recorded time a real start falls in
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def add(self, pid: int) -> None:
-        os.write(self._fd, f"+{pid} {_start_time(pid) or '-'}\n".encode())
+    @staticmethod
+    def now() -> float:
+        """The clock `add` takes: seconds since boot, as /proc counts process starts."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+    def add(self, pid: int, started: float) -> None:
+        os.write(self._fd, f"+{pid} {started:.3f}\n".encode())
 
     def remove(self, pid: int) -> None:
         os.write(self._fd, f"-{pid}\n".encode())
 
-    def running(self) -> dict[int, str]:
+    def running(self) -> dict[int, float]:
         """The groups started and not yet ended, with their start times."""
-        alive: dict[int, str] = {}
+        alive: dict[int, float] = {}
         try:
             lines = self.path.read_text().splitlines()
         except FileNotFoundError:
@@ -90,7 +99,10 @@ class ProcessRegistry:
             if not fields or not fields[0].isdigit():
                 continue   # a line cut short by a crash
             if line[0] == "+" and len(fields) == 2:
-                alive[int(fields[0])] = fields[1]
+                try:
+                    alive[int(fields[0])] = float(fields[1])
+                except ValueError:
+                    continue
             elif line[0] == "-":
                 alive.pop(int(fields[0]), None)
         return alive
@@ -98,8 +110,10 @@ class ProcessRegistry:
     def reap(self) -> int:
         """Kill the groups a dead bp left running, empty the journal; returns how many."""
         killed = 0
+        low, high = self.WINDOW
         for pid, started in self.running().items():
-            if started != "-" and _start_time(pid) == started:
+            leader = _session_leader_start(pid)
+            if leader is not None and started + low <= leader <= started + high:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                     killed += 1
@@ -112,17 +126,17 @@ class ProcessRegistry:
         os.close(self._fd)
 
 
-def _start_time(pid: int) -> str | None:
-    """A process's start time (from /proc), so a reused pid is not mistaken for it."""
+def _session_leader_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since boot), if it leads its own session as
+    an action does; else None."""
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().decode(errors="replace").rsplit(")", 1)[1].split()
     except OSError:
         return None
-    try:
-        stat = os.read(fd, 4096).decode(errors="replace")
-    finally:
-        os.close(fd)
-    return stat.rsplit(")", 1)[1].split()[19]
+    if int(fields[3]) != pid:   # fields[3] is the session id
+        return None
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 class _Captures:
@@ -228,6 +242,7 @@ def start_process(argv: list[str], env: Mapping[str, str], cwd: Path,
                   registry: ProcessRegistry | None = None) -> Running:
     """Start argv in its own process group; raises OSError when it cannot start."""
     capture = _captures.take()
+    started = ProcessRegistry.now()
     try:
         process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                    stdout=capture[0], stderr=capture[1],
@@ -236,7 +251,7 @@ def start_process(argv: list[str], env: Mapping[str, str], cwd: Path,
         _captures.give_back(capture)
         raise
     if registry is not None:
-        registry.add(process.pid)
+        registry.add(process.pid, started)
     return Running(process, time.monotonic(), timeout, registry, capture)
 
 
