@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -67,6 +68,8 @@ class Executor:
         self._db = None
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
+        self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
+        self._directories: set[str] = set()         # output directories known to exist
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
@@ -92,7 +95,11 @@ class Executor:
         """The outputs, when the action completed before with these very inputs and its
         outputs are still as it left them; otherwise None."""
         record = self._done.get(action.outputs[0])
-        if record is None or record[0] != self.fingerprint(action, inputs):
+        if record is None:
+            return None
+        fingerprint = self.fingerprint(action, inputs)
+        if record[0] != fingerprint:
+            self._fingerprints[action.outputs[0]] = (inputs, fingerprint)   # for later
             return None
         outputs = {}
         for path, sha in record[1].items():
@@ -109,7 +116,10 @@ class Executor:
                        outputs: Mapping[str, FileInfo]) -> None:
         if self._db is None:
             return
-        entry = (self.fingerprint(action, inputs), {p: i.sha256 for p, i in outputs.items()})
+        known = self._fingerprints.pop(action.outputs[0], None)
+        fingerprint = known[1] if known is not None and known[0] is inputs else \
+            self.fingerprint(action, inputs)
+        entry = (fingerprint, {p: i.sha256 for p, i in outputs.items()})
         with self._lock:
             self._done[action.outputs[0]] = entry
             self._done_dirty[action.outputs[0]] = entry
@@ -153,7 +163,10 @@ class Executor:
         pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
         self._clear_outputs(action)
         for output in action.outputs:
-            os.makedirs(os.path.dirname(os.path.join(self.exec_root, output)), exist_ok=True)
+            directory = os.path.dirname(os.path.join(self.exec_root, output))
+            if directory not in self._directories:
+                os.makedirs(directory, exist_ok=True)
+                self._directories.add(directory)
         if action.kind is not ActionKind.RUN:
             self._run_in_process(action)
             return self.complete(pending, None)
@@ -232,9 +245,12 @@ class Executor:
     def _clear_outputs(self, action: Action) -> None:
         """Stale outputs go first: tools such as `ar r` would add to them."""
         for output in action.outputs:
-            path = self.exec_root / output
-            if path.is_symlink() or path.is_file():
-                path.unlink()
+            path = os.path.join(self.exec_root, output)
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _store_outputs(self, action: Action) -> dict[str, FileInfo]:
         outputs = {}

@@ -115,12 +115,13 @@ class Scheduler:
             nonlocal done
             while ready and len(running) < self.jobs and not self.stopped:
                 _, index = heapq.heappop(ready)
-                if self._unchanged(index, report):   # fast path: no key, no cache
+                inputs = self._unchanged(index, report)
+                if inputs is None:   # the fast path: no key, no cache
                     done += 1
                     release(index)
                     continue
                 self.progress.started(actions[index], report.total)
-                step = self._begin(index, report)
+                step = self._begin(index, inputs, report)
                 if isinstance(step, Pending):
                     fd = step.running.fileno()
                     slot = fd if fd is not None else -1 - index
@@ -169,9 +170,9 @@ class Scheduler:
             pending.running.abandon()
         running.clear()
 
-    def _begin(self, index: int, report: BuildReport) -> Outcome | Pending | None:
+    def _begin(self, index: int, inputs: dict[str, FileInfo] | str,
+               report: BuildReport) -> Outcome | Pending | None:
         action = self.graph.actions[index]
-        inputs = self._inputs(action, report)
         if isinstance(inputs, str):
             return Outcome(action, "", False, False, {}, None,
                            f"missing input file '{inputs}'")
@@ -212,17 +213,19 @@ class Scheduler:
                 return path
         return inputs
 
-    def _unchanged(self, index: int, report: BuildReport) -> bool:
+    def _unchanged(self, index: int, report: BuildReport) -> dict[str, FileInfo] | str | None:
+        """None when the action is up to date (its outputs go into the report); else its
+        inputs' digests, or the path of a missing input."""
         action = self.graph.actions[index]
         inputs = self._inputs(action, report)
         if isinstance(inputs, str):
-            return False
+            return inputs
         outputs = self.executor.up_to_date(action, inputs)
         if outputs is None:
-            return False
+            return inputs
         report.produced.update(outputs)
         report.cached += 1
-        return True
+        return None
 
     def _transitive(self, index: int, dependents: dict[int, list[int]]) -> set[int]:
         out: set[int] = set()
