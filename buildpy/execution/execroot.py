@@ -103,7 +103,18 @@ def _real_path(exec_root: Path, path: str, resolved: dict[str, str]) -> str:
     if os.path.islink(full):
         return os.path.realpath(full)
     directory, name = os.path.split(full)
+    return os.path.join(_real_directory(directory, resolved), name)
+
+
+def _real_directory(directory: str, resolved: dict[str, str]) -> str:
+    """A directory's real path: its parent's, resolved (and remembered) first, so each
+    directory costs one lstat rather than one per component."""
     real = resolved.get(directory)
     if real is None:
-        real = resolved[directory] = os.path.realpath(directory)
-    return os.path.join(real, name)
+        parent, name = os.path.split(directory)
+        if parent == directory or os.path.islink(directory):
+            real = os.path.realpath(directory)
+        else:
+            real = os.path.join(_real_directory(parent, resolved), name)
+        resolved[directory] = real
+    return real
