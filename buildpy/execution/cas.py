@@ -31,6 +31,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _link(source: Path | str, link: str | Path) -> bool:
+    """Hard-link `source` as `link`; False where that cannot be done (another file
+    system, too many links, a file system without links)."""
+    try:
+        os.link(source, link)
+    except OSError:
+        return False
+    return True
+
+
 class CorruptBlob(Exception):
     """A stored blob whose content no longer matches its digest."""
 
@@ -80,12 +90,10 @@ class ContentStore:
         os.chmod(source, st.st_mode & 0o555)
         if not self.has(digest):
             tmp = self._tmp_name()
-            try:
-                os.link(source, tmp)
-            except OSError:   # EXDEV, EMLINK, a file system without links
-                self.put_file(source, digest)
-            else:
+            if _link(source, tmp):
                 self._rename(tmp, digest)
+            else:
+                self.put_file(source, digest)
         return digest, size
 
     def put_bytes(self, data: bytes) -> str:
@@ -144,11 +152,7 @@ class ContentStore:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        try:
-            if bool(mode & 0o111) != executable:
-                raise OSError("the blob's mode differs")
-            os.link(blob, tmp)
-        except OSError:
+        if bool(mode & 0o111) != executable or not _link(blob, tmp):
             with open(tmp, "wb") as handle:
                 handle.write(data)
             os.chmod(tmp, 0o555 if executable else 0o444)
