@@ -18,8 +18,9 @@ def store(tmp_path):
 def test_an_output_is_linked_in_read_only_and_restored_as_a_link(store, tmp_path):
     out = tmp_path / "out.txt"
     out.write_text("data\n")
-    digest, size = store.put_output(out)
-    assert (digest, size) == (hashlib.sha256(b"data\n").hexdigest(), 5)
+    digest, st = store.put_output(out)
+    assert (digest, st.st_size) == (hashlib.sha256(b"data\n").hexdigest(), 5)
+    assert st.st_mode & 0o777 == 0o444 and st.st_nlink == 2
     blob = store.path(digest)
     assert os.path.samefile(out, blob) and out.stat().st_mode & 0o777 == 0o444
     restored = tmp_path / "restored" / "out.txt"

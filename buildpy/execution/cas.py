@@ -5,6 +5,7 @@ Knows files and digests; not actions or keys.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -73,28 +74,56 @@ class ContentStore:
         os.chmod(tmp, 0o444)
         self._rename(tmp, digest)
 
-    def put_output(self, source: Path) -> tuple[str, int]:
-        """Store an action's output; returns (digest, size).
+    def put_output(self, source: Path | str) -> tuple[str, os.stat_result]:
+        """Store an action's output; returns its digest and its stat data afterwards.
 
         A regular file with no other link becomes read-only (as Bazel leaves outputs)
         and is hard-linked into the store: no copy, no new inode. The store is
         read-only too, and blobs are verified when read, so an output changed in place
         after a `chmod` is caught as a damaged blob. Other files (a symlink, a hard
-        link to a source, another file system) are copied.
+        link to a source, another file system) are copied. Raises FileNotFoundError
+        when there is no such output, IsADirectoryError for a directory.
         """
-        st = os.lstat(source)
-        digest, size = sha256_file(source)
-        if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            digest, _ = sha256_file(source)   # a symlink: store what it points at
             self.put_file(source, digest)
-            return digest, size
-        os.chmod(source, st.st_mode & 0o555)
-        if not self.has(digest):
-            tmp = self._tmp_name()
-            if _link(source, tmp):
-                self._rename(tmp, digest)
-            else:
+            return digest, os.stat(source)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory", str(source))
+            digest = hashlib.sha256()
+            while chunk := os.read(fd, _CHUNK):
+                digest.update(chunk)
+            digest = digest.hexdigest()
+            if st.st_nlink != 1:   # a hard link to some other file: leave it as it is
                 self.put_file(source, digest)
-        return digest, size
+                return digest, st
+            os.fchmod(fd, st.st_mode & 0o555)
+            if not self._link_blob(source, digest):
+                self.put_file(source, digest)
+            return digest, os.fstat(fd)   # after the chmod and the link, which move ctime
+        finally:
+            os.close(fd)
+
+    def _link_blob(self, source: Path | str, digest: str) -> bool:
+        """Link `source` in as the blob `digest` (already there counts); False where
+        links cannot be made."""
+        target = self.path(digest)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return True
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return _link(source, target) or target.exists()
+        except OSError:   # another file system, too many links, no links at all
+            return False
+        return True
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()

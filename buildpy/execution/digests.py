@@ -101,9 +101,11 @@ class FileDigests:
             digest.update(f"{child.relative_to(full).as_posix()}\0{info.sha256}\n".encode())
         return FileInfo(digest.hexdigest(), 0, False)
 
-    def produced(self, path: str, sha256: str, size: int) -> FileInfo:
-        """Record the digest of an output bp just wrote (or restored)."""
-        st = os.stat(os.path.join(self._root, path))
+    def produced(self, path: str, sha256: str, size: int,
+                 st: os.stat_result | None = None) -> FileInfo:
+        """Record the digest of an output bp just wrote (or restored); `st` is its stat
+        data, when the caller has it."""
+        st = st or os.stat(os.path.join(self._root, path))
         executable = bool(st.st_mode & 0o111)
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                                   None, sha256, executable, self.stamp_ns))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -201,14 +200,12 @@ class Executor:
                                "that generate them) to the rule's srcs, deps or data",
                                tuple(warnings))
             warnings.append(message)
-        missing = [p for p in action.outputs
-                   if not os.path.exists(os.path.join(self.exec_root, p))]
+        outputs, missing = self._store_outputs(action)
         if missing:
             return Outcome(action, key, False, False, {}, result,
                            "did not create its declared output" +
                            ("s " if len(missing) > 1 else " ") +
                            ", ".join(missing), tuple(warnings))
-        outputs = self._store_outputs(action)
         if "no-cache" not in dict(action.execution_requirements):
             self.cache.put(key, CacheEntry(tuple(
                 OutputEntry(p, i.sha256, i.size, i.executable) for p, i in outputs.items()),
@@ -245,23 +242,24 @@ class Executor:
     def _clear_outputs(self, action: Action) -> None:
         """Stale outputs go first: tools such as `ar r` would add to them."""
         for output in action.outputs:
-            path = os.path.join(self.exec_root, output)
             try:
-                if not stat.S_ISDIR(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
+                os.unlink(os.path.join(self.exec_root, output))
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                pass   # nothing there, or a directory (unlink refuses those)
 
-    def _store_outputs(self, action: Action) -> dict[str, FileInfo]:
-        outputs = {}
+    def _store_outputs(self, action: Action) -> tuple[dict[str, FileInfo], list[str]]:
+        """The outputs, stored in the CAS; and the declared outputs that are missing."""
+        outputs, missing = {}, []
         for output in action.outputs:
-            path = self.exec_root / output
-            if path.is_dir():
+            try:
+                digest, st = self.store.put_output(os.path.join(self.exec_root, output))
+            except FileNotFoundError:   # a dangling symlink counts as missing too
+                missing.append(output)
+            except IsADirectoryError:
                 outputs[output] = self.digests.digest(output)
-                continue
-            digest, size = self.store.put_output(path)
-            outputs[output] = self.digests.produced(output, digest, size)
-        return outputs
+            else:
+                outputs[output] = self.digests.produced(output, digest, st.st_size, st)
+        return outputs, missing
 
     def _restore(self, entry: CacheEntry) -> dict[str, FileInfo]:
         outputs = {}
