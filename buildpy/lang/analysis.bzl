@@ -24,10 +24,10 @@ def analyze(rules, plan, rule_infos, configs, workspace_name):
     targets = {}
     bases = [_rule_base(info) for info in rule_infos]
     for entry in plan:
-        _bp_analysis_start(entry["id"])
-        if entry["kind"] == "file":
+        if entry["kind"] == "file":  # cannot fail: no need to say which target runs
             targets[entry["id"]] = _file_target(entry)
         else:
+            _bp_analysis_start(entry["id"])
             rule = entry["rule"]
             targets[entry["id"]] = _analyze_rule(rules[rule], rule_infos[rule], bases[rule],
                                                  configs[entry["cfg"]], workspace_name,
