@@ -1,8 +1,9 @@
 """Runs rule implementations over the configured graph and collects the action graph.
 
 Plans the targets (dependencies first), hands the plan to Starlark (analysis.bzl) in one
-evaluation, and records through natives what it declares: files, actions, results.
-Executes nothing.
+evaluation of a generated program (one top-level statement per part of the plan, so that
+Starlark can collect garbage between parts), and records through natives what it
+declares: files, actions, results. Executes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from buildpy.loading.target import GENERATED_FILE, Target
 
 OUTPUT_ROOT = "bp-out"
 # Tags that become execution requirements of a target's actions, as in Bazel.
+_PART = 1000   # plan entries per top-level statement of the analysis driver
 EXECUTION_TAGS = frozenset({"local", "no-sandbox", "no-cache", "no-remote",
                             "requires-network", "block-network", "exclusive"})
 
@@ -232,12 +234,14 @@ class Analyzer:
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
         self.loader.analysis = recorder
         try:
-            driver = self._driver(rules)
-            plan_text = json.dumps({"plan": plan, "rules": self._rule_infos,
-                                    "configs": self._config_infos})
+            parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
+            parts.append(json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
+                                     "workspace_name": self.workspace_name}))
             del plan   # JSON crosses into Starlark far faster than the values themselves
-            self.loader.env.call(driver, "run", plan_text, self.workspace_name,
-                                 context="error during analysis")
+            self.loader.env.run_generated(
+                "<analysis driver>", self._driver(rules, len(parts) - 1),
+                {"_bp_plan_part": lambda index: parts[index]},
+                context="error during analysis")
         except StarlarkEvalError as error:
             if recorder.current is None:
                 raise
@@ -283,18 +287,20 @@ class Analyzer:
                     order.append(node)
         return order
 
-    def _driver(self, rules: dict[tuple[str, str], int]):
-        lines = [f'load("{ANALYSIS_ID}", "analyze")']
+    def _driver(self, rules: dict[tuple[str, str], int], parts: int) -> str:
+        """The program that analyzes the plan: one top-level statement per part of it,
+        so that Starlark can collect each part's garbage before the next."""
+        lines = ['load("%s", "analysis_state", "analyze")' % ANALYSIS_ID]
         for (module, kind), index in rules.items():
             absolute = "@" + module if module.startswith("//") else module
             lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
-        lines.append("def run(plan_text, workspace_name):\n"
-                     "    data = json.decode(plan_text)\n"
-                     "    analyze(RULES, data['plan'], data['rules'], data['configs'], "
-                     "workspace_name)")
-        return self.loader.env.evaluate_generated("<analysis driver>", "\n".join(lines) + "\n",
-                                                  "error loading the rules to analyze")
+        lines.append(f"_SHARED = json.decode(_bp_plan_part({parts}))")
+        lines.append('STATE = analysis_state(_SHARED["rules"], _SHARED["configs"], '
+                     '_SHARED["workspace_name"])')
+        lines += [f"analyze(RULES, STATE, json.decode(_bp_plan_part({i})))"
+                  for i in range(parts)]
+        return "\n".join(lines) + "\n"
 
     # ---- plan entries ----------------------------------------------------------------------
 

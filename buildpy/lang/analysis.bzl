@@ -17,12 +17,22 @@ load(
 _FOREVER = 2147483647
 _UNBOUND = struct(_bp_unbound = True)
 
-def analyze(rules, plan, rule_infos, configs, workspace_name):
-    """Runs every entry of `plan` (dependencies first). `rules` maps rule ids to rules,
-    `rule_infos` has what the targets of each rule share, `configs` what the targets of
-    each configuration share."""
-    targets = {}
-    bases = [_rule_base(info) for info in rule_infos]
+def analysis_state(rule_infos, configs, workspace_name):
+    """What `analyze` keeps between parts of the plan: the targets analyzed so far, and
+    what the targets of each rule kind (`rule_infos`) and configuration share."""
+    return {
+        "targets": {},
+        "rule_infos": rule_infos,
+        "bases": [_rule_base(info) for info in rule_infos],
+        "configs": configs,
+        "workspace_name": workspace_name,
+    }
+
+def analyze(rules, state, plan):
+    """Runs every entry of this part of the plan (dependencies first). `rules` maps rule
+    ids to rules."""
+    targets, rule_infos, bases = state["targets"], state["rule_infos"], state["bases"]
+    configs, workspace_name = state["configs"], state["workspace_name"]
     for entry in plan:
         if entry["kind"] == "file":  # cannot fail: no need to say which target runs
             targets[entry["id"]] = _file_target(entry)

@@ -159,13 +159,14 @@ class StarlarkEnv:
     # ---- evaluation ---------------------------------------------------------------
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
-                  module: Any = None) -> Any:
+                  module: Any = None, bounded: bool = True) -> Any:
         self._sources[source.display] = text.splitlines()
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
         deadline = time.monotonic() + self._timeout
-        options = sl.EvalOptions(check_cancelled=lambda: time.monotonic() > deadline,
-                                 max_callstack_size=_MAX_CALL_DEPTH)
+        options = sl.EvalOptions(
+            check_cancelled=(lambda: time.monotonic() > deadline) if bounded else None,
+            max_callstack_size=_MAX_CALL_DEPTH)
         self._stack.append((source.display, source))
         try:
             ast = sl.parse(source.display, text)
@@ -281,6 +282,17 @@ class StarlarkEnv:
         """Evaluate Starlark that bp wrote itself (loads only); returns the frozen module."""
         source = SourceFile(PackageId("bp", ""), Path(display), display)
         return self._evaluate(source, text, None, context).freeze()
+
+    def run_generated(self, display: str, text: str, natives: dict[str, Callable[..., Any]],
+                      context: str) -> None:
+        """Run a program bp wrote itself, with extra plain natives, for its effects: no
+        time limit, and nothing frozen. Starlark collects garbage only between top-level
+        statements, so a long job written as many statements keeps its heap small."""
+        module = sl.Module()
+        for name, fn in natives.items():
+            module.add_callable(name, fn)
+        source = SourceFile(PackageId("bp", ""), Path(display), display)
+        self._evaluate(source, text, None, context, module, bounded=False)
 
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
