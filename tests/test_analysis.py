@@ -267,3 +267,27 @@ def test_cc_make_variables_in_a_genrule(bp, ws):
     out = bp("-C", str(root), "aquery", "//g:v", "--output=commands",
              "--platforms=//platforms:arm").out
     assert "gcc --version > bp-out/linux_arm64-fastbuild/bin/g/v.txt" in out
+
+
+def test_a_toolchain_that_needs_itself_is_a_cycle(bp, ws):
+    root = ws({
+        "WORKSPACE": 'register_toolchains("//tc:all")\n',
+        "tc/defs.bzl": '''
+            def _impl(ctx):
+                return []
+            uses_tool = rule(implementation = _impl, toolchains = ["//tc:type"])
+            ''',
+        "tc/BUILD": '''
+            load(":defs.bzl", "uses_tool")
+            toolchain_type(name = "type")
+            uses_tool(name = "self_tool")
+            toolchain(name = "self", toolchain_type = ":type", toolchain = ":self_tool")
+            ''',
+    })
+    result = bp("-C", str(root), "build", "//tc:self_tool")
+    assert result.code == 2
+    assert re.fullmatch(
+        r"ERROR: tc/BUILD:3:\d+: cycle in the configured graph: //tc:self_tool \(\w+\) -> "
+        r"//tc:self_tool \(\w+\)\nhint: a target cannot depend on itself, directly or "
+        r"through the toolchains it resolves \(a toolchain's target that needs that same "
+        r"toolchain type\)\n", result.err), result.err

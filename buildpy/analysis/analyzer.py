@@ -234,13 +234,14 @@ class Analyzer:
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
         self.loader.analysis = recorder
         try:
+            # JSON crosses into Starlark far faster than the values themselves
+            shared = json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
+                                 "workspace_name": self.workspace_name})
             parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
-            parts.append(json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
-                                     "workspace_name": self.workspace_name}))
-            del plan   # JSON crosses into Starlark far faster than the values themselves
+            del plan
             self.loader.env.run_generated(
-                "<analysis driver>", self._driver(rules, len(parts) - 1),
-                {"_bp_plan_part": lambda index: parts[index]},
+                "<analysis driver>", self._driver(rules, len(parts)),
+                {"_bp_plan_shared": lambda: shared, "_bp_plan_part": lambda i: parts[i]},
                 context="error during analysis")
         except StarlarkEvalError as error:
             if recorder.current is None:
@@ -272,8 +273,13 @@ class Analyzer:
                 for dep in stack[-1]:
                     if dep in on_path:
                         cycle = path[path.index(dep):] + [dep]
-                        raise UserError("cycle in the configured graph: " +
-                                        " -> ".join(str(k) for k in cycle))
+                        raise UserError(
+                            "cycle in the configured graph: " +
+                            " -> ".join(str(k) for k in cycle),
+                            location=self.configured.nodes[dep].target.location,
+                            hint="a target cannot depend on itself, directly or through "
+                                 "the toolchains it resolves (a toolchain's target that "
+                                 "needs that same toolchain type)")
                     if dep not in done:
                         path.append(dep)
                         on_path.add(dep)
@@ -295,7 +301,7 @@ class Analyzer:
             absolute = "@" + module if module.startswith("//") else module
             lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
-        lines.append(f"_SHARED = json.decode(_bp_plan_part({parts}))")
+        lines.append("_SHARED = json.decode(_bp_plan_shared())")
         lines.append('STATE = analysis_state(_SHARED["rules"], _SHARED["configs"], '
                      '_SHARED["workspace_name"])')
         lines += [f"analyze(RULES, STATE, json.decode(_bp_plan_part({i})))"

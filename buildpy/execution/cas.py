@@ -60,12 +60,11 @@ class ContentStore:
         return self.path(digest).is_file()
 
     def put_file(self, source: Path, digest: str) -> None:
-        """Store a copy of `source` (whose SHA-256 is `digest`).
+        """Store a copy of `source` (whose SHA-256 is `digest`), where a link will not do.
 
-        A copy, not a hard link: an output edited in place later must not change the
-        stored blob. The copy goes to a temporary name and is renamed into place, so a
-        killed bp leaves no partial blob; blobs are not fsynced one by one, and a blob
-        damaged by a power loss fails its digest check on read and is discarded.
+        The copy goes to a temporary name and is renamed into place, so a killed bp
+        leaves no partial blob; blobs are not fsynced one by one, and a blob damaged by a
+        power loss fails its digest check on read and is discarded.
         """
         if self.has(digest):
             return
@@ -157,22 +156,23 @@ class ContentStore:
             os.replace(tmp, target)
 
     def get_bytes(self, digest: str) -> bytes:
-        data = self.path(digest).read_bytes()
-        if hashlib.sha256(data).hexdigest() != digest:
-            self.discard(digest)
-            raise CorruptBlob(digest)
-        return data
+        return self._read_verified(digest)[0]
 
-    def materialize(self, digest: str, target: Path, executable: bool) -> None:
-        """Put the blob at `target`, verified first (a corrupt blob is discarded): a hard
-        link when the blob has the mode wanted, else a copy."""
-        blob = self.path(digest)
-        with open(blob, "rb") as handle:
+    def _read_verified(self, digest: str) -> tuple[bytes, int]:
+        """The blob's content and mode; a blob whose content no longer matches its digest
+        is discarded (CorruptBlob)."""
+        with open(self.path(digest), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             data = handle.read()
         if hashlib.sha256(data).hexdigest() != digest:
             self.discard(digest)
             raise CorruptBlob(digest)
+        return data, mode
+
+    def materialize(self, digest: str, target: Path, executable: bool) -> None:
+        """Put the blob at `target`, verified first (a corrupt blob is discarded): a hard
+        link when the blob has the mode wanted, else a copy."""
+        data, mode = self._read_verified(digest)
         if target.parent not in self._directories:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._directories.add(target.parent)
@@ -181,7 +181,7 @@ class ContentStore:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if bool(mode & 0o111) != executable or not _link(blob, tmp):
+        if bool(mode & 0o111) != executable or not _link(self.path(digest), tmp):
             with open(tmp, "wb") as handle:
                 handle.write(data)
             os.chmod(tmp, 0o555 if executable else 0o444)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,7 +62,6 @@ class Executor:
         self.choose = choose
         self.tracing = tracing
         self.traced = traced   # starts a spawn under strace (--tracing=warn|error)
-        self._lock = threading.Lock()
         self._db = None
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
@@ -119,9 +117,8 @@ class Executor:
         fingerprint = known[1] if known is not None and known[0] is inputs else \
             self.fingerprint(action, inputs)
         entry = (fingerprint, {p: i.sha256 for p, i in outputs.items()})
-        with self._lock:
-            self._done[action.outputs[0]] = entry
-            self._done_dirty[action.outputs[0]] = entry
+        self._done[action.outputs[0]] = entry
+        self._done_dirty[action.outputs[0]] = entry
 
     def flush_done(self) -> None:
         if not self._done_dirty:
@@ -277,8 +274,7 @@ class Executor:
     def _record(self, action: Action, key: str, inputs: Mapping[str, FileInfo],
                 outputs: Mapping[str, FileInfo], duration: float, strategy: str,
                 cached: bool) -> None:
-        with self._lock:
-            self.cache.record(key, action.owner_label, action.mnemonic, action.outputs[0],
-                              {p: i.sha256 for p, i in inputs.items()},
-                              {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
-                              cached)
+        self.cache.record(key, action.owner_label, action.mnemonic, action.outputs[0],
+                          {p: i.sha256 for p, i in inputs.items()},
+                          {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
+                          cached)

@@ -176,28 +176,16 @@ class Scheduler:
         if isinstance(inputs, str):
             return Outcome(action, "", False, False, {}, None,
                            f"missing input file '{inputs}'")
-        try:
-            return self.executor.begin(action, inputs)
-        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
-            report.errors.append(f"{type(error).__name__}: {error}")
-            return None
+        return _reported(report, self.executor.begin, action, inputs)
 
     def _finish(self, pending: Pending, report: BuildReport) -> SpawnResult | None:
-        try:
-            return pending.running.finish()
-        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
-            report.errors.append(f"{type(error).__name__}: {error}")
-            return None
+        return _reported(report, pending.running.finish)
 
     def _complete(self, pending: Pending, result: SpawnResult | None,
                   report: BuildReport) -> Outcome | None:
         if result is None:   # finishing it failed (reported)
             return None
-        try:
-            return self.executor.complete(pending, result)
-        except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
-            report.errors.append(f"{type(error).__name__}: {error}")
-            return None
+        return _reported(report, self.executor.complete, pending, result)
 
     def _inputs(self, action: Action, report: BuildReport) -> dict[str, FileInfo] | str:
         """The input digests, or the path of a missing input."""
@@ -259,3 +247,13 @@ class Scheduler:
         for index in needed:
             priority.setdefault(index, 1.0)
         return priority
+
+
+def _reported(report: BuildReport, step, *args):
+    """`step(*args)`; an unexpected error goes into the report (the build goes on or
+    stops) and gives None."""
+    try:
+        return step(*args)
+    except Exception as error:  # noqa: BLE001 - reported, the build goes on or stops
+        report.errors.append(f"{type(error).__name__}: {error}")
+        return None

@@ -292,10 +292,17 @@ def run_process(argv: list[str], env: Mapping[str, str], cwd: Path, cancel: thre
                 registry: ProcessRegistry | None = None) -> SpawnResult:
     """Run argv in its own process group and wait; kill the whole group on cancel
     (raising Cancelled) or timeout. Whatever it leaves running when it exits is killed."""
+    return start_and_wait(lambda: start_process(argv, env, cwd, timeout, registry), argv,
+                          cancel)
+
+
+def start_and_wait(start: Callable[[], Running], argv: list[str] | tuple[str, ...],
+                   cancel: threading.Event) -> SpawnResult:
+    """`wait` for what `start()` starts; a program that cannot start gives exit 127."""
     try:
-        running = start_process(argv, env, cwd, timeout, registry)
+        running = start()
     except OSError as error:
-        return cannot_start(argv, error)
+        return cannot_start(list(argv), error)
     return wait(running, cancel)
 
 
@@ -310,11 +317,7 @@ class BlockingRun:
     """`run()`, for strategies that have `start()`: start, then wait."""
 
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult:
-        try:
-            running = self.start(spawn)
-        except OSError as error:
-            return cannot_start(list(spawn.argv), error)
-        return wait(running, cancel)
+        return start_and_wait(lambda: self.start(spawn), spawn.argv, cancel)
 
 
 class LocalStrategy(BlockingRun):
