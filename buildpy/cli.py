@@ -320,7 +320,8 @@ def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool
     return PlainProgress(sys.stderr, subcommands, verbose_failures)
 
 
-def _run_build(options, patterns, build_flags, execution_flags, only_executable=False):
+def _run_build(options, patterns, build_flags, execution_flags, only_executable=False,
+               build_runfile_links=True):
     from buildpy.session import run_build
 
     (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
@@ -334,30 +335,36 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
                            block_for_lock, sandbox_debug, mount_pairs, tracing)
     progress = _progress(curses, color, subcommands, verbose_failures)
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
-                     err=sys.stderr, only_executable=only_executable)
+                     err=sys.stderr, only_executable=only_executable,
+                     build_runfile_links=build_runfile_links)
 
 
 @cli.command()
 @click.argument("patterns", nargs=-1, required=True)
 @_configuration_options
 @_execution_options
+@click.option("--build_runfile_links/--nobuild_runfile_links", default=True,
+              show_default=True, help="Link the runfiles trees of the executables built "
+              "(bp run and bp test link the ones they need either way).")
 @click.pass_obj
 def build(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
           extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
           subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
-          sandbox_debug, mount_pairs, tracing) -> None:
+          sandbox_debug, mount_pairs, tracing, build_runfile_links) -> None:
     """Build the targets PATTERNS match, running only the actions whose key changed.
 
     Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
-    configuration's). Exit codes: 0 built, 1 build failed, 2 bad command line or BUILD
-    file, 8 interrupted, 36 environment problem, 37 internal error.
+    configuration's); each executable's runfiles go to <executable>.runfiles/. Exit
+    codes: 0 built, 1 build failed, 2 bad command line or BUILD file, 8 interrupted,
+    36 environment problem, 37 internal error.
     """
     outcome = _run_build(options, patterns, (platforms, compilation_mode, defines,
                                              host_platform, extra_execution_platforms,
                                              extra_toolchains),
                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
                           spawn_strategy, strategies, disk_cache, block_for_lock,
-                          sandbox_debug, mount_pairs, tracing))
+                          sandbox_debug, mount_pairs, tracing),
+                         build_runfile_links=build_runfile_links)
     if outcome.code:
         raise SystemExit(outcome.code)
 

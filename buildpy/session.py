@@ -338,22 +338,47 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     return plan
 
 
+def _with_runfiles_trees(plan: PlannedBuild) -> tuple[Any, list[str]]:
+    """The plan's action graph plus an action per executable that builds its runfiles
+    tree, and those trees' MANIFESTs (to add to the wanted files)."""
+    from buildpy.actions.graph import runfiles_tree
+
+    graph = plan.actions
+    trees = []
+    seen = set()
+    for label, result in plan.executables.items():
+        if result.executable in seen:   # an alias and its actual target: one tree
+            continue
+        seen.add(result.executable)
+        producer = graph.producers.get(result.executable)
+        owner = graph.actions[producer] if producer is not None else None
+        trees.append(runfiles_tree(
+            owner.owner if owner else label, label, owner.configuration if owner else "",
+            result.executable, result.runfiles, plan.workspace_name))
+    return graph.extended(trees), [tree.outputs[0] for tree in trees]
+
+
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
-              only_executable: bool = False) -> BuildOutcome:
-    """`bp build`: load, configure, analyze, execute what the patterns need."""
+              only_executable: bool = False, build_runfile_links: bool = True
+              ) -> BuildOutcome:
+    """`bp build`: load, configure, analyze, execute what the patterns need; with
+    `build_runfile_links` (as `bp run` always), the executables' runfiles trees too."""
     import os
 
     from buildpy.execution.digests import take_stamp
-    from buildpy.execution.execroot import build_runfiles
     from buildpy.execution.local import LocalBuild
 
     session = open_session(directory, eval_timeout=loading_timeout)
     stamp = take_stamp(session.workspace.root / "bp-out" / ".bp-state" / "analysis-stamp")
     plan = _plan_build(session, words, options, execution, stamp)
+    graph, wanted = plan.actions, list(plan.wanted)
+    if build_runfile_links or only_executable:
+        graph, trees = _with_runfiles_trees(plan)
+        wanted += trees
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        report = build.run(plan.actions, list(plan.wanted), progress)
+        report = build.run(graph, wanted, progress)
     finally:
         progress.close()
         build.close()
@@ -363,11 +388,6 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         link.unlink()
     if not link.is_symlink() and not link.exists():
         os.symlink(target, link)
-    if report.ok:
-        resolved: dict[str, str] = {}
-        for result in plan.executables.values():
-            build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
-                           result.runfiles, plan.workspace_name, resolved)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,32 @@ def test_run_passes_arguments_and_the_exit_code(bp, ws):
     result = bp("-C", str(root), "run", "//r:tool", "--", "x", "y")
     assert result.code == 3
     assert "INFO: Running //r:tool" in result.err
+
+
+def test_runfiles_trees_are_actions_of_the_build(bp, ws):
+    root = ws({"r/BUILD": 'sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])',
+               "r/tool.sh": '#!/bin/sh\ncat "$RUNFILES_DIR/__main__/r/data.txt" > '
+                           '"$BUILD_WORKSPACE_DIRECTORY/seen.txt"\n',
+               "r/data.txt": "from runfiles\n"})
+    (root / "r" / "tool.sh").chmod(0o755)
+    tree = root / "bp-bin" / "r" / "tool.runfiles"
+    first = bp("-C", str(root), "build", "--nobuild_runfile_links", "//r:tool")
+    assert first.code == 0, first.err
+    assert (root / "bp-bin" / "r" / "tool").exists() and not tree.exists()
+    second = bp("-C", str(root), "build", "//r:tool")
+    assert "] Creating runfiles tree bp-out/" in second.err
+    assert (tree / "__main__" / "r" / "data.txt").read_text() == "from runfiles\n"
+    assert (tree / "MANIFEST").read_text().startswith("__main__/r/data.txt /")
+    assert "0 executed" in bp("-C", str(root), "build", "//r:tool").err
+    shutil.rmtree(tree)   # a tree removed by hand is linked again
+    again = bp("-C", str(root), "build", "//r:tool")
+    assert "1 executed" in again.err and (tree / "__main__" / "r" / "tool.sh").is_symlink()
+    (root / "r" / "data.txt").write_text("changed\n")
+    assert bp("-C", str(root), "build", "//r:tool").code == 0
+    assert (tree / "__main__" / "r" / "data.txt").read_text() == "changed\n"
+    shutil.rmtree(tree)
+    run = bp("-C", str(root), "run", "//r:tool")
+    assert run.code == 0 and (root / "seen.txt").read_text() == "changed\n"
 
 
 def test_lock_blocks_a_second_command(bp, ws):

@@ -18,6 +18,7 @@ from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.key import FileDigest, action_key
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
+from buildpy.execution.execroot import build_runfiles
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
 
@@ -67,6 +68,7 @@ class Executor:
         self._done_dirty: dict[str, tuple[str, dict]] = {}
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
         self._directories: set[str] = set()         # output directories known to exist
+        self._resolved: dict[str, str] = {}         # real paths of runfiles' directories
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
@@ -157,7 +159,8 @@ class Executor:
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
         pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
-        self._clear_outputs(action)
+        if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
+            self._clear_outputs(action)
         for output in action.outputs:
             directory = os.path.dirname(os.path.join(self.exec_root, output))
             if directory not in self._directories:
@@ -215,7 +218,8 @@ class Executor:
     # ---- running --------------------------------------------------------------------
 
     def _run_in_process(self, action: Action) -> None:
-        """The kinds bp does itself: write a file, expand a template, copy a file."""
+        """The kinds bp does itself: write a file, expand a template, copy a file, link a
+        runfiles tree."""
         if action.kind is ActionKind.WRITE:
             self._write(action.outputs[0], (action.content or "").encode(),
                         action.is_executable)
@@ -224,6 +228,10 @@ class Executor:
             for old, new in action.substitutions:
                 text = text.replace(old, new)
             self._write(action.outputs[0], text.encode(), action.is_executable)
+        elif action.kind is ActionKind.RUNFILES:
+            tree = self.exec_root / os.path.dirname(action.outputs[0])
+            build_runfiles(tree, self.exec_root, action.inputs, action.content or "__main__",
+                           self._resolved)
         elif action.kind is ActionKind.SYMLINK:
             data = (self.exec_root / (action.target or action.inputs[0])).read_bytes()
             self._write(action.outputs[0], data, True if action.is_executable else
