@@ -478,13 +478,12 @@ def _expand_make(text, variables, fail_here):
     out = []
     i = 0
     for _ in range(_FOREVER):
-        if i >= len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
             break
-        c = text[i]
-        if c != "$":
-            out.append(c)
-            i += 1
-            continue
+        out.append(text[i:dollar])  # the text up to the next $, in one piece
+        i = dollar
         nxt = text[i + 1] if i + 1 < len(text) else ""
         if nxt == "$":
             out.append("$")
