@@ -142,6 +142,7 @@ class Scheduler:
                     break
                 polled = all(slot >= 0 for slot in self._running)
                 self._step(100 if polled else 10)
+                self.progress.tick(self._done, self.report.total)
         except KeyboardInterrupt:
             self.report.interrupted = True
             self.stop()
@@ -158,7 +159,6 @@ class Scheduler:
         """Wait up to `timeout_ms` for exits; finish what ended."""
         report = self.report
         events = self._exits.poll(timeout_ms)
-        self.progress.tick(self._done, report.total)
         ended = [fd for fd, _ in events]
         ended += [slot for slot, (_, p) in self._running.items()
                   if slot < 0 and p.running.exited()]

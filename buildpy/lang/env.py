@@ -111,7 +111,9 @@ class StarlarkEnv:
         self._sources: dict[str, list[str]] = {}  # display path -> its lines
         self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
         self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
-        self._stashed: BpError | None = None
+        # the error a native raised, raised again once Starlark has unwound (Starlark
+        # would turn it into a message); Ctrl-C in a native stays a KeyboardInterrupt
+        self._stashed: BpError | KeyboardInterrupt | None = None
         self._injections: dict[str, Any] = {}
         self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
@@ -372,9 +374,9 @@ class StarlarkEnv:
         def native(*args: Any) -> Any:
             try:
                 return fn(*args[:-1], frames=CallStack(args[-1]))
-            except BpError as error:
+            except (BpError, KeyboardInterrupt) as error:
                 self._stashed = self._stashed or error
-                raise _Abort(error.message) from None
+                raise _Abort(getattr(error, "message", "interrupted")) from None
         return native
 
     # ---- core natives ----------------------------------------------------------------
