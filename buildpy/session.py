@@ -245,70 +245,23 @@ class PlannedBuild:
 
 
 def _wanted_files(analysis, keys) -> tuple[str, ...]:
-    """The files a build of `keys` must produce."""
+    """The files a build of `keys` must produce: their outputs, and for executables the
+    program and its runfiles (as `bazel build` does)."""
     wanted: dict[str, None] = {}
     for key in keys:
         result = analysis.targets.get(key)
-        if result is not None:
-            wanted.update(dict.fromkeys(_files_wanted(result)))
+        if result is None:
+            continue
+        wanted.update(dict.fromkeys(result.files))
+        if result.executable is not None:
+            wanted.update(dict.fromkeys(result.runfiles))
+            wanted[result.executable] = None
     return tuple(wanted)
 
 
-def _files_wanted(result) -> list[str]:
-    """What building one requested target makes: its outputs, and for an executable the
-    program and its runfiles (as `bazel build` does)."""
-    if result.executable is None:
-        return list(result.files)
-    return [*result.files, *result.runfiles, result.executable]
-
-
-class _Stream:
-    """Execution while analysis runs: each analyzed target's actions go to the
-    scheduler, a requested target's files (and runfiles tree) are wanted at once, and
-    whatever is ready starts, between two targets of analysis."""
-
-    def __init__(self, scheduler, link_runfiles: bool, workspace_name: str):
-        self.scheduler = scheduler
-        self.link_runfiles = link_runfiles
-        self.workspace_name = workspace_name
-        self.used = False
-        self._trees: set[str] = set()
-
-    def analyzed(self, key, result, actions, requested: bool) -> None:
-        self.used = True
-        self.scheduler.add(actions)
-        if requested:
-            self.want(str(key.label), str(key), key.config or "", result)
-        self.scheduler.pump()
-
-    def want(self, label: str, owner: str, configuration: str, result) -> None:
-        wanted = _files_wanted(result)
-        executable = result.executable
-        if self.link_runfiles and executable is not None and executable not in self._trees:
-            from buildpy.actions.graph import runfiles_tree
-
-            self._trees.add(executable)   # an alias and its actual target: one tree
-            tree = runfiles_tree(owner, label, configuration, executable, result.runfiles,
-                                 self.workspace_name)
-            self.scheduler.add([tree])
-            wanted.append(tree.outputs[0])
-        self.scheduler.want(wanted)
-
-    def catch_up(self, plan: PlannedBuild) -> None:
-        """A plan that was not streamed (the saved analysis was still good) all at once."""
-        self.scheduler.add(plan.actions.actions)
-        for label, result in plan.executables.items():
-            producer = plan.actions.producers.get(result.executable)
-            action = plan.actions.actions[producer] if producer is not None else None
-            self.want(label, action.owner if action else label,
-                      action.configuration if action else "", result)
-        self.scheduler.want(plan.wanted)
-
-
 def _plan_build(session: Session, words: list[str], options: BuildOptions, execution,
-                stamp_ns: int, listener=None) -> PlannedBuild:
-    """Load, configure and analyze (telling `listener` of each target analyzed); or reuse
-    the last analysis if nothing it read changed."""
+                stamp_ns: int) -> PlannedBuild:
+    """Load, configure and analyze; or reuse the last analysis if nothing it read changed."""
     import hashlib
     import json
 
@@ -345,7 +298,7 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     configured, keys = _configured_targets(session, patterns, labels, options,
                                            execution.keep_going)
     workspace_name = loader.workspace_settings().name or "__main__"
-    analysis = Analyzer(configured, workspace_name, listener).analyze(keys)
+    analysis = Analyzer(configured, workspace_name).analyze(keys)
     wanted = _wanted_files(analysis, keys)
     executables = {}
     reported = []
@@ -385,6 +338,26 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     return plan
 
 
+def _with_runfiles_trees(plan: PlannedBuild) -> tuple[Any, list[str]]:
+    """The plan's action graph plus an action per executable that builds its runfiles
+    tree, and those trees' MANIFESTs (to add to the wanted files)."""
+    from buildpy.actions.graph import runfiles_tree
+
+    graph = plan.actions
+    trees = []
+    seen = set()
+    for label, result in plan.executables.items():
+        if result.executable in seen:   # an alias and its actual target: one tree
+            continue
+        seen.add(result.executable)
+        producer = graph.producers.get(result.executable)
+        owner = graph.actions[producer] if producer is not None else None
+        trees.append(runfiles_tree(
+            owner.owner if owner else label, label, owner.configuration if owner else "",
+            result.executable, result.runfiles, plan.workspace_name))
+    return graph.extended(trees), [tree.outputs[0] for tree in trees]
+
+
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False, build_runfile_links: bool = True
@@ -398,20 +371,14 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
 
     session = open_session(directory, eval_timeout=loading_timeout)
     stamp = take_stamp(session.workspace.root / "bp-out" / ".bp-state" / "analysis-stamp")
+    plan = _plan_build(session, words, options, execution, stamp)
+    graph, wanted = plan.actions, list(plan.wanted)
+    if build_runfile_links or only_executable:
+        graph, trees = _with_runfiles_trees(plan)
+        wanted += trees
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        scheduler = build.scheduler(progress)
-        stream = _Stream(scheduler, build_runfile_links or only_executable,
-                         session.loader.workspace_settings().name or "__main__")
-        try:
-            plan = _plan_build(session, words, options, execution, stamp, stream.analyzed)
-        except BaseException:   # an analysis error, or Ctrl-C: stop what already runs
-            scheduler.stop()
-            build.save()
-            raise
-        if not stream.used:
-            stream.catch_up(plan)
-        report = build.finish(scheduler)
+        report = build.run(graph, wanted, progress)
     finally:
         progress.close()
         build.close()

@@ -203,37 +203,13 @@ def _actions_alive(root: Path) -> list[str]:
     return [l for l in ps.splitlines() if str(root.parent / "slow") in l]
 
 
-def test_actions_start_during_analysis_and_an_analysis_error_stops_them(bp, ws, tmp_path):
-    marker = tmp_path / "slow"
-    marker.write_text("")
-    root = ws({"a/BUILD": f'''
-                   genrule(name = "slow", outs = ["slow.out"],
-                           cmd = "sleep 30; echo {marker} > $@")
-                   ''',
-               "b/defs.bzl": '''
-                   def _impl(ctx):
-                       fail("broken on purpose")
-                   broken = rule(implementation = _impl)
-                   ''',
-               "b/BUILD": 'load(":defs.bzl", "broken")\nbroken(name = "bad")\n'})
-    begun = time.monotonic()
-    result = bp("-C", str(root), "build", "//a:slow", "//b:bad")
-    assert result.code == 2 and "broken on purpose" in result.err
-    assert "error analyzing broken rule '//b:bad" in result.err
-    journal = (root / "bp-out" / ".bp-state" / "running.log").read_text().split()
-    assert journal[0].startswith("+")         # it started before analysis ended...
-    assert time.monotonic() - begun < 20     # ...and was stopped, not waited for
-    assert _actions_alive(root) == []
-    assert not (root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "a" / "slow.out").exists()
-
-
 def test_ctrl_c_during_analysis_is_an_interruption(bp, ws, monkeypatch):
-    import buildpy.session
+    from buildpy.analysis import analyzer
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt   # as if Ctrl-C came while a native of analysis ran
 
-    monkeypatch.setattr(buildpy.session._Stream, "analyzed", interrupted)
+    monkeypatch.setattr(analyzer._Recorder, "result", interrupted)
     root = ws(CHAIN)
     result = bp("-C", str(root), "build", "//src:d")
     assert result.code == 8 and result.err.endswith("ERROR: interrupted\n"), result.err

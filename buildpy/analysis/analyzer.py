@@ -12,7 +12,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 
 from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
@@ -80,12 +80,6 @@ def _file_data(path: str, owner: Label, is_source: bool, root: str,
             "owner": _label_data(owner)}
 
 
-# Told of each analyzed target as soon as its analysis ends: its result, the actions it
-# registered, and whether it is one of the keys asked for (so that execution can start
-# before analysis ends). Targets come dependencies first.
-Listener = Callable[[ConfiguredKey, TargetResult, list[Action], bool], None]
-
-
 class _Recorder:
     """The natives' side of analysis: files declared, actions, results, errors."""
 
@@ -96,7 +90,6 @@ class _Recorder:
         self.actions: list[Action] = []
         self.results: dict[ConfiguredKey, TargetResult] = {}
         self.current: int | None = None
-        self._told = 0   # how many actions the listener has seen
 
     def key(self, tid: int) -> ConfiguredKey:
         return self.analyzer.plan_keys[tid]
@@ -182,13 +175,8 @@ class _Recorder:
     def result(self, tid: int, text: str, *, frames) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env]."""
         files, executable, runfiles, environment = json.loads(text)
-        key = self.key(tid)
-        result = self.results[key] = TargetResult(
+        self.results[self.key(tid)] = TargetResult(
             tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)))
-        listener = self.analyzer.listener
-        if listener is not None:   # the target's actions were all recorded before this
-            actions, self._told = self.actions[self._told:], len(self.actions)
-            listener(key, result, actions, key in self.analyzer.requested)
 
     def canonical(self, tid: int, text: str, *, frames) -> str:
         label = self.key(tid).label
@@ -207,14 +195,11 @@ class _Recorder:
 class Analyzer:
     """Analyzes configured targets of one ConfiguredGraph."""
 
-    def __init__(self, configured: ConfiguredGraph, workspace_name: str = "",
-                 listener: Listener | None = None):
+    def __init__(self, configured: ConfiguredGraph, workspace_name: str = ""):
         self.configured = configured
         self.loader = configured.loader
         self.workspace_name = workspace_name or configured.settings.name or "__main__"
         self.plan_keys: list[ConfiguredKey] = []
-        self.listener = listener
-        self.requested: set[ConfiguredKey] = set()
 
     # ---- paths ----------------------------------------------------------------------
 
@@ -235,7 +220,6 @@ class Analyzer:
 
     def analyze(self, keys: Iterable[ConfiguredKey]) -> AnalysisResult:
         keys = list(keys)
-        self.requested = set(keys)
         errors = self.configured.add(keys)
         if errors:
             raise errors[0] if len(errors) == 1 else ErrorGroup(errors)

@@ -169,28 +169,15 @@ class LocalBuild:
                         hint="choose one of: " + ", ".join(STRATEGIES))
 
     def run(self, graph: ActionGraph, wanted: list[str], progress: Progress) -> BuildReport:
-        scheduler = self.scheduler(progress, graph)
-        scheduler.want(wanted)
-        return self.finish(scheduler)
-
-    def scheduler(self, progress: Progress, graph: ActionGraph | None = None) -> Scheduler:
-        """A scheduler for this build's actions: `graph`'s, and any added later."""
-        def durations(actions: list[Action]) -> dict:
-            return self.cache.durations((a.owner_label, a.mnemonic) for a in actions)
-        return Scheduler(graph or ActionGraph((), {}), self.executor, self.options.jobs,
-                         self.options.keep_going, progress, durations)
-
-    def finish(self, scheduler: Scheduler) -> BuildReport:
-        """Run what `scheduler` was given to the end; write down what the build learned."""
+        durations = self.cache.durations((a.owner_label, a.mnemonic) for a in graph.actions)
+        scheduler = Scheduler(graph, self.executor, self.options.jobs,
+                              self.options.keep_going, progress, durations)
         try:
-            return scheduler.drain()
+            return scheduler.run(wanted)
         finally:
-            self.save()
-
-    def save(self) -> None:
-        self.digests.flush()
-        self.executor.flush_done()
-        self.cache.flush()
+            self.digests.flush()
+            self.executor.flush_done()
+            self.cache.flush()
 
     def close(self) -> None:
         self.cache.flush()

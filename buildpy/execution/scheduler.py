@@ -10,7 +10,7 @@ import heapq
 import select
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Mapping, Protocol
 
 from buildpy.actions.graph import Action, ActionGraph
 from buildpy.execution.digests import FileInfo
@@ -41,200 +41,138 @@ class BuildReport:
 
 
 class Scheduler:
-    """Runs actions as they become ready, at most `jobs` processes at a time.
-
-    Actions can arrive while others run: `add` appends actions, `want` marks the files a
-    build needs (and so everything their producers need), `pump` does what can be done
-    without waiting, and `drain` runs the rest to the end. `run` is all of it at once. A
-    build whose analysis is still going adds and wants as targets are analyzed, so that
-    execution overlaps analysis.
-    """
-
     def __init__(self, graph: ActionGraph, executor: Executor, jobs: int,
                  keep_going: bool, progress: Progress,
-                 durations: Callable[[list[Action]], Mapping[tuple[str, str], float]]
-                 | None = None):
+                 durations: Mapping[tuple[str, str], float] | None = None):
+        self.graph = graph
         self.executor = executor
         self.jobs = max(1, jobs)
         self.keep_going = keep_going
         self.progress = progress
-        self.durations = durations or (lambda actions: {})
+        self.durations = durations or {}
         self.stopped = False
-        self.actions: list[Action] = []
-        self.producers: dict[str, int] = {}
-        self.report = BuildReport()
-        self._needed: set[int] = set()
-        self._waiting: dict[int, int] = {}
-        self._dependents: dict[int, list[int]] = {}
-        self._succeeded: set[int] = set()
-        self._unbuildable: set[int] = set()     # failed, or waits on a failure
-        self._blocked: set[int] = set()         # waits on a failure
-        self._priority: dict[int, float] = {}
-        self._ready: list[tuple[float, int]] = []
-        self._running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index)
-        self._exits = select.poll()
-        self._done = 0
-        self.add(graph.actions)
 
-    def add(self, actions: Iterable[Action]) -> None:
-        for action in actions:
-            index = len(self.actions)
-            self.actions.append(action)
-            for output in action.outputs:
-                self.producers.setdefault(output, index)   # a clash is analysis's error
-
-    def want(self, paths: Iterable[str]) -> None:
-        """Build `paths`: their producers, and all those need, join the build."""
-        for path in paths:
-            root = self.producers.get(path)
-            if root is None or root in self._needed:
+    def needed(self, paths: list[str]) -> list[int]:
+        """The actions that produce `paths`, and everything those need."""
+        seen: set[int] = set()
+        stack = [self.graph.producers[p] for p in paths if p in self.graph.producers]
+        while stack:
+            index = stack.pop()
+            if index in seen:
                 continue
-            self._needed.add(root)
-            stack = [(root, iter(self._deps(root)))]
-            while stack:   # depth first: an action joins after everything it needs
-                index, deps = stack[-1]
-                for dep in deps:
-                    if dep not in self._needed:
-                        self._needed.add(dep)
-                        stack.append((dep, iter(self._deps(dep))))
-                        break
-                else:
-                    stack.pop()
-                    self._join(index)
-
-    def _deps(self, index: int) -> set[int]:
-        producers = self.producers
-        return {producers[p] for p in self.actions[index].all_inputs
-                if p in producers and producers[p] != index}
-
-    def _join(self, index: int) -> None:
-        self.report.total += 1
-        self._dependents[index] = []
-        waiting = 0
-        for dep in self._deps(index):
-            if dep in self._succeeded:
-                continue
-            if dep in self._unbuildable:
-                self._unbuildable.add(index)
-                self._blocked.add(index)
-                return
-            waiting += 1
-            self._dependents[dep].append(index)
-        self._waiting[index] = waiting
-        self._priority[index] = 1.0   # until `drain` knows the critical paths
-        if waiting == 0:
-            heapq.heappush(self._ready, (-self._priority[index], index))
-
-    def pump(self) -> None:
-        """Start what is ready and collect what ended, without waiting."""
-        self._start_ready()
-        if self._running:
-            self._step(0)
-
-    def drain(self) -> BuildReport:
-        """Run everything wanted to the end (or to the first failure without
-        --keep_going, or Ctrl-C)."""
-        self._prioritize()
-        try:
-            while self._ready or self._running:
-                self._start_ready()
-                if not self._running:
-                    break
-                polled = all(slot >= 0 for slot in self._running)
-                self._step(100 if polled else 10)
-                self.progress.tick(self._done, self.report.total)
-        except KeyboardInterrupt:
-            self.report.interrupted = True
-            self.stop()
-        self.report.skipped = len(self._blocked)
-        return self.report
+            seen.add(index)
+            for path in self.graph.actions[index].all_inputs:
+                producer = self.graph.producers.get(path)
+                if producer is not None and producer not in seen:
+                    stack.append(producer)
+        return sorted(seen)
 
     def run(self, paths: list[str]) -> BuildReport:
         """Run what `paths` need. One thread: processes are started and their exits
         awaited on their pidfds, so no worker threads contend for the interpreter."""
-        self.want(paths)
-        return self.drain()
+        needed = self.needed(paths)
+        actions = self.graph.actions
+        deps = {i: {self.graph.producers[p] for p in actions[i].all_inputs
+                    if p in self.graph.producers} for i in needed}
+        dependents: dict[int, list[int]] = {i: [] for i in needed}
+        for index, its_deps in deps.items():
+            for dep in its_deps:
+                dependents[dep].append(index)
+        priority = self._critical_paths(needed, deps, dependents)
+        waiting = {i: len(d) for i, d in deps.items()}
+        ready = [(-priority[i], i) for i in needed if not deps[i]]
+        heapq.heapify(ready)
+        report = BuildReport(total=len(needed))
+        blocked: set[int] = set()
+        running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index) -> action
+        exits = select.poll()
+        done = 0
 
-    def _step(self, timeout_ms: int) -> None:
-        """Wait up to `timeout_ms` for exits; finish what ended."""
-        report = self.report
-        events = self._exits.poll(timeout_ms)
-        ended = [fd for fd, _ in events]
-        ended += [slot for slot, (_, p) in self._running.items()
-                  if slot < 0 and p.running.exited()]
-        collected = []
-        for slot in ended:
-            index, pending = self._running.pop(slot)
-            if slot >= 0:
-                self._exits.unregister(slot)
-            collected.append((index, pending, self._finish(pending, report)))
-        self._start_ready()   # refill the free slots first: the bookkeeping can wait
-        for index, pending, result in collected:
-            self._finished(index, self._complete(pending, result, report))
-        now = time.monotonic()
-        for _, pending in self._running.values():
-            if pending.running.overdue(now):
-                pending.running.kill_for_timeout()
+        def release(index: int) -> None:
+            for dependent in dependents[index]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0 and dependent not in blocked:
+                    heapq.heappush(ready, (-priority[dependent], dependent))
 
-    def _release(self, index: int) -> None:
-        self._succeeded.add(index)
-        for dependent in self._dependents[index]:
-            self._waiting[dependent] -= 1
-            if self._waiting[dependent] == 0 and dependent not in self._unbuildable:
-                heapq.heappush(self._ready, (-self._priority[dependent], dependent))
+        def finished(index: int, outcome: Outcome | None) -> None:
+            nonlocal done
+            done += 1
+            if outcome is None or not outcome.ok:
+                if outcome is not None:
+                    report.failed.append(outcome)
+                    self.progress.finished(outcome, done, report.total)
+                blocked.update(self._transitive(index, dependents))
+                if not self.keep_going:
+                    self._stop(running, exits)
+                return
+            report.produced.update(outcome.outputs)
+            report.cached += outcome.cached
+            report.executed += not outcome.cached
+            self.progress.finished(outcome, done, report.total)
+            release(index)
 
-    def _finished(self, index: int, outcome: Outcome | None) -> None:
-        report = self.report
-        self._done += 1
-        if outcome is None or not outcome.ok:
-            if outcome is not None:
-                report.failed.append(outcome)
-                self.progress.finished(outcome, self._done, report.total)
-            self._unbuildable.add(index)
-            after = self._transitive(index)
-            self._blocked.update(after)
-            self._unbuildable.update(after)
-            if not self.keep_going:
-                self.stop()
-            return
-        report.produced.update(outcome.outputs)
-        report.cached += outcome.cached
-        report.executed += not outcome.cached
-        self.progress.finished(outcome, self._done, report.total)
-        self._release(index)
+        def start_ready() -> None:
+            nonlocal done
+            while ready and len(running) < self.jobs and not self.stopped:
+                _, index = heapq.heappop(ready)
+                inputs = self._unchanged(index, report)
+                if inputs is None:   # the fast path: no key, no cache
+                    done += 1
+                    release(index)
+                    continue
+                self.progress.started(actions[index], report.total)
+                step = self._begin(index, inputs, report)
+                if isinstance(step, Pending):
+                    fd = step.running.fileno()
+                    slot = fd if fd is not None else -1 - index
+                    running[slot] = (index, step)
+                    if fd is not None:
+                        exits.register(fd, select.POLLIN)
+                else:
+                    finished(index, step)
 
-    def _start_ready(self) -> None:
-        report = self.report
-        while self._ready and len(self._running) < self.jobs and not self.stopped:
-            _, index = heapq.heappop(self._ready)
-            inputs = self._unchanged(index, report)
-            if inputs is None:   # the fast path: no key, no cache
-                self._done += 1
-                self._release(index)
-                continue
-            self.progress.started(self.actions[index], report.total)
-            step = self._begin(index, inputs, report)
-            if isinstance(step, Pending):
-                fd = step.running.fileno()
-                slot = fd if fd is not None else -1 - index
-                self._running[slot] = (index, step)
-                if fd is not None:
-                    self._exits.register(fd, select.POLLIN)
-            else:
-                self._finished(index, step)
+        try:
+            while ready or running:
+                start_ready()
+                if not running:
+                    break
+                polled = all(slot >= 0 for slot in running)
+                events = exits.poll(100 if polled else 10)
+                self.progress.tick(done, report.total)
+                ended = [fd for fd, _ in events]
+                ended += [slot for slot, (_, p) in running.items()
+                          if slot < 0 and p.running.exited()]
+                collected = []
+                for slot in ended:
+                    index, pending = running.pop(slot)
+                    if slot >= 0:
+                        exits.unregister(slot)
+                    collected.append((index, pending, self._finish(pending, report)))
+                start_ready()   # refill the free slots first: the bookkeeping can wait
+                for index, pending, result in collected:
+                    finished(index, self._complete(pending, result, report))
+                now = time.monotonic()
+                for _, pending in running.values():
+                    if pending.running.overdue(now):
+                        pending.running.kill_for_timeout()
+        except KeyboardInterrupt:
+            report.interrupted = True
+            self._stop(running, exits)
+        report.skipped = len(blocked)
+        return report
 
-    def stop(self) -> None:
+    def _stop(self, running: dict[int, tuple[int, Pending]], exits) -> None:
         """No more starts; kill what runs (its results are not wanted)."""
         self.stopped = True
-        for slot, (_, pending) in list(self._running.items()):
+        for slot, (_, pending) in list(running.items()):
             if slot >= 0:
-                self._exits.unregister(slot)
+                exits.unregister(slot)
             pending.running.abandon()
-        self._running.clear()
+        running.clear()
 
     def _begin(self, index: int, inputs: dict[str, FileInfo] | str,
                report: BuildReport) -> Outcome | Pending | None:
-        action = self.actions[index]
+        action = self.graph.actions[index]
         if isinstance(inputs, str):
             return Outcome(action, "", False, False, {}, None,
                            f"missing input file '{inputs}'")
@@ -266,7 +204,7 @@ class Scheduler:
     def _unchanged(self, index: int, report: BuildReport) -> dict[str, FileInfo] | str | None:
         """None when the action is up to date (its outputs go into the report); else its
         inputs' digests, or the path of a missing input."""
-        action = self.actions[index]
+        action = self.graph.actions[index]
         inputs = self._inputs(action, report)
         if isinstance(inputs, str):
             return inputs
@@ -277,40 +215,38 @@ class Scheduler:
         report.cached += 1
         return None
 
-    def _transitive(self, index: int) -> set[int]:
+    def _transitive(self, index: int, dependents: dict[int, list[int]]) -> set[int]:
         out: set[int] = set()
-        stack = list(self._dependents[index])
+        stack = list(dependents[index])
         while stack:
             other = stack.pop()
             if other not in out:
                 out.add(other)
-                stack.extend(self._dependents[other])
+                stack.extend(dependents[other])
         return out
 
-    def _prioritize(self) -> None:
-        """Each waiting action's priority: its weight (its last duration) plus the
-        longest chain of actions waiting on it; the ready ones are reordered."""
-        pending = {i for i in self._needed if i not in self._succeeded
-                   and i not in self._unbuildable}
-        weights = self.durations([self.actions[i] for i in pending])
-        count = {i: sum(d in pending for d in self._dependents[i]) for i in pending}
+    def _critical_paths(self, needed: list[int], deps: dict[int, set[int]],
+                        dependents: dict[int, list[int]]) -> dict[int, float]:
+        """Each action's weight plus the longest chain of actions waiting on it."""
         order: list[int] = []
-        stack = [i for i in pending if count[i] == 0]
+        count = {i: len(dependents[i]) for i in needed}
+        stack = [i for i in needed if count[i] == 0]
         while stack:
             index = stack.pop()
             order.append(index)
-            for dep in self._deps(index):
-                if dep in count:
-                    count[dep] -= 1
-                    if count[dep] == 0:
-                        stack.append(dep)
-        priority = self._priority
+            for dep in deps[index]:
+                count[dep] -= 1
+                if count[dep] == 0:
+                    stack.append(dep)
+        priority: dict[int, float] = {}
         for index in order:  # dependents before their dependencies
-            action = self.actions[index]
-            priority[index] = weights.get((action.owner_label, action.mnemonic), 1.0) + max(
-                (priority[d] for d in self._dependents[index] if d in pending), default=0.0)
-        self._ready = [(-priority[i], i) for _, i in self._ready]
-        heapq.heapify(self._ready)
+            action = self.graph.actions[index]
+            weight = self.durations.get((action.owner_label, action.mnemonic), 1.0)
+            priority[index] = weight + max((priority[d] for d in dependents[index]),
+                                           default=0.0)
+        for index in needed:
+            priority.setdefault(index, 1.0)
+        return priority
 
 
 def _reported(report: BuildReport, step, *args):
