@@ -203,13 +203,14 @@ def _actions_alive(root: Path) -> list[str]:
     return [l for l in ps.splitlines() if str(root.parent / "slow") in l]
 
 
-def test_ctrl_c_during_analysis_is_an_interruption(bp, ws, monkeypatch):
+@pytest.mark.parametrize("native", ["action", "result"])   # with a call stack, without
+def test_ctrl_c_during_analysis_is_an_interruption(bp, ws, monkeypatch, native):
     from buildpy.analysis import analyzer
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt   # as if Ctrl-C came while a native of analysis ran
 
-    monkeypatch.setattr(analyzer._Recorder, "result", interrupted)
+    monkeypatch.setattr(analyzer._Recorder, native, interrupted)
     root = ws(CHAIN)
     result = bp("-C", str(root), "build", "//src:d")
     assert result.code == 8 and result.err.endswith("ERROR: interrupted\n"), result.err

@@ -172,7 +172,7 @@ class _Recorder:
             target=data.get("target"), is_executable=bool(data.get("is_executable")),
             use_default_shell_env=bool(data.get("use_default_shell_env"))))
 
-    def result(self, tid: int, text: str, *, frames) -> None:
+    def result(self, tid: int, text: str) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env]."""
         files, executable, runfiles, environment = json.loads(text)
         self.results[self.key(tid)] = TargetResult(
@@ -229,6 +229,7 @@ class Analyzer:
         self.recorder = recorder = _Recorder(self)
         rules: dict[tuple[str, str], int] = {}
         self._rule_infos: list[dict] = []
+        self._attr_specs: list[dict] = []
         self._configs: dict[Configuration | None, int] = {}
         self._config_infos: list[dict] = []
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
@@ -323,17 +324,24 @@ class Analyzer:
         if rule_index is None:
             rule_index = rules[(rule.defined_in, rule.kind)] = len(rules)
             self._rule_infos.append(_rule_info(rule))
+            self._attr_specs.append({name: spec for name, spec in rule.attrs.items()
+                                     if spec.is_label or spec.is_output})
         defaults = self._rule_infos[rule_index]["defaults"]
+        specs = self._attr_specs[rule_index]   # the label and output attributes
         ids = self.ids
         by_attr: dict[str, list[int]] = {}
         for attr, dep in node.deps:
             by_attr.setdefault(attr, []).append(ids[dep])
         attrs, deps, outputs = {}, {}, {}
         for name, value in node.attrs.items():
-            if name.startswith("$"):
+            if name[0] == "$":
                 continue
-            spec = rule.attrs.get(name)
-            if spec is not None and spec.is_label:
+            spec = specs.get(name)
+            if spec is None:
+                plain = _plain(value)
+                if name not in defaults or defaults[name] != plain:
+                    attrs[name] = plain
+            elif spec.is_label:
                 dep_ids = by_attr.get(name)
                 if not dep_ids:
                     continue
@@ -344,15 +352,11 @@ class Analyzer:
                 else:
                     pairs = zip(dep_ids, value.values(), strict=True)
                     deps[name] = [[i, _plain(v)] for i, v in pairs]   # JSON keys are strings
-            elif spec is not None and spec.is_output:
+            else:   # an output attribute
                 labels = [value] if spec.type == "output" else list(value)
                 files = [self._declared_output(key, label) for label in labels if label]
                 if files:
                     outputs[name] = files
-            else:
-                plain = _plain(value)
-                if name not in defaults or defaults[name] != plain:
-                    attrs[name] = plain
         return {
             "id": index, "kind": target.kind, "rule": rule_index,
             "cfg": self._config_index(node.configuration),
@@ -441,8 +445,13 @@ def _alternatives(providers: Any) -> list[list[int]]:
     return [list(p) if isinstance(p, (tuple, list)) else [p] for p in providers]
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """An attribute value as Starlark data."""
+    if type(value) in _SCALARS:   # most values; an isinstance(Mapping) test is slow
+        return value
     if isinstance(value, Label):
         return str(value)
     if isinstance(value, (tuple, list)):

@@ -237,7 +237,7 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
         executable.path if executable != None else None,
         [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
         _environment(target),
-    ]), call_stack())
+    ]))
     return target
 
 def _environment(target):

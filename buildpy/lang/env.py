@@ -84,7 +84,8 @@ class StarlarkEnv:
     `natives` maps `_bp_*` names to Python callables; each receives the arguments the
     builtin passes and, as keyword `frames`, the Starlark call stack (outermost first).
     `resolve(label)` gives the SourceFile of a .bzl label, or raises a BpError.
-    `plain_natives` are called as they are (no call stack; they must not fail).
+    `plain_natives` are called without the call stack (they must not fail; a Ctrl-C
+    in one still interrupts).
     """
 
     def __init__(
@@ -272,7 +273,7 @@ class StarlarkEnv:
             for name, fn in {**self._core_natives(), **self._natives}.items():
                 module.add_callable(name, self._wrap(fn))
             for name, fn in self._plain_natives.items():
-                module.add_callable(name, fn)
+                module.add_callable(name, self._interruptible(fn))
             module.add_callable("_bp_next_id", lambda: next(self._ids))
             source = SourceFile(PackageId("bp", ""), path, module_id)
             self._evaluate(source, path.read_text(encoding="utf-8"), None,
@@ -377,6 +378,16 @@ class StarlarkEnv:
             except (BpError, KeyboardInterrupt) as error:
                 self._stashed = self._stashed or error
                 raise _Abort(getattr(error, "message", "interrupted")) from None
+        return native
+
+    def _interruptible(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A plain native (it cannot fail), but Ctrl-C may still arrive while it runs."""
+        def native(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except KeyboardInterrupt as interrupt:
+                self._stashed = self._stashed or interrupt
+                raise _Abort("interrupted") from None
         return native
 
     # ---- core natives ----------------------------------------------------------------

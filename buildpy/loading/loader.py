@@ -84,6 +84,8 @@ class Loader:
                                plain_natives={
                                    "_bp_provider_name": self.provider_name,
                                    "_bp_analysis_start": lambda tid: self.analysis.start(tid),
+                                   "_bp_analysis_result": lambda tid, text:
+                                       self.analysis.result(tid, text),
                                })
         self._where = FrameInfo(self.env.location, self.env.source_line)
         self.rule_classes: list[RuleClass] = []
@@ -236,7 +238,6 @@ class Loader:
             # analysis: forwarded to the analyzer's recorder while it runs
             "_bp_declare": lambda *a, frames: self.analysis.declare(*a, frames=frames),
             "_bp_action": lambda *a, frames: self.analysis.action(*a, frames=frames),
-            "_bp_analysis_result": lambda *a, frames: self.analysis.result(*a, frames=frames),
             "_bp_analysis_error": lambda *a, frames: self.analysis.fail(*a, frames=frames),
             "_bp_canonical_label": lambda *a, frames: self.analysis.canonical(*a,
                                                                                frames=frames),
