@@ -20,6 +20,7 @@ from buildpy.core.pattern import parse_pattern
 from buildpy.config.configuration import BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
 from buildpy.config.selects import Conditions
+from buildpy.lang.values import Select, SelectorList
 from buildpy.config.toolchains import Registration, Toolchains
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import TOOLCHAINS_REPO, WorkspaceSettings
@@ -32,6 +33,8 @@ from buildpy.loading.target import (
 OS_SETTING = Label("prelude", "platforms/os", "os")
 CPU_SETTING = Label("prelude", "platforms/cpu", "cpu")
 TOOLCHAIN_EDGE = "$toolchain"
+
+_CONFIGURABLE = (Select, SelectorList)   # a select(), or a `+` of values and select()s
 
 
 @dataclass(frozen=True, order=True)
@@ -193,7 +196,11 @@ class ConfiguredGraph:
         if unmet:
             return ConfiguredTarget(key, target, config,
                                     incompatible=f"needs '{unmet[0]}'")
-        attrs = {name: resolve(name) for name in target.attrs}
+        configurable = [name for name, value in target.attrs.items()
+                        if isinstance(value, _CONFIGURABLE)]
+        attrs = dict(target.attrs)
+        for name in configurable:   # most values are plain: nothing to resolve
+            attrs[name] = resolve(name)
         try:
             resolution = self.toolchains.resolve(
                 target.label, target.rule_class.toolchains, platform, config,
@@ -209,8 +216,8 @@ class ConfiguredGraph:
             deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
         deps += [(IMPLICIT_TESTS, self.key(label, config))
                  for label in target.attrs.get(IMPLICIT_TESTS, ())]
-        deps += [(CONDITION_EDGE, self.key(label, config))
-                 for label in dict.fromkeys(select_conditions(target.attrs.values()))]
+        deps += [(CONDITION_EDGE, self.key(label, config)) for label in dict.fromkeys(
+            select_conditions(target.attrs[name] for name in configurable))]
         toolchains = tuple((t, self.key(impl, config)) for t, impl in resolution.toolchains)
         deps += [(TOOLCHAIN_EDGE, k) for _, k in toolchains]
         return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
