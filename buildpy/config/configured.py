@@ -20,8 +20,8 @@ from buildpy.core.pattern import parse_pattern
 from buildpy.config.configuration import BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
 from buildpy.config.selects import Conditions
-from buildpy.lang.values import Select, SelectorList
 from buildpy.config.toolchains import Registration, Toolchains
+from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import TOOLCHAINS_REPO, WorkspaceSettings
 from buildpy.loading.patterns import expand_patterns, packages_below
