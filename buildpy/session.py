@@ -338,15 +338,15 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     return plan
 
 
-def _with_runfiles_trees(plan: PlannedBuild) -> tuple[Any, list[str]]:
-    """The plan's action graph plus an action per executable that builds its runfiles
-    tree, and those trees' MANIFESTs (to add to the wanted files)."""
+def _with_runfiles_trees(graph, executables: dict, workspace_name: str
+                         ) -> tuple[Any, list[str]]:
+    """`graph` plus an action per executable (label -> TargetResult) that builds its
+    runfiles tree, and those trees' MANIFESTs (to add to the wanted files)."""
     from buildpy.actions.graph import runfiles_tree
 
-    graph = plan.actions
     trees = []
     seen = set()
-    for label, result in plan.executables.items():
+    for label, result in executables.items():
         if result.executable in seen:   # an alias and its actual target: one tree
             continue
         seen.add(result.executable)
@@ -354,7 +354,7 @@ def _with_runfiles_trees(plan: PlannedBuild) -> tuple[Any, list[str]]:
         owner = graph.actions[producer] if producer is not None else None
         trees.append(runfiles_tree(
             owner.owner if owner else label, label, owner.configuration if owner else "",
-            result.executable, result.runfiles, plan.workspace_name))
+            result.executable, result.runfiles, workspace_name))
     return graph.extended(trees), [tree.outputs[0] for tree in trees]
 
 
@@ -374,7 +374,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     plan = _plan_build(session, words, options, execution, stamp)
     graph, wanted = plan.actions, list(plan.wanted)
     if build_runfile_links or only_executable:
-        graph, trees = _with_runfiles_trees(plan)
+        graph, trees = _with_runfiles_trees(plan.actions, plan.executables,
+                                            plan.workspace_name)
         wanted += trees
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
@@ -450,7 +451,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     import shlex
 
     from buildpy.analysis.analyzer import Analyzer
-    from buildpy.execution.execroot import build_runfiles, runfiles_path
+    from buildpy.execution.execroot import runfiles_path
     from buildpy.execution.local import LocalBuild
     from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
     from buildpy.query.uquery import TargetQueryEnvironment
@@ -474,9 +475,12 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     workspace_name = session.loader.workspace_settings().name or "__main__"
     analysis = Analyzer(configured, workspace_name).analyze(keys)
     wanted = _wanted_files(analysis, keys)
+    graph, trees = _with_runfiles_trees(   # the tests run in their runfiles trees
+        analysis.actions, {str(k.label): analysis.targets[k] for k in test_keys},
+        workspace_name)
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        report = build.run(analysis.actions, list(wanted), progress)
+        report = build.run(graph, list(wanted) + trees, progress)
         progress.close()
         if not report.ok:
             err.write("FAILED: build did NOT complete successfully; no tests ran\n")
@@ -485,12 +489,9 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             err.write("ERROR: no test targets were found, yet testing was requested\n")
             return 4
         specs = []
-        resolved: dict[str, str] = {}
         for key in test_keys:
             result = analysis.targets[key]
             target = configured.nodes[key].target
-            build_runfiles(build.exec_root / f"{result.executable}.runfiles", build.exec_root,
-                           result.runfiles, workspace_name, resolved)
 
             def expand(text: str, key=key, result=result) -> str:
                 def location(match: re.Match) -> str:
