@@ -182,7 +182,8 @@ def test_the_example_monorepo_tests(bp, tmp_path):
     from conftest import REPO_ROOT
 
     root = tmp_path / "monorepo"
-    shutil.copytree(REPO_ROOT / "examples" / "monorepo", root)
+    shutil.copytree(REPO_ROOT / "examples" / "monorepo", root,   # not a local build's outputs
+                    ignore=shutil.ignore_patterns("bp-out", "bp-bin"))
     first = bp("-C", str(root), "test", "//...")
     assert first.code == 0, first.out + first.err
     assert "//tests:sharded_test" in first.out and "(3 shards)" in first.out
