@@ -626,13 +626,27 @@ def _filter(pairs: list[tuple[str, str]], known: set[str], command: str) -> list
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `bp` console script; exits with Bazel's exit codes."""
+    """Run one bp command in this process; exits with Bazel's exit codes."""
+    collecting = gc.isenabled()
+    try:
+        code = _command(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if collecting:
+            gc.enable()
+    sys.exit(code)
+
+
+def _command(args: list[str]) -> int:
+    """Run one command with the cyclic collector off, and return its exit code.
+
+    One command builds a large graph of objects without cycles to collect; the
+    collector's passes over it cost a fifth of a cold query. The caller turns it back on
+    if the process goes on (its first pass then visits everything the command left).
+    """
     from buildpy.core.errors import BpError
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    collecting = gc.isenabled()
-    gc.disable()   # one command builds a large graph of objects without cycles to collect;
-    try:           # the cyclic collector's passes over it cost a fifth of a cold query
+    gc.disable()
+    try:
         args = _expand_rc(args)
         code = cli.main(args=args, prog_name="bp", standalone_mode=False)
     except BpError as error:
@@ -653,21 +667,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("INTERNAL ERROR (a bug in bp; please report it with this output):", err=True)
         traceback.print_exc()
         code = EXIT_INTERNAL
-    finally:
-        if collecting:
-            gc.enable()
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return code if isinstance(code, int) else EXIT_OK
 
 
 def entry_point() -> None:
-    """The `bp` console script: main(), then exit without tearing the interpreter down.
+    """The `bp` console script: one command, then exit without tearing the interpreter
+    down, and with the cyclic collector still off.
 
     Freeing a large target or action graph object by object takes a good part of a
-    second; the operating system reclaims the memory at once. Output is flushed first.
+    second, and so would the collector's first pass over it; the operating system
+    reclaims the memory at once. Output is flushed first.
     """
     try:
-        main()
-        code = EXIT_OK
+        code = _command(sys.argv[1:])
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else EXIT_OK
     for stream in (sys.stdout, sys.stderr):

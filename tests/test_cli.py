@@ -156,3 +156,24 @@ def test_the_command_exits_with_its_code_and_all_its_output(tmp_path):
     head = subprocess.run(f"'{sys.executable}' -m buildpy -C '{tmp_path}' query //p:all | head -1",
                           shell=True, capture_output=True, text=True, timeout=60)
     assert head.stdout == "//p:t0\n" and head.stderr == ""
+
+
+def test_main_turns_the_collector_back_on_and_entry_point_leaves_it_off(bp, monkeypatch):
+    """In-process (tests, a future --watch) the cyclic collector must come back; at the
+    end of the `bp` process its first pass would only visit everything once more."""
+    import gc
+    import os
+
+    from buildpy.cli import entry_point
+
+    assert gc.isenabled()
+    assert bp("--version").code == 0
+    assert gc.isenabled()
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(sys, "argv", ["bp", "--version"])
+    try:
+        entry_point()
+        assert exits == [0] and not gc.isenabled()
+    finally:
+        gc.enable()
