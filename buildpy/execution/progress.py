@@ -20,36 +20,59 @@ def describe(action: Action) -> str:
 
 
 class PlainProgress:
-    """One line per action that ran (not per cache hit), and failures in full."""
+    """One line per action that ran (not per cache hit), and failures in full.
+
+    Lines are written in batches, at most every `interval` seconds, and failures at
+    once: a write per action to a pipe costs the build about 0.15 ms of each action
+    (the reader wakes up every time), some 2 s at 14,000 actions.
+    """
 
     def __init__(self, out: TextIO = sys.stderr, subcommands: bool = False,
-                 verbose_failures: bool = False):
+                 verbose_failures: bool = False, interval: float = 0.2):
         self.out = out
         self.subcommands = subcommands
         self.verbose_failures = verbose_failures
+        self.interval = interval
         self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._written = time.monotonic()
+
+    def _say(self, text: str, now: bool = False) -> None:
+        """Buffer text (the caller holds the lock); write the buffer when it is due."""
+        self._pending.append(text)
+        if now or time.monotonic() - self._written >= self.interval:
+            self._write()
+
+    def _write(self) -> None:
+        if self._pending:
+            self.out.write("".join(self._pending))
+            self._pending.clear()
+            self.out.flush()
+        self._written = time.monotonic()
 
     def started(self, action: Action, total: int) -> None:
         if self.subcommands and action.argv:
             with self._lock:
-                self.out.write(f"SUBCOMMAND: # {action.owner} [{action.mnemonic}]\n"
-                               f"  {' '.join(shlex.quote(a) for a in action.argv)}\n")
+                self._say(f"SUBCOMMAND: # {action.owner} [{action.mnemonic}]\n"
+                          f"  {' '.join(shlex.quote(a) for a in action.argv)}\n")
 
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         with self._lock:
             if not outcome.ok:
-                self.out.write(failure_text(outcome, self.verbose_failures))
+                self._say(failure_text(outcome, self.verbose_failures), now=True)
             elif not outcome.cached:
-                self.out.write(f"[{done} / {total}] {describe(outcome.action)}\n")
+                self._say(f"[{done} / {total}] {describe(outcome.action)}\n")
             for warning in outcome.warnings:
-                self.out.write(f"WARNING: {warning}\n")
-            self.out.flush()
+                self._say(f"WARNING: {warning}\n", now=True)
 
     def tick(self, done: int, total: int) -> None:
-        pass
+        if self._pending and time.monotonic() - self._written >= self.interval:
+            with self._lock:
+                self._write()
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._write()
 
 
 def failure_text(outcome: Outcome, verbose: bool) -> str:
@@ -70,7 +93,9 @@ def failure_text(outcome: Outcome, verbose: bool) -> str:
 
 
 class RichProgress(PlainProgress):
-    """A live display: [done / total] actions, the running ones, elapsed time."""
+    """A live display: [done / total] actions, the running ones, elapsed time.
+
+    Events only update the counts; rich draws them 8 times a second."""
 
     def __init__(self, out: TextIO = sys.stderr, subcommands: bool = False,
                  verbose_failures: bool = False, color: bool = True):
@@ -83,17 +108,19 @@ class RichProgress(PlainProgress):
         self.running: dict[int, str] = {}
         self.done = 0
         self.total = 0
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8,
-                         transient=True)
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._render)
         self.live.start()
 
     def _render(self):
         from rich.text import Text
 
         elapsed = time.monotonic() - self.start
-        text = Text(f"[{self.done} / {self.total}] actions, {elapsed:.1f}s\n", style="bold")
-        for line in list(self.running.values())[:8]:
-            text.append(f"    {line}\n")
+        with self._lock:
+            text = Text(f"[{self.done} / {self.total}] actions, {elapsed:.1f}s\n",
+                        style="bold")
+            for line in list(self.running.values())[:8]:
+                text.append(f"    {line}\n")
         return text
 
     def started(self, action: Action, total: int) -> None:
@@ -101,7 +128,6 @@ class RichProgress(PlainProgress):
         with self._lock:
             self.total = total
             self.running[id(action)] = describe(action)
-        self.live.update(self._render())
 
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         with self._lock:
@@ -112,10 +138,7 @@ class RichProgress(PlainProgress):
                                     if not outcome.ok else "", end="")
             for warning in outcome.warnings:
                 self.live.console.print(f"WARNING: {warning}")
-        self.live.update(self._render())
-
-    def tick(self, done: int, total: int) -> None:
-        self.live.update(self._render())
 
     def close(self) -> None:
         self.live.stop()
+        super().close()
