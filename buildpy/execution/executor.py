@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from buildpy.actions.graph import Action, ActionKind
-from buildpy.actions.key import FileDigest, action_key
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles
@@ -139,6 +138,10 @@ class Executor:
         return tuple(sorted(env.items()))
 
     def key(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
+        # the REAPI messages (protobuf) load only once an action needs its key: a build
+        # with nothing to run goes without them
+        from buildpy.actions.key import FileDigest, action_key
+
         files = {p: FileDigest(i.sha256, i.size, i.executable) for p, i in inputs.items()}
         return action_key(action, files)
 
