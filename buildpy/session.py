@@ -340,22 +340,11 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
 
 def _with_runfiles_trees(graph, executables: dict, workspace_name: str
                          ) -> tuple[Any, list[str]]:
-    """`graph` plus an action per executable (label -> TargetResult) that builds its
-    runfiles tree, and those trees' MANIFESTs (to add to the wanted files)."""
-    from buildpy.actions.graph import runfiles_tree
-
-    trees = []
-    seen = set()
-    for label, result in executables.items():
-        if result.executable in seen:   # an alias and its actual target: one tree
-            continue
-        seen.add(result.executable)
-        producer = graph.producers.get(result.executable)
-        owner = graph.actions[producer] if producer is not None else None
-        trees.append(runfiles_tree(
-            owner.owner if owner else label, label, owner.configuration if owner else "",
-            result.executable, result.runfiles, workspace_name))
-    return graph.extended(trees), [tree.outputs[0] for tree in trees]
+    """`graph` plus the runfiles-tree actions of `executables` (label -> TargetResult),
+    and the trees' MANIFESTs."""
+    return graph.with_runfiles_trees(
+        ((label, result.executable, result.runfiles) for label, result in executables.items()),
+        workspace_name)
 
 
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,

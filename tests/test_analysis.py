@@ -291,3 +291,21 @@ def test_a_toolchain_that_needs_itself_is_a_cycle(bp, ws):
         r"//tc:self_tool \(\w+\)\nhint: a target cannot depend on itself, directly or "
         r"through the toolchains it resolves \(a toolchain's target that needs that same "
         r"toolchain type\)\n", result.err), result.err
+
+
+def test_aquery_lists_the_runfiles_tree_of_an_executable_as_a_symlink_tree(bp, ws):
+    """`bp build` links an executable's runfiles tree with a SymlinkTree action; aquery
+    shows it with the target's other actions, as Bazel's does."""
+    root = ws({"t/BUILD": 'sh_test(name = "t", srcs = ["t.sh"], data = ["d.txt"])',
+               "t/t.sh": "true\n", "t/d.txt": ""})
+    result = bp("-C", str(root), "aquery", "//t:t", "--output=jsonproto")
+    assert result.code == 0, result.err
+    records = json.loads(result.out)
+    assert [r["mnemonic"] for r in records] == ["Symlink", "SymlinkTree"]
+    tree = records[1]
+    assert tree["target"] == "//t:t" and "content" not in tree
+    assert len(tree["outputs"]) == 1 and tree["outputs"][0].endswith("/bin/t/t.runfiles/MANIFEST")
+    assert "t/d.txt" in tree["inputs"] and records[0]["outputs"][0] in tree["inputs"]
+    text = bp("-C", str(root), "aquery", "mnemonic(SymlinkTree, //t:t)").out
+    assert text.startswith("action 'Creating runfiles tree bp-out/")
+    assert "FileWriteContents" not in text

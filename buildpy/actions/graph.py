@@ -101,6 +101,23 @@ class ActionGraph:
                 artifacts.setdefault(path, Artifact(path, is_source=True))
         return ActionGraph(everything, artifacts, producers)
 
+    def with_runfiles_trees(self, executables: Iterable[tuple[str, str, Iterable[str]]],
+                            workspace_name: str) -> tuple["ActionGraph", list[str]]:
+        """This graph plus a SymlinkTree action per (label, executable, runfiles) that links
+        the executable's runfiles tree; and the trees' MANIFESTs (to want them built)."""
+        trees = []
+        seen = set()
+        for label, executable, runfiles in executables:
+            if executable in seen:   # an alias and its actual target: one tree
+                continue
+            seen.add(executable)
+            producer = self.producers.get(executable)
+            owner = self.actions[producer] if producer is not None else None
+            trees.append(runfiles_tree(
+                owner.owner if owner else label, label, owner.configuration if owner else "",
+                executable, runfiles, workspace_name))
+        return self.extended(trees), [tree.outputs[0] for tree in trees]
+
     def graph(self) -> nx.DiGraph:
         """Files and actions as one bipartite graph: file -> action -> file."""
         import networkx as nx

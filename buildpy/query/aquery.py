@@ -11,10 +11,10 @@ import json
 import re
 import shlex
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, TextIO
 
-from buildpy.actions.graph import Action
+from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.key import command_key
 from buildpy.analysis.analyzer import AnalysisResult, Analyzer
 
@@ -43,8 +43,13 @@ class ActionQueryEnvironment(ConfiguredQueryEnvironment):
         if self._analysis is None:
             keys = [k for k in self.configured.graph.nodes
                     if self.configured.incompatibility(k) is None]
-            workspace_name = self.loader.workspace_settings().name
-            self._analysis = Analyzer(self.configured, workspace_name).analyze(keys)
+            workspace_name = self.loader.workspace_settings().name or "__main__"
+            analysis = Analyzer(self.configured, workspace_name).analyze(keys)
+            graph, _ = analysis.actions.with_runfiles_trees(   # as `bp build` adds them
+                ((str(key.label), result.executable, result.runfiles)
+                 for key, result in analysis.targets.items() if result.executable is not None),
+                workspace_name)
+            self._analysis = replace(analysis, actions=graph)
             for index, action in enumerate(self._analysis.actions.actions):
                 self._by_owner.setdefault(action.owner, []).append(index)
         return self._analysis
@@ -133,7 +138,7 @@ def text(action: Action, include_commandline: bool, include_artifacts: bool) -> 
     if include_commandline and action.argv:
         args = " \\\n    ".join(shlex.quote(a) for a in action.argv)
         lines.append(f"  Command Line: ({args})")
-    if action.content is not None:
+    if action.kind is ActionKind.WRITE:
         lines.append(f"  FileWriteContents: [{json.dumps(action.content)}]")
     return "\n".join(lines) + "\n"
 
@@ -149,7 +154,7 @@ def record(action: Action, include_commandline: bool, include_artifacts: bool) -
         data["outputs"] = list(action.outputs)
     if include_commandline:
         data["argv"] = list(action.argv)
-    if action.content is not None:
+    if action.kind is ActionKind.WRITE:
         data["content"] = action.content
     return data
 
