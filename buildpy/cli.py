@@ -321,7 +321,7 @@ def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool
 
 
 def _run_build(options, patterns, build_flags, execution_flags, only_executable=False,
-               build_runfile_links=True):
+               build_runfile_links=True, show_result=1):
     from buildpy.session import run_build
 
     (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
@@ -336,7 +336,7 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
     progress = _progress(curses, color, subcommands, verbose_failures)
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
                      err=sys.stderr, only_executable=only_executable,
-                     build_runfile_links=build_runfile_links)
+                     build_runfile_links=build_runfile_links, show_result=show_result)
 
 
 @cli.command()
@@ -346,11 +346,14 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
 @click.option("--build_runfile_links/--nobuild_runfile_links", default=True,
               show_default=True, help="Link the runfiles trees of the executables built "
               "(bp run and bp test link the ones they need either way).")
+@click.option("--show_result", type=click.IntRange(min=0), default=1, show_default=True,
+              metavar="N", help="List each target's output files when the build has at "
+              "most N targets (0: never).")
 @click.pass_obj
 def build(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
           extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
           subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
-          sandbox_debug, mount_pairs, tracing, build_runfile_links) -> None:
+          sandbox_debug, mount_pairs, tracing, build_runfile_links, show_result) -> None:
     """Build the targets PATTERNS match, running only the actions whose key changed.
 
     Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
@@ -364,7 +367,7 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
                           spawn_strategy, strategies, disk_cache, block_for_lock,
                           sandbox_debug, mount_pairs, tracing),
-                         build_runfile_links=build_runfile_links)
+                         build_runfile_links=build_runfile_links, show_result=show_result)
     if outcome.code:
         raise SystemExit(outcome.code)
 

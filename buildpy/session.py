@@ -349,8 +349,8 @@ def _with_runfiles_trees(graph, executables: dict, workspace_name: str
 
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
-              only_executable: bool = False, build_runfile_links: bool = True
-              ) -> BuildOutcome:
+              only_executable: bool = False, build_runfile_links: bool = True,
+              show_result: int = 1) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
     `build_runfile_links` (as `bp run` always), the executables' runfiles trees too."""
     import os
@@ -380,7 +380,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         os.symlink(target, link)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
-    if not only_executable:
+    if not only_executable and len(plan.reported) <= show_result:   # as Bazel's --show_result
         for label, files in plan.reported:
             if not files:
                 continue

@@ -60,6 +60,16 @@ def test_second_build_and_touch_run_nothing(build):
     assert executed(build("//src:all")) == 0
 
 
+def test_targets_and_their_files_are_listed_up_to_show_result_targets(build):
+    """As Bazel's --show_result (default 1): a large build does not list every target."""
+    single = build("//src:c").err
+    assert "Target //src:c up-to-date:\n  bp-out/" in single and single.count("Target ") == 1
+    assert "Target " not in build("//src:c", "//src:d").err
+    both = build("//src:c", "//src:d", "--show_result=2").err
+    assert "Target //src:c up-to-date:" in both and "Target //src:d up-to-date:" in both
+    assert "Target " not in build("//src:c", "--show_result=0").err
+
+
 def test_a_change_reruns_exactly_its_dependents_with_early_cutoff(build):
     build("//src:all")
     (build.root / "src" / "a.txt").write_text("hullo\n")   # same first byte: cutoff
