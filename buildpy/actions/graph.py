@@ -6,6 +6,8 @@ Knows commands and paths; not which rule made them, nor how they run.
 from __future__ import annotations
 
 import enum
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
@@ -47,9 +49,19 @@ class Action:
     is_executable: bool = False
     use_default_shell_env: bool = False
 
-    @property
+    @functools.cached_property
     def all_inputs(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.inputs + self.tools))
+
+    @functools.cached_property
+    def definition(self) -> str:
+        """A digest of what the action does, apart from its environment and the contents
+        of its inputs: the part of its fingerprint that analysis fixes. ActionGraph.build
+        computes it, so that a saved analysis carries it to later builds."""
+        return hashlib.sha256(repr((
+            self.kind.value, self.argv, self.outputs, self.platform, self.content,
+            self.substitutions, self.target, self.is_executable,
+            self.execution_requirements)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,21 +76,20 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ActionGraph:
+    """The actions, and which one writes each output; the files are their inputs and
+    outputs (a source file is an input no action writes)."""
+
     actions: tuple[Action, ...]
-    artifacts: Mapping[str, Artifact]
     producers: Mapping[str, int] = field(default_factory=dict)   # output path -> action
 
     @staticmethod
     def build(actions: Iterable[Action], declared: Mapping[str, Artifact]) -> "ActionGraph":
+        """The graph of `actions`; every output `declared` must be written by one."""
         actions = tuple(actions)
         producers: dict[str, int] = {}
-        for index in range(len(actions)):
+        for index, action in enumerate(actions):
             _claim_outputs(producers, actions, index)
-        artifacts = dict(declared)
-        for action in actions:
-            for path in action.all_inputs:
-                if path not in artifacts:
-                    artifacts[path] = Artifact(path, is_source=True)
+            action.definition   # noqa: B018 - computed now, to be saved with the analysis
         orphans = sorted(p for p, a in declared.items() if not a.is_source
                          and p not in producers)
         if orphans:
@@ -86,20 +97,15 @@ class ActionGraph:
             raise UserError(f"'{owner}' declared '{orphans[0]}' but no action generates it"
                             + (f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""),
                             hint="pass every declared file as an output of some action")
-        return ActionGraph(actions, artifacts, producers)
+        return ActionGraph(actions, producers)
 
     def extended(self, actions: Iterable[Action]) -> "ActionGraph":
         """This graph plus `actions`, which must not write what another action writes."""
         everything = self.actions + tuple(actions)
         producers = dict(self.producers)
-        artifacts = dict(self.artifacts)
         for index in range(len(self.actions), len(everything)):
-            action = _claim_outputs(producers, everything, index)
-            for output in action.outputs:
-                artifacts[output] = Artifact(output, is_source=False, owner=action.owner)
-            for path in action.all_inputs:
-                artifacts.setdefault(path, Artifact(path, is_source=True))
-        return ActionGraph(everything, artifacts, producers)
+            _claim_outputs(producers, everything, index)
+        return ActionGraph(everything, producers)
 
     def with_runfiles_trees(self, executables: Iterable[tuple[str, str, Iterable[str]]],
                             workspace_name: str) -> tuple["ActionGraph", list[str]]:
@@ -135,7 +141,7 @@ class ActionGraph:
 
 
 def _claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index: int
-                   ) -> Action:
+                   ) -> None:
     """Record action `index` as the producer of its outputs; two producers of one file
     are an error."""
     action = actions[index]
@@ -147,7 +153,6 @@ def _claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index
                 f"'{other.owner}' and {action.mnemonic} of '{action.owner}'",
                 hint="give one of the outputs another name")
         producers[output] = index
-    return action
 
 
 def runfiles_tree(owner: str, owner_label: str, configuration: str, executable: str,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_VERSION = 1
+_VERSION = 2   # 2: actions carry their definition digests; no artifact map
 
 
 def _sha256(path: Path) -> str:

@@ -24,20 +24,27 @@ def prepare_exec_root(root: Path, workspace: Path, repos: Mapping[str, Path],
                       output_base: Path) -> None:
     """(Re)link the forest; cheap enough to do at the start of every build."""
     root.mkdir(parents=True, exist_ok=True)
-    wanted: dict[str, Path] = {}
+    wanted: dict[str, str] = {}
     for entry in os.scandir(workspace):
         if entry.name not in _SKIPPED and not entry.name.startswith("bazel-"):
-            wanted[entry.name] = Path(entry.path)
-    wanted["bp-out"] = output_base
-    for name in list(os.listdir(root)):
+            wanted[entry.name] = entry.path
+    wanted["bp-out"] = str(output_base)
+    linked = set()
+    for name in os.listdir(root):
         if name == "external":
             continue
-        path = root / name
-        if name not in wanted or not path.is_symlink() or Path(os.readlink(path)) != wanted[name]:
-            _remove(path)
+        path = os.path.join(root, name)
+        try:
+            target = os.readlink(path)
+        except OSError:   # not a symlink
+            target = None
+        if target is not None and target == wanted.get(name):
+            linked.add(name)
+        else:
+            _remove(Path(path))
     for name, target in wanted.items():
-        if not (root / name).is_symlink():
-            os.symlink(target, root / name)
+        if name not in linked:
+            os.symlink(target, os.path.join(root, name))
     external = root / "external"
     external.mkdir(exist_ok=True)
     for repo, target in repos.items():

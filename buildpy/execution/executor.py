@@ -74,15 +74,13 @@ class Executor:
     def load_done(self, db) -> None:
         """Read what completed in earlier builds of this workspace (the fast path)."""
         self._db = db
-        self._done = {row[0]: (row[1], json.loads(row[2])) for row in db.execute(
-            "SELECT output, fingerprint, outputs FROM done")}
+        rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
+        outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
+        self._done = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
 
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         """Everything the action key covers, hashed cheaply (no REAPI messages)."""
-        digest = hashlib.sha256(repr((
-            action.kind.value, action.argv, self.environment(action), action.outputs,
-            action.platform, action.content, action.substitutions, action.target,
-            action.is_executable, action.execution_requirements)).encode())
+        digest = hashlib.sha256(f"{action.definition}{self.environment(action)!r}".encode())
         for path in sorted(inputs):
             info = inputs[path]
             digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
