@@ -338,15 +338,6 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
     return plan
 
 
-def _with_runfiles_trees(graph, executables: dict, workspace_name: str
-                         ) -> tuple[Any, list[str]]:
-    """`graph` plus the runfiles-tree actions of `executables` (label -> TargetResult),
-    and the trees' MANIFESTs."""
-    return graph.with_runfiles_trees(
-        ((label, result.executable, result.runfiles) for label, result in executables.items()),
-        workspace_name)
-
-
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False, build_runfile_links: bool = True,
@@ -363,8 +354,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     plan = _plan_build(session, words, options, execution, stamp)
     graph, wanted = plan.actions, list(plan.wanted)
     if build_runfile_links or only_executable:
-        graph, trees = _with_runfiles_trees(plan.actions, plan.executables,
-                                            plan.workspace_name)
+        graph, trees = plan.actions.with_runfiles_trees(plan.executables,
+                                                        plan.workspace_name)
         wanted += trees
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
@@ -464,9 +455,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     workspace_name = session.loader.workspace_settings().name or "__main__"
     analysis = Analyzer(configured, workspace_name).analyze(keys)
     wanted = _wanted_files(analysis, keys)
-    graph, trees = _with_runfiles_trees(   # the tests run in their runfiles trees
-        analysis.actions, {str(k.label): analysis.targets[k] for k in test_keys},
-        workspace_name)
+    graph, trees = analysis.actions.with_runfiles_trees(   # tests run in their trees
+        {str(k.label): analysis.targets[k] for k in test_keys}, workspace_name)
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
         report = build.run(graph, list(wanted) + trees, progress)

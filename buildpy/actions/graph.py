@@ -9,7 +9,7 @@ import enum
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
 from buildpy.core.errors import UserError
 
@@ -74,6 +74,13 @@ class Artifact:
     is_directory: bool = False
 
 
+class Executable(Protocol):
+    """What a runfiles tree needs of an executable target (analysis' TargetResult)."""
+
+    executable: str | None
+    runfiles: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ActionGraph:
     """The actions, and which one writes each output; the files are their inputs and
@@ -107,21 +114,23 @@ class ActionGraph:
             _claim_outputs(producers, everything, index)
         return ActionGraph(everything, producers)
 
-    def with_runfiles_trees(self, executables: Iterable[tuple[str, str, Iterable[str]]],
+    def with_runfiles_trees(self, executables: Mapping[str, Executable],
                             workspace_name: str) -> tuple["ActionGraph", list[str]]:
-        """This graph plus a SymlinkTree action per (label, executable, runfiles) that links
-        the executable's runfiles tree; and the trees' MANIFESTs (to want them built)."""
+        """This graph plus a SymlinkTree action per executable (label -> what analysis
+        said of it) that links its runfiles tree; and the trees' MANIFESTs (to want them
+        built)."""
         trees = []
         seen = set()
-        for label, executable, runfiles in executables:
-            if executable in seen:   # an alias and its actual target: one tree
-                continue
+        for label, result in executables.items():
+            executable = result.executable
+            if executable is None or executable in seen:   # an alias and its actual
+                continue                                  # target share one tree
             seen.add(executable)
             producer = self.producers.get(executable)
             owner = self.actions[producer] if producer is not None else None
             trees.append(runfiles_tree(
                 owner.owner if owner else label, label, owner.configuration if owner else "",
-                executable, runfiles, workspace_name))
+                executable, result.runfiles, workspace_name))
         return self.extended(trees), [tree.outputs[0] for tree in trees]
 
     def graph(self) -> nx.DiGraph:

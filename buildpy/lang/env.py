@@ -376,8 +376,7 @@ class StarlarkEnv:
             try:
                 return fn(*args[:-1], frames=CallStack(args[-1]))
             except (BpError, KeyboardInterrupt) as error:
-                self._stashed = self._stashed or error
-                raise _Abort(getattr(error, "message", "interrupted")) from None
+                raise self._abort(error) from None
         return native
 
     def _interruptible(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -386,9 +385,14 @@ class StarlarkEnv:
             try:
                 return fn(*args)
             except KeyboardInterrupt as interrupt:
-                self._stashed = self._stashed or interrupt
-                raise _Abort("interrupted") from None
+                raise self._abort(interrupt) from None
         return native
+
+    def _abort(self, error: BpError | KeyboardInterrupt) -> _Abort:
+        """Unwind Starlark from a native: the first error is kept, to be raised again
+        once evaluation has returned."""
+        self._stashed = self._stashed or error
+        return _Abort(error.message if isinstance(error, BpError) else "interrupted")
 
     # ---- core natives ----------------------------------------------------------------
 

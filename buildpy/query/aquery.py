@@ -46,8 +46,7 @@ class ActionQueryEnvironment(ConfiguredQueryEnvironment):
             workspace_name = self.loader.workspace_settings().name or "__main__"
             analysis = Analyzer(self.configured, workspace_name).analyze(keys)
             graph, _ = analysis.actions.with_runfiles_trees(   # as `bp build` adds them
-                ((str(key.label), result.executable, result.runfiles)
-                 for key, result in analysis.targets.items() if result.executable is not None),
+                {str(key.label): result for key, result in analysis.targets.items()},
                 workspace_name)
             self._analysis = replace(analysis, actions=graph)
             for index, action in enumerate(self._analysis.actions.actions):
