@@ -245,28 +245,45 @@ class PlannedBuild:
 
 
 def _wanted_files(analysis, keys) -> tuple[str, ...]:
-    """The files a build of `keys` must produce: their outputs, and for executables the
-    program and its runfiles (as `bazel build` does)."""
+    """The files a build of `keys` must produce."""
     wanted: dict[str, None] = {}
     for key in keys:
         result = analysis.targets.get(key)
-        if result is None:
-            continue
-        wanted.update(dict.fromkeys(result.files))
-        if result.executable is not None:
-            wanted.update(dict.fromkeys(result.runfiles))
-            wanted[result.executable] = None
+        if result is not None:
+            wanted.update(dict.fromkeys(_files_wanted(result)))
     return tuple(wanted)
 
 
-def _plan_build(session: Session, words: list[str], options: BuildOptions, execution,
-                stamp_ns: int) -> PlannedBuild:
-    """Load, configure and analyze; or reuse the last analysis if nothing it read changed."""
+def _files_wanted(result) -> list[str]:
+    """What building one requested target makes: its outputs, and for an executable the
+    program and its runfiles (as `bazel build` does)."""
+    if result.executable is None:
+        return list(result.files)
+    return [*result.files, *result.runfiles, result.executable]
+
+
+@dataclass(frozen=True)
+class _Unplanned:
+    """A build command loaded and configured, not yet analyzed; and where its analysis
+    is saved."""
+
+    key: str
+    path: Path
+    patterns: list
+    configured: Any
+    keys: list
+    workspace_name: str
+    output_dir: str
+
+
+def _start_plan(session: Session, words: list[str], options: BuildOptions,
+                execution) -> PlannedBuild | _Unplanned:
+    """The last analysis, if nothing it read changed; else load and configure."""
     import hashlib
     import json
 
     from buildpy.analysis import snapshot
-    from buildpy.core.pattern import PatternKind
+    from buildpy.execution.local import default_cache_dir
     from buildpy.loading.glob import list_package
     from buildpy.loading.patterns import packages_below
 
@@ -278,18 +295,14 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
         "bp": snapshot.bp_digest([lang_dir, loader.repos["prelude"],
                                   loader.repos["toolchains"]]),
     }, sort_keys=True).encode()).hexdigest()
-    from buildpy.execution.local import default_cache_dir
-
     workspace_id = hashlib.sha256(str(session.workspace.root).encode()).hexdigest()[:16]
     path = (execution.disk_cache or default_cache_dir()) / "analysis" / workspace_id / \
         f"{key[:16]}.pickle"   # in the cache: it outlives `rm -rf bp-out` and `bp clean`
-    list_main = lambda package: list_package(session.workspace, package)  # noqa: E731
-    below = lambda text: packages_below(loader, "", text)  # noqa: E731
     saved = snapshot.load(path, key)
-    if saved is not None and saved.valid(list_main, below):
+    if saved is not None and saved.valid(
+            lambda package: list_package(session.workspace, package),
+            lambda text: packages_below(loader, "", text)):
         return saved.payload
-    from buildpy.analysis.analyzer import Analyzer, output_dir
-
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(loader, patterns, execution.keep_going)
     if errors:
@@ -297,21 +310,42 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
         raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
     configured, keys = _configured_targets(session, patterns, labels, options,
                                            execution.keep_going)
-    workspace_name = loader.workspace_settings().name or "__main__"
-    analysis = Analyzer(configured, workspace_name).analyze(keys)
-    wanted = _wanted_files(analysis, keys)
+    from buildpy.analysis.analyzer import output_dir
+
+    return _Unplanned(key, path, patterns, configured, keys,
+                      loader.workspace_settings().name or "__main__",
+                      output_dir(configured.top))
+
+
+def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
+    """Analyze (telling `on_part` of each part of the plan as it is analyzed)."""
+    from buildpy.analysis.analyzer import Analyzer
+
+    configured, keys = unplanned.configured, unplanned.keys
+    analysis = Analyzer(configured, unplanned.workspace_name).analyze(keys, on_part)
     executables = {}
     reported = []
-    for key_ in keys:
-        result = analysis.targets.get(key_)
+    for key in keys:
+        result = analysis.targets.get(key)
         if result is None:
             continue
-        reported.append((str(key_.label), tuple(result.files)))
+        reported.append((str(key.label), tuple(result.files)))
         if result.executable is not None:
-            executables[str(key_.label)] = replace(result, environment=dict(
+            executables[str(key.label)] = replace(result, environment=dict(
                 result.environment))
-    plan = PlannedBuild(analysis.actions, wanted, executables, tuple(reported),
-                        output_dir(configured.top), workspace_name)
+    return PlannedBuild(analysis.actions, _wanted_files(analysis, keys), executables,
+                        tuple(reported), unplanned.output_dir, unplanned.workspace_name)
+
+
+def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,
+               stamp_ns: int) -> None:
+    """Save the analysis with proof of all it read, for the next build to reuse."""
+    from buildpy.analysis import snapshot
+    from buildpy.core.pattern import PatternKind
+    from buildpy.loading.glob import list_package
+    from buildpy.loading.patterns import packages_below
+
+    loader = session.loader
     files: dict[str, Any] = {}
     root = session.workspace.root
     for name in ("WORKSPACE", "WORKSPACE.bazel", ".bazelignore", ".bpignore"):
@@ -328,14 +362,91 @@ def _plan_build(session: Session, words: list[str], options: BuildOptions, execu
             if label.repo == "":
                 bzl = root / label.package / label.name
                 files[str(bzl)] = snapshot.FileProof.of(bzl)
-    snapshot.save(path, snapshot.Snapshot(
-        key=key, stamp_ns=stamp_ns, files=files,
-        listings={p: snapshot.listing_digest(list_main(p)) for p in loader.globbed},
-        recursive={p.package: below(p.package) for p in patterns
+    snapshot.save(unplanned.path, snapshot.Snapshot(
+        key=unplanned.key, stamp_ns=stamp_ns, files=files,
+        listings={p: snapshot.listing_digest(list_package(session.workspace, p))
+                  for p in loader.globbed},
+        recursive={p.package: packages_below(loader, "", p.package)
+                   for p in unplanned.patterns
                    if p.repo == "" and p.kind in (PatternKind.RECURSIVE_RULES,
                                                   PatternKind.RECURSIVE_TARGETS)},
         payload=plan))
-    return plan
+
+
+class _AnalysisStream:
+    """Analysis in a forked process, while the parent builds what it has analyzed so
+    far (the scheduler's Feed): each part of the plan arrives as its actions (with the
+    runfiles trees of requested executables) and the files newly wanted; then the plan,
+    without its actions; then the child saves the analysis and exits."""
+
+    def __init__(self, session: Session, unplanned: _Unplanned, stamp_ns: int,
+                 runfile_links: bool):
+        from buildpy.core import forked
+
+        self.plan: PlannedBuild | None = None
+        self.error: BpError | None = None
+        self._child = forked.start(lambda send: self._analyze(
+            send, session, unplanned, stamp_ns, runfile_links))
+
+    @staticmethod
+    def _analyze(send, session: Session, unplanned: _Unplanned, stamp_ns: int,
+                 runfile_links: bool) -> None:
+        from buildpy.actions.graph import runfiles_trees
+
+        requested = set(unplanned.keys)
+        producers: dict[str, Any] = {}
+        trees_made: set[str] = set()
+
+        def on_part(actions, results) -> None:
+            for action in actions:
+                action.definition   # noqa: B018 - computed here, and sent with the action
+                for output in action.outputs:
+                    producers.setdefault(output, action)
+            wanted: list[str] = []
+            executables = {}
+            for key, result in results:
+                if key in requested:
+                    wanted += _files_wanted(result)
+                    if runfile_links and result.executable is not None:
+                        executables[str(key.label)] = result
+            trees = runfiles_trees(executables, producers.get, unplanned.workspace_name,
+                                   trees_made)
+            send(("part", actions + trees, wanted + [tree.outputs[0] for tree in trees]))
+
+        try:
+            plan = _analyze_plan(unplanned, on_part)
+        except BpError as error:   # the parent raises it
+            send(("error", error))
+            raise
+        send(("plan", replace(plan, actions=None)))
+        _save_plan(session, unplanned, plan, stamp_ns)
+
+    @property
+    def ended(self) -> bool:
+        return self.plan is not None or self._child.eof
+
+    @property
+    def failed(self) -> bool:
+        """It ended without a plan: the analysis failed (`error`), or its process died."""
+        return self._child.eof and self.plan is None
+
+    def fileno(self) -> int:
+        return self._child.fileno()
+
+    def receive(self) -> list:
+        parts = []
+        for kind, *value in self._child.receive():
+            if kind == "part":
+                parts.append(value)
+            elif kind == "plan":
+                self.plan = value[0]
+            else:
+                self.error = value[0]
+        return parts
+
+    def close(self) -> None:
+        """Let the child finish saving the analysis (once it sent the plan), or kill it."""
+        self._child.close(wait=self.plan is not None)
 
 
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
@@ -343,36 +454,65 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
               only_executable: bool = False, build_runfile_links: bool = True,
               show_result: int = 1) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
-    `build_runfile_links` (as `bp run` always), the executables' runfiles trees too."""
+    `build_runfile_links` (as `bp run` always), the executables' runfiles trees too.
+
+    A build that must analyze starts executing while the analysis goes on in another
+    process (on a machine that can fork)."""
     import os
 
+    from buildpy.core import forked
     from buildpy.execution.digests import take_stamp
     from buildpy.execution.local import LocalBuild
 
     session = open_session(directory, eval_timeout=loading_timeout)
     stamp = take_stamp(session.workspace.root / "bp-out" / ".bp-state" / "analysis-stamp")
-    plan = _plan_build(session, words, options, execution, stamp)
-    graph, wanted = plan.actions, list(plan.wanted)
-    if build_runfile_links or only_executable:
-        graph, trees = plan.actions.with_runfiles_trees(plan.executables,
-                                                        plan.workspace_name)
-        wanted += trees
-    build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+    links = build_runfile_links or only_executable
+    start = _start_plan(session, words, options, execution)
+    stream = _AnalysisStream(session, start, stamp, links) if isinstance(
+        start, _Unplanned) and forked.can_fork() else None
+    plan = None
     try:
-        report = build.run(graph, wanted, progress)
+        build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+        try:
+            if stream is not None:
+                from buildpy.actions.graph import ActionGraph
+
+                report = build.run(ActionGraph(()), [], progress, stream)
+                if stream.error is not None:
+                    raise stream.error
+                plan = stream.plan
+            if stream is None or stream.failed and not report.interrupted:
+                # (a stream fails when its process dies without a word: analyze here)
+                if isinstance(start, _Unplanned):
+                    plan = _analyze_plan(start)
+                    _save_plan(session, start, plan, stamp)
+                else:
+                    plan = start
+                graph, wanted = plan.actions, list(plan.wanted)
+                if links:
+                    graph, trees = plan.actions.with_runfiles_trees(plan.executables,
+                                                                    plan.workspace_name)
+                    wanted += trees
+                report = build.run(graph, wanted, progress)
+        finally:
+            progress.close()
+            build.close()
     finally:
-        progress.close()
-        build.close()
+        if stream is not None:
+            stream.close()
+    # with no plan, the build stopped (a failure, Ctrl-C) before the analysis ended
+    output_dir = plan.output_dir if plan is not None else start.output_dir
+    reported = plan.reported if plan is not None else ()
     link = session.workspace.root / "bp-bin"
-    target = Path(plan.output_dir) / "bin"
+    target = Path(output_dir) / "bin"
     if link.is_symlink() and os.readlink(link) != str(target):
         link.unlink()
     if not link.is_symlink() and not link.exists():
         os.symlink(target, link)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
-    if not only_executable and len(plan.reported) <= show_result:   # as Bazel's --show_result
-        for label, files in plan.reported:
+    if not only_executable and len(reported) <= show_result:   # as Bazel's --show_result
+        for label, files in reported:
             if not files:
                 continue
             state = "up-to-date" if report.ok else "(maybe stale)"
@@ -390,7 +530,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         code = 0
     err.write(f"INFO: {report.total} actions: {report.executed} executed, {report.cached} "
               f"cache hits\n")
-    return BuildOutcome(code, plan.executables, session.workspace.root)
+    return BuildOutcome(code, plan.executables if plan is not None else {},
+                        session.workspace.root)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import enum
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 from buildpy.core.errors import UserError
 
@@ -95,7 +95,7 @@ class ActionGraph:
         actions = tuple(actions)
         producers: dict[str, int] = {}
         for index, action in enumerate(actions):
-            _claim_outputs(producers, actions, index)
+            claim_outputs(producers, actions, index)
             action.definition   # noqa: B018 - computed now, to be saved with the analysis
         orphans = sorted(p for p, a in declared.items() if not a.is_source
                          and p not in producers)
@@ -111,7 +111,7 @@ class ActionGraph:
         everything = self.actions + tuple(actions)
         producers = dict(self.producers)
         for index in range(len(self.actions), len(everything)):
-            _claim_outputs(producers, everything, index)
+            claim_outputs(producers, everything, index)
         return ActionGraph(everything, producers)
 
     def with_runfiles_trees(self, executables: Mapping[str, Executable],
@@ -119,18 +119,11 @@ class ActionGraph:
         """This graph plus a SymlinkTree action per executable (label -> what analysis
         said of it) that links its runfiles tree; and the trees' MANIFESTs (to want them
         built)."""
-        trees = []
-        seen = set()
-        for label, result in executables.items():
-            executable = result.executable
-            if executable is None or executable in seen:   # an alias and its actual
-                continue                                  # target share one tree
-            seen.add(executable)
-            producer = self.producers.get(executable)
-            owner = self.actions[producer] if producer is not None else None
-            trees.append(runfiles_tree(
-                owner.owner if owner else label, label, owner.configuration if owner else "",
-                executable, result.runfiles, workspace_name))
+        def producer(path: str) -> Action | None:
+            index = self.producers.get(path)
+            return self.actions[index] if index is not None else None
+
+        trees = runfiles_trees(executables, producer, workspace_name, set())
         return self.extended(trees), [tree.outputs[0] for tree in trees]
 
     def graph(self) -> nx.DiGraph:
@@ -149,7 +142,7 @@ class ActionGraph:
         return [i for i, a in enumerate(self.actions) if a.owner == owner]
 
 
-def _claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index: int
+def claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index: int
                    ) -> None:
     """Record action `index` as the producer of its outputs; two producers of one file
     are an error."""
@@ -162,6 +155,25 @@ def _claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index
                 f"'{other.owner}' and {action.mnemonic} of '{action.owner}'",
                 hint="give one of the outputs another name")
         producers[output] = index
+
+
+def runfiles_trees(executables: Mapping[str, Executable],
+                   producer: Callable[[str], Action | None], workspace_name: str,
+                   seen: set[str]) -> list[Action]:
+    """A SymlinkTree action per executable (label -> what analysis said of it) whose
+    tree is not in `seen` (which they join): an alias and its actual target share one
+    tree. `producer` gives the action that writes a file."""
+    trees = []
+    for label, result in executables.items():
+        executable = result.executable
+        if executable is None or executable in seen:
+            continue
+        seen.add(executable)
+        owner = producer(executable)
+        trees.append(runfiles_tree(
+            owner.owner if owner else label, label, owner.configuration if owner else "",
+            executable, result.runfiles, workspace_name))
+    return trees
 
 
 def runfiles_tree(owner: str, owner_label: str, configuration: str, executable: str,

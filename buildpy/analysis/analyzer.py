@@ -12,7 +12,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 
 from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
@@ -31,6 +31,11 @@ OUTPUT_ROOT = "bp-out"
 _PART = 1000   # plan entries per top-level statement of the analysis driver
 EXECUTION_TAGS = frozenset({"local", "no-sandbox", "no-cache", "no-remote",
                             "requires-network", "block-network", "exclusive"})
+
+
+# Told of each part of the plan once it is analyzed: its actions, and its targets'
+# results (in the order analyzed).
+PartListener = Callable[[list[Action], list[tuple[ConfiguredKey, TargetResult]]], None]
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,11 @@ class Analyzer:
 
     # ---- the run --------------------------------------------------------------------
 
-    def analyze(self, keys: Iterable[ConfiguredKey]) -> AnalysisResult:
+    def analyze(self, keys: Iterable[ConfiguredKey],
+                on_part: PartListener | None = None) -> AnalysisResult:
+        """Analyze `keys` and their dependencies; `on_part` hears of the actions and
+        results of each part of the plan as soon as it is analyzed (dependencies come
+        first), before the whole graph is checked."""
         keys = list(keys)
         errors = self.configured.add(keys)
         if errors:
@@ -240,10 +249,24 @@ class Analyzer:
                                  "workspace_name": self.workspace_name})
             parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
             del plan
+            told = [0, 0]   # actions and results already told to on_part
+
+            def tell() -> None:
+                actions, results = recorder.actions, list(recorder.results.items())
+                on_part(actions[told[0]:], results[told[1]:])
+                told[:] = len(actions), len(results)
+
+            def part(i: int) -> str:
+                if on_part is not None and i > 0:
+                    tell()
+                return parts[i]
+
             self.loader.env.run_generated(
                 "<analysis driver>", self._driver(rules, len(parts)),
-                {"_bp_plan_shared": lambda: shared, "_bp_plan_part": lambda i: parts[i]},
+                {"_bp_plan_shared": lambda: shared, "_bp_plan_part": part},
                 context="error during analysis")
+            if on_part is not None:
+                tell()
         except StarlarkEvalError as error:
             if recorder.current is None:
                 raise

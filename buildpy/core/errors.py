@@ -57,6 +57,18 @@ class BpError(Exception):
     def __str__(self) -> str:
         return self.render()
 
+    def __reduce__(self):
+        # pickled (to cross from another process) without calling __init__ again, whose
+        # parameters differ from subclass to subclass
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> BpError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class UserError(BpError):
     """The user's input is wrong: a bad flag, label, pattern or BUILD file (exit 2)."""

@@ -21,7 +21,7 @@ from buildpy.execution.cas import ContentStore
 from buildpy.execution.digests import FileDigests, take_stamp
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor
-from buildpy.execution.scheduler import BuildReport, Progress, Scheduler
+from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
 
@@ -168,12 +168,15 @@ class LocalBuild:
         raise UserError(f"unknown strategy '{name}'",
                         hint="choose one of: " + ", ".join(STRATEGIES))
 
-    def run(self, graph: ActionGraph, wanted: list[str], progress: Progress) -> BuildReport:
-        durations = self.cache.durations((a.owner_label, a.mnemonic) for a in graph.actions)
+    def run(self, graph: ActionGraph, wanted: list[str], progress: Progress,
+            feed: Feed | None = None) -> BuildReport:
+        """Build `wanted` (and what `feed` adds to the graph and wants while it runs)."""
+        durations = self.cache.durations(
+            None if feed is not None else ((a.owner_label, a.mnemonic) for a in graph.actions))
         scheduler = Scheduler(graph, self.executor, self.options.jobs,
                               self.options.keep_going, progress, durations)
         try:
-            return scheduler.run(wanted)
+            return scheduler.run(wanted, feed)
         finally:
             self.digests.flush()
             self.executor.flush_done()

@@ -10,9 +10,9 @@ import heapq
 import select
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Mapping, Protocol, Sequence
 
-from buildpy.actions.graph import Action, ActionGraph
+from buildpy.actions.graph import Action, ActionGraph, claim_outputs
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
 from buildpy.execution.spawn import SpawnResult
@@ -40,158 +40,235 @@ class BuildReport:
         return not self.failed and not self.errors and not self.interrupted
 
 
+class Feed(Protocol):
+    """More of the action graph while the build runs (analysis still going on in
+    another process): polled on `fileno()`; `receive()` gives what arrived, as (new
+    actions, files newly wanted) pairs; `ended` once nothing more will come, and
+    `failed` if it ended early."""
+
+    ended: bool
+    failed: bool
+
+    def fileno(self) -> int: ...
+    def receive(self) -> list[tuple[Sequence[Action], Sequence[str]]]: ...
+
+
 class Scheduler:
+    """Runs what the wanted files need, longest critical path first. The graph may
+    grow while it runs (`Feed`): actions arrive dependencies first, so an input whose
+    producer has not arrived is a source file."""
+
     def __init__(self, graph: ActionGraph, executor: Executor, jobs: int,
                  keep_going: bool, progress: Progress,
                  durations: Mapping[tuple[str, str], float] | None = None):
-        self.graph = graph
+        self.actions: list[Action] = list(graph.actions)
+        self.producers: dict[str, int] = dict(graph.producers)
         self.executor = executor
         self.jobs = max(1, jobs)
         self.keep_going = keep_going
         self.progress = progress
         self.durations = durations or {}
         self.stopped = False
+        self.report = BuildReport()
+        self._needed: set[int] = set()
+        self._deps: dict[int, set[int]] = {}
+        self._dependents: dict[int, list[int]] = {}
+        self._waiting: dict[int, int] = {}
+        self._succeeded: set[int] = set()
+        self._failed: set[int] = set()
+        self._blocked: set[int] = set()
+        self._priority: dict[int, float] = {}
+        self._ready: list[tuple[float, int]] = []
+        self._running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index)
+        self._exits = select.poll()
+        self._done = 0
 
-    def needed(self, paths: list[str]) -> list[int]:
-        """The actions that produce `paths`, and everything those need."""
-        seen: set[int] = set()
-        stack = [self.graph.producers[p] for p in paths if p in self.graph.producers]
+    # ---- the graph, as it grows -----------------------------------------------------
+
+    def add(self, actions: Sequence[Action]) -> None:
+        """More actions; one that writes what another writes is an error (UserError)."""
+        first = len(self.actions)
+        self.actions.extend(actions)
+        for index in range(first, len(self.actions)):
+            claim_outputs(self.producers, self.actions, index)
+
+    def want(self, paths: Sequence[str]) -> None:
+        """Build `paths` too: what makes them, and everything that needs."""
+        stack = [self.producers[p] for p in paths if p in self.producers]
+        new: list[int] = []
         while stack:
             index = stack.pop()
-            if index in seen:
+            if index in self._needed:
                 continue
-            seen.add(index)
-            for path in self.graph.actions[index].all_inputs:
-                producer = self.graph.producers.get(path)
-                if producer is not None and producer not in seen:
+            self._needed.add(index)
+            new.append(index)
+            for path in self.actions[index].all_inputs:
+                producer = self.producers.get(path)
+                if producer is not None and producer not in self._needed:
                     stack.append(producer)
-        return sorted(seen)
+        self.report.total += len(new)
+        for index in new:
+            self._deps[index] = {self.producers[p] for p in self.actions[index].all_inputs
+                                 if p in self.producers}
+            self._dependents.setdefault(index, [])
+        for index in new:
+            waiting = 0
+            for dep in self._deps[index]:
+                if dep not in self._succeeded:
+                    self._dependents[dep].append(index)
+                    waiting += 1
+            self._waiting[index] = waiting
+        for index in new:   # behind a failure: never runs (nor does what waits on it)
+            if self._deps[index] & (self._failed | self._blocked):
+                self._blocked.add(index)
+                self._blocked.update(self._transitive(index))
+        for index in new:
+            if self._waiting[index] == 0 and index not in self._blocked:
+                heapq.heappush(self._ready, (0.0, index))
 
-    def run(self, paths: list[str]) -> BuildReport:
-        """Run what `paths` need. One thread: processes are started and their exits
-        awaited on their pidfds, so no worker threads contend for the interpreter."""
-        needed = self.needed(paths)
-        actions = self.graph.actions
-        deps = {i: {self.graph.producers[p] for p in actions[i].all_inputs
-                    if p in self.graph.producers} for i in needed}
-        dependents: dict[int, list[int]] = {i: [] for i in needed}
-        for index, its_deps in deps.items():
-            for dep in its_deps:
-                dependents[dep].append(index)
-        priority = self._critical_paths(needed, deps, dependents)
-        waiting = {i: len(d) for i, d in deps.items()}
-        ready = [(-priority[i], i) for i in needed if not deps[i]]
-        heapq.heapify(ready)
-        report = BuildReport(total=len(needed))
-        blocked: set[int] = set()
-        running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index) -> action
-        exits = select.poll()
-        done = 0
+    def prioritize(self) -> None:
+        """Longest critical path first, over all that is needed (once the graph is
+        whole; until then, actions go in the order they arrived)."""
+        self._priority = self._critical_paths()
+        self._ready = [(-self._priority[i], i) for _, i in self._ready]
+        heapq.heapify(self._ready)
 
-        def release(index: int) -> None:
-            for dependent in dependents[index]:
-                waiting[dependent] -= 1
-                if waiting[dependent] == 0 and dependent not in blocked:
-                    heapq.heappush(ready, (-priority[dependent], dependent))
+    # ---- the run --------------------------------------------------------------------
 
-        def finished(index: int, outcome: Outcome | None) -> None:
-            nonlocal done
-            done += 1
-            if outcome is None or not outcome.ok:
-                if outcome is not None:
-                    report.failed.append(outcome)
-                    self.progress.finished(outcome, done, report.total)
-                blocked.update(self._transitive(index, dependents))
-                if not self.keep_going:
-                    self._stop(running, exits)
-                return
-            report.produced.update(outcome.outputs)
-            report.cached += outcome.cached
-            report.executed += not outcome.cached
-            self.progress.finished(outcome, done, report.total)
-            release(index)
-
-        def start_ready() -> None:
-            nonlocal done
-            while ready and len(running) < self.jobs and not self.stopped:
-                _, index = heapq.heappop(ready)
-                inputs = self._unchanged(index, report)
-                if inputs is None:   # the fast path: no key, no cache
-                    done += 1
-                    release(index)
-                    continue
-                self.progress.started(actions[index], report.total)
-                step = self._begin(index, inputs, report)
-                if isinstance(step, Pending):
-                    fd = step.running.fileno()
-                    slot = fd if fd is not None else -1 - index
-                    running[slot] = (index, step)
-                    if fd is not None:
-                        exits.register(fd, select.POLLIN)
-                else:
-                    finished(index, step)
-
+    def run(self, paths: list[str], feed: Feed | None = None) -> BuildReport:
+        """Run what `paths` need, and what `feed` adds. One thread: processes are
+        started and their exits awaited on pidfds, so no worker threads contend for the
+        interpreter."""
+        self.want(paths)
+        if feed is None:
+            self.prioritize()
+        else:
+            self._exits.register(feed.fileno(), select.POLLIN)
+        report = self.report
         try:
-            while ready or running:
-                start_ready()
-                if not running:
+            while True:
+                self._start_ready()
+                feeding = feed is not None and not feed.ended and not self.stopped
+                if not self._running and not feeding:
                     break
-                polled = all(slot >= 0 for slot in running)
-                events = exits.poll(100 if polled else 10)
-                self.progress.tick(done, report.total)
-                ended = [fd for fd, _ in events]
-                ended += [slot for slot, (_, p) in running.items()
+                polled = all(slot >= 0 for slot in self._running)
+                events = self._exits.poll(100 if polled else 10)
+                self.progress.tick(self._done, report.total)
+                fed = feeding and any(fd == feed.fileno() for fd, _ in events)
+                ended = [fd for fd, _ in events if fd in self._running]
+                ended += [slot for slot, (_, p) in self._running.items()
                           if slot < 0 and p.running.exited()]
                 collected = []
                 for slot in ended:
-                    index, pending = running.pop(slot)
+                    index, pending = self._running.pop(slot)
                     if slot >= 0:
-                        exits.unregister(slot)
-                    collected.append((index, pending, self._finish(pending, report)))
-                start_ready()   # refill the free slots first: the bookkeeping can wait
+                        self._exits.unregister(slot)
+                    collected.append((index, pending, self._finish(pending)))
+                if fed:
+                    self._take(feed)
+                self._start_ready()   # refill the free slots first: the bookkeeping waits
                 for index, pending, result in collected:
-                    finished(index, self._complete(pending, result, report))
+                    self._finished(index, self._complete(pending, result))
                 now = time.monotonic()
-                for _, pending in running.values():
+                for _, pending in self._running.values():
                     if pending.running.overdue(now):
                         pending.running.kill_for_timeout()
         except KeyboardInterrupt:
             report.interrupted = True
-            self._stop(running, exits)
-        report.skipped = len(blocked)
+            self._stop()
+        except BaseException:
+            self._stop()
+            raise
+        report.skipped = len(self._blocked)
         return report
 
-    def _stop(self, running: dict[int, tuple[int, Pending]], exits) -> None:
+    def _take(self, feed: Feed) -> None:
+        for actions, wanted in feed.receive():
+            self.add(actions)
+            self.want(wanted)
+        if feed.ended:
+            self._exits.unregister(feed.fileno())
+            if feed.failed:
+                self._stop()
+            else:
+                self.prioritize()
+
+    def _release(self, index: int) -> None:
+        self._succeeded.add(index)
+        for dependent in self._dependents[index]:
+            self._waiting[dependent] -= 1
+            if self._waiting[dependent] == 0 and dependent not in self._blocked:
+                heapq.heappush(self._ready, (-self._priority.get(dependent, 0.0), dependent))
+
+    def _finished(self, index: int, outcome: Outcome | None) -> None:
+        report = self.report
+        self._done += 1
+        if outcome is None or not outcome.ok:
+            self._failed.add(index)
+            if outcome is not None:
+                report.failed.append(outcome)
+                self.progress.finished(outcome, self._done, report.total)
+            self._blocked.update(self._transitive(index))
+            if not self.keep_going:
+                self._stop()
+            return
+        report.produced.update(outcome.outputs)
+        report.cached += outcome.cached
+        report.executed += not outcome.cached
+        self.progress.finished(outcome, self._done, report.total)
+        self._release(index)
+
+    def _start_ready(self) -> None:
+        report = self.report
+        while self._ready and len(self._running) < self.jobs and not self.stopped:
+            _, index = heapq.heappop(self._ready)
+            inputs = self._unchanged(index)
+            if inputs is None:   # the fast path: no key, no cache
+                self._done += 1
+                self._release(index)
+                continue
+            self.progress.started(self.actions[index], report.total)
+            step = self._begin(index, inputs)
+            if isinstance(step, Pending):
+                fd = step.running.fileno()
+                slot = fd if fd is not None else -1 - index
+                self._running[slot] = (index, step)
+                if fd is not None:
+                    self._exits.register(fd, select.POLLIN)
+            else:
+                self._finished(index, step)
+
+    def _stop(self) -> None:
         """No more starts; kill what runs (its results are not wanted)."""
         self.stopped = True
-        for slot, (_, pending) in list(running.items()):
+        for slot, (_, pending) in list(self._running.items()):
             if slot >= 0:
-                exits.unregister(slot)
+                self._exits.unregister(slot)
             pending.running.abandon()
-        running.clear()
+        self._running.clear()
 
-    def _begin(self, index: int, inputs: dict[str, FileInfo] | str,
-               report: BuildReport) -> Outcome | Pending | None:
-        action = self.graph.actions[index]
+    def _begin(self, index: int, inputs: dict[str, FileInfo] | str
+               ) -> Outcome | Pending | None:
+        action = self.actions[index]
         if isinstance(inputs, str):
             return Outcome(action, "", False, False, {}, None,
                            f"missing input file '{inputs}'")
-        return _reported(report, self.executor.begin, action, inputs)
+        return _reported(self.report, self.executor.begin, action, inputs)
 
-    def _finish(self, pending: Pending, report: BuildReport) -> SpawnResult | None:
-        return _reported(report, pending.running.finish)
+    def _finish(self, pending: Pending) -> SpawnResult | None:
+        return _reported(self.report, pending.running.finish)
 
-    def _complete(self, pending: Pending, result: SpawnResult | None,
-                  report: BuildReport) -> Outcome | None:
+    def _complete(self, pending: Pending, result: SpawnResult | None) -> Outcome | None:
         if result is None:   # finishing it failed (reported)
             return None
-        return _reported(report, self.executor.complete, pending, result)
+        return _reported(self.report, self.executor.complete, pending, result)
 
-    def _inputs(self, action: Action, report: BuildReport) -> dict[str, FileInfo] | str:
+    def _inputs(self, action: Action) -> dict[str, FileInfo] | str:
         """The input digests, or the path of a missing input."""
+        produced = self.report.produced
         inputs: dict[str, FileInfo] = {}
         for path in action.all_inputs:
-            known = report.produced.get(path)
+            known = produced.get(path)
             if known is not None:
                 inputs[path] = known
                 continue
@@ -201,50 +278,53 @@ class Scheduler:
                 return path
         return inputs
 
-    def _unchanged(self, index: int, report: BuildReport) -> dict[str, FileInfo] | str | None:
+    def _unchanged(self, index: int) -> dict[str, FileInfo] | str | None:
         """None when the action is up to date (its outputs go into the report); else its
         inputs' digests, or the path of a missing input."""
-        action = self.graph.actions[index]
-        inputs = self._inputs(action, report)
+        action = self.actions[index]
+        inputs = self._inputs(action)
         if isinstance(inputs, str):
             return inputs
         outputs = self.executor.up_to_date(action, inputs)
         if outputs is None:
             return inputs
-        report.produced.update(outputs)
-        report.cached += 1
+        self.report.produced.update(outputs)
+        self.report.cached += 1
         return None
 
-    def _transitive(self, index: int, dependents: dict[int, list[int]]) -> set[int]:
+    def _transitive(self, index: int) -> set[int]:
         out: set[int] = set()
-        stack = list(dependents[index])
+        stack = list(self._dependents[index])
         while stack:
             other = stack.pop()
             if other not in out:
                 out.add(other)
-                stack.extend(dependents[other])
+                stack.extend(self._dependents[other])
         return out
 
-    def _critical_paths(self, needed: list[int], deps: dict[int, set[int]],
-                        dependents: dict[int, list[int]]) -> dict[int, float]:
-        """Each action's weight plus the longest chain of actions waiting on it."""
+    def _critical_paths(self) -> dict[int, float]:
+        """Each action still to run: its weight plus the longest chain of actions
+        waiting on it. (All that waits on an action still to run is still to run.)"""
+        remaining = self._needed - self._succeeded
+        dependents = self._dependents
         order: list[int] = []
-        count = {i: len(dependents[i]) for i in needed}
-        stack = [i for i in needed if count[i] == 0]
+        count = {i: len(dependents[i]) for i in remaining}
+        stack = [i for i in remaining if count[i] == 0]
         while stack:
             index = stack.pop()
             order.append(index)
-            for dep in deps[index]:
-                count[dep] -= 1
-                if count[dep] == 0:
-                    stack.append(dep)
+            for dep in self._deps[index]:
+                if dep in count:
+                    count[dep] -= 1
+                    if count[dep] == 0:
+                        stack.append(dep)
         priority: dict[int, float] = {}
         for index in order:  # dependents before their dependencies
-            action = self.graph.actions[index]
+            action = self.actions[index]
             weight = self.durations.get((action.owner_label, action.mnemonic), 1.0)
             priority[index] = weight + max((priority[d] for d in dependents[index]),
                                            default=0.0)
-        for index in needed:
+        for index in remaining:
             priority.setdefault(index, 1.0)
         return priority
 

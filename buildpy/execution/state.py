@@ -129,12 +129,15 @@ class ActionCache:
             self._runs[(label, mnemonic, output)] = row
             self._flush_if_due()
 
-    def durations(self, labels_and_mnemonics: Iterable[tuple[str, str]]) -> dict:
-        """The last recorded duration of each (label, mnemonic), for scheduling."""
-        wanted = set(labels_and_mnemonics)
+    def durations(self, labels_and_mnemonics: Iterable[tuple[str, str]] | None) -> dict:
+        """The last recorded duration of each (label, mnemonic) (None: of all), for
+        scheduling."""
         with self._lock:
             rows = self.db.execute("SELECT label, mnemonic, duration FROM last_runs "
                                    "WHERE cached = 0 ORDER BY finished").fetchall()
+        if labels_and_mnemonics is None:
+            return {(label, mnemonic): duration for label, mnemonic, duration in rows}
+        wanted = set(labels_and_mnemonics)
         return {(label, mnemonic): duration for label, mnemonic, duration in rows
                 if (label, mnemonic) in wanted}
 
