@@ -94,34 +94,34 @@ class Scheduler:
 
     def want(self, paths: Sequence[str]) -> None:
         """Build `paths` too: what makes them, and everything that needs."""
-        stack = [self.producers[p] for p in paths if p in self.producers]
+        producers, actions, needed = self.producers, self.actions, self._needed
+        deps_of, dependents, succeeded = self._deps, self._dependents, self._succeeded
+        stack = [producers[p] for p in paths if p in producers]
         new: list[int] = []
         while stack:
             index = stack.pop()
-            if index in self._needed:
+            if index in needed:
                 continue
-            self._needed.add(index)
+            needed.add(index)
             new.append(index)
-            for path in self.actions[index].all_inputs:
-                producer = self.producers.get(path)
-                if producer is not None and producer not in self._needed:
-                    stack.append(producer)
+            deps = deps_of[index] = {producers[p] for p in actions[index].all_inputs
+                                     if p in producers}
+            dependents[index] = []
+            stack.extend(deps)
         self.report.total += len(new)
         for index in new:
-            self._deps[index] = {self.producers[p] for p in self.actions[index].all_inputs
-                                 if p in self.producers}
-            self._dependents.setdefault(index, [])
-        for index in new:
             waiting = 0
-            for dep in self._deps[index]:
-                if dep not in self._succeeded:
-                    self._dependents[dep].append(index)
+            for dep in deps_of[index]:
+                if dep not in succeeded:
+                    dependents[dep].append(index)
                     waiting += 1
             self._waiting[index] = waiting
-        for index in new:   # behind a failure: never runs (nor does what waits on it)
-            if self._deps[index] & (self._failed | self._blocked):
-                self._blocked.add(index)
-                self._blocked.update(self._transitive(index))
+        stopped = self._failed | self._blocked
+        if stopped:   # behind a failure: never runs (nor does what waits on it)
+            for index in new:
+                if not deps_of[index].isdisjoint(stopped):
+                    self._blocked.add(index)
+                    self._blocked.update(self._transitive(index))
         for index in new:
             if self._waiting[index] == 0 and index not in self._blocked:
                 heapq.heappush(self._ready, (0.0, index))
@@ -306,24 +306,28 @@ class Scheduler:
         """Each action still to run: its weight plus the longest chain of actions
         waiting on it. (All that waits on an action still to run is still to run.)"""
         remaining = self._needed - self._succeeded
-        dependents = self._dependents
+        deps_of, dependents, actions = self._deps, self._dependents, self.actions
         order: list[int] = []
         count = {i: len(dependents[i]) for i in remaining}
-        stack = [i for i in remaining if count[i] == 0]
+        stack = [i for i, n in count.items() if n == 0]
         while stack:
             index = stack.pop()
             order.append(index)
-            for dep in self._deps[index]:
-                if dep in count:
-                    count[dep] -= 1
-                    if count[dep] == 0:
+            for dep in deps_of[index]:
+                left = count.get(dep)
+                if left is not None:
+                    count[dep] = left - 1
+                    if left == 1:
                         stack.append(dep)
         priority: dict[int, float] = {}
+        durations = self.durations
         for index in order:  # dependents before their dependencies
-            action = self.actions[index]
-            weight = self.durations.get((action.owner_label, action.mnemonic), 1.0)
-            priority[index] = weight + max((priority[d] for d in dependents[index]),
-                                           default=0.0)
+            action = actions[index]
+            weight = durations.get((action.owner_label, action.mnemonic), 1.0) \
+                if durations else 1.0
+            waiting = dependents[index]
+            priority[index] = weight + max([priority[d] for d in waiting]) if waiting \
+                else weight
         for index in remaining:
             priority.setdefault(index, 1.0)
         return priority
