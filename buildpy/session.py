@@ -481,7 +481,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
                 if stream.error is not None:
                     raise stream.error
                 plan = stream.plan
-            if stream is None or stream.failed and not report.interrupted:
+            if stream is None or (stream.failed and not report.interrupted):
                 # (a stream fails when its process dies without a word: analyze here)
                 if isinstance(start, _Unplanned):
                     plan = _analyze_plan(start)

@@ -103,11 +103,11 @@ def start(work: Callable[[Callable[[Any], None]], None]) -> Forked:
             code = 0
         except BaseException:   # noqa: BLE001 - the parent learns it from the exit code
             pass
-        finally:
+        finally:   # whatever happens, the child never returns into the parent's code
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
-                except (OSError, ValueError):
+                except BaseException:   # noqa: BLE001 - closed, None, interrupted
                     pass
             os._exit(code)
     os.close(write_fd)
