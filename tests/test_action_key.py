@@ -101,3 +101,14 @@ def test_the_definition_digest_covers_what_the_action_does_and_is_saved_with_the
     assert replace(ACTION, progress_message="Compiling a/b.c").definition == base
     saved = pickle.loads(pickle.dumps(ActionGraph.build([ACTION], {})))
     assert vars(saved.actions[0])["definition"] == base   # carried, not computed again
+
+
+def test_an_action_given_its_environment_keeps_what_it_derived():
+    """The executor resolves each action's environment before running it; the digest and
+    the input list do not depend on it, so they are not computed again."""
+    ACTION.definition, ACTION.all_inputs   # noqa: B018 - derived first, as analysis does
+    resolved = ACTION.with_env((("PATH", "/bin"),))
+    assert resolved.env == (("PATH", "/bin"),)
+    assert {"definition", "all_inputs"} <= vars(resolved).keys()
+    fresh = replace(ACTION, env=(("PATH", "/bin"),))
+    assert (resolved.definition, resolved.all_inputs) == (fresh.definition, fresh.all_inputs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 from buildpy.core.errors import UserError
@@ -52,6 +52,16 @@ class Action:
     @functools.cached_property
     def all_inputs(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.inputs + self.tools))
+
+    def with_env(self, env: tuple[tuple[str, str], ...]) -> "Action":
+        """This action with `env`. What it derived (`all_inputs`, `definition`) does
+        not depend on the environment, so it carries over instead of being computed
+        again."""
+        other = replace(self, env=env)
+        for name in ("all_inputs", "definition"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     @functools.cached_property
     def definition(self) -> str:

@@ -8,6 +8,7 @@ declares: files, actions, results. Executes nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import posixpath
 from dataclasses import dataclass
@@ -252,8 +253,9 @@ class Analyzer:
             told = [0, 0]   # actions and results already told to on_part
 
             def tell() -> None:
-                actions, results = recorder.actions, list(recorder.results.items())
-                on_part(actions[told[0]:], results[told[1]:])
+                actions, results = recorder.actions, recorder.results
+                on_part(actions[told[0]:], list(itertools.islice(results.items(), told[1],
+                                                                 None)))
                 told[:] = len(actions), len(results)
 
             def part(i: int) -> str:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -146,7 +146,7 @@ class Executor:
     def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
         process up to its start (the caller waits for it, then calls `complete`)."""
-        action = replace(action, env=self.environment(action))
+        action = action.with_env(self.environment(action))
         key = self.key(action, inputs)
         entry = self.cache.get(key)
         warnings: list[str] = []
