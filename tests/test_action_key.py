@@ -94,11 +94,11 @@ def test_the_definition_digest_covers_what_the_action_does_and_is_saved_with_the
     for changed in (replace(ACTION, argv=ACTION.argv + ("-O2",)),
                     replace(ACTION, outputs=("bp-out/x/bin/a/c.o",)),
                     replace(ACTION, kind=ActionKind.WRITE, content="text"),
-                    replace(ACTION, execution_requirements=(("no-sandbox", "1"),)),
-                    replace(ACTION, platform=(("OSFamily", "Linux"),)),
-                    replace(ACTION, is_executable=True)):
+                    replace(ACTION, execution_requirements=(("no-cache", "1"),)),
+                    replace(ACTION, platform=(("OSFamily", "Linux"),))):
         assert changed.definition != base
     assert replace(ACTION, progress_message="Compiling a/b.c").definition == base
+    assert replace(ACTION, execution_requirements=(("no-sandbox", "1"),)).definition == base
     saved = pickle.loads(pickle.dumps(ActionGraph.build([ACTION], {})))
     assert vars(saved.actions[0])["definition"] == base   # carried, not computed again
 
@@ -112,3 +112,78 @@ def test_an_action_given_its_environment_keeps_what_it_derived():
     assert {"definition", "all_inputs"} <= vars(resolved).keys()
     fresh = replace(ACTION, env=(("PATH", "/bin"),))
     assert (resolved.definition, resolved.all_inputs) == (fresh.definition, fresh.all_inputs)
+
+
+# ---- one description: every field that makes an action what it is reaches both digests --
+
+WRITE = Action(owner="//a:w (abc1234)", owner_label="//a:w", configuration="abc1234",
+               mnemonic="FileWrite", kind=ActionKind.WRITE, outputs=("bp-out/x/bin/a/w.txt",),
+               content="one")
+TEMPLATE = replace(WRITE, kind=ActionKind.TEMPLATE, content=None, inputs=("a/t.in",),
+                   substitutions=(("{X}", "1"),))
+SYMLINK = replace(WRITE, kind=ActionKind.SYMLINK, content=None, inputs=("a/t.in",),
+                  target="a/t.in")
+# fields that say who made an action or how to run it, not what it computes; the
+# environment enters resolved (use_default_shell_env picks the PATH that joins `env`)
+METADATA = {"owner", "owner_label", "configuration", "mnemonic", "progress_message",
+            "use_default_shell_env", "execution_requirements"}
+CHANGES = {
+    "kind": lambda a: replace(a, kind=ActionKind.WRITE if a.kind is ActionKind.RUN
+                              else ActionKind.RUN),
+    "outputs": lambda a: replace(a, outputs=a.outputs + ("bp-out/x/bin/a/more",)),
+    "inputs": lambda a: replace(a, inputs=a.inputs + ("a/extra.h",)),
+    "tools": lambda a: replace(a, tools=("a/tool.sh",)),
+    "argv": lambda a: replace(a, argv=a.argv + ("-O2",)),
+    "env": lambda a: replace(a, env=a.env + (("CC", "clang"),)),
+    "platform": lambda a: replace(a, platform=(("OSFamily", "Linux"),)),
+    "content": lambda a: replace(a, content=(a.content or "") + "two"),
+    "substitutions": lambda a: replace(a, substitutions=a.substitutions + (("{Y}", "2"),)),
+    "target": lambda a: replace(a, target="a/other.in"),
+    "is_executable": lambda a: replace(a, is_executable=not a.is_executable),
+    "output_directories": lambda a: replace(a, output_directories=a.outputs[:1]),
+}
+
+
+def _digests(action: Action) -> tuple[str, str]:
+    """The fast fingerprint's analysis part and the cache key of `action`."""
+    files = {p: FileDigest(hashlib.sha256(p.encode()).hexdigest(), 1)
+             for p in action.all_inputs}
+    return action.definition, action_key(action, files)
+
+
+def test_every_field_of_an_action_is_metadata_or_changes_both_digests():
+    """The key (a REAPI Action digest) and the definition (the fast fingerprint, aquery's
+    ActionKey) come from one description: a field that changes what an action computes
+    changes both, for every kind of action. A new field must be listed in one place or
+    the other, or this fails."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(Action)}
+    assert names == METADATA | CHANGES.keys(), names ^ (METADATA | CHANGES.keys())
+    for action in (ACTION, WRITE, TEMPLATE, SYMLINK):
+        relevant = {"content", "substitutions", "target", "is_executable"} \
+            if action.kind is not ActionKind.RUN else {"argv"}
+        for name, change in CHANGES.items():
+            if name in ("content", "substitutions", "target", "is_executable", "argv") \
+                    and name not in relevant:
+                continue   # a field this kind does not use
+            changed = change(action)
+            before, after = _digests(action), _digests(changed)
+            if name == "env":   # the environment joins the fingerprint at execution
+                assert after[1] != before[1], (action.kind, name)
+                continue
+            assert after[0] != before[0] and after[1] != before[1], (action.kind, name)
+
+
+def test_in_process_actions_writing_different_bytes_never_share_a_key():
+    assert _digests(WRITE)[1] != _digests(replace(WRITE, content="two"))[1]
+    assert _digests(WRITE)[1] != _digests(replace(WRITE, is_executable=True))[1]
+    assert _digests(TEMPLATE)[1] != _digests(
+        replace(TEMPLATE, substitutions=(("{X}", "2"),)))[1]
+
+
+def test_a_tool_found_outside_the_build_is_part_of_the_key():
+    gcc = (("/usr/bin/gcc-12", "a" * 64),)
+    assert action_key(ACTION, FILES, gcc) != action_key(ACTION, FILES)
+    assert action_key(ACTION, FILES, gcc) != action_key(ACTION, FILES, (("/usr/bin/gcc-12",
+                                                                          "b" * 64),))

@@ -239,6 +239,7 @@ def test_ctrl_c_stops_cleanly_with_exit_8(ws):
     assert process.returncode == 8, err
     assert b"interrupted" in err
     assert not _actions_alive(root)
+    assert not partial.exists()   # an interrupted action leaves no half-written output
 
 
 def test_kill_9_mid_build_then_build_again_is_correct(ws):

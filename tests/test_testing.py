@@ -194,3 +194,11 @@ def test_the_example_monorepo_tests(bp, tmp_path):
     assert flaky.code == 0 and "FLAKY, failed in 1 out of 2" in flaky.out
     slow = bp("-C", str(root), "test", "//tests:slow_test", "--test_timeout=1")
     assert slow.code == 3 and "TIMEOUT in" in slow.out
+
+
+def test_a_test_run_with_another_path_is_not_a_cache_hit(run_tests, monkeypatch, tmp_path):
+    """The PATH a test runs with picks its tools, so it is part of the test's key."""
+    run_tests("//t:env_test")
+    assert "(cached)" in line_of(run_tests("//t:env_test"), "//t:env_test")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert "(cached)" not in line_of(run_tests("//t:env_test"), "//t:env_test")

@@ -48,6 +48,7 @@ class Action:
     target: str | None = None
     is_executable: bool = False
     use_default_shell_env: bool = False
+    output_directories: tuple[str, ...] = ()   # the outputs that are directories (trees)
 
     @functools.cached_property
     def all_inputs(self) -> tuple[str, ...]:
@@ -63,15 +64,35 @@ class Action:
                 other.__dict__[name] = self.__dict__[name]
         return other
 
+    @property
+    def payload(self) -> tuple | None:
+        """What an in-process action writes, beside its inputs: the content, the
+        substitutions, the link target, the executable bit (None for RUN)."""
+        if self.kind is ActionKind.RUN:
+            return None
+        return (self.kind.value, self.content, self.substitutions, self.target,
+                self.is_executable)
+
+    @property
+    def cacheable(self) -> bool:
+        return "no-cache" not in dict(self.execution_requirements)
+
+    def description(self) -> tuple:
+        """Everything analysis fixes about what the action does: the one description
+        from which its definition digest (the fast fingerprint, aquery's ActionKey) and
+        its REAPI Command (the cache key) are both made. Input paths are here; their
+        contents, the environment and the tools' identities are added at execution.
+        Metadata (owner, mnemonic, progress message) is not."""
+        return (self.kind.value, self.argv, tuple(sorted(self.outputs)),
+                tuple(sorted(self.output_directories)), self.platform, self.payload,
+                self.cacheable, self.all_inputs)
+
     @functools.cached_property
     def definition(self) -> str:
-        """A digest of what the action does, apart from its environment and the contents
-        of its inputs: the part of its fingerprint that analysis fixes. ActionGraph.build
-        computes it, so that a saved analysis carries it to later builds."""
-        return hashlib.sha256(repr((
-            self.kind.value, self.argv, self.outputs, self.platform, self.content,
-            self.substitutions, self.target, self.is_executable,
-            self.execution_requirements)).encode()).hexdigest()
+        """The digest of `description()`: the part of the action's fingerprint that
+        analysis fixes. ActionGraph.build computes it, so that a saved analysis carries
+        it to later builds."""
+        return hashlib.sha256(repr(self.description()).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ from buildgrid.common.protos.build.bazel.remote.execution.v2 import (
 
 from buildpy.actions.graph import Action
 
+Tools = tuple[tuple[str, str], ...]   # (absolute path, SHA-256) of each tool not built by bp
+IN_PROCESS = "bp-in-process"          # platform property: the digest of the payload
+TOOL = "bp-tool"                      # platform property: "PATH SHA256" of a tool
+
 
 @dataclass(frozen=True)
 class FileDigest:
@@ -30,16 +34,26 @@ def digest_of(data: bytes) -> reapi.Digest:
     return reapi.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
-def command(action: Action) -> reapi.Command:
-    """The REAPI Command of an action: argv, sorted env, outputs, platform."""
-    platform = reapi.Platform(properties=[
-        reapi.Platform.Property(name=k, value=v) for k, v in sorted(action.platform)])
+def command(action: Action, tools: Tools = ()) -> reapi.Command:
+    """The REAPI Command of an action, made from its one description (`Action.description`)
+    and the identities of the tools it runs: argv, sorted env, output files and
+    directories, and platform properties. An in-process action's payload (the content
+    it writes, its substitutions, link target and mode) is a platform property holding
+    its digest: such actions are local-only (bp runs them itself), and two that write
+    different bytes never share a key."""
+    kind, argv, outputs, directories, platform, payload, _, _ = action.description()
+    properties = list(platform)
+    if payload is not None:
+        properties.append((IN_PROCESS, hashlib.sha256(repr(payload).encode()).hexdigest()))
+    properties += [(TOOL, f"{path} {digest}") for path, digest in tools]
     return reapi.Command(
-        arguments=list(action.argv),
+        arguments=list(argv),
         environment_variables=[reapi.Command.EnvironmentVariable(name=k, value=v)
                                for k, v in sorted(action.env)],
-        output_paths=sorted(action.outputs),
-        platform=platform,
+        output_files=[o for o in outputs if o not in directories],
+        output_directories=list(directories),
+        platform=reapi.Platform(properties=[
+            reapi.Platform.Property(name=k, value=v) for k, v in sorted(properties)]),
     )
 
 
@@ -71,23 +85,17 @@ def input_root(files: Mapping[str, FileDigest]) -> tuple[reapi.Digest, dict[str,
     return encode(tree), blobs
 
 
-def action_message(action: Action, files: Mapping[str, FileDigest]) -> reapi.Action:
-    """The REAPI Action of `action` whose inputs have the content digests `files`."""
+def action_message(action: Action, files: Mapping[str, FileDigest], tools: Tools = ()
+                   ) -> reapi.Action:
+    """The REAPI Action of `action` whose inputs have the content digests `files` and
+    whose tools are `tools` ((absolute path, digest) pairs)."""
     root, _ = input_root(files)
-    command_digest = digest_of(command(action).SerializeToString(deterministic=True))
+    command_digest = digest_of(command(action, tools).SerializeToString(deterministic=True))
     return reapi.Action(command_digest=command_digest, input_root_digest=root,
-                        do_not_cache="no-cache" in dict(action.execution_requirements))
+                        do_not_cache=not action.cacheable)
 
 
-def action_key(action: Action, files: Mapping[str, FileDigest]) -> str:
+def action_key(action: Action, files: Mapping[str, FileDigest], tools: Tools = ()) -> str:
     """The action's key: the SHA-256 of its serialized REAPI Action."""
-    data = action_message(action, files).SerializeToString(deterministic=True)
-    return hashlib.sha256(data).hexdigest()
-
-
-def command_key(action: Action) -> str:
-    """What analysis alone can name: the digest of the Command (inputs by path only)."""
-    message = command(action)
-    data = message.SerializeToString(deterministic=True) + "\0".join(
-        action.all_inputs).encode() + (action.content or "").encode()
+    data = action_message(action, files, tools).SerializeToString(deterministic=True)
     return hashlib.sha256(data).hexdigest()

@@ -176,7 +176,9 @@ class _Recorder:
             platform=platform, content=data.get("content"),
             substitutions=tuple(data.get("substitutions", {}).items()),
             target=data.get("target"), is_executable=bool(data.get("is_executable")),
-            use_default_shell_env=bool(data.get("use_default_shell_env"))))
+            use_default_shell_env=bool(data.get("use_default_shell_env")),
+            output_directories=tuple(o for o in data["outputs"]
+                                     if self.declared[o].is_directory)))
 
     def result(self, tid: int, text: str) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env]."""

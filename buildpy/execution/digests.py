@@ -93,12 +93,16 @@ class FileDigests:
         return FileInfo(sha, st.st_size, executable)
 
     def _directory(self, path: str, full: Path) -> FileInfo:
-        """A directory's digest: SHA-256 over its files' relative paths and digests."""
+        """A directory's digest: SHA-256 over its entries' relative paths, and for files
+        their digests and executable bits (empty directories count too)."""
         digest = hashlib.sha256()
-        for child in sorted(p for p in full.rglob("*") if p.is_file()):
-            relative = child.relative_to(self.root).as_posix()
-            info = self.digest(relative)
-            digest.update(f"{child.relative_to(full).as_posix()}\0{info.sha256}\n".encode())
+        for child in sorted(full.rglob("*")):
+            relative = child.relative_to(full).as_posix()
+            if child.is_dir():
+                digest.update(f"{relative}/\n".encode())
+                continue
+            info = self.digest(child.relative_to(self.root).as_posix())
+            digest.update(f"{relative}\0{info.sha256}\0{int(info.executable)}\n".encode())
         return FileInfo(digest.hexdigest(), 0, False)
 
     def produced(self, path: str, sha256: str, size: int,

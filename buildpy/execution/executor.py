@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from buildpy.actions.graph import Action, ActionKind
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles
+from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
-from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
+from buildpy.execution.state import ActionCache, CacheEntry
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -66,8 +68,10 @@ class Executor:
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
-        self._directories: set[str] = set()         # output directories known to exist
+        self.outputs = Outputs(exec_root, digests, store)
         self._resolved: dict[str, str] = {}         # real paths of runfiles' directories
+        self._tools: dict[tuple[str, str], tuple] = {}   # (program, PATH) -> tools()
+        self._exec_root_prefix = os.path.realpath(exec_root) + os.sep
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
@@ -79,12 +83,40 @@ class Executor:
         self._done = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
 
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
-        """Everything the action key covers, hashed cheaply (no REAPI messages)."""
-        digest = hashlib.sha256(f"{action.definition}{self.environment(action)!r}".encode())
+        """What the action key covers, hashed cheaply (no REAPI messages): the action's
+        definition (its one description, digested in analysis), its environment, the
+        identities of its tools, and its inputs' digests."""
+        digest = hashlib.sha256(f"{action.definition}{self.environment(action)!r}"
+                                f"{self.tools(action)!r}".encode())
         for path in sorted(inputs):
             info = inputs[path]
             digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
         return digest.hexdigest()
+
+    def tools(self, action: Action) -> tuple[tuple[str, str], ...]:
+        """The program an action runs, when bp did not build it (a compiler found on
+        PATH, /bin/bash): its real absolute path and content digest, so that a new
+        compiler, or another machine's, never reuses this one's outputs. Resolved once
+        per program and PATH in a build; digests come from the stat-checked cache."""
+        if action.kind is not ActionKind.RUN or not action.argv:
+            return ()
+        program = action.argv[0]
+        if "/" in program and not os.path.isabs(program):
+            return ()   # a file of the exec root: an input, already in the key
+        search = dict(self.environment(action)).get("PATH", DEFAULT_PATH)
+        known = self._tools.get((program, search))
+        if known is None:
+            found = program if os.path.isabs(program) else shutil.which(program, path=search)
+            known = ()
+            if found is not None:
+                real = os.path.realpath(found)
+                if not real.startswith(self._exec_root_prefix):
+                    try:
+                        known = ((real, self.digests.digest(real).sha256),)
+                    except OSError:
+                        known = ()   # it will fail to start, and say so
+            self._tools[(program, search)] = known
+        return known
 
     def up_to_date(self, action: Action, inputs: Mapping[str, FileInfo]
                    ) -> dict[str, FileInfo] | None:
@@ -141,7 +173,7 @@ class Executor:
         from buildpy.actions.key import FileDigest, action_key
 
         files = {p: FileDigest(i.sha256, i.size, i.executable) for p, i in inputs.items()}
-        return action_key(action, files)
+        return action_key(action, files, self.tools(action))
 
     def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
@@ -152,26 +184,30 @@ class Executor:
         warnings: list[str] = []
         if entry is not None and entry.exit_code == 0:
             try:
-                outputs = self._restore(entry)
+                outputs = self.outputs.restore(entry.outputs)
+                printed = SpawnResult(0, self._printed(entry.stdout),
+                                      self._printed(entry.stderr))
                 self._remember_done(action, inputs, outputs)
-                return Outcome(action, key, True, True, outputs)
-            except (CorruptBlob, FileNotFoundError) as error:
+                return Outcome(action, key, True, True, outputs, printed)
+            except (CorruptBlob, FileNotFoundError, ValueError) as error:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
         pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
-        if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
-            self._clear_outputs(action)
-        for output in action.outputs:
-            directory = os.path.dirname(os.path.join(self.exec_root, output))
-            if directory not in self._directories:
-                os.makedirs(directory, exist_ok=True)
-                self._directories.add(directory)
+        if action.kind is ActionKind.RUNFILES:   # a tree compares its own MANIFEST
+            os.makedirs(os.path.dirname(os.path.join(self.exec_root, action.outputs[0])),
+                        exist_ok=True)
+        else:
+            self.outputs.prepare(action)
         if action.kind is not ActionKind.RUN:
-            self._run_in_process(action)
+            try:
+                self._run_in_process(action)
+            except OSError as error:
+                return self._failed(pending, None, f"could not write its output: {error}")
             return self.complete(pending, None)
         spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
                       inputs=action.all_inputs, outputs=action.outputs,
+                      output_directories=action.output_directories,
                       label=action.owner_label, mnemonic=action.mnemonic,
                       requires_network="requires-network" in dict(
                           action.execution_requirements))
@@ -185,36 +221,58 @@ class Executor:
         return pending
 
     def complete(self, pending: Pending, result: SpawnResult | None) -> Outcome:
-        """Check and store what the action made (`result` is None for in-process kinds)."""
+        """Check and store what the action made (`result` is None for in-process kinds).
+        A failed action keeps none of its outputs, as in Bazel."""
         action, key, warnings = pending.action, pending.key, pending.warnings
         duration = time.monotonic() - pending.started
         if result is not None and result.exit_code != 0:
             reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
-            return Outcome(action, key, False, False, {}, result, reason,
-                           tuple(warnings + list(result.notes)))
+            return self._failed(pending, result, reason, list(result.notes))
         if result is not None and result.undeclared_reads:
             message = (f"{action.mnemonic} of '{action.owner_label}' read files it does not "
                        f"declare: {', '.join(result.undeclared_reads)}")
             if self.tracing == "error":
-                return Outcome(action, key, False, False, {}, result,
-                               message + " (--tracing=error); add them (or the targets "
-                               "that generate them) to the rule's srcs, deps or data",
-                               tuple(warnings))
+                return self._failed(pending, result, message + " (--tracing=error); add "
+                                    "them (or the targets that generate them) to the "
+                                    "rule's srcs, deps or data")
             warnings.append(message)
-        outputs, missing = self._store_outputs(action)
-        if missing:
-            return Outcome(action, key, False, False, {}, result,
-                           "did not create its declared output" +
-                           ("s " if len(missing) > 1 else " ") +
-                           ", ".join(missing), tuple(warnings))
-        if "no-cache" not in dict(action.execution_requirements):
-            self.cache.put(key, CacheEntry(tuple(
-                OutputEntry(p, i.sha256, i.size, i.executable) for p, i in outputs.items()),
-                0, None, None))
+        try:
+            outputs, entries, problems = self.outputs.store_all(action)
+        except OSError as error:   # a full disk, a cache removed under the build
+            return self._failed(pending, result, f"could not store its outputs: {error}")
+        if problems:
+            return self._failed(pending, result, "; ".join(problems))
+        if action.cacheable:
+            self.cache.put(key, CacheEntry(entries, 0, self._keep(result, "stdout"),
+                                           self._keep(result, "stderr")))
         self._record(action, key, pending.inputs, outputs, duration, pending.strategy, False)
         self._remember_done(action, pending.inputs, outputs)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, False, True, outputs, result, None, notes)
+
+    def abandon(self, pending: Pending) -> None:
+        """The build is stopping: kill the action and remove what it wrote so far."""
+        if pending.running is not None:
+            pending.running.abandon()
+        if pending.action.kind is not ActionKind.RUNFILES:
+            self.outputs.clear(pending.action.outputs)
+
+    def _failed(self, pending: Pending, result: SpawnResult | None, reason: str,
+                notes: list[str] = ()) -> Outcome:
+        """The outcome of a failed action, whose outputs are removed (none half-written
+        stays at its final path)."""
+        if pending.action.kind is not ActionKind.RUNFILES:
+            self.outputs.clear(pending.action.outputs)
+        return Outcome(pending.action, pending.key, False, False, {}, result, reason,
+                       tuple(pending.warnings + list(notes)))
+
+    def _keep(self, result: SpawnResult | None, stream: str) -> str | None:
+        """What the action printed, stored to be shown again on cache hits."""
+        data = getattr(result, stream) if result is not None else b""
+        return self.store.put_bytes(data) if data else None
+
+    def _printed(self, digest: str | None) -> bytes:
+        return self.store.get_bytes(digest) if digest else b""
 
     # ---- running --------------------------------------------------------------------
 
@@ -244,41 +302,6 @@ class Executor:
         tmp.write_bytes(data)
         os.chmod(tmp, 0o755 if executable else 0o644)
         os.replace(tmp, target)
-
-    def _clear_outputs(self, action: Action) -> None:
-        """Stale outputs go first: tools such as `ar r` would add to them."""
-        for output in action.outputs:
-            try:
-                os.unlink(os.path.join(self.exec_root, output))
-            except (FileNotFoundError, IsADirectoryError, PermissionError):
-                pass   # nothing there, or a directory (unlink refuses those)
-
-    def _store_outputs(self, action: Action) -> tuple[dict[str, FileInfo], list[str]]:
-        """The outputs, stored in the CAS; and the declared outputs that are missing."""
-        outputs, missing = {}, []
-        for output in action.outputs:
-            try:
-                digest, st = self.store.put_output(os.path.join(self.exec_root, output))
-            except FileNotFoundError:   # a dangling symlink counts as missing too
-                missing.append(output)
-            except IsADirectoryError:
-                outputs[output] = self.digests.digest(output)
-            else:
-                outputs[output] = self.digests.produced(output, digest, st.st_size, st)
-        return outputs, missing
-
-    def _restore(self, entry: CacheEntry) -> dict[str, FileInfo]:
-        outputs = {}
-        for output in entry.outputs:
-            path = self.exec_root / output.path
-            current = None
-            if path.is_file():
-                current = self.digests.digest(output.path)
-            if current is None or current.sha256 != output.sha256:
-                self.store.materialize(output.sha256, path, output.executable)
-                current = self.digests.produced(output.path, output.sha256, output.size)
-            outputs[output.path] = current
-        return outputs
 
     def _record(self, action: Action, key: str, inputs: Mapping[str, FileInfo],
                 outputs: Mapping[str, FileInfo], duration: float, strategy: str,

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from buildpy.actions.graph import Action
 from buildpy.execution.executor import Outcome
+from buildpy.execution.spawn import SpawnResult
 
 
 def describe(action: Action) -> str:
@@ -63,6 +64,10 @@ class PlainProgress:
                 self._say(failure_text(outcome, self.verbose_failures), now=True)
             elif not outcome.cached:
                 self._say(f"[{done} / {total}] {describe(outcome.action)}\n")
+            if outcome.ok and outcome.result is not None:
+                printed = printed_text(outcome.result)
+                if printed:   # a compiler's warnings, shown again on cache hits (as Bazel)
+                    self._say(f"INFO: From {describe(outcome.action)}:\n{printed}\n", now=True)
             for warning in outcome.warnings:
                 self._say(f"WARNING: {warning}\n", now=True)
 
@@ -84,13 +89,18 @@ def failure_text(outcome: Outcome, verbose: bool) -> str:
         lines.append("  command: " + " ".join(shlex.quote(a) for a in action.argv))
     elif action.argv:
         lines.append("  (use --verbose_failures to see the command)")
-    result = outcome.result
-    if result is not None:
-        for stream in (result.stdout, result.stderr):
-            text = stream.decode("utf-8", "replace").rstrip()
-            if text:
-                lines.append(text)
+    if outcome.result is not None:
+        printed = printed_text(outcome.result)
+        if printed:
+            lines.append(printed)
     return "\n".join(lines) + "\n"
+
+
+def printed_text(result: SpawnResult) -> str:
+    """What an action printed, stdout then stderr."""
+    texts = (stream.decode("utf-8", "replace").rstrip()
+             for stream in (result.stdout, result.stderr))
+    return "\n".join(t for t in texts if t)
 
 
 class RichProgress(PlainProgress):
@@ -134,6 +144,10 @@ class RichProgress(PlainProgress):
         with self._lock:
             self.running.pop(id(outcome.action), None)
             self.done = done
+        printed = printed_text(outcome.result) if outcome.ok and outcome.result else ""
+        if printed:
+            self.live.console.print(f"INFO: From {describe(outcome.action)}:\n{printed}",
+                                    markup=False, highlight=False)
         if not outcome.ok or outcome.warnings:
             self.live.console.print(failure_text(outcome, self.verbose_failures)
                                     if not outcome.ok else "", end="")

@@ -141,6 +141,8 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
             target.touch()
     for path in outputs:
         (sandbox / path).parent.mkdir(parents=True, exist_ok=True)
+    for path in spawn.output_directories:   # declared directories exist, as in Bazel
+        (sandbox / path).mkdir(exist_ok=True)
     return sandbox
 
 

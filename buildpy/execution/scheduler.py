@@ -244,7 +244,7 @@ class Scheduler:
         for slot, (_, pending) in list(self._running.items()):
             if slot >= 0:
                 self._exits.unregister(slot)
-            pending.running.abandon()
+            self.executor.abandon(pending)
         self._running.clear()
 
     def _begin(self, index: int, inputs: dict[str, FileInfo] | str

@@ -28,6 +28,7 @@ class Spawn:
     exec_root: Path
     inputs: tuple[str, ...]          # exec paths the process may read
     outputs: tuple[str, ...]         # exec paths it must write
+    output_directories: tuple[str, ...] = ()   # those of them that are directories
     label: str = ""
     mnemonic: str = ""
     requires_network: bool = False

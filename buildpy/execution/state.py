@@ -18,7 +18,8 @@ from typing import Iterable
 _CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS action_cache (
     key TEXT PRIMARY KEY,          -- the action key (REAPI Action digest)
-    outputs TEXT NOT NULL,         -- JSON: [[path, sha256, size, executable], ...]
+    outputs TEXT NOT NULL,         -- JSON: [[path, sha256, size, executable, tree], ...]
+                                   -- (a tree's sha256 names its REAPI Tree message)
     exit_code INTEGER NOT NULL,
     stdout TEXT, stderr TEXT,      -- digests of the captured output in the CAS
     created REAL NOT NULL
@@ -66,6 +67,7 @@ class OutputEntry:
     sha256: str
     size: int
     executable: bool
+    is_directory: bool = False   # a tree artifact: sha256 names its REAPI Tree message
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,13 @@ class ActionCache:
                                       "action_cache WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        outputs = tuple(OutputEntry(p, d, s, bool(x)) for p, d, s, x in json.loads(row[0]))
+        outputs = tuple(OutputEntry(o[0], o[1], o[2], bool(o[3]), len(o) > 4 and bool(o[4]))
+                        for o in json.loads(row[0]))
         return CacheEntry(outputs, row[1], row[2], row[3])
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable] for o in entry.outputs])
+        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory]
+                              for o in entry.outputs])
         with self._lock:
             self._entries[key] = (key, outputs, entry.exit_code, entry.stdout, entry.stderr,
                                   time.time())

@@ -179,6 +179,7 @@ class TestRunner:
             info = self.digests.digest(path)
             files[path] = FileDigest(info.sha256, info.size, info.executable)
         settings = json.dumps({"args": spec.args, "env": dict(spec.env),
+                               "host_env": self._host_env(),
                                "test_env": self.test_env, "shards": spec.shard_count,
                                "runs": spec.runs, "attempts": spec.attempts,
                                "timeout": spec.timeout, "size": spec.size}, sort_keys=True)
@@ -277,6 +278,13 @@ class TestRunner:
                         "timed out" if spawn.timed_out else f"exited with {spawn.exit_code}")
         return Attempt(spawn.exit_code, duration, spawn.timed_out, log)
 
+    @staticmethod
+    def _host_env() -> dict[str, str]:
+        """What a test's environment takes from the machine: part of the test key, so
+        that a test run with another PATH (other tools) is not a cache hit."""
+        return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC"}
+
     def _environment(self, spec: TestSpec, runfiles: Path, unit_dir: Path, scratch: Path,
                      shard: int) -> dict[str, str]:
         tmp = scratch / "tmp"
@@ -284,14 +292,13 @@ class TestRunner:
         tmp.mkdir()
         home.mkdir()
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            **self._host_env(),
             "HOME": str(home), "TMPDIR": str(tmp), "TEST_TMPDIR": str(tmp),
             "TEST_SRCDIR": str(runfiles), "RUNFILES_DIR": str(runfiles),
             "TEST_WORKSPACE": self.workspace_name, "TEST_TARGET": spec.label,
             "TEST_SIZE": spec.size, "TEST_TIMEOUT": f"{spec.timeout:g}",
             "XML_OUTPUT_FILE": str(unit_dir / "test.xml"),
             "TEST_UNDECLARED_OUTPUTS_DIR": str(unit_dir / "test.outputs"),
-            "TZ": "UTC", "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         (unit_dir / "test.outputs").mkdir(exist_ok=True)
         if spec.shard_count > 1:

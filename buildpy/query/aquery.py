@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Iterable, TextIO
 
 from buildpy.actions.graph import Action, ActionKind
-from buildpy.actions.key import command_key
 from buildpy.analysis.analyzer import AnalysisResult, Analyzer
 
 from buildpy.query.cquery import ConfiguredQueryEnvironment
@@ -112,7 +111,7 @@ def write_actions(env: ActionQueryEnvironment, result: Result, output: str, out:
     elif output == "mnemonic":
         out.writelines(f"{a.mnemonic} {a.owner}\n" for a in actions)
     elif output == "key":
-        out.writelines(f"{command_key(a)} {a.mnemonic} {a.owner}\n" for a in actions)
+        out.writelines(f"{a.definition} {a.mnemonic} {a.owner}\n" for a in actions)
     else:
         out.write("\n".join(text(a, include_commandline, include_artifacts)
                             for a in actions))
@@ -128,7 +127,7 @@ def text(action: Action, include_commandline: bool, include_artifacts: bool) -> 
              f"  Mnemonic: {action.mnemonic}",
              f"  Target: {action.owner_label}",
              f"  Configuration: {action.configuration}",
-             f"  ActionKey: {command_key(action)}"]
+             f"  ActionKey: {action.definition}"]
     if include_artifacts:
         lines.append(f"  Inputs: [{', '.join(action.all_inputs)}]")
         lines.append(f"  Outputs: [{', '.join(action.outputs)}]")
@@ -144,7 +143,7 @@ def text(action: Action, include_commandline: bool, include_artifacts: bool) -> 
 
 def record(action: Action, include_commandline: bool, include_artifacts: bool) -> dict:
     data = {"mnemonic": action.mnemonic, "target": action.owner_label,
-            "configuration": action.configuration, "action_key": command_key(action),
+            "configuration": action.configuration, "action_key": action.definition,
             "kind": action.kind.value, "progress_message": action.progress_message,
             "env": dict(action.env),
             "execution_requirements": dict(action.execution_requirements)}

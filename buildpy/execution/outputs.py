@@ -1,0 +1,158 @@
+"""An action's outputs on disk: cleared before it runs and after it fails, stored in the
+content store when it succeeds, restored from a cache entry.
+
+A file output is one blob. A directory output (a tree artifact) is a REAPI `Tree` message,
+stored as a blob, whose files are blobs too. Knows paths, the content store and the Tree
+message; not action keys, strategies, nor the order of actions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from buildpy.actions.graph import Action
+from buildpy.execution.cas import ContentStore
+from buildpy.execution.digests import FileDigests, FileInfo
+from buildpy.execution.state import OutputEntry
+
+
+class Outputs:
+    """The outputs of actions below one exec root."""
+
+    def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore):
+        self.exec_root = exec_root
+        self.digests = digests
+        self.store = store
+        self._directories: set[str] = set()   # parent directories known to exist
+
+    # ---- before and after running --------------------------------------------------
+
+    def prepare(self, action: Action) -> None:
+        """Make room for the action to write: whatever stands at an output path goes
+        (stale files would be added to by tools such as `ar r`; a directory or a
+        read-only file would make the action fail), parents exist, and each declared
+        directory exists, empty, as Bazel creates it."""
+        self.clear(action.outputs)
+        for output in action.outputs:
+            directory = os.path.dirname(os.path.join(self.exec_root, output))
+            if directory not in self._directories:
+                os.makedirs(directory, exist_ok=True)
+                self._directories.add(directory)
+        for output in action.output_directories:
+            os.mkdir(os.path.join(self.exec_root, output))
+
+    def clear(self, paths: Iterable[str]) -> None:
+        """Remove whatever stands at each path: a file, a symlink, a tree (even one the
+        action made read-only). A failed or interrupted action leaves no output behind."""
+        for path in paths:
+            remove(os.path.join(self.exec_root, path))
+
+    # ---- storing -------------------------------------------------------------------
+
+    def store_all(self, action: Action
+                  ) -> tuple[dict[str, FileInfo], tuple[OutputEntry, ...], list[str]]:
+        """Store the outputs in the CAS: their digests for later actions, the cache
+        entry's outputs, and what is wrong with them (a declared output missing, a file
+        where a directory was declared or the other way round)."""
+        infos: dict[str, FileInfo] = {}
+        entries: list[OutputEntry] = []
+        problems: list[str] = []
+        directories = set(action.output_directories)
+        for output in action.outputs:
+            full = os.path.join(self.exec_root, output)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:   # a dangling symlink counts as missing too
+                problems.append(f"did not create its declared output {output}")
+                continue
+            is_directory = stat.S_ISDIR(st.st_mode)
+            if is_directory != (output in directories):
+                problems.append(
+                    f"created {output} as a {'directory' if is_directory else 'file'}, "
+                    f"but declared it as a {'file' if is_directory else 'directory'}"
+                    + (" (use ctx.actions.declare_directory)" if is_directory else ""))
+                continue
+            if is_directory:
+                tree_digest, tree_size = self._store_tree(full)
+                entries.append(OutputEntry(output, tree_digest, tree_size, False, True))
+                infos[output] = self.digests.digest(output)
+            else:
+                digest, st = self.store.put_output(full)
+                entries.append(OutputEntry(output, digest, st.st_size,
+                                           bool(st.st_mode & 0o111)))
+                infos[output] = self.digests.produced(output, digest, st.st_size, st)
+        return infos, tuple(entries), problems
+
+    def _store_tree(self, root: str) -> tuple[str, int]:
+        """Store each file of the tree at `root`, then its REAPI Tree message."""
+        from buildpy.execution.trees import encode_tree
+
+        def put(path: str) -> tuple[str, int, bool]:
+            digest, st = self.store.put_output(path)
+            return digest, st.st_size, bool(st.st_mode & 0o111)
+
+        data = encode_tree(root, put)
+        return self.store.put_bytes(data), len(data)
+
+    # ---- restoring -----------------------------------------------------------------
+
+    def restore(self, entries: Iterable[OutputEntry]) -> dict[str, FileInfo]:
+        """Put the outputs of a cache entry in place (those already right stay); raises
+        CorruptBlob or FileNotFoundError when a blob is damaged or gone."""
+        infos = {}
+        for output in entries:
+            path = self.exec_root / output.path
+            if output.is_directory:
+                infos[output.path] = self._restore_tree(output)
+                continue
+            current = None
+            if path.is_file() and not path.is_symlink():
+                current = self.digests.digest(output.path)
+            if current is None or current.sha256 != output.sha256 \
+                    or current.executable != output.executable:
+                remove(os.fspath(path))
+                self.store.materialize(output.sha256, path, output.executable)
+                current = self.digests.produced(output.path, output.sha256, output.size)
+            infos[output.path] = current
+        return infos
+
+    def _restore_tree(self, output: OutputEntry) -> FileInfo:
+        from buildpy.execution.trees import decode_tree
+
+        files, directories = decode_tree(self.store.get_bytes(output.sha256))
+        root = self.exec_root / output.path
+        remove(os.fspath(root))
+        root.mkdir(parents=True)
+        for relative in directories:
+            (root / relative).mkdir(parents=True, exist_ok=True)
+        for relative, (digest, _size, executable) in files.items():
+            self.store.materialize(digest, root / relative, executable)
+        return self.digests.digest(output.path)
+
+
+def remove(path: str) -> None:
+    """Delete whatever stands at `path` (nothing there is fine)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)   # a file or a symlink; read-only files go too (the directory decides)
+        return
+
+    def retry(function, name, info):
+        if isinstance(info[1], FileNotFoundError):
+            return
+        parent = os.path.dirname(name)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, os.stat(name).st_mode | stat.S_IRWXU)
+            shutil.rmtree(name, onerror=retry)
+        else:
+            function(name)
+
+    shutil.rmtree(path, onerror=retry)
