@@ -51,6 +51,28 @@ def test_a_tiny_bound_evicts_old_blobs_and_an_evicted_action_runs_again(bp, ws):
     assert _blob("a").exists() and _blob("b").exists()
 
 
+def test_no_eviction_while_another_build_uses_the_cache(bp, ws):
+    from buildpy.execution.eviction import CacheUse
+
+    root = ws(BIG)
+    build = lambda *args: bp("-C", str(root), "build", "--disk_cache_max_size=1500", *args)
+    assert build("//e:a").code == 0
+    running = CacheUse(Path(os.environ["XDG_CACHE_HOME"]) / "bp", print)   # another build
+    try:
+        over = build("//e:b")
+        assert over.code == 0 and "trimmed" not in over.err, over.err
+        assert _blob("a").exists() and _blob("b").exists()
+        blocked = bp("-C", str(root), "clean", "--gc", "--noblock_for_lock")
+        assert blocked.code == 36
+        assert blocked.err.startswith("ERROR: bp commands are using the disk cache ")
+    finally:
+        running.release()
+    ws({"e/BUILD": BIG["e/BUILD"].replace("1000", "10")})
+    later = build("//e:a")   # the next build that stores a blob trims the cache
+    assert "INFO: trimmed the disk cache" in later.err, later.err
+    assert not _blob("a").exists() and _blob("b").exists()
+
+
 def test_clean_gc_trims_the_cache_now(bp, ws):
     root = ws(BIG)
     assert bp("-C", str(root), "build", "//e:a").code == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
 import sys
 
 from dataclasses import dataclass, field
@@ -210,7 +211,11 @@ class LocalBuild:
             return
         if not self.cache_use.try_exclusive():
             return
-        done = evict(self.cache.db, self.store.root, max_size, keep=self.cache.used)
+        try:
+            done = evict(self.cache.db, self.store.root, max_size, keep=self.cache.used)
+        except (OSError, sqlite3.Error) as error:   # the build itself is done: say, go on
+            self.say(f"WARNING: could not trim the disk cache {self.cache_dir}: {error}")
+            return
         if done.blobs:
             self.say(f"trimmed the disk cache to {format_size(done.total)} (removed "
                      f"{done.blobs} least recently used blobs, {format_size(done.freed)}, "
