@@ -273,6 +273,7 @@ def _execution_options(command):
                      help="The strategy for one kind of action, e.g. CppCompile=local."),
         click.option("--disk_cache", type=click.Path(file_okay=False), default=None,
                      metavar="DIR", help="The cache directory (default: $XDG_CACHE_HOME/bp)."),
+        _disk_cache_max_size_option,
         click.option("--block_for_lock/--noblock_for_lock", default=True,
                      help="Wait for another bp command in this workspace (or fail)."),
         click.option("--sandbox_debug/--nosandbox_debug", default=False,
@@ -288,8 +289,27 @@ def _execution_options(command):
     return command
 
 
-def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, block_for_lock,
-               sandbox_debug, mount_pairs, tracing):
+_disk_cache_max_size_option = click.option(
+    "--disk_cache_max_size", default="10G", show_default=True, metavar="SIZE",
+    help="Bound the disk cache: least recently used blobs go when a build ends with the "
+    "cache over SIZE (bytes, or with a K, M, G or T suffix; 0: no bound).")
+
+
+def _max_size(text: str) -> int:
+    from buildpy.core.errors import UserError
+    from buildpy.execution.eviction import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise UserError(f"invalid --disk_cache_max_size '{text}'",
+                        hint="write a number of bytes, with an optional K, M, G or T suffix "
+                             "(powers of 1024), e.g. --disk_cache_max_size=10G; 0 for no "
+                             "bound") from None
+
+
+def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_cache_max_size,
+               block_for_lock, sandbox_debug, mount_pairs, tracing):
     import os
 
     from buildpy.core.errors import UserError
@@ -306,8 +326,8 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, block_f
         jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
         spawn_strategy=spawn_strategy, strategies=per_mnemonic,
         disk_cache=Path(disk_cache).resolve() if disk_cache else None,
-        block_for_lock=block_for_lock, sandbox_debug=sandbox_debug,
-        sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing)
+        disk_cache_max_size=_max_size(disk_cache_max_size), block_for_lock=block_for_lock,
+        sandbox_debug=sandbox_debug, sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing)
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):
@@ -327,12 +347,13 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
     (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
      extra_toolchains) = build_flags
     (jobs, keep_going, verbose_failures, subcommands, color, curses, spawn_strategy,
-     strategies, disk_cache, block_for_lock, sandbox_debug, mount_pairs,
+     strategies, disk_cache, disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs,
      tracing) = execution_flags
     build = _build_options(platforms, compilation_mode, defines, host_platform,
                            extra_execution_platforms, extra_toolchains)
     execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
-                           block_for_lock, sandbox_debug, mount_pairs, tracing)
+                           disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs,
+                           tracing)
     progress = _progress(curses, color, subcommands, verbose_failures)
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
                      err=sys.stderr, only_executable=only_executable,
@@ -352,8 +373,9 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
 @click.pass_obj
 def build(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
           extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
-          subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
-          sandbox_debug, mount_pairs, tracing, build_runfile_links, show_result) -> None:
+          subcommands, color, curses, spawn_strategy, strategies, disk_cache,
+          disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing,
+          build_runfile_links, show_result) -> None:
     """Build the targets PATTERNS match, running only the actions whose key changed.
 
     Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
@@ -365,8 +387,8 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
                                              host_platform, extra_execution_platforms,
                                              extra_toolchains),
                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
-                          spawn_strategy, strategies, disk_cache, block_for_lock,
-                          sandbox_debug, mount_pairs, tracing),
+                          spawn_strategy, strategies, disk_cache, disk_cache_max_size,
+                          block_for_lock, sandbox_debug, mount_pairs, tracing),
                          build_runfile_links=build_runfile_links, show_result=show_result)
     if outcome.code:
         raise SystemExit(outcome.code)
@@ -380,8 +402,8 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
 @click.pass_obj
 def run(options: Options, target, args, platforms, compilation_mode, defines, host_platform,
         extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
-        subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
-        sandbox_debug, mount_pairs, tracing) -> None:
+        subcommands, color, curses, spawn_strategy, strategies, disk_cache,
+        disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing) -> None:
     """Build TARGET, then run it with ARGS (after --) in the current directory.
 
     The program sees its runfiles (RUNFILES_DIR) and BUILD_WORKSPACE_DIRECTORY /
@@ -396,8 +418,9 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
                                              host_platform, extra_execution_platforms,
                                              extra_toolchains),
                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
-                          spawn_strategy, strategies, disk_cache, block_for_lock,
-                          sandbox_debug, mount_pairs, tracing), only_executable=True)
+                          spawn_strategy, strategies, disk_cache, disk_cache_max_size,
+                          block_for_lock, sandbox_debug, mount_pairs, tracing),
+                         only_executable=True)
     if outcome.code:
         raise SystemExit(outcome.code)
     if len(outcome.executables) != 1:
@@ -445,8 +468,9 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
 @click.pass_obj
 def test(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
          extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
-         subcommands, color, curses, spawn_strategy, strategies, disk_cache, block_for_lock,
-         sandbox_debug, mount_pairs, tracing, test_output, test_timeout, flaky_test_attempts,
+         subcommands, color, curses, spawn_strategy, strategies, disk_cache,
+         disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing, test_output,
+         test_timeout, flaky_test_attempts,
          runs_per_test, test_filter, test_tag_filters, test_size_filters, test_lang_filters,
          test_env, test_arg, cache_test_results, nocache_test_results) -> None:
     """Build the targets PATTERNS match and run their tests (test_suites expanded).
@@ -461,7 +485,8 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
     build_options = _build_options(platforms, compilation_mode, defines, host_platform,
                                    extra_execution_platforms, extra_toolchains)
     execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
-                           block_for_lock, sandbox_debug, mount_pairs, tracing)
+                           disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs,
+                           tracing)
     split = lambda text: tuple(t for t in text.split(",") if t)  # noqa: E731
     test_options = TestOptions(
         test_output=test_output, timeout=test_timeout, flaky_attempts=flaky_test_attempts,
@@ -480,17 +505,40 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
 @cli.command()
 @click.option("--expunge", is_flag=True,
               help="Also remove this workspace's state (file digests) and exec root.")
+@click.option("--gc", "trim", is_flag=True,
+              help="Only trim the shared disk cache to --disk_cache_max_size now (once no "
+              "build uses it); the outputs stay.")
 @click.option("--disk_cache", type=click.Path(file_okay=False), default=None, metavar="DIR")
+@_disk_cache_max_size_option
+@click.option("--block_for_lock/--noblock_for_lock", default=True,
+              help="Wait for a running bp command (or fail).")
 @click.pass_obj
-def clean(options: Options, expunge: bool, disk_cache) -> None:
+def clean(options: Options, expunge: bool, trim: bool, disk_cache, disk_cache_max_size,
+          block_for_lock: bool) -> None:
     """Remove the outputs (bp-out/). The shared cache stays, so the next build restores
-    unchanged outputs from it without running actions."""
+    unchanged outputs from it without running actions. Waits for a bp command running in
+    the workspace first."""
+    from buildpy.core.errors import UserError
+    from buildpy.execution.eviction import format_size
     from buildpy.execution.local import clean as clean_outputs
+    from buildpy.execution.local import trim_cache
     from buildpy.session import workspace_root
 
+    def say(text: str) -> None:
+        click.echo(f"INFO: {text}", err=True)
+
+    cache_dir = Path(disk_cache).resolve() if disk_cache else None
+    if trim:
+        if expunge:
+            raise UserError("--gc and --expunge do not go together",
+                            hint="run bp clean --expunge, then bp clean --gc")
+        done = trim_cache(cache_dir, _max_size(disk_cache_max_size), block_for_lock, say)
+        say(f"the disk cache holds {format_size(done.total)}: removed {done.blobs} blobs "
+            f"({format_size(done.freed)}) and {done.entries} action cache entries")
+        return
     root = workspace_root(options.workspace)
-    for path in clean_outputs(root, expunge, Path(disk_cache) if disk_cache else None):
-        click.echo(f"INFO: removed {path}", err=True)
+    for path in clean_outputs(root, expunge, cache_dir, block_for_lock, say):
+        say(f"removed {path}")
 
 
 @cli.command("help")

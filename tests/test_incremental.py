@@ -4,6 +4,7 @@ what they write, tree artifacts, outputs whole or absent, tools and printed outp
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -74,13 +75,18 @@ def test_changing_what_a_write_writes_rebuilds_it_even_after_clean(bp, ws, build
     assert os.stat(bin_file(root, "p/x.txt")).st_mode & stat.S_IXUSR
 
 
-def test_a_declared_directory_exists_before_its_action_and_is_cached_as_a_tree(bp, ws, build):
+@pytest.mark.parametrize("strategy", ["local", "sandboxed", "linux-sandbox"])
+def test_a_declared_directory_exists_before_its_action_and_is_cached_as_a_tree(
+        bp, ws, build, strategy):
+    if strategy == "linux-sandbox" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (scripts/install-test-deps installs it)")
     root = ws(dict(RULES, **{"p/BUILD": '''
         load("//rules:defs.bzl", "tree")
         tree(name = "gen", cmd = "echo 1 > OUT/f1 && mkdir OUT/sub && echo 2 > OUT/sub/f2 && mkdir OUT/empty")
         genrule(name = "use", srcs = [":gen"], outs = ["use.txt"],
                 cmd = "cat $(location :gen)/f1 $(locations :gen)/sub/f2 > $@; ls $(location :gen) >> $@")
         '''}))
+    (root / ".bprc").write_text(f"build --spawn_strategy={strategy}\n")
     build(root, "//p:use")
     tree = bin_file(root, "p/gen.d")
     assert (tree / "f1").read_text() == "1\n" and (tree / "sub/f2").read_text() == "2\n"

@@ -1,6 +1,7 @@
 """The local content-addressed store: blobs by SHA-256, written atomically, verified on read.
 
-Knows files and digests; not actions or keys.
+Tells a `used` callback about every blob it stores or reads (the size bound evicts the
+least recently used ones, see eviction.py). Knows files and digests; not actions or keys.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import stat
 import threading
 from pathlib import Path
+from typing import Callable
 
 _CHUNK = 1 << 20
 
@@ -46,12 +48,17 @@ class CorruptBlob(Exception):
     """A stored blob whose content no longer matches its digest."""
 
 
+def _unused(digest: str, size: int, added: bool = False) -> None:
+    pass
+
+
 class ContentStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, used: Callable[[str, int, bool], None] = _unused):
         self.root = root
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._directories: set[Path] = set()   # made by materialize() in this process
+        self._used = used   # (digest, size, whether the blob is new): for the size bound
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
@@ -59,19 +66,23 @@ class ContentStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def put_file(self, source: Path, digest: str) -> None:
+    def put_file(self, source: Path, digest: str, size: int | None = None) -> None:
         """Store a copy of `source` (whose SHA-256 is `digest`), where a link will not do.
 
         The copy goes to a temporary name and is renamed into place, so a killed bp
         leaves no partial blob; blobs are not fsynced one by one, and a blob damaged by a
         power loss fails its digest check on read and is discarded.
         """
+        if size is None:
+            size = os.stat(source).st_size
         if self.has(digest):
+            self._used(digest, size, False)
             return
         tmp = self._tmp_name()
         shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o444)
         self._rename(tmp, digest)
+        self._used(digest, size, True)
 
     def put_output(self, source: Path | str) -> tuple[str, os.stat_result]:
         """Store an action's output; returns its digest and its stat data afterwards.
@@ -88,8 +99,8 @@ class ContentStore:
         except OSError as error:
             if error.errno != errno.ELOOP:
                 raise
-            digest, _ = sha256_file(source)   # a symlink: store what it points at
-            self.put_file(source, digest)
+            digest, size = sha256_file(source)   # a symlink: store what it points at
+            self.put_file(source, digest, size)
             return digest, os.stat(source)
         try:
             st = os.fstat(fd)
@@ -100,33 +111,39 @@ class ContentStore:
                 digest.update(chunk)
             digest = digest.hexdigest()
             if st.st_nlink != 1:   # a hard link to some other file: leave it as it is
-                self.put_file(source, digest)
+                self.put_file(source, digest, st.st_size)
                 return digest, st
             os.fchmod(fd, st.st_mode & 0o555)
-            if not self._link_blob(source, digest):
-                self.put_file(source, digest)
+            linked = self._link_blob(source, digest)
+            if linked is None:
+                self.put_file(source, digest, st.st_size)
+            else:
+                self._used(digest, st.st_size, linked)
             return digest, os.fstat(fd)   # after the chmod and the link, which move ctime
         finally:
             os.close(fd)
 
-    def _link_blob(self, source: Path | str, digest: str) -> bool:
-        """Link `source` in as the blob `digest` (already there counts); False where
-        links cannot be made."""
+    def _link_blob(self, source: Path | str, digest: str) -> bool | None:
+        """Link `source` in as the blob `digest`: True when linked, False when the blob
+        was there already, None where links cannot be made."""
         target = self.path(digest)
         try:
             os.link(source, target)
         except FileExistsError:
-            return True
+            return False
         except FileNotFoundError:
             target.parent.mkdir(parents=True, exist_ok=True)
-            return _link(source, target) or target.exists()
+            if _link(source, target):
+                return True
+            return False if target.exists() else None
         except OSError:   # another file system, too many links, no links at all
-            return False
+            return None
         return True
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.has(digest):
+        added = not self.has(digest)
+        if added:
             tmp = self._tmp_name()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
             try:
@@ -135,6 +152,7 @@ class ContentStore:
                 os.close(fd)
             os.chmod(tmp, 0o444)
             self._rename(tmp, digest)
+        self._used(digest, len(data), added)
         return digest
 
     def _tmp_name(self) -> str:
@@ -167,6 +185,7 @@ class ContentStore:
         if hashlib.sha256(data).hexdigest() != digest:
             self.discard(digest)
             raise CorruptBlob(digest)
+        self._used(digest, len(data), False)
         return data, mode
 
     def materialize(self, digest: str, target: Path, executable: bool) -> None:

@@ -189,7 +189,9 @@ class Executor:
                                       self._printed(entry.stderr))
                 self._remember_done(action, inputs, outputs)
                 return Outcome(action, key, True, True, outputs, printed)
-            except (CorruptBlob, FileNotFoundError, ValueError) as error:
+            except FileNotFoundError:   # a blob evicted (or removed): a plain miss
+                self.cache.drop(key)
+            except (CorruptBlob, ValueError) as error:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
 import sys
 
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from buildpy.actions.graph import Action, ActionGraph
 from buildpy.core.errors import EnvError, UserError
 from buildpy.execution.cas import ContentStore
 from buildpy.execution.digests import FileDigests, take_stamp
+from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
+    format_size, needs_eviction
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
@@ -40,6 +43,7 @@ class ExecutionOptions:
     spawn_strategy: str = "local"
     strategies: Mapping[str, str] = field(default_factory=dict)   # mnemonic -> strategy
     disk_cache: Path | None = None
+    disk_cache_max_size: int = DEFAULT_MAX_SIZE   # bytes; 0: no bound
     block_for_lock: bool = True
     sandbox_debug: bool = False
     sandbox_mount_pairs: tuple[str, ...] = ()
@@ -47,7 +51,11 @@ class ExecutionOptions:
 
 
 class WorkspaceLock:
-    """One bp command at a time per workspace: others wait (or fail)."""
+    """One bp command at a time per workspace: others wait (or fail).
+
+    The lock file itself is never removed (not even by `bp clean --expunge`): a bp
+    waiting on it would otherwise hold a lock on a file nobody else opens.
+    """
 
     def __init__(self, path: Path, block: bool, say: Callable[[str], None]):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +93,9 @@ class LocalBuild:
         self.cache_dir = options.disk_cache or default_cache_dir()
         state = self.output_base / ".bp-state"
         self.lock = WorkspaceLock(state / "lock", options.block_for_lock, self.say)
+        self.cache_use = None
         try:
+            self.cache_use = CacheUse(self.cache_dir, self.say)   # no eviction meanwhile
             self.exec_root = exec_root_for(self.cache_dir, workspace)
             prepare_exec_root(self.exec_root, workspace, dict(
                 (name, path) for name, path in repos.items() if name), self.output_base)
@@ -93,10 +103,10 @@ class LocalBuild:
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")
             self.stamp = take_stamp(state / "stamp")
-            files_db = open_files_db(self.output_base)
+            files_db = open_files_db(self.output_base, self.say)
             self.digests = FileDigests(files_db, self.exec_root, self.stamp)
-            self.store = ContentStore(self.cache_dir / "cas")
-            self.cache = open_cache_db(self.cache_dir)
+            self.cache = open_cache_db(self.cache_dir, self.say)
+            self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
             self._strategies: dict[str, Strategy] = {}
             self._can_trace: bool | None = None
             self._check_mount_pairs()
@@ -105,6 +115,8 @@ class LocalBuild:
                                      self._traced if options.tracing != "never" else None)
             self.executor.load_done(files_db)
         except BaseException:
+            if self.cache_use is not None:
+                self.cache_use.release()
             self.lock.release()
             raise
 
@@ -183,32 +195,98 @@ class LocalBuild:
             self.cache.flush()
 
     def close(self) -> None:
-        self.cache.flush()
-        self.processes.close()
-        self.lock.release()
+        try:
+            self.cache.flush()
+            self.processes.close()
+            self._trim_cache()
+        finally:
+            self.cache_use.release()
+            self.lock.release()
+
+    def _trim_cache(self) -> None:
+        """Keep the cache within --disk_cache_max_size, when this build stored new blobs
+        and no other build uses the cache (else a later build does it)."""
+        max_size = self.options.disk_cache_max_size
+        if not (max_size and self.cache.added and needs_eviction(self.cache.db, max_size)):
+            return
+        if not self.cache_use.try_exclusive():
+            return
+        try:
+            done = evict(self.cache.db, self.store.root, max_size, keep=self.cache.used)
+        except (OSError, sqlite3.Error) as error:   # the build itself is done: say, go on
+            self.say(f"WARNING: could not trim the disk cache {self.cache_dir}: {error}")
+            return
+        if done.blobs:
+            self.say(f"trimmed the disk cache to {format_size(done.total)} (removed "
+                     f"{done.blobs} least recently used blobs, {format_size(done.freed)}, "
+                     f"and {done.entries} action cache entries)")
 
 
-def clean(workspace: Path, expunge: bool, cache_dir: Path | None) -> list[Path]:
-    """Remove the outputs (and with `expunge`, the workspace's state and exec root)."""
+def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = True,
+          say: Callable[[str], None] = lambda text: None) -> list[Path]:
+    """Remove the outputs (and with `expunge`, the workspace's state and exec root),
+    holding the workspace lock, which waits for (or with `block` False, fails on) a
+    running bp command. The lock file stays, so a bp that waits for it still excludes
+    the next one."""
     removed = []
     output_base = workspace / "bp-out"
-    for link in (workspace / "bp-bin",):
-        if link.is_symlink():
-            link.unlink()
-    if output_base.exists():
-        state = output_base / ".bp-state"
+    state = output_base / ".bp-state"
+    if not output_base.exists():
+        _unlink_convenience_links(workspace)
+        return removed
+    lock = WorkspaceLock(state / "lock", block, say)
+    try:
+        _unlink_convenience_links(workspace)
         for entry in output_base.iterdir():
-            if entry == state and not expunge:
+            if entry == state:
                 continue
-            _make_writable(entry)
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            _remove(entry)
         removed.append(output_base)
         if expunge:
-            shutil.rmtree(output_base, ignore_errors=True)
+            for entry in state.iterdir():
+                if entry.name != "lock":
+                    _remove(entry)
             root = exec_root_for(cache_dir or default_cache_dir(), workspace)
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)
+    finally:
+        lock.release()
     return removed
+
+
+def trim_cache(cache_dir: Path | None, max_size: int, block: bool,
+               say: Callable[[str], None]) -> Eviction:
+    """`bp clean --gc`: list the store and evict down to `max_size` now, once no build
+    uses the cache (waiting for that, or with `block` False, failing)."""
+    cache_dir = cache_dir or default_cache_dir()
+    try:
+        use = CacheUse(cache_dir, say, exclusive=True, block=block)
+    except BlockingIOError:
+        raise EnvError(f"bp commands are using the disk cache {cache_dir}",
+                       hint="wait for them, or drop --noblock_for_lock to wait "
+                            "automatically") from None
+    try:
+        cache = open_cache_db(cache_dir, say)
+        try:
+            return evict(cache.db, cache_dir / "cas", max_size, rescan=True)
+        finally:
+            cache.db.close()
+    finally:
+        use.release()
+
+
+def _unlink_convenience_links(workspace: Path) -> None:
+    for link in (workspace / "bp-bin",):
+        if link.is_symlink():
+            link.unlink()
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        _make_writable(entry)
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
 
 
 def _make_writable(path: Path) -> None:

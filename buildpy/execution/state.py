@@ -13,19 +13,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
-_CACHE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS action_cache (
+from buildpy.execution.schema import Layout, open_database
+
+_CACHE_TABLES = """
+CREATE TABLE action_cache (
     key TEXT PRIMARY KEY,          -- the action key (REAPI Action digest)
     outputs TEXT NOT NULL,         -- JSON: [[path, sha256, size, executable, tree], ...]
                                    -- (a tree's sha256 names its REAPI Tree message)
     exit_code INTEGER NOT NULL,
     stdout TEXT, stderr TEXT,      -- digests of the captured output in the CAS
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    last_used REAL NOT NULL        -- when a build last stored or hit it
 );
-DROP TABLE IF EXISTS action_records;  -- before last_runs: one row per run, unbounded
-CREATE TABLE IF NOT EXISTS last_runs (
+CREATE TABLE last_runs (
     label TEXT NOT NULL, mnemonic TEXT NOT NULL,
     output TEXT NOT NULL,          -- the action's first output: which action of the target
     key TEXT NOT NULL,
@@ -35,15 +37,60 @@ CREATE TABLE IF NOT EXISTS last_runs (
     finished REAL NOT NULL,
     PRIMARY KEY (label, mnemonic, output)
 );
+CREATE TABLE blobs (               -- the CAS's blobs, for its size bound (eviction.py)
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    last_used REAL NOT NULL        -- when a build last stored or read it
+);
+CREATE TABLE gc (                  -- eviction's own notes: when it last listed the CAS
+    name TEXT PRIMARY KEY,
+    value REAL NOT NULL
+);
 """
 
-_FILES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS done (
+CACHE_LAYOUT = Layout(
+    name="the action cache",
+    version=2,
+    schema=_CACHE_TABLES,
+    columns={
+        "action_cache": ("key", "outputs", "exit_code", "stdout", "stderr", "created",
+                         "last_used"),
+        "last_runs": ("label", "mnemonic", "output", "key", "inputs", "outputs", "duration",
+                      "strategy", "cached", "finished"),
+        "blobs": ("digest", "size", "last_used"),
+        "gc": ("name", "value"),
+    },
+    migrations={
+        # 0 -> 1: the layout before versions were recorded (version 1, as it was)
+        0: """
+        DROP TABLE IF EXISTS action_records;  -- before last_runs: one row per run, unbounded
+        CREATE TABLE IF NOT EXISTS action_cache (
+            key TEXT PRIMARY KEY, outputs TEXT NOT NULL, exit_code INTEGER NOT NULL,
+            stdout TEXT, stderr TEXT, created REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS last_runs (
+            label TEXT NOT NULL, mnemonic TEXT NOT NULL, output TEXT NOT NULL,
+            key TEXT NOT NULL, inputs TEXT NOT NULL, outputs TEXT NOT NULL,
+            duration REAL NOT NULL, strategy TEXT NOT NULL, cached INTEGER NOT NULL,
+            finished REAL NOT NULL, PRIMARY KEY (label, mnemonic, output));
+        """,
+        # 1 -> 2: last use of entries and blobs, for the size bound
+        1: """
+        ALTER TABLE action_cache ADD COLUMN last_used REAL NOT NULL DEFAULT 0;
+        UPDATE action_cache SET last_used = created;
+        CREATE TABLE blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL,
+                            last_used REAL NOT NULL);
+        CREATE TABLE gc (name TEXT PRIMARY KEY, value REAL NOT NULL);
+        """,
+    },
+)
+
+_FILES_TABLES = """
+CREATE TABLE done (
     output TEXT PRIMARY KEY,       -- an action's first output
     fingerprint TEXT NOT NULL,     -- its command and input digests when it last completed
     outputs TEXT NOT NULL          -- JSON: {path: sha256} of all its outputs then
 );
-CREATE TABLE IF NOT EXISTS files (
+CREATE TABLE files (
     path TEXT PRIMARY KEY,
     size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER,
     blake3 TEXT, sha256 TEXT, executable INTEGER,
@@ -51,14 +98,20 @@ CREATE TABLE IF NOT EXISTS files (
 );
 """
 
-
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(schema)
-    return db
+FILES_LAYOUT = Layout(
+    name="the file digests",
+    version=1,
+    schema=_FILES_TABLES,
+    columns={
+        "done": ("output", "fingerprint", "outputs"),
+        "files": ("path", "size", "mtime_ns", "ctime_ns", "inode", "blake3", "sha256",
+                  "executable", "stamp_ns"),
+    },
+    migrations={
+        # 0 -> 1: the layout before versions were recorded (version 1, as it was)
+        0: _FILES_TABLES.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -78,13 +131,18 @@ class CacheEntry:
     stderr: str | None
 
 
+def _quiet(text: str) -> None:
+    pass
+
+
 class ActionCache:
     """The action cache and the last run of each action; safe to use from worker threads.
 
     Writes are buffered and go to SQLite in one transaction every few seconds and when
     the build ends (`flush`). A bp killed in between loses only the entries of its last
     seconds (those actions run again); their blobs are already in the CAS, so the cache
-    never points at a missing blob.
+    never points at a missing blob. The last use of entries and blobs (for the size
+    bound) is buffered the same way: a hit costs no write of its own.
     """
 
     FLUSH_SECONDS = 2.0
@@ -94,7 +152,19 @@ class ActionCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple] = {}    # key -> row, not yet written
         self._runs: dict[tuple, tuple] = {}     # (label, mnemonic, output) -> row
+        self._hits: dict[str, float] = {}       # key -> when it was last hit
+        self._blobs: dict[str, tuple[int, float]] = {}   # digest -> (size, last use)
+        self.used: set[str] = set()             # every blob this process stored or read
+        self.added = False                      # whether it stored a blob not there before
         self._flushed = time.monotonic()
+
+    def use_blob(self, digest: str, size: int, added: bool = False) -> None:
+        """Note that this process stored (`added`: a new blob) or read a CAS blob."""
+        with self._lock:
+            self._blobs[digest] = (size, time.time())
+            self.used.add(digest)
+            if added:
+                self.added = True
 
     def get(self, key: str) -> CacheEntry | None:
         with self._lock:
@@ -108,14 +178,28 @@ class ActionCache:
             return None
         outputs = tuple(OutputEntry(o[0], o[1], o[2], bool(o[3]), len(o) > 4 and bool(o[4]))
                         for o in json.loads(row[0]))
+        now = time.time()
+        with self._lock:
+            self._hits[key] = now
+            for output in outputs:   # (a hit may find the outputs in place, reading no blob)
+                self._blobs[output.sha256] = (output.size, now)
+                self.used.add(output.sha256)
+            for printed in (row[2], row[3]):
+                if printed:
+                    self._blobs[printed] = (0, now)
+                    self.used.add(printed)
         return CacheEntry(outputs, row[1], row[2], row[3])
 
     def put(self, key: str, entry: CacheEntry) -> None:
         outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory]
                               for o in entry.outputs])
+        now = time.time()
         with self._lock:
             self._entries[key] = (key, outputs, entry.exit_code, entry.stdout, entry.stderr,
-                                  time.time())
+                                  now, now)
+            for output in entry.outputs:
+                self._blobs[output.sha256] = (output.size, now)
+                self.used.add(output.sha256)
             self._flush_if_due()
 
     def drop(self, key: str) -> None:
@@ -155,21 +239,29 @@ class ActionCache:
 
     def _flush(self) -> None:
         self._flushed = time.monotonic()
-        if not self._entries and not self._runs:
+        if not self._entries and not self._runs and not self._hits and not self._blobs:
             return
+        hits = [(when, key) for key, when in self._hits.items() if key not in self._entries]
+        blobs = [(digest, size, when) for digest, (size, when) in self._blobs.items()]
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO action_cache VALUES (?, ?, ?, ?, ?, ?)",
-                                self._entries.values())
+            self.db.executemany("INSERT OR REPLACE INTO action_cache VALUES "
+                                "(?, ?, ?, ?, ?, ?, ?)", self._entries.values())
             self.db.executemany("INSERT OR REPLACE INTO last_runs VALUES "
                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._runs.values())
+            self.db.executemany("UPDATE action_cache SET last_used = ? WHERE key = ?", hits)
+            self.db.executemany("INSERT INTO blobs VALUES (?, ?, ?) ON CONFLICT (digest) DO "
+                                "UPDATE SET last_used = excluded.last_used", blobs)
         self._entries.clear()
         self._runs.clear()
+        self._hits.clear()
+        self._blobs.clear()
 
 
-def open_cache_db(cache_dir: Path) -> ActionCache:
-    return ActionCache(connect(cache_dir / "cache.sqlite", _CACHE_SCHEMA))
+def open_cache_db(cache_dir: Path, say: Callable[[str], None] = _quiet) -> ActionCache:
+    return ActionCache(open_database(cache_dir / "cache.sqlite", CACHE_LAYOUT, say))
 
 
-def open_files_db(output_base: Path) -> sqlite3.Connection:
-    return connect(output_base / ".bp-state" / "files.sqlite", _FILES_SCHEMA)
+def open_files_db(output_base: Path, say: Callable[[str], None] = _quiet
+                  ) -> sqlite3.Connection:
+    return open_database(output_base / ".bp-state" / "files.sqlite", FILES_LAYOUT, say)
