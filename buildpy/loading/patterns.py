@@ -16,7 +16,9 @@ from buildpy.loading.loader import Loader
 
 def packages_below(loader: Loader, repo: str, package: str) -> list[str]:
     if repo == "":
-        return list(loader.workspace.packages_below(package))
+        found_here = list(loader.workspace.packages_below(package))
+        loader.reads.found_below(package, found_here)
+        return found_here
     root = loader.repos[repo]
     found = set()
     for path in (root / package).rglob("BUILD*"):
