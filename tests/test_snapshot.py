@@ -27,20 +27,47 @@ def _build(bp, root: Path) -> str:
     return (root / "bp-bin" / "p" / "g.out").read_text()
 
 
-def test_an_edit_during_analysis_is_seen_by_the_next_build(bp, ws, monkeypatch):
-    root = ws(GENRULE)
+GLOBBED = {"p/BUILD": '''
+    load(":defs.bzl", "WORD")
+    genrule(name = "g", srcs = glob(["*.in"]), outs = ["g.out"],
+            cmd = "echo " + WORD + " $(SRCS) > $@")
+    ''', "p/defs.bzl": 'WORD = "one"', "p/a.in": ""}
+
+
+def _edit(root: Path, what: str) -> None:
+    if what == "a BUILD file":
+        build = root / "p" / "BUILD"
+        build.write_text(build.read_text().replace("echo ", "echo X"))
+    elif what == "a .bzl file, same size":
+        (root / "p" / "defs.bzl").write_text('WORD = "two"')
+    elif what == "a new file for glob()":
+        (root / "p" / "b.in").write_text("")
+    else:   # a file looked for and absent
+        (root / "p" / "BUILD.bazel").write_text(
+            'genrule(name = "g", outs = ["g.out"], cmd = "echo bazel > $@")')
+
+
+@pytest.mark.parametrize("what, after", [
+    ("a BUILD file", "Xone p/a.in\n"),
+    ("a .bzl file, same size", "two p/a.in\n"),
+    ("a new file for glob()", "one p/a.in p/b.in\n"),
+    ("a new BUILD.bazel beside BUILD", "bazel\n"),
+])
+def test_an_edit_during_analysis_is_seen_by_the_next_build(bp, ws, monkeypatch, what,
+                                                           after):
+    root = ws(GLOBBED)
     analyze = session_module._analyze_plan
 
     def analyze_then_edit(*args, **kwargs):
         plan = analyze(*args, **kwargs)
-        build = root / "p" / "BUILD"   # edited after bp read it, before it saves
-        build.write_text(build.read_text().replace("one", "two"))
+        _edit(root, what)   # after bp read the files, before it saves what it read
         return plan
 
     monkeypatch.setattr(session_module, "_analyze_plan", analyze_then_edit)
-    assert _build(bp, root) == "one\n"
+    assert _build(bp, root) == "one p/a.in\n"
     monkeypatch.setattr(session_module, "_analyze_plan", analyze)
-    assert _build(bp, root) == "two\n"
+    assert _build(bp, root) == after
+    assert _build(bp, root) == after
 
 
 # ---- helpers -------------------------------------------------------------------------

@@ -84,15 +84,28 @@ def bp_digest(directories: Iterable[Path], distributions: Iterable[str] = DISTRI
         if any(other != directory and other in directory.parents for other in roots):
             continue   # inside another one (an installed bp keeps its prelude inside)
         digest.update(f"dir\0{index}\0".encode())
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()
-                           and "__pycache__" not in p.parts):
-            data = path.read_bytes()
-            digest.update(f"{path.relative_to(directory)}\0{len(data)}\0".encode())
+        for name in _files_below(str(directory)):
+            try:
+                with open(os.path.join(directory, name), "rb") as handle:
+                    data = handle.read()
+            except OSError:   # a dangling symlink, a socket: only its name counts
+                data = b""
+            digest.update(f"{name}\0{len(data)}\0".encode())
             digest.update(data)
     for name, record in _distribution_records(
             distributions, sys.path if search_path is None else search_path):
         digest.update(f"dist\0{name}\0{len(record)}\0".encode() + record)
     return digest.hexdigest()
+
+
+def _files_below(top: str) -> list[str]:
+    """The files below `top` (relative, sorted), without `__pycache__` directories."""
+    found = []
+    for directory, subdirectories, files in os.walk(top):
+        subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+        relative = os.path.relpath(directory, top)
+        found += [f if relative == "." else f"{relative}/{f}" for f in files]
+    return sorted(found)
 
 
 def _normalized(name: str) -> str:
