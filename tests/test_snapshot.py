@@ -173,7 +173,7 @@ def test_a_pickle_with_code_in_place_of_the_saved_analysis_is_not_run(bp, ws, st
     # even with the digest rewritten too, the unpickler builds no such thing
     data = snapshot._MAGIC + pickle.dumps((2, _Payload(marker)))
     saved.write_bytes(data)
-    digest.write_text(hashlib.sha256(data).hexdigest())
+    digest.write_text(f"{hashlib.sha256(data).hexdigest()} {len(data)}")
     result = bp("-C", str(root), "build", "//...")
     assert result.code == 0, result.err
     assert f"INFO: the saved analysis {saved} holds a value of class posix.system that " \
@@ -197,7 +197,8 @@ def test_load_reads_back_what_save_wrote(tmp_path):
     assert list(digest.parent.iterdir()) == [digest]   # no temporary file left
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "old format", "no digest"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "fifo", "grown",
+                                    "old format", "no digest", "bad digest file"])
 def test_load_answers_none_for_anything_but_what_was_saved(tmp_path, damage):
     path, digest = _saved_pair(tmp_path)
     data = path.read_bytes()
@@ -208,14 +209,22 @@ def test_load_answers_none_for_anything_but_what_was_saved(tmp_path, damage):
         path.write_bytes(data[:-5])
     elif damage == "empty":
         path.write_bytes(b"")
+    elif damage == "fifo":   # would block a plain read
+        path.unlink()
+        os.mkfifo(path)
+    elif damage == "grown":
+        path.write_bytes(data + b"\0" * 1000)
     elif damage == "no digest":
         digest.unlink()
+    elif damage == "bad digest file":
+        digest.write_text("\xff not a digest")
     if damage in ("old format",):   # the digest matches: bp wrote it, another version
         data = pickle.dumps((2, snapshot.Snapshot("k", 1)))
         path.write_bytes(data)
-        digest.write_text(hashlib.sha256(data).hexdigest())
+        digest.write_text(f"{hashlib.sha256(data).hexdigest()} {len(data)}")
     assert snapshot.load(path, digest, "k", (), said.append) is None
-    assert len(said) == (1 if damage in ("flip", "truncate", "empty") else 0)
+    assert len(said) == (1 if damage in ("flip", "truncate", "empty", "fifo", "grown")
+                         else 0)
 
 
 def test_load_never_raises_on_bytes_that_match_their_digest(tmp_path):
@@ -229,7 +238,7 @@ def test_load_never_raises_on_bytes_that_match_their_digest(tmp_path):
             if len(cut) > len(snapshot._MAGIC):
                 cut[rng.randrange(len(snapshot._MAGIC), len(cut))] = rng.randrange(256)
         path.write_bytes(bytes(cut))
-        digest.write_text(hashlib.sha256(bytes(cut)).hexdigest())
+        digest.write_text(f"{hashlib.sha256(bytes(cut)).hexdigest()} {len(cut)}")
         loaded = snapshot.load(path, digest, "k", ())
         assert loaded is None or isinstance(loaded, snapshot.Snapshot)
 

@@ -21,7 +21,9 @@ import io
 import os
 import pickle
 import re
+import stat
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -173,12 +175,11 @@ def load(path: Path, digest_path: Path, key: str, payload_classes: Iterable[type
     `digest_path` and it was saved under `key`; else None (and a line to `say` when a
     saved analysis was there but could not be trusted)."""
     try:
-        expected = digest_path.read_text().strip()
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, UnicodeDecodeError):
+        expected, size = digest_path.read_text().split()
+        data = _read_regular_file(path, int(size))
+    except (OSError, UnicodeDecodeError, ValueError):
         return None   # never saved here, or the workspace's state is gone: analyze
-    if hashlib.sha256(data).hexdigest() != expected:
+    if data is None or hashlib.sha256(data).hexdigest() != expected:
         say(f"INFO: the saved analysis {path} is not the one this workspace saved "
             "(changed or damaged); analyzing again")
         return None
@@ -198,20 +199,40 @@ def load(path: Path, digest_path: Path, key: str, payload_classes: Iterable[type
     return snapshot
 
 
+def _read_regular_file(path: Path, size: int) -> bytes | None:
+    """The bytes of `path` if it is a regular file of `size` bytes, else None: a FIFO,
+    a device or a huge file put in its place neither blocks bp nor fills its memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(size + 1)
+    finally:
+        os.close(fd)
+
+
 def save(path: Path, digest_path: Path, snapshot: Snapshot) -> None:
     """Atomically, the snapshot into the cache and then its digest into the workspace's
     state: a build killed between the two leaves a pair that does not match, which
     only means the next build analyzes again."""
     data = _MAGIC + pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
     _write_atomically(path, data)
-    _write_atomically(digest_path, hashlib.sha256(data).hexdigest().encode() + b"\n")
+    _write_atomically(digest_path, f"{hashlib.sha256(data).hexdigest()} {len(data)}\n"
+                      .encode())
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """A new file under a name nobody can foresee (O_EXCL), renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
