@@ -194,7 +194,7 @@ class Loader:
             raise UserError(f"cannot load '{label}': '{label.package}' is not a package "
                             "(it has no BUILD file)", hint=hint)
         path = root / label.package / label.name
-        if not path.is_file():
+        if not (self.reads.is_file(path) if label.repo == "" else path.is_file()):
             raise UserError(f"cannot load '{label}': no such file {self._display_path(path)}")
         return SourceFile(label.package_id, path, self._display(label.repo, path))
 
