@@ -197,6 +197,18 @@ def test_load_reads_back_what_save_wrote(tmp_path):
     assert list(digest.parent.iterdir()) == [digest]   # no temporary file left
 
 
+def test_only_the_newest_saved_analyses_are_kept(tmp_path):
+    for index in range(snapshot.KEPT + 3):
+        path = tmp_path / "cache" / f"{index:02}.pickle"
+        digest = tmp_path / "state" / f"{index:02}.sha256"
+        snapshot.save(path, digest, snapshot.Snapshot(str(index), 1))
+        os.utime(path, ns=(index * 10**9, index * 10**9))
+        os.utime(digest, ns=(index * 10**9, index * 10**9))
+    kept = [f"{index:02}" for index in range(3, snapshot.KEPT + 3)]
+    assert sorted(p.stem for p in (tmp_path / "cache").iterdir()) == kept
+    assert sorted(p.stem for p in (tmp_path / "state").iterdir()) == kept
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "fifo", "grown",
                                     "old format", "no digest", "bad digest file"])
 def test_load_answers_none_for_anything_but_what_was_saved(tmp_path, damage):

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 from buildpy.core.reads import FileProof, ReadLog, listing_digest
 
 _MAGIC = b"bp saved analysis 3\n"   # 3: digests kept apart, restricted classes
+KEPT = 8   # saved analyses kept per workspace (different flags, patterns or bp versions)
 
 # The distributions whose code runs in (or shapes the result of) loading and analysis,
 # as named in pyproject.toml: a different version, or the same version built anew,
@@ -221,6 +222,20 @@ def save(path: Path, digest_path: Path, snapshot: Snapshot) -> None:
     _write_atomically(path, data)
     _write_atomically(digest_path, f"{hashlib.sha256(data).hexdigest()} {len(data)}\n"
                       .encode())
+    _keep_newest(path.parent, KEPT)
+    _keep_newest(digest_path.parent, KEPT)
+
+
+def _keep_newest(directory: Path, count: int) -> None:
+    """Remove all but the `count` newest files of `directory`: one is saved for every
+    set of flags and every version of bp, and an old one is rarely used again."""
+    try:
+        entries = sorted(((e.stat().st_mtime_ns, e.path) for e in os.scandir(directory)
+                          if e.is_file() and not e.name.endswith(".tmp")), reverse=True)
+        for _, old in entries[count:]:
+            os.unlink(old)
+    except OSError:
+        pass   # another bp removed it first
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
