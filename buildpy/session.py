@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError
-from buildpy.core.label import Label, PackageId, parse_label
+from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
 from buildpy.loading.loader import Loader
@@ -275,7 +275,6 @@ class _Unplanned:
     key: str
     path: Path          # in the shared cache
     digest_path: Path   # in the workspace's state: the SHA-256 of the file at `path`
-    patterns: list
     configured: Any
     keys: list
     workspace_name: str
@@ -329,7 +328,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
                                            execution.keep_going)
     from buildpy.analysis.analyzer import output_dir
 
-    return _Unplanned(key, path, digest_path, patterns, configured, keys,
+    return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
                       output_dir(configured.top))
 
