@@ -315,7 +315,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     digest_path = session.workspace.root / "bp-out" / ".bp-state" / "analysis" / \
         f"{key[:16]}.sha256"   # not shared: what this workspace saved, no other writer
     saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
-    if saved is not None and saved.valid(
+    if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
             lambda package: list_package(session.workspace, package),
             lambda text: packages_below(loader, "", text)):
         return saved.payload

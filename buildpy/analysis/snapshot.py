@@ -152,7 +152,8 @@ class _Refused(Exception):
 
 
 class _Unpickler(pickle.Unpickler):
-    """Builds only the classes it is given: no function is called, no module imported."""
+    """Builds only the classes it is given (their constructors are the only callables a
+    saved analysis can reach); imports no module."""
 
     def __init__(self, data: bytes, classes: dict[tuple[str, str], type]):
         super().__init__(io.BytesIO(data))
