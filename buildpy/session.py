@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError
-from buildpy.core.label import Label, PackageId, parse_label
+from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
 from buildpy.loading.loader import Loader
@@ -40,13 +40,18 @@ def workspace_root(directory: str | None) -> Path:
 
 
 def open_session(directory: str | None, eval_timeout: float = 60.0) -> Session:
+    """A session on the workspace at or above `directory` (the working directory if
+    None), its WORKSPACE file read; every workspace file it reads is in `loader.reads`."""
+    from buildpy.core.reads import ReadLog
+
     root = workspace_root(directory)
-    workspace = Workspace.at(root)
+    reads = ReadLog()
+    workspace = Workspace.at(root, reads)
     cwd = Path.cwd().resolve()
     offset = ""
     if directory is None and cwd != workspace.root and workspace.root in cwd.parents:
         offset = cwd.relative_to(workspace.root).as_posix()
-    loader = Loader(workspace, eval_timeout=eval_timeout)
+    loader = Loader(workspace, eval_timeout=eval_timeout, reads=reads)
     loader.workspace_settings()
     return Session(workspace, offset, loader)
 
@@ -268,17 +273,26 @@ class _Unplanned:
     is saved."""
 
     key: str
-    path: Path
-    patterns: list
+    path: Path          # in the shared cache
+    digest_path: Path   # in the workspace's state: the SHA-256 of the file at `path`
     configured: Any
     keys: list
     workspace_name: str
     output_dir: str
 
 
+def _payload_classes() -> tuple[type, ...]:
+    """Every class a saved PlannedBuild holds: the only classes read back from it."""
+    from buildpy.actions.graph import Action, ActionGraph, ActionKind
+    from buildpy.analysis.results import TargetResult
+
+    return (PlannedBuild, ActionGraph, Action, ActionKind, TargetResult)
+
+
 def _start_plan(session: Session, words: list[str], options: BuildOptions,
-                execution) -> PlannedBuild | _Unplanned:
-    """The last analysis, if nothing it read changed; else load and configure."""
+                execution, say=lambda line: None) -> PlannedBuild | _Unplanned:
+    """The last analysis, if it is the one this workspace saved and nothing it read
+    changed; else load and configure."""
     import hashlib
     import json
 
@@ -288,18 +302,20 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     from buildpy.loading.patterns import packages_below
 
     loader = session.loader
-    lang_dir = Path(__file__).resolve().parent / "lang"
+    package_dir = Path(__file__).resolve().parent   # all of bp's Python and Starlark
     key = hashlib.sha256(json.dumps({
         "words": words, "offset": session.offset, "options": repr(options),
         "keep_going": execution.keep_going, "workspace": str(session.workspace.root),
-        "bp": snapshot.bp_digest([lang_dir, loader.repos["prelude"],
+        "bp": snapshot.bp_digest([package_dir, loader.repos["prelude"],
                                   loader.repos["toolchains"]]),
     }, sort_keys=True).encode()).hexdigest()
     workspace_id = hashlib.sha256(str(session.workspace.root).encode()).hexdigest()[:16]
     path = (execution.disk_cache or default_cache_dir()) / "analysis" / workspace_id / \
-        f"{key[:16]}.pickle"   # in the cache: it outlives `rm -rf bp-out` and `bp clean`
-    saved = snapshot.load(path, key)
-    if saved is not None and saved.valid(
+        f"{key[:16]}.pickle"   # in the cache: it outlives `bp clean`
+    digest_path = session.workspace.root / "bp-out" / ".bp-state" / "analysis" / \
+        f"{key[:16]}.sha256"   # not shared: what this workspace saved, no other writer
+    saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
+    if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
             lambda package: list_package(session.workspace, package),
             lambda text: packages_below(loader, "", text)):
         return saved.payload
@@ -312,7 +328,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
                                            execution.keep_going)
     from buildpy.analysis.analyzer import output_dir
 
-    return _Unplanned(key, path, patterns, configured, keys,
+    return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
                       output_dir(configured.top))
 
@@ -339,38 +355,12 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
 
 def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,
                stamp_ns: int) -> None:
-    """Save the analysis with proof of all it read, for the next build to reuse."""
+    """Save the analysis with proof of all it read, as it was read (the stamp taken
+    before the first read), for the next build to reuse."""
     from buildpy.analysis import snapshot
-    from buildpy.core.pattern import PatternKind
-    from buildpy.loading.glob import list_package
-    from buildpy.loading.patterns import packages_below
 
-    loader = session.loader
-    files: dict[str, Any] = {}
-    root = session.workspace.root
-    for name in ("WORKSPACE", "WORKSPACE.bazel", ".bazelignore", ".bpignore"):
-        files[str(root / name)] = snapshot.FileProof.of(root / name)
-    for package in loader.loaded_packages():
-        if package.id.repo == "":
-            files[str(root / package.build_file)] = snapshot.FileProof.of(
-                root / package.build_file)
-            for sibling in ("BUILD", "BUILD.bazel"):   # a new BUILD.bazel would win
-                candidate = root / package.id.name / sibling
-                files.setdefault(str(candidate), snapshot.FileProof.of(candidate))
-        for text in package.loads:
-            label = parse_label(text)
-            if label.repo == "":
-                bzl = root / label.package / label.name
-                files[str(bzl)] = snapshot.FileProof.of(bzl)
-    snapshot.save(unplanned.path, snapshot.Snapshot(
-        key=unplanned.key, stamp_ns=stamp_ns, files=files,
-        listings={p: snapshot.listing_digest(list_package(session.workspace, p))
-                  for p in loader.globbed},
-        recursive={p.package: packages_below(loader, "", p.package)
-                   for p in unplanned.patterns
-                   if p.repo == "" and p.kind in (PatternKind.RECURSIVE_RULES,
-                                                  PatternKind.RECURSIVE_TARGETS)},
-        payload=plan))
+    snapshot.save(unplanned.path, unplanned.digest_path, snapshot.Snapshot.of(
+        unplanned.key, stamp_ns, session.loader.reads, plan))
 
 
 class _AnalysisStream:
@@ -464,10 +454,14 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     from buildpy.execution.digests import take_stamp
     from buildpy.execution.local import LocalBuild
 
+    # the stamp comes before bp reads any workspace file (the ignore files, WORKSPACE):
+    # a file whose timestamps are not older than it is hashed again on the next build
+    stamp = take_stamp(workspace_root(directory) / "bp-out" / ".bp-state" /
+                       "analysis-stamp")
     session = open_session(directory, eval_timeout=loading_timeout)
-    stamp = take_stamp(session.workspace.root / "bp-out" / ".bp-state" / "analysis-stamp")
     links = build_runfile_links or only_executable
-    start = _start_plan(session, words, options, execution)
+    start = _start_plan(session, words, options, execution,
+                        lambda line: err.write(line + "\n"))
     stream = _AnalysisStream(session, start, stamp, links) if isinstance(
         start, _Unplanned) and forked.can_fork() else None
     plan = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from buildpy.core.errors import UserError
+from buildpy.core.reads import ReadLog
 
 WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
 BUILD_FILES = ("BUILD.bazel", "BUILD")  # BUILD.bazel wins when both exist, as in Bazel
@@ -29,9 +30,10 @@ class Workspace:
     ignored: frozenset[str] = frozenset()
 
     @staticmethod
-    def at(root: Path) -> "Workspace":
+    def at(root: Path, reads: ReadLog | None = None) -> "Workspace":
+        """The workspace at `root`, its ignore files recorded in `reads`."""
         root = root.resolve()
-        return Workspace(root, frozenset(_read_ignore_files(root)))
+        return Workspace(root, frozenset(_read_ignore_files(root, reads or ReadLog())))
 
     def is_ignored(self, rel: str) -> bool:
         """True if the workspace-relative directory `rel` or one of its parents is ignored."""
@@ -97,12 +99,12 @@ def find_workspace_root(start: Path) -> Path:
     )
 
 
-def _read_ignore_files(root: Path) -> Iterator[str]:
+def _read_ignore_files(root: Path, reads: ReadLog) -> Iterator[str]:
     for name in IGNORE_FILES:
         path = root / name
-        if not path.is_file():
+        if not reads.is_file(path):
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in reads.read_text(path).splitlines():
             line = line.split("#", 1)[0].strip().strip("/")
             if line.startswith("./"):
                 line = line[2:]

@@ -83,7 +83,8 @@ class StarlarkEnv:
 
     `natives` maps `_bp_*` names to Python callables; each receives the arguments the
     builtin passes and, as keyword `frames`, the Starlark call stack (outermost first).
-    `resolve(label)` gives the SourceFile of a .bzl label, or raises a BpError.
+    `resolve(label)` gives the SourceFile of a .bzl label, or raises a BpError;
+    `read(source)` its text (so that the caller can record what was read).
     `plain_natives` are called without the call stack (they must not fail; a Ctrl-C
     in one still interrupts).
     """
@@ -96,8 +97,10 @@ class StarlarkEnv:
         eval_timeout: float = 60.0,
         prelude_entry: Label | None = None,
         plain_natives: Mapping[str, Callable[..., Any]] | None = None,
+        read: Callable[[SourceFile], str] | None = None,
     ):
         self._resolve = resolve
+        self._read = read or (lambda source: source.path.read_text(encoding="utf-8"))
         self._natives = natives
         self._plain_natives = dict(plain_natives or {})
         self._timeout = eval_timeout
@@ -200,7 +203,7 @@ class StarlarkEnv:
                                  "can load")
         source = self._resolve(label)
         try:
-            text = source.path.read_text(encoding="utf-8")
+            text = self._read(source)
         except OSError as e:
             raise UserError(f"cannot load '{label}': {e.strerror}: {source.path}") from None
         kind = "prelude" if label.repo == "prelude" else "bzl"

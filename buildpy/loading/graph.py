@@ -114,7 +114,8 @@ class GraphLoader:
         return None
 
     def _file_exists(self, label: Label) -> bool:
-        return (self.loader.workspace.root / label.package / label.name).is_file()
+        path = self.loader.workspace.root / label.package / label.name
+        return self.loader.reads.is_file(path) if label.repo == "" else path.is_file()
 
     def add(self, roots: Iterable[Label]) -> list[BpError]:
         """Load `roots` and everything they depend on; returns the user errors met."""

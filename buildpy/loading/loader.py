@@ -16,7 +16,8 @@ from buildpy.core.errors import BpError, EnvError, UserError, did_you_mean
 from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
-from buildpy.core.workspace import WORKSPACE_FILES, Workspace
+from buildpy.core.reads import ReadLog
+from buildpy.core.workspace import BUILD_FILES, WORKSPACE_FILES, Workspace
 from buildpy.lang.env import SourceFile, StarlarkEnv, to_starlark
 from buildpy.lang.values import Frame
 from buildpy.loading import glob as globbing
@@ -73,14 +74,16 @@ class Loader:
     """Evaluates BUILD files of one workspace into Packages, each at most once."""
 
     def __init__(self, workspace: Workspace, prelude_root: Path | None = None,
-                 eval_timeout: float = 60.0, toolchains_root: Path | None = None):
+                 eval_timeout: float = 60.0, toolchains_root: Path | None = None,
+                 reads: ReadLog | None = None):
         self.workspace = workspace
+        self.reads = reads or ReadLog()   # the workspace's files read, as they were read
         prelude = prelude_root or default_prelude_root()
         self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
                       TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
                       **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
-                               prelude_entry=PRELUDE_ENTRY,
+                               prelude_entry=PRELUDE_ENTRY, read=self._read_source,
                                plain_natives={
                                    "_bp_provider_name": self.provider_name,
                                    "_bp_analysis_start": lambda tid: self.analysis.start(tid),
@@ -92,7 +95,6 @@ class Loader:
         self.providers: list[str | None] = []
         self._current: PackageBuilder | None = None
         self.analysis: Any = None   # the analyzer's recorder while analysis runs
-        self.globbed: set[str] = set()   # main-repo packages whose BUILD file called glob()
         self._workspace_recorder: _WorkspaceRecorder | None = None
         self._packages: dict[PackageId, Package | BpError] = {}
         self._settings: WorkspaceSettings | None = None
@@ -100,8 +102,14 @@ class Loader:
     # ---- packages --------------------------------------------------------------------
 
     def build_file(self, package: PackageId) -> Path | None:
-        if package.repo == "":
-            return self.workspace.build_file(package.name)
+        if package.repo == "":   # as Workspace.build_file, remembering what was absent
+            if self.workspace.is_ignored(package.name):
+                return None
+            directory = self.workspace.root / package.name
+            for name in BUILD_FILES:
+                if self.reads.is_file(directory / name):
+                    return directory / name
+            return None
         root = self.repos.get(package.repo)
         if root is None:
             return None
@@ -138,7 +146,7 @@ class Loader:
                 f"'{package.name or '.'}'",
                 hint="add a BUILD file to a directory to mark it as a package")
         display = self._display(package.repo, path)
-        text = path.read_text(encoding="utf-8")
+        text = self._read_source(SourceFile(package, path, display))
         builder = PackageBuilder(package, display, text, self._where)
         self._current = builder
         before = set(self.env.load_edges.get(display, ()))
@@ -160,6 +168,14 @@ class Loader:
                     stack.append(child)
         return seen
 
+    def _read_source(self, source: SourceFile) -> str:
+        """The text of a BUILD or .bzl file; the workspace's own are recorded as read
+        (bp's prelude and toolchains are part of bp, which the saved analysis's key
+        covers)."""
+        if source.package.repo == "":
+            return self.reads.read_text(source.path)
+        return source.path.read_text(encoding="utf-8")
+
     def _display(self, repo: str, path: Path) -> str:
         rel = path.relative_to(self.repos[repo])
         if repo == "":
@@ -178,7 +194,7 @@ class Loader:
             raise UserError(f"cannot load '{label}': '{label.package}' is not a package "
                             "(it has no BUILD file)", hint=hint)
         path = root / label.package / label.name
-        if not path.is_file():
+        if not (self.reads.is_file(path) if label.repo == "" else path.is_file()):
             raise UserError(f"cannot load '{label}': no such file {self._display_path(path)}")
         return SourceFile(label.package_id, path, self._display(label.repo, path))
 
@@ -197,10 +213,10 @@ class Loader:
             try:
                 for name in WORKSPACE_FILES:
                     path = self.workspace.root / name
-                    if path.is_file():
+                    if self.reads.is_file(path):
                         self.env.eval_workspace_file(
                             SourceFile(PackageId("", ""), path, name),
-                            path.read_text(encoding="utf-8"))
+                            self.reads.read_text(path))
                         break
             finally:
                 self._workspace_recorder = None
@@ -345,8 +361,9 @@ class Loader:
     def _listing(self, package: PackageId) -> tuple[list[str], list[str]]:
         if package.repo != "":
             return [], []
-        self.globbed.add(package.name)
-        return globbing.list_package(self.workspace, package.name)
+        listing = globbing.list_package(self.workspace, package.name)
+        self.reads.listed(package.name, listing)
+        return listing
 
     def loaded_packages(self) -> list[Package]:
         """The packages loaded so far (without the ones that failed)."""

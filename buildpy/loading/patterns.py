@@ -16,7 +16,9 @@ from buildpy.loading.loader import Loader
 
 def packages_below(loader: Loader, repo: str, package: str) -> list[str]:
     if repo == "":
-        return list(loader.workspace.packages_below(package))
+        packages = list(loader.workspace.packages_below(package))
+        loader.reads.found_below(package, packages)   # what a saved analysis relies on
+        return packages
     root = loader.repos[repo]
     found = set()
     for path in (root / package).rglob("BUILD*"):
