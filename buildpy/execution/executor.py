@@ -86,14 +86,16 @@ class Executor:
         """What the action key covers, hashed cheaply (no REAPI messages): the action's
         definition (its one description, digested in analysis), its environment, the
         identities of its tools, and its inputs' digests."""
-        digest = hashlib.sha256(f"{action.definition}{self.environment(action)!r}"
-                                f"{self.tools(action)!r}".encode())
+        env = self.environment(action)
+        digest = hashlib.sha256(f"{action.definition}{env!r}{self.tools(action, env)!r}"
+                                .encode())
         for path in sorted(inputs):
             info = inputs[path]
             digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
         return digest.hexdigest()
 
-    def tools(self, action: Action) -> tuple[tuple[str, str], ...]:
+    def tools(self, action: Action, env: tuple[tuple[str, str], ...] | None = None
+              ) -> tuple[tuple[str, str], ...]:
         """The program an action runs, when bp did not build it (a compiler found on
         PATH, /bin/bash): its real absolute path and content digest, so that a new
         compiler, or another machine's, never reuses this one's outputs. Resolved once
@@ -103,7 +105,8 @@ class Executor:
         program = action.argv[0]
         if "/" in program and not os.path.isabs(program):
             return ()   # a file of the exec root: an input, already in the key
-        search = dict(self.environment(action)).get("PATH", DEFAULT_PATH)
+        env = self.environment(action) if env is None else env
+        search = next((value for name, value in env if name == "PATH"), DEFAULT_PATH)
         known = self._tools.get((program, search))
         if known is None:
             found = program if os.path.isabs(program) else shutil.which(program, path=search)
