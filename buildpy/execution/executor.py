@@ -70,7 +70,7 @@ class Executor:
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
         self.outputs = Outputs(exec_root, digests, store)
         self._resolved: dict[str, str] = {}         # real paths of runfiles' directories
-        self._tools: dict[tuple[str, str], tuple] = {}   # (program, PATH) -> tools()
+        self._tools: dict = {}   # absolute program, or (program, PATH) -> tools()
         self._exec_root_prefix = os.path.realpath(exec_root) + os.sep
 
     # ---- the fast path: nothing changed since this action last completed here -----
@@ -103,13 +103,16 @@ class Executor:
         if action.kind is not ActionKind.RUN or not action.argv:
             return ()
         program = action.argv[0]
-        if "/" in program and not os.path.isabs(program):
-            return ()   # a file of the exec root: an input, already in the key
-        env = self.environment(action) if env is None else env
-        search = next((value for name, value in env if name == "PATH"), DEFAULT_PATH)
-        known = self._tools.get((program, search))
+        if program.startswith("/"):
+            key = program   # an absolute path: PATH plays no part
+        elif "/" in program:
+            return ()       # a file of the exec root: an input, already in the key
+        else:
+            env = self.environment(action) if env is None else env
+            key = (program, next((v for k, v in env if k == "PATH"), DEFAULT_PATH))
+        known = self._tools.get(key)
         if known is None:
-            found = program if os.path.isabs(program) else shutil.which(program, path=search)
+            found = program if isinstance(key, str) else shutil.which(program, path=key[1])
             known = ()
             if found is not None:
                 real = os.path.realpath(found)
@@ -118,7 +121,7 @@ class Executor:
                         known = ((real, self.digests.digest(real).sha256),)
                     except OSError:
                         known = ()   # it will fail to start, and say so
-            self._tools[(program, search)] = known
+            self._tools[key] = known
         return known
 
     def up_to_date(self, action: Action, inputs: Mapping[str, FileInfo]
