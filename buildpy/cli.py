@@ -647,11 +647,13 @@ def _command(args: list[str]) -> int:
     if the process goes on (its first pass then visits everything the command left).
     """
     from buildpy.core.errors import BpError
+    from buildpy.core.signals import stop_signals_interrupt
 
     gc.disable()
     try:
         args = _expand_rc(args)
-        code = cli.main(args=args, prog_name="bp", standalone_mode=False)
+        with stop_signals_interrupt():   # SIGTERM, SIGHUP: as Ctrl-C, so exit 8
+            code = cli.main(args=args, prog_name="bp", standalone_mode=False)
     except BpError as error:
         print_errors([error])
         code = error.exit_code

@@ -200,11 +200,23 @@ def _start_slow_build(root: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for(path: Path, seconds: float = 20) -> None:
+def _wait_for(path: Path, seconds: float = 60) -> None:
+    _wait_until(path.exists, f"{path} never appeared", seconds)
+
+
+def _wait_until(condition, what: str, seconds: float = 60) -> None:
+    """Poll `condition` (a loaded machine may be slow, so the bound is generous)."""
     deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not condition():
+        assert time.monotonic() < deadline, what
         time.sleep(0.05)
+
+
+def _journaled(root: Path) -> bool:
+    """Whether bp's journal of running actions records one that has not ended."""
+    journal = root / "bp-out" / ".bp-state" / "running.log"
+    return journal.exists() and any(line.startswith("+") for line in
+                                    journal.read_text().splitlines())
 
 
 def _actions_alive(root: Path) -> list[str]:
@@ -233,12 +245,12 @@ def test_ctrl_c_stops_cleanly_with_exit_8(ws):
     try:
         _wait_for(partial)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 8, err
     assert b"interrupted" in err
-    assert not _actions_alive(root)
+    _wait_until(lambda: not _actions_alive(root), "the interrupted action is still running")
 
 
 def test_kill_9_mid_build_then_build_again_is_correct(ws):
@@ -247,17 +259,20 @@ def test_kill_9_mid_build_then_build_again_is_correct(ws):
     partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
     try:
         _wait_for(partial)
+        # the action runs before bp journals it (just after its start): wait for that
+        _wait_until(lambda: _journaled(root), "the running action was never journaled")
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
+        process.wait(timeout=60)
     finally:
         process.kill()
+    assert _actions_alive(root)   # the action outlives a bp killed with -9
     (root.parent / "slow").unlink()   # the same action, now quick
     result = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
-                             "//s:slow"], capture_output=True, text=True, timeout=60)
+                             "//s:slow"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert partial.read_text() == "partial\ndone\n"
     assert "killed the actions an interrupted bp left running" in result.stderr
-    assert not _actions_alive(root)
+    _wait_until(lambda: not _actions_alive(root), "the killed action is still running")
     again = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
                             "//s:slow"], capture_output=True, text=True, timeout=60)
     assert "0 executed" in again.stderr
