@@ -161,3 +161,26 @@ def test_the_subreaper_kills_orphans_only(tmp_path):
         reaper.close()
         before.kill()
         before.wait()
+
+
+def test_sigterm_during_bp_test_kills_the_test_tree(tmp_path):
+    root, token = _workspace(tmp_path, "echo unused > $@")
+    (root / "t" / "BUILD").write_text('sh_test(name = "forever_test", srcs = ["forever.sh"])\n')
+    script = root / "t" / "forever.sh"
+    script.write_text(f"#!/bin/sh\n{DAEMON % (VARIABLE, token)}sleep 1000\n")
+    script.chmod(0o755)
+    process = subprocess.Popen([sys.executable, "-m", "buildpy", "-C", str(root), "test",
+                                "//t:forever_test"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _until(lambda: len(set(_tree(token).values())) >= 2, 60,
+               "the test never started its tree")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 8, err.decode()
+        assert "ERROR: testing interrupted" in err.decode()
+        _until(lambda: not _tree(token), 10, "the test's tree outlived bp")
+    finally:
+        process.kill()
+        process.wait()
+        _kill_tree(token)

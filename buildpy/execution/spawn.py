@@ -148,10 +148,18 @@ class ProcessRegistry:
         return killed
 
     def close(self) -> None:
-        """Kill the actions' orphans, stop being their subreaper, close the journal."""
+        """Kill what still runs (normally nothing: each process is reaped when it ends
+        or the build stops) and the actions' orphans, stop being their subreaper, close
+        the journal."""
+        live = set(self._live)
         try:
+            for pid in live:   # not reaped yet, so the pid is still theirs
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             if self._subreaper is not None:
-                self._subreaper.close(keep=set(self._live))
+                self._subreaper.close(keep=live)
         finally:
             os.close(self._fd)
 

@@ -103,15 +103,19 @@ class TestRunner:
         results = {spec.label: TestResult(spec) for spec in specs}
         order = sorted(specs, key=lambda s: (s.exclusive,
                                              -durations.get(s.label, s.timeout / 100)))
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test")
         try:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test") as pool:
-                for spec in order:
-                    if spec.exclusive:
-                        pool.shutdown(wait=True)
-                    self._start(results[spec.label], pool if not spec.exclusive else None,
-                                on_result)
+            for spec in order:
+                if spec.exclusive:
+                    pool.shutdown(wait=True)
+                self._start(results[spec.label], pool if not spec.exclusive else None,
+                            on_result)
+            pool.shutdown(wait=True)
         except KeyboardInterrupt:
+            # the running tests see the cancel and kill their process groups; wait for
+            # that, or bp could exit first and leave them running
             self.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         return [results[s.label] for s in specs]
 
