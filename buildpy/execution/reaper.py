@@ -44,7 +44,18 @@ class Subreaper:
         self.active = self._prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
     def orphans(self, keep: Collection[int] = ()) -> list[tuple[int, int]]:
-        """The adopted orphans, as (pid, process group): children of this process that
+        """The adopted orphans, as (pid, process group)."""
+        return [(pid, group) for pid, group, _ in self._scan(keep)]
+
+    def reap_zombies(self, keep: Collection[int] = ()) -> int:
+        """Reap the orphans that died already (bubblewrap leaves one per action, its
+        pid namespace's init), so that they do not hold their pids until the build
+        ends; returns how many. Kills nothing."""
+        dead = [pid for pid, _, state in self._scan(keep) if state == b"Z"]
+        return sum(_wait(pid, 0.0) for pid in dead)
+
+    def _scan(self, keep: Collection[int]) -> list[tuple[int, int, bytes]]:
+        """The adopted orphans, as (pid, process group, state): children of this process that
         were not born to it. They are told apart by their session (what bp starts
         itself either shares bp's session or is a running action, in `keep`) and by
         their start (not before the clock tick this subreaper began in, so processes the
@@ -54,7 +65,7 @@ class Subreaper:
         me = os.getpid()
         ticks = os.sysconf("SC_CLK_TCK")
         first_tick = int(self.since * ticks)   # /proc counts starts in whole ticks
-        found = []
+        found: list[tuple[int, int, bytes]] = []
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
@@ -67,7 +78,7 @@ class Subreaper:
             if (int(fields[1]) != me or pid in keep or int(fields[3]) == self._session
                     or int(fields[19]) < first_tick):
                 continue
-            found.append((pid, int(fields[2])))
+            found.append((pid, int(fields[2]), fields[0]))
         return found
 
     def kill_orphans(self, keep: Collection[int] = (), seconds: float = 10.0) -> int:

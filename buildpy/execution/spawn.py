@@ -73,6 +73,7 @@ class ProcessRegistry:
     """
 
     WINDOW = (-0.05, 2.0)   # seconds around the recorded time a real start falls in
+    ZOMBIE_SWEEP = 1.0      # seconds between sweeps for dead orphans (a /proc scan each)
 
     def __init__(self, path: Path):
         self.path = path
@@ -81,6 +82,7 @@ class ProcessRegistry:
         self._live: set[int] = set()
         self._subreaper = None
         self._lock = threading.Lock()
+        self._swept = 0.0
 
     @staticmethod
     def now() -> float:
@@ -104,6 +106,10 @@ class ProcessRegistry:
     def remove(self, pid: int) -> None:
         self._live.discard(pid)
         os.write(self._fd, f"-{pid}\n".encode())
+        if self._subreaper is not None and time.monotonic() - self._swept > self.ZOMBIE_SWEEP:
+            with self._lock:
+                self._subreaper.reap_zombies(keep=set(self._live))
+                self._swept = time.monotonic()
 
     def kill_orphans(self) -> int:
         """Kill what the actions started that left their groups and outlived its parent
