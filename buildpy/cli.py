@@ -266,9 +266,10 @@ def _execution_options(command):
                      show_default=True),
         click.option("--curses", type=click.Choice(["yes", "no", "auto"]), default="auto",
                      show_default=True, help="A live progress display (auto: on a terminal)."),
-        click.option("--spawn_strategy", type=click.Choice(STRATEGY_NAMES), default="local",
-                     show_default=True, help="How actions run: in the exec root, in a "
-                     "sandbox directory, or under bubblewrap."),
+        click.option("--spawn_strategy", type=click.Choice(STRATEGY_NAMES), default=None,
+                     help="How actions run: in the exec root, in a sandbox directory, or "
+                     "under bubblewrap (default: linux-sandbox where bubblewrap works, "
+                     "else sandboxed)."),
         click.option("--strategy", "strategies", multiple=True, metavar="MNEMONIC=STRATEGY",
                      help="The strategy for one kind of action, e.g. CppCompile=local."),
         click.option("--disk_cache", type=click.Path(file_okay=False), default=None,
@@ -695,11 +696,13 @@ def _command(args: list[str]) -> int:
     if the process goes on (its first pass then visits everything the command left).
     """
     from buildpy.core.errors import BpError
+    from buildpy.core.signals import stop_signals_interrupt
 
     gc.disable()
     try:
         args = _expand_rc(args)
-        code = cli.main(args=args, prog_name="bp", standalone_mode=False)
+        with stop_signals_interrupt():   # SIGTERM, SIGHUP: as Ctrl-C, so exit 8
+            code = cli.main(args=args, prog_name="bp", standalone_mode=False)
     except BpError as error:
         print_errors([error])
         code = error.exit_code

@@ -187,24 +187,39 @@ def test_lock_blocks_a_second_command(bp, ws):
                                  "workspace\n")
 
 
-def _start_slow_build(root: Path) -> subprocess.Popen:
-    """A build whose action writes half its output, then sleeps while `root/../slow` exists."""
+def _start_slow_build(root: Path, strategy: str) -> subprocess.Popen:
+    """A build whose action writes half its output, creates `root/../started`, then sleeps
+    while `root/../slow` exists (paths outside the workspace: not for linux-sandbox)."""
     marker = root.parent / "slow"
     marker.write_text("")
     (root / "s").mkdir()
     (root / "s" / "BUILD").write_text(
         'genrule(name = "slow", outs = ["slow.out"], '
-        f'cmd = "echo partial > $@; if [ -e {marker} ]; then sleep 30; fi; echo done >> $@")\n')
+        f'cmd = "echo partial > $@; touch {root.parent / "started"}; '
+        f'if [ -e {marker} ]; then sleep 30; fi; echo done >> $@")\n')
     return subprocess.Popen([sys.executable, "-m", "buildpy", "-C", str(root), "build",
-                             "//s:slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             f"--spawn_strategy={strategy}", "//s:slow"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 
 
-def _wait_for(path: Path, seconds: float = 20) -> None:
+def _wait_for(path: Path, seconds: float = 60) -> None:
+    _wait_until(path.exists, f"{path} never appeared", seconds)
+
+
+def _wait_until(condition, what: str, seconds: float = 60) -> None:
+    """Poll `condition` (a loaded machine may be slow, so the bound is generous)."""
     deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not condition():
+        assert time.monotonic() < deadline, what
         time.sleep(0.05)
+
+
+def _journaled(root: Path) -> bool:
+    """Whether bp's journal of running actions records one that has not ended."""
+    journal = root / "bp-out" / ".bp-state" / "running.log"
+    return journal.exists() and any(line.startswith("+") for line in
+                                    journal.read_text().splitlines())
 
 
 def _actions_alive(root: Path) -> list[str]:
@@ -226,41 +241,47 @@ def test_ctrl_c_during_analysis_is_an_interruption(bp, ws, monkeypatch, native):
     assert result.code == 8 and result.err.endswith("ERROR: interrupted\n"), result.err
 
 
-def test_ctrl_c_stops_cleanly_with_exit_8(ws):
+@pytest.mark.parametrize("strategy", ["local", "sandboxed"])
+def test_ctrl_c_stops_cleanly_with_exit_8(ws, strategy):
     root = ws({"WORKSPACE": ""})
-    process = _start_slow_build(root)
-    partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
+    process = _start_slow_build(root, strategy)
     try:
-        _wait_for(partial)
+        _wait_for(root.parent / "started")
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 8, err
     assert b"interrupted" in err
-    assert not _actions_alive(root)
+    _wait_until(lambda: not _actions_alive(root), "the interrupted action is still running")
     assert not partial.exists()   # an interrupted action leaves no half-written output
 
 
-def test_kill_9_mid_build_then_build_again_is_correct(ws):
+@pytest.mark.parametrize("strategy", ["local", "sandboxed"])   # bwrap dies with bp
+def test_kill_9_mid_build_then_build_again_is_correct(ws, strategy):
     root = ws({"WORKSPACE": ""})
-    process = _start_slow_build(root)
+    process = _start_slow_build(root, strategy)
     partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
     try:
-        _wait_for(partial)
+        _wait_for(root.parent / "started")
+        # the action runs before bp journals it (just after its start): wait for that
+        _wait_until(lambda: _journaled(root), "the running action was never journaled")
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
+        process.wait(timeout=60)
     finally:
         process.kill()
+    assert _actions_alive(root)   # the action outlives a bp killed with -9
     (root.parent / "slow").unlink()   # the same action, now quick
     result = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
-                             "//s:slow"], capture_output=True, text=True, timeout=60)
+                             f"--spawn_strategy={strategy}", "//s:slow"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert partial.read_text() == "partial\ndone\n"
     assert "killed the actions an interrupted bp left running" in result.stderr
-    assert not _actions_alive(root)
+    _wait_until(lambda: not _actions_alive(root), "the killed action is still running")
     again = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build",
-                            "//s:slow"], capture_output=True, text=True, timeout=60)
+                            f"--spawn_strategy={strategy}", "//s:slow"],
+                           capture_output=True, text=True, timeout=60)
     assert "0 executed" in again.stderr
 
 
@@ -313,7 +334,8 @@ def test_linux_sandbox_catches_undeclared_inputs_and_network(bp, ws):
         files = dict(SNEAKY)
         files["n/BUILD"] = files["n/BUILD"] % server.getsockname()[1]
         root = ws(files)
-        assert bp("-C", str(root), "build", "//n:sneaky").code == 0   # local: not hermetic
+        assert bp("-C", str(root), "build", "--spawn_strategy=local",
+                  "//n:sneaky").code == 0   # local: not hermetic
         bp("-C", str(root), "clean", "--expunge")
         result = bp("-C", str(root), "build", "--spawn_strategy=linux-sandbox", "//n:sneaky",
                     "--disk_cache", str(root.parent / "other-cache"))
@@ -321,13 +343,34 @@ def test_linux_sandbox_catches_undeclared_inputs_and_network(bp, ws):
         assert "n/undeclared.txt: No such file or directory" in result.err
         assert "'n/undeclared.txt' exists in the workspace but is not a declared input of " \
                "`//n:sneaky`" in result.err
-        assert bp("-C", str(root), "build", "//n:online").code == 0
+        assert bp("-C", str(root), "build", "--spawn_strategy=local", "//n:online").code == 0
         bp("-C", str(root), "clean", "--expunge")
         result = bp("-C", str(root), "build", "--spawn_strategy=linux-sandbox", "//n:online",
                     "--disk_cache", str(root.parent / "third-cache"))
         assert result.code == 1 and "Genrule failed" in result.err
     finally:
         server.close()
+
+
+def test_the_default_sandbox_names_an_undeclared_file_and_where_it_goes(bp, ws):
+    root = ws({**SNEAKY, "n/BUILD": '''
+        genrule(name = "sneaky", srcs = ["declared.txt"], outs = ["sneaky.out"],
+                cmd = "cat n/declared.txt n/undeclared.txt > $@")
+        genrule(name = "tool", outs = ["tool.out"], cmd = "n/gen.sh > $@")
+        ''', "n/gen.sh": "#!/bin/sh\necho hi\n"})
+    (root / "n" / "gen.sh").chmod(0o755)
+    result = bp("-C", str(root), "build", "//n:sneaky")   # no strategy given: a sandbox
+    assert result.code == 1
+    assert "WARNING: 'n/undeclared.txt' exists in the workspace but is not a declared input " \
+           "of `//n:sneaky`; add it (or the target that generates it) to the genrule's " \
+           "`srcs`\n" in result.err
+    result = bp("-C", str(root), "build", "//n:tool")
+    assert result.code == 1
+    assert "WARNING: 'n/gen.sh' exists in the workspace but is not a declared input of " \
+           "`//n:tool`; add it (or the target that generates it) to the genrule's " \
+           "`tools`\n" in result.err
+    result = bp("-C", str(root), "build", "--spawn_strategy=local", "//n:sneaky", "//n:tool")
+    assert result.code == 0, result.err   # local stays available, and is not hermetic
 
 
 @pytest.mark.skipif(not __import__("shutil").which("strace"), reason="strace is not installed")

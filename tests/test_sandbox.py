@@ -21,8 +21,8 @@ from buildpy.execution.tracing import Access, parse_log, start_traced, tracing_a
 ENV = {"PATH": "/usr/bin:/bin"}
 LABEL = "//a:gen"
 SECRET_HINT = ("'a/secret.txt' exists in the workspace but is not a declared input of "
-               "`//a:gen`; add it (or the target that generates it) to the rule's "
-               "srcs/deps/data")
+               "`//a:gen`; add it (or the target that generates it) to the genrule's "
+               "`srcs`")
 
 
 @pytest.fixture(scope="module")
@@ -170,19 +170,22 @@ def _alive(marker: str) -> bool:
 def test_cancel_kills_the_whole_process_group(kind, strategy, make, tmp_path):
     marker = f"29.{uuid.uuid4().int % 10**6:06d}"
     registry = ProcessRegistry(tmp_path / "running")
-    cancel = threading.Event()
-    threading.Timer(0.2, cancel.set).start()
-    start = time.monotonic()
-    with pytest.raises(Cancelled):
-        run(strategy(kind, registry=registry), make(f"sleep {marker}; echo late > out/x"),
-            cancel)
-    assert time.monotonic() - start < 2
-    deadline = time.monotonic() + 2
-    while _alive(marker) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _alive(marker)
-    assert list((tmp_path / "sandbox").iterdir()) == []
-    assert registry.running() == {}
+    try:
+        cancel = threading.Event()
+        threading.Timer(0.2, cancel.set).start()
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            run(strategy(kind, registry=registry), make(f"sleep {marker}; echo late > out/x"),
+                cancel)
+        assert time.monotonic() - start < 2
+        deadline = time.monotonic() + 2
+        while _alive(marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(marker)
+        assert list((tmp_path / "sandbox").iterdir()) == []
+        assert registry.running() == {}
+    finally:
+        registry.close()   # it made this process a subreaper
 
 
 def test_timeout_is_reported_and_the_sandbox_removed(strategy, make, tmp_path):

@@ -40,7 +40,7 @@ def default_cache_dir() -> Path:
 class ExecutionOptions:
     jobs: int = os.cpu_count() or 1
     keep_going: bool = False
-    spawn_strategy: str = "local"
+    spawn_strategy: str | None = None   # None: a sandbox (linux-sandbox, else sandboxed)
     strategies: Mapping[str, str] = field(default_factory=dict)   # mnemonic -> strategy
     disk_cache: Path | None = None
     disk_cache_max_size: int = DEFAULT_MAX_SIZE   # bytes; 0: no bound
@@ -107,7 +107,7 @@ class LocalBuild:
             self.digests = FileDigests(files_db, self.exec_root, self.stamp)
             self.cache = open_cache_db(self.cache_dir, self.say)
             self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
-            self._strategies: dict[str, Strategy] = {}
+            self._strategies: dict[str | None, Strategy] = {}
             self._can_trace: bool | None = None
             self._check_mount_pairs()
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
@@ -161,20 +161,25 @@ class LocalBuild:
             self._strategies[name] = self._make_strategy(name)
         return self._strategies[name]
 
-    def _make_strategy(self, name: str) -> Strategy:
+    def _make_strategy(self, name: str | None) -> Strategy:
+        """The strategy `name`; None is the default, a sandbox: `linux-sandbox` where
+        bubblewrap works, else `sandboxed` (said once, as INFO: nobody asked for more)."""
         if name == "local":
             return LocalStrategy(self.processes)
         from buildpy.execution import sandbox
 
         base = self.cache_dir / "sandbox"
-        if name == "linux-sandbox":
+        if name in ("linux-sandbox", None):
             available, reason = sandbox.LinuxSandboxStrategy.available()
             if available:
                 return sandbox.LinuxSandboxStrategy(   # mount pairs were checked up front
                     base, keep=self.options.sandbox_debug,
                     mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes)
-            self.say(f"WARNING: {sandbox.fallback_warning(reason)}")
-        if name in ("sandboxed", "linux-sandbox"):
+            if name is None:
+                self.say(sandbox.default_fallback_note(reason))
+            else:
+                self.say(f"WARNING: {sandbox.fallback_warning(reason)}")
+        if name in ("sandboxed", "linux-sandbox", None):
             return sandbox.SandboxedStrategy(base, keep=self.options.sandbox_debug,
                                              registry=self.processes)
         raise UserError(f"unknown strategy '{name}'",

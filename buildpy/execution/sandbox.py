@@ -30,9 +30,15 @@ FALLBACK_WARNING = ("linux-sandbox is not available here: {reason}; running acti
                     "`sandboxed` strategy instead, which hides undeclared inputs but does not "
                     "block the network or protect the inputs from writes")
 
+DEFAULT_FALLBACK_NOTE = ("actions run in the `sandboxed` strategy: linux-sandbox, the default "
+                         "where it works, cannot run here ({reason})")
+
 UNDECLARED_INPUT_HINT = ("'{path}' exists in the workspace but is not a declared input of "
-                         "{label}; add it (or the target that generates it) to the rule's "
-                         "srcs/deps/data")
+                         "{label}; add it (or the target that generates it) to {attribute}")
+
+# where an undeclared file goes: a genrule's programs in `tools`, what it reads in `srcs`
+GENRULE_ATTRIBUTES = ("the genrule's `srcs`", "the genrule's `tools`")
+RULE_ATTRIBUTES = "the rule's srcs, deps or data"
 
 BWRAP_MISSING = ("bubblewrap (`bwrap`) is not installed; install the Debian package "
                  "`bubblewrap` (scripts/install-test-deps does)")
@@ -48,6 +54,11 @@ _HINT_MAX_CANDIDATES = 2_000
 def fallback_warning(reason: str) -> str:
     """The warning to show when `linux-sandbox` was asked for but `sandboxed` is used."""
     return FALLBACK_WARNING.format(reason=reason)
+
+
+def default_fallback_note(reason: str) -> str:
+    """The note to show when the default strategy cannot be `linux-sandbox`."""
+    return DEFAULT_FALLBACK_NOTE.format(reason=reason)
 
 
 def parse_mount_pair(text: str) -> tuple[Path, Path]:
@@ -229,7 +240,19 @@ def undeclared_input_hint(spawn: Spawn, stderr: bytes | str,
         found.append(path)
     if not found:
         return None
-    return "\n".join(UNDECLARED_INPUT_HINT.format(path=p, label=label) for p in found)
+    return "\n".join(UNDECLARED_INPUT_HINT.format(path=p, label=label,
+                                                  attribute=_attribute(spawn, p))
+                     for p in found)
+
+
+def _attribute(spawn: Spawn, path: str) -> str:
+    """The attribute an undeclared file belongs in (an executable file of a genrule is
+    most likely a tool it runs)."""
+    if spawn.mnemonic != "Genrule":
+        return RULE_ATTRIBUTES
+    executable = os.access(spawn.exec_root / path, os.X_OK) and \
+        not os.path.isdir(spawn.exec_root / path)
+    return GENRULE_ATTRIBUTES[executable]
 
 
 def _as_exec_path(token: str, roots: list[str]) -> str | None:

@@ -68,25 +68,56 @@ class ProcessRegistry:
     boot clock just before the spawn (reading /proc right after it would wait for the
     child's exec); a pid is only killed when its process is a session leader that
     started within moments of that time, so a reused pid is not taken for an action.
+
+    From the first start on, bp is the subreaper of what the actions start (reaper.py):
+    what leaves an action's group (`setsid`) is killed by `kill_orphans()` and `close()`.
     """
 
     WINDOW = (-0.05, 2.0)   # seconds around the recorded time a real start falls in
+    ZOMBIE_SWEEP = 1.0      # seconds between sweeps for dead orphans (a /proc scan each)
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._live: set[int] = set()
+        self._subreaper = None
+        self._lock = threading.Lock()
+        self._swept = 0.0
 
     @staticmethod
     def now() -> float:
         """The clock `add` takes: seconds since boot, as /proc counts process starts."""
         return time.clock_gettime(time.CLOCK_BOOTTIME)
 
+    def starting(self) -> float:
+        """`now()`, just before a spawn; the first one makes bp the subreaper."""
+        if self._subreaper is None:
+            from buildpy.execution.reaper import Subreaper
+
+            with self._lock:
+                if self._subreaper is None:
+                    self._subreaper = Subreaper()
+        return self.now()
+
     def add(self, pid: int, started: float) -> None:
+        self._live.add(pid)
         os.write(self._fd, f"+{pid} {started:.3f}\n".encode())
 
     def remove(self, pid: int) -> None:
+        self._live.discard(pid)
         os.write(self._fd, f"-{pid}\n".encode())
+        if self._subreaper is not None and time.monotonic() - self._swept > self.ZOMBIE_SWEEP:
+            with self._lock:
+                self._subreaper.reap_zombies(keep=set(self._live))
+                self._swept = time.monotonic()
+
+    def kill_orphans(self) -> int:
+        """Kill what the actions started that left their groups and outlived its parent
+        (not the running actions themselves); returns how many."""
+        if self._subreaper is None:
+            return 0
+        return self._subreaper.kill_orphans(keep=set(self._live))
 
     def running(self) -> dict[int, float]:
         """The groups started and not yet ended, with their start times."""
@@ -124,7 +155,20 @@ class ProcessRegistry:
         return killed
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Kill what still runs (normally nothing: each process is reaped when it ends
+        or the build stops) and the actions' orphans, stop being their subreaper, close
+        the journal."""
+        live = set(self._live)
+        try:
+            for pid in live:   # not reaped yet, so the pid is still theirs
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if self._subreaper is not None:
+                self._subreaper.close(keep=live)
+        finally:
+            os.close(self._fd)
 
 
 def _session_leader_start(pid: int) -> float | None:
@@ -243,7 +287,7 @@ def start_process(argv: list[str], env: Mapping[str, str], cwd: Path,
                   registry: ProcessRegistry | None = None) -> Running:
     """Start argv in its own process group; raises OSError when it cannot start."""
     capture = _captures.take()
-    started = ProcessRegistry.now()
+    started = registry.starting() if registry is not None else ProcessRegistry.now()
     try:
         process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                    stdout=capture[0], stderr=capture[1],

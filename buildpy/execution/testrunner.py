@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -103,20 +103,30 @@ class TestRunner:
         results = {spec.label: TestResult(spec) for spec in specs}
         order = sorted(specs, key=lambda s: (s.exclusive,
                                              -durations.get(s.label, s.timeout / 100)))
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test")
+        units: list[Future] = []
         try:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test") as pool:
-                for spec in order:
-                    if spec.exclusive:
-                        pool.shutdown(wait=True)
-                    self._start(results[spec.label], pool if not spec.exclusive else None,
-                                on_result)
+            for spec in order:
+                if spec.exclusive:
+                    pool.shutdown(wait=True)
+                self._start(results[spec.label], pool if not spec.exclusive else None,
+                            on_result, units)
+            pool.shutdown(wait=True)
         except KeyboardInterrupt:
+            # the running tests see the cancel and kill their process groups: wait for
+            # that, or bp could exit first and leave them running. (Not by joining the
+            # threads: a join that KeyboardInterrupt cut short takes the thread for
+            # ended from then on, in Python 3.11.)
             self.cancel.set()
+            for future in units:
+                future.cancel()
+            wait_for(units)
+            pool.shutdown(wait=False)
             raise
         return [results[s.label] for s in specs]
 
     def _start(self, result: TestResult, pool: ThreadPoolExecutor | None,
-               on_result: Callable[[TestResult], None]) -> None:
+               on_result: Callable[[TestResult], None], submitted: list[Future]) -> None:
         spec = result.spec
         key = self._key(spec)
         directory = self.testlogs / spec.package / spec.name
@@ -151,7 +161,7 @@ class TestRunner:
             if pool is None:
                 unit(shard, run)
             else:
-                pool.submit(unit, shard, run)
+                submitted.append(pool.submit(unit, shard, run))
 
     def _from_cache(self, result: TestResult, key: str, directory: Path) -> bool:
         if not (self.cache_results and result.spec.cacheable):

@@ -1,0 +1,37 @@
+"""SIGTERM and SIGHUP stop a command as Ctrl-C does: they raise KeyboardInterrupt in the
+main thread, so that the same code kills the running actions and exits with 8.
+
+Knows signals only; what an interruption stops is the caller's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Iterator
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum, frame) -> None:
+    # once: a second signal must not cut short the cleanup the first one started
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within this block, SIGTERM and SIGHUP raise KeyboardInterrupt (in the main thread;
+    elsewhere this does nothing); the previous handlers come back after it."""
+    previous = {}
+    try:
+        for number in STOP_SIGNALS:
+            previous[number] = signal.signal(number, _interrupt)
+    except ValueError:   # not the main thread: signals cannot be handled here
+        pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
