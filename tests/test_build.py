@@ -254,6 +254,7 @@ def test_ctrl_c_stops_cleanly_with_exit_8(ws, strategy):
     assert process.returncode == 8, err
     assert b"interrupted" in err
     _wait_until(lambda: not _actions_alive(root), "the interrupted action is still running")
+    partial = root / "bp-out" / "linux_x86_64-fastbuild" / "bin" / "s" / "slow.out"
     assert not partial.exists()   # an interrupted action leaves no half-written output
 
 

@@ -24,6 +24,7 @@ from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evi
     format_size, needs_eviction
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor
+from buildpy.execution.outputs import remove
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
@@ -245,12 +246,12 @@ def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = 
         for entry in output_base.iterdir():
             if entry == state:
                 continue
-            _remove(entry)
+            remove(os.fspath(entry))
         removed.append(output_base)
         if expunge:
             for entry in state.iterdir():
                 if entry.name != "lock":
-                    _remove(entry)
+                    remove(os.fspath(entry))
             root = exec_root_for(cache_dir or default_cache_dir(), workspace)
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)
@@ -284,24 +285,3 @@ def _unlink_convenience_links(workspace: Path) -> None:
     for link in (workspace / "bp-bin",):
         if link.is_symlink():
             link.unlink()
-
-
-def _remove(entry: Path) -> None:
-    if entry.is_dir() and not entry.is_symlink():
-        _make_writable(entry)
-        shutil.rmtree(entry)
-    else:
-        entry.unlink()
-
-
-def _make_writable(path: Path) -> None:
-    """Outputs are read-only; rmtree needs their directories writable."""
-    if path.is_dir() and not path.is_symlink():
-        for root, dirs, _ in os.walk(path):
-            for name in dirs:
-                try:
-                    os.chmod(os.path.join(root, name), 0o755)
-                except OSError:
-                    pass
-
-

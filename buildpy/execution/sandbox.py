@@ -16,12 +16,12 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from buildpy.execution.outputs import remove
 from buildpy.execution.spawn import (
     BlockingRun, ProcessRegistry, Running, Spawn, SpawnResult, start_process,
 )
@@ -168,7 +168,7 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
         destination.parent.mkdir(parents=True, exist_ok=True)
         if os.path.realpath(source) == os.path.realpath(destination):
             continue             # written through a linked directory input: in place already
-        _remove(destination)
+        remove(os.fspath(destination))
         try:
             os.replace(source, destination)
         except OSError as error:
@@ -177,28 +177,6 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
             shutil.move(os.fspath(source), os.fspath(destination))   # another file system
         moved.append(path)
     return tuple(moved)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        remove_tree(path)
-    elif os.path.lexists(path):
-        path.unlink()
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a tree, even where the action left directories without write permission."""
-    def retry(function, name, info):
-        if isinstance(info[1], FileNotFoundError):
-            return
-        parent = os.path.dirname(name)
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
-        if os.path.isdir(name) and not os.path.islink(name):
-            os.chmod(name, os.stat(name).st_mode | stat.S_IRWXU)
-            shutil.rmtree(name, onerror=retry)
-        else:
-            function(name)
-    shutil.rmtree(path, onerror=retry)
 
 
 def reenter_command(sandbox: Path, env: Mapping[str, str], argv: Iterable[str]) -> str:
@@ -282,7 +260,7 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
         running = start_process(argv, spawn.env, sandbox, spawn.timeout, registry)
     except BaseException:
         if not keep:
-            remove_tree(sandbox)
+            remove(os.fspath(sandbox))
         raise
 
     def then(result: SpawnResult) -> SpawnResult:
@@ -300,12 +278,12 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
             notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
                          f"{reenter_command(sandbox, spawn.env, argv)}")
             return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
-        remove_tree(sandbox)
+        remove(os.fspath(sandbox))
         return dataclasses.replace(result, notes=tuple(notes))
 
     def cleanup() -> None:
         if not keep:
-            remove_tree(sandbox)
+            remove(os.fspath(sandbox))
 
     running.then, running.cleanup = then, cleanup
     return running
