@@ -34,6 +34,9 @@ HAVE_GCC = shutil.which("gcc") is not None
 # not built ("cannot find the runfiles tree"), so by default the py_binary's output is
 # compared through `bp run //c:pybin` instead.
 PY_TOOL_GENRULE = os.environ.get("BP_DIFFERENTIAL_PY_TOOL") == "1"
+# Bazel creates a declared directory before its action runs; BP_DIFFERENTIAL_TREE_MKDIR=1
+# makes the action create it itself (to fuzz a bp that does not, for its other bugs).
+TREE_MKDIR = os.environ.get("BP_DIFFERENTIAL_TREE_MKDIR") == "1"
 OUTPUT_LINKS = ("bp-out", "bp-bin", "bp-testlogs", "bp-genfiles")
 
 # ---------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ shell = rule(implementation = _shell_impl, attrs = {{"srcs": attr.label_list(all
 def _tree_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name + ".d")
     ctx.actions.run_shell(outputs = [out], inputs = ctx.files.srcs,
-                          command = "cat $1 > $2/f1 && mkdir -p $2/sub && echo '%s' > $2/sub/f2" % CONST,
+                          command = "{tree_prep}cat $1 > $2/f1 && mkdir -p $2/sub && echo '%s' > $2/sub/f2" % CONST,
                           arguments = [ctx.files.srcs[0].path, out.path])
     return [DefaultInfo(files = depset([out]))]
 
@@ -154,7 +157,9 @@ def render(model: dict) -> dict[str, str | None]:
     """The workspace's files as text (None: absent)."""
     m = model
     files: dict[str, str | None] = {"WORKSPACE": "", "rules/BUILD": ""}
-    files["rules/defs.bzl"] = DEFS_BZL.format(bzl_const=m["bzl_const"], bzl_suffix=m["bzl_suffix"])
+    files["rules/defs.bzl"] = DEFS_BZL.format(
+        bzl_const=m["bzl_const"], bzl_suffix=m["bzl_suffix"],
+        tree_prep="mkdir -p $2 && " if TREE_MKDIR else "")
     for path, text in m["srcs"].items():
         files[path] = text
     if not m["data2"]:
