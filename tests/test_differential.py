@@ -163,3 +163,12 @@ def test_switching_a_py_binarys_main_runs_the_new_file(bp, ws):
     assert bp("-C", str(root), "clean").code == 0
     build(bp, root, "//p:m")
     assert subprocess.run([launcher], capture_output=True, text=True).stdout == "from b\n"
+
+
+def test_test_outcomes_ignore_times_and_cached_results():
+    from subprocess import CompletedProcess
+    a = CompletedProcess([], 3, "", "//d:t          (cached) PASSED in 0.0s\n"
+                                    "//d:u          FAILED in 1.2s\n  bp-out/testlogs/d/u/test.log\n")
+    b = CompletedProcess([], 3, "//d:u   FAILED in 0.1s\n//d:t   PASSED in 0.3s\n", "")
+    assert differential.test_outcome(a) == differential.test_outcome(b) == (
+        3, ["//d:t PASSED", "//d:u FAILED"])
