@@ -248,7 +248,7 @@ def make_workspace(root: Path, model: dict | None = None) -> dict:
 # Edits
 
 KINDS = ["source", "same_size", "attr", "bzl", "add_target", "remove_target",
-         "delete_source", "flag"]
+         "delete_source", "flag", "touch", "clean"]
 
 
 @dataclass
@@ -267,10 +267,11 @@ def _same_size(text: str, rng: random.Random) -> str:
 
 
 def random_edit(state: State, rng: random.Random, kinds: list[str] | None = None,
-                build=None) -> str:
-    """Apply one random edit to `state`'s workspace; returns what it did. `build`, if
-    given, is called right before a same-size edit, so that the edit lands within
-    milliseconds of a finished build (and half the time keeps the file's mtime)."""
+                bp=None) -> str:
+    """Apply one random edit to `state`'s workspace; returns what it did. `bp(*args)`, if
+    given, runs bp in the workspace: a same-size edit follows a `bp build` within
+    milliseconds (and half the time keeps the file's mtime); "clean" runs `bp clean`
+    (the cache stays, so the next build restores outputs from it)."""
     m = state.model
     kinds = kinds or KINDS
     kind = rng.choice(kinds)
@@ -332,8 +333,8 @@ def random_edit(state: State, rng: random.Random, kinds: list[str] | None = None
         assert len(new_text) == len(text)
         m["srcs"][path] = new_text
         keep_mtime = rng.random() < 0.5
-        if build is not None:
-            build()
+        if bp is not None:
+            bp("build", "//...", *state.flags)
         target = state.root / path
         before = target.stat()
         write_files(state.root, {path: new_text})
@@ -378,6 +379,14 @@ def random_edit(state: State, rng: random.Random, kinds: list[str] | None = None
         else:
             state.flags = ["--define", "mode=fast"]
         desc = f"flags {' '.join(state.flags) or '(none)'}"
+    elif kind == "touch":
+        path = rng.choice(sorted(p for p in m["srcs"] if p != "a/data2.txt" or m["data2"]))
+        os.utime(state.root / path)
+        desc = f"touch {path} (same content, new mtime)"
+    elif kind == "clean":
+        if bp is not None:
+            bp("clean")
+        desc = "bp clean (outputs come back from the cache)"
     else:
         raise ValueError(f"unknown edit kind {kind}")
     write_files(state.root, render(m))
@@ -547,8 +556,7 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
             started = time.monotonic()
             desc = ("initial workspace" if step == 0 else
                     random_edit(state, rng, kinds,
-                                build=lambda: run_bp(state.root, cache_a, "build", "//...",
-                                                     *state.flags)))
+                                bp=lambda *args: run_bp(state.root, cache_a, *args)))
             edits.append(desc)
             problems = check_step(state.root, cache_a, state.flags, tmp)
             took = time.monotonic() - started
