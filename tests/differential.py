@@ -405,11 +405,11 @@ def run_bp(root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-def snapshot(root: Path) -> dict[str, tuple[bytes | str, bool]]:
-    """Every file under bp-bin: relative path -> (bytes, executable). Symlinks are
+def snapshot(root: Path) -> dict[str, tuple[bytes | str, int]]:
+    """Every file under bp-bin: relative path -> (bytes, permission bits). Symlinks are
     followed: their content is compared, not where they point (a runfiles tree's links
     name their own workspace)."""
-    result: dict[str, tuple[bytes | str, bool]] = {}
+    result: dict[str, tuple[bytes | str, int]] = {}
     top = root / "bp-bin"
     if not top.exists():
         return result
@@ -422,12 +422,12 @@ def snapshot(root: Path) -> dict[str, tuple[bytes | str, bool]]:
             try:
                 st = path.stat()
             except FileNotFoundError:
-                result[rel] = ("<dangling symlink>", False)
+                result[rel] = ("<dangling symlink>", 0)
                 continue
             if not stat.S_ISREG(st.st_mode):
-                result[rel] = (f"<mode {stat.S_IFMT(st.st_mode):o}>", False)
+                result[rel] = (f"<mode {stat.S_IFMT(st.st_mode):o}>", 0)
                 continue
-            result[rel] = (path.read_bytes(), bool(st.st_mode & stat.S_IXUSR))
+            result[rel] = (path.read_bytes(), stat.S_IMODE(st.st_mode))
     return result
 
 
@@ -455,7 +455,7 @@ def run_launcher(root: Path) -> tuple[int, str]:
 STATUSES = ("PASSED", "FAILED", "FLAKY", "TIMEOUT", "NO STATUS", "SKIPPED")
 
 
-def test_outcome(proc: subprocess.CompletedProcess) -> tuple[int, list[str]]:
+def outcome_of_tests(proc: subprocess.CompletedProcess) -> tuple[int, list[str]]:
     """bp test's exit code and each test's label and status, without times and
     "(cached)" (a cached result is the point of an incremental build)."""
     outcome = []
@@ -491,8 +491,8 @@ def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> li
     ra, rb = run_launcher(ws_a), run_launcher(ws_b)
     if ra != rb:
         problems.append(f"running bp-bin/c/pybin differs: incremental {ra} vs from scratch {rb}")
-    ta = test_outcome(run_bp(ws_a, cache_a, "test", "//...", *flags))
-    tb = test_outcome(run_bp(ws_b, cache_b, "test", "//...", *flags))
+    ta = outcome_of_tests(run_bp(ws_a, cache_a, "test", "//...", *flags))
+    tb = outcome_of_tests(run_bp(ws_b, cache_b, "test", "//...", *flags))
     if ta != tb:
         problems.append(f"bp test differs: incremental {ta} vs from scratch {tb}")
     return problems
@@ -500,7 +500,7 @@ def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> li
 
 def compare(snap_a: dict, snap_b: dict, ws_a: Path, ws_b: Path,
             stale_ok: bool = False) -> list[str]:
-    """How two `snapshot`s differ: the set of files, their bytes, their executable bit.
+    """How two `snapshot`s differ: the set of files, their bytes, their permission bits.
     With `stale_ok`, files only the incremental build has are allowed: as in Bazel, the
     outputs of removed targets (or of renamed outputs) stay in the output tree."""
     problems = []
@@ -516,8 +516,8 @@ def compare(snap_a: dict, snap_b: dict, ws_a: Path, ws_b: Path,
                 problems.append(f"{rel}: content differs: incremental {_show(da)} "
                                 f"vs from scratch {_show(db)}")
             if xa != xb:
-                problems.append(f"{rel}: executable bit differs: incremental {xa}, "
-                                f"from scratch {xb}")
+                problems.append(f"{rel}: mode differs: incremental {xa:o}, "
+                                f"from scratch {xb:o}")
     return problems
 
 

@@ -27,12 +27,14 @@ def test_a_short_seeded_differential_run_finds_no_mismatch():
     print(f"{SHORT_STEPS} steps in {time.monotonic() - started:.1f}s")
 
 
-def test_the_comparison_sees_bytes_modes_and_missing_files(tmp_path):
-    a = {"x": (b"one", False), "y": (b"y", True), "only_a": (b"", False)}
-    b = {"x": (b"two", False), "y": (b"y", False), "only_b": (b"", False)}
+def test_the_comparison_sees_bytes_modes_and_missing_and_stale_files(tmp_path):
+    a = {"x": (b"one", 0o444), "y": (b"y", 0o555), "only_a": (b"", 0o444)}
+    b = {"x": (b"two", 0o444), "y": (b"y", 0o444), "only_b": (b"", 0o444)}
     problems = differential.compare(a, b, tmp_path, tmp_path)
+    assert differential.compare(a, b, tmp_path, tmp_path, stale_ok=True) == [
+        p for p in problems if "only in the incremental" not in p]
     assert any(p.startswith("x: content differs") for p in problems)
-    assert any(p.startswith("y: executable bit differs") for p in problems)
+    assert any(p.startswith("y: mode differs: incremental 555") for p in problems)
     assert "only_a: only in the incremental build" in problems
     assert "only_b: only in the from-scratch build" in problems
     assert differential.compare(a, dict(a), tmp_path, tmp_path) == []
@@ -170,5 +172,5 @@ def test_test_outcomes_ignore_times_and_cached_results():
     a = CompletedProcess([], 3, "", "//d:t          (cached) PASSED in 0.0s\n"
                                     "//d:u          FAILED in 1.2s\n  bp-out/testlogs/d/u/test.log\n")
     b = CompletedProcess([], 3, "//d:u   FAILED in 0.1s\n//d:t   PASSED in 0.3s\n", "")
-    assert differential.test_outcome(a) == differential.test_outcome(b) == (
+    assert differential.outcome_of_tests(a) == differential.outcome_of_tests(b) == (
         3, ["//d:t PASSED", "//d:u FAILED"])
