@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -469,7 +470,8 @@ def outcome_of_tests(proc: subprocess.CompletedProcess) -> tuple[int, list[str]]
 
 
 def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> list[str]:
-    """Build `ws_a` incrementally and a copy of it from scratch; the differences."""
+    """Build `ws_a` incrementally and a copy of it from scratch; the differences. The
+    from-scratch side runs in a thread while the incremental side runs its tests."""
     problems: list[str] = []
     a = run_bp(ws_a, cache_a, "build", "//...", *flags)
     if a.returncode != 0:
@@ -482,17 +484,29 @@ def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> li
     ws_b.parent.mkdir(parents=True)
     copy_sources(ws_a, ws_b)
     cache_b = ws_b.parent / "cache"
-    b = run_bp(ws_b, cache_b, "build", "//...", *flags)
+
+    def from_scratch():
+        b = run_bp(ws_b, cache_b, "build", "//...", *flags)
+        if b.returncode != 0:
+            return b, None, None, None
+        snap = snapshot(ws_b)
+        return b, snap, run_launcher(ws_b), outcome_of_tests(
+            run_bp(ws_b, cache_b, "test", "//...", *flags))
+
+    with ThreadPoolExecutor(1) as pool:
+        b_side = pool.submit(from_scratch)
+        if a.returncode == 0:
+            snap_a = snapshot(ws_a)
+            ra = run_launcher(ws_a)
+            ta = outcome_of_tests(run_bp(ws_a, cache_a, "test", "//...", *flags))
+        b, snap_b, rb, tb = b_side.result()
     if b.returncode != 0:
         problems.append(f"from-scratch build failed ({b.returncode}):\n{b.stderr[-3000:]}")
     if problems:
         return problems
-    problems += compare(snapshot(ws_a), snapshot(ws_b), ws_a, ws_b, stale_ok=True)
-    ra, rb = run_launcher(ws_a), run_launcher(ws_b)
+    problems += compare(snap_a, snap_b, ws_a, ws_b, stale_ok=True)
     if ra != rb:
         problems.append(f"running bp-bin/c/pybin differs: incremental {ra} vs from scratch {rb}")
-    ta = outcome_of_tests(run_bp(ws_a, cache_a, "test", "//...", *flags))
-    tb = outcome_of_tests(run_bp(ws_b, cache_b, "test", "//...", *flags))
     if ta != tb:
         problems.append(f"bp test differs: incremental {ta} vs from scratch {tb}")
     return problems
@@ -543,8 +557,14 @@ class Failure:
 def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = None,
         stop_at_first: bool = True, out=print) -> list[Failure]:
     """Step 0 builds the initial workspace; each further step applies one random edit
-    (a same-size edit right after the build that precedes it) and checks."""
+    and checks. The first steps make each kind of edit once, in an order the seed
+    shuffles, so that a short run covers them all."""
     rng = random.Random(seed)
+    schedule = list(kinds or KINDS)   # the first steps make every kind of edit once
+    rng.shuffle(schedule)
+    if "add_target" in schedule and "remove_target" in schedule:
+        i, j = schedule.index("add_target"), schedule.index("remove_target")
+        schedule[min(i, j)], schedule[max(i, j)] = "add_target", "remove_target"
     tmp = Path(tempfile.mkdtemp(prefix=f"bp-differential-{seed}-"))
     state = State(root=tmp / "a" / "ws", model=initial_model())
     make_workspace(state.root, state.model)
@@ -554,8 +574,9 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
     try:
         for step in range(steps + 1):
             started = time.monotonic()
+            kind = [schedule[step - 1]] if 0 < step <= len(schedule) else kinds
             desc = ("initial workspace" if step == 0 else
-                    random_edit(state, rng, kinds,
+                    random_edit(state, rng, kind,
                                 bp=lambda *args: run_bp(state.root, cache_a, *args)))
             edits.append(desc)
             problems = check_step(state.root, cache_a, state.flags, tmp)
