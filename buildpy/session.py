@@ -448,7 +448,6 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
 
     A build that must analyze starts executing while the analysis goes on in another
     process (on a machine that can fork)."""
-    import os
 
     from buildpy.core import forked
     from buildpy.execution.digests import take_stamp
@@ -497,12 +496,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     # with no plan, the build stopped (a failure, Ctrl-C) before the analysis ended
     output_dir = plan.output_dir if plan is not None else start.output_dir
     reported = plan.reported if plan is not None else ()
-    link = session.workspace.root / "bp-bin"
-    target = Path(output_dir) / "bin"
-    if link.is_symlink() and os.readlink(link) != str(target):
-        link.unlink()
-    if not link.is_symlink() and not link.exists():
-        os.symlink(target, link)
+    _link_bin(session, output_dir)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable and len(reported) <= show_result:   # as Bazel's --show_result
@@ -558,6 +552,19 @@ def _passes_filters(target, options: TestOptions) -> bool:
     return not (langs and lang not in langs or f"-{lang}" in options.lang_filters)
 
 
+def _link_bin(session: Session, output_dir: str) -> None:
+    """Point the workspace's `bp-bin` at the configuration's output directory (Bazel's
+    convenience symlink), as `bp build` and `bp test` both do."""
+    import os
+
+    link = session.workspace.root / "bp-bin"
+    target = Path(output_dir) / "bin"
+    if link.is_symlink() and os.readlink(link) != str(target):
+        link.unlink()
+    if not link.is_symlink() and not link.exists():
+        os.symlink(target, link)
+
+
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
              test: TestOptions, *, progress, err: TextIO, out: TextIO) -> int:
     """`bp test`: build the matched targets, then run their tests (suites expanded)."""
@@ -565,7 +572,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     import re
     import shlex
 
-    from buildpy.analysis.analyzer import Analyzer
+    from buildpy.analysis.analyzer import Analyzer, output_dir
     from buildpy.execution.execroot import runfiles_path
     from buildpy.execution.local import LocalBuild
     from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
@@ -596,6 +603,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     try:
         report = build.run(graph, list(wanted) + trees, progress)
         progress.close()
+        _link_bin(session, output_dir(configured.top))
         if not report.ok:
             err.write("FAILED: build did NOT complete successfully; no tests ran\n")
             return 8 if report.interrupted else 1

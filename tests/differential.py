@@ -17,7 +17,6 @@ seeded version, `scripts/differential` a long one.
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 import shutil

@@ -202,3 +202,9 @@ def test_a_test_run_with_another_path_is_not_a_cache_hit(run_tests, monkeypatch,
     assert "(cached)" in line_of(run_tests("//t:env_test"), "//t:env_test")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert "(cached)" not in line_of(run_tests("//t:env_test"), "//t:env_test")
+
+
+def test_bp_test_links_bp_bin_as_bp_build_does(run_tests):
+    run_tests("//t:env_test")
+    link = run_tests.root / "bp-bin"
+    assert link.is_symlink() and (link / "t" / "env_test").exists()
