@@ -61,3 +61,18 @@ def test_a_changed_blob_is_caught_and_discarded(store, tmp_path):
     with pytest.raises(CorruptBlob):
         store.materialize(digest, tmp_path / "again.txt", executable=False)
     assert not store.has(digest)
+
+
+def test_a_store_removed_under_a_running_build_is_made_again(store, tmp_path):
+    """A cache directory deleted mid-build: the next blobs still go in whole."""
+    import shutil
+
+    shutil.rmtree(store.root)
+    digest = store.put_bytes(b"after")
+    assert store.get_bytes(digest) == b"after"
+    source = tmp_path / "copied"
+    source.write_bytes(b"copied")
+    os.link(source, tmp_path / "second-link")   # a file with other links is copied in
+    shutil.rmtree(store.root)
+    digest, _ = store.put_output(source)
+    assert store.get_bytes(digest) == b"copied"

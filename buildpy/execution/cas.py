@@ -157,12 +157,13 @@ class ContentStore:
 
     def _tmp_name(self) -> str:
         """A temporary name no other writer (process or thread) uses at the same time;
-        a read-only leftover of a killed bp that had the same pid is removed."""
+        a read-only leftover of a killed bp that had the same pid is removed. The
+        directory is made again if the store was removed under a running build."""
         name = os.path.join(self._tmp, f"{os.getpid()}-{threading.get_ident()}")
         try:
             os.unlink(name)
         except FileNotFoundError:
-            pass
+            self._tmp.mkdir(parents=True, exist_ok=True)
         return name
 
     def _rename(self, tmp: str, digest: str) -> None:
