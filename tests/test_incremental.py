@@ -168,3 +168,51 @@ def test_what_an_action_printed_is_shown_again_on_a_cache_hit(bp, ws, build):
     assert bp("-C", str(root), "clean").code == 0
     again = build(root, "//p:warn")
     assert "1 cache hits" in again.err and "warning: unused variable" in again.err
+
+
+
+def test_a_tree_is_stored_and_restored_with_the_digest_its_files_on_disk_give(tmp_path):
+    """The digest a tree is stored (or restored) with is computed from its Tree message,
+    not by hashing its files again; it must be the one a later build computes from disk,
+    or the next no-op would take the tree for changed."""
+    from buildpy.actions.graph import Action, ActionKind
+    from buildpy.execution.cas import ContentStore
+    from buildpy.execution.digests import FileDigests
+    from buildpy.execution.outputs import Outputs
+    from buildpy.execution.state import open_files_db
+
+    root = tmp_path / "root"
+    tree = root / "out" / "t.d"
+    (tree / "sub" / "deep").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    (tree / "f1").write_text("1\n")
+    (tree / "f1").chmod(0o755)
+    (tree / "sub" / "deep" / "f2").write_text("2\n")
+    action = Action(owner="//p:t", owner_label="//p:t", configuration="", mnemonic="Tree",
+                    kind=ActionKind.RUN, outputs=("out/t.d",), output_directories=("out/t.d",))
+
+    def fresh_digests() -> FileDigests:
+        return FileDigests(open_files_db(tmp_path / "state"), root, 0)
+
+    outputs = Outputs(root, fresh_digests(), ContentStore(tmp_path / "cas"))
+    stored, entries, problems = outputs.store_all(action)
+    assert problems == [] and stored["out/t.d"] == fresh_digests().digest("out/t.d")
+    restored = outputs.restore(entries)
+    assert restored == stored and fresh_digests().digest("out/t.d") == stored["out/t.d"]
+    assert (tree / "empty").is_dir() and os.access(tree / "f1", os.X_OK)
+
+
+def test_outputs_that_cannot_be_stored_fail_the_action_and_are_removed(ws, build, monkeypatch):
+    import errno
+
+    from buildpy.execution.cas import ContentStore
+
+    def full(self, source):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ContentStore, "put_output", full)
+    root = ws({"p/BUILD": 'genrule(name = "g", outs = ["g.txt"], cmd = "echo g > $@")\n'})
+    result = build(root, "//p:g", code=1)
+    assert "ERROR: //p:g: Genrule failed: could not store its outputs: [Errno 28] No space " \
+        "left on device" in result.err
+    assert not bin_file(root, "p/g.txt").exists()

@@ -16,6 +16,7 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import blake3
 
@@ -57,6 +58,21 @@ def _hash(path: Path, algorithm) -> str:
     return digest.hexdigest()
 
 
+def tree_digest(files: Mapping[str, tuple[str, bool]], directories: Iterable[str]
+                ) -> FileInfo:
+    """A directory's digest: SHA-256 over its entries' relative paths, and for files
+    (relative path -> (sha256, executable)) their digests and executable bits; empty
+    directories count too. One definition for a tree on disk, one just stored and one
+    just restored, so that they compare."""
+    lines = {d: f"{d}/\n" for d in directories}
+    lines.update((f, f"{f}\0{sha}\0{int(executable)}\n")
+                 for f, (sha, executable) in files.items())
+    digest = hashlib.sha256()
+    for relative in sorted(lines, key=lambda r: r.split("/")):
+        digest.update(lines[relative].encode())
+    return FileInfo(digest.hexdigest(), 0, False)
+
+
 class FileDigests:
     """Digests of files below `root`, by path relative to it, cached in SQLite."""
 
@@ -93,17 +109,16 @@ class FileDigests:
         return FileInfo(sha, st.st_size, executable)
 
     def _directory(self, path: str, full: Path) -> FileInfo:
-        """A directory's digest: SHA-256 over its entries' relative paths, and for files
-        their digests and executable bits (empty directories count too)."""
-        digest = hashlib.sha256()
-        for child in sorted(full.rglob("*")):
+        """A directory's digest (`tree_digest`), its files' digests from this cache."""
+        files, directories = {}, []
+        for child in full.rglob("*"):
             relative = child.relative_to(full).as_posix()
             if child.is_dir():
-                digest.update(f"{relative}/\n".encode())
-                continue
-            info = self.digest(child.relative_to(self.root).as_posix())
-            digest.update(f"{relative}\0{info.sha256}\0{int(info.executable)}\n".encode())
-        return FileInfo(digest.hexdigest(), 0, False)
+                directories.append(relative)
+            else:
+                info = self.digest(child.relative_to(self.root).as_posix())
+                files[relative] = (info.sha256, info.executable)
+        return tree_digest(files, directories)
 
     def produced(self, path: str, sha256: str, size: int,
                  st: os.stat_result | None = None) -> FileInfo:

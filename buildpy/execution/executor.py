@@ -262,17 +262,19 @@ class Executor:
         """The build is stopping: kill the action and remove what it wrote so far."""
         if pending.running is not None:
             pending.running.abandon()
-        if pending.action.kind is not ActionKind.RUNFILES:
-            self.outputs.clear(pending.action.outputs)
+        self._discard_outputs(pending.action)
 
     def _failed(self, pending: Pending, result: SpawnResult | None, reason: str,
                 notes: list[str] = ()) -> Outcome:
         """The outcome of a failed action, whose outputs are removed (none half-written
         stays at its final path)."""
-        if pending.action.kind is not ActionKind.RUNFILES:
-            self.outputs.clear(pending.action.outputs)
+        self._discard_outputs(pending.action)
         return Outcome(pending.action, pending.key, False, False, {}, result, reason,
                        tuple(pending.warnings + list(notes)))
+
+    def _discard_outputs(self, action: Action) -> None:
+        if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
+            self.outputs.clear(action.outputs)
 
     def _keep(self, result: SpawnResult | None, stream: str) -> str | None:
         """What the action printed, stored to be shown again on cache hits."""

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from buildpy.actions.graph import Action
 from buildpy.execution.cas import ContentStore
-from buildpy.execution.digests import FileDigests, FileInfo
+from buildpy.execution.digests import FileDigests, FileInfo, tree_digest
 from buildpy.execution.state import OutputEntry
 
 
@@ -77,9 +77,8 @@ class Outputs:
                     + (" (use ctx.actions.declare_directory)" if is_directory else ""))
                 continue
             if is_directory:
-                tree_digest, tree_size = self._store_tree(full)
-                entries.append(OutputEntry(output, tree_digest, tree_size, False, True))
-                infos[output] = self.digests.digest(output)
+                blob, size, infos[output] = self._store_tree(full)
+                entries.append(OutputEntry(output, blob, size, False, True))
             else:
                 digest, st = self.store.put_output(full)
                 entries.append(OutputEntry(output, digest, st.st_size,
@@ -87,16 +86,18 @@ class Outputs:
                 infos[output] = self.digests.produced(output, digest, st.st_size, st)
         return infos, tuple(entries), problems
 
-    def _store_tree(self, root: str) -> tuple[str, int]:
-        """Store each file of the tree at `root`, then its REAPI Tree message."""
-        from buildpy.execution.trees import encode_tree
+    def _store_tree(self, root: str) -> tuple[str, int, FileInfo]:
+        """Store each file of the tree at `root`, then its REAPI Tree message: the
+        message's digest and size, and the tree's digest (from what was stored, not
+        hashed again)."""
+        from buildpy.execution.trees import decode_tree, encode_tree
 
         def put(path: str) -> tuple[str, int, bool]:
             digest, st = self.store.put_output(path)
             return digest, st.st_size, bool(st.st_mode & 0o111)
 
         data = encode_tree(root, put)
-        return self.store.put_bytes(data), len(data)
+        return self.store.put_bytes(data), len(data), _tree_info(*decode_tree(data))
 
     # ---- restoring -----------------------------------------------------------------
 
@@ -131,7 +132,14 @@ class Outputs:
             (root / relative).mkdir(parents=True, exist_ok=True)
         for relative, (digest, _size, executable) in files.items():
             self.store.materialize(digest, root / relative, executable)
-        return self.digests.digest(output.path)
+        return _tree_info(files, directories)
+
+
+def _tree_info(files: dict[str, tuple[str, int, bool]], directories: list[str]) -> FileInfo:
+    """The digest of a tree whose files (relative path -> (sha256, size, executable))
+    and directories a Tree message gave."""
+    return tree_digest({f: (sha, executable) for f, (sha, _, executable) in files.items()},
+                       directories)
 
 
 def remove(path: str) -> None:
