@@ -650,7 +650,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                 shard_count=max(1, shards), runs=max(1, test.runs_per_test),
                 attempts=test.flaky_attempts or (3 if flaky else 1),
                 exclusive="exclusive" in tags,
-                cacheable=not tags & {"external", "no-cache"}))
+                cacheable=not tags & {"external", "no-cache"},
+                local=bool(tags & {"local", "no-sandbox"})))
         test_env = {}
         for item in test.test_env:
             name, equals, value = item.partition("=")
@@ -671,7 +672,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                     out.write("=" * 80 + "\n")
 
         runner = TestRunner(build.exec_root, testlogs, workspace_name, build.digests,
-                            build.store, build.cache, build.processes,
+                            build.store, build.cache,
+                            lambda spec: build.strategy("TestRunner", spec.local),
                             jobs=execution.jobs, test_env=test_env,
                             cache_results=test.cache_results, say=build.say,
                             stream=stream if test.test_output == "streamed" else None)

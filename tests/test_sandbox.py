@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import subprocess
 import threading
@@ -16,6 +18,7 @@ from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, Sand
                                        fallback_warning, parse_mount_pair,
                                        undeclared_input_hint)
 from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn, wait
+from buildpy.execution.symlinks import ESCAPE_HINT
 from buildpy.execution.tracing import Access, parse_log, start_traced, tracing_available
 
 ENV = {"PATH": "/usr/bin:/bin"}
@@ -129,6 +132,71 @@ def test_linux_sandbox_inputs_are_read_only(strategy, make, exec_root):
     assert result.exit_code != 0
     assert b"Read-only file system" in result.stderr
     assert (exec_root / "a" / "in.txt").read_text() == "hello\n"
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+@pytest.mark.parametrize("attack", [": > a/in.txt", "chmod 000 a/in.txt", "rm -f a/in.txt",
+                                    "echo changed > a/dir/one.txt", "rm -rf a/dir"])
+def test_sandboxed_inputs_cannot_be_changed(kind, attack, strategy, make, exec_root):
+    """Under either sandbox a write to an input fails or changes a copy, never the
+    source; the action itself may succeed (sandboxed) or fail (read-only mounts)."""
+    source = exec_root / "a" / "in.txt"
+    mode = source.stat().st_mode
+    run(strategy(kind), make(f"{attack}; echo done > out/x", inputs=["a/in.txt", "a/dir"]))
+    assert source.read_text() == "hello\n"
+    assert source.stat().st_mode == mode
+    assert (exec_root / "a" / "dir" / "one.txt").read_text() == "one\n"
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+@pytest.mark.parametrize("link", ["$SECRET", "../../../../../../../../../..$SECRET",
+                                  "$(pwd)/../../../../../../../../..$SECRET"])
+def test_output_link_out_of_the_sandbox_is_refused(kind, link, strategy, make, exec_root,
+                                                     tmp_path):
+    """A link to a host file the sandbox hides must not carry it out (issue: an ssh key
+    read through `ln -s`): the action fails, and nothing is left at the output."""
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY\n")
+    spawn = make(f"ln -s {link} out/x")
+    spawn = dataclasses.replace(spawn, env={**spawn.env, "SECRET": str(secret)})
+    result = run(strategy(kind), spawn)
+    assert result.exit_code == 0
+    assert result.error.startswith("declared output 'out/x' is a symbolic link to '")
+    assert result.error.endswith("', which is outside the sandbox; " + ESCAPE_HINT)
+    assert not os.path.lexists(exec_root / "out" / "x")
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_output_links_inside_the_sandbox_become_copies(kind, strategy, make, exec_root):
+    result = run(strategy(kind), make(
+        "echo two > out/y; ln -s y out/x; mkdir out/d; ln -s ../../a/in.txt out/d/in; "
+        "ln -s ../x out/d/x; ln -s $(pwd)/a/dir/one.txt out/d/one",
+        inputs=["a/in.txt", "a/dir"], outputs=["out/x", "out/y", "out/d"],
+        output_directories=["out/d"]))
+    assert (result.exit_code, result.error) == (0, None), result.stderr
+    out = exec_root / "out"
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert [(out / n).read_text() for n in ("x", "d/in", "d/x", "d/one")] == \
+        ["two\n", "hello\n", "two\n", "one\n"]
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+@pytest.mark.parametrize("command, outputs, error", [
+    ("ln -s nowhere out/x", ["out/x"],
+     "declared output 'out/x' is a dangling symbolic link (to 'nowhere')"),
+    ("ln -s x out/x", ["out/x"], "declared output 'out/x' is a symbolic link loop"),
+    ("ln -s /etc/passwd out/d/p", ["out/d"],
+     "declared output 'out/d' holds 'out/d/p', which is a symbolic link to '/etc/passwd', "
+     "which is outside the sandbox; " + ESCAPE_HINT),
+    ("rmdir out/d; ln -s ../a out/d", ["out/d"],
+     "declared directory output 'out/d' is a symbolic link (to '../a'); create the "
+     "directory itself"),
+])
+def test_bad_output_links_fail_the_action(kind, command, outputs, error, strategy, make):
+    directories = [o for o in outputs if o.endswith("/d")]
+    result = run(strategy(kind), make(command, outputs=outputs,
+                                      output_directories=directories))
+    assert result.error == error
 
 
 def test_linux_sandbox_blocks_network_unless_required(strategy, make):

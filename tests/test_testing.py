@@ -20,7 +20,7 @@ TESTS = {
         sh_test(name = "failing_test", srcs = ["failing_test.sh"], size = "medium",
                 tags = ["manual"])
         sh_test(name = "flaky_test", srcs = ["flaky_test.sh"], flaky = True,
-                tags = ["manual"])
+                tags = ["manual", "no-sandbox"])
         sh_test(name = "slow_test", srcs = ["slow_test.sh"], tags = ["manual"])
         sh_test(name = "dep_test", srcs = ["dep_test.sh"], data = [":gen"], size = "large")
         genrule(name = "gen", srcs = ["dep.txt"], outs = ["gen.txt"], cmd = "cp $< $@")

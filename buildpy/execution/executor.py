@@ -236,6 +236,8 @@ class Executor:
         if result is not None and result.exit_code != 0:
             reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
             return self._failed(pending, result, reason, list(result.notes))
+        if result is not None and result.error is not None:
+            return self._failed(pending, result, result.error, list(result.notes))
         if result is not None and result.undeclared_reads:
             message = (f"{action.mnemonic} of '{action.owner_label}' read files it does not "
                        f"declare: {', '.join(result.undeclared_reads)}")

@@ -154,10 +154,14 @@ class LocalBuild:
 
     def strategy_for(self, action: Action) -> Strategy:
         requirements = dict(action.execution_requirements)
-        if "local" in requirements or "no-sandbox" in requirements:
-            name = "local"   # the target asked to run outside any sandbox
-        else:
-            name = self.options.strategies.get(action.mnemonic, self.options.spawn_strategy)
+        return self.strategy(action.mnemonic,
+                             local="local" in requirements or "no-sandbox" in requirements)
+
+    def strategy(self, mnemonic: str, local: bool = False) -> Strategy:
+        """The strategy for actions of `mnemonic` (`--strategy=MNEMONIC=...`, else
+        `--spawn_strategy`); `local` when the target asked to run outside any sandbox."""
+        name = "local" if local else self.options.strategies.get(mnemonic,
+                                                                 self.options.spawn_strategy)
         if name not in self._strategies:
             self._strategies[name] = self._make_strategy(name)
         return self._strategies[name]

@@ -19,9 +19,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
 from buildpy.execution.outputs import remove
+from buildpy.execution.symlinks import OutputLinkError, seal_outputs
 from buildpy.execution.spawn import (
     BlockingRun, ProcessRegistry, Running, Spawn, SpawnResult, start_process,
 )
@@ -130,11 +131,12 @@ def _holds_symlinks(directory: str) -> bool:
 
 
 def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...], *,
-                 link_inputs: bool) -> Path:
+                 copy_inputs: bool) -> Path:
     """A fresh directory under `base` with the inputs and the outputs' parent directories.
 
-    With `link_inputs` each input is a symlink to its file (or directory) in the exec root;
-    without, it is an empty file or directory for bubblewrap to mount the input on.
+    With `copy_inputs` each input is a copy of its file (or directory) in the exec root, so
+    that a write to an input changes the copy only; without, it is an empty file or
+    directory for bubblewrap to mount the input on, read-only.
     """
     outputs = tuple(map(_check_exec_path, spawn.outputs))
     base.mkdir(parents=True, exist_ok=True)
@@ -144,16 +146,21 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
     for path, is_dir in inputs:
         target = sandbox / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if link_inputs:
-            target.symlink_to(exec_root / path, target_is_directory=is_dir)
+        if copy_inputs and is_dir:
+            shutil.copytree(exec_root / path, target, ignore_dangling_symlinks=True,
+                            copy_function=shutil.copy)
+        elif copy_inputs:
+            shutil.copy(exec_root / path, target)
         elif is_dir:
             target.mkdir(exist_ok=True)
         else:
             target.touch()
     for path in outputs:
         (sandbox / path).parent.mkdir(parents=True, exist_ok=True)
-    for path in spawn.output_directories:   # declared directories exist, as in Bazel
-        (sandbox / path).mkdir(exist_ok=True)
+    for path in (*spawn.output_directories, *spawn.scratch_directories):
+        (sandbox / path).mkdir(parents=True, exist_ok=True)   # as in Bazel: they exist
+    (sandbox / _check_exec_path(spawn.working_directory or ".")).mkdir(parents=True,
+                                                                       exist_ok=True)
     return sandbox
 
 
@@ -179,10 +186,12 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
     return tuple(moved)
 
 
-def reenter_command(sandbox: Path, env: Mapping[str, str], argv: Iterable[str]) -> str:
+def reenter_command(sandbox: Path, spawn: Spawn, argv: Iterable[str]) -> str:
     """A shell line that runs the action again in a kept sandbox."""
+    env = spawn.environment(sandbox)
     words = ["env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
-    return f"cd {shlex.quote(os.fspath(sandbox))} && {shlex.join(words)}"
+    directory = os.fspath(sandbox / spawn.working_directory)
+    return f"cd {shlex.quote(directory)} && {shlex.join(words)}"
 
 
 # --- the hint for reads of undeclared files ---------------------------------------------
@@ -249,34 +258,41 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 # --- the strategies ---------------------------------------------------------------------
 
 def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
-                      inputs: tuple[tuple[str, bool], ...], link_inputs: bool,
+                      inputs: tuple[tuple[str, bool], ...], copy_inputs: bool,
                       command: Callable[[Path], list[str]],
                       registry: ProcessRegistry | None) -> Running:
     """Stage the sandbox and start `command(sandbox)` in it; when it ends, the outputs
-    move back and the sandbox goes (unless kept)."""
-    sandbox = make_sandbox(base, spawn, inputs, link_inputs=link_inputs)
+    (their links resolved inside the sandbox) move back and the sandbox goes (unless
+    kept)."""
+    sandbox = make_sandbox(base, spawn, inputs, copy_inputs=copy_inputs)
     try:
         argv = command(sandbox)
-        running = start_process(argv, spawn.env, sandbox, spawn.timeout, registry)
+        running = start_process(argv, spawn.environment(sandbox),
+                                sandbox / spawn.working_directory, spawn.timeout, registry)
     except BaseException:
         if not keep:
             remove(os.fspath(sandbox))
         raise
 
     def then(result: SpawnResult) -> SpawnResult:
+        notes = list(result.notes)
         try:
+            if result.exit_code == 0:
+                seal_outputs(sandbox, spawn.exec_root.absolute(), spawn.outputs,
+                             spawn.output_directories, inputs)
             move_outputs(sandbox, spawn)
+        except OutputLinkError as error:
+            result = dataclasses.replace(result, error=str(error))
         except BaseException:
             cleanup()
             raise
-        notes = list(result.notes)
         if result.exit_code != 0 and not result.timed_out:
             hint = undeclared_input_hint(spawn, result.stderr, sandbox)
             if hint:
                 notes.append(hint)
         if keep:
             notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
-                         f"{reenter_command(sandbox, spawn.env, argv)}")
+                         f"{reenter_command(sandbox, spawn, argv)}")
             return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
         remove(os.fspath(sandbox))
         return dataclasses.replace(result, notes=tuple(notes))
@@ -290,10 +306,11 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
 
 
 class SandboxedStrategy(BlockingRun):
-    """Runs the process in a fresh directory of symlinks to its declared inputs.
+    """Runs the process in a fresh directory holding copies of its declared inputs.
 
-    Portable and cheap; it hides undeclared files but, the links being writable paths to
-    the real files, it does not stop an action writing to its inputs or the network.
+    Portable; it hides undeclared files from relative paths and keeps the inputs safe from
+    writes (the process changes its copies), but it does not hide the rest of the file
+    system from absolute paths, nor stop the network.
     """
 
     name = "sandboxed"
@@ -363,7 +380,8 @@ class LinuxSandboxStrategy(BlockingRun):
         exec_root = spawn.exec_root.absolute()
         for path, _ in mounted_inputs(spawn) if inputs is None else inputs:
             argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
-        return [*argv, "--chdir", root, "--", *spawn.argv]
+        return [*argv, "--chdir", os.path.join(root, spawn.working_directory), "--",
+                *spawn.argv]
 
     def start(self, spawn: Spawn) -> Running:
         inputs = mounted_inputs(spawn)

@@ -33,6 +33,19 @@ class Spawn:
     mnemonic: str = ""
     requires_network: bool = False
     timeout: float | None = None
+    working_directory: str = ""      # exec path the process starts in ("": the root)
+    scratch_directories: tuple[str, ...] = ()   # exec paths made empty for the process
+                                                # and dropped after it (a test's TMPDIR)
+    rooted_env: tuple[str, ...] = ()   # env variables holding exec paths, made absolute
+                                       # against the root the process runs in
+
+    def environment(self, root: Path) -> dict[str, str]:
+        """The env, with the `rooted_env` exec paths made absolute against `root` (the exec
+        root, or a sandbox standing in for it)."""
+        env = dict(self.env)
+        for name in self.rooted_env:
+            env[name] = os.path.join(root, env[name])
+        return env
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,8 @@ class SpawnResult:
     undeclared_reads: tuple[str, ...] = ()   # files read but not declared (--tracing)
     sandbox: Path | None = None              # kept with --sandbox_debug
     notes: tuple[str, ...] = field(default_factory=tuple)   # warnings to show
+    error: str | None = None    # the strategy refused what the process left (the action
+                                # fails with this reason, whatever its exit code)
 
 
 class Cancelled(Exception):
@@ -374,5 +389,6 @@ class LocalStrategy(BlockingRun):
         self.registry = registry
 
     def start(self, spawn: Spawn) -> Running:
-        return start_process(list(spawn.argv), spawn.env, spawn.exec_root, spawn.timeout,
-                             self.registry)
+        root = spawn.exec_root
+        return start_process(list(spawn.argv), spawn.environment(root),
+                             root / spawn.working_directory, spawn.timeout, self.registry)

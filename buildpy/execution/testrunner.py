@@ -11,9 +11,7 @@ import enum
 import json
 import os
 import shutil
-import tempfile
 import threading
-import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import Future, ThreadPoolExecutor, wait as wait_for
 from dataclasses import dataclass, field
@@ -24,7 +22,8 @@ from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.key import FileDigest, action_key
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests
-from buildpy.execution.spawn import Cancelled, ProcessRegistry, run_process
+from buildpy.execution.outputs import remove
+from buildpy.execution.spawn import Cancelled, Spawn, Strategy
 from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
 
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900, "enormous": 3600}
@@ -55,6 +54,7 @@ class TestSpec:
     runs: int = 1                   # --runs_per_test
     exclusive: bool = False
     cacheable: bool = True
+    local: bool = False             # tagged `local` or `no-sandbox`: runs unsandboxed
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,19 @@ class TestResult:
     logs: list[Path] = field(default_factory=list)
 
 
+TESTLOGS = "bp-out/testlogs"   # exec path of the test logs (the workspace's bp-out/testlogs)
+TEST_TMP = "bp-out/_tmp"        # exec path under which each test run has its TEST_TMPDIR
+
+
 class TestRunner:
+    """Runs tests as spawns of the strategy chosen for them (`strategy(spec)`), like any
+    other action: under a sandbox a test sees only its runfiles."""
+
     def __init__(self, exec_root: Path, testlogs: Path, workspace_name: str,
                  digests: FileDigests, store: ContentStore, cache: ActionCache,
-                 registry: ProcessRegistry, *, jobs: int, test_env: Mapping[str, str],
-                 cache_results: bool, say: Callable[[str], None],
+                 strategy: Callable[[TestSpec], Strategy], *, jobs: int,
+                 test_env: Mapping[str, str], cache_results: bool,
+                 say: Callable[[str], None],
                  stream: Callable[[str, bytes], None] | None = None):
         self.exec_root = exec_root
         self.testlogs = testlogs
@@ -87,7 +95,7 @@ class TestRunner:
         self.digests = digests
         self.store = store
         self.cache = cache
-        self.registry = registry
+        self.strategy = strategy
         self.jobs = max(1, jobs)
         self.test_env = dict(test_env)
         self.cache_results = cache_results
@@ -261,32 +269,44 @@ class TestRunner:
         return (Status.TIMEOUT if outcome.timed_out else Status.FAILED), outcome.duration, failed
 
     def _attempt(self, spec: TestSpec, unit_dir: Path, shard: int) -> Attempt:
-        runfiles = self.exec_root / f"{spec.executable}.runfiles"
-        work = runfiles / self.workspace_name
-        work.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="bp-test-"))
+        unit = f"{TESTLOGS}/{unit_dir.relative_to(self.testlogs).as_posix()}"
+        runfiles = f"{spec.executable}.runfiles"
+        work = f"{runfiles}/{self.workspace_name}"
+        tmp = f"{TEST_TMP}/{unit_dir.relative_to(self.testlogs).as_posix()}"
+        (self.exec_root / work).mkdir(parents=True, exist_ok=True)
+        remove(os.fspath(self.exec_root / tmp))          # ready for an unsandboxed run
+        (self.exec_root / tmp).mkdir(parents=True)
+        (self.exec_root / unit / "test.outputs").mkdir(exist_ok=True)
+        env, rooted = self._environment(spec, runfiles, unit, tmp, shard)
+        spawn = Spawn(
+            argv=(os.path.relpath(spec.executable, work), *spec.args), env=env,
+            exec_root=self.exec_root, inputs=(spec.executable, runfiles),
+            outputs=(f"{unit}/test.xml", f"{unit}/test.outputs",
+                     *([f"{unit}/shard_status"] if spec.shard_count > 1 else ())),
+            output_directories=(f"{unit}/test.outputs",), label=spec.label,
+            mnemonic="TestRunner", timeout=spec.timeout, working_directory=work,
+            scratch_directories=(tmp,), rooted_env=rooted)
         try:
-            env = self._environment(spec, runfiles, unit_dir, scratch, shard)
-            program = str(self.exec_root / spec.executable)
-            started = time.monotonic()
-            spawn = run_process([program, *spec.args], env, work, self.cancel, spec.timeout,
-                                self.registry)
-            duration = time.monotonic() - started
+            result = self.strategy(spec).run(spawn, self.cancel)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove(os.fspath(self.exec_root / tmp))
         log = unit_dir / "test.log"
-        text = spawn.stdout + spawn.stderr
-        if spawn.timed_out:
+        text = result.stdout + result.stderr
+        if result.timed_out:
             text += f"\n-- Test timed out after {spec.timeout:g}s: killed --\n".encode()
+        if result.error is not None:
+            text += f"\n-- {result.error} --\n".encode()
+        failed = result.exit_code != 0 or result.timed_out or result.error is not None
         log.write_bytes(text)
         if self.stream is not None:
             self.stream(spec.label, text)
         xml = unit_dir / "test.xml"
         if not xml.exists() or xml.stat().st_size == 0:
-            write_junit(xml, spec.label, spawn.exit_code != 0 or spawn.timed_out, duration,
+            write_junit(xml, spec.label, failed, result.duration,
                         text.decode("utf-8", "replace"),
-                        "timed out" if spawn.timed_out else f"exited with {spawn.exit_code}")
-        return Attempt(spawn.exit_code, duration, spawn.timed_out, log)
+                        "timed out" if result.timed_out else f"exited with {result.exit_code}")
+        return Attempt(1 if failed and not result.exit_code else result.exit_code,
+                       result.duration, result.timed_out, log)
 
     @staticmethod
     def _host_env() -> dict[str, str]:
@@ -295,30 +315,30 @@ class TestRunner:
         return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
                 "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC"}
 
-    def _environment(self, spec: TestSpec, runfiles: Path, unit_dir: Path, scratch: Path,
-                     shard: int) -> dict[str, str]:
-        tmp = scratch / "tmp"
-        home = scratch / "home"
-        tmp.mkdir()
-        home.mkdir()
+    def _environment(self, spec: TestSpec, runfiles: str, unit: str, tmp: str,
+                     shard: int) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The test's environment, and the names of its variables holding exec paths
+        (the strategy makes them absolute where the test runs)."""
+        paths = {
+            "HOME": tmp, "TMPDIR": tmp, "TEST_TMPDIR": tmp,
+            "TEST_SRCDIR": runfiles, "RUNFILES_DIR": runfiles,
+            "XML_OUTPUT_FILE": f"{unit}/test.xml",
+            "TEST_UNDECLARED_OUTPUTS_DIR": f"{unit}/test.outputs",
+        }
         env = {
             **self._host_env(),
-            "HOME": str(home), "TMPDIR": str(tmp), "TEST_TMPDIR": str(tmp),
-            "TEST_SRCDIR": str(runfiles), "RUNFILES_DIR": str(runfiles),
             "TEST_WORKSPACE": self.workspace_name, "TEST_TARGET": spec.label,
             "TEST_SIZE": spec.size, "TEST_TIMEOUT": f"{spec.timeout:g}",
-            "XML_OUTPUT_FILE": str(unit_dir / "test.xml"),
-            "TEST_UNDECLARED_OUTPUTS_DIR": str(unit_dir / "test.outputs"),
         }
-        (unit_dir / "test.outputs").mkdir(exist_ok=True)
         if spec.shard_count > 1:
             env["TEST_SHARD_INDEX"] = str(shard)
             env["TEST_TOTAL_SHARDS"] = str(spec.shard_count)
-            env["TEST_SHARD_STATUS_FILE"] = str(unit_dir / "shard_status")
-        for name, value in self.test_env.items():
-            env[name] = value
+            paths["TEST_SHARD_STATUS_FILE"] = f"{unit}/shard_status"
+        env.update(self.test_env)
         env.update(spec.env)
-        return env
+        rooted = tuple(name for name in paths if name not in env)   # a user's value wins
+        env.update((name, paths[name]) for name in rooted)
+        return env, rooted
 
 
 def write_junit(path: Path, label: str, failed: bool, duration: float, log: str,
