@@ -465,3 +465,29 @@ def test_bad_execution_flags_and_run_targets(bp, ws):
     assert result.code == 2
     assert result.err.endswith("ERROR: '//src:d' is not an executable target\n"
                                "hint: bp run needs one *_binary, *_test or executable rule\n")
+
+
+def test_an_output_file_named_on_the_command_line_is_built(bp, ws):
+    """`bp build //p:out.txt` builds the rule that generates out.txt, as Bazel does (it
+    used to build nothing and succeed)."""
+    root = ws({"p/BUILD": '''
+        genrule(name = "g", outs = ["out.txt", "other.txt"],
+                cmd = "echo hi > $(@D)/out.txt; echo x > $(@D)/other.txt")
+        '''})
+    result = bp("-C", str(root), "build", "//p:out.txt")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin" / "p" / "out.txt").read_text() == "hi\n"
+    assert "Target //p:out.txt up-to-date:\n  bp-out/linux_x86_64-fastbuild/bin/p/out.txt\n" \
+        in result.err
+
+
+@pytest.mark.parametrize("strategy", ["local", "sandboxed"])
+def test_an_output_that_is_a_fifo_fails_instead_of_hanging(bp, ws, strategy):
+    """Storing a fifo would block on its read forever; it is refused, named."""
+    root = ws({"p/BUILD": '''
+        genrule(name = "f", outs = ["f.out"], cmd = "mkfifo $@")
+        '''})
+    result = bp("-C", str(root), "build", "//p:f", f"--spawn_strategy={strategy}")
+    assert result.code == 1
+    assert ("Genrule failed: created bp-out/linux_x86_64-fastbuild/bin/p/f.out as a fifo, "
+            "not a regular file") in result.err

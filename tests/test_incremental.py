@@ -216,3 +216,22 @@ def test_outputs_that_cannot_be_stored_fail_the_action_and_are_removed(ws, build
     assert "ERROR: //p:g: Genrule failed: could not store its outputs: [Errno 28] No space " \
         "left on device" in result.err
     assert not bin_file(root, "p/g.txt").exists()
+
+
+def test_a_fifo_in_a_directory_output_is_refused_not_read(tmp_path):
+    """Reading a fifo to store it would block bp forever."""
+    from buildpy.actions.graph import Action, ActionKind
+    from buildpy.execution.cas import ContentStore
+    from buildpy.execution.digests import FileDigests
+    from buildpy.execution.outputs import Outputs
+    from buildpy.execution.state import open_files_db
+
+    root = tmp_path / "root"
+    (root / "out" / "t.d" / "sub").mkdir(parents=True)
+    os.mkfifo(root / "out" / "t.d" / "sub" / "p")
+    action = Action(owner="//p:t", owner_label="//p:t", configuration="", mnemonic="Tree",
+                    kind=ActionKind.RUN, outputs=("out/t.d",), output_directories=("out/t.d",))
+    outputs = Outputs(root, FileDigests(open_files_db(tmp_path / "state"), root, 0),
+                      ContentStore(tmp_path / "cas"))
+    assert outputs.store_all(action)[2] == [
+        "created sub/p inside out/t.d as a fifo, not a regular file"]

@@ -344,8 +344,10 @@ class Analyzer:
         default and label attributes without dependencies are left out."""
         node = self.configured.nodes[key]
         target = node.target
-        if not target.is_rule:
-            return {"id": index, "kind": "file", "file": self._file_of(node)}
+        if not target.is_rule:   # a file's result is itself: `bp build //p:out.txt`
+            file = self._file_of(node)
+            self.recorder.results[key] = TargetResult((file["path"],))
+            return {"id": index, "kind": "file", "file": file}
         rule = target.rule_class
         rule_index = rules.get((rule.defined_in, rule.kind))
         if rule_index is None:

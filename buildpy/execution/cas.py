@@ -95,10 +95,13 @@ class ContentStore:
         when there is no such output, IsADirectoryError for a directory.
         """
         try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)   # a fifo
+                                                                   # must not block
         except OSError as error:
             if error.errno != errno.ELOOP:
                 raise
+            if not stat.S_ISREG(os.stat(source).st_mode):
+                raise OSError(errno.EINVAL, "is not a regular file", str(source)) from None
             digest, size = sha256_file(source)   # a symlink: store what it points at
             self.put_file(source, digest, size)
             return digest, os.stat(source)
@@ -106,6 +109,8 @@ class ContentStore:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", str(source))
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "is not a regular file", str(source))
             digest = hashlib.sha256()
             while chunk := os.read(fd, _CHUNK):
                 digest.update(chunk)

@@ -70,6 +70,10 @@ class Outputs:
                 problems.append(f"did not create its declared output {output}")
                 continue
             is_directory = stat.S_ISDIR(st.st_mode)
+            if not is_directory and not stat.S_ISREG(st.st_mode):
+                problems.append(f"created {output} as a {special_kind(st.st_mode)}, not a "
+                                "regular file")
+                continue
             if is_directory != (output in directories):
                 problems.append(
                     f"created {output} as a {'directory' if is_directory else 'file'}, "
@@ -77,7 +81,11 @@ class Outputs:
                     + (" (use ctx.actions.declare_directory)" if is_directory else ""))
                 continue
             if is_directory:
-                blob, size, infos[output] = self._store_tree(full)
+                try:
+                    blob, size, infos[output] = self._store_tree(full, output)
+                except SpecialFile as error:
+                    problems.append(str(error))
+                    continue
                 entries.append(OutputEntry(output, blob, size, False, True))
             else:
                 digest, st = self.store.put_output(full)
@@ -86,13 +94,17 @@ class Outputs:
                 infos[output] = self.digests.produced(output, digest, st.st_size, st)
         return infos, tuple(entries), problems
 
-    def _store_tree(self, root: str) -> tuple[str, int, FileInfo]:
+    def _store_tree(self, root: str, output: str) -> tuple[str, int, FileInfo]:
         """Store each file of the tree at `root`, then its REAPI Tree message: the
         message's digest and size, and the tree's digest (from what was stored, not
         hashed again)."""
         from buildpy.execution.trees import decode_tree, encode_tree
 
         def put(path: str) -> tuple[str, int, bool]:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise SpecialFile(f"created {path[len(root) + 1:]} inside {output} as a "
+                                  f"{special_kind(mode)}, not a regular file")
             digest, st = self.store.put_output(path)
             return digest, st.st_size, bool(st.st_mode & 0o111)
 
@@ -140,6 +152,20 @@ def _tree_info(files: dict[str, tuple[str, int, bool]], directories: list[str]) 
     and directories a Tree message gave."""
     return tree_digest({f: (sha, executable) for f, (sha, _, executable) in files.items()},
                        directories)
+
+
+class SpecialFile(Exception):
+    """An output (or a file in an output directory) that is neither a regular file nor a
+    directory: a fifo would block the read that stores it."""
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is not regular is, in words."""
+    for test, name in ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def remove(path: str) -> None:

@@ -14,6 +14,8 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
+from buildpy.execution.outputs import special_kind
+
 MAX_LINKS = 40   # links followed for one path before it counts as a loop, as in Linux
 
 ESCAPE_HINT = ("bp follows an output's links only inside the action's sandbox: write the "
@@ -85,9 +87,12 @@ class _Resolver:
             mode = os.stat(host).st_mode
         except OSError:
             raise fail(f"a dangling symbolic link (to '{target}')") from None
-        if not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
             raise fail(f"a symbolic link to a directory ('{target}'); bp keeps files, so "
                        "copy the directory's files instead") from None
+        if not stat.S_ISREG(mode):
+            raise fail(f"a symbolic link to a {special_kind(mode)} ('{target}'), not to a "
+                       "regular file") from None
         return host
 
     def _resolve(self, path: str) -> str:
