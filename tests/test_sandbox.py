@@ -167,6 +167,22 @@ def test_output_link_out_of_the_sandbox_is_refused(kind, link, strategy, make, e
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
+@pytest.mark.parametrize("code", [0, 1])
+def test_an_output_under_a_linked_directory_is_refused(kind, code, strategy, make, exec_root,
+                                                       tmp_path):
+    """The output's parent replaced by a link to a host directory: moving `out/x` back
+    would move (take away) the host's file."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "x").write_text("PRIVATE\n")
+    result = run(strategy(kind), make(f"rm -rf out; ln -s {hidden} out; exit {code}"))
+    assert result.error == (f"declared output 'out/x' is under a symbolic link ('out', to "
+                            f"'{hidden}'); {ESCAPE_HINT}")
+    assert (hidden / "x").read_text() == "PRIVATE\n"
+    assert not os.path.lexists(exec_root / "out" / "x")
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
 def test_output_links_inside_the_sandbox_become_copies(kind, strategy, make, exec_root):
     result = run(strategy(kind), make(
         "echo two > out/y; ln -s y out/x; mkdir out/d; ln -s ../../a/in.txt out/d/in; "

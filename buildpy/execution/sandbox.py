@@ -277,10 +277,9 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
     def then(result: SpawnResult) -> SpawnResult:
         notes = list(result.notes)
         try:
-            if result.exit_code == 0:
-                seal_outputs(sandbox, spawn.exec_root.absolute(), spawn.outputs,
-                             spawn.output_directories, inputs)
-            move_outputs(sandbox, spawn)
+            seal_outputs(sandbox, spawn.exec_root.absolute(), spawn.outputs,
+                         spawn.output_directories, inputs)
+            move_outputs(sandbox, spawn)   # even when it failed: a test's logs
         except OutputLinkError as error:
             result = dataclasses.replace(result, error=str(error))
         except BaseException:

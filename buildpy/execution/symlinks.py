@@ -36,6 +36,7 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
     resolver = _Resolver(sandbox, exec_root, inputs)
     directories = set(directories)
     for output in outputs:
+        _check_parents(sandbox, output)
         full = sandbox / output
         if os.path.islink(full):
             if output in directories:
@@ -50,6 +51,18 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
                     if os.path.islink(path):
                         inside = os.path.relpath(path, sandbox)
                         _replace(Path(path), resolver.file(inside, output))
+
+
+def _check_parents(sandbox: Path, output: str) -> None:
+    """An output's parent directories must be directories: through a link, moving the
+    output back would move a host file that the link names."""
+    parts = output.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = "/".join(parts[:depth])
+        if os.path.islink(sandbox / parent):
+            raise OutputLinkError(
+                f"declared output '{output}' is under a symbolic link ('{parent}', to "
+                f"'{os.readlink(sandbox / parent)}'); {ESCAPE_HINT}")
 
 
 def _replace(link: Path, source: str) -> None:
