@@ -1,5 +1,11 @@
 """Analysis of `genrule` targets: one shell action; attributes are declared in rules.bzl."""
 
+load("<builtins>", "shell_quote")
+
+def _words(files):
+    """File paths as shell words: each quoted if it needs it, joined by spaces."""
+    return " ".join([shell_quote(f.path) for f in files])
+
 def genrule_impl(ctx):
     """Runs `cmd` (after $(location) and Make-variable expansion) to make `outs`."""
     outs = ctx.outputs.outs
@@ -8,23 +14,25 @@ def genrule_impl(ctx):
         fail("genrule %s needs 'cmd' (or 'cmd_bash')" % ctx.label.name)
     srcs = ctx.files.srcs
     tools = ctx.files.tools + ctx.files.exec_tools
+    # Unlike Bazel, which quotes only $(location) and its kin, every path is quoted here:
+    # a file name must never run as shell code (docs/rule-api.md, "Names and the shell").
+    ruledir = ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else "")
     variables = {
-        "SRCS": " ".join([f.path for f in srcs]),
-        "OUTS": " ".join([f.path for f in outs]),
-        "RULEDIR": ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else ""),
+        "SRCS": _words(srcs),
+        "OUTS": _words(outs),
+        "RULEDIR": shell_quote(ruledir),
     }
     if len(outs) == 1:
-        variables["@"] = outs[0].path
-        variables["@D"] = outs[0].dirname
+        variables["@"] = shell_quote(outs[0].path)
+        variables["@D"] = shell_quote(outs[0].dirname)
     else:
         variables["@D"] = variables["RULEDIR"]
     if len(srcs) == 1:
-        variables["<"] = srcs[0].path
+        variables["<"] = shell_quote(srcs[0].path)
     for toolchain in ctx.attr.toolchains:  # targets giving Make variables such as $(CC)
         if TemplateVariableInfo in toolchain:
             variables.update(toolchain[TemplateVariableInfo].variables)
-    command = ctx.expand_location(command)
-    command = ctx.expand_make_variables("cmd", command, variables)
+    command = ctx._bp_expand_command("cmd", command, variables)
     ctx.actions.run_shell(
         command = "set -euo pipefail\n" + command,
         inputs = srcs,
