@@ -2,6 +2,10 @@
 
 load("<builtins>", "shell_quote")
 
+# Longer commands go to a script file. Linux limits one argument to 128 KiB; a character
+# takes up to 4 bytes in UTF-8. (Bazel's limit is 64,000, in characters too.)
+_MAX_COMMAND_CHARS = 32000
+
 def _words(files):
     """File paths as shell words: each quoted if it needs it, joined by spaces."""
     return " ".join([shell_quote(f.path) for f in files])
@@ -32,10 +36,18 @@ def genrule_impl(ctx):
     for toolchain in ctx.attr.toolchains:  # targets giving Make variables such as $(CC)
         if TemplateVariableInfo in toolchain:
             variables.update(toolchain[TemplateVariableInfo].variables)
-    command = ctx._bp_expand_command("cmd", command, variables)
+    command = "set -euo pipefail\n" + ctx._bp_expand_command("cmd", command, variables)
+    inputs = srcs
+    if len(command) > _MAX_COMMAND_CHARS:
+        # Too long for `bash -c` (E2BIG): as Bazel does, write it to a script, an input
+        # of the action, so the action's key covers the script's content.
+        script = ctx.actions.declare_file(ctx.label.name + ".genrule_script.sh")
+        ctx.actions.write(output = script, content = command + "\n")
+        command = ["/bin/bash", script.path]
+        inputs = srcs + [script]
     ctx.actions.run_shell(
-        command = "set -euo pipefail\n" + command,
-        inputs = srcs,
+        command = command,
+        inputs = inputs,
         tools = tools,
         outputs = outs,
         mnemonic = "Genrule",
