@@ -59,8 +59,8 @@ def test_sources_and_outputs_with_shell_characters_build(bp, ws):
         _genrule("all", "printf '%s\\n' $(SRCS) > $(RULEDIR)/list; touch $(OUTS); "
                  "printf '%s\\n' $(OUTS) >> $(RULEDIR)/list", srcs=NAMES,
                  outs=outs + ["list"]),
-        _genrule("one", "cat $(location a b.txt) > $@; echo $(execpath a b.txt) $(rootpath x;y.txt) "
-                 "$(execpaths p|q&r.txt) $(rootpaths it's.txt) >> $@",
+        _genrule("one", "cat $(location a b.txt) > $@; echo $(execpath a b.txt) "
+                 "$(rootpath x;y.txt) $(execpaths p|q&r.txt) $(rootpaths it's.txt) >> $@",
                  srcs=["a b.txt", "x;y.txt", "p|q&r.txt", "it's.txt"],
                  outs=["one $x.txt"]))})
     result = bp("build", "//...", cwd=root)
@@ -113,9 +113,10 @@ def test_names_bazel_rejects_are_errors_at_their_line(bp, ws, name, why, hint):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("a\\b", "genrule rule: invalid name: invalid label 'a\\b': target name 'a\\b' contains '\\', which is not "
-             "allowed in target names"),
-    (":g", "genrule rule: invalid name: invalid label ':g': target name ':g' may not start with ':'"),
+    ("a\\b", "genrule rule: invalid name: invalid label 'a\\b': target name 'a\\b' contains "
+             "'\\', which is not allowed in target names"),
+    (":g", "genrule rule: invalid name: invalid label ':g': target name ':g' may not start "
+           "with ':'"),
 ])
 def test_rule_names_bazel_rejects_are_errors_at_their_line(bp, ws, name, message):
     root = ws({"BUILD": _genrule(name, "touch $@", outs=["x"]) + "\n"})
@@ -130,3 +131,15 @@ def test_rule_names_with_shell_characters_are_accepted(bp, ws):
     result = bp("build", f"//:{name}", cwd=root)
     assert result.code == 0, result.err
     assert (root / OUT / "o").read_text() == "ok\n"
+
+
+def test_a_test_argument_naming_a_file_with_spaces_stays_one_word(bp, ws):
+    root = ws({
+        "t/BUILD": 'sh_test(name = "a_test", srcs = ["a_test.sh"], '
+                   'data = ["my data;$x.txt"], args = ["$(location my data;$x.txt)", "two"])\n',
+        "t/my data;$x.txt": "data!\n",
+        "t/a_test.sh": '#!/bin/sh\n[ "$#" = 2 ] && [ "$2" = two ] && grep -q data! "$1"\n',
+    })
+    (root / "t" / "a_test.sh").chmod(0o755)
+    result = bp("test", "//t:a_test", cwd=root)
+    assert result.code == 0, result.out + result.err
