@@ -3,7 +3,7 @@
 load("<builtins>", "shell_quote")
 
 # Longer commands go to a script file. Linux limits one argument to 128 KiB; a character
-# takes up to 4 bytes in UTF-8. (Bazel's limit is 64,000, in characters too.)
+# takes up to 4 bytes in UTF-8. (Bazel too switches to a script past a fixed length.)
 _MAX_COMMAND_CHARS = 32000
 
 def _words(files):
