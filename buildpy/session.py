@@ -615,7 +615,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             result = analysis.targets[key]
             target = configured.nodes[key].target
 
-            def expand(text: str, key=key, result=result) -> str:
+            def expand(text: str, key=key, result=result, quote=lambda p: p) -> str:
                 def location(match: re.Match) -> str:
                     from buildpy.core.label import parse_label
                     label = parse_label(match[2], key.label.package_id)
@@ -627,7 +627,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                         wanted = f"{workspace_name}/{label.package}/{label.name}"
                         files = [f for f in result.runfiles
                                  if runfiles_path(f, workspace_name) == wanted]
-                    return " ".join(runfiles_path(f, workspace_name).split("/", 1)[1]
+                    return " ".join(quote(runfiles_path(f, workspace_name).split("/", 1)[1])
                                     for f in files)
                 return re.sub(r"\$\((location|locations|rootpath|rootpaths|execpath|"
                               r"execpaths) ([^)]+)\)", location, text)
@@ -643,7 +643,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                 label=str(key.label), package=key.label.package, name=key.label.name,
                 executable=result.executable, runfiles=tuple(result.runfiles),
                 args=tuple(word for a in target.attrs.get("args", ())
-                           for word in shlex.split(expand(a))) + test.test_args,
+                           for word in shlex.split(expand(a, quote=shlex.quote)))
+                     + test.test_args,   # paths quoted, as Bazel does, then split
                 env=env, size=target.attrs.get("size", "medium"),
                 timeout=timeout_for(target.attrs.get("size", "medium"),
                                     target.attrs.get("timeout", ""), test.timeout),

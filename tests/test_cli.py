@@ -74,11 +74,11 @@ def test_outside_a_workspace(bp, tmp_path):
 
 def test_malformed_patterns(bp, ws):
     root = ws(TWO_PACKAGES)
-    result = bp("-C", str(root), "query", "//a:b:c")
+    result = bp("-C", str(root), "query", "//a::b")
     assert (result.code, result.err) == (
-        2, "ERROR: <query>:1:1: invalid target pattern '//a:b:c': target name 'b:c' "
-           "contains ':'\n"
-           "1 | //a:b:c\n"
+        2, "ERROR: <query>:1:1: invalid target pattern '//a::b': target name ':b' "
+           "may not start with ':'\n"
+           "1 | //a::b\n"
            "  | ^\n"
            "hint: a label has a single ':' between the package and the target name\n")
     result = bp("-C", str(root), "query", "deps(//a/../b)")

@@ -24,6 +24,14 @@ HERE = PackageId("", "a/b")
     ("@//a:b", Label("", "a", "b")),
     ("//a:b/c.txt", Label("", "a", "b/c.txt")),
     ("//a-b/c_d.e:x+y=z,~@", Label("", "a-b/c_d.e", "x+y=z,~@")),
+    # Bazel's LabelValidator: a target name may hold ':' (not first), spaces, '`' and
+    # any non-ASCII character; a package name any printable ASCII but ':' and '\\'.
+    ("//a:b:c", Label("", "a", "b:c")),
+    ("//a b:c d", Label("", "a b", "c d")),
+    ("//a:$(x);y|z&'q\"`", Label("", "a", "$(x);y|z&'q\"`")),
+    ("//a$(b)!#%&'*+,;<=>?@[]^_`{|}~/c", Label("", "a$(b)!#%&'*+,;<=>?@[]^_`{|}~/c", "c")),
+    ("//a:é ü", Label("", "a", "é ü")),
+    ("//a:x/...", Label("", "a", "x/...")),
 ])
 def test_parse_valid(text, expected):
     assert parse_label(text, HERE) == expected
@@ -48,9 +56,22 @@ BAD_LABELS = [
      "invalid label '//a/./b:c': package name 'a/./b' contains a '.' segment\n"
      "hint: labels are always relative to the workspace root; write the package path "
      "without '.' or '..'"),
-    ("//a:b:c",
-     "invalid label '//a:b:c': target name 'b:c' contains ':'\n"
+    ("//a::b",
+     "invalid label '//a::b': target name ':b' may not start with ':'\n"
      "hint: a label has a single ':' between the package and the target name"),
+    ("a:b",
+     "invalid label 'a:b': a label naming a package must start with '//'\n"
+     "hint: write '//a:b'"),
+    ("//a/.../b:c",
+     "invalid label '//a/.../b:c': package name 'a/.../b' contains a '...' segment\n"
+     "hint: labels are always relative to the workspace root; write the package path "
+     "without '.' or '..'"),
+    ("//é:c",
+     "invalid label '//é:c': package name 'é' contains 'é', which is not allowed in "
+     "package names"),
+    ("//a:b\x7fc",
+     "invalid label '//a:b\x7fc': target name 'b\x7fc' contains '\\x7f', which is not "
+     "allowed in target names"),
     ("//a:", "invalid label '//a:': empty target name"),
     ("", "invalid label '': empty label"),
     ("//",
@@ -60,12 +81,9 @@ BAD_LABELS = [
      "invalid label '//a//b:c': package name 'a//b' contains an empty segment ('//')"),
     ("//a/:b", "invalid label '//a/:b': package name 'a/' may not start or end with '/'"),
     ("///a:b", "invalid label '///a:b': package name '/a' may not start or end with '/'"),
-    ("//a b:c",
-     "invalid label '//a b:c': package name 'a b' contains ' ', which is not allowed in "
-     "package names"),
-    ("//a:b c",
-     "invalid label '//a:b c': target name 'b c' contains ' ', which is not allowed in "
-     "target names"),
+    ("//a:b\rc",
+     "invalid label '//a:b\rc': target name 'b\rc' contains '\\r', which is not allowed "
+     "in target names"),
     ("//a\\b:c",
      "invalid label '//a\\b:c': package name 'a\\b' contains '\\', which is not allowed "
      "in package names"),
@@ -103,7 +121,7 @@ def test_malformed_labels(text, message):
 
 def test_label_errors_are_user_errors():
     with pytest.raises(UserError) as info:
-        parse_label("//a:b:c", HERE)
+        parse_label("//a::b", HERE)
     assert info.value.exit_code == 2
 
 

@@ -109,8 +109,8 @@ BAD_PATTERNS = [
      "segment\n"
      "hint: labels are always relative to the workspace root; write the package path "
      "without '.' or '..'"),
-    ("//a:b c",
-     "invalid target pattern '//a:b c': target name 'b c' contains ' ', which is not "
+    ("//a:b\tc",
+     "invalid target pattern '//a:b\tc': target name 'b\tc' contains '\\t', which is not "
      "allowed in target names"),
     ("@r:x", "invalid target pattern '@r:x': invalid repository name '@r:x'"),
 ]

@@ -15,9 +15,11 @@ MAIN_REPO = ""
 # target as `@prelude//platforms/os:linux` (Bazel's constraint names, bp's prelude).
 REPO_ALIASES = {"platforms": ("prelude", "platforms")}
 
-# Characters Bazel allows in package names and in target names.
-_PACKAGE_CHARS = re.compile(r"[A-Za-z0-9/._@+=,~-]*")
-_TARGET_CHARS = re.compile(r"""[A-Za-z0-9!%@^_"#$&'()*\-+,;<=>?\[\]{|}~/.]*""")
+# Characters Bazel (LabelValidator) allows. Package names: printable 7-bit ASCII except
+# ':' and '\\'. Target names: the same plus ':' (not first) and any non-ASCII character.
+# Bazel's label docs list fewer (no space, no '`'), but Bazel accepts these.
+_PACKAGE_CHARS = re.compile(r"[ -9;-\[\]-~]*")
+_TARGET_CHARS = re.compile(r"[ -\[\]-~\u0080-\U0010ffff]*")
 _REPO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 # The common case, checked first: segments of ordinary characters not starting with '.'
 # (so no '.', '..' or empty segment) are valid package and target names.
@@ -94,7 +96,7 @@ def validate_package_name(text: str, package: str, what: str = "label") -> None:
         if segment == "":
             raise _fail(text, f"package name '{package}' contains an empty segment ('//')",
                         what=what)
-        if segment in (".", ".."):
+        if not segment.strip("."):   # '.', '..', and '...' (a pattern's wildcard)
             raise _fail(text, f"package name '{package}' contains a '{segment}' segment",
                         hint="labels are always relative to the workspace root; "
                              "write the package path without '.' or '..'", what=what)
@@ -105,8 +107,8 @@ def validate_target_name(text: str, name: str, what: str = "label") -> None:
         return
     if name == "":
         raise _fail(text, "empty target name", what=what)
-    if ":" in name:
-        raise _fail(text, f"target name '{name}' contains ':'",
+    if name.startswith(":"):   # Bazel allows ':' in a target name, but not first
+        raise _fail(text, f"target name '{name}' may not start with ':'",
                     hint="a label has a single ':' between the package and the target name",
                     what=what)
     if not _TARGET_CHARS.fullmatch(name):
@@ -169,6 +171,9 @@ def parse_label(text: str, current: PackageId | None = None) -> Label:
     if current is None:
         raise _fail(text, "relative label outside a package",
                     hint="write an absolute label such as '//pkg:name'")
+    if not rest.startswith(":") and ":" in rest:
+        raise _fail(text, "a label naming a package must start with '//'",
+                    hint=f"write '//{rest}'")
     name = rest[1:] if rest.startswith(":") else rest
     validate_target_name(text, name)
     return Label(current.repo, current.name, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import glob
+import heapq
 import os
 import re
 import shlex
@@ -120,7 +121,56 @@ def mounted_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
             relative = os.path.relpath(directory, spawn.exec_root)
             mounts += ((os.path.join(relative, name), False) for name in sorted(files)
                        if os.path.exists(os.path.join(directory, name)))
+    if len(mounts) > _MANY_MOUNTS:
+        writable = {os.path.dirname(p) for p in (*spawn.outputs, *spawn.output_directories)}
+        return _coalesced(os.fspath(spawn.exec_root), mounts, writable)
     return tuple(mounts)
+
+
+# bubblewrap takes at most 9,000 arguments, three a mount: past _MANY_MOUNTS inputs, a
+# directory whose every entry is an input is mounted whole, as one.
+BWRAP_MAX_ARGS = 9000
+_MANY_MOUNTS = 1000
+TOO_MANY_MOUNTS = ("linux-sandbox cannot mount {count} inputs one by one (bubblewrap takes "
+                   "at most 9000 arguments, three a mount); declare every file of their "
+                   "directories, or run it with --strategy={mnemonic}=sandboxed")
+
+
+def _coalesced(exec_root: str, mounts: list[tuple[str, bool]],
+               writable: set[str]) -> tuple[tuple[str, bool], ...]:
+    """`mounts` with each directory (below the top level) all of whose entries are mounted,
+    none of which is a symlink, mounted as one instead: it shows the same files. A
+    directory on the way to an output (`writable` holds their parents) stays writable."""
+    kept = dict(mounts)
+    for path in list(writable):
+        while path:
+            writable.add(path)
+            path = os.path.dirname(path)
+    children: dict[str, set[str]] = {}
+    for path in kept:
+        children.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
+    deepest_first = [(-p.count("/"), p) for p in children if p]
+    heapq.heapify(deepest_first)
+    while deepest_first:
+        _, parent = heapq.heappop(deepest_first)
+        if parent in writable:
+            continue
+        try:
+            with os.scandir(os.path.join(exec_root, parent)) as scan:
+                entries = list(scan)
+        except OSError:
+            continue
+        if any(e.is_symlink() for e in entries) or \
+                {e.name for e in entries} != children[parent]:
+            continue
+        for entry in entries:
+            del kept[os.path.join(parent, entry.name)]
+        kept[parent] = True
+        grandparent = os.path.dirname(parent)
+        if grandparent and grandparent not in children:
+            heapq.heappush(deepest_first, (-grandparent.count("/"), grandparent))
+        children.setdefault(grandparent, set()).add(os.path.basename(parent))
+    return tuple(sorted(kept.items()))
 
 
 def _holds_symlinks(directory: str) -> bool:
@@ -384,6 +434,9 @@ class LinuxSandboxStrategy(BlockingRun):
 
     def start(self, spawn: Spawn) -> Running:
         inputs = mounted_inputs(spawn)
+        if 3 * len(inputs) > BWRAP_MAX_ARGS - 100:   # the system mounts take the rest
+            raise OSError(errno.E2BIG, TOO_MANY_MOUNTS.format(
+                count=len(inputs), mnemonic=spawn.mnemonic or "<mnemonic>"))
         return _start_in_sandbox(spawn, self.base, self.keep, inputs, False,
                                  lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
                                  self.registry)

@@ -12,6 +12,7 @@ load(
     "TemplateVariableInfo",
     "ToolchainInfo",
     "depset",
+    "shell_quote",
 )
 
 _FOREVER = 2147483647
@@ -381,6 +382,14 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     def expand_make_variables(attribute_name, command, additional_substitutions = {}):
         return _expand_make(command, dict(var, **additional_substitutions), fail_here)
 
+    def expand_command(attribute_name, command, additional_substitutions = {}):
+        """Make variables and $(location ...) in one pass, as Bazel expands a genrule's
+        command: a path that holds '$' is never read again as a variable."""
+        def locate(function, label_text):
+            return _location(tid, function, label_text, deps_by_label, fail_here)
+        return _expand_make(command, dict(var, **additional_substitutions), fail_here,
+                            locate)
+
     def args():
         return _new_args()
 
@@ -403,6 +412,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         runfiles = runfiles,
         expand_location = expand_location,
         expand_make_variables = expand_make_variables,
+        _bp_expand_command = expand_command,  # for genrule; not in Bazel's ctx
         actions = struct(
             declare_file = declare_file,
             declare_directory = declare_directory,
@@ -472,9 +482,9 @@ def _location(tid, function, label_text, deps_by_label, fail_here):
         fail_here("label '%s' in $(%s) expands to %d files; use $(%ss %s) instead" %
                   (label_text, function, len(files), function, label_text))
     short = function.startswith("rootpath")
-    return " ".join([f.short_path if short else f.path for f in files])
+    return " ".join([shell_quote(f.short_path if short else f.path) for f in files])
 
-def _expand_make(text, variables, fail_here):
+def _expand_make(text, variables, fail_here, locate = None):
     out = []
     i = 0
     for _ in range(_FOREVER):
@@ -493,6 +503,11 @@ def _expand_make(text, variables, fail_here):
             if end < 0:
                 fail_here("unterminated $( in %r" % text)
             name = text[i + 2:end]
+            call = name.split(" ", 1)
+            if locate != None and call[0] in _LOCATION_FUNCTIONS and len(call) == 2:
+                out.append(locate(call[0], call[1].strip()))
+                i = end + 1
+                continue
             if name not in variables:
                 fail_here("$(%s) not defined; known variables: %s" %
                           (name, ", ".join(sorted(variables.keys()))))

@@ -226,6 +226,18 @@ def _postorder(root, right_to_left):
             visits.append(node)
     return visits
 
+# Characters that never need quoting in a shell word (Python's shlex.quote keeps the same).
+_SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" +
+               "@%+=:,./-_")
+
+def shell_quote(text):
+    """`text` as one shell word: unchanged if it needs no quoting, else in single quotes.
+    Every file path bp substitutes into a shell command goes through this, so that no
+    file name (labels may hold `$ ( ) ; | &` and spaces) runs as shell code."""
+    if text and not text.lstrip(_SHELL_SAFE):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
 def Label(text):
     return struct(**_bp_label(text, call_stack()))
 

@@ -1,5 +1,15 @@
 """Analysis of `genrule` targets: one shell action; attributes are declared in rules.bzl."""
 
+load("<builtins>", "shell_quote")
+
+# Longer commands go to a script file. Linux limits one argument to 128 KiB; a character
+# takes up to 4 bytes in UTF-8. (Bazel too switches to a script past a fixed length.)
+_MAX_COMMAND_CHARS = 32000
+
+def _words(files):
+    """File paths as shell words: each quoted if it needs it, joined by spaces."""
+    return " ".join([shell_quote(f.path) for f in files])
+
 def genrule_impl(ctx):
     """Runs `cmd` (after $(location) and Make-variable expansion) to make `outs`."""
     outs = ctx.outputs.outs
@@ -8,26 +18,36 @@ def genrule_impl(ctx):
         fail("genrule %s needs 'cmd' (or 'cmd_bash')" % ctx.label.name)
     srcs = ctx.files.srcs
     tools = ctx.files.tools + ctx.files.exec_tools
+    # Unlike Bazel, which quotes only $(location) and its kin, every path is quoted here:
+    # a file name must never run as shell code (docs/rule-api.md, "Names and the shell").
+    ruledir = ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else "")
     variables = {
-        "SRCS": " ".join([f.path for f in srcs]),
-        "OUTS": " ".join([f.path for f in outs]),
-        "RULEDIR": ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else ""),
+        "SRCS": _words(srcs),
+        "OUTS": _words(outs),
+        "RULEDIR": shell_quote(ruledir),
     }
     if len(outs) == 1:
-        variables["@"] = outs[0].path
-        variables["@D"] = outs[0].dirname
+        variables["@"] = shell_quote(outs[0].path)
+        variables["@D"] = shell_quote(outs[0].dirname)
     else:
         variables["@D"] = variables["RULEDIR"]
     if len(srcs) == 1:
-        variables["<"] = srcs[0].path
+        variables["<"] = shell_quote(srcs[0].path)
     for toolchain in ctx.attr.toolchains:  # targets giving Make variables such as $(CC)
         if TemplateVariableInfo in toolchain:
             variables.update(toolchain[TemplateVariableInfo].variables)
-    command = ctx.expand_location(command)
-    command = ctx.expand_make_variables("cmd", command, variables)
+    command = "set -euo pipefail\n" + ctx._bp_expand_command("cmd", command, variables)
+    inputs = srcs
+    if len(command) > _MAX_COMMAND_CHARS:
+        # Too long for `bash -c` (E2BIG): as Bazel does, write it to a script, an input
+        # of the action, so the action's key covers the script's content.
+        script = ctx.actions.declare_file(ctx.label.name + ".genrule_script.sh")
+        ctx.actions.write(output = script, content = command + "\n")
+        command = ["/bin/bash", script.path]
+        inputs = srcs + [script]
     ctx.actions.run_shell(
-        command = "set -euo pipefail\n" + command,
-        inputs = srcs,
+        command = command,
+        inputs = inputs,
         tools = tools,
         outputs = outs,
         mnemonic = "Genrule",
