@@ -271,3 +271,14 @@ def test_sh_toolchain_gives_its_path(ws):
     })
     result, _ = analyze(root, "//:shell")
     assert [a.content for a in result.actions.actions] == ["/bin/sh"]
+
+
+def test_a_name_holding_a_template_key_or_a_quote_runs(ws, bp):
+    """Target names may hold `%{main}` and quotes (Bazel allows them): the launcher's
+    text is substituted in one pass, so a value is never substituted again."""
+    name = """x%{main}'"y"""
+    root = ws({"p/BUILD": f'''
+        py_binary(name = {name!r}, srcs = ["m.py"], main = "m.py")
+        ''', "p/m.py": "import sys\nsys.exit(7)\n"})
+    result = bp("-C", str(root), "run", f"//p:{name}")
+    assert result.code == 7, result.err   # the launcher ran m.py

@@ -118,7 +118,15 @@ def launcher_content(label, workspace_name, shebang, main, imports, interpreter,
         "%{interpreter_in_runfiles}": repr(interpreter_in_runfiles),
         "%{interpreter}": repr(interpreter),
     }
-    content = _TEMPLATE
-    for key, value in substitutions.items():
-        content = content.replace(key, value)
-    return content
+    return _substitute(_TEMPLATE, substitutions)
+
+def _substitute(template, substitutions):
+    """`template` with each `%{key}` replaced in one pass: a value (a label may hold
+    `%{main}`) is never substituted again."""
+    pieces = template.split("%{")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        name, closed, rest = piece.partition("}")
+        value = substitutions.get("%{" + name + "}") if closed else None
+        out.append(value + rest if value != None else "%{" + piece)
+    return "".join(out)
