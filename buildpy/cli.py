@@ -716,12 +716,31 @@ def _command(args: list[str]) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = EXIT_OK
-    except Exception:  # a bug of ours: say so, with the traceback to report
-        import traceback
-        click.echo("INTERNAL ERROR (a bug in bp; please report it with this output):", err=True)
-        traceback.print_exc()
-        code = EXIT_INTERNAL
+    except Exception as error:
+        environment = _environment_error(error)
+        if environment is None:   # a bug of ours: say so, with the traceback to report
+            import traceback
+            click.echo("INTERNAL ERROR (a bug in bp; please report it with this output):",
+                       err=True)
+            traceback.print_exc()
+            return EXIT_INTERNAL
+        print_errors([environment])
+        code = environment.exit_code
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _environment_error(error: Exception):
+    """The EnvError (exit 36) for an error of the environment that no nearer code
+    reported (a full disk, a read-only file system, a file bp may not write), naming the
+    file; None for anything else (a bug of ours)."""
+    import sqlite3
+
+    from buildpy.core.errors import NO_SPACE_HINT, EnvError, environment_error
+
+    if isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error):
+        return EnvError("cannot write bp's state: no space left on the device",
+                        hint=NO_SPACE_HINT)
+    return environment_error(error) if isinstance(error, OSError) else None
 
 
 def entry_point() -> None:

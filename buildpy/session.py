@@ -450,13 +450,15 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     process (on a machine that can fork)."""
 
     from buildpy.core import forked
-    from buildpy.execution.digests import take_stamp
-    from buildpy.execution.local import LocalBuild
+    from buildpy.execution.local import LocalBuild, check_cache_dir, check_output_base, \
+        default_cache_dir, stamp_at
 
-    # the stamp comes before bp reads any workspace file (the ignore files, WORKSPACE):
-    # a file whose timestamps are not older than it is hashed again on the next build
-    stamp = take_stamp(workspace_root(directory) / "bp-out" / ".bp-state" /
-                       "analysis-stamp")
+    # where bp writes, checked before it writes anything (the environment's fault, said
+    # up front); the stamp comes before bp reads any workspace file (the ignore files,
+    # WORKSPACE): a file whose timestamps are not older than it is hashed again next time
+    output_base = check_output_base(workspace_root(directory))
+    check_cache_dir(execution.disk_cache or default_cache_dir())
+    stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
     session = open_session(directory, eval_timeout=loading_timeout)
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
@@ -574,10 +576,13 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
 
     from buildpy.analysis.analyzer import Analyzer, output_dir
     from buildpy.execution.execroot import runfiles_path
-    from buildpy.execution.local import LocalBuild
+    from buildpy.execution.local import LocalBuild, check_cache_dir, check_output_base, \
+        default_cache_dir
     from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
     from buildpy.query.uquery import TargetQueryEnvironment
 
+    check_output_base(workspace_root(directory))   # up front, as bp build does
+    check_cache_dir(execution.disk_cache or default_cache_dir())
     session = open_session(directory)
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)

@@ -101,8 +101,9 @@ def test_damaged_state_files_are_rebuilt_with_one_line(bp, ws):
     db.close()
     result = bp("-C", str(root), "build", "//e:a")
     assert result.code == 0, result.err
-    assert f"INFO: the file digests at {files} was damaged (file is not a database); " \
-           "starting a new one\n" in result.err
+    aside, = files.parent.glob("files.sqlite.damaged-*")   # kept, to look at
+    assert f"WARNING: {files} was damaged (file is not a database); moved it to {aside} " \
+           "and started afresh\n" in result.err
     assert f"INFO: the action cache at {cache} has version 99, newer than this bp's 2; " \
            "starting a new one\n" in result.err
     assert "Traceback" not in result.err

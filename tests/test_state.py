@@ -98,7 +98,11 @@ def test_a_damaged_or_unknown_files_db_is_rebuilt_with_one_line(tmp_path, damage
         _make(path, _UNVERSIONED_FILES + "INSERT INTO done VALUES ('o', 'f', '{}');", 99)
     said = []
     db = open_files_db(tmp_path / "out", said.append)
-    assert said == [f"the file digests at {path} {reason}; starting a new one"]
+    if damage == "garbage":   # moved aside, not lost
+        aside, = path.parent.glob("files.sqlite.damaged-*")
+        assert said == [f"WARNING: {path} {reason}; moved it to {aside} and started afresh"]
+    else:
+        assert said == [f"the file digests at {path} {reason}; starting a new one"]
     assert db.execute("SELECT count(*) FROM done").fetchone() == (0,)
     assert _columns(db, "done") == ["output", "fingerprint", "outputs"]
     db.execute("INSERT INTO done VALUES ('o', 'f', '{}')")   # usable
@@ -121,7 +125,9 @@ def test_a_damaged_cache_db_is_rebuilt(tmp_path, damage):
         _make(path, "CREATE TABLE action_cache (key TEXT PRIMARY KEY, value BLOB);")
     said = []
     cache = open_cache_db(tmp_path, said.append)
-    assert len(said) == 1 and said[0].startswith(f"the action cache at {path} ")
+    assert len(said) == 1 and said[0].startswith(
+        f"WARNING: {path} was damaged" if damage in ("garbage", "truncated")
+        else f"the action cache at {path} ")
     cache.put("k", CacheEntry((OutputEntry("o", SHA, 1, False),), 0, None, None))
     cache.flush()
     assert open_cache_db(tmp_path).get("k") is not None

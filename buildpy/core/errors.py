@@ -7,6 +7,7 @@ Errors are classified by whose fault they are, and each class maps to its own ex
 from __future__ import annotations
 
 import difflib
+import errno
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -110,3 +111,26 @@ def did_you_mean(word: str, candidates: Iterable[str], quote: str = "'") -> str:
     """Return "; did you mean 'x'?" for the closest candidate, or "" when none is close."""
     match = closest(word, candidates)
     return f"; did you mean {quote}{match}{quote}?" if match else ""
+
+
+_ENVIRONMENT_ERRNOS = {   # errno -> what bp could not do to the file
+    errno.ENOSPC: "write", errno.EDQUOT: "write", errno.EROFS: "write",
+    errno.EACCES: "access", errno.EPERM: "access",
+}
+NO_SPACE_HINT = "free some space on that disk (bp clean --gc trims the shared cache to " \
+    "--disk_cache_max_size), then run the command again"
+
+
+def environment_error(error: OSError, path: object = None) -> EnvError | None:
+    """The EnvError (exit 36) for an OSError that is the environment's fault (a full
+    disk or quota, a read-only file system, a file bp may not write), naming `path` (or
+    the error's own file); None for any other error."""
+    if error.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    where = path if path is not None else error.filename
+    if where is None:
+        where = "a file"
+    hint = NO_SPACE_HINT if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "make it writable, or run bp where it may write"
+    return EnvError(f"cannot {_ENVIRONMENT_ERRNOS[error.errno]} {where}: {error.strerror}",
+                    hint=hint)

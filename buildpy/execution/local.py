@@ -6,6 +6,7 @@ scheduler. Knows paths, locks and strategies; not targets or rules.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping, TextIO
 
 from buildpy.actions.graph import Action, ActionGraph
-from buildpy.core.errors import EnvError, UserError
+from buildpy.core.errors import EnvError, UserError, environment_error
 from buildpy.execution.cas import ContentStore
 from buildpy.execution.digests import FileDigests, take_stamp
 from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
@@ -35,6 +36,68 @@ STRATEGIES = ("local", "sandboxed", "linux-sandbox")
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "bp"
+
+
+_OUTPUT_HINT = "bp keeps its outputs and state in bp-out: make the workspace (or bp-out) " \
+    "writable"
+_CACHE_HINT = "make it writable, or give bp another one with --disk_cache=DIR (or " \
+    "XDG_CACHE_HOME)"
+
+
+def check_output_base(workspace: Path) -> Path:
+    """The workspace's bp-out, made if missing, as a directory bp can write: checked
+    before bp writes anything, so that the environment's fault is said up front."""
+    base = workspace / "bp-out"
+    if base.is_symlink() and not base.exists():
+        raise EnvError(f"{base} is a symlink to {os.readlink(base)}, which does not exist",
+                       hint="create that directory, or remove the link (bp then makes "
+                            "bp-out itself)")
+    if base.exists() and not base.is_dir():
+        raise EnvError(f"{base} is not a directory",
+                       hint="bp keeps its outputs in bp-out: move that file away, then run "
+                            "the command again")
+    writable_directory(base, "the output directory", _OUTPUT_HINT)
+    writable_directory(base / ".bp-state", "the output directory", _OUTPUT_HINT)
+    return base
+
+
+def check_cache_dir(cache_dir: Path) -> Path:
+    """The shared cache directory, made if missing, checked writable (with its store
+    and its action cache) when a build opens it, not when the build ends."""
+    writable_directory(cache_dir, "the disk cache", _CACHE_HINT)
+    for inside in (cache_dir / "cas", cache_dir / "cache.sqlite"):
+        if inside.exists() and not os.access(inside, os.W_OK):
+            raise EnvError(f"cannot write to the disk cache {inside}: "
+                           f"{os.strerror(_not_writable(inside))}", hint=_CACHE_HINT)
+    return cache_dir
+
+
+def stamp_at(path: Path) -> int:
+    """The file system's current time (digests.take_stamp), a full disk said as such."""
+    try:
+        return take_stamp(path)
+    except OSError as error:
+        raise environment_error(error, path) or error from None
+
+
+def writable_directory(path: Path, what: str, hint: str) -> None:
+    """Make `path` (and its parents) if missing; EnvError where that cannot be done or
+    bp may not write in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EnvError(f"cannot create {what} {path}: {error.strerror}", hint=hint) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise EnvError(f"cannot write to {what} {path}: "
+                       f"{os.strerror(_not_writable(path))}", hint=hint)
+
+
+def _not_writable(path: Path) -> int:
+    """Why `path` cannot be written: a read-only file system, or its permissions."""
+    try:
+        return errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+    except OSError as error:
+        return error.errno or errno.EACCES
 
 
 @dataclass(frozen=True)
@@ -74,10 +137,17 @@ class WorkspaceLock:
             say(f"Another bp command ({holder}) is running in this workspace; waiting for "
                 "it to finish...")
             fcntl.flock(self.handle, fcntl.LOCK_EX)
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()}")
-        self.handle.flush()
+        try:
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.write(f"pid {os.getpid()}")
+            self.handle.flush()
+        except OSError as error:
+            try:
+                self.release()
+            except OSError:   # closing flushes the same write again
+                pass
+            raise environment_error(error, path) or error from None
 
     def release(self) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
@@ -90,8 +160,8 @@ class LocalBuild:
         self.workspace = workspace
         self.options = options
         self.err = err
-        self.output_base = workspace / "bp-out"
-        self.cache_dir = options.disk_cache or default_cache_dir()
+        self.output_base = check_output_base(workspace)
+        self.cache_dir = check_cache_dir(options.disk_cache or default_cache_dir())
         state = self.output_base / ".bp-state"
         self.lock = WorkspaceLock(state / "lock", options.block_for_lock, self.say)
         self.cache_use = None
@@ -103,7 +173,7 @@ class LocalBuild:
             self.processes = ProcessRegistry(state / "running.log")
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")
-            self.stamp = take_stamp(state / "stamp")
+            self.stamp = stamp_at(state / "stamp")
             files_db = open_files_db(self.output_base, self.say)
             self.digests = FileDigests(files_db, self.exec_root, self.stamp)
             self.cache = open_cache_db(self.cache_dir, self.say)
@@ -135,7 +205,9 @@ class LocalBuild:
                                 hint="give an existing host path, optionally as SRC:DST")
 
     def say(self, text: str) -> None:
-        self.err.write(f"INFO: {text}\n")
+        """One line to the user: INFO, unless it is a WARNING already."""
+        self.err.write(text if text.startswith("WARNING: ") else f"INFO: {text}")
+        self.err.write("\n")
         self.err.flush()
 
     def _traced(self, spawn):
@@ -244,6 +316,7 @@ def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = 
     if not output_base.exists():
         _unlink_convenience_links(workspace)
         return removed
+    check_output_base(workspace)
     lock = WorkspaceLock(state / "lock", block, say)
     try:
         _unlink_convenience_links(workspace)

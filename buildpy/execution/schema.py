@@ -1,20 +1,28 @@
-"""SQLite files that know the version of their layout: used as they are, migrated, or rebuilt.
+"""SQLite files that know the version of their layout, and heal themselves when damaged.
 
 A layout's version is kept in `PRAGMA user_version`. Opening a file at the current
 version uses it as it is; an older known version runs the migration steps up to the
-current one; anything else (a newer version, an unknown layout, a table with other
-columns, a file that is not a database) is rebuilt empty, which is safe because bp's
-SQLite files only hold caches. Knows files and tables; not what the rows mean.
+current one; a newer version, an unknown layout or a table with other columns is
+rebuilt empty. A damaged file (not a database, a malformed page, a directory in its
+place), whether found on opening or on any later use, is moved aside with one warning
+and replaced by an empty one: bp's SQLite files only hold caches. A full disk or a file
+bp may not write is the environment's fault (EnvError, naming the file). Knows files and
+tables; not what the rows mean.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
+
+from buildpy.core.errors import NO_SPACE_HINT, EnvError
 
 @dataclass(frozen=True)
 class Layout:
@@ -29,30 +37,177 @@ class Layout:
     migrations: Mapping[int, str] = field(default_factory=dict)
 
 
-def open_database(path: Path, layout: Layout, say: Callable[[str], None]) -> sqlite3.Connection:
-    """Open `path` with `layout`, migrating or rebuilding it as needed; `say` gets one line
-    when the file had to be rebuilt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+class Rows(list):
+    """The rows of one statement, all read at once (a damaged page is found while the
+    statement runs, where it can be healed, not later while the caller iterates)."""
+
+    def fetchone(self):
+        return self[0] if self else None
+
+    def fetchall(self) -> list:
+        return list(self)
+
+
+class Database:
+    """One SQLite file of `layout`, safe to share between threads; a file found damaged
+    while in use is moved aside and the statement runs again on a new, empty file."""
+
+    def __init__(self, path: Path, layout: Layout, say: Callable[[str], None]):
+        self.path = path
+        self.layout = layout
+        self._say = say
+        self._lock = threading.RLock()
+        self._db, self._inode = _open(path, layout, say)
+
+    def execute(self, sql: str, parameters: Iterable = ()) -> Rows:
+        return self._run(lambda db: Rows(db.execute(sql, parameters).fetchall()))
+
+    def executemany(self, sql: str, rows: Iterable) -> None:
+        rows = list(rows)   # (again from the start on a new file)
+        self._run(lambda db: db.executemany(sql, rows))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if kind is None:
+            self._run(lambda db: db.commit())
+        else:
+            with self._lock:
+                try:
+                    self._db.rollback()
+                except sqlite3.Error:
+                    pass
+        return False
+
+    def _run(self, step):
+        with self._lock:
+            try:
+                return step(self._db)
+            except sqlite3.DatabaseError as error:
+                if not _damaged(error, self.path):
+                    raise _environment(error, self.path, self.layout) from None
+                self._heal(error)
+            try:
+                return step(self._db)
+            except sqlite3.DatabaseError as error:   # a new file damaged at once: not ours
+                raise _environment(error, self.path, self.layout) from None
+
+    def _heal(self, error: sqlite3.DatabaseError) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+        aside = _move_aside(self.path, self._inode)
+        if aside is not None:
+            self._say(_warning(self.path, error, aside))
+        self._db, self._inode = _open(self.path, self.layout, self._say)
+
+
+def open_database(path: Path, layout: Layout, say: Callable[[str], None]) -> Database:
+    """Open `path` with `layout`, migrating, rebuilding or replacing it as needed; `say`
+    gets one line when the file had to be rebuilt or moved aside."""
+    return Database(path, layout, say)
+
+
+def _open(path: Path, layout: Layout, say: Callable[[str], None]
+          ) -> tuple[sqlite3.Connection, int]:
+    """A connection to `path` at `layout`'s version, and the file's inode."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EnvError(f"cannot create {path.parent}: {error.strerror}",
+                       hint=_hint(error.errno)) from None
     for _ in range(3):   # a file another bp replaced meanwhile is opened again
         db = None
         try:
             db = _connect(path)
+            inode = os.stat(path).st_ino
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == layout.version:
-                return db
+                return db, inode
             reason = _upgrade(db, layout)
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
             if db is not None:
                 db.close()
-            if _busy(error):
-                raise
-            if _remove_damaged(path):
-                say(f"{layout.name} at {path} was damaged ({error}); starting a new one")
+            if isinstance(error, OSError):
+                raise EnvError(f"cannot open {layout.name} at {path}: {error.strerror}",
+                               hint=_hint(error.errno)) from None
+            if not _damaged(error, path):
+                raise _environment(error, path, layout) from None
+            aside = _move_aside(path, None)
+            if aside is not None:
+                say(_warning(path, error, aside))
             continue
         if reason:
             say(f"{layout.name} at {path} {reason}; starting a new one")
-        return db
-    raise sqlite3.DatabaseError(f"cannot open {path}")   # not seen: three files replaced
+        return db, inode
+    raise EnvError(f"cannot open {layout.name} at {path}: it was replaced three times "
+                   "while bp opened it", hint="run the command again")
+
+
+def _warning(path: Path, error: sqlite3.DatabaseError, aside: Path) -> str:
+    reason = "a directory is in its place" if path.is_dir() or aside.is_dir() else error
+    return f"WARNING: {path} was damaged ({reason}); moved it to {aside} and started afresh"
+
+
+def _damaged(error: sqlite3.DatabaseError, path: Path) -> bool:
+    """Whether the file is damaged (not a database, a malformed page, a directory in its
+    place), rather than busy, full or not writable."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in str(error):
+        return path.is_dir()
+    text = str(error)
+    return not name and ("malformed" in text or "not a database" in text)
+
+
+def _environment(error: sqlite3.DatabaseError, path: Path, layout: Layout) -> Exception:
+    """The error to raise for a SQLite error that is not damage: the environment's
+    (EnvError, naming the file) when the disk is full, or the file cannot be opened or
+    written; else the error itself (busy for a minute, or a bug of ours)."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(error):
+        return EnvError(f"cannot write {layout.name} at {path}: no space left on the "
+                        "device", hint=_hint(errno.ENOSPC))
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY",
+                        "SQLITE_PERM", "SQLITE_AUTH")):
+        number = _errno(path)   # SQLite says "disk I/O error" for a full disk too
+        if number == errno.ENOSPC:
+            return EnvError(f"cannot write {layout.name} at {path}: no space left on the "
+                            "device", hint=_hint(number))
+        return EnvError(f"cannot use {layout.name} at {path}: "
+                        f"{os.strerror(number) if number else error}", hint=_hint(number))
+    return error
+
+
+def _errno(path: Path) -> int:
+    """Why `path`'s directory cannot be written, as an errno (0: no reason seen)."""
+    directory = path.parent
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return errno.EROFS
+        if not os.access(directory, os.W_OK):
+            return errno.EACCES
+        if os.statvfs(directory).f_bavail == 0:
+            return errno.ENOSPC
+    except OSError:
+        return errno.ENOENT
+    return 0
+
+
+def _hint(number: int | None) -> str:
+    if number in (errno.ENOSPC, errno.EDQUOT):
+        return NO_SPACE_HINT
+    if number in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "make it writable, or point bp elsewhere (--disk_cache=DIR or " \
+               "XDG_CACHE_HOME for the shared cache)"
+    return "check that the directory exists and bp may write it"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -83,8 +238,12 @@ def _upgrade(db: sqlite3.Connection, layout: Layout) -> str | None:
         elif not all(step in layout.migrations for step in range(version, layout.version)):
             reason = f"has version {version}, which this bp cannot migrate"
         else:
-            for step in range(version, layout.version):
-                _run(db, layout.migrations[step])
+            try:
+                for step in range(version, layout.version):
+                    _run(db, layout.migrations[step])
+            except sqlite3.OperationalError as error:   # tables other than it expects
+                if getattr(error, "sqlite_errorname", "") != "SQLITE_ERROR":
+                    raise
             if _columns(db) != dict(layout.columns):
                 reason = "has tables this bp does not know"
         if reason:
@@ -94,7 +253,8 @@ def _upgrade(db: sqlite3.Connection, layout: Layout) -> str | None:
         db.execute(f"PRAGMA user_version = {int(layout.version)}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:   # (SQLite ends it itself on some errors: a full disk)
+            db.execute("ROLLBACK")
         raise
     return reason
 
@@ -126,30 +286,44 @@ def _columns(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
             for table in _tables(db)}
 
 
-def _busy(error: sqlite3.DatabaseError) -> bool:
-    """A database another process holds too long: not damage."""
-    return isinstance(error, sqlite3.OperationalError) and (
-        "locked" in str(error) or "busy" in str(error))
-
-
-def _remove_damaged(path: Path) -> bool:
-    """Remove a damaged database file (and its journal files), unless another bp already
-    replaced it; whether this call removed it."""
+def _move_aside(path: Path, inode: int | None) -> Path | None:
+    """Move a damaged database (file or directory) aside as `<name>.damaged-<time>`, with
+    its write-ahead log, unless another bp already replaced it (or it is not the file of
+    `inode`); where it went, or None when this call did not move it."""
     try:
-        handle = open(path, "rb")
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return False
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)   # one bp at a time decides
+        return None
+    except OSError as error:
+        raise EnvError(f"cannot open {path}: {error.strerror}",
+                       hint=_hint(error.errno)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)   # one bp at a time decides
         try:
-            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
-            return False
-        if not same:
-            return False
-        for suffix in ("-wal", "-shm", ""):
-            try:
-                os.unlink(f"{path}{suffix}")
-            except FileNotFoundError:
-                pass
-    return True
+            return None
+        if not same or (inode is not None and os.fstat(fd).st_ino != inode):
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        count = 1
+        while os.path.lexists(aside):
+            count += 1
+            aside = path.with_name(f"{path.name}.damaged-{stamp}-{count}")
+        try:
+            os.rename(path, aside)
+            for suffix in ("-wal", "-shm"):
+                try:
+                    if suffix == "-wal":
+                        os.rename(f"{path}{suffix}", f"{aside}{suffix}")
+                    else:
+                        os.unlink(f"{path}{suffix}")
+                except FileNotFoundError:
+                    pass
+        except OSError as error:
+            raise EnvError(f"cannot move the damaged {path} aside: {error.strerror}",
+                           hint=_hint(error.errno)) from None
+    finally:
+        os.close(fd)
+    return aside

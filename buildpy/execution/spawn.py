@@ -138,7 +138,7 @@ class ProcessRegistry:
         """The groups started and not yet ended, with their start times."""
         alive: dict[int, float] = {}
         try:
-            lines = self.path.read_text().splitlines()
+            lines = self.path.read_text(errors="replace").splitlines()   # (damage: skipped)
         except FileNotFoundError:
             return alive
         for line in lines:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from buildpy.execution.schema import Layout, open_database
+from buildpy.execution.schema import Database, Layout, open_database
 
 _CACHE_TABLES = """
 CREATE TABLE action_cache (
@@ -147,7 +147,7 @@ class ActionCache:
 
     FLUSH_SECONDS = 2.0
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: Database):
         self.db = db
         self._lock = threading.Lock()
         self._entries: dict[str, tuple] = {}    # key -> row, not yet written
@@ -176,8 +176,13 @@ class ActionCache:
                                       "action_cache WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        outputs = tuple(OutputEntry(o[0], o[1], o[2], bool(o[3]), len(o) > 4 and bool(o[4]))
-                        for o in json.loads(row[0]))
+        try:
+            outputs = tuple(OutputEntry(str(o[0]), str(o[1]), int(o[2]), bool(o[3]),
+                                        len(o) > 4 and bool(o[4]))
+                            for o in json.loads(row[0]))
+        except (ValueError, TypeError, IndexError, KeyError):   # a damaged row: a miss
+            self.drop(key)
+            return None
         now = time.time()
         with self._lock:
             self._hits[key] = now
@@ -262,6 +267,5 @@ def open_cache_db(cache_dir: Path, say: Callable[[str], None] = _quiet) -> Actio
     return ActionCache(open_database(cache_dir / "cache.sqlite", CACHE_LAYOUT, say))
 
 
-def open_files_db(output_base: Path, say: Callable[[str], None] = _quiet
-                  ) -> sqlite3.Connection:
+def open_files_db(output_base: Path, say: Callable[[str], None] = _quiet) -> Database:
     return open_database(output_base / ".bp-state" / "files.sqlite", FILES_LAYOUT, say)
