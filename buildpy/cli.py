@@ -589,8 +589,9 @@ def print_errors(errors) -> None:
             click.echo(f"ERROR: {single.render()}", err=True)
 
 
-def _expand_rc(argv: list[str]) -> list[str]:
-    """Insert the rc files' default flags for the command named in `argv`."""
+def _expand_rc(argv: list[str]) -> tuple[list[str], list]:
+    """Insert the rc files' default flags for the command named in `argv`; returns the
+    arguments and, for each flag from an rc file, (flag, its RcLine) to name in errors."""
     from buildpy.core.errors import UserError
     from buildpy.core.rc import read_rc_files
     from buildpy.core.workspace import find_workspace_root
@@ -616,11 +617,11 @@ def _expand_rc(argv: list[str]) -> list[str]:
             break
         index += 1
     if index >= len(argv):
-        return argv
+        return argv, []
     command_name = argv[index]
     command = cli.commands.get(command_name)
     if command is None:
-        return argv
+        return argv, []
     try:
         root = find_workspace_root(Path(workspace_dir) if workspace_dir else Path.cwd())
     except UserError:
@@ -632,7 +633,8 @@ def _expand_rc(argv: list[str]) -> list[str]:
         paths.append(Path.home() / ".bprc")
     rc = read_rc_files(paths + extra, root)
     known = _option_names(command)
-    defaults = _filter(rc.args_for(command_name), known, command_name)
+    origins: list = []
+    defaults = _filter(rc.lines_for(command_name), known, command_name, origins)
     rest = argv[index + 1:]
     expanded: list[str] = []
     position = 0
@@ -651,11 +653,12 @@ def _expand_rc(argv: list[str]) -> list[str]:
                 raise UserError(f"config value '{config}' is not defined in any .bprc file",
                                 hint=f"add lines such as '{command_name}:{config} --flag' "
                                      "to .bprc")
-            expanded.extend(_filter(rc.args_for(command_name, config), known, command_name))
+            expanded.extend(_filter(rc.lines_for(command_name, config), known, command_name,
+                                    origins))
         else:
             expanded.append(arg)
         position += 1
-    return argv[: index + 1] + defaults + expanded
+    return argv[: index + 1] + defaults + expanded, origins
 
 
 def _option_names(command: click.Command) -> set[str]:
@@ -666,15 +669,48 @@ def _option_names(command: click.Command) -> set[str]:
     return names
 
 
-def _filter(pairs: list[tuple[str, str]], known: set[str], command: str) -> list[str]:
+def _filter(lines: list, known: set[str], command: str, origins: list) -> list[str]:
     """Drop inherited flags (`common`, `build` for cquery, ...) that the command does not
-    take; flags in the command's own section must all be valid."""
+    take; flags in the command's own section must all be valid (else a UserError at
+    their rc line). Each flag kept is added to `origins` with its line."""
+    from buildpy.core.errors import UserError, did_you_mean
+
     out = []
-    for section, arg in pairs:
-        if section != command and arg.startswith("-") and arg.split("=", 1)[0] not in known:
+    for section, arg, line in lines:
+        name = arg.split("=", 1)[0]
+        valid = not arg.startswith("-") or name in known or (
+            not name.startswith("--") and name[:2] in known)   # -j8, -k
+        if not valid and section != command:
             continue
+        if not valid:
+            raise UserError(f"unknown option '{name}' for bp {command}"
+                            f"{did_you_mean(name, sorted(known))}",
+                            location=line.at(arg), source_line=line.source,
+                            hint=f"fix that line of {line.location.path} (bp help {command} "
+                                 "lists the options)")
         out.append(arg)
+        origins.append((arg, line))
     return out
+
+
+def _rc_usage_error(error: click.ClickException, origins: list):
+    """A UserError at the rc line whose flag `error` (click's) is about; None when the
+    flag did not come from an rc file."""
+    from buildpy.core.errors import UserError
+
+    param = getattr(error, "param", None)
+    names = set(getattr(param, "opts", ()) or ()) | set(
+        getattr(param, "secondary_opts", ()) or ())
+    if getattr(error, "option_name", None):
+        names.add(error.option_name)
+    message = error.format_message()
+    for arg, line in reversed(origins):   # (the last one given is the one used)
+        name, equals, value = arg.partition("=")
+        if name in names and (not equals or f"'{value}'" in message or value in message):
+            return UserError(message[:1].lower() + message[1:], location=line.at(arg),
+                             source_line=line.source,
+                             hint=f"fix that line of {line.location.path}")
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -699,8 +735,9 @@ def _command(args: list[str]) -> int:
     from buildpy.core.signals import stop_signals_interrupt
 
     gc.disable()
+    origins: list = []   # (flag, RcLine) of the flags from rc files
     try:
-        args = _expand_rc(args)
+        args, origins = _expand_rc(args)
         with stop_signals_interrupt():   # SIGTERM, SIGHUP: as Ctrl-C, so exit 8
             code = cli.main(args=args, prog_name="bp", standalone_mode=False)
     except BpError as error:
@@ -709,7 +746,11 @@ def _command(args: list[str]) -> int:
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.ClickException as error:
-        error.show()
+        from_rc = _rc_usage_error(error, origins)
+        if from_rc is None:
+            error.show()
+        else:
+            print_errors([from_rc])
         code = EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("ERROR: interrupted", err=True)

@@ -305,15 +305,22 @@ def test_load_cycle_shows_the_chain(ws):
 
 def test_load_of_a_missing_file(ws):
     root = ws({"a/BUILD": 'load("//a:nope.bzl", "x")'})
-    assert error_text(root, "//a:all") == "cannot load '//a:nope.bzl': no such file a/nope.bzl"
+    assert error_text(root, "//a:all") == (   # at the load statement, in Bazel's words
+        "a/BUILD:1:6: cannot load '//a:nope.bzl': no such file\n"
+        '1 | load("//a:nope.bzl", "x")\n'
+        "  |      ^\n"
+        "hint: there is no a/nope.bzl: create it, or load another file")
 
 
 def test_load_from_a_directory_that_is_no_package(ws):
     root = ws({"a/BUILD": 'load("//tools/sub:defs.bzl", "x")', "tools/BUILD": "",
                "tools/sub/defs.bzl": "x = 1"})
     assert error_text(root, "//a:all") == (
-        "cannot load '//tools/sub:defs.bzl': 'tools/sub' is not a package (it has no BUILD "
-        "file)\nhint: perhaps you meant '//tools:sub/defs.bzl'")
+        "a/BUILD:1:6: cannot load '//tools/sub:defs.bzl': 'tools/sub' is not a package (it "
+        "has no BUILD file)\n"
+        '1 | load("//tools/sub:defs.bzl", "x")\n'
+        "  |      ^\n"
+        "hint: perhaps you meant '//tools:sub/defs.bzl'")
 
 
 def test_runaway_evaluation_is_stopped(ws):
@@ -533,7 +540,8 @@ def test_loads_with_aliases_and_from_bazel_rule_repositories(ws):
 def test_unknown_repository_and_non_bzl_loads(ws):
     root = ws({"a/BUILD": 'load("@rules_go//go:def.bzl", "go_library")'})
     assert error_text(root, "//a:all").startswith(
-        "cannot load '@rules_go//go:def.bzl': repository '@rules_go' is not defined")
+        "a/BUILD:1:6: cannot load '@rules_go//go:def.bzl': repository '@rules_go' is not "
+        "defined")
     root = ws({"b/BUILD": 'load(":defs.py", "x")'})
     assert error_text(root, "//b:all") == (
         "b/BUILD:1:6: cannot load '//b:defs.py': only .bzl files can be loaded\n"

@@ -32,6 +32,13 @@ class RcLine:
     config: str | None  # `ci` for `build:ci`, None otherwise
     args: tuple[str, ...]
     location: Location
+    source: str = ""    # the line as written, for messages
+
+    def at(self, arg: str) -> Location:
+        """Where `arg` is on this line (its first column when it cannot be found)."""
+        column = self.source.find(arg)
+        return Location(self.location.path, self.location.line,
+                        column + 1 if column >= 0 else 1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,16 @@ class RcFile:
             for line in self.lines:
                 if line.command == section and line.config == config:
                     out.extend((section, arg) for arg in line.args)
+        return out
+
+    def lines_for(self, command: str, config: str | None = None
+                  ) -> list[tuple[str, str, RcLine]]:
+        """As `args_for`, with the line each arg comes from."""
+        out = []
+        for section in self.sections(command):
+            for line in self.lines:
+                if line.command == section and line.config == config:
+                    out.extend((section, arg, line) for arg in line.args)
         return out
 
     def has_config(self, config: str) -> bool:
@@ -97,5 +114,5 @@ def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...]) -> list[
             out.extend(_parse(target_path, workspace, chain))
             continue
         command, _, config = head.partition(":")
-        out.append(RcLine(command, config or None, tuple(args), location))
+        out.append(RcLine(command, config or None, tuple(args), location, raw))
     return out

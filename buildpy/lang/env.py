@@ -245,7 +245,12 @@ class StarlarkEnv:
             if self._stack else None
         if parent is not None:
             self.load_edges.setdefault(parent, set()).add(str(label))
-        return self.load(label)
+        try:
+            return self.load(label)
+        except UserError as error:   # a file that cannot be found: at the load() statement
+            if error.location is None and error.message.startswith(f"cannot load '{label}'"):
+                raise self._at_load(module_id, error.message, error.hint) from None
+            raise
 
     def _at_load(self, module_id: str, message: str, hint: str | None) -> BpError:
         display, _ = self._stack[-1]

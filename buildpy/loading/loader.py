@@ -195,7 +195,9 @@ class Loader:
                             "(it has no BUILD file)", hint=hint)
         path = root / label.package / label.name
         if not (self.reads.is_file(path) if label.repo == "" else path.is_file()):
-            raise UserError(f"cannot load '{label}': no such file {self._display_path(path)}")
+            raise UserError(f"cannot load '{label}': no such file",
+                            hint=f"there is no {self._display_path(path)}: create it, or "
+                                 "load another file")
         return SourceFile(label.package_id, path, self._display(label.repo, path))
 
     def _display_path(self, path: Path) -> str:

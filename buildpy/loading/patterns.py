@@ -28,6 +28,20 @@ def packages_below(loader: Loader, repo: str, package: str) -> list[str]:
     return sorted(found)
 
 
+class MatchesNothing(UserError):
+    """A recursive pattern with no package beneath its directory."""
+
+
+def about_the_pattern(error: BpError) -> bool:
+    """Whether `error` (from `expand_patterns`) is about the pattern itself (no such
+    target, nothing beneath a directory), which a query shows at the pattern's place in
+    the query, rather than an error of loading a BUILD file (which keeps its own place,
+    whatever command loaded it)."""
+    from buildpy.loading.graph import NoSuchTarget   # networkx: lazily
+
+    return error.location is None and isinstance(error, (NoSuchTarget, MatchesNothing))
+
+
 def expand_patterns(loader: Loader, patterns: Iterable[TargetPattern],
                     keep_going: bool = False) -> tuple[list[Label], list[BpError]]:
     """Labels matched by `patterns` in order of first match, and errors kept going past."""
@@ -64,7 +78,7 @@ def _expand_one(loader: Loader, pattern: TargetPattern, keep_going: bool,
     else:
         names = packages_below(loader, pattern.repo, pattern.package)
         if not names and not pattern.negative:
-            raise UserError(f"no targets found beneath '{pattern.package or '//'}' "
+            raise MatchesNothing(f"no targets found beneath '{pattern.package or '//'}' "
                             f"(pattern '{pattern.text}')",
                             hint="check the path; directories listed in .bazelignore or "
                                  ".bpignore are skipped")

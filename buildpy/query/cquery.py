@@ -17,7 +17,7 @@ from buildpy.core.label import PackageId, label_sort_key
 from buildpy.core.pattern import parse_pattern
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import Loader, WorkspaceSettings
-from buildpy.loading.patterns import expand_patterns
+from buildpy.loading.patterns import about_the_pattern, expand_patterns
 from buildpy.loading.target import IMPLICIT_TESTS
 from buildpy.query.engine import QueryError, Result
 from buildpy.query.syntax import Call, Word
@@ -52,8 +52,13 @@ class ConfiguredQueryEnvironment:
         is_package = lambda path: self.loader.is_package(PackageId("", path))  # noqa: E731
         try:
             pattern = parse_pattern(word.text, self.offset, is_package)
+        except UserError as error:   # the word itself: shown in the query
+            raise QueryError(error.message, location=word.location, hint=error.hint) from None
+        try:   # loading errors keep their own place (a BUILD file's line), as in bp build
             labels, errors = expand_patterns(self.loader, [pattern], self.keep_going)
         except UserError as error:
+            if not about_the_pattern(error):
+                raise
             raise QueryError(error.message, location=word.location, hint=error.hint) from None
         self.errors.extend(errors)
         self._record(self.graph_loader.add(labels))

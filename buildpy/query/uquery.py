@@ -18,7 +18,7 @@ from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.builder import source_path
 from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import Loader
-from buildpy.loading.patterns import expand_patterns, packages_below
+from buildpy.loading.patterns import about_the_pattern, expand_patterns, packages_below
 from buildpy.loading.target import IMPLICIT_TESTS, SOURCE_FILE, Target, labels_in
 from buildpy.query.engine import QueryError, Result
 from buildpy.query.syntax import Call, Word
@@ -79,8 +79,13 @@ class TargetQueryEnvironment:
     def resolve(self, word: Word) -> Result:
         try:
             pattern = parse_pattern(word.text, self.offset, self._is_package)
+        except UserError as error:   # the word itself: shown in the query
+            raise QueryError(error.message, location=word.location, hint=error.hint) from None
+        try:   # loading errors keep their own place (a BUILD file's line), as in bp build
             labels, errors = expand_patterns(self.loader, [pattern], self.keep_going)
         except UserError as error:
+            if not about_the_pattern(error):
+                raise
             raise QueryError(error.message, location=word.location, hint=error.hint) from None
         self.errors.extend(errors)
         return dict.fromkeys(labels)
