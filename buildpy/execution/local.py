@@ -295,8 +295,9 @@ class LocalBuild:
             return
         try:
             done = evict(self.cache.db, self.store.root, max_size, keep=self.cache.used)
-        except (OSError, sqlite3.Error) as error:   # the build itself is done: say, go on
-            self.say(f"WARNING: could not trim the disk cache {self.cache_dir}: {error}")
+        except (OSError, sqlite3.Error, EnvError) as error:   # the build is done: say, go on
+            self.say(f"WARNING: could not trim the disk cache {self.cache_dir}: "
+                     f"{getattr(error, 'message', error)}")
             return
         if done.blobs:
             self.say(f"trimmed the disk cache to {format_size(done.total)} (removed "
