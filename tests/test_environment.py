@@ -79,6 +79,10 @@ def test_a_cache_directory_that_cannot_be_made(bp, ws, monkeypatch):
     assert result.err == ("ERROR: cannot create the disk cache /proc/nope/bp: No such file "
                           "or directory\n" + CACHE_HINT)
     assert not (root / "bp-out" / "p").exists()   # said before anything was built
+    result = bp("-C", str(root), "clean", "--gc")
+    assert result.code == 36
+    assert result.err == ("ERROR: cannot create the disk cache /proc/nope/bp: No such file "
+                          "or directory\n" + CACHE_HINT)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permissions")

@@ -342,7 +342,7 @@ def trim_cache(cache_dir: Path | None, max_size: int, block: bool,
                say: Callable[[str], None]) -> Eviction:
     """`bp clean --gc`: list the store and evict down to `max_size` now, once no build
     uses the cache (waiting for that, or with `block` False, failing)."""
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = check_cache_dir(cache_dir or default_cache_dir())
     try:
         use = CacheUse(cache_dir, say, exclusive=True, block=block)
     except BlockingIOError:
