@@ -450,14 +450,15 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     process (on a machine that can fork)."""
 
     from buildpy.core import forked
-    from buildpy.execution.local import LocalBuild, check_cache_dir, check_output_base, \
-        default_cache_dir, stamp_at
+    from buildpy.execution.local import LocalBuild, default_cache_dir
+    from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
 
     # where bp writes, checked before it writes anything (the environment's fault, said
     # up front); the stamp comes before bp reads any workspace file (the ignore files,
     # WORKSPACE): a file whose timestamps are not older than it is hashed again next time
-    output_base = check_output_base(workspace_root(directory))
-    check_cache_dir(execution.disk_cache or default_cache_dir())
+    warn = lambda line: err.write(line + "\n")   # noqa: E731
+    output_base = check_output_base(workspace_root(directory), warn)
+    check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
     session = open_session(directory, eval_timeout=loading_timeout)
     links = build_runfile_links or only_executable
@@ -576,13 +577,14 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
 
     from buildpy.analysis.analyzer import Analyzer, output_dir
     from buildpy.execution.execroot import runfiles_path
-    from buildpy.execution.local import LocalBuild, check_cache_dir, check_output_base, \
-        default_cache_dir
+    from buildpy.execution.local import LocalBuild, default_cache_dir
+    from buildpy.execution.places import check_cache_dir, check_output_base
     from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
     from buildpy.query.uquery import TargetQueryEnvironment
 
-    check_output_base(workspace_root(directory))   # up front, as bp build does
-    check_cache_dir(execution.disk_cache or default_cache_dir())
+    warn = lambda line: err.write(line + "\n")   # noqa: E731
+    check_output_base(workspace_root(directory), warn)   # up front, as bp build does
+    check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     session = open_session(directory)
     patterns = session.parse_patterns(words)
     labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)

@@ -148,3 +148,30 @@ def test_random_page_damage_never_escapes_the_state(tmp_path, seed):
         files.executemany("INSERT OR REPLACE INTO done VALUES (?, ?, ?)", [("x", "f", "{}")])
     assert files.execute("SELECT outputs FROM done WHERE output = 'x'").fetchone() == ("{}",)
     assert len(said) <= 2 and all(WARNING.match(line) for line in said)
+
+
+@pytest.mark.parametrize("where, name, found", [
+    ("state", "stamp", "a directory"), ("state", "analysis-stamp", "a directory"),
+    ("state", "lock", "a directory"), ("state", "running.log", "a directory"),
+    ("out", ".bp-state", "a file"), ("cache", "gc.lock", "a directory"),
+    ("cache", "cas/tmp", "a file"), ("cache", "cas", "a file"),
+])
+def test_a_state_entry_of_the_wrong_kind_is_moved_aside(bp, built, where, name, found):
+    base = {"state": built / "bp-out" / ".bp-state", "out": built / "bp-out",
+            "cache": Path(os.environ["XDG_CACHE_HOME"]) / "bp"}[where]
+    path = base / name
+    if path.is_dir():
+        os.rename(path, base.parent / f"{path.name}-kept")   # (a store with read-only blobs)
+    else:
+        path.unlink()
+    if found == "a directory":
+        path.mkdir()
+    else:
+        path.write_text("in the way")
+    (built / "p" / "in.txt").write_text("again\n")   # a build that must write everything
+    result = bp("-C", str(built), "build", "--spawn_strategy=local", "//p:all")
+    assert result.code == 0, result.err
+    aside, = path.parent.glob(f"{path.name}.damaged-*")
+    assert f"WARNING: {path} was damaged ({found} is in its place); moved it to {aside} " \
+           "and started afresh\n" in result.err
+    assert (built / "bp-bin" / "p" / "g3.out").read_text() == "again\n3\n"

@@ -6,7 +6,6 @@ scheduler. Knows paths, locks and strategies; not targets or rules.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
@@ -20,12 +19,13 @@ from typing import Callable, Mapping, TextIO
 from buildpy.actions.graph import Action, ActionGraph
 from buildpy.core.errors import EnvError, UserError, environment_error
 from buildpy.execution.cas import ContentStore
-from buildpy.execution.digests import FileDigests, take_stamp
+from buildpy.execution.digests import FileDigests
 from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
     format_size, needs_eviction
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor
 from buildpy.execution.outputs import remove
+from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
@@ -36,68 +36,6 @@ STRATEGIES = ("local", "sandboxed", "linux-sandbox")
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "bp"
-
-
-_OUTPUT_HINT = "bp keeps its outputs and state in bp-out: make the workspace (or bp-out) " \
-    "writable"
-_CACHE_HINT = "make it writable, or give bp another one with --disk_cache=DIR (or " \
-    "XDG_CACHE_HOME)"
-
-
-def check_output_base(workspace: Path) -> Path:
-    """The workspace's bp-out, made if missing, as a directory bp can write: checked
-    before bp writes anything, so that the environment's fault is said up front."""
-    base = workspace / "bp-out"
-    if base.is_symlink() and not base.exists():
-        raise EnvError(f"{base} is a symlink to {os.readlink(base)}, which does not exist",
-                       hint="create that directory, or remove the link (bp then makes "
-                            "bp-out itself)")
-    if base.exists() and not base.is_dir():
-        raise EnvError(f"{base} is not a directory",
-                       hint="bp keeps its outputs in bp-out: move that file away, then run "
-                            "the command again")
-    writable_directory(base, "the output directory", _OUTPUT_HINT)
-    writable_directory(base / ".bp-state", "the output directory", _OUTPUT_HINT)
-    return base
-
-
-def check_cache_dir(cache_dir: Path) -> Path:
-    """The shared cache directory, made if missing, checked writable (with its store
-    and its action cache) when a build opens it, not when the build ends."""
-    writable_directory(cache_dir, "the disk cache", _CACHE_HINT)
-    for inside in (cache_dir / "cas", cache_dir / "cache.sqlite"):
-        if inside.exists() and not os.access(inside, os.W_OK):
-            raise EnvError(f"cannot write to the disk cache {inside}: "
-                           f"{os.strerror(_not_writable(inside))}", hint=_CACHE_HINT)
-    return cache_dir
-
-
-def stamp_at(path: Path) -> int:
-    """The file system's current time (digests.take_stamp), a full disk said as such."""
-    try:
-        return take_stamp(path)
-    except OSError as error:
-        raise environment_error(error, path) or error from None
-
-
-def writable_directory(path: Path, what: str, hint: str) -> None:
-    """Make `path` (and its parents) if missing; EnvError where that cannot be done or
-    bp may not write in it."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise EnvError(f"cannot create {what} {path}: {error.strerror}", hint=hint) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise EnvError(f"cannot write to {what} {path}: "
-                       f"{os.strerror(_not_writable(path))}", hint=hint)
-
-
-def _not_writable(path: Path) -> int:
-    """Why `path` cannot be written: a read-only file system, or its permissions."""
-    try:
-        return errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
-    except OSError as error:
-        return error.errno or errno.EACCES
 
 
 @dataclass(frozen=True)
@@ -160,8 +98,8 @@ class LocalBuild:
         self.workspace = workspace
         self.options = options
         self.err = err
-        self.output_base = check_output_base(workspace)
-        self.cache_dir = check_cache_dir(options.disk_cache or default_cache_dir())
+        self.output_base = check_output_base(workspace, self.say)
+        self.cache_dir = check_cache_dir(options.disk_cache or default_cache_dir(), self.say)
         state = self.output_base / ".bp-state"
         self.lock = WorkspaceLock(state / "lock", options.block_for_lock, self.say)
         self.cache_use = None
@@ -317,7 +255,7 @@ def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = 
     if not output_base.exists():
         _unlink_convenience_links(workspace)
         return removed
-    check_output_base(workspace)
+    check_output_base(workspace, say)
     lock = WorkspaceLock(state / "lock", block, say)
     try:
         _unlink_convenience_links(workspace)
@@ -342,7 +280,7 @@ def trim_cache(cache_dir: Path | None, max_size: int, block: bool,
                say: Callable[[str], None]) -> Eviction:
     """`bp clean --gc`: list the store and evict down to `max_size` now, once no build
     uses the cache (waiting for that, or with `block` False, failing)."""
-    cache_dir = check_cache_dir(cache_dir or default_cache_dir())
+    cache_dir = check_cache_dir(cache_dir or default_cache_dir(), say)
     try:
         use = CacheUse(cache_dir, say, exclusive=True, block=block)
     except BlockingIOError:

@@ -102,7 +102,7 @@ class Database:
             self._db.close()
         except sqlite3.Error:
             pass
-        aside = _move_aside(self.path, self._inode)
+        aside = move_aside(self.path, self._inode)
         if aside is not None:
             self._say(_warning(self.path, error, aside))
         self._db, self._inode = _open(self.path, self.layout, self._say)
@@ -139,7 +139,7 @@ def _open(path: Path, layout: Layout, say: Callable[[str], None]
                                hint=_hint(error.errno)) from None
             if not _damaged(error, path):
                 raise _environment(error, path, layout) from None
-            aside = _move_aside(path, None)
+            aside = move_aside(path, None)
             if aside is not None:
                 say(_warning(path, error, aside))
             continue
@@ -286,7 +286,7 @@ def _columns(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
             for table in _tables(db)}
 
 
-def _move_aside(path: Path, inode: int | None) -> Path | None:
+def move_aside(path: Path, inode: int | None) -> Path | None:
     """Move a damaged database (file or directory) aside as `<name>.damaged-<time>`, with
     its write-ahead log, unless another bp already replaced it (or it is not the file of
     `inode`); where it went, or None when this call did not move it."""
