@@ -173,3 +173,11 @@ def test_expunge_keeps_the_lock_file_so_bp_commands_still_exclude_each_other(bp,
     fcntl.flock(held, fcntl.LOCK_EX)
     result = bp("-C", str(held.root), "build", "--noblock_for_lock", "//e:a")
     assert result.code == 36 and "another bp command" in result.err
+
+
+def test_expunge_fails_on_a_held_lock_with_noblock_for_lock(bp, held):
+    result = bp("-C", str(held.root), "clean", "--expunge", "--noblock_for_lock")
+    assert result.code == 36
+    assert result.err.startswith("ERROR: another bp command (pid 12345) is running in this "
+                                 "workspace\n")
+    assert (held.root / "bp-out" / ".bp-state" / "files.sqlite").exists()   # nothing gone
