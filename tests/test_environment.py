@@ -176,3 +176,21 @@ def test_uncaught_environment_errors_exit_36_naming_the_file(bp, ws, monkeypatch
 
     monkeypatch.setattr("buildpy.session.open_session", bug)
     assert bp("-C", str(root), "query", "//p:all").code == 37   # still a bug of ours
+
+
+def test_a_full_disk_under_the_store_names_the_file(tmp_path, monkeypatch):
+    """Writes into the CAS that find the disk full say which file (the write seam)."""
+    from buildpy.execution import cas
+
+    store = cas.ContentStore(tmp_path / "cas")
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cas, "_write_all", full)
+    with pytest.raises(OSError) as raised:
+        store.put_bytes(b"data")
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.filename.startswith(str(tmp_path / "cas" / "tmp"))
+    assert environment_error(raised.value).render().startswith(
+        f"cannot write {raised.value.filename}: No space left on device\nhint: free some")

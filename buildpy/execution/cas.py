@@ -6,6 +6,7 @@ least recently used ones, see eviction.py). Knows files and digests; not actions
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -44,6 +45,18 @@ def _link(source: Path | str, link: str | Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _naming(path: Path | str):
+    """An OSError without a file name (a write or close that found the disk full) gets
+    `path`, so that whoever reports it can say which file."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
+
+
 class CorruptBlob(Exception):
     """A stored blob whose content no longer matches its digest."""
 
@@ -79,7 +92,8 @@ class ContentStore:
             self._used(digest, size, False)
             return
         tmp = self._tmp_name()
-        shutil.copyfile(source, tmp)
+        with _naming(tmp):
+            shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o444)
         self._rename(tmp, digest)
         self._used(digest, size, True)
@@ -152,7 +166,8 @@ class ContentStore:
             tmp = self._tmp_name()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
             try:
-                _write_all(fd, data)
+                with _naming(tmp):
+                    _write_all(fd, data)
             finally:
                 os.close(fd)
             os.chmod(tmp, 0o444)
@@ -207,7 +222,7 @@ class ContentStore:
         except FileNotFoundError:
             pass
         if bool(mode & 0o111) != executable or not _link(self.path(digest), tmp):
-            with open(tmp, "wb") as handle:
+            with _naming(tmp), open(tmp, "wb") as handle:
                 handle.write(data)
             os.chmod(tmp, 0o555 if executable else 0o444)
         os.replace(tmp, target)
