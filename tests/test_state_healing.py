@@ -53,6 +53,9 @@ def _damage(path: Path, kind: str) -> None:
             if os.path.exists(f"{path}{suffix}"):
                 os.unlink(f"{path}{suffix}")
         path.mkdir()
+    elif kind == "journal directory":   # a directory where its write-ahead log belongs
+        Path(f"{path}-wal").unlink(missing_ok=True)
+        Path(f"{path}-wal").mkdir()
     else:
         _overwrite_pages(path, seed=int(kind.split()[-1]), pages=4)
 
@@ -72,7 +75,7 @@ def _outputs_correct(root: Path) -> None:
 
 @pytest.mark.parametrize("which", ["cache", "files"])
 @pytest.mark.parametrize("kind", ["not a database", "malformed", "directory",
-                                  "random pages 1", "random pages 2"])
+                                  "journal directory", "random pages 1", "random pages 2"])
 def test_a_damaged_database_is_moved_aside_and_the_build_goes_on(bp, built, which, kind):
     root = built
     path = (Path(os.environ["XDG_CACHE_HOME"]) / "bp" / "cache.sqlite" if which == "cache"
@@ -89,6 +92,8 @@ def test_a_damaged_database_is_moved_aside_and_the_build_goes_on(bp, built, whic
     for damaged, reason, aside in warnings:
         assert damaged == str(path)
         assert reason == {"directory": "a directory is in its place",
+                          "journal directory": f"a directory is in the place of "
+                                               f"{path.name}-wal",
                           "not a database": "file is not a database"}.get(
                               kind, reason)
         assert Path(aside).parent == path.parent

@@ -151,7 +151,12 @@ def _open(path: Path, layout: Layout, say: Callable[[str], None]
 
 
 def _warning(path: Path, error: sqlite3.DatabaseError, aside: Path) -> str:
-    reason = "a directory is in its place" if path.is_dir() or aside.is_dir() else error
+    reason = error
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{aside}{suffix}").is_dir():
+            reason = f"a directory is in the place of {path.name}{suffix}"
+    if reason == f"a directory is in the place of {path.name}":
+        reason = "a directory is in its place"
     return f"WARNING: {path} was damaged ({reason}); moved it to {aside} and started afresh"
 
 
@@ -161,8 +166,9 @@ def _damaged(error: sqlite3.DatabaseError, path: Path) -> bool:
     name = getattr(error, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return True
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in str(error):
-        return path.is_dir()
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) or "unable to open" in \
+            str(error):   # a directory where the file or its journal belongs
+        return any(Path(f"{path}{suffix}").is_dir() for suffix in ("", "-wal", "-shm"))
     text = str(error)
     return not name and ("malformed" in text or "not a database" in text)
 
@@ -313,12 +319,9 @@ def move_aside(path: Path, inode: int | None) -> Path | None:
             aside = path.with_name(f"{path.name}.damaged-{stamp}-{count}")
         try:
             os.rename(path, aside)
-            for suffix in ("-wal", "-shm"):
+            for suffix in ("-wal", "-shm"):   # (whatever is in their place, too)
                 try:
-                    if suffix == "-wal":
-                        os.rename(f"{path}{suffix}", f"{aside}{suffix}")
-                    else:
-                        os.unlink(f"{path}{suffix}")
+                    os.rename(f"{path}{suffix}", f"{aside}{suffix}")
                 except FileNotFoundError:
                     pass
         except OSError as error:
