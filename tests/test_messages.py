@@ -9,7 +9,7 @@ import pytest
 SYNTAX_BUILD = 'genrule(name = "a", outs = ["a.out"], cmd = "x"\n'
 FILES = {
     "attr/BUILD": 'genrule(name = "a", outs = ["a.out"], cmd = "x", bogus = 1)\n',
-    "label/BUILD": 'genrule(name = "a", outs = ["a.out"], cmd = "x", srcs = ["//x:y:z"])\n',
+    "label/BUILD": 'genrule(name = "a", outs = ["a.out"], cmd = "x", srcs = ["//x/../y:z"])\n',
     "dep/BUILD": 'genrule(name = "a", outs = ["a.out"], cmd = "x", srcs = ["//gone:x"])\n',
     "dup/BUILD": 'genrule(name = "a", outs = ["a.out"], cmd = "x")\n'
                  'genrule(name = "a", outs = ["b.out"], cmd = "x")\n',
@@ -28,11 +28,12 @@ EXPECTED = {
         '1 | genrule(name = "a", outs = ["a.out"], cmd = "x", bogus = 1)\n'
         "  |                                                  ^\n"),
     "//label:a": (
-        "ERROR: label/BUILD:1:50: genrule rule '//label:a': invalid label '//x:y:z': target "
-        "name 'y:z' contains ':' in attribute 'srcs'\n"
-        '1 | genrule(name = "a", outs = ["a.out"], cmd = "x", srcs = ["//x:y:z"])\n'
+        "ERROR: label/BUILD:1:50: genrule rule '//label:a': invalid label '//x/../y:z': "
+        "package name 'x/../y' contains a '..' segment in attribute 'srcs'\n"
+        '1 | genrule(name = "a", outs = ["a.out"], cmd = "x", srcs = ["//x/../y:z"])\n'
         "  |                                                  ^\n"
-        "hint: a label has a single ':' between the package and the target name\n"),
+        "hint: labels are always relative to the workspace root; write the package path "
+        "without '.' or '..'\n"),
     "//dep:a": (
         "ERROR: dep/BUILD:1:58: in 'srcs' of genrule rule '//dep:a': no such package "
         "'//gone': BUILD file not found in directory 'gone'\n"
@@ -101,7 +102,7 @@ def test_a_starlark_syntax_error_reads_the_same_from_every_command(bp, ws):
 
 def test_a_bad_pattern_in_a_query_still_points_into_the_query(bp, ws):
     root = ws(FILES)
-    result = bp("-C", str(root), "query", "//attr:a:b")
+    result = bp("-C", str(root), "query", "//attr::b")
     assert result.code == 2
     assert result.err.startswith("ERROR: <query>:1:1: ")
 
