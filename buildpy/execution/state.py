@@ -8,7 +8,6 @@ Knows rows, not builds.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass

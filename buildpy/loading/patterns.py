@@ -79,9 +79,9 @@ def _expand_one(loader: Loader, pattern: TargetPattern, keep_going: bool,
         names = packages_below(loader, pattern.repo, pattern.package)
         if not names and not pattern.negative:
             raise MatchesNothing(f"no targets found beneath '{pattern.package or '//'}' "
-                            f"(pattern '{pattern.text}')",
-                            hint="check the path; directories listed in .bazelignore or "
-                                 ".bpignore are skipped")
+                                 f"(pattern '{pattern.text}')",
+                                 hint="check the path; directories listed in .bazelignore "
+                                      "or .bpignore are skipped")
     labels: list[Label] = []
     for name in names:
         try:
