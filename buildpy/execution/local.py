@@ -112,7 +112,7 @@ class LocalBuild:
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")
             self.stamp = stamp_at(state / "stamp")
-            files_db = open_files_db(self.output_base, self.say)
+            files_db = self._files_db = open_files_db(self.output_base, self.say)
             self.digests = FileDigests(files_db, self.exec_root, self.stamp)
             self.cache = open_cache_db(self.cache_dir, self.say)
             self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
@@ -220,6 +220,8 @@ class LocalBuild:
             self.processes.close()
             self._trim_cache()
         finally:
+            for db in (self._files_db, self.cache.db):   # (unmapped now, not when garbage
+                db.close()                               # is collected: tests build often)
             self.cache_use.release()
             self.lock.release()
 
