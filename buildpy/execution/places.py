@@ -95,8 +95,6 @@ def _not_writable(path: Path) -> int:
         return error.errno or errno.EACCES
 
 
-
-
 def _heal(directory: Path, kinds: dict[str, bool], say: Callable[[str], None]) -> None:
     """Move aside each entry of `directory` that is of the wrong kind (see `kinds`)."""
     for name, is_directory in kinds.items():
