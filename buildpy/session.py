@@ -516,13 +516,22 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     elif not report.ok:
         err.write(f"FAILED: build did NOT complete successfully ({len(report.failed)} "
                   f"failed, {report.skipped} skipped)\n")
-        code = 1
+        code = _failure_code(report, err)
     else:
         code = 0
     err.write(f"INFO: {report.total} actions: {report.executed} executed, {report.cached} "
               f"cache hits\n")
     return BuildOutcome(code, plan.executables if plan is not None else {},
                         session.workspace.root)
+
+
+def _failure_code(report, err: TextIO) -> int:
+    """1 for a failed build; 36 (with what to do) when the machine is at fault."""
+    blamed = [o.environment for o in report.failed if o.environment]
+    if not blamed:
+        return 1
+    err.write(f"hint: {blamed[0]}\n")
+    return 36
 
 
 @dataclass(frozen=True)
@@ -613,7 +622,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         _link_bin(session, output_dir(configured.top))
         if not report.ok:
             err.write("FAILED: build did NOT complete successfully; no tests ran\n")
-            return 8 if report.interrupted else 1
+            return 8 if report.interrupted else _failure_code(report, err)
         if not test_keys:
             err.write("ERROR: no test targets were found, yet testing was requested\n")
             return 4

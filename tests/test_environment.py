@@ -129,7 +129,7 @@ def test_a_read_only_workspace_without_bp_out(bp, ws):
 
 
 @needs_bwrap
-@pytest.mark.parametrize("size", [4096, 16384, 65536])
+@pytest.mark.parametrize("size", [4096, 16384, 65536, 1048576])
 @pytest.mark.parametrize("where", ["cache", "bp-out"])
 def test_a_full_disk_is_the_environment(ws, tmp_path, where, size):
     """Wherever the disk fills up while bp opens its state (the lock, stamps, SQLite
@@ -141,9 +141,12 @@ def test_a_full_disk_is_the_environment(ws, tmp_path, where, size):
     full.mkdir(exist_ok=True)
     result = _isolated(["build", "--spawn_strategy=local", f"--disk_cache={cache}/bp",
                         "//p:big"], root, "--size", str(size), "--tmpfs", str(full))
-    if result.returncode == 1:   # room for the state: the action's outputs did not fit
+    if "could not store its outputs" in result.stderr:   # room for the state, not the
+        assert result.returncode == 36, result.stderr      # action's outputs
         assert "could not store its outputs: [Errno 28] No space left on device" in \
             result.stderr
+        assert result.stderr.endswith(f"{SPACE_HINT}INFO: 1 actions: 0 executed, 0 cache "
+                                      "hits\n"), result.stderr
         return
     assert result.returncode == 36, result.stderr
     first, hint = result.stderr.splitlines()[:2]

@@ -205,6 +205,7 @@ def test_a_tree_is_stored_and_restored_with_the_digest_its_files_on_disk_give(tm
 def test_outputs_that_cannot_be_stored_fail_the_action_and_are_removed(ws, build, monkeypatch):
     import errno
 
+    from buildpy.core.errors import NO_SPACE_HINT
     from buildpy.execution.cas import ContentStore
 
     def full(self, source):
@@ -212,9 +213,10 @@ def test_outputs_that_cannot_be_stored_fail_the_action_and_are_removed(ws, build
 
     monkeypatch.setattr(ContentStore, "put_output", full)
     root = ws({"p/BUILD": 'genrule(name = "g", outs = ["g.txt"], cmd = "echo g > $@")\n'})
-    result = build(root, "//p:g", code=1)
+    result = build(root, "//p:g", code=36)   # the machine's fault
     assert "ERROR: //p:g: Genrule failed: could not store its outputs: [Errno 28] No space " \
         "left on device" in result.err
+    assert f"hint: {NO_SPACE_HINT}\n" in result.err
     assert not bin_file(root, "p/g.txt").exists()
 
 

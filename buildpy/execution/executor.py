@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from buildpy.core.errors import environment_error
 from buildpy.actions.graph import Action, ActionKind
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
@@ -51,6 +52,7 @@ class Outcome:
     result: SpawnResult | None = None
     error: str | None = None            # why it failed, when it did
     warnings: tuple[str, ...] = ()
+    environment: str | None = None      # the machine's fault (a full disk): what to do
 
 
 class Executor:
@@ -211,7 +213,8 @@ class Executor:
             try:
                 self._run_in_process(action)
             except OSError as error:
-                return self._failed(pending, None, f"could not write its output: {error}")
+                return self._failed(pending, None, f"could not write its output: {error}",
+                                    cause=error)
             return self.complete(pending, None)
         spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
                       inputs=action.all_inputs, outputs=action.outputs,
@@ -249,7 +252,8 @@ class Executor:
         try:
             outputs, entries, problems = self.outputs.store_all(action)
         except OSError as error:   # a full disk, a cache removed under the build
-            return self._failed(pending, result, f"could not store its outputs: {error}")
+            return self._failed(pending, result, f"could not store its outputs: {error}",
+                                cause=error)
         if problems:
             return self._failed(pending, result, "; ".join(problems))
         if action.cacheable:
@@ -267,12 +271,14 @@ class Executor:
         self._discard_outputs(pending.action)
 
     def _failed(self, pending: Pending, result: SpawnResult | None, reason: str,
-                notes: list[str] = ()) -> Outcome:
+                notes: list[str] = (), cause: OSError | None = None) -> Outcome:
         """The outcome of a failed action, whose outputs are removed (none half-written
-        stays at its final path)."""
+        stays at its final path); `cause` tells whether the machine is at fault."""
         self._discard_outputs(pending.action)
+        blame = environment_error(cause) if cause is not None else None
         return Outcome(pending.action, pending.key, False, False, {}, result, reason,
-                       tuple(pending.warnings + list(notes)))
+                       tuple(pending.warnings + list(notes)),
+                       blame.hint if blame is not None else None)
 
     def _discard_outputs(self, action: Action) -> None:
         if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
