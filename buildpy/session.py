@@ -506,8 +506,10 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         for label, files in reported:
             if not files:
                 continue
-            state = "up-to-date" if report.ok else "(maybe stale)"
-            err.write(f"Target {label} {state}:\n")
+            if not all(p in report.produced or not p.startswith("bp-out/") for p in files):
+                err.write(f"Target {label} failed to build\n")   # Bazel's words
+                continue
+            err.write(f"Target {label} up-to-date:\n")
             for path in files[:8]:
                 err.write(f"  {path}\n")
     if report.interrupted:

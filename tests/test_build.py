@@ -127,6 +127,10 @@ def test_failures_exit_1_and_keep_going_builds_the_rest(bp, ws):
     assert "ERROR: //f:bad: Genrule failed: exit code 3 (Executing genrule //f:bad)\n" \
            "  (use --verbose_failures to see the command)\nbroken\n" in result.err
     assert "FAILED: build did NOT complete successfully (1 failed, 0 skipped)" in result.err
+    assert "Target //f:bad failed to build\n" in result.err   # no paths that do not exist
+    result = bp("-C", str(root), "build", "-k", "//f:good", "//f:bad", "--show_result=5")
+    assert "Target //f:good up-to-date:\n  bp-out/linux_x86_64-fastbuild/bin/f/good.out\n" \
+        "Target //f:bad failed to build\n" in result.err
     result = bp("-C", str(root), "build", "--verbose_failures", "-k", "//f:all")
     assert result.code == 1
     assert "  command: /bin/bash -c 'set -euo pipefail\necho broken >&2; exit 3' ''" in result.err
