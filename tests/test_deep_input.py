@@ -1,0 +1,134 @@
+"""Deep input: long dependency chains and deeply nested queries work (no recursion limit);
+past the query nesting bound, a located error (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from buildpy.query.syntax import MAX_NESTING, QuerySyntaxError, parse_query
+
+GENRULES = 200      # a chain of genrules, each reading the one before (each runs bash)
+FILEGROUPS = 2000   # then a chain of filegroups on top of it
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Path:
+    """t0 <- t1 <- ... <- t199 <- f0 <- ... <- f1999 <- top: 2,201 targets in one line."""
+    root = tmp_path_factory.mktemp("chain") / "ws"
+    root.mkdir()
+    (root / "WORKSPACE").write_text("")
+    lines = ['genrule(name = "t0", outs = ["t0.txt"], cmd = "echo 0 > $@")']
+    lines += [f'genrule(name = "t{i}", srcs = [":t{i - 1}"], outs = ["t{i}.txt"], '
+              f'cmd = "cat $< > $@; echo {i} >> $@")' for i in range(1, GENRULES)]
+    lines += [f'filegroup(name = "f{i}", srcs = [":{"f" if i else "t"}'
+              f'{i - 1 if i else GENRULES - 1}"])' for i in range(FILEGROUPS)]
+    lines.append(f'genrule(name = "top", srcs = [":f{FILEGROUPS - 1}"], outs = ["top.txt"], '
+                 'cmd = "wc -l < $< > $@")')
+    (root / "BUILD").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _labels(out: str) -> list[str]:
+    return out.split()
+
+
+def test_query_follows_a_chain_of_2200_targets(bp, chain):
+    result = bp("-C", str(chain), "query", "deps(//:top)")
+    assert result.code == 0, result.err
+    labels = _labels(result.out)
+    assert len(labels) == 1 + FILEGROUPS + GENRULES
+    assert {"//:t0", "//:t199", "//:f1999", "//:top"} <= set(labels)
+    result = bp("-C", str(chain), "query", "somepath(//:top, //:t0)")
+    assert (result.code, len(result.out.split("\n")) - 1) == (0, 1 + FILEGROUPS + GENRULES)
+
+
+def test_cquery_follows_a_chain_of_2200_targets(bp, chain):
+    result = bp("-C", str(chain), "cquery", "deps(//:top)")
+    assert result.code == 0, result.err
+    assert len(result.out.splitlines()) == 1 + FILEGROUPS + GENRULES
+
+
+def test_build_of_a_chain_of_2200_targets(bp, chain):
+    result = bp("-C", str(chain), "build", "//:top")
+    assert result.code == 0, result.err
+    assert (chain / "bp-out/linux_x86_64-fastbuild/bin/top.txt").read_text().strip() \
+        == str(GENRULES)
+
+
+def test_a_chain_incompatible_at_its_bottom_names_the_first_link(bp, ws):
+    n = 1500
+    lines = ['constraint_setting(name = "s")', 'constraint_value(name = "v", '
+             'constraint_setting = ":s")',
+             'genrule(name = "g0", outs = ["g0.txt"], cmd = "true", '
+             'target_compatible_with = [":v"])']
+    lines += [f'filegroup(name = "g{i}", srcs = [":g{i - 1}"])' for i in range(1, n)]
+    root = ws({"BUILD": "\n".join(lines) + "\n"})
+    result = bp("-C", str(root), "cquery", f"//:g{n - 1}")
+    assert result.code == 2
+    first = result.err.splitlines()[0]
+    assert first.startswith(f"ERROR: BUILD:{n + 2}:10: target '//:g{n - 1}' is "
+                            "incompatible with the target platform")
+    assert first.endswith(", which depends on '//:g1', which depends on '//:g0', which needs "
+                          "'//:v'")
+    assert first.count("which depends on") == n - 2
+    result = bp("-C", str(root), "cquery", "//...")   # a wildcard skips all of them
+    assert (result.code, [line.split()[0] for line in result.out.splitlines()]) == (
+        0, ["//:s", "//:v"])
+
+
+# ---- deep queries ---------------------------------------------------------------------
+
+@pytest.fixture
+def small(ws) -> Path:
+    return ws({"BUILD": "".join(
+        f'genrule(name = "t{i}", outs = ["t{i}.txt"], cmd = "true"'
+        f'{f", srcs = [{chr(34)}:t{i - 1}{chr(34)}]" if i else ""})\n' for i in range(1000))})
+
+
+def test_400_nested_parentheses(bp, small):
+    result = bp("-C", str(small), "query", "(" * 400 + "//:t1" + ")" * 400)
+    assert (result.code, result.out, result.err) == (0, "//:t1\n", "")
+
+
+def test_1000_terms_joined_with_plus(bp, small):
+    result = bp("-C", str(small), "query", " + ".join(f"//:t{i}" for i in range(1000)))
+    assert result.code == 0, result.err
+    assert sorted(result.out.split()) == sorted(f"//:t{i}" for i in range(1000))
+
+
+def test_500_pipeline_stages(bp, small):
+    result = bp("-C", str(small), "query", "//:t2" + " | deps" * 500)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.split() == ["//:t0", "//:t1", "//:t2"]
+
+
+def test_2000_nested_lets(bp, small):
+    text = "".join(f"let v{i} = {f'$v{i - 1} + ' if i else ''}//:t{i % 3} in "
+                   for i in range(2000)) + "$v1999 ^ set(//:t0 //:t2)"
+    result = bp("-C", str(small), "query", text)
+    assert (result.code, result.out, result.err) == (0, "//:t0\n//:t2\n", "")
+
+
+def test_deeply_nested_function_calls(bp, small):
+    result = bp("-C", str(small), "query", "deps(" * 3000 + "//:t1" + ")" * 3000)
+    assert (result.code, result.out.split()) == (0, ["//:t0", "//:t1"])
+
+
+def test_nesting_past_the_bound_is_a_located_error(bp, small):
+    depth = MAX_NESTING   # the whole query is one level already
+    result = bp("-C", str(small), "query", "(" * depth + "//:t1" + ")" * depth)
+    assert result.code == 2
+    assert result.err.splitlines()[0] == (
+        f"ERROR: <query>:1:{depth + 1}: query is nested too deeply: more than {MAX_NESTING} "
+        "levels of parentheses, arguments and let")
+    assert "Traceback" not in result.err
+
+
+def test_the_bound_holds_for_lets_and_calls_too():
+    for text in ["let x = " * (MAX_NESTING + 1) + "//a",
+                 "deps(" * (MAX_NESTING + 1) + "//a" + ")" * (MAX_NESTING + 1)]:
+        with pytest.raises(QuerySyntaxError) as error:
+            parse_query(text)
+        assert error.value.message.startswith("query is nested too deeply")
