@@ -132,3 +132,12 @@ def test_the_bound_holds_for_lets_and_calls_too():
         with pytest.raises(QuerySyntaxError) as error:
             parse_query(text)
         assert error.value.message.startswith("query is nested too deeply")
+
+
+def test_test_suites_nested_2000_deep(bp, ws):
+    n = 2000
+    lines = ['sh_test(name = "t", srcs = ["t.sh"])', 'test_suite(name = "s0", tests = [":t"])']
+    lines += [f'test_suite(name = "s{i}", tests = [":s{i - 1}"])' for i in range(1, n)]
+    root = ws({"BUILD": "\n".join(lines) + "\n", "t.sh": "exit 0\n"})
+    result = bp("-C", str(root), "query", f"tests(//:s{n - 1})")
+    assert (result.code, result.out, result.err) == (0, "//:t\n", "")
