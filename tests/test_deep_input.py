@@ -3,10 +3,14 @@ past the query nesting bound, a located error (exit 2), never a traceback."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from buildpy.lang import env
+from buildpy.lang.nesting import TooDeep, check_nesting
 from buildpy.query.syntax import MAX_NESTING, QuerySyntaxError, parse_query
 
 GENRULES = 200      # a chain of genrules, each reading the one before (each runs bash)
@@ -141,3 +145,77 @@ def test_test_suites_nested_2000_deep(bp, ws):
     root = ws({"BUILD": "\n".join(lines) + "\n", "t.sh": "exit 0\n"})
     result = bp("-C", str(root), "query", f"tests(//:s{n - 1})")
     assert (result.code, result.out, result.err) == (0, "//:t\n", "")
+
+
+# ---- Starlark source the parser cannot take, and evaluations that run away ------------
+
+def _bp_process(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """bp in its own process: without the guard these inputs kill it with SIGSEGV."""
+    return subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+TOO_DEEP = ("this code is too deeply nested: more than 500 levels of brackets, operators and "
+            "blocks (Starlark cannot evaluate it safely)")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("x = " + "+".join(["1"] * 4000) + "\n", "BUILD:1:1004"),   # the 500th '+'
+    ("x = 1\ny = " + "[" * 5000 + "]" * 5000 + "\n", "BUILD:2:504"),   # the 500th '['
+], ids=["4000-terms", "list-5000-deep"])
+def test_source_too_deep_for_the_parser_is_a_located_error(ws, text, where):
+    root = ws({"BUILD": text})
+    result = _bp_process(root, "build", "//...")
+    assert (result.returncode, result.stderr) == (
+        2, f"ERROR: {where}: {TOO_DEEP}\n"
+           "hint: split the expression: assign parts of it to variables\n")
+
+
+def test_too_deep_in_a_bzl_file_names_it(bp, ws):
+    root = ws({"BUILD": 'load("//:defs.bzl", "x")\n',
+               "defs.bzl": "def f():\n    return " + "(" * 600 + "1" + ")" * 600 + "\n"})
+    result = bp("-C", str(root), "build", "//...")
+    assert (result.code, result.err.splitlines()[0]) == (2, f"ERROR: defs.bzl:2:510: {TOO_DEEP}")
+
+
+@pytest.mark.parametrize("text", [
+    'x = "' + "(" * 5000 + '"\n',                        # inside a string
+    "# " + "[" * 5000 + "\n",                            # inside a comment
+    '"""\n' + "{" * 5000 + '\n"""\n',                    # inside a docstring
+    "x = [\n" + "    1 +\n" * 400 + "    1]\ny = [" + "1, " * 3000 + "]\n",   # long, flat
+])
+def test_deep_looking_text_that_is_not_deep_passes(text):
+    check_nesting(text, "BUILD")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("x = " + "[" * 300 + "]" * 300 + " + 1" * 250 + "\n", (1, 1)),   # together too deep
+    ("x = " + "lambda: " * 170 + "1\n", (1, 1333)),                   # lambdas weigh 3
+    ("def f():\n" + "".join(" " * i + "if x:\n" for i in range(1, 502)) + " " * 502 + "pass\n",
+     (500, 500)),                                                     # blocks
+])
+def test_nesting_counts_brackets_operators_lambdas_and_blocks(text, where):
+    with pytest.raises(TooDeep) as error:
+        check_nesting(text, "BUILD")
+    assert (error.value.location.line, error.value.location.column) == where
+
+
+def test_a_rust_panic_in_starlark_is_an_error_naming_the_file(bp, ws):
+    root = ws({"BUILD": "x = list(range(2147483647))\n"})   # fails fast, before allocating
+    result = bp("-C", str(root), "build", "//...")
+    assert (result.code, result.err) == (
+        2, "ERROR: error loading package '//': Starlark failed in BUILD: AlignedSize must not "
+           "exceed u32::MAX\nhint: a value probably grew too large (strings and lists hold at "
+           "most 4 GiB); look for one doubled or multiplied many times\n")
+
+
+def test_evaluation_stops_when_memory_grows_past_the_bound(bp, ws, monkeypatch):
+    monkeypatch.setattr(env, "MAX_EVAL_MEMORY", 64 << 20)
+    root = ws({"BUILD": "def grow():\n    kept = []\n    for i in range(30000000):\n"
+                        "        kept.append(str(i) * 20)\ngrow()\n"})
+    result = bp("-C", str(root), "build", "//...")
+    assert result.code == 2
+    assert result.err.startswith("ERROR: error loading package '//': evaluation used more "
+                                 "than 64 MiB of memory and was stopped\n")
+    assert result.err.endswith("hint: look for a value that grows without bound (a list or "
+                               "string built in a loop)\n")
