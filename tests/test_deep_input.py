@@ -219,3 +219,14 @@ def test_evaluation_stops_when_memory_grows_past_the_bound(bp, ws, monkeypatch):
                                  "than 64 MiB of memory and was stopped\n")
     assert result.err.endswith("hint: look for a value that grows without bound (a list or "
                                "string built in a loop)\n")
+
+
+def test_package_groups_including_each_other_2000_deep(bp, ws):
+    n = 2000
+    groups = ['package_group(name = "g0", packages = ["//app"])']
+    groups += [f'package_group(name = "g{i}", includes = [":g{i - 1}"])' for i in range(1, n)]
+    root = ws({"lib/BUILD": "\n".join(groups) + "\n"
+                            f'filegroup(name = "lib", visibility = [":g{n - 1}"])\n',
+               "app/BUILD": 'filegroup(name = "app", srcs = ["//lib"])\n'})
+    result = bp("-C", str(root), "query", "deps(//app)")
+    assert (result.code, result.out, result.err) == (0, "//app:app\n//lib:lib\n", "")
