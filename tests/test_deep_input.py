@@ -211,7 +211,7 @@ def test_a_rust_panic_in_starlark_is_an_error_naming_the_file(bp, ws):
 
 def test_evaluation_stops_when_memory_grows_past_the_bound(bp, ws, monkeypatch):
     monkeypatch.setattr(env, "MAX_EVAL_MEMORY", 64 << 20)
-    root = ws({"BUILD": "def grow():\n    kept = []\n    for i in range(30000000):\n"
+    root = ws({"BUILD": "def grow():\n    kept = []\n    for i in range(3000000):\n"
                         "        kept.append(str(i) * 20)\ngrow()\n"})
     result = bp("-C", str(root), "build", "//...")
     assert result.code == 2
@@ -230,3 +230,17 @@ def test_package_groups_including_each_other_2000_deep(bp, ws):
                "app/BUILD": 'filegroup(name = "app", srcs = ["//lib"])\n'})
     result = bp("-C", str(root), "query", "deps(//app)")
     assert (result.code, result.out, result.err) == (0, "//app:app\n//lib:lib\n", "")
+
+
+def test_starlark_output_expressions_are_guarded_too(bp, ws):
+    root = ws({"BUILD": 'filegroup(name = "a")\n'})
+    deep = "(" * 600 + "str(target.label)" + ")" * 600
+    result = bp("-C", str(root), "cquery", "--output=starlark", f"--starlark:expr={deep}",
+                "//:a")
+    assert (result.code, result.err.splitlines()[0]) == (2, f"ERROR: --starlark:expr:1:500: "
+                                                            f"{TOO_DEEP}")
+    result = bp("-C", str(root), "cquery", "--output=starlark",
+                "--starlark:expr=str(list(range(2147483647)))", "//:a")
+    assert (result.code, result.err) == (
+        2, "ERROR: --starlark:expr failed: AlignedSize must not exceed u32::MAX\n"
+           "hint: a value probably grew too large (strings and lists hold at most 4 GiB)\n")
