@@ -244,3 +244,26 @@ def test_starlark_output_expressions_are_guarded_too(bp, ws):
     assert (result.code, result.err) == (
         2, "ERROR: --starlark:expr failed: AlignedSize must not exceed u32::MAX\n"
            "hint: a value probably grew too large (strings and lists hold at most 4 GiB)\n")
+
+
+def _load_chain(ws, n: int) -> Path:
+    files = {"BUILD": 'load("//:b0.bzl", "x")\nfilegroup(name = "a", tags = ["%d" % x])\n'}
+    for i in range(n):
+        files[f"b{i}.bzl"] = (f'load("//:b{i + 1}.bzl", y = "x")\nx = y + 1\n'
+                              if i < n - 1 else "x = 1\n")
+    return ws(files)
+
+
+def test_a_chain_of_90_bzl_files_loads(bp, ws):
+    root = _load_chain(ws, 90)
+    result = bp("-C", str(root), "query", "attr(tags, '\\[90\\]', //:a)")
+    assert (result.code, result.out) == (0, "//:a\n")
+
+
+def test_a_load_chain_too_deep_is_an_error_naming_it(bp, ws):
+    root = _load_chain(ws, 300)   # Python's recursion limit stopped near 190
+    result = bp("-C", str(root), "build", "//...")
+    assert (result.code, result.err) == (
+        2, "ERROR: load() statements nest too deeply: more than 100 .bzl files each loaded by "
+           "the one before (//:b0.bzl -> ... -> //:b99.bzl -> //:b100.bzl)\n"
+           "hint: load what a file needs from fewer levels of files\n")

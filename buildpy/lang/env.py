@@ -33,6 +33,7 @@ _CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
+MAX_LOAD_DEPTH = 100   # .bzl files loading each other; Python's recursion limit is near 190
 MAX_EVAL_MEMORY = 2 << 30   # how much one file's evaluation may grow the process
 
 
@@ -253,6 +254,12 @@ class StarlarkEnv:
             raise UserError(f"cycle in load() statements: {' -> '.join(cycle)}",
                             hint="move the shared definitions into a .bzl file that both "
                                  "can load")
+        chain = self._loading_keys()
+        if len(chain) >= MAX_LOAD_DEPTH:   # each level nests Python and Rust frames
+            raise UserError(f"load() statements nest too deeply: more than {MAX_LOAD_DEPTH} "
+                            f".bzl files each loaded by the one before ({chain[0]} -> ... -> "
+                            f"{chain[-1]} -> {key})",
+                            hint="load what a file needs from fewer levels of files")
         source = self._resolve(label)
         try:
             text = self._read(source)
