@@ -183,6 +183,7 @@ def test_too_deep_in_a_bzl_file_names_it(bp, ws):
     "# " + "[" * 5000 + "\n",                            # inside a comment
     '"""\n' + "{" * 5000 + '\n"""\n',                    # inside a docstring
     "x = [\n" + "    1 +\n" * 400 + "    1]\ny = [" + "1, " * 3000 + "]\n",   # long, flat
+    "x = [" + "-1, 2.5, a.b, " * 1000 + "]\n",          # siblings are not a chain
 ])
 def test_deep_looking_text_that_is_not_deep_passes(text):
     check_nesting(text, "BUILD")

@@ -21,11 +21,11 @@ _LAMBDA_WEIGHT = 3
 _STRING = (r'[rRbB]{0,2}(?:"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\''
            r'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\')')
 _SKIPPED = re.compile(rf"{_STRING}|#[^\n]*")
-_OPERATORS = r"\*\*|//|<<|>>|[<>=!]=|[-+*/%|&^~<>.@]"
+_OPERATORS = r"\*\*|//|<<|>>|[<>=!]=|[-+*/%|&^~<>@]|(?<![0-9])\.|\.(?![0-9])"   # not 1.5
 _KEYWORDS = ("and", "or", "not", "in", "if", "lambda")
 _TOKEN = re.compile(
     rf"(?P<skip>{_STRING}|#[^\n]*|\\\n)"
-    r"|(?P<open>[(\[{])|(?P<close>[)\]}])"
+    r"|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<comma>,)"
     r"|(?P<newline>\n[ \t]*)"
     rf"|(?P<op>{_OPERATORS}|\b(?:and|or|not|in|if|lambda)\b)")
 _INDENT = re.compile(r"\n([ \t]*)")
@@ -54,16 +54,19 @@ def _quick_bound(text: str) -> int:
 
 
 class _Group:
-    """An open bracket (or a statement): its position, operators so far, deepest child."""
-    __slots__ = ("offset", "ops", "child")
+    """An open bracket (or a statement): its position, the operators of its element being
+    read and the most of any element before (elements between commas are siblings, not
+    a chain), and its deepest child."""
+    __slots__ = ("offset", "ops", "most_ops", "child")
 
     def __init__(self, offset: int):
         self.offset = offset
         self.ops = 0
+        self.most_ops = 0
         self.child = 0
 
     def depth(self) -> int:
-        return 1 + self.ops + self.child
+        return 1 + max(self.ops, self.most_ops) + self.child
 
 
 class _Scan:
@@ -87,6 +90,12 @@ class _Scan:
             elif kind == "close":
                 if len(self.groups) > 1:
                     self._close_group()
+                continue
+            elif kind == "comma":
+                group = self.groups[-1]
+                group.most_ops = max(group.most_ops, group.ops)
+                self.running -= group.ops
+                group.ops = 0
                 continue
             elif kind == "newline" and len(self.groups) == 1:   # the end of a statement
                 self._end_statement()
