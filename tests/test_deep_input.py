@@ -3,13 +3,14 @@ past the query nesting bound, a located error (exit 2), never a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from buildpy.lang import env
+from buildpy.lang import limits
 from buildpy.lang.nesting import TooDeep, check_nesting
 from buildpy.query.syntax import MAX_NESTING, QuerySyntaxError, parse_query
 
@@ -210,8 +211,20 @@ def test_a_rust_panic_in_starlark_is_an_error_naming_the_file(bp, ws):
            "most 4 GiB); look for one doubled or multiplied many times\n")
 
 
+def test_the_report_a_panic_prints_by_itself_is_held_back(ws):
+    root = ws({"BUILD": 'print("before")\nx = list(range(2147483647))\n'})
+    result = subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), "build", "//..."],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "RUST_BACKTRACE": "1"})
+    assert (result.returncode, result.stderr) == (2, (
+        "DEBUG: BUILD:1:6: before\n"
+        "ERROR: error loading package '//': Starlark failed in BUILD: AlignedSize must not "
+        "exceed u32::MAX\nhint: a value probably grew too large (strings and lists hold at "
+        "most 4 GiB); look for one doubled or multiplied many times\n"))
+
+
 def test_evaluation_stops_when_memory_grows_past_the_bound(bp, ws, monkeypatch):
-    monkeypatch.setattr(env, "MAX_EVAL_MEMORY", 64 << 20)
+    monkeypatch.setattr(limits, "MAX_EVAL_MEMORY", 64 << 20)
     root = ws({"BUILD": "def grow():\n    kept = []\n    for i in range(3000000):\n"
                         "        kept.append(str(i) * 20)\ngrow()\n"})
     result = bp("-C", str(root), "build", "//...")

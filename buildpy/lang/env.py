@@ -8,9 +8,7 @@ what a package or a target is: the natives it binds come from the loading phase.
 from __future__ import annotations
 
 import itertools
-import resource
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,6 +17,7 @@ import starlark as sl
 
 from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.lang.limits import Bounds, StderrHold, is_panic, panic_error
 from buildpy.lang.nesting import check_nesting
 from buildpy.lang.values import CallStack, Frame, Select
 
@@ -34,7 +33,6 @@ _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_plat
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
 MAX_LOAD_DEPTH = 100   # .bzl files loading each other; Python's recursion limit is near 190
-MAX_EVAL_MEMORY = 2 << 30   # how much one file's evaluation may grow the process
 
 
 def to_starlark(value: Any) -> Any:
@@ -71,52 +69,6 @@ def _hint_for(message: str) -> str | None:
 
 class _Abort(Exception):
     """Raised through Starlark after a native stashed the real BpError."""
-
-
-class _Bounds:
-    """The check_cancelled callback of one evaluation (starlark-pyo3 calls it about every
-    1,000 instructions): stops it past a deadline, or once the process's peak memory has
-    grown by MAX_EVAL_MEMORY since it began. Straight-line code runs too few instructions
-    to be checked; what it makes too large ends in a Rust panic (see _panic_error)."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
-        self.memory_limit = _peak_memory() + MAX_EVAL_MEMORY
-        self.exceeded: str | None = None   # what stopped the evaluation, as a phrase
-        self.hint: str | None = None
-        self.calls = 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        if time.monotonic() > self.deadline:
-            self.exceeded = f"took longer than {self.timeout:g}s"
-            self.hint = "look for a runaway loop or comprehension in this file"
-        elif self.calls % 8 == 0 and _peak_memory() > self.memory_limit:
-            self.exceeded = f"used more than {MAX_EVAL_MEMORY >> 20} MiB of memory"
-            self.hint = "look for a value that grows without bound (a list or string " \
-                        "built in a loop)"
-        return self.exceeded is not None
-
-
-def _peak_memory() -> int:
-    """The process's peak resident memory in bytes (one cheap system call)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def _is_panic(error: BaseException) -> bool:
-    """A Rust panic inside starlark-pyo3 (pyo3_runtime.PanicException, which derives
-    from BaseException, so that `except Exception` misses it)."""
-    return type(error).__name__ == "PanicException"
-
-
-def _panic_error(context: str, display: str | None, panic: BaseException) -> UserError:
-    where = f" in {display}" if display else ""
-    return UserError(
-        f"{context}: Starlark failed{where}: {str(panic).strip() or 'a panic'}",
-        hint="a value probably grew too large (strings and lists hold at most 4 GiB); "
-             "look for one doubled or multiplied many times")
 
 
 @dataclass(frozen=True)
@@ -172,6 +124,7 @@ class StarlarkEnv:
         self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
         self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
+        self._stderr_hold = StderrHold()
 
     # ---- public entry points -------------------------------------------------------
 
@@ -219,16 +172,17 @@ class StarlarkEnv:
         self._sources[source.display] = text.splitlines()
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
-        bounds = _Bounds(self._timeout) if bounded else None
+        bounds = Bounds(self._timeout) if bounded else None
         options = sl.EvalOptions(check_cancelled=bounds, max_callstack_size=_MAX_CALL_DEPTH)
         if source.package.repo != "bp":   # bp's own code need not be checked
             check_nesting(text, source.display)   # deeper code would crash the parser
         self._stack.append((source.display, source))
         try:
-            ast = sl.parse(source.display, text)
-            if injection is not None:
-                sl.eval(module, injection, self._globals, self._loader)
-            sl.eval_with(options, module, ast, self._globals, self._loader)
+            with self._stderr_hold:
+                ast = sl.parse(source.display, text)
+                if injection is not None:
+                    sl.eval(module, injection, self._globals, self._loader)
+                sl.eval_with(options, module, ast, self._globals, self._loader)
         except (sl.StarlarkError, _Abort) as error:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
@@ -239,10 +193,10 @@ class StarlarkEnv:
                                 f"\n{message.rstrip()}", hint=bounds.hint) from None
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
         except BaseException as error:
-            if not _is_panic(error):
+            if not is_panic(error):
                 raise
             self._stashed = None
-            raise _panic_error(context, source.display, error) from None
+            raise panic_error(context, source.display, error) from None
         finally:
             self._stack.pop()
         return module
@@ -367,7 +321,8 @@ class StarlarkEnv:
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
         try:
-            return module.call(function, *args)
+            with self._stderr_hold:
+                return module.call(function, *args)
         except (sl.StarlarkError, _Abort) as error:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
@@ -375,10 +330,10 @@ class StarlarkEnv:
             message = str(error)
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
         except BaseException as error:
-            if not _is_panic(error):
+            if not is_panic(error):
                 raise
             self._stashed = None
-            raise _panic_error(context, None, error) from None
+            raise panic_error(context, None, error) from None
 
     def _native(self) -> Any:
         """The module BUILD files see: builtins natives plus every rule of the prelude."""
