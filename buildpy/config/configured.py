@@ -91,7 +91,8 @@ class ConfiguredGraph:
         self.graph = nx.DiGraph()
         self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
         self._toolchains: Toolchains | None = None
-        self._reasons: dict[ConfiguredKey, str | None] = {}
+        # why a key is incompatible: its own reason, the dependency that is, or None
+        self._causes: dict[ConfiguredKey, str | ConfiguredKey | None] = {}
 
     # ---- configurations ---------------------------------------------------------------
 
@@ -225,19 +226,45 @@ class ConfiguredGraph:
 
     def incompatibility(self, key: ConfiguredKey) -> str | None:
         """Why `key` cannot be built for its platform (itself or through a dependency)."""
-        if key in self._reasons:
-            return self._reasons[key]
-        self._reasons[key] = None  # a cycle reads as compatible
-        node = self.nodes[key]
-        reason = node.incompatible
-        if reason is None:
-            for _, dep in node.deps:
-                dep_reason = self.incompatibility(dep)
-                if dep_reason is not None:
-                    reason = f"depends on '{dep.label}', which {dep_reason}"
-                    break
-        self._reasons[key] = reason
-        return reason
+        self._find_incompatible(key)
+        chain: list[ConfiguredKey] = []
+        cause = self._causes[key]
+        while isinstance(cause, ConfiguredKey):   # walk to the incompatible target
+            chain.append(cause)
+            cause = self._causes[cause]
+        if cause is None:
+            return None
+        return "".join(f"depends on '{dep.label}', which " for dep in chain) + cause
+
+    def _find_incompatible(self, start: ConfiguredKey) -> None:
+        """Record in `_causes` why `start` and the nodes below it are incompatible: their
+        own reason (a string), the first incompatible dependency (a key), or None.
+
+        A depth-first walk with an explicit stack, so that chains of any length work; a
+        node met again while on the stack (a cycle) reads as compatible."""
+        if start in self._causes:
+            return
+        self._causes[start] = None
+        stack = [(start, iter(self.nodes[start].deps))]
+        while stack:
+            key, deps = stack[-1]
+            if self._causes[key] is None and self.nodes[key].incompatible is not None:
+                self._causes[key] = self.nodes[key].incompatible
+            if self._causes[key] is None:
+                for _, dep in deps:
+                    if dep not in self._causes:
+                        self._causes[dep] = None
+                        stack.append((dep, iter(self.nodes[dep].deps)))
+                        break
+                    if self._causes[dep] is not None:
+                        self._causes[key] = dep
+                        break
+                else:
+                    stack.pop()
+                continue
+            stack.pop()   # decided: its own reason or a dependency's; tell the dependent
+            if stack and self._causes[stack[-1][0]] is None:
+                self._causes[stack[-1][0]] = key
 
     def incompatible_error(self, key: ConfiguredKey) -> UserError:
         config = self._config(key)

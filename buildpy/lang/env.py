@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -18,6 +17,8 @@ import starlark as sl
 
 from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.lang.limits import Bounds, StderrHold, is_panic, panic_error
+from buildpy.lang.nesting import check_nesting
 from buildpy.lang.values import CallStack, Frame, Select
 
 BUILTINS_ID = "<builtins>"
@@ -31,6 +32,7 @@ _CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
+MAX_LOAD_DEPTH = 100   # .bzl files loading each other; Python's recursion limit is near 190
 
 
 def to_starlark(value: Any) -> Any:
@@ -122,6 +124,7 @@ class StarlarkEnv:
         self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
         self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
+        self._stderr_hold = StderrHold()
 
     # ---- public entry points -------------------------------------------------------
 
@@ -169,27 +172,31 @@ class StarlarkEnv:
         self._sources[source.display] = text.splitlines()
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
-        deadline = time.monotonic() + self._timeout
-        options = sl.EvalOptions(
-            check_cancelled=(lambda: time.monotonic() > deadline) if bounded else None,
-            max_callstack_size=_MAX_CALL_DEPTH)
+        bounds = Bounds(self._timeout) if bounded else None
+        options = sl.EvalOptions(check_cancelled=bounds, max_callstack_size=_MAX_CALL_DEPTH)
+        if source.package.repo != "bp":   # bp's own code need not be checked
+            check_nesting(text, source.display)   # deeper code would crash the parser
         self._stack.append((source.display, source))
         try:
-            ast = sl.parse(source.display, text)
-            if injection is not None:
-                sl.eval(module, injection, self._globals, self._loader)
-            sl.eval_with(options, module, ast, self._globals, self._loader)
+            with self._stderr_hold:
+                ast = sl.parse(source.display, text)
+                if injection is not None:
+                    sl.eval(module, injection, self._globals, self._loader)
+                sl.eval_with(options, module, ast, self._globals, self._loader)
         except (sl.StarlarkError, _Abort) as error:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
             message = str(error)
-            if "Evaluation cancelled" in message:
-                raise UserError(
-                    f"{context}: evaluation took longer than {self._timeout:g}s and was "
-                    f"stopped\n{message.rstrip()}",
-                    hint="look for a runaway loop or comprehension in this file") from None
+            if "Evaluation cancelled" in message and bounds is not None and bounds.exceeded:
+                raise UserError(f"{context}: evaluation {bounds.exceeded} and was stopped"
+                                f"\n{message.rstrip()}", hint=bounds.hint) from None
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
+        except BaseException as error:
+            if not is_panic(error):
+                raise
+            self._stashed = None
+            raise panic_error(context, source.display, error) from None
         finally:
             self._stack.pop()
         return module
@@ -201,6 +208,12 @@ class StarlarkEnv:
             raise UserError(f"cycle in load() statements: {' -> '.join(cycle)}",
                             hint="move the shared definitions into a .bzl file that both "
                                  "can load")
+        chain = self._loading_keys()
+        if len(chain) >= MAX_LOAD_DEPTH:   # each level nests Python and Rust frames
+            raise UserError(f"load() statements nest too deeply: more than {MAX_LOAD_DEPTH} "
+                            f".bzl files each loaded by the one before ({chain[0]} -> ... -> "
+                            f"{chain[-1]} -> {key})",
+                            hint="load what a file needs from fewer levels of files")
         source = self._resolve(label)
         try:
             text = self._read(source)
@@ -308,13 +321,19 @@ class StarlarkEnv:
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
         try:
-            return module.call(function, *args)
+            with self._stderr_hold:
+                return module.call(function, *args)
         except (sl.StarlarkError, _Abort) as error:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
             message = str(error)
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
+        except BaseException as error:
+            if not is_panic(error):
+                raise
+            self._stashed = None
+            raise panic_error(context, None, error) from None
 
     def _native(self) -> Any:
         """The module BUILD files see: builtins natives plus every rule of the prelude."""

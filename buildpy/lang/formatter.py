@@ -12,6 +12,8 @@ from typing import Any
 import starlark as sl
 
 from buildpy.core.errors import UserError
+from buildpy.lang.limits import StderrHold, is_panic
+from buildpy.lang.nesting import check_nesting
 
 _PRELUDE = '''
 def _struct(value):
@@ -42,20 +44,37 @@ class Formatter:
                                            sl.LibraryExtension.Map,
                                            sl.LibraryExtension.Filter])
         module = sl.Module()
+        check_nesting(expression, flag)   # deeper would crash Starlark's compiler
+        self._hold = StderrHold()
         try:
-            sl.eval(module, sl.parse(flag, _PRELUDE % expression.strip()), globals_)
+            with self._hold:
+                sl.eval(module, sl.parse(flag, _PRELUDE % expression.strip()), globals_)
         except sl.StarlarkError as error:
             raise UserError(f"{flag} is not a valid Starlark expression:\n{error}",
                             hint="for example --starlark:expr='str(target.label)'") from None
+        except BaseException as error:   # constants are folded as it compiles: may panic
+            _reraise_panic(error, f"{flag} failed")
         self._module = module.freeze()
         self._flag = flag
 
     def __call__(self, value: dict, options: dict, providers: dict) -> str:
         try:
-            result = self._module.call("format_value", value, options, providers)
+            with self._hold:
+                result = self._module.call("format_value", value, options, providers)
         except sl.StarlarkError as error:
             raise UserError(f"{self._flag} failed for {value.get('label')}:\n{error}") from None
+        except BaseException as error:
+            _reraise_panic(error, f"{self._flag} failed for {value.get('label')}")
         return result if isinstance(result, str) else _show(result)
+
+
+def _reraise_panic(error: BaseException, what: str) -> None:
+    """A Rust panic in Starlark (a value too large; no Exception) as a UserError."""
+    if not is_panic(error):
+        raise error
+    raise UserError(f"{what}: {str(error).strip()}",
+                    hint="a value probably grew too large (strings and lists hold at most "
+                         "4 GiB)") from None
 
 
 def struct_of(**fields: Any) -> dict:

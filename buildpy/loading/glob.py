@@ -6,6 +6,7 @@ ignored directories, as Bazel does. Knows nothing of Starlark or targets.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from functools import lru_cache
@@ -46,38 +47,96 @@ def _segment_regex(segment: str) -> re.Pattern[str]:
 
 
 def _match(segments: tuple[str, ...], path: tuple[str, ...]) -> bool:
-    if not segments:
-        return not path
-    head = segments[0]
-    if head == "**":
-        return any(_match(segments[1:], path[i:]) for i in range(len(path) + 1))
-    return bool(path) and _segment_regex(head).fullmatch(path[0]) is not None \
-        and _match(segments[1:], path[1:])
+    """Whether `path` matches the pattern `segments`: a loop over the path's parts with
+    the set of pattern positions reached (so deep paths need no recursion)."""
+    end = len(segments)
+
+    def closed(states: set[int]) -> set[int]:   # '**' may also match no part at all
+        for i in sorted(states):
+            while i < end and segments[i] == "**":
+                i += 1
+                states.add(i)
+        return states
+
+    states = closed({0})
+    for part in path:
+        reached = set()
+        for i in states:
+            if i == end:
+                continue
+            if segments[i] == "**":
+                reached.add(i)
+            elif _segment_regex(segments[i]).fullmatch(part) is not None:
+                reached.add(i + 1)
+        if not reached:
+            return False
+        states = closed(reached)
+    return end in states
 
 
-def list_package(workspace: Workspace, package: str) -> tuple[list[str], list[str]]:
-    """(files, directories) of a package, relative to it, excluding subpackages."""
+def list_package(workspace: Workspace, package: str, strict: bool = False
+                 ) -> tuple[list[str], list[str]]:
+    """(files, directories) of a package, relative to it, excluding subpackages.
+
+    Names that are not UTF-8 are left out (no label can name them). A symlink cycle (a
+    directory symlink that leads back to a directory it sits in, Bazel's "infinite
+    symlink expansion", or a symlink to itself) is a GlobError when `strict`; otherwise
+    it is listed but not entered, so that a listing still shows that it appeared."""
     root = workspace.root / package if package else workspace.root
     files: list[str] = []
     dirs: list[str] = []
-    stack = [("", str(root))]
+    stack = [("", str(root), os.path.realpath(root))]
     while stack:
-        rel, path = stack.pop()
+        rel, path, real = stack.pop()
         try:
             entries = list(os.scandir(path))
         except OSError:
             continue
         for entry in entries:
+            if not _is_utf8(entry.name):
+                continue
             child = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    continue
+                if strict:
+                    raise GlobError(f"symlink cycle: '{child}' is a symlink that leads back "
+                                    "to itself", hint="remove or fix the symlink") from None
+                files.append(child)
+                continue
+            if is_dir:
                 full_rel = f"{package}/{child}" if package else child
                 if workspace.is_ignored(full_rel) or _is_package(Path(entry.path)):
                     continue
+                child_real = os.path.join(real, entry.name)
+                if entry.is_symlink():
+                    child_real = os.path.realpath(entry.path)
+                    if real == child_real or real.startswith(child_real.rstrip("/") + "/"):
+                        if strict:
+                            raise GlobError(
+                                f"infinite symlink expansion: '{child}' is a symlink to "
+                                f"'{child_real}', a directory that contains it",
+                                hint="remove the symlink, or list its directory in .bpignore")
+                        dirs.append(child)
+                        continue
                 dirs.append(child)
-                stack.append((child, entry.path))
+                stack.append((child, entry.path, child_real))
             else:
                 files.append(child)
     return files, dirs
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name from the file system decoded as UTF-8 (else it holds surrogates)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_package(directory: Path) -> bool:

@@ -234,31 +234,37 @@ class GraphLoader:
 
     def _in_group(self, group_label: Label, package: PackageId, owner: Label,
                   seen: set) -> bool:
-        if group_label in seen:
-            return False
-        seen.add(group_label)
-        try:
-            group = self.lookup(group_label)
-        except BpError as error:
-            raise UserError(f"in the visibility of '{owner}': {error.message}",
-                            hint=error.hint) from None
-        if group.kind != PACKAGE_GROUP:
-            raise UserError(f"in the visibility of '{owner}': '{group_label}' is a "
-                            f"{group.kind_text}, not a package_group",
-                            location=group.location,
-                            hint="visibility takes //visibility:public, //pkg:__pkg__, "
-                                 "//pkg:__subpackages__ or package_group labels")
-        allowed = False
-        for spec in group.attrs["packages"]:
-            negative = spec.startswith("-")
-            if _spec_matches(spec.lstrip("-"), package):
-                if negative:
-                    return False
-                allowed = True
-        if allowed:
-            return True
-        return any(self._in_group(inc, package, owner, seen)
-                   for inc in group.attrs["includes"])
+        """Whether `package` is in the package group or in one it includes (depth first,
+        with an explicit stack: chains of includes may be long)."""
+        stack = [group_label]
+        while stack:
+            group_label = stack.pop()
+            if group_label in seen:
+                continue
+            seen.add(group_label)
+            try:
+                group = self.lookup(group_label)
+            except BpError as error:
+                raise UserError(f"in the visibility of '{owner}': {error.message}",
+                                hint=error.hint) from None
+            if group.kind != PACKAGE_GROUP:
+                raise UserError(f"in the visibility of '{owner}': '{group_label}' is a "
+                                f"{group.kind_text}, not a package_group",
+                                location=group.location,
+                                hint="visibility takes //visibility:public, //pkg:__pkg__, "
+                                     "//pkg:__subpackages__ or package_group labels")
+            allowed = False
+            for spec in group.attrs["packages"]:
+                negative = spec.startswith("-")
+                if _spec_matches(spec.lstrip("-"), package):
+                    if negative:
+                        break   # excluded by this group: its includes are not asked
+                    allowed = True
+            else:
+                if allowed:
+                    return True
+                stack.extend(reversed(group.attrs["includes"]))
+        return False
 
     def check_cycles(self) -> None:
         if nx.is_directed_acyclic_graph(self.graph):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildpy.core.errors import BpError, EnvError, UserError, did_you_mean
+from buildpy.core.errors import BpError, EnvError, Location, UserError, did_you_mean
 from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
@@ -34,6 +34,21 @@ PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
 # Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
 COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
+
+
+def invalid_utf8(display: str, error: UnicodeDecodeError) -> UserError:
+    """The error for a BUILD/.bzl/WORKSPACE file that is not UTF-8, at its first bad byte
+    (the column counts characters, as in every other error)."""
+    data: bytes = error.object
+    start = data.rfind(b"\n", 0, error.start) + 1
+    end = data.find(b"\n", error.start)
+    line = data[start: end if end >= 0 else len(data)].decode("utf-8", errors="replace")
+    column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
+    return UserError(f"invalid UTF-8 in {display}: byte 0x{data[error.start]:02x} "
+                     f"({error.reason})",
+                     location=Location(display, data.count(b"\n", 0, error.start) + 1, column),
+                     source_line=line.rstrip("\r"),
+                     hint="BUILD, .bzl and WORKSPACE files must be UTF-8 text; save it as UTF-8")
 
 
 def default_data_root(name: str) -> Path:
@@ -171,10 +186,13 @@ class Loader:
     def _read_source(self, source: SourceFile) -> str:
         """The text of a BUILD or .bzl file; the workspace's own are recorded as read
         (bp's prelude and toolchains are part of bp, which the saved analysis's key
-        covers)."""
-        if source.package.repo == "":
-            return self.reads.read_text(source.path)
-        return source.path.read_text(encoding="utf-8")
+        covers). A file that is not UTF-8 is an error at its first bad byte."""
+        try:
+            if source.package.repo == "":
+                return self.reads.read_text(source.path)
+            return source.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise invalid_utf8(source.display, error) from None
 
     def _display(self, repo: str, path: Path) -> str:
         rel = path.relative_to(self.repos[repo])
@@ -216,9 +234,8 @@ class Loader:
                 for name in WORKSPACE_FILES:
                     path = self.workspace.root / name
                     if self.reads.is_file(path):
-                        self.env.eval_workspace_file(
-                            SourceFile(PackageId("", ""), path, name),
-                            self.reads.read_text(path))
+                        source = SourceFile(PackageId("", ""), path, name)
+                        self.env.eval_workspace_file(source, self._read_source(source))
                         break
             finally:
                 self._workspace_recorder = None
@@ -349,8 +366,8 @@ class Loader:
             if not isinstance(value, list):
                 raise builder.error(caller, f"glob() '{name}' must be a list of patterns, "
                                             f"got {value!r}")
-        listing = self._listing(builder.id)
         try:
+            listing = self._listing(builder.id)
             result = globbing.glob(listing, include, exclude, bool(exclude_directories))
         except globbing.GlobError as e:
             raise builder.error(caller, e.message, e.hint) from None
@@ -363,7 +380,7 @@ class Loader:
     def _listing(self, package: PackageId) -> tuple[list[str], list[str]]:
         if package.repo != "":
             return [], []
-        listing = globbing.list_package(self.workspace, package.name)
+        listing = globbing.list_package(self.workspace, package.name, strict=True)
         self.reads.listed(package.name, listing)
         return listing
 

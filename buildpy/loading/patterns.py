@@ -5,6 +5,8 @@ Positive patterns add, negative ones (`-//pkg/...`) subtract, in order, as Bazel
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Iterable
 
 from buildpy.core.errors import BpError, ErrorGroup, UserError
@@ -16,7 +18,7 @@ from buildpy.loading.loader import Loader
 
 def packages_below(loader: Loader, repo: str, package: str) -> list[str]:
     if repo == "":
-        packages = list(loader.workspace.packages_below(package))
+        packages = _utf8_only(loader.workspace.packages_below(package))
         loader.reads.found_below(package, packages)   # what a saved analysis relies on
         return packages
     root = loader.repos[repo]
@@ -94,3 +96,19 @@ def _expand_one(loader: Loader, pattern: TargetPattern, keep_going: bool,
         labels.extend(t.label for t in package.targets.values()
                       if t.is_rule or not rules_only)
     return labels
+
+
+def _utf8_only(packages: Iterable[str]) -> list[str]:
+    """Packages whose directory names are UTF-8; no label can name the others (their
+    names hold surrogates), so they are skipped with a warning, as Bazel cannot have them."""
+    kept = []
+    for name in packages:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+            print(f"WARNING: skipping directory '{shown}': its name is not valid UTF-8, so "
+                  "it cannot be a package", file=sys.stderr)
+            continue
+        kept.append(name)
+    return kept

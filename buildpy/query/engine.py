@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable, Generic, Hashable, Iterable, Protocol, TypeVar
+from typing import Callable, Generator, Generic, Hashable, Iterable, Protocol, TypeVar
 
 from buildpy.core.errors import BpError, UserError
 from buildpy.query.syntax import (
-    BinaryOp, Call, Expr, Let, SetLiteral, Var, Word,
+    BinaryOp, Call, Expr, Let, SetLiteral, Var, Word, trampoline,
 )
 
 N = TypeVar("N", bound=Hashable)
@@ -58,9 +58,11 @@ class Evaluator(Generic[N]):
         self.errors: list[BpError] = []
 
     def evaluate(self, expr: Expr) -> Result:
-        return self._eval(expr, {})
+        return trampoline(self._eval(expr, {}))
 
-    def _eval(self, expr: Expr, scope: dict[str, Result]) -> Result:
+    def _eval(self, expr: Expr, scope: dict[str, Result]) -> Generator:
+        """A generator that yields the evaluation of each subexpression and receives its
+        result (see `trampoline`): queries nested thousands deep need no recursion."""
         if isinstance(expr, Word):
             return self._word(expr)
         if isinstance(expr, SetLiteral):
@@ -74,17 +76,23 @@ class Evaluator(Generic[N]):
                              hint=f"bind it first: let {expr.name} = ... in ...")
             return scope[expr.name]
         if isinstance(expr, Let):
-            return self._eval(expr.body, {**scope, expr.name: self._eval(expr.value, scope)})
+            value = yield self._eval(expr.value, scope)
+            return (yield self._eval(expr.body, {**scope, expr.name: value}))
         if isinstance(expr, BinaryOp):
-            left = self._eval(expr.left, scope)
-            right = self._eval(expr.right, scope)
+            left = yield self._eval(expr.left, scope)
+            right = yield self._eval(expr.right, scope)
             if expr.op == "union":
                 return {**left, **right}
             if expr.op == "intersect":
                 return {n: None for n in left if n in right}
             return {n: None for n in left if n not in right}
         if isinstance(expr, Call):
-            return self._call(expr, scope)
+            args = []
+            for arg in expr.args:
+                args.append(arg if isinstance(arg, (str, int)) else
+                            (yield self._eval(arg, scope)))
+            function: Callable = getattr(self, f"_fn_{expr.function}")
+            return function(expr, *args)
         raise AssertionError(expr)
 
     def _word(self, word: Word) -> Result:
@@ -95,11 +103,6 @@ class Evaluator(Generic[N]):
                 raise
             self.errors.append(error)
             return {}
-
-    def _call(self, call: Call, scope: dict[str, Result]) -> Result:
-        args = [a if isinstance(a, (str, int)) else self._eval(a, scope) for a in call.args]
-        function: Callable = getattr(self, f"_fn_{call.function}")
-        return function(call, *args)
 
     # ---- graph traversal ------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Generator, Union
 
 from buildpy.core.errors import BpError, Location, UserError, did_you_mean
 
@@ -55,6 +55,7 @@ FUNCTIONS: dict[str, Signature] = {
     "mnemonic": Signature((WORD, EXPR), 2),
     "emit": Signature((WORD, EXPR), 2),
 }
+MAX_NESTING = 10_000   # far beyond written queries; bounds the parser's memory
 KEYWORDS = {"let", "in", "set", "intersect", "union", "except"}
 SET_OPERATORS = {"intersect": "intersect", "^": "intersect", "union": "union",
                  "+": "union", "except": "except", "-": "except"}
@@ -204,11 +205,35 @@ def tokenize(source: _Source) -> list[Token]:
 
 # ---- the parser ---------------------------------------------------------------------
 
+# The parser's rules are generators: a rule yields the generator of a sub-rule and gets
+# back that rule's result. `trampoline` drives them with an explicit stack, so expressions
+# nested thousands deep (parentheses, `let`s, pipeline stages) need no Python recursion.
+_Parsing = Generator["_Parsing", Any, Any]
+
+
+def trampoline(rule: Generator) -> Any:
+    """Run a recursive computation written as generators that yield their sub-computations
+    (and receive their results) without Python recursion; the evaluator uses it too."""
+    stack = [rule]
+    value = None
+    while stack:
+        try:
+            sub = stack[-1].send(value)
+        except StopIteration as done:
+            stack.pop()
+            value = done.value
+            continue
+        stack.append(sub)
+        value = None
+    return value
+
+
 class _Parser:
     def __init__(self, source: _Source):
         self.source = source
         self.tokens = tokenize(source)
         self.pos = 0
+        self.depth = 0
 
     @property
     def peek(self) -> Token:
@@ -233,7 +258,7 @@ class _Parser:
         return self.source.location(token.offset)
 
     def parse(self) -> Expr:
-        expr = self.pipeline()
+        expr = trampoline(self.pipeline())
         if self.peek.kind is not Tok.EOF:
             token = self.peek
             hint = None
@@ -244,11 +269,18 @@ class _Parser:
                                                   f"{token.describe()}", hint)
         return expr
 
-    def pipeline(self) -> Expr:
-        expr = self.setexpr()
+    def pipeline(self) -> _Parsing:
+        self.depth += 1   # every nested expression (parentheses, arguments, let) is one
+        if self.depth > MAX_NESTING:
+            raise self.source.error(self.peek.offset, f"query is nested too deeply: more than "
+                                                      f"{MAX_NESTING} levels of parentheses, "
+                                                      "arguments and let")
+        expr = yield self.setexpr()
         while self.peek.kind is Tok.PIPE:
             self.next()
-            expr = self.setexpr(self.stage(expr))
+            stage = yield self.stage(expr)
+            expr = yield self.setexpr(stage)
+        self.depth -= 1
         return expr
 
     def at_stage_end(self) -> bool:
@@ -257,8 +289,9 @@ class _Parser:
             token.kind is Tok.WORD and not token.quoted
             and (token.text in SET_OPERATORS or token.text == "in"))
 
-    def setexpr(self, left: Expr | None = None) -> Expr:
-        left = self.primary() if left is None else left
+    def setexpr(self, left: Expr | None = None) -> _Parsing:
+        if left is None:
+            left = yield self.primary()
         while True:
             token = self.peek
             op = None
@@ -269,13 +302,14 @@ class _Parser:
             if op is None:
                 return left
             self.next()
-            left = BinaryOp(op, left, self.primary(), self.loc(token))
+            right = yield self.primary()
+            left = BinaryOp(op, left, right, self.loc(token))
 
-    def primary(self) -> Expr:
+    def primary(self) -> _Parsing:
         token = self.peek
         if token.kind is Tok.LPAREN:
             self.next()
-            expr = self.pipeline()
+            expr = yield self.pipeline()
             self.expect(Tok.RPAREN, "')'")
             return expr
         if token.kind is Tok.VAR:
@@ -285,7 +319,7 @@ class _Parser:
             raise self.source.error(token.offset, f"syntax error: expected an expression, "
                                                   f"found {token.describe()}")
         if not token.quoted and token.text == "let":
-            return self.let()
+            return (yield self.let())
         if not token.quoted and token.text == "set":
             return self.set_literal()
         if not token.quoted and token.text in KEYWORDS | {"^"}:
@@ -293,19 +327,20 @@ class _Parser:
                                                   f"found keyword '{token.text}'")
         self.next()
         if self.peek.kind is Tok.LPAREN and not token.quoted:
-            return self.call(token)
+            return (yield self.call(token))
         return Word(token.text, self.loc(token))
 
-    def let(self) -> Expr:
+    def let(self) -> _Parsing:
         start = self.next()
         name = self.expect(Tok.WORD, "a variable name after 'let'")
         self.expect(Tok.EQUALS, "'=' after 'let " + name.text + "'")
-        value = self.pipeline()
+        value = yield self.pipeline()
         if not self.at_keyword("in"):
             raise self.source.error(self.peek.offset, f"syntax error: expected 'in', found "
                                                       f"{self.peek.describe()}")
         self.next()
-        return Let(name.text, value, self.pipeline(), self.loc(start))
+        body = yield self.pipeline()
+        return Let(name.text, value, body, self.loc(start))
 
     def set_literal(self) -> Expr:
         start = self.next()
@@ -326,7 +361,7 @@ class _Parser:
                 hint="the functions are: " + ", ".join(sorted(FUNCTIONS)))
         return signature
 
-    def call(self, name: Token) -> Expr:
+    def call(self, name: Token) -> _Parsing:
         signature = self.function(name)
         self.expect(Tok.LPAREN, "'('")
         args: list = []
@@ -338,7 +373,7 @@ class _Parser:
                 raise self.source.error(self.peek.offset, f"syntax error: {name.text}() takes "
                                                           f"at most {len(signature.params)} "
                                                           "arguments")
-            args.append(self.argument(signature.params[index], name.text))
+            args.append((yield self.argument(signature.params[index], name.text)))
             if self.peek.kind is Tok.COMMA:
                 self.next()
                 continue
@@ -354,9 +389,9 @@ class _Parser:
         self.next()
         return Call(name.text, tuple(args), self.loc(name))
 
-    def argument(self, kind: str, function: str):
+    def argument(self, kind: str, function: str) -> _Parsing:
         if kind == EXPR:
-            return self.pipeline()
+            return (yield self.pipeline())
         token = self.peek
         if token.kind is not Tok.WORD:
             raise self.source.error(token.offset, f"syntax error: {function}() expects a "
@@ -373,13 +408,13 @@ class _Parser:
             raise self.source.error(token.offset, f"syntax error: {function}() expects an "
                                                   f"integer here, found '{token.text}'") from None
 
-    def stage(self, previous: Expr) -> Expr:
+    def stage(self, previous: Expr) -> _Parsing:
         """A pipeline stage: the previous result goes in as the last set argument."""
         name = self.peek
         if name.kind is Tok.OP or (name.kind is Tok.WORD and name.text in SET_OPERATORS):
             self.next()
-            return BinaryOp(SET_OPERATORS[name.text], previous, self.stage_arg(EXPR, name.text),
-                            self.loc(name))
+            right = yield self.stage_arg(EXPR, name.text)
+            return BinaryOp(SET_OPERATORS[name.text], previous, right, self.loc(name))
         if name.kind is not Tok.WORD or name.quoted:
             raise self.source.error(name.offset, f"syntax error: expected a function name "
                                                  f"after '|', found {name.describe()}")
@@ -397,7 +432,7 @@ class _Parser:
                 raise self.source.error(self.peek.offset, f"syntax error: too many arguments "
                                                           f"for the stage '{name.text}'",
                                         hint="use subquery(...) for a complex argument")
-            args.append(self.stage_arg(signature.params[index], name.text))
+            args.append((yield self.stage_arg(signature.params[index], name.text)))
         if len(args) < slot:
             raise self.source.error(self.peek.offset, f"syntax error: the stage '{name.text}' "
                                                       f"needs one more "
@@ -409,17 +444,17 @@ class _Parser:
                                                       f"needs one more {missing} argument")
         return Call(name.text, tuple(args), self.loc(name))
 
-    def stage_arg(self, kind: str, function: str):
+    def stage_arg(self, kind: str, function: str) -> _Parsing:
         token = self.peek
         if kind != EXPR:
-            return self.argument(kind, function)
+            return (yield self.argument(kind, function))
         if token.kind is Tok.WORD and not token.quoted and token.text == "subquery":
             self.next()
             self.expect(Tok.LPAREN, "'(' after subquery")
-            expr = self.pipeline()
+            expr = yield self.pipeline()
             self.expect(Tok.RPAREN, "')' to close subquery(")
             return expr
-        return self.primary()
+        return (yield self.primary())
 
 
 def _param_names(signature: Signature) -> list[str]:
@@ -447,24 +482,19 @@ def show_query_line(error: BpError, text: str, path: str = "<query>",
 
 
 def target_words(expr: Expr) -> list[Word]:
-    """Every target pattern in `expr` (words in expression position)."""
+    """Every target pattern in `expr` (words in expression position), in query order."""
     out: list[Word] = []
-
-    def walk(node) -> None:
+    stack: list = [expr]   # an explicit stack: trees can be thousands of levels deep
+    while stack:
+        node = stack.pop()
         if isinstance(node, Word):
             out.append(node)
         elif isinstance(node, SetLiteral):
             out.extend(node.words)
         elif isinstance(node, Let):
-            walk(node.value)
-            walk(node.body)
+            stack += [node.body, node.value]
         elif isinstance(node, BinaryOp):
-            walk(node.left)
-            walk(node.right)
+            stack += [node.right, node.left]
         elif isinstance(node, Call):
-            for arg in node.args:
-                if not isinstance(arg, (str, int)):
-                    walk(arg)
-
-    walk(expr)
+            stack += [arg for arg in reversed(node.args) if not isinstance(arg, (str, int))]
     return out

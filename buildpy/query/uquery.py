@@ -157,15 +157,17 @@ class TargetQueryEnvironment:
         return result
 
     def _collect_tests(self, node: Label, result: Result, seen: set[Label]) -> None:
-        if node in seen:
-            return
-        seen.add(node)
-        target = self.target(node)
-        if target.is_test:
-            result[node] = None
-        elif target.kind == "test_suite":
-            for test in self._suite_members(target):
-                self._collect_tests(test, result, seen)
+        stack = [node]   # test suites of test suites, depth first, in the order written
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            target = self.target(node)
+            if target.is_test:
+                result[node] = None
+            elif target.kind == "test_suite":
+                stack.extend(reversed(self._suite_members(target)))
 
     def _suite_members(self, suite: Target) -> list[Label]:
         candidates = list(suite.attrs.get("tests") or suite.attrs.get(IMPLICIT_TESTS, ()))
