@@ -757,7 +757,9 @@ def _command(args: list[str]) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = EXIT_OK
-    except Exception as error:
+    except BaseException as error:   # a Rust panic (PanicException) is no Exception
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise   # SystemExit, GeneratorExit: not errors
         environment = _environment_error(error)
         if environment is None:   # a bug of ours: say so, with the traceback to report
             import traceback

@@ -177,3 +177,20 @@ def test_main_turns_the_collector_back_on_and_entry_point_leaves_it_off(bp, monk
         assert exits == [0] and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_rust_panic_nobody_caught_is_reported_as_a_bug_of_ours(bp, ws, monkeypatch):
+    """A PanicException is a BaseException: it used to escape every handler."""
+    class PanicException(BaseException):   # as pyo3 names it
+        pass
+
+    def panic(*args, **kwargs):
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    monkeypatch.setattr("buildpy.session.open_session", panic)
+    result = bp("-C", str(ws()), "query", "//...")
+    assert result.code == 37
+    assert result.err.startswith("INTERNAL ERROR (a bug in bp; please report it with this "
+                                 "output):\n")
+    assert result.err.rstrip().endswith(
+        "PanicException: called `Option::unwrap()` on a `None` value")

@@ -266,6 +266,16 @@ def test_query_file_errors_point_into_the_file(bp, q, tmp_path):
                           "found 'oops'\n3 |   oops)\n  |   ^\n")
 
 
+def test_a_query_file_that_is_not_utf8_is_located(bp, q, tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_bytes(b"deps(//lib:mid)\n+ //lib:\xff\n")
+    result = bp("-C", str(q.root), "query", "--query_file", str(path))
+    assert result.code == 2
+    assert result.err == (f"ERROR: {path}:2:9: invalid UTF-8 in {path}: byte 0xff (invalid "
+                          "start byte)\n2 | + //lib:\ufffd\n  |         ^\n"
+                          "hint: a query file must be UTF-8 text\n")
+
+
 def test_noimplicit_deps_skips_private_attributes(bp, ws):
     root = ws({
         "r/BUILD": 'load(":defs.bzl", "tooled")\ntooled(name = "t")\nfilegroup(name = "tool")',

@@ -36,7 +36,9 @@ COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
 
 
-def invalid_utf8(display: str, error: UnicodeDecodeError) -> UserError:
+def invalid_utf8(display: str, error: UnicodeDecodeError,
+                 hint: str = "BUILD, .bzl and WORKSPACE files must be UTF-8 text; save it "
+                             "as UTF-8") -> UserError:
     """The error for a BUILD/.bzl/WORKSPACE file that is not UTF-8, at its first bad byte
     (the column counts characters, as in every other error)."""
     data: bytes = error.object
@@ -47,8 +49,7 @@ def invalid_utf8(display: str, error: UnicodeDecodeError) -> UserError:
     return UserError(f"invalid UTF-8 in {display}: byte 0x{data[error.start]:02x} "
                      f"({error.reason})",
                      location=Location(display, data.count(b"\n", 0, error.start) + 1, column),
-                     source_line=line.rstrip("\r"),
-                     hint="BUILD, .bzl and WORKSPACE files must be UTF-8 text; save it as UTF-8")
+                     source_line=line.rstrip("\r"), hint=hint)
 
 
 def default_data_root(name: str) -> Path:
