@@ -595,3 +595,27 @@ def test_visibility_public_means_the_same_in_every_repository(ws):
     root = ws({"a/BUILD": 'filegroup(name = "a", srcs = ["@platforms//os:linux"])'})
     graph = load(root, "//a").graph
     assert Label("prelude", "platforms/os", "linux") in graph
+
+
+def test_a_finished_command_leaves_no_starlark_environment_behind(bp, ws, monkeypatch):
+    """What Starlark's Rust objects hold must not hold the environment back: a cycle
+    through them is never collected, and every in-process command (the test suite, the
+    fuzz test, watch mode) leaked about 3 MB and a file descriptor."""
+    import gc
+    import weakref
+
+    from buildpy.lang.env import StarlarkEnv
+
+    made = []
+    init = StarlarkEnv.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(StarlarkEnv, "__init__", recording)
+    root = ws({"p/BUILD": 'genrule(name = "g", outs = ["g.txt"], cmd = "echo > $@")\n'})
+    for command in ("query", "cquery", "aquery"):
+        assert bp("-C", str(root), command, "//p:all").code == 0
+    gc.collect()
+    assert made and [ref() for ref in made] == [None] * len(made)

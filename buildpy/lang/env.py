@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -103,7 +104,7 @@ class StarlarkEnv:
     ):
         self._resolve = resolve
         self._read = read or (lambda source: source.path.read_text(encoding="utf-8"))
-        self._natives = natives
+        self._bound = {**self._core_natives(), **natives}   # the natives with call stacks
         self._plain_natives = dict(plain_natives or {})
         self._timeout = eval_timeout
         self._prelude_entry = prelude_entry
@@ -112,7 +113,11 @@ class StarlarkEnv:
             sl.LibraryExtension.Json, sl.LibraryExtension.Map, sl.LibraryExtension.Filter,
             sl.LibraryExtension.Partial,
         ])
-        self._loader = sl.FileLoader(self._load_callback)
+        # What Starlark's own (Rust) objects hold must not hold this env: the collector
+        # cannot see through them, so a cycle through one is never freed (a leak in any
+        # process that runs more than one command). They hold a weak reference.
+        this = weakref.ref(self)
+        self._loader = sl.FileLoader(lambda module_id: this()._load_callback(module_id))
         self._modules: dict[str, Any] = {}        # module key -> FrozenModule
         self._sources: dict[str, list[str]] = {}  # display path -> its lines
         self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
@@ -291,11 +296,12 @@ class StarlarkEnv:
         """One of bp's own Starlark modules, with every native bound into it."""
         if module_id not in self._modules:
             module = sl.Module()
-            for name, fn in {**self._core_natives(), **self._natives}.items():
-                module.add_callable(name, self._wrap(fn))
-            for name, fn in self._plain_natives.items():
-                module.add_callable(name, self._interruptible(fn))
-            module.add_callable("_bp_next_id", lambda: next(self._ids))
+            this = weakref.ref(self)   # not the env itself: see __init__
+            for name in self._bound:
+                module.add_callable(name, _wrapped(this, name))
+            for name in self._plain_natives:
+                module.add_callable(name, _interruptible(this, name))
+            module.add_callable("_bp_next_id", lambda: next(this()._ids))
             source = SourceFile(PackageId("bp", ""), path, module_id)
             self._evaluate(source, path.read_text(encoding="utf-8"), None,
                            f"error in bp's {module_id} (a bug of bp)", module)
@@ -398,23 +404,6 @@ class StarlarkEnv:
             "_bp_declaration_error": self._declaration_error,
         }
 
-    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def native(*args: Any) -> Any:
-            try:
-                return fn(*args[:-1], frames=CallStack(args[-1]))
-            except (BpError, KeyboardInterrupt) as error:
-                raise self._abort(error) from None
-        return native
-
-    def _interruptible(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A plain native (it cannot fail), but Ctrl-C may still arrive while it runs."""
-        def native(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except KeyboardInterrupt as interrupt:
-                raise self._abort(interrupt) from None
-        return native
-
     def _abort(self, error: BpError | KeyboardInterrupt) -> _Abort:
         """Unwind Starlark from a native: the first error is kept, to be raised again
         once evaluation has returned."""
@@ -464,3 +453,26 @@ class StarlarkEnv:
 
     def _declaration_error(self, message: str, *, frames) -> None:
         raise self.error_at(self.caller(frames), message)
+
+
+def _wrapped(env: Callable[[], StarlarkEnv], name: str) -> Callable[..., Any]:
+    """Native `name` as Starlark calls it: with the call stack, errors stashed in the env.
+    Holds the env weakly (see StarlarkEnv.__init__): Starlark holds this function."""
+    def native(*args: Any) -> Any:
+        this = env()
+        try:
+            return this._bound[name](*args[:-1], frames=CallStack(args[-1]))
+        except (BpError, KeyboardInterrupt) as error:
+            raise this._abort(error) from None
+    return native
+
+
+def _interruptible(env: Callable[[], StarlarkEnv], name: str) -> Callable[..., Any]:
+    """A plain native (it cannot fail), but Ctrl-C may still arrive while it runs."""
+    def native(*args: Any) -> Any:
+        this = env()
+        try:
+            return this._plain_natives[name](*args)
+        except KeyboardInterrupt as interrupt:
+            raise this._abort(interrupt) from None
+    return native
