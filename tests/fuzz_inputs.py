@@ -534,3 +534,122 @@ def crash_class_build_files(draw) -> str:
     if shape == 2:
         return 'x = "' + "a" * (size * 1000) + '"\n'
     return "x = " + "len(" * size + "[]" + ")" * size + "\n"
+
+
+@st.composite
+def workspace_files(draw) -> str:
+    """A WORKSPACE file: its functions with random arguments, statements, junk."""
+    lines = []
+    for _ in range(draw(st.integers(0, 3))):
+        form = draw(st.integers(0, 4))
+        if form == 0:
+            lines.append(f"workspace(name = {_string(draw(NAMES))})")
+        elif form == 1:
+            lines.append(f"register_toolchains({', '.join(map(_string, draw(st.lists(patterns(), max_size=2))))})")
+        elif form == 2:
+            lines.append(f"register_execution_platforms("
+                         f"{', '.join(map(_string, draw(st.lists(patterns(), max_size=2))))})")
+        elif form == 3:
+            lines.append(draw(st.sampled_from(_STATEMENTS)))
+        else:
+            lines.append(f"{draw(st.sampled_from(['workspace', 'register_toolchains', 'local_repository', 'load']))}"
+                         f"({draw(any_values(1))})")
+    return "\n".join(lines) + "\n"
+
+
+# ---- damaged state --------------------------------------------------------------------
+
+DAMAGES = ("truncate", "scribble", "delete", "directory", "dangling-symlink", "append",
+           "empty")
+
+
+@st.composite
+def damages(draw, count: int) -> tuple[int, str, int]:
+    """Which of `count` state files to damage, how, and where (a byte offset or size)."""
+    return (draw(st.integers(0, max(count - 1, 0))), draw(st.sampled_from(DAMAGES)),
+            draw(st.integers(0, 4096)))
+
+
+def damage(path, how: str, at: int) -> None:
+    """Damage one file of bp's state or cache as a crash, a bad disk or a user might."""
+    import os
+    import shutil
+
+    if how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(min(at, max(path.stat().st_size - 1, 0)))
+    elif how == "scribble":
+        with open(path, "r+b") as f:
+            f.seek(min(at, path.stat().st_size))
+            f.write(os.urandom(64))
+    elif how == "append":
+        with open(path, "ab") as f:
+            f.write(b"\x00junk\xff" * (1 + at % 50))
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+        if how == "directory":
+            path.mkdir()
+        elif how == "dangling-symlink":
+            path.symlink_to(path.parent / "nowhere")
+    del shutil
+
+
+# ---- flags and rc files ----------------------------------------------------------------
+
+_FLAG_TEXT = st.one_of(st.sampled_from(["", "0", "-1", "1", "99999999999999999999", "x",
+                                        "a=b", "=", "a=", "=b", "auto", "HOST_CPUS*0.5",
+                                        "1k", "10G", "/nonexistent/dir", ".", "a b"]),
+                       st.text(max_size=6))
+_FLAGS = {   # flag -> values (None: a flag without value)
+    "--platforms": labels(), "--host_platform": labels(),
+    "--extra_execution_platforms": patterns(), "--extra_toolchains": patterns(),
+    "-c": st.sampled_from(["opt", "dbg", "fastbuild", "bogus"]), "--compilation_mode": _FLAG_TEXT,
+    "--define": _FLAG_TEXT, "--jobs": _FLAG_TEXT, "--keep_going": None,
+    "--verbose_failures": None, "--subcommands": None, "--color": st.sampled_from(
+        ["yes", "no", "auto", "maybe"]), "--spawn_strategy": st.sampled_from(
+        ["local", "sandboxed", "bogus", ""]), "--strategy": _FLAG_TEXT,
+    "--disk_cache_max_size": _FLAG_TEXT, "--show_result": _FLAG_TEXT,
+    "--build_runfile_links": None,
+    "--output": st.sampled_from(["label", "json", "graph", "build", "text", "jsonproto",
+                                 "starlark", "files", "bogus", ""]),
+    "--order_output": st.sampled_from(["no", "deps", "auto", "full", "bogus"]),
+    "--implicit_deps": st.sampled_from(["true", "false", "1", "x"]),
+    "--universe_scope": patterns(), "--graph:factored": st.sampled_from(["true", "no", "x"]),
+    "--loading_timeout": _FLAG_TEXT, "--include_commandline": st.sampled_from(["true", "x"]),
+    "--include_artifacts": st.sampled_from(["false", "x"]),
+    "--starlark:expr": st.sampled_from(["target.label", "", "1/0", "("]),
+    "--query_file": st.sampled_from(["", "/nonexistent", ".", "WORKSPACE", "a/BUILD"]),
+    "--nosuchflag": None, "-j": _FLAG_TEXT, "-k": None,
+}
+
+
+@st.composite
+def flag_lists(draw) -> list[str]:
+    """A few flags of any command, with odd values; `--flag=value` or `--flag value`."""
+    args = []
+    for flag in draw(st.lists(st.sampled_from(sorted(_FLAGS)), max_size=4)):
+        values = _FLAGS[flag]
+        if values is None:
+            args.append(flag)
+        elif draw(st.booleans()) and flag.startswith("--"):
+            args.append(f"{flag}={draw(values)}")
+        else:
+            args += [flag, draw(values)]
+    return args
+
+
+@st.composite
+def rc_files(draw) -> str:
+    """A `.bprc`: lines of `command flags...`, comments, imports and junk."""
+    lines = []
+    for _ in range(draw(st.integers(0, 4))):
+        command = draw(st.sampled_from(["build", "query", "cquery", "aquery", "test", "common",
+                                        "startup", "build:opt", "bogus", "", "import",
+                                        "try-import", "#"]))
+        rest = draw(flag_lists())
+        lines.append(" ".join([command, *(f"'{a}'" if " " in a else a for a in rest)]))
+    if draw(st.integers(0, 5)) == 0:
+        lines.append(draw(st.text(max_size=20)))
+    return "\n".join(lines) + "\n"

@@ -82,6 +82,11 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
                "starlark-pyo3's parser overflows its stack on very long `+` chains, deeply "
                "nested lists/calls and huge strings (SIGSEGV); being fixed in parallel",
                lambda data, run: run.code in (-11, 139)),
+    KnownIssue("damaged-state",
+               "damaged SQLite state and cache files, and environment errors; being fixed in "
+               "the `envstate` change",
+               lambda data, run: data.startswith(b"damage:") and bool(re.search(
+                   r"sqlite|[Dd]atabase|IsADirectoryError|NotADirectoryError", run.err))),
     KnownIssue("non-utf8",
                "non-UTF-8 BUILD files, directories and glob names; being fixed in parallel",
                lambda data, run: not _utf8(data) and "UnicodeDecodeError" in run.err),
@@ -191,6 +196,9 @@ def _check(data: bytes, run: Run, tally: Tally) -> None:
     issue = known_issue(data, run)
     if issue is not None:
         tally.note(issue)
+        if os.environ.get("BP_FUZZ_SHOW_KNOWN"):
+            print(f"\nknown issue {issue.name}: bp {' '.join(run.command)}\n"
+                  f"{data[:300]!r}\n{run.err[-1500:]}", file=sys.__stderr__)
         return
     shown = data.decode(errors="backslashreplace")
     if len(shown) > 2000:
@@ -219,6 +227,25 @@ def test_no_target_pattern_is_a_bug(scratch, capsys, tally, words, command):
             args = (command, "--", *words)
         run = _in_process(capsys, "-C", str(root), *args)
         _check("\n".join(words).encode(errors="surrogatepass"), run, tally)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@fuzz_settings(60)
+@given(command=st.sampled_from(["query", "cquery", "aquery", "build"]),
+       flags=fz.flag_lists(), rc=st.one_of(st.none(), fz.rc_files()),
+       workspace=st.one_of(st.none(), fz.workspace_files()))
+def test_no_flag_rc_or_workspace_file_is_a_bug(scratch, capsys, tally, command, flags, rc,
+                                               workspace):
+    root = _workspace(scratch)
+    try:
+        if rc is not None:
+            (root / ".bprc").write_text(rc, errors="surrogatepass")
+        if workspace is not None:
+            (root / "WORKSPACE").write_text(workspace, errors="surrogatepass")
+        pattern = "//a:g" if command == "build" else "deps(//a:s)"
+        run = _in_process(capsys, "-C", str(root), command, *flags, "--", pattern)
+        _check(f"{rc}\n{workspace}\n{flags}".encode(errors="surrogatepass"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -299,12 +326,14 @@ def test_no_cquery_starlark_expression_is_a_bug(scratch, capsys, tally, text, ex
 
 @fuzz_settings(40)
 @given(text=st.one_of(fz.valid_build_files(), fz.build_files(statements=False)),
-       keep_going=st.booleans())
-def test_building_random_rules_is_no_bug(scratch, capsys, tally, text, keep_going):
-    """Only commands from `SAFE_COMMANDS` run: the rules are generated, not mutated."""
+       keep_going=st.booleans(),
+       command=st.sampled_from(["build", "build", "test"]))
+def test_building_random_rules_is_no_bug(scratch, capsys, tally, text, keep_going, command):
+    """Only commands from `SAFE_COMMANDS` and `s.sh` run: the rules are generated, not
+    mutated."""
     root = _workspace(scratch, text.encode())
     try:
-        args = ["-C", str(root), "build", "--spawn_strategy=sandboxed", "//fz:all"]
+        args = ["-C", str(root), command, "--spawn_strategy=sandboxed", "//fz:all"]
         if keep_going:
             args.insert(3, "--keep_going")
         run = _in_process(capsys, *args)
@@ -333,6 +362,56 @@ def test_parser_crash_class_inputs_in_a_subprocess(scratch, tally, text):
         _check(text.encode(), _subprocess("-C", str(root), "query", "//fz:all"), tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- damaged state ------------------------------------------------------------------
+
+def _state_files(root: Path, cache: Path) -> list[Path]:
+    return sorted(p for top in (root / "bp-out" / ".bp-state", cache)
+                  for p in top.rglob("*") if p.is_file() and not p.is_symlink()
+                  and p.name not in ("lock", "gc.lock"))
+
+
+@fuzz_settings(10)
+@given(data=st.data(), edit=st.booleans(), command=st.sampled_from(["build", "build", "test",
+                                                                      "aquery"]))
+def test_damaged_state_is_no_bug(scratch, capsys, tally, data, edit, command):
+    """A build, then one file of bp's state or cache damaged, then another command."""
+    root = _workspace(scratch)
+    cache = root.parent / (root.name + "-cache")
+    try:
+        first = _in_process(capsys, "-C", str(root), "build", f"--disk_cache={cache}", "//...")
+        assert first.code == 0, first.err
+        files = _state_files(root, cache)
+        index, how, at = data.draw(fz.damages(len(files)))
+        target = files[index]
+        fz.damage(target, how, at)
+        if edit:
+            (root / "a" / "x.txt").write_text("edited\n")
+        run = _in_process(capsys, "-C", str(root), command, f"--disk_cache={cache}", "//...")
+        where = target.relative_to(cache if cache in target.parents else root)
+        _check(f"damage:{where}:{how}:{at}".encode(), run, tally)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+# ---- bugs the fuzz found ------------------------------------------------------------
+
+def test_a_scribbled_process_journal_is_read_as_far_as_it_makes_sense(tmp_path):
+    """bp-out/.bp-state/running.log with bytes that are not UTF-8 (a crash, a bad disk)
+    made the next build fail as a bug (UnicodeDecodeError)."""
+    from buildpy.execution.spawn import ProcessRegistry
+
+    journal = tmp_path / "running.log"
+    journal.write_bytes(b"+12 3.5\n+\xbd\xff 1\n+13 4.0\n-\xd9\xa3\n+\xc2\xb2 1.0\n-\xc2\xb2\n-13\n"
+                        b"+99999999999999999999999 1.0\n+14 nan\n\x00\x00")
+    registry = ProcessRegistry(journal)
+    try:
+        assert registry.running() == {12: 3.5, 99999999999999999999999: 1.0}
+        assert registry.reap() == 0   # neither is a live session leader started then
+    finally:
+        registry.close()
 
 
 # ---- the harness itself -------------------------------------------------------------
