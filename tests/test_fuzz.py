@@ -343,11 +343,12 @@ def test_building_random_rules_is_no_bug(scratch, capsys, tally, text, keep_goin
 
 
 @fuzz_settings(3)
-@given(text=fz.deep_chains())
-def test_a_long_dependency_chain_is_no_bug(scratch, capsys, tally, text):
+@given(text=fz.deep_chains(), command=st.sampled_from(["query", "cquery", "aquery", "build"]))
+def test_a_long_dependency_chain_is_no_bug(scratch, capsys, tally, text, command):
     root = _workspace(scratch, text.encode())
     try:
-        run = _in_process(capsys, "-C", str(root), "query", "deps(//fz:c0)")
+        pattern = "deps(//fz:c0)" if command != "build" else "//fz:c0"
+        run = _in_process(capsys, "-C", str(root), command, pattern)
         _check(text.encode(), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
