@@ -5,14 +5,17 @@ Each round edits a few sources of a generated workspace (a DAG of ~150 genrules,
 which leave a `setsid` daemon), starts `bp build //...` in a session of its own, waits
 until its actions run, waits a random moment more, sends the signal, and checks. The
 seed fixes the edits, the signals and the delays: CI runs `BP_FAULT_ROUNDS` (3) rounds
-with seed 1; `BP_FAULT_ROUNDS=50 pytest tests/test_faults.py` runs more with a random
+with seed 69; `BP_FAULT_ROUNDS=50 pytest tests/test_faults.py` runs more with a random
 seed (printed; `BP_FAULT_SEED` replays it).
 
-What bp promises after its own SIGKILL is less: nothing of bp can run then, so the
-actions that were running go on to their end (each in its own process group) and their
-`setsid` daemons, which had bp as their subreaper, go to init. The next bp command kills
-the groups its journal says were running; the daemons outlive it (only a cgroup would
-hold them), so the test only asserts that the survivors are such daemons.
+Each round picks a strategy too. After bp's own SIGKILL, nothing of bp can run: under
+`linux-sandbox` every action dies with its bubblewrap (`--die-with-parent`, and a pid
+namespace of its own), so nothing may remain. Under `local` and `sandboxed` the actions
+that were running go on to their end (each in its own process group), and their
+`setsid` daemons, which had bp as their subreaper (bp kills them when their action
+ends), go to init. The next bp command kills the groups its journal says were running;
+the daemons outlive it (only a cgroup would hold them), so the test asserts that the
+survivors are such daemons, and kills them.
 """
 
 from __future__ import annotations
@@ -24,17 +27,23 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.gen_monorepo import plan
+from buildpy.execution.sandbox import LinuxSandboxStrategy
 from tests import differential
 
 MARKER = "BP_FAULT_TREE"   # in the environment of every process an action starts
 ROUNDS = int(os.environ.get("BP_FAULT_ROUNDS", "3"))
+CI_SEED = 69   # its 3 rounds: KILL (sandboxed), TERM early (linux-sandbox), INT to the group
 SEED = int(os.environ.get("BP_FAULT_SEED") or
-           (1 if "BP_FAULT_ROUNDS" not in os.environ else random.SystemRandom().randrange(2**32)))
+           (CI_SEED if "BP_FAULT_ROUNDS" not in os.environ
+            else random.SystemRandom().randrange(2**32)))
 PACKAGES, TARGETS = 5, 30
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
+STRATEGIES = ("local", "sandboxed") + (
+    ("linux-sandbox",) if LinuxSandboxStrategy.available()[0] else ())
 
 
 def _quote(text: str) -> str:
@@ -42,8 +51,8 @@ def _quote(text: str) -> str:
 
 
 def write_workspace(root: Path, token: str, seed: int) -> None:
-    """The DAG of bench/gen_monorepo.py, with commands that mark their processes; every
-    tenth genrule also starts a daemon in a session of its own."""
+    """The DAG of bench/gen_monorepo.py, with commands that mark their processes; one
+    genrule in fifteen also starts a daemon in a session of its own."""
     root.mkdir(parents=True)
     (root / "WORKSPACE").write_text("")
     for p, rules in enumerate(plan(PACKAGES, TARGETS, seed)):
@@ -53,8 +62,10 @@ def write_workspace(root: Path, token: str, seed: int) -> None:
         for rule in rules:
             srcs = [f"src{rule.index}.txt"] + [
                 f":t{u}" if q == p else f"//pkg{q}:t{u}" for q, u in rule.deps]
+            # the daemon outlives its action's group; the action waits a little, so that
+            # a signal may come while both run
             daemon = (f"{MARKER}={token}-daemon setsid sleep 60 >/dev/null 2>&1 </dev/null & "
-                      if rule.index % 10 == 3 else "")
+                      "sleep 0.3; " if rule.index % 15 == 3 else "")
             cmd = (f"export {MARKER}={token}; {daemon}"
                    f"{{ echo {rule.tag}; cat $(SRCS) | cksum; }} > $@")
             lines.append(f'genrule(name = "t{rule.index}", srcs = [{", ".join(map(_quote, srcs))}],'
@@ -131,18 +142,43 @@ def _env(cache: Path) -> dict[str, str]:
     return dict(os.environ, XDG_CACHE_HOME=str(cache), HOME=str(home))
 
 
-def stop_a_build(root: Path, cache: Path, token: str, rng: random.Random) -> tuple[str, int]:
-    """Start a build and signal it at a random moment once its actions run; check how bp
-    ended and what it left running. Returns what was done and bp's session id."""
+@dataclass(frozen=True)
+class Round:
+    """One round, drawn from the seed before it runs."""
+    edits: tuple[tuple[int, int, str], ...]   # (package, source, new text)
+    strategy: str
+    signum: int
+    early: bool      # signal while bp loads and analyses, before any action runs
+    delay: float     # seconds after the condition (bp started, or an action runs)
+    to_group: bool   # to bp's process group, as Ctrl-C does; else to bp alone
+
+    def __str__(self) -> str:
+        return (f"{self.strategy}: {signal.Signals(self.signum).name} "
+                f"{'to its group ' if self.to_group else ''}{self.delay:.2f}s after "
+                f"{'the start' if self.early else 'the first action'}")
+
+
+def plan_round(number: int, rng: random.Random) -> Round:
+    edits = tuple(   # dirty part of the graph, often most of it (pkg0 feeds every chain)
+        (rng.choice([0, 0, rng.randrange(PACKAGES)]), rng.randrange(TARGETS),
+         f"round {number} {rng.random()}\n") for _ in range(rng.randint(1, 4)))
+    strategy = rng.choice(STRATEGIES)
     signum = rng.choice(SIGNALS)
-    early = rng.random() < 0.2   # while loading and analysing, before any action
+    early = rng.random() < 0.2
     delay = rng.uniform(0.0, 0.5 if early else 1.0)
-    to_group = signum == signal.SIGINT and rng.random() < 0.5   # Ctrl-C: the whole group
+    to_group = signum == signal.SIGINT and rng.random() < 0.5
+    return Round(edits, strategy, signum, early, delay, to_group)
+
+
+def stop_a_build(root: Path, cache: Path, token: str, plan: Round) -> tuple[str, int]:
+    """Start a build and signal it as `plan` says; check how bp ended and what it left
+    running. Returns what was done and bp's session id."""
+    strategy, signum, early = plan.strategy, plan.signum, plan.early
     process = subprocess.Popen([sys.executable, "-m", "buildpy", "-C", str(root), "build",
-                                "//..."], env=_env(cache), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)
-    what = f"{signal.Signals(signum).name} {'to its group ' if to_group else ''}" \
-           f"{delay:.2f}s after {'the start' if early else 'the first action'}"
+                                f"--spawn_strategy={strategy}", "//..."], env=_env(cache),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    what = str(plan)
     try:
         if early:   # once bp's first line ran (before it, the interpreter's own start)
             _until(lambda: process.poll() is not None or _catches(process.pid, signal.SIGHUP),
@@ -151,9 +187,9 @@ def stop_a_build(root: Path, cache: Path, token: str, rng: random.Random) -> tup
             _until(lambda: process.poll() is not None or
                    any(v == token for v in processes(token).values()), 60,
                    "the build never ran an action")
-        time.sleep(delay)   # the random moment, after the condition
+        time.sleep(plan.delay)   # the random moment, after the condition
         if process.poll() is None:
-            (os.killpg if to_group else os.kill)(process.pid, signum)
+            (os.killpg if plan.to_group else os.kill)(process.pid, signum)
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -164,6 +200,9 @@ def stop_a_build(root: Path, cache: Path, token: str, rng: random.Random) -> tup
     assert "Traceback" not in err, f"{what}:\n{err}"
     if signum == signal.SIGKILL:
         assert process.returncode in (0, -signal.SIGKILL), f"{what}:\n{err}"
+        if strategy == "linux-sandbox":   # bubblewrap dies with its parent, and its pid
+            _until(lambda: not processes(token), 10,   # namespace with it
+                   f"{what}: processes outlived bp: {processes(token)}")
         return what, process.pid
     assert process.returncode in (0, 8), f"{what}\n{err}"
     _until(lambda: not processes(token) and not session(process.pid), 10,
@@ -206,16 +245,18 @@ def test_a_build_stopped_at_a_random_moment_leaves_nothing_and_resumes(tmp_path)
     done = []
     try:
         for round_ in range(ROUNDS):
-            for _ in range(rng.randint(1, 4)):   # dirty part of the graph, often most of it
-                p, t = rng.choice([0, 0, rng.randrange(PACKAGES)]), rng.randrange(TARGETS)
-                (root / f"pkg{p}" / f"src{t}.txt").write_text(f"round {round_} {rng.random()}\n")
-            what, sid = stop_a_build(root, cache, token, rng)
+            plan = plan_round(round_, rng)
+            for p, t, text in plan.edits:
+                (root / f"pkg{p}" / f"src{t}.txt").write_text(text)
+            strategy = plan.strategy
+            what, sid = stop_a_build(root, cache, token, plan)
             done.append(what)
             context = f"seed {SEED}, rounds: {done}"
             before = processes(token)   # after SIGKILL: what bp could not stop
             print(f"bp fault test: round {round_}: {what}; left: {sorted(before.values())} "
                   f"{sorted(session(sid).values())}", file=sys.__stderr__)
-            again = differential.run_bp(root, cache, "build", "//...")
+            again = differential.run_bp(root, cache, "build", f"--spawn_strategy={strategy}",
+                                        "//...")
             assert again.returncode == 0, f"{context}\n{again.stderr}"
             after = processes(token)
             assert set(after) <= set(before) and set(after.values()) <= {f"{token}-daemon"}, \

@@ -271,6 +271,11 @@ def test_no_query_is_a_bug(tmp_path_factory, capsys, tally, text, command, outpu
         args.append("--keep_going")
     run = _in_process(capsys, *args)
     _check(text.encode(errors="surrogatepass"), run, tally)
+    for line, column in re.findall(r"<query>:(\d+):(\d+): ", run.err):
+        lines = text.split("\n")
+        assert 1 <= int(line) <= len(lines) and \
+            1 <= int(column) <= len(lines[int(line) - 1]) + 1, \
+            f"a query error placed outside the query {text!r}:\n{run.err}"
 
 
 @fuzz_settings(3)
