@@ -44,7 +44,8 @@ FUZZ_PACKAGE = "fz"   # the package whose BUILD file the fuzz writes
 # ---- labels and patterns ------------------------------------------------------------
 
 _NAME_CHARS = "abcxyz_019-.+=,@~/"
-_ODD_CHARS = " :/\\\"'$()[]{}|*?!#%&<>^`;\t\n\x00\u00e9\u2603\U0001f600"
+# \udcff: a byte that is not UTF-8, as Python decodes it from argv (surrogateescape)
+_ODD_CHARS = " :/\\\"'$()[]{}|*?!#%&<>^`;\t\n\x00\u00e9\u2603\U0001f600\udcff"
 NAMES = st.one_of(
     st.sampled_from(["g", "s", "t_test", "fg", "fast", "lib", "al", "suite", "tw", "x.txt",
                      "s.sh", "g.out", "all", "*", "all-targets", "...", "BUILD",
@@ -103,7 +104,7 @@ _QUERY_WORDS = st.one_of(
                      "tags", "srcs", "deps", "cmd", "small", "[", "(", "\\", "a/x.txt",
                      "b/defs.bzl", "target", "exec", "null", "Genrule", "summary", "\"\"",
                      "*", "??", "(?P<x", "a{99999999999}"]),
-    st.text(alphabet="abc.*+?[](){}|^$\\ '\"-", max_size=6),
+    st.text(alphabet="abc.*+?[](){}|^$\\ '\"-\udcff", max_size=6),
 )
 _INTS = st.one_of(st.integers(-3, 5), st.sampled_from([10**30, -(10**30)]),
                   st.sampled_from(["0x10", "1.5", "1e3", "one"]))
@@ -342,6 +343,7 @@ def starlark_exprs(draw) -> str:
         "target.attr.nosuch", "providers(target)", "providers(target)['DefaultInfo']",
         "target.files", "target.files.to_list()", "[f.path for f in target.files.to_list()]",
         "build_options(target)", "target.label.workspace_name", "fail('x')", "len(target)",
+        "'\udcff'",
         "target[0]", "json.encode(target)", "dir(target)"]))
     if draw(st.booleans()):
         return field
@@ -486,7 +488,7 @@ def valid_build_files(draw) -> str:
 @st.composite
 def mutated_bytes(draw, text: str) -> bytes:
     """Byte-level mutations of `text`: flips, inserted bad bytes, deletions, copies."""
-    data = bytearray(text.encode())
+    data = bytearray(text.encode(errors="surrogateescape"))
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(data)))
         edit = draw(st.integers(0, 3))
@@ -509,7 +511,7 @@ def build_file_bytes(draw) -> bytes:
     text = draw(st.one_of(build_files(), valid_build_files()))
     if draw(st.booleans()):
         return draw(mutated_bytes(text))
-    return text.encode()
+    return text.encode(errors="surrogateescape")
 
 
 @st.composite
@@ -600,7 +602,8 @@ def damage(path, how: str, at: int) -> None:
 
 _FLAG_TEXT = st.one_of(st.sampled_from(["", "0", "-1", "1", "99999999999999999999", "x",
                                         "a=b", "=", "a=", "=b", "auto", "HOST_CPUS*0.5",
-                                        "1k", "10G", "/nonexistent/dir", ".", "a b"]),
+                                        "1k", "10G", "/nonexistent/dir", ".", "a b",
+                                        "\udcff", "a=\udc80"]),
                        st.text(max_size=6))
 _FLAGS = {   # flag -> values (None: a flag without value)
     "--platforms": labels(), "--host_platform": labels(),

@@ -9,6 +9,8 @@ replays one). Failures in areas being fixed elsewhere are listed in `KNOWN_ISSUE
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
 import re
@@ -171,14 +173,24 @@ def _workspace(parent: Path, build: bytes | None = None) -> Path:
 
 
 def _in_process(capsys, *args: str) -> Run:
+    """Run bp in this process, its output going to streams like a real process's: UTF-8,
+    stdout strict and stderr with backslashes for what it cannot encode (a byte that is
+    not UTF-8 comes from argv as a lone surrogate)."""
     capsys.readouterr()
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
     try:
-        main(list(args))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(list(args))
         code = 0
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 0
-    captured = capsys.readouterr()
-    return Run(args, code, captured.out, captured.err)
+    captured = capsys.readouterr()   # whatever went to the real streams
+    texts = []
+    for stream, seen in ((out, captured.out), (err, captured.err)):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8", errors="replace") + seen)
+    return Run(args, code, *texts)
 
 
 def _subprocess(*args: str) -> Run:
@@ -226,7 +238,7 @@ def test_no_target_pattern_is_a_bug(scratch, capsys, tally, words, command):
         else:
             args = (command, "--", *words)
         run = _in_process(capsys, "-C", str(root), *args)
-        _check("\n".join(words).encode(errors="surrogatepass"), run, tally)
+        _check("\n".join(words).encode(errors="surrogateescape"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -240,12 +252,12 @@ def test_no_flag_rc_or_workspace_file_is_a_bug(scratch, capsys, tally, command, 
     root = _workspace(scratch)
     try:
         if rc is not None:
-            (root / ".bprc").write_text(rc, errors="surrogatepass")
+            (root / ".bprc").write_text(rc, errors="surrogateescape")
         if workspace is not None:
-            (root / "WORKSPACE").write_text(workspace, errors="surrogatepass")
+            (root / "WORKSPACE").write_text(workspace, errors="surrogateescape")
         pattern = "//a:g" if command == "build" else "deps(//a:s)"
         run = _in_process(capsys, "-C", str(root), command, *flags, "--", pattern)
-        _check(f"{rc}\n{workspace}\n{flags}".encode(errors="surrogatepass"), run, tally)
+        _check(f"{rc}\n{workspace}\n{flags}".encode(errors="surrogateescape"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -270,7 +282,7 @@ def test_no_query_is_a_bug(tmp_path_factory, capsys, tally, text, command, outpu
     if keep_going:
         args.append("--keep_going")
     run = _in_process(capsys, *args)
-    _check(text.encode(errors="surrogatepass"), run, tally)
+    _check(text.encode(errors="surrogateescape"), run, tally)
     for line, column in re.findall(r"<query>:(\d+):(\d+): ", run.err):
         lines = text.split("\n")
         assert 1 <= int(line) <= len(lines) and \
@@ -285,7 +297,7 @@ def test_no_deep_query_is_a_bug(tmp_path_factory, capsys, tally, text):
     if root is None:
         root = _QUERY_ROOT["root"] = _workspace(tmp_path_factory.mktemp("query"))
     run = _in_process(capsys, "-C", str(root), "query", text)
-    _check(text.encode(), run, tally)
+    _check(text.encode(errors="surrogateescape"), run, tally)
 
 
 # ---- BUILD files --------------------------------------------------------------------
@@ -320,11 +332,11 @@ def test_no_build_file_is_a_bug(scratch, capsys, tally, data, command, pattern, 
 @fuzz_settings(30)
 @given(text=fz.valid_build_files(), expr=fz.starlark_exprs())
 def test_no_cquery_starlark_expression_is_a_bug(scratch, capsys, tally, text, expr):
-    root = _workspace(scratch, text.encode())
+    root = _workspace(scratch, text.encode(errors="surrogateescape"))
     try:
         run = _in_process(capsys, "-C", str(root), "cquery", "--keep_going", "//fz:all + //a:g",
                           "--output=starlark", f"--starlark:expr={expr}")
-        _check(f"{text}\n--starlark:expr={expr}".encode(errors="surrogatepass"), run, tally)
+        _check(f"{text}\n--starlark:expr={expr}".encode(errors="surrogateescape"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -336,13 +348,13 @@ def test_no_cquery_starlark_expression_is_a_bug(scratch, capsys, tally, text, ex
 def test_building_random_rules_is_no_bug(scratch, capsys, tally, text, keep_going, command):
     """Only commands from `SAFE_COMMANDS` and `s.sh` run: the rules are generated, not
     mutated."""
-    root = _workspace(scratch, text.encode())
+    root = _workspace(scratch, text.encode(errors="surrogateescape"))
     try:
         args = ["-C", str(root), command, "--spawn_strategy=sandboxed", "//fz:all"]
         if keep_going:
             args.insert(3, "--keep_going")
         run = _in_process(capsys, *args)
-        _check(text.encode(), run, tally)
+        _check(text.encode(errors="surrogateescape"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -350,11 +362,11 @@ def test_building_random_rules_is_no_bug(scratch, capsys, tally, text, keep_goin
 @fuzz_settings(3)
 @given(text=fz.deep_chains(), command=st.sampled_from(["query", "cquery", "aquery", "build"]))
 def test_a_long_dependency_chain_is_no_bug(scratch, capsys, tally, text, command):
-    root = _workspace(scratch, text.encode())
+    root = _workspace(scratch, text.encode(errors="surrogateescape"))
     try:
         pattern = "deps(//fz:c0)" if command != "build" else "//fz:c0"
         run = _in_process(capsys, "-C", str(root), command, pattern)
-        _check(text.encode(), run, tally)
+        _check(text.encode(errors="surrogateescape"), run, tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -363,9 +375,9 @@ def test_a_long_dependency_chain_is_no_bug(scratch, capsys, tally, text, command
 @given(text=fz.crash_class_build_files())
 def test_parser_crash_class_inputs_in_a_subprocess(scratch, tally, text):
     """Few examples: each takes a process (they have crashed the Starlark parser)."""
-    root = _workspace(scratch, text.encode())
+    root = _workspace(scratch, text.encode(errors="surrogateescape"))
     try:
-        _check(text.encode(), _subprocess("-C", str(root), "query", "//fz:all"), tally)
+        _check(text.encode(errors="surrogateescape"), _subprocess("-C", str(root), "query", "//fz:all"), tally)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -420,6 +432,30 @@ def test_a_scribbled_process_journal_is_read_as_far_as_it_makes_sense(tmp_path):
         registry.close()
 
 
+def test_a_starlark_expression_that_is_not_utf8_is_a_user_error(ws, bp):
+    """Bytes that are not UTF-8 reach Python as lone surrogates (`\\udcff`); the
+    expression went to the Starlark parser, which cannot encode them (exit 37)."""
+    root = ws({"a/BUILD": 'genrule(name = "g", outs = ["g.out"], cmd = "true")\n'})
+    result = bp("-C", str(root), "cquery", "//a:g", "--output=starlark",
+                '--starlark:expr="\udcff"')
+    assert result.code == 2
+    assert result.err == ("ERROR: --starlark:expr is not valid UTF-8: '\"\\udcff\"'\n"
+                          "hint: for example --starlark:expr='str(target.label)'\n")
+
+
+def test_an_rc_file_that_is_not_utf8_is_a_user_error_at_its_first_bad_byte(ws, bp):
+    root = ws({"a/BUILD": ""})
+    (root / ".bprc").write_bytes(b"# defaults\nbuild --jobs=\xff2\n")
+    result = bp("-C", str(root), "query", "//a:all")
+    assert result.code == 2
+    rc = root / ".bprc"
+    assert result.err == (f"ERROR: {rc}:2:14: invalid UTF-8 in {rc}: byte 0xff (invalid "
+                          "start byte)\n"
+                          "2 | build --jobs=\ufffd2\n"
+                          "  |              ^\n"
+                          "hint: rc files must be UTF-8 text; save it as UTF-8\n")
+
+
 # ---- the harness itself -------------------------------------------------------------
 
 def test_the_checks_see_a_bug():
@@ -437,6 +473,15 @@ def test_the_checks_see_a_bug():
     assert Run(("query", "x"), -11, "", "").problems() == ["exit code -11"]
     assert known_issue(b"x", Run(("query", "x"), -11, "", "")).name == "parser-segfault"
     assert Run(("query", "x"), 2, "", "ERROR: <query>:1:1: bad\n").problems() == []
+
+
+def test_in_process_runs_see_what_bp_prints(tmp_path, capsys):
+    root = _workspace(tmp_path)
+    run = _in_process(capsys, "-C", str(root), "query", "//a:g + //a:\udcff")
+    assert (run.code, run.out) == (2, "")
+    assert "ERROR: <query>:1:13: " in run.err and "\\udcff" in run.err
+    run = _in_process(capsys, "-C", str(root), "query", "//a:g")
+    assert (run.code, run.out) == (0, "//a:g\n")
 
 
 def test_known_issues_say_why():
