@@ -237,7 +237,7 @@ def scratch(tmp_path):
 
 @fuzz_settings(60)
 @given(words=st.lists(fz.patterns(), min_size=1, max_size=3),
-       command=st.sampled_from(["query", "cquery", "build", "aquery"]))
+       command=st.sampled_from(["query", "cquery", "build", "aquery", "test", "run"]))
 def test_no_target_pattern_is_a_bug(scratch, capsys, tally, words, command):
     root = _workspace(scratch)
     try:
