@@ -411,9 +411,9 @@ def _state_files(root: Path, cache: Path) -> list[Path]:
 
 
 @fuzz_settings(10)
-@given(data=st.data(), edit=st.booleans(), command=st.sampled_from(["build", "build", "test",
-                                                                      "aquery"]))
-def test_damaged_state_is_no_bug(scratch, capsys, tally, data, edit, command):
+@given(damage=fz.damages(), edit=st.booleans(),
+       command=st.sampled_from(["build", "build", "test", "aquery"]))
+def test_damaged_state_is_no_bug(scratch, capsys, tally, damage, edit, command):
     """A build, then one file of bp's state or cache damaged, then another command."""
     root = _workspace(scratch)
     cache = root.parent / (root.name + "-cache")
@@ -421,8 +421,8 @@ def test_damaged_state_is_no_bug(scratch, capsys, tally, data, edit, command):
         first = _in_process(capsys, "-C", str(root), "build", f"--disk_cache={cache}", "//...")
         assert first.code == 0, first.err
         files = _state_files(root, cache)
-        index, how, at = data.draw(fz.damages(len(files)))
-        target = files[index]
+        index, how, at = damage
+        target = files[index % len(files)]
         fz.damage(target, how, at)
         if edit:
             (root / "a" / "x.txt").write_text("edited\n")
@@ -486,6 +486,22 @@ def test_a_regular_expression_with_a_huge_repetition_is_a_user_error(ws, bp):
         pattern = re.search(r"\w\{[0-9,]+\}", query).group(0)
         assert (f"invalid regular expression '{pattern}' in {query.split('(')[0]}(): the "
                 f"repetition number is too large\n") in result.err
+
+
+def test_a_test_suite_with_select_in_tests_is_a_user_error(ws, bp):
+    """As in Bazel, test_suite's `tests` is not configurable: tests() and bp test expand
+    suites without a configuration, and a select() there made them exit 37."""
+    root = ws({"t/BUILD": 'test_suite(name = "s", tests = select({"//conditions:default": '
+                          '[]}))\n'})
+    for args in (("query", "tests(//...)"), ("test", "//...")):
+        result = bp("-C", str(root), *args)
+        assert result.code == 2, result.err
+        assert result.err == (
+            "ERROR: t/BUILD:1:24: test_suite rule '//t:s': attribute 'tests' is not "
+            "configurable\n"
+            '1 | test_suite(name = "s", tests = select({"//conditions:default": []}))\n'
+            "  |                        ^\n"
+            "hint: use a plain value instead of select()\n")
 
 
 # ---- the harness itself -------------------------------------------------------------
