@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -127,10 +127,6 @@ def fuzz_settings(ci_examples: int):
     return lambda test: seed(SEED)(common(test))
 
 
-def pytest_report_header():   # pragma: no cover - shown by scripts/fuzz
-    return f"bp fuzz seed: {SEED}"
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _announce_seed():
     if LONG_RUN:
@@ -143,10 +139,9 @@ def _announce_seed():
 class Tally:
     """What a long run met: examples, failures per known issue."""
     examples: int = 0
-    known: dict | None = None
+    known: dict[str, int] = field(default_factory=dict)
 
     def note(self, issue: KnownIssue) -> None:
-        self.known = self.known or {}
         self.known[issue.name] = self.known.get(issue.name, 0) + 1
 
 
@@ -155,7 +150,7 @@ def tally():
     counts = Tally()
     yield counts
     if LONG_RUN or os.environ.get("BP_FUZZ_TALLY"):
-        print(f"\nbp fuzz: {counts.examples} runs, known issues met: {counts.known or {}}",
+        print(f"\nbp fuzz: {counts.examples} runs, known issues met: {counts.known}",
               file=sys.__stderr__)
 
 
@@ -270,7 +265,10 @@ def test_no_flag_rc_or_workspace_file_is_a_bug(scratch, capsys, tally, command, 
         shutil.rmtree(root, ignore_errors=True)
 
 
-_QUERY_ROOT: dict = {}
+@pytest.fixture(scope="module")
+def query_root(tmp_path_factory):
+    """Queries do not write to the workspace's sources: one workspace serves them all."""
+    return _workspace(tmp_path_factory.mktemp("query"))
 
 
 @fuzz_settings(150)
@@ -278,13 +276,8 @@ _QUERY_ROOT: dict = {}
        output=st.sampled_from([None, "label_kind", "build", "graph", "json", "location",
                                "package", "minrank", "maxrank"]),
        keep_going=st.booleans())
-def test_no_query_is_a_bug(tmp_path_factory, capsys, tally, text, command, output,
-                           keep_going):
-    # queries do not write to the workspace's sources: one workspace serves them all
-    root = _QUERY_ROOT.get("root")
-    if root is None:
-        root = _QUERY_ROOT["root"] = _workspace(tmp_path_factory.mktemp("query"))
-    args = ["-C", str(root), command, text]
+def test_no_query_is_a_bug(query_root, capsys, tally, text, command, output, keep_going):
+    args = ["-C", str(query_root), command, text]
     if output and command == "query":
         args.append(f"--output={output}")
     if keep_going:
@@ -312,11 +305,8 @@ def misplaced_query_errors(text: str, run: Run) -> list[str]:
 
 @fuzz_settings(3)
 @given(text=fz.deep_queries())
-def test_no_deep_query_is_a_bug(tmp_path_factory, capsys, tally, text):
-    root = _QUERY_ROOT.get("root")
-    if root is None:
-        root = _QUERY_ROOT["root"] = _workspace(tmp_path_factory.mktemp("query"))
-    run = _in_process(capsys, "-C", str(root), "query", text)
+def test_no_deep_query_is_a_bug(query_root, capsys, tally, text):
+    run = _in_process(capsys, "-C", str(query_root), "query", text)
     _check(text.encode(errors="surrogateescape"), run, tally)
 
 
