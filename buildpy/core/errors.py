@@ -101,6 +101,22 @@ class ErrorGroup(UserError):
         return "\n".join(e.render() for e in self.errors)
 
 
+def decode_utf8(data: bytes, path: str, hint: str) -> str:
+    """`data` (the bytes of file `path`) as text; bytes that are not UTF-8 are an error
+    at the first bad one (as loading reports a BUILD file's)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        start = data.rfind(b"\n", 0, error.start) + 1
+        end = data.find(b"\n", error.start)
+        line = data[start:end if end >= 0 else len(data)].decode("utf-8", errors="replace")
+        column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
+        raise UserError(f"invalid UTF-8 in {path}: byte 0x{data[error.start]:02x} "
+                        f"({error.reason})",
+                        location=Location(path, data.count(b"\n", 0, error.start) + 1, column),
+                        source_line=line.rstrip("\r"), hint=hint) from None
+
+
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate most like `word`, or None when none is close."""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)

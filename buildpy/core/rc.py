@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildpy.core.errors import Location, UserError
+from buildpy.core.errors import Location, UserError, decode_utf8
 
 # The commands whose options a command inherits, nearest last (as Bazel does).
 INHERITS = {
@@ -88,7 +88,8 @@ def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...]) -> list[
                         hint="remove one of these imports")
     chain = (*chain, resolved)
     out: list[RcLine] = []
-    text = path.read_text(encoding="utf-8")
+    text = decode_utf8(path.read_bytes(), str(path),
+                       "rc files must be UTF-8 text; save it as UTF-8")
     for number, raw in enumerate(text.splitlines(), start=1):
         location = Location(str(path), number, 1)
         try:

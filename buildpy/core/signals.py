@@ -1,5 +1,6 @@
 """SIGTERM and SIGHUP stop a command as Ctrl-C does: they raise KeyboardInterrupt in the
-main thread, so that the same code kills the running actions and exits with 8.
+main thread, so that the same code kills the running actions and exits with 8. Before
+that code runs (while bp's modules load), any of the three ends bp at once with 8.
 
 Knows signals only; what an interruption stops is the caller's business.
 """
@@ -7,10 +8,25 @@ Knows signals only; what an interruption stops is the caller's business.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+EXIT_INTERRUPTED = 8
+
+
+def _stopped_while_starting(signum, frame) -> None:
+    os.write(2, b"ERROR: interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+def exit_when_stopped_while_starting() -> None:
+    """Until `stop_signals_interrupt()` takes over, SIGINT, SIGTERM and SIGHUP end the
+    process with 8 and one line: nothing has started that needs stopping, and a
+    KeyboardInterrupt in the middle of an import would print a traceback."""
+    for number in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(number, _stopped_while_starting)
 
 
 def _interrupt(signum, frame) -> None:
@@ -22,10 +38,12 @@ def _interrupt(signum, frame) -> None:
 
 @contextlib.contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
-    """Within this block, SIGTERM and SIGHUP raise KeyboardInterrupt (in the main thread;
-    elsewhere this does nothing); the previous handlers come back after it."""
+    """Within this block, SIGTERM and SIGHUP raise KeyboardInterrupt, as SIGINT does (in
+    the main thread; elsewhere this does nothing); the previous handlers come back after
+    it."""
     previous = {}
     try:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
         for number in STOP_SIGNALS:
             previous[number] = signal.signal(number, _interrupt)
     except ValueError:   # not the main thread: signals cannot be handled here

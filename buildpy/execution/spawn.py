@@ -8,6 +8,7 @@ keys or the action graph.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import select
 import subprocess
@@ -74,6 +75,9 @@ class Strategy(Protocol):
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult: ...
 
 
+_JOURNAL_LINE = re.compile(rb"([+-])([0-9]+)(?: ([0-9]+(?:\.[0-9]*)?))?")
+
+
 class ProcessRegistry:
     """Process groups of running actions, in a journal on disk: if bp dies (kill -9), the
     next bp kills what it left behind before it builds anything.
@@ -135,23 +139,22 @@ class ProcessRegistry:
         return self._subreaper.kill_orphans(keep=set(self._live))
 
     def running(self) -> dict[int, float]:
-        """The groups started and not yet ended, with their start times."""
+        """The groups started and not yet ended, with their start times. Lines a crash
+        cut short or a bad disk garbled are skipped."""
         alive: dict[int, float] = {}
         try:
-            lines = self.path.read_text(errors="replace").splitlines()   # (damage: skipped)
+            lines = self.path.read_bytes().splitlines()
         except FileNotFoundError:
             return alive
         for line in lines:
-            fields = line[1:].split()
-            if not fields or not fields[0].isdigit():
-                continue   # a line cut short by a crash
-            if line[0] == "+" and len(fields) == 2:
-                try:
-                    alive[int(fields[0])] = float(fields[1])
-                except ValueError:
-                    continue
-            elif line[0] == "-":
-                alive.pop(int(fields[0]), None)
+            entry = _JOURNAL_LINE.fullmatch(line)
+            if entry is None:
+                continue
+            sign, pid, started = entry.groups()
+            if sign == b"+" and started is not None:
+                alive[int(pid)] = float(started)
+            elif sign == b"-" and started is None:
+                alive.pop(int(pid), None)
         return alive
 
     def reap(self) -> int:

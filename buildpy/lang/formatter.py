@@ -44,6 +44,11 @@ class Formatter:
                                            sl.LibraryExtension.Map,
                                            sl.LibraryExtension.Filter])
         module = sl.Module()
+        try:
+            expression.encode()
+        except UnicodeEncodeError:   # bytes that are not UTF-8, as Python decodes argv
+            raise UserError(f"{flag} is not valid UTF-8: {expression!r}",
+                            hint="for example --starlark:expr='str(target.label)'") from None
         check_nesting(expression, flag)   # deeper would crash Starlark's compiler
         self._hold = StderrHold()
         try:

@@ -51,7 +51,9 @@ _PARAMS = {
     "string_keyed_label_dict": {"allow_files", "allow_empty", "cfg", "providers",
                                 "aspects", "allow_rules", "flags"},
 }
-_COMMON_PARAMS = {"default", "mandatory", "doc"}
+# `configurable = False`: no select() (Bazel allows it only for symbolic macros; the
+# prelude needs it for the attributes Bazel's native rules make nonconfigurable)
+_COMMON_PARAMS = {"default", "mandatory", "doc", "configurable"}
 # rule() parameters that bp accepts for compatibility and ignores for now.
 ACCEPTED_RULE_PARAMS = frozenset({
     "cfg", "exec_compatible_with", "fragments", "host_fragments", "outputs",
@@ -264,6 +266,7 @@ def attr_spec(name: str, raw: Any, executable: bool, test: bool) -> AttrSpec:
         executable=bool(raw.get("executable", False)),
         cfg="exec" if cfg == "host" else cfg,
         providers=_freeze(raw.get("providers") or ()), doc=str(raw.get("doc") or ""),
+        configurable=bool(raw.get("configurable", True)),
     )
 
 

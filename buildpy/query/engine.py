@@ -180,7 +180,7 @@ class Evaluator(Generic[N]):
     def _regex(self, call: Call, pattern: str) -> re.Pattern[str]:
         try:
             return re.compile(pattern)
-        except re.error as e:
+        except (re.error, OverflowError) as e:   # OverflowError: a{99999999999}
             raise _error(call, f"invalid regular expression '{pattern}' in "
                                f"{call.function}(): {e}") from None
 

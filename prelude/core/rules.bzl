@@ -42,6 +42,7 @@ test_suite = rule(
     doc = "A named set of tests, so they can be run together with one label.",
     attrs = {
         "tests": attr.label_list(
+            configurable = False,   # as in Bazel: suites are expanded unconfigured
             doc = "Tests and other suites to include. If empty, the suite holds every test " +
                   "rule of its package whose tags match the suite's `tags` (manual tests " +
                   "excluded).",
