@@ -194,7 +194,7 @@ def test_evaluation_errors_name_the_pattern(bp, q):
     result = bp("-C", str(q.root), "query", "some(//nothing:here - //nothing:here)")
     assert result.code == 2
     result = bp("-C", str(q.root), "query", "kind('(', //...)")
-    assert result.err.startswith("ERROR: <query>:1:1: invalid regular expression '(' in kind()")
+    assert result.err.startswith("ERROR: <query>:1:6: invalid regular expression '(' in kind()")
     result = bp("-C", str(q.root), "query", "config(//lib:mid, target)")
     assert result.err.startswith("ERROR: <query>:1:1: config() is only available in bp cquery")
 

@@ -181,8 +181,8 @@ class Evaluator(Generic[N]):
         try:
             return re.compile(pattern)
         except (re.error, OverflowError) as e:   # OverflowError: a{99999999999}
-            raise _error(call, f"invalid regular expression '{pattern}' in "
-                               f"{call.function}(): {e}") from None
+            raise QueryError(f"invalid regular expression '{pattern}' in {call.function}(): "
+                             f"{e}", location=call.location_of(pattern)) from None
 
     def _fn_kind(self, call: Call, pattern: str, x: Result) -> Result:
         regex = self._regex(call, pattern)

@@ -103,6 +103,14 @@ class Call:
     function: str
     args: tuple[Union["Expr", str, int], ...]   # expressions, words (str) and ints
     location: Location
+    arg_locations: tuple[Location, ...] = ()    # where each argument starts
+
+    def location_of(self, word: str) -> Location:
+        """Where the (first) argument `word` is written; the call's own place if unknown."""
+        for arg, location in zip(self.args, self.arg_locations):
+            if arg == word and isinstance(arg, str):
+                return location
+        return self.location
 
 
 Expr = Union[Word, Var, Let, SetLiteral, BinaryOp, Call]
@@ -365,9 +373,11 @@ class _Parser:
         signature = self.function(name)
         self.expect(Tok.LPAREN, "'('")
         args: list = []
+        locations: list[Location] = []
         while True:
             if self.peek.kind is Tok.RPAREN and len(args) >= signature.required:
                 break
+            locations.append(self.loc(self.peek))
             index = min(len(args), len(signature.params) - 1)
             if len(args) >= len(signature.params) and not signature.variadic:
                 raise self.source.error(self.peek.offset, f"syntax error: {name.text}() takes "
@@ -387,7 +397,7 @@ class _Parser:
                     f"{signature.required} arguments, got {len(args)}",
                     hint=f"{name.text}({', '.join(_param_names(signature))})")
         self.next()
-        return Call(name.text, tuple(args), self.loc(name))
+        return Call(name.text, tuple(args), self.loc(name), tuple(locations))
 
     def argument(self, kind: str, function: str) -> _Parsing:
         if kind == EXPR:
@@ -426,7 +436,9 @@ class _Parser:
             raise self.source.error(name.offset, f"{name.text}() takes no set argument, so it "
                                                  "cannot be a pipeline stage")
         args: list = []
+        locations: list[Location] = []
         while not self.at_stage_end():
+            locations.append(self.loc(self.peek))
             index = len(args) + (1 if len(args) >= slot else 0)
             if index >= len(signature.params):
                 raise self.source.error(self.peek.offset, f"syntax error: too many arguments "
@@ -438,11 +450,12 @@ class _Parser:
                                                       f"needs one more "
                                                       f"{signature.params[len(args)]} argument")
         args.insert(slot, previous)
+        locations.insert(slot, self.loc(name))
         if len(args) < signature.required:
             missing = signature.params[len(args)]
             raise self.source.error(self.peek.offset, f"syntax error: the stage '{name.text}' "
                                                       f"needs one more {missing} argument")
-        return Call(name.text, tuple(args), self.loc(name))
+        return Call(name.text, tuple(args), self.loc(name), tuple(locations))
 
     def stage_arg(self, kind: str, function: str) -> _Parsing:
         token = self.peek
