@@ -76,28 +76,7 @@ def _utf8(data: bytes) -> bool:
         return False
 
 
-KNOWN_ISSUES: tuple[KnownIssue, ...] = (
-    KnownIssue("query-location",
-               "a query function's error is placed at the function, not at its argument "
-               "(`attr(cmd, \"[\", x)` at <query>:1:1); being fixed in parallel",
-               lambda data, run, problems: problems == [MISPLACED]),
-    KnownIssue("deep-recursion",
-               "deep nesting in queries and long dependency chains overflow Python's stack "
-               "(RecursionError); being fixed in the `deep` change",
-               lambda data, run, problems: "RecursionError" in run.err),
-    KnownIssue("parser-segfault",
-               "starlark-pyo3's parser overflows its stack on very long `+` chains, deeply "
-               "nested lists/calls and huge strings (SIGSEGV); being fixed in parallel",
-               lambda data, run, problems: run.code in (-11, 139)),
-    KnownIssue("damaged-state",
-               "damaged SQLite state and cache files, and environment errors; being fixed in "
-               "the `envstate` change",
-               lambda data, run, problems: data.startswith(b"damage:") and bool(re.search(
-                   r"sqlite|[Dd]atabase|IsADirectoryError|NotADirectoryError", run.err))),
-    KnownIssue("non-utf8",
-               "non-UTF-8 BUILD files, directories and glob names; being fixed in parallel",
-               lambda data, run, problems: not _utf8(data) and "UnicodeDecodeError" in run.err),
-)
+KNOWN_ISSUES: tuple[KnownIssue, ...] = ()
 
 
 def known_issue(data: bytes, run: Run, problems: list[str] | None = None) -> KnownIssue | None:
@@ -509,7 +488,6 @@ def test_the_checks_see_a_bug():
         "printed a Rust panic"]
     assert known_issue(b"x", bug) is None
     assert Run(("query", "x"), -11, "", "").problems() == ["exit code -11"]
-    assert known_issue(b"x", Run(("query", "x"), -11, "", "")).name == "parser-segfault"
     assert Run(("query", "x"), 2, "", "ERROR: <query>:1:1: bad\n").problems() == []
 
 
