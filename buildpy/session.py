@@ -86,7 +86,7 @@ def _parse_expression(words: tuple[str, ...], query_file: str | None, command: s
         except OSError as e:
             raise UserError(f"cannot read --query_file '{query_file}': {e.strerror}") from None
         except UnicodeDecodeError as e:
-            from buildpy.loading.loader import invalid_utf8
+            from buildpy.core.errors import invalid_utf8
             raise invalid_utf8(query_file, e, "a query file must be UTF-8 text") from None
         path = query_file
     else:

@@ -103,18 +103,25 @@ class ErrorGroup(UserError):
 
 def decode_utf8(data: bytes, path: str, hint: str) -> str:
     """`data` (the bytes of file `path`) as text; bytes that are not UTF-8 are an error
-    at the first bad one (as loading reports a BUILD file's)."""
+    at the first bad one."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        start = data.rfind(b"\n", 0, error.start) + 1
-        end = data.find(b"\n", error.start)
-        line = data[start:end if end >= 0 else len(data)].decode("utf-8", errors="replace")
-        column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
-        raise UserError(f"invalid UTF-8 in {path}: byte 0x{data[error.start]:02x} "
-                        f"({error.reason})",
-                        location=Location(path, data.count(b"\n", 0, error.start) + 1, column),
-                        source_line=line.rstrip("\r"), hint=hint) from None
+        raise invalid_utf8(path, error, hint) from None
+
+
+def invalid_utf8(path: str, error: UnicodeDecodeError, hint: str) -> UserError:
+    """The error for file `path` that is not UTF-8, at its first bad byte (the column
+    counts characters, as in every other error)."""
+    data: bytes = error.object
+    start = data.rfind(b"\n", 0, error.start) + 1
+    end = data.find(b"\n", error.start)
+    line = data[start:end if end >= 0 else len(data)].decode("utf-8", errors="replace")
+    column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
+    return UserError(f"invalid UTF-8 in {path}: byte 0x{data[error.start]:02x} "
+                     f"({error.reason})",
+                     location=Location(path, data.count(b"\n", 0, error.start) + 1, column),
+                     source_line=line.rstrip("\r"), hint=hint)
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildpy.core.errors import BpError, EnvError, Location, UserError, did_you_mean
+from buildpy.core.errors import (BpError, EnvError, UserError, did_you_mean,
+                                  invalid_utf8)
 from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
@@ -34,22 +35,6 @@ PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
 # Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
 COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
-
-
-def invalid_utf8(display: str, error: UnicodeDecodeError,
-                 hint: str = "BUILD, .bzl and WORKSPACE files must be UTF-8 text; save it "
-                             "as UTF-8") -> UserError:
-    """The error for a BUILD/.bzl/WORKSPACE file that is not UTF-8, at its first bad byte
-    (the column counts characters, as in every other error)."""
-    data: bytes = error.object
-    start = data.rfind(b"\n", 0, error.start) + 1
-    end = data.find(b"\n", error.start)
-    line = data[start: end if end >= 0 else len(data)].decode("utf-8", errors="replace")
-    column = len(data[start:error.start].decode("utf-8", errors="replace")) + 1
-    return UserError(f"invalid UTF-8 in {display}: byte 0x{data[error.start]:02x} "
-                     f"({error.reason})",
-                     location=Location(display, data.count(b"\n", 0, error.start) + 1, column),
-                     source_line=line.rstrip("\r"), hint=hint)
 
 
 def default_data_root(name: str) -> Path:
@@ -193,7 +178,8 @@ class Loader:
                 return self.reads.read_text(source.path)
             return source.path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
-            raise invalid_utf8(source.display, error) from None
+            raise invalid_utf8(source.display, error, "BUILD, .bzl and WORKSPACE files must "
+                               "be UTF-8 text; save it as UTF-8") from None
 
     def _display(self, repo: str, path: Path) -> str:
         rel = path.relative_to(self.repos[repo])
