@@ -277,7 +277,9 @@ def misplaced_query_errors(text: str, run: Run) -> list[str]:
         if not (1 <= line <= len(lines) and 1 <= column <= len(lines[line - 1]) + 1):
             return ["a query error placed outside the query"]
         regex = re.match(r"invalid regular expression '(.*)' in ", message)
-        if regex and not lines[line - 1][column - 1:].lstrip("\"'").startswith(regex.group(1)):
+        # (stderr shows what it cannot encode, a byte that is not UTF-8, as \udcff)
+        if regex and not lines[line - 1][column - 1:].lstrip("\"'").encode(
+                "utf-8", "backslashreplace").decode().startswith(regex.group(1)):
             return [MISPLACED]
     return []
 
@@ -515,3 +517,10 @@ def test_a_misplaced_query_error_is_seen():
 def test_known_issues_say_why():
     assert all(issue.reason and re.fullmatch(r"[a-z0-9-]+", issue.name)
                for issue in KNOWN_ISSUES)
+
+
+def test_a_regex_holding_a_byte_that_is_not_utf8_is_placed_right():
+    text = 'filter(")\udcff", //a:g)'
+    run = Run(("query",), 2, "", "ERROR: <query>:1:8: invalid regular expression "
+              "')\\udcff' in filter(): unbalanced parenthesis at position 0\n")
+    assert misplaced_query_errors(text, run) == []
