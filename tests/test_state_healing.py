@@ -48,6 +48,10 @@ def _damage(path: Path, kind: str) -> None:
         with open(path, "r+b") as handle:
             handle.seek(100)
             handle.write(random.Random(7).randbytes(3996))
+    elif kind == "unsupported format":   # the header's schema format number scribbled on
+        with open(path, "r+b") as handle:
+            handle.seek(44)
+            handle.write(b"\x7f\x00\x00\x09")
     elif kind == "directory":
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(f"{path}{suffix}"):
@@ -74,7 +78,8 @@ def _outputs_correct(root: Path) -> None:
 
 
 @pytest.mark.parametrize("which", ["cache", "files"])
-@pytest.mark.parametrize("kind", ["not a database", "malformed", "directory",
+@pytest.mark.parametrize("kind", ["not a database", "malformed", "unsupported format",
+                                  "directory",
                                   "journal directory", "random pages 1", "random pages 2"])
 def test_a_damaged_database_is_moved_aside_and_the_build_goes_on(bp, built, which, kind):
     root = built

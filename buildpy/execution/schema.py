@@ -161,8 +161,8 @@ def _warning(path: Path, error: sqlite3.DatabaseError, aside: Path) -> str:
 
 
 def _damaged(error: sqlite3.DatabaseError, path: Path) -> bool:
-    """Whether the file is damaged (not a database, a malformed page, a directory in its
-    place), rather than busy, full or not writable."""
+    """Whether the file is damaged (not a database, a malformed page or header, a
+    directory in its place), rather than busy, full or not writable."""
     name = getattr(error, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return True
@@ -170,6 +170,8 @@ def _damaged(error: sqlite3.DatabaseError, path: Path) -> bool:
             str(error):   # a directory where the file or its journal belongs
         return any(Path(f"{path}{suffix}").is_dir() for suffix in ("", "-wal", "-shm"))
     text = str(error)
+    if text == "unsupported file format":   # a header scribbled on (SQLITE_ERROR)
+        return True
     return not name and ("malformed" in text or "not a database" in text)
 
 
