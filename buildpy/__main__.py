@@ -1,11 +1,22 @@
 """`python -m buildpy` and the `bp` console script: the command line, with a stop signal
 during its start ending bp quietly (exit 8)."""
 
+import os
+import signal
+
+
+def _stopped_while_starting(signum, frame) -> None:
+    os.write(2, b"ERROR: interrupted\n")
+    os._exit(8)   # EXIT_INTERRUPTED: nothing has started that needs stopping
+
 
 def run() -> None:
-    from buildpy.core.signals import exit_when_stopped_while_starting
-
-    exit_when_stopped_while_starting()   # first: loading the modules takes a while
+    # First, with nothing imported but what the interpreter has already loaded: loading
+    # bp's modules (typing among them) takes a while, and a KeyboardInterrupt in the
+    # middle of an import would print a traceback. The command's own handlers
+    # (core/signals.py) take over once it runs.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stopped_while_starting)
     from buildpy.cli import entry_point
 
     entry_point()

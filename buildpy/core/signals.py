@@ -1,6 +1,6 @@
 """SIGTERM and SIGHUP stop a command as Ctrl-C does: they raise KeyboardInterrupt in the
 main thread, so that the same code kills the running actions and exits with 8. Before
-that code runs (while bp's modules load), any of the three ends bp at once with 8.
+that code runs (while bp's modules load), buildpy/__main__.py ends bp at once with 8.
 
 Knows signals only; what an interruption stops is the caller's business.
 """
@@ -8,25 +8,11 @@ Knows signals only; what an interruption stops is the caller's business.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_INTERRUPTED = 8
-
-
-def _stopped_while_starting(signum, frame) -> None:
-    os.write(2, b"ERROR: interrupted\n")
-    os._exit(EXIT_INTERRUPTED)
-
-
-def exit_when_stopped_while_starting() -> None:
-    """Until `stop_signals_interrupt()` takes over, SIGINT, SIGTERM and SIGHUP end the
-    process with 8 and one line: nothing has started that needs stopping, and a
-    KeyboardInterrupt in the middle of an import would print a traceback."""
-    for number in (signal.SIGINT, *STOP_SIGNALS):
-        signal.signal(number, _stopped_while_starting)
 
 
 def _interrupt(signum, frame) -> None:
