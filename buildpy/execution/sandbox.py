@@ -223,8 +223,6 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
             continue
         destination = spawn.exec_root / path
         destination.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.realpath(source) == os.path.realpath(destination):
-            continue             # written through a linked directory input: in place already
         remove(os.fspath(destination))
         try:
             os.replace(source, destination)

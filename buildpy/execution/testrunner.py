@@ -269,10 +269,10 @@ class TestRunner:
         return (Status.TIMEOUT if outcome.timed_out else Status.FAILED), outcome.duration, failed
 
     def _attempt(self, spec: TestSpec, unit_dir: Path, shard: int) -> Attempt:
-        unit = f"{TESTLOGS}/{unit_dir.relative_to(self.testlogs).as_posix()}"
+        where = unit_dir.relative_to(self.testlogs).as_posix()
+        unit, tmp = f"{TESTLOGS}/{where}", f"{TEST_TMP}/{where}"
         runfiles = f"{spec.executable}.runfiles"
         work = f"{runfiles}/{self.workspace_name}"
-        tmp = f"{TEST_TMP}/{unit_dir.relative_to(self.testlogs).as_posix()}"
         (self.exec_root / work).mkdir(parents=True, exist_ok=True)
         remove(os.fspath(self.exec_root / tmp))          # ready for an unsandboxed run
         (self.exec_root / tmp).mkdir(parents=True)
