@@ -1,0 +1,197 @@
+"""Tests are actions: each run and shard of a test is a TestRunner action of the action
+graph, self-contained (its wrapper and runfiles are inputs), cached in the action cache,
+run by the one scheduler. End to end with real test processes, and the actions as
+made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from buildpy.actions.graph import ActionKind
+from buildpy.execution import testrunner
+from buildpy.execution.testrunner import WRAPPER
+
+TESTS = {
+    "t/BUILD": '''
+        sh_test(name = "pass_test", srcs = ["pass_test.sh"], data = ["data.txt"],
+                args = ["$(location data.txt)"], env = {"WHERE": "$(location data.txt)"},
+                size = "small")
+        sh_test(name = "fail_test", srcs = ["fail_test.sh"], size = "small")
+        sh_test(name = "sharded_test", srcs = ["pass_test.sh"], data = ["data.txt"],
+                args = ["$(location data.txt)"], shard_count = 2, size = "small")
+        sh_test(name = "external_test", srcs = ["pass_test.sh"], data = ["data.txt"],
+                args = ["$(location data.txt)"], tags = ["external"], size = "small")
+        ''',
+    "t/data.txt": "data!\n",
+    "t/pass_test.sh": '''
+        #!/bin/sh
+        echo "reading $1 ($WHERE) ${EXTRA-}"
+        cat "$1"
+        ''',
+    "t/fail_test.sh": "#!/bin/sh\necho 'it broke'\nexit 1\n",
+}
+
+
+@pytest.fixture
+def run_tests(bp, ws):
+    root = ws(TESTS)
+    for script in (root / "t").glob("*.sh"):
+        script.chmod(0o755)
+
+    def run(*args: str, code: int = 0):
+        result = bp("-C", str(root), "test", *args)
+        assert result.code == code, result.out + result.err
+        return result
+
+    run.root = root
+    return run
+
+
+def line_of(result, label: str) -> str:
+    return next(l for l in result.out.splitlines() if l.startswith(label + " "))
+
+
+def test_a_test_run_is_a_test_runner_action():
+    spec = testrunner.TestSpec(
+        label="//t:x", package="t", name="x", executable="bp-out/c/bin/t/x",
+        runfiles=("bp-out/c/bin/t/x", "t/data.txt"), args=("t/data.txt",),
+        env={"MINE": "yes"}, size="small", timeout=60.0, shard_count=2,
+        owner="//t:x (abc)", configuration="abc")
+    made = testrunner.test_actions(spec, "__main__", {"EXTRA": "1"})
+    assert [unit for unit, _ in made] == ["bp-out/testlogs/t/x/shard_1_of_2",
+                                          "bp-out/testlogs/t/x/shard_2_of_2"]
+    unit, action = made[1]
+    assert action.mnemonic == "TestRunner" and action.kind is ActionKind.RUN
+    assert action.outputs == (f"{unit}/test.log", f"{unit}/test.xml", f"{unit}/test.outputs")
+    assert action.output_directories == (f"{unit}/test.outputs",)
+    assert set(action.inputs) == {WRAPPER, "bp-out/c/bin/t/x", "t/data.txt",
+                                  "bp-out/c/bin/t/x.runfiles/MANIFEST"}
+    assert action.argv[0] == WRAPPER and action.argv[-2:] == ("bp-out/c/bin/t/x",
+                                                              "t/data.txt")
+    env = dict(action.env)
+    assert env["TEST_TARGET"] == "//t:x" and env["TEST_SHARD_INDEX"] == "1"
+    assert env["TEST_TOTAL_SHARDS"] == "2" and env["MINE"] == "yes" and env["EXTRA"] == "1"
+    assert env["TEST_TMPDIR"] == "bp-out/_tmp/t/x/shard_2_of_2" and "PATH" in env
+    assert action.timeout == 60.0 and action.owner == "//t:x (abc)"
+    assert action.progress_message == "Testing //t:x (shard 2 of 2)"
+    # the timeout and the environment are what the action computes: in its key
+    other = testrunner.test_actions(replace(spec, timeout=61.0), "__main__",
+                                    {"EXTRA": "1"})[1][1]
+    assert other.definition != action.definition
+    # a user's own TEST_TMPDIR wins, and is not made absolute by the wrapper
+    mine = testrunner.test_actions(replace(spec, env={"TEST_TMPDIR": "/tmp/x"}),
+                                   "__main__", {})[0][1]
+    assert dict(mine.env)["TEST_TMPDIR"] == "/tmp/x" and "TEST_TMPDIR" not in mine.argv[2]
+
+
+def test_a_passing_test_is_an_action_cache_hit_and_the_test_env_is_in_its_key(run_tests):
+    first = run_tests("//t:pass_test")
+    assert "Testing //t:pass_test" in first.err
+    assert "(cached)" not in line_of(first, "//t:pass_test")
+    log = run_tests.root / "bp-out/testlogs/t/pass_test/test.log"
+    assert log.read_text() == "reading t/data.txt (t/data.txt) \ndata!\n"
+    duration = float(ET.parse(log.with_name("test.xml")).getroot().find("testsuite")
+                     .get("time"))
+    shutil.rmtree(run_tests.root / "bp-out")   # the action cache (shared) restores it
+    again = run_tests("//t:pass_test")
+    assert "Testing //t:pass_test" not in again.err
+    assert line_of(again, "//t:pass_test").endswith(f"(cached) PASSED in {duration:.1f}s")
+    assert again.out.rstrip().endswith("Executed 0 out of 1 test: 1 test pass.")
+    assert log.read_text() == "reading t/data.txt (t/data.txt) \ndata!\n"
+    other = run_tests("//t:pass_test", "--test_env=EXTRA=more")
+    assert "(cached)" not in line_of(other, "//t:pass_test")
+    assert log.read_text().startswith("reading t/data.txt (t/data.txt) more\n")
+
+
+def test_a_failing_test_keeps_its_logs_runs_again_and_stops_no_other_test(run_tests):
+    result = run_tests("//t:fail_test", "//t:pass_test", code=3)
+    assert "FAILED in" in line_of(result, "//t:fail_test")
+    assert "PASSED in" in line_of(result, "//t:pass_test")
+    assert "TestRunner failed" not in result.err   # the summary reports a failed test
+    logs = run_tests.root / "bp-out/testlogs/t/fail_test"
+    assert (logs / "test.log").read_text() == "it broke\n"
+    suite = ET.parse(logs / "test.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "1" and "it broke" in suite.find("system-out").text
+    again = run_tests("//t:fail_test", "//t:pass_test", code=3)
+    assert "(cached)" not in line_of(again, "//t:fail_test")
+    assert "(cached)" in line_of(again, "//t:pass_test")
+
+
+def test_each_shard_is_an_action_and_an_external_test_always_runs(run_tests):
+    result = run_tests("//t:sharded_test", "//t:external_test")
+    assert "Testing //t:sharded_test (shard 1 of 2)" in result.err
+    assert "Testing //t:sharded_test (shard 2 of 2)" in result.err
+    again = run_tests("//t:sharded_test", "//t:external_test")
+    assert "(cached) PASSED" in line_of(again, "//t:sharded_test")
+    assert "(cached)" not in line_of(again, "//t:external_test")
+    merged = (run_tests.root / "bp-out/testlogs/t/sharded_test/test.log").read_text()
+    assert "==== shard_1_of_2 ====\nreading" in merged and "==== shard_2_of_2 ====" in merged
+
+
+def test_the_action_runs_anywhere_its_inputs_are_laid_out(run_tests, tmp_path):
+    """What a remote worker does: a fresh directory holding the inputs (the runfiles
+    tree laid out from its MANIFEST), the argv and env, nothing of bp."""
+    from buildpy.execution.execroot import exec_root_for
+
+    run_tests("//t:pass_test")
+    exec_root = exec_root_for(Path(os.environ["XDG_CACHE_HOME"]) / "bp", run_tests.root)
+    spec_exe = next((exec_root / "bp-out").glob("*/bin/t/pass_test"))
+    exe = spec_exe.relative_to(exec_root).as_posix()
+    spec = testrunner.TestSpec(label="//t:pass_test", package="t", name="pass_test",
+                               executable=exe, runfiles=(exe, "t/data.txt"),
+                               args=("t/data.txt",), size="small", timeout=60.0)
+    unit, action = testrunner.test_actions(spec, "__main__", {})[0]
+    root = tmp_path / "input-root"
+    for path in action.inputs:
+        source = exec_root / path
+        if path.endswith(".runfiles/MANIFEST"):
+            tree = root / path[:-len("/MANIFEST")]
+            for line in source.read_text().splitlines():
+                name, target = line.split(" ", 1)
+                (tree / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(target, tree / name)
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / path)
+    (root / unit / "test.outputs").mkdir(parents=True)
+    done = subprocess.run(list(action.argv), cwd=root, env=dict(action.env), timeout=60)
+    assert done.returncode == 0
+    assert (root / unit / "test.log").read_text() == "reading t/data.txt () \ndata!\n"
+    suite = ET.parse(root / unit / "test.xml").getroot().find("testsuite")
+    assert suite.get("name") == "//t:pass_test" and suite.get("failures") == "0"
+    assert not (root / "bp-out/_tmp/t/pass_test").exists()   # its TEST_TMPDIR went
+
+
+def test_exclusive_tests_run_alone_after_the_others(bp, ws, tmp_path):
+    trace = tmp_path / "trace"
+    script = '''
+        #!/bin/sh
+        echo "start $1" >> "$TRACE"
+        sleep 0.3
+        echo "end $1" >> "$TRACE"
+        '''
+    root = ws({
+        "BUILD": '''
+            sh_test(name = "a", srcs = ["t.sh"], args = ["a"], tags = ["no-sandbox"])
+            sh_test(name = "b", srcs = ["t.sh"], args = ["b"], tags = ["no-sandbox"])
+            sh_test(name = "x", srcs = ["t.sh"], args = ["x"],
+                    tags = ["no-sandbox", "exclusive"])
+            ''',
+        "t.sh": script})
+    (root / "t.sh").chmod(0o755)
+    result = bp("-C", str(root), "test", "//:all", "--jobs=4", f"--test_env=TRACE={trace}")
+    assert result.code == 0, result.out + result.err
+    lines = trace.read_text().splitlines()
+    assert lines[-2:] == ["start x", "end x"], lines
+
+
+def test_streamed_output_shows_each_test_as_it_runs(run_tests):
+    result = run_tests("//t:pass_test", "//t:sharded_test", "--test_output=streamed")
+    assert result.out.count("data!\n") == 3
+    assert result.out.index("data!") < result.out.index("//t:pass_test ")
