@@ -195,3 +195,25 @@ def test_streamed_output_shows_each_test_as_it_runs(run_tests):
     result = run_tests("//t:pass_test", "//t:sharded_test", "--test_output=streamed")
     assert result.out.count("data!\n") == 3
     assert result.out.index("data!") < result.out.index("//t:pass_test ")
+
+
+def test_a_test_action_that_could_not_run_gets_a_log_and_its_next_attempt(tmp_path):
+    """The wrapper never ran (a missing input, a process that did not start): the
+    attempt's log says why, a JUnit report is written, and the next attempt runs."""
+    from buildpy.execution.executor import Outcome
+
+    spec = testrunner.TestSpec(label="//t:x", package="t", name="x", executable="t/x",
+                               runfiles=("t/x",), attempts=2)
+    run = testrunner.TestRun([spec], tmp_path, tmp_path, "__main__", {})
+    action = run.actions()[0]
+    failed = Outcome(action, "", False, False, {}, None, "missing input file 't/x'")
+    assert run.retry(failed)
+    logs = tmp_path / "bp-out/testlogs/t/x"
+    assert (logs / "test_attempt_1.log").read_text() == \
+        "bp could not run the test: missing input file 't/x'\n"
+    assert ET.parse(logs / "test.xml").getroot().find("testsuite").get("failures") == "1"
+    assert not run.retry(failed)   # the last attempt: its log stays as test.log
+    run.finished(failed)
+    [result] = run.results(set())
+    assert result.status is testrunner.Status.FAILED and result.failed_attempts == 2
+    assert result.logs == [logs / "test.log"]

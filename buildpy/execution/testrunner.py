@@ -209,16 +209,17 @@ class TestRun:
             return False
         log = self.exec_root / unit.directory / "test.log"
         result = outcome.result
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if result is None or not log.exists():   # the wrapper did not get to run it
+            printed = (result.stdout + result.stderr).decode("utf-8", "replace") \
+                if result is not None else ""
+            log.write_text(f"bp could not run the test: {outcome.error}\n{printed}")
         note = ""
-        if result is None:
-            note = f"bp could not run the test: {outcome.error}\n"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(note)
-        elif result.timed_out:
+        if result is not None and result.timed_out:
             note = f"\n-- Test timed out after {unit.spec.timeout:g}s: killed --\n"
-        elif result.error is not None:
+        elif result is not None and result.error is not None:
             note = f"\n-- {result.error} --\n"
-        if result is not None and note:
+        if note:
             with open(log, "a", encoding="utf-8") as file:
                 file.write(note)
         xml = log.parent / "test.xml"
