@@ -666,39 +666,43 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
 
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        report = build.run(graph, list(wanted) + trees, progress)
-        _link_bin(session, output_dir(configured.top))
-        if not report.ok:
-            progress.close()
-            err.write("FAILED: build did NOT complete successfully; no tests ran\n")
-            return 8 if report.interrupted else _failure_code(report, err)
-        if not test_keys:
-            progress.close()
-            err.write("ERROR: no test targets were found, yet testing was requested\n")
-            return 4
         run = TestRun(specs, build.exec_root, session.workspace.root, workspace_name,
                       test_env, on_result=on_result, stream=stream if streamed else None)
         if not test.cache_results:
             build.executor.skip_lookup = frozenset({TEST_MNEMONIC})
         graph = graph.extended(run.actions())
-        produced: set[str] = set()
         hooked = TestProgress(progress, run)
-        # the exclusive tests (all of them when streamed) run after the others, alone
-        for exclusive in ((True,) if streamed else (False, True)):
-            wanted_logs = [a.outputs[0] for a in
-                           (run.actions() if streamed else run.actions(exclusive))]
-            if not wanted_logs:
-                continue
-            report = build.run(graph, wanted_logs, hooked, jobs=1 if exclusive else None,
-                               retry=run.retry)
+        # the build and the tests in one run, each test once what it needs is built;
+        # then the exclusive tests (all of them when streamed), one at a time
+        phases = [(list(wanted) + trees + [a.outputs[0] for a in (
+            () if streamed else run.actions(exclusive=False))], None)]
+        later = run.actions() if streamed else run.actions(exclusive=True)
+        if later:
+            phases.append(([a.outputs[0] for a in later], 1))
+        produced: set[str] = set()
+        for paths, jobs in phases:
+            report = build.run(graph, paths, hooked, jobs=jobs, retry=run.retry)
             produced.update(report.produced)
+            _link_bin(session, output_dir(configured.top))
             for error in report.errors:
                 err.write(f"ERROR: {error}\n")
             if report.interrupted:
                 progress.close()
-                err.write("ERROR: testing interrupted\n")
+                err.write("ERROR: testing interrupted\n" if run.ran else
+                          "FAILED: build did NOT complete successfully; no tests ran\n")
                 return 8
+            if report.errors or any(o.action.mnemonic != TEST_MNEMONIC
+                                    for o in report.failed):
+                progress.close()
+                err.write("FAILED: build did NOT complete successfully"
+                          f"{'' if run.ran else '; no tests ran'}\n")
+                if run.ran:   # (with -k, the tests whose dependencies built ran)
+                    _summary(run.results(produced), session.workspace.root, out)
+                return _failure_code(report, err)
         progress.close()
+        if not test_keys:
+            err.write("ERROR: no test targets were found, yet testing was requested\n")
+            return 4
         results = run.results(produced)
     finally:
         build.digests.flush()

@@ -217,3 +217,22 @@ def test_a_test_action_that_could_not_run_gets_a_log_and_its_next_attempt(tmp_pa
     [result] = run.results(set())
     assert result.status is testrunner.Status.FAILED and result.failed_attempts == 2
     assert result.logs == [logs / "test.log"]
+
+
+def test_with_keep_going_the_tests_whose_dependencies_built_run(bp, ws):
+    root = ws({
+        "BUILD": '''
+            genrule(name = "broken", outs = ["b.txt"], cmd = "exit 1")
+            sh_test(name = "ok_test", srcs = ["t.sh"])
+            sh_test(name = "blocked_test", srcs = ["t.sh"], data = [":broken"])
+            ''',
+        "t.sh": "#!/bin/sh\necho fine\n"})
+    (root / "t.sh").chmod(0o755)
+    result = bp("-C", str(root), "test", "//:all", "-k")
+    assert result.code == 1, result.out + result.err
+    assert "FAILED: build did NOT complete successfully\n" in result.err
+    assert "PASSED in" in line_of(result, "//:ok_test")
+    assert "NO STATUS" in line_of(result, "//:blocked_test")
+    stopped = bp("-C", str(root), "test", "//:blocked_test")
+    assert stopped.code == 1
+    assert "FAILED: build did NOT complete successfully; no tests ran" in stopped.err

@@ -95,7 +95,7 @@ def test_actions(spec: TestSpec, workspace_name: str, test_env: Mapping[str, str
                  local: bool = False) -> list[tuple[str, Action]]:
     """The TestRunner action of each run and shard of `spec`, with its unit directory;
     `local` (--test_output=streamed) runs them outside any sandbox."""
-    directory = f"{TESTLOGS}/{spec.package}/{spec.name}"
+    directory = "/".join(p for p in (TESTLOGS, spec.package, spec.name) if p)
     split = spec.runs * spec.shard_count > 1
     made = []
     for run in range(spec.runs):
@@ -167,6 +167,7 @@ class TestRun:
         self._by_output: dict[str, _Unit] = {}
         self._results: dict[str, TestResult] = {}
         self._streaming: dict[str, int] = {}   # test.log exec path -> bytes shown
+        self.ran = False   # whether a test action started
         for spec in self.specs:
             units = [_Unit(spec, unit, action) for unit, action in test_actions(
                 spec, workspace_name, test_env, local=stream is not None)]
@@ -190,6 +191,7 @@ class TestRun:
         unit = self._unit(action)
         if unit is None:
             return
+        self.ran = True
         if unit.failed == 0:   # a new run: the attempt logs of an earlier one go
             directory = self.exec_root / unit.directory
             for old in directory.glob("test_attempt_*.log") if directory.is_dir() else ():
