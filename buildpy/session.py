@@ -588,13 +588,13 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     TestRunner actions of the same action graph: the others side by side, then the
     exclusive ones alone (and, with --test_output=streamed, every test, locally)."""
     import os
-    import shlex
 
-    from buildpy.analysis.analyzer import EXECUTION_TAGS, Analyzer, output_dir
-    from buildpy.execution.executor import TEST_MNEMONIC
+    from buildpy.actions.tests import TEST_MNEMONIC
+    from buildpy.analysis.analyzer import Analyzer, output_dir
+    from buildpy.analysis.tests import test_spec
     from buildpy.execution.local import LocalBuild, default_cache_dir
     from buildpy.execution.places import check_cache_dir, check_output_base
-    from buildpy.execution.testrunner import TestProgress, TestRun, TestSpec, timeout_for
+    from buildpy.execution.testrunner import TestProgress, TestRun
     from buildpy.query.uquery import TargetQueryEnvironment
 
     warn = lambda line: err.write(line + "\n")   # noqa: E731
@@ -621,31 +621,11 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     wanted = _wanted_files(analysis, keys)
     graph, trees = analysis.actions.with_runfiles_trees(   # tests run in their trees
         {str(k.label): analysis.targets[k] for k in test_keys}, workspace_name)
-    specs = []
-    for key in test_keys:
-        result = analysis.targets[key]
-        target = configured.nodes[key].target
-        env = dict(result.test_env)
-        env.update(result.environment)
-        if test.test_filter:
-            env["TESTBRIDGE_TEST_ONLY"] = test.test_filter
-        tags = set(target.attrs.get("tags", ()))
-        size = target.attrs.get("size", "medium")
-        specs.append(TestSpec(
-            label=str(key.label), package=key.label.package, name=key.label.name,
-            executable=result.executable, runfiles=tuple(result.runfiles),
-            args=tuple(word for a in result.test_args for word in shlex.split(a))
-                 + test.test_args,   # paths quoted, as Bazel does, then split
-            env=env, size=size,
-            timeout=timeout_for(size, target.attrs.get("timeout", ""), test.timeout),
-            shard_count=max(1, target.attrs.get("shard_count", -1)),
-            runs=max(1, test.runs_per_test),
-            attempts=test.flaky_attempts or (3 if target.attrs.get("flaky") else 1),
-            exclusive="exclusive" in tags,
-            cacheable=not tags & {"external", "no-cache"},
-            local=bool(tags & {"local", "no-sandbox"} or target.attrs.get("local")),
-            owner=str(key), configuration=key.config or "",
-            requirements=tuple(sorted((t, "") for t in tags & EXECUTION_TAGS))))
+    specs = [spec for spec in (test_spec(
+        key, configured.nodes[key].target.attrs, analysis.targets[key],
+        timeout=test.timeout, attempts=test.flaky_attempts, runs=test.runs_per_test,
+        test_filter=test.test_filter, test_args=test.test_args) for key in test_keys)
+        if spec is not None]
     test_env = {}
     for item in test.test_env:
         name, equals, value = item.partition("=")

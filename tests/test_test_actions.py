@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from buildpy.actions.graph import ActionKind
+from buildpy.actions import tests as testactions
 from buildpy.execution import testrunner
-from buildpy.execution.testrunner import WRAPPER
+from buildpy.actions.tests import WRAPPER
 
 TESTS = {
     "t/BUILD": '''
@@ -59,12 +60,12 @@ def line_of(result, label: str) -> str:
 
 
 def test_a_test_run_is_a_test_runner_action():
-    spec = testrunner.TestSpec(
+    spec = testactions.TestSpec(
         label="//t:x", package="t", name="x", executable="bp-out/c/bin/t/x",
         runfiles=("bp-out/c/bin/t/x", "t/data.txt"), args=("t/data.txt",),
         env={"MINE": "yes"}, size="small", timeout=60.0, shard_count=2,
         owner="//t:x (abc)", configuration="abc")
-    made = testrunner.test_actions(spec, "__main__", {"EXTRA": "1"})
+    made = testactions.test_actions(spec, "__main__", {"EXTRA": "1"})
     assert [unit for unit, _ in made] == ["bp-out/testlogs/t/x/shard_1_of_2",
                                           "bp-out/testlogs/t/x/shard_2_of_2"]
     unit, action = made[1]
@@ -82,11 +83,11 @@ def test_a_test_run_is_a_test_runner_action():
     assert action.timeout == 60.0 and action.owner == "//t:x (abc)"
     assert action.progress_message == "Testing //t:x (shard 2 of 2)"
     # the timeout and the environment are what the action computes: in its key
-    other = testrunner.test_actions(replace(spec, timeout=61.0), "__main__",
+    other = testactions.test_actions(replace(spec, timeout=61.0), "__main__",
                                     {"EXTRA": "1"})[1][1]
     assert other.definition != action.definition
     # a user's own TEST_TMPDIR wins, and is not made absolute by the wrapper
-    mine = testrunner.test_actions(replace(spec, env={"TEST_TMPDIR": "/tmp/x"}),
+    mine = testactions.test_actions(replace(spec, env={"TEST_TMPDIR": "/tmp/x"}),
                                    "__main__", {})[0][1]
     assert dict(mine.env)["TEST_TMPDIR"] == "/tmp/x" and "TEST_TMPDIR" not in mine.argv[2]
 
@@ -144,10 +145,10 @@ def test_the_action_runs_anywhere_its_inputs_are_laid_out(run_tests, tmp_path):
     exec_root = exec_root_for(Path(os.environ["XDG_CACHE_HOME"]) / "bp", run_tests.root)
     spec_exe = next((exec_root / "bp-out").glob("*/bin/t/pass_test"))
     exe = spec_exe.relative_to(exec_root).as_posix()
-    spec = testrunner.TestSpec(label="//t:pass_test", package="t", name="pass_test",
+    spec = testactions.TestSpec(label="//t:pass_test", package="t", name="pass_test",
                                executable=exe, runfiles=(exe, "t/data.txt"),
                                args=("t/data.txt",), size="small", timeout=60.0)
-    unit, action = testrunner.test_actions(spec, "__main__", {})[0]
+    unit, action = testactions.test_actions(spec, "__main__", {})[0]
     root = tmp_path / "input-root"
     for path in action.inputs:
         source = exec_root / path
@@ -202,7 +203,7 @@ def test_a_test_action_that_could_not_run_gets_a_log_and_its_next_attempt(tmp_pa
     attempt's log says why, a JUnit report is written, and the next attempt runs."""
     from buildpy.execution.executor import Outcome
 
-    spec = testrunner.TestSpec(label="//t:x", package="t", name="x", executable="t/x",
+    spec = testactions.TestSpec(label="//t:x", package="t", name="x", executable="t/x",
                                runfiles=("t/x",), attempts=2)
     run = testrunner.TestRun([spec], tmp_path, tmp_path, "__main__", {})
     action = run.actions()[0]

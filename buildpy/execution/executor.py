@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 from buildpy.core.errors import environment_error
 from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs when it fails
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles
@@ -25,7 +26,6 @@ from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, canno
 from buildpy.execution.state import ActionCache, CacheEntry
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-TEST_MNEMONIC = "TestRunner"   # a test run: keeps its logs when it fails (as Bazel)
 
 
 @dataclass

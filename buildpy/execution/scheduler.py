@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
 from buildpy.actions.graph import Action, ActionGraph, claim_outputs
+from buildpy.actions.tests import TEST_MNEMONIC
 from buildpy.execution.digests import FileInfo
-from buildpy.execution.executor import TEST_MNEMONIC, Executor, Outcome, Pending
+from buildpy.execution.executor import Executor, Outcome, Pending
 from buildpy.execution.spawn import SpawnResult
 
 
