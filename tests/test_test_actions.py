@@ -237,3 +237,16 @@ def test_with_keep_going_the_tests_whose_dependencies_built_run(bp, ws):
     stopped = bp("-C", str(root), "test", "//:blocked_test")
     assert stopped.code == 1
     assert "FAILED: build did NOT complete successfully; no tests ran" in stopped.err
+
+
+def test_aquery_shows_a_tests_test_runner_actions(bp, ws):
+    root = ws({"t/BUILD": 'sh_test(name = "t", srcs = ["t.sh"], shard_count = 2, '
+                          'timeout = "short")',
+               "t/t.sh": "true\n"})
+    result = bp("-C", str(root), "aquery", "mnemonic(TestRunner, //t:t)")
+    assert result.code == 0, result.err
+    assert result.out.startswith("action 'Testing //t:t (shard 1 of 2)'\n"
+                                 "  Mnemonic: TestRunner\n  Target: //t:t\n")
+    assert "action 'Testing //t:t (shard 2 of 2)'" in result.out
+    assert "TEST_TIMEOUT=60" in result.out and "external/prelude/test/test-setup.sh" \
+        in result.out
