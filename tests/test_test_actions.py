@@ -250,3 +250,16 @@ def test_aquery_shows_a_tests_test_runner_actions(bp, ws):
     assert "action 'Testing //t:t (shard 2 of 2)'" in result.out
     assert "TEST_TIMEOUT=60" in result.out and "external/prelude/test/test-setup.sh" \
         in result.out
+
+
+def test_the_wrappers_junit_report_is_xml_whatever_the_test_printed(bp, ws):
+    root = ws({"BUILD": 'sh_test(name = "noisy_test", srcs = ["t.sh"])',
+               "t.sh": "#!/bin/sh\nprintf 'a<b & \"c\" \\377\\001 d\\n'\nexit 2\n"})
+    (root / "t.sh").chmod(0o755)
+    result = bp("-C", str(root), "test", "//:noisy_test")
+    assert result.code == 3, result.out + result.err
+    suite = ET.parse(root / "bp-out/testlogs/noisy_test/test.xml").getroot().find(
+        "testsuite")
+    failure = suite.find("testcase").find("failure")
+    assert failure.get("message") == "exited with 2"
+    assert failure.text.startswith('a<b & "c" ') and failure.text.endswith(" d\n")

@@ -60,10 +60,15 @@ case ",$rooted," in
     *,TEST_TMPDIR,*) rm -rf "$TEST_TMPDIR" ;;
 esac
 
+utf8() {
+    # what is not UTF-8 dropped (iconv, where there is one)
+    if command -v iconv >/dev/null 2>&1; then iconv -c -f UTF-8 -t UTF-8; else cat; fi
+}
+
 escape() {
     # XML text: the markup characters escaped, control characters XML forbids dropped
-    tr -d '\000-\010\013\014\016-\037' | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' \
-        -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'
+    utf8 | tr -d '\000-\010\013\014\016-\037' | sed -e 's/&/\&amp;/g' \
+        -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g'
 }
 
 if [ ! -s "$xml" ]; then
