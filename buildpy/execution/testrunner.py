@@ -248,11 +248,12 @@ class TestProgress:
         self.progress.started(action, total)
 
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
-        if outcome.action.mnemonic == TEST_MNEMONIC:
-            self.run.finished(outcome)
-            if not outcome.ok:
-                outcome = replace(outcome, ok=True, result=None, error=None)
-        self.progress.finished(outcome, done, total)
+        if outcome.action.mnemonic != TEST_MNEMONIC:
+            self.progress.finished(outcome, done, total)
+            return
+        self.progress.finished(outcome if outcome.ok else replace(
+            outcome, ok=True, result=None, error=None), done, total)
+        self.run.finished(outcome)
 
     def tick(self, done: int, total: int) -> None:
         self.run.tick()
