@@ -685,6 +685,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             return 4
         results = run.results(produced)
     finally:
+        progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
     return _summary(results, session.workspace.root, out)
