@@ -74,8 +74,8 @@ def test_a_test_run_is_a_test_runner_action():
     assert action.output_directories == (f"{unit}/test.outputs",)
     assert set(action.inputs) == {WRAPPER, "bp-out/c/bin/t/x", "t/data.txt",
                                   "bp-out/c/bin/t/x.runfiles/MANIFEST"}
-    assert action.argv[0] == WRAPPER and action.argv[-2:] == ("bp-out/c/bin/t/x",
-                                                              "t/data.txt")
+    assert action.argv[:2] == ("/bin/sh", WRAPPER)
+    assert action.argv[-2:] == ("bp-out/c/bin/t/x", "t/data.txt")
     env = dict(action.env)
     assert env["TEST_TARGET"] == "//t:x" and env["TEST_SHARD_INDEX"] == "1"
     assert env["TEST_TOTAL_SHARDS"] == "2" and env["MINE"] == "yes" and env["EXTRA"] == "1"
@@ -89,7 +89,7 @@ def test_a_test_run_is_a_test_runner_action():
     # a user's own TEST_TMPDIR wins, and is not made absolute by the wrapper
     mine = testactions.test_actions(replace(spec, env={"TEST_TMPDIR": "/tmp/x"}),
                                    "__main__", {})[0][1]
-    assert dict(mine.env)["TEST_TMPDIR"] == "/tmp/x" and "TEST_TMPDIR" not in mine.argv[2]
+    assert dict(mine.env)["TEST_TMPDIR"] == "/tmp/x" and "TEST_TMPDIR" not in mine.argv[3]
 
 
 def test_a_passing_test_is_an_action_cache_hit_and_the_test_env_is_in_its_key(run_tests):

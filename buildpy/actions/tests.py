@@ -22,6 +22,7 @@ TIMEOUT_NAMES = {"short": 60, "moderate": 300, "long": 900, "eternal": 3600}
 TESTLOGS = "bp-out/testlogs"   # exec path of the test logs (the workspace's bp-out/testlogs)
 TEST_TMP = "bp-out/_tmp"        # exec path under which each test run has its TEST_TMPDIR
 WRAPPER = "external/prelude/test/test-setup.sh"   # the test wrapper, from @prelude
+SHELL = "/bin/sh"   # runs the wrapper (whose executable bit an installed bp may lose)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def _action(spec: TestSpec, unit: str, shard: int, workspace_name: str,
         outputs=(f"{unit}/test.log", f"{unit}/test.xml", f"{unit}/test.outputs"),
         inputs=tuple(dict.fromkeys((WRAPPER, spec.executable, *spec.runfiles,
                                     f"{runfiles}/MANIFEST"))),
-        argv=(WRAPPER, unit, ",".join(rooted), spec.label, spec.executable, *spec.args),
+        argv=(SHELL, WRAPPER, unit, ",".join(rooted), spec.label, spec.executable,
+              *spec.args),
         env=tuple(sorted(env.items())),
         progress_message=f"Testing {spec.label}" + (f" ({part})" if part else ""),
         execution_requirements=tuple(sorted(requirements.items())),

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bp's test wrapper: the program of every TestRunner action (Bazel's test-setup.sh).
 #
-#   test-setup.sh UNIT ROOTED LABEL EXECUTABLE [ARG...]
+#   sh test-setup.sh UNIT ROOTED LABEL EXECUTABLE [ARG...]
 #
 # Runs in the exec root (or a sandbox or remote input root standing in for it), and
 # knows nothing of bp: everything comes from its arguments and environment.
