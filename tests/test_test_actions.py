@@ -134,6 +134,11 @@ def test_each_shard_is_an_action_and_an_external_test_always_runs(run_tests):
     assert "(cached)" not in line_of(again, "//t:external_test")
     merged = (run_tests.root / "bp-out/testlogs/t/sharded_test/test.log").read_text()
     assert "==== shard_1_of_2 ====\nreading" in merged and "==== shard_2_of_2 ====" in merged
+    logs = run_tests.root / "bp-out/testlogs/t/sharded_test"
+    run_tests("//t:sharded_test", "--runs_per_test=2")
+    assert sorted(p.name for p in logs.iterdir() if p.is_dir()) == ["run_1_of_2",
+                                                                    "run_2_of_2"]
+    assert (logs / "run_2_of_2" / "shard_2_of_2" / "test.log").exists()
 
 
 def test_the_action_runs_anywhere_its_inputs_are_laid_out(run_tests, tmp_path):

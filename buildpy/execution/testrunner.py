@@ -12,6 +12,7 @@ locally or elsewhere.
 from __future__ import annotations
 
 import enum
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,8 +193,13 @@ class TestRun:
             result.status = Status.FLAKY
         else:
             result.status = Status.PASSED
+        directory = self.exec_root / TESTLOGS / spec.package / spec.name
+        current = {Path(u.directory).relative_to(directory.relative_to(self.exec_root))
+                   .parts[:1] for u in units}
+        for entry in directory.glob("*_of_*"):   # shards or runs of an earlier setting
+            if (entry.name,) not in current and entry.is_dir():
+                shutil.rmtree(entry)
         if len(units) > 1:   # one test.log/test.xml summarizing the shards and runs
-            directory = self.exec_root / TESTLOGS / spec.package / spec.name
             text = "".join(f"==== {Path(u.directory).name} ====\n"
                            f"{_read(self.exec_root / u.directory / 'test.log')}"
                            for u in units)
