@@ -268,3 +268,15 @@ def test_the_wrappers_junit_report_is_xml_whatever_the_test_printed(bp, ws):
     failure = suite.find("testcase").find("failure")
     assert failure.get("message") == "exited with 2"
     assert failure.text.startswith('a<b & "c" ') and failure.text.endswith(" d\n")
+
+
+def test_a_location_in_a_tests_args_is_expanded_by_analysis(bp, ws):
+    """One $(location) implementation: analysis', which rejects a label the test does
+    not depend on (bp test's own expansion made it an empty word)."""
+    root = ws({"t/BUILD": 'sh_test(name = "x_test", srcs = ["x.sh"], '
+                          'args = ["$(location :nope)"])',
+               "t/x.sh": "#!/bin/sh\n"})
+    result = bp("-C", str(root), "test", "//t:x_test")
+    assert result.code == 2
+    assert ("in sh_test rule '//t:x_test (" in result.err and "label ':nope' in $(location) "
+            "is not a declared prerequisite of this rule" in result.err)
