@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from buildpy.execution.local import default_cache_dir
 from buildpy.remote.cluster import Cluster, postgres_available, reap_abandoned
 
 PARENT = Path(tempfile.gettempdir()) / f"bp-test-clusters-{os.getuid()}"
 WORKERS = 2 if importlib.util.find_spec("buildpy.remote.worker") else 0   # until `bp worker` lands
+# The user's cache, read before tests give each test a private home: BuildGrid's venv is
+# installed there once and shared by every test run.
+BUILDGRID_CACHE = default_cache_dir()
 SKIP_REASON = ("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin;"
                " scripts/install-test-deps installs it), and BuildGrid's scheduler needs it")
 
@@ -29,6 +33,7 @@ def start_cluster(parent: Path = PARENT, workers: int = WORKERS, **options) -> C
     parent.mkdir(parents=True, exist_ok=True)
     reap_abandoned(parent)
     directory = Path(tempfile.mkdtemp(prefix="cluster-", dir=parent))
+    options.setdefault("cache_dir", BUILDGRID_CACHE)
     cluster = Cluster(directory, workers=workers,
                       say=lambda message: print(message, file=sys.stderr), **options)
     cluster.start()

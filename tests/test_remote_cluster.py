@@ -21,17 +21,21 @@ from buildgrid.common.protos.build.bazel.remote.execution.v2 import (
 
 from buildpy.remote import cluster as cluster_module
 from buildpy.remote.cluster import Cluster, Recorded, buildgrid_venv, local_endpoint
-from tests.remote_cluster import start_cluster
+from tests.remote_cluster import BUILDGRID_CACHE, start_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of group `pgid` runs (zombies wait for init here: they are dead)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def test_the_cluster_answers_get_capabilities_with_sha256(remote_cluster):
@@ -64,7 +68,7 @@ DOOMED_RUN = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from buildpy.remote.cluster import Cluster
-    cluster = Cluster(Path(sys.argv[1]), workers=int(sys.argv[2]))
+    cluster = Cluster(Path(sys.argv[1]), workers=int(sys.argv[2]), cache_dir=Path(sys.argv[3]))
     cluster.start()
     print(json.dumps([p.pid for p in cluster.processes()]), flush=True)
     time.sleep(600)
@@ -76,7 +80,7 @@ def test_a_new_start_reaps_a_killed_run_and_stop_leaves_no_process(tmp_path):
     parent.mkdir()
     workers = 1 if start_cluster.__globals__["WORKERS"] else 0
     doomed = subprocess.Popen([sys.executable, "-c", DOOMED_RUN, str(parent / "doomed"),
-                               str(workers)], stdout=subprocess.PIPE, text=True,
+                               str(workers), str(BUILDGRID_CACHE)], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
         line = doomed.stdout.readline()   # bounded: the cluster's start() times out
@@ -157,3 +161,52 @@ def test_a_cluster_without_postgresql_says_how_to_install_it(tmp_path, monkeypat
     assert error.value.render() == (
         "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin); "
         "BuildGrid's scheduler needs it\nhint: install it: apt-get install postgresql")
+
+
+# ---------------------------------------------------------------- bp remote up/status/down
+
+
+def test_bp_remote_up_status_down(remote_cluster, tmp_path):
+    """Real `bp` processes with a cache of their own (BuildGrid's venv shared, not reinstalled)."""
+    cache = tmp_path / "xdg"
+    (cache / "bp").mkdir(parents=True)
+    (cache / "bp" / "buildgrid").symlink_to(remote_cluster.cache_dir / "buildgrid")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}
+    workers = 1 if start_cluster.__globals__["WORKERS"] else 0
+
+    def bp(*args):
+        return subprocess.run([sys.executable, "-m", "buildpy", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=180)
+
+    assert bp("remote", "status").returncode == 3
+    try:
+        up = bp("remote", "up", "--workers", str(workers))
+        assert up.returncode == 0, up.stderr
+        endpoint = local_endpoint(cache / "bp")
+        assert endpoint is not None and endpoint.startswith("grpc://127.0.0.1:")
+        assert up.stdout.splitlines() == [
+            f"bp remote: up at {endpoint} ({workers} workers; logs in {cache / 'bp' / 'remote'})",
+            f"use it with: bp build --remote //...  (or --remote_executor={endpoint})",
+            "stop it with: bp remote down"]
+        again = bp("remote", "up")   # idempotent: the same cluster
+        assert again.returncode == 0
+        assert again.stdout.splitlines()[0] == f"bp remote: already up at {endpoint}"
+
+        status = bp("remote", "status")
+        assert status.returncode == 0
+        lines = status.stdout.splitlines()
+        assert lines[0] == f"bp remote: up at {endpoint}"
+        assert [line.split()[0] for line in lines[1:-1]] == \
+            ["postgres", "bgd"] + [f"worker-{i}" for i in range(workers)]
+        assert all(line.endswith("running") for line in lines[1:-1])
+        pids = [int(line.split()[2]) for line in lines[1:-1]]
+    finally:
+        down = bp("remote", "down")
+    assert down.returncode == 0
+    assert down.stdout == (f"bp remote: down (stopped {2 + workers} processes; logs in "
+                           f"{cache / 'bp' / 'remote'})\n")
+    assert not any(_group_alive(pid) for pid in pids)
+    assert local_endpoint(cache / "bp") is None
+    gone = bp("remote", "status")
+    assert (gone.returncode, gone.stdout) == (3, "bp remote: down (start it with: bp remote up)\n")
+    assert bp("remote", "down").stdout == "bp remote: was not running\n"

@@ -507,3 +507,60 @@ def local_endpoint(cache_dir: Path) -> str | None:
     if recorded is None or not recorded.server_alive():
         return None
     return recorded.endpoint
+
+
+# ---------------------------------------------------------------- `bp remote up/status/down`
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `bp remote status` reports about the cluster `bp remote up` started."""
+    directory: Path
+    endpoint: str
+    up: bool                                   # its server runs
+    processes: tuple[tuple[str, int, bool], ...]   # (name, pid, alive)
+
+
+@contextlib.contextmanager
+def _local_lock(cache_dir: Path):
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache_dir) / "remote.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # one `bp remote up/down` at a time
+        yield
+
+
+def local_up(cache_dir: Path, workers: int, say: Callable[[str], None]) -> tuple[str, bool]:
+    """Start the local cluster detached, unless it runs: (its endpoint, whether it ran)."""
+    directory = local_directory(cache_dir)
+    with _local_lock(cache_dir):
+        recorded = Recorded.read(directory)
+        if recorded is not None and recorded.server_alive():
+            return recorded.endpoint, True
+        if recorded is not None:
+            recorded.kill()   # what a crashed cluster left
+        shutil.rmtree(directory, ignore_errors=True)
+        cluster = Cluster(directory, workers=workers, cache_dir=cache_dir, say=say)
+        cluster.start()
+        cluster.detach()
+        return cluster.endpoint, False
+
+
+def local_status(cache_dir: Path) -> Status | None:
+    """The local cluster's state; None when `bp remote up` never ran (or `down` cleared it)."""
+    recorded = Recorded.read(local_directory(cache_dir))
+    if recorded is None:
+        return None
+    processes = tuple((p.name, p.pid, p.alive()) for p in recorded.processes)
+    return Status(recorded.directory, recorded.endpoint, recorded.server_alive(), processes)
+
+
+def local_down(cache_dir: Path) -> Status | None:
+    """Stop every process of the local cluster; what ran before, or None if nothing did."""
+    with _local_lock(cache_dir):
+        before = local_status(cache_dir)
+        recorded = Recorded.read(local_directory(cache_dir))
+        if recorded is None:
+            return None
+        recorded.kill()
+        (recorded.directory / STATE_FILE).unlink()   # the logs stay for a look
+        return before
