@@ -376,6 +376,8 @@ class Cluster:
         return Process(name, popen.pid, _start_time(popen.pid) or "")
 
     def _save(self, stopped: bool = False) -> None:
+        if not self.directory.is_dir():   # stop() before start()
+            return
         state = {
             "owner": {"pid": os.getpid(), "started": _start_time(os.getpid())},
             "endpoint": self.endpoint, "instance": self.instance,
