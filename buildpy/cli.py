@@ -614,6 +614,8 @@ def remote_status() -> None:
     click.echo(f"bp remote: {'up' if status.up else 'down'} at {status.endpoint}")
     for name, pid, alive in status.processes:
         click.echo(f"  {name:<10} pid {pid:<8} {'running' if alive else 'gone'}")
+    if status.jobs is not None:
+        click.echo(f"  jobs: {status.jobs[0]} queued, {status.jobs[1]} executing")
     click.echo(f"  logs in {status.directory}")
     if not status.up:
         click.echo("its server is gone: bp remote down, then bp remote up")

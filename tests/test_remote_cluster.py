@@ -166,6 +166,30 @@ def test_a_cluster_without_postgresql_says_how_to_install_it(tmp_path, monkeypat
 # ---------------------------------------------------------------- bp remote up/status/down
 
 
+def _queue_a_job_no_bot_takes(endpoint: str) -> None:
+    """Execute an action for a platform no bot has: its job stays queued."""
+    from buildpy.actions.key import digest_of
+
+    platform = reapi.Platform(properties=[reapi.Platform.Property(name="ISA", value="none")])
+    command = reapi.Command(arguments=["true"], platform=platform).SerializeToString()
+    empty = reapi.Directory().SerializeToString()
+    action = reapi.Action(command_digest=digest_of(command), input_root_digest=digest_of(empty),
+                          platform=platform).SerializeToString()
+    channel = grpc.insecure_channel(endpoint.removeprefix("grpc://"))
+    try:
+        cas = remote_execution_pb2_grpc.ContentAddressableStorageStub(channel)
+        cas.BatchUpdateBlobs(reapi.BatchUpdateBlobsRequest(requests=[
+            reapi.BatchUpdateBlobsRequest.Request(digest=digest_of(blob), data=blob)
+            for blob in (command, action)]), timeout=10)
+        stream = remote_execution_pb2_grpc.ExecutionStub(channel).Execute(
+            reapi.ExecuteRequest(action_digest=digest_of(action), skip_cache_lookup=True),
+            timeout=10)
+        next(stream)   # the operation exists; leaving does not cancel it
+        stream.cancel()
+    finally:
+        channel.close()
+
+
 def test_bp_remote_up_status_down(remote_cluster, tmp_path):
     """Real `bp` processes with a cache of their own (BuildGrid's venv shared, not reinstalled)."""
     cache = tmp_path / "xdg"
@@ -196,10 +220,14 @@ def test_bp_remote_up_status_down(remote_cluster, tmp_path):
         assert status.returncode == 0
         lines = status.stdout.splitlines()
         assert lines[0] == f"bp remote: up at {endpoint}"
-        assert [line.split()[0] for line in lines[1:-1]] == \
+        assert [line.split()[0] for line in lines[1:-2]] == \
             ["postgres", "bgd"] + [f"worker-{i}" for i in range(workers)]
-        assert all(line.endswith("running") for line in lines[1:-1])
-        pids = [int(line.split()[2]) for line in lines[1:-1]]
+        assert all(line.endswith("running") for line in lines[1:-2])
+        assert lines[-2:] == ["  jobs: 0 queued, 0 executing",
+                              f"  logs in {cache / 'bp' / 'remote'}"]
+        _queue_a_job_no_bot_takes(endpoint)
+        assert "  jobs: 1 queued, 0 executing" in bp("remote", "status").stdout.splitlines()
+        pids = [int(line.split()[2]) for line in lines[1:-2]]
     finally:
         down = bp("remote", "down")
     assert down.returncode == 0

@@ -521,6 +521,7 @@ class Status:
     endpoint: str
     up: bool                                   # its server runs
     processes: tuple[tuple[str, int, bool], ...]   # (name, pid, alive)
+    jobs: tuple[int, int] | None = None        # (queued, executing); None: not known
 
 
 @contextlib.contextmanager
@@ -553,7 +554,25 @@ def local_status(cache_dir: Path) -> Status | None:
     if recorded is None:
         return None
     processes = tuple((p.name, p.pid, p.alive()) for p in recorded.processes)
-    return Status(recorded.directory, recorded.endpoint, recorded.server_alive(), processes)
+    up = recorded.server_alive()
+    return Status(recorded.directory, recorded.endpoint, up, processes,
+                  _jobs(recorded.pgdata) if up else None)
+
+
+def _jobs(pgdata: str | None) -> tuple[int, int] | None:
+    """How many of the scheduler's jobs are queued and executing (a query of its database)."""
+    psql = _pg_bin("psql")
+    if psql is None or pgdata is None:
+        return None
+    query = ("SELECT count(*) FILTER (WHERE stage = 2), count(*) FILTER (WHERE stage = 3) "
+             "FROM jobs")   # BuildGrid's OperationStage: QUEUED = 2, EXECUTING = 3
+    try:
+        done = subprocess.run([psql, "-h", pgdata, "-U", "postgres", "-d", "postgres", "-tAc",
+                               query], capture_output=True, text=True, timeout=5)
+        queued, executing = done.stdout.strip().split("|")
+        return int(queued), int(executing)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
 
 
 def local_down(cache_dir: Path) -> Status | None:
