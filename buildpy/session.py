@@ -584,16 +584,17 @@ def _link_bin(session: Session, output_dir: str) -> None:
 
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
              test: TestOptions, *, progress, err: TextIO, out: TextIO) -> int:
-    """`bp test`: build the matched targets, then run their tests (suites expanded)."""
+    """`bp test`: build the matched targets, then run their tests (suites expanded) as
+    TestRunner actions of the same action graph: the others side by side, then the
+    exclusive ones alone (and, with --test_output=streamed, every test, locally)."""
     import os
-    import re
-    import shlex
 
+    from buildpy.actions.tests import TEST_MNEMONIC
     from buildpy.analysis.analyzer import Analyzer, output_dir
-    from buildpy.execution.execroot import runfiles_path
+    from buildpy.analysis.tests import test_spec
     from buildpy.execution.local import LocalBuild, default_cache_dir
     from buildpy.execution.places import check_cache_dir, check_output_base
-    from buildpy.execution.testrunner import TestRunner, TestSpec, timeout_for
+    from buildpy.execution.testrunner import TestProgress, TestRun
     from buildpy.query.uquery import TargetQueryEnvironment
 
     warn = lambda line: err.write(line + "\n")   # noqa: E731
@@ -620,92 +621,71 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     wanted = _wanted_files(analysis, keys)
     graph, trees = analysis.actions.with_runfiles_trees(   # tests run in their trees
         {str(k.label): analysis.targets[k] for k in test_keys}, workspace_name)
+    specs = [spec for spec in (test_spec(
+        key, configured.nodes[key].target.attrs, analysis.targets[key],
+        timeout=test.timeout, attempts=test.flaky_attempts, runs=test.runs_per_test,
+        test_filter=test.test_filter, test_args=test.test_args) for key in test_keys)
+        if spec is not None]
+    test_env = {}
+    for item in test.test_env:
+        name, equals, value = item.partition("=")
+        test_env[name] = value if equals else os.environ.get(name, "")
+    streamed = test.test_output == "streamed"
+
+    def on_result(result) -> None:
+        if test.test_output == "all" or (test.test_output == "errors" and
+                                         result.status.value in ("FAILED", "TIMEOUT")):
+            for log in result.logs:
+                out.write(f"==================== Test output for {result.spec.label}:\n")
+                out.write(log.read_text(errors="replace"))
+                out.write("=" * 80 + "\n")
+
+    def stream(data: bytes) -> None:
+        out.write(data.decode("utf-8", "replace"))
+        out.flush()
+
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
-        report = build.run(graph, list(wanted) + trees, progress)
+        run = TestRun(specs, build.exec_root, session.workspace.root, workspace_name,
+                      test_env, on_result=on_result, stream=stream if streamed else None)
+        if not test.cache_results:
+            build.executor.skip_lookup = frozenset({TEST_MNEMONIC})
+        graph = graph.extended(run.actions())
+        hooked = TestProgress(progress, run)
+        # the build and the tests in one run, each test once what it needs is built;
+        # then the exclusive tests (all of them when streamed), one at a time
+        phases = [(list(wanted) + trees + [a.outputs[0] for a in (
+            () if streamed else run.actions(exclusive=False))], None)]
+        later = run.actions() if streamed else run.actions(exclusive=True)
+        if later:
+            phases.append(([a.outputs[0] for a in later], 1))
+        produced: set[str] = set()
+        for paths, jobs in phases:
+            report = build.run(graph, paths, hooked, jobs=jobs, retry=run.retry)
+            produced.update(report.produced)
+            _link_bin(session, output_dir(configured.top))
+            for error in report.errors:
+                err.write(f"ERROR: {error}\n")
+            if report.interrupted:
+                progress.close()
+                err.write("ERROR: testing interrupted\n" if run.ran else
+                          "FAILED: build did NOT complete successfully; no tests ran\n")
+                return 8
+            if report.errors or any(o.action.mnemonic != TEST_MNEMONIC
+                                    for o in report.failed):
+                progress.close()
+                err.write("FAILED: build did NOT complete successfully"
+                          f"{'' if run.ran else '; no tests ran'}\n")
+                if run.ran:   # (with -k, the tests whose dependencies built ran)
+                    _summary(run.results(produced), session.workspace.root, out)
+                return _failure_code(report, err)
         progress.close()
-        _link_bin(session, output_dir(configured.top))
-        if not report.ok:
-            err.write("FAILED: build did NOT complete successfully; no tests ran\n")
-            return 8 if report.interrupted else _failure_code(report, err)
         if not test_keys:
             err.write("ERROR: no test targets were found, yet testing was requested\n")
             return 4
-        specs = []
-        for key in test_keys:
-            result = analysis.targets[key]
-            target = configured.nodes[key].target
-
-            def expand(text: str, key=key, result=result, quote=lambda p: p) -> str:
-                def location(match: re.Match) -> str:
-                    from buildpy.core.label import parse_label
-                    label = parse_label(match[2], key.label.package_id)
-                    dep = analysis.targets.get(configured.key(label, configured.top))
-                    if dep is not None:
-                        files = [dep.executable] if dep.executable and not \
-                            match[1].endswith("s") else list(dep.files)
-                    else:   # a file: find it among the test's runfiles
-                        wanted = f"{workspace_name}/{label.package}/{label.name}"
-                        files = [f for f in result.runfiles
-                                 if runfiles_path(f, workspace_name) == wanted]
-                    return " ".join(quote(runfiles_path(f, workspace_name).split("/", 1)[1])
-                                    for f in files)
-                return re.sub(r"\$\((location|locations|rootpath|rootpaths|execpath|"
-                              r"execpaths) ([^)]+)\)", location, text)
-
-            flaky = bool(target.attrs.get("flaky"))
-            env = {k: expand(v) for k, v in target.attrs.get("env", {}).items()}
-            env.update(result.environment)
-            if test.test_filter:
-                env["TESTBRIDGE_TEST_ONLY"] = test.test_filter
-            tags = set(target.attrs.get("tags", ()))
-            shards = target.attrs.get("shard_count", -1)
-            specs.append(TestSpec(
-                label=str(key.label), package=key.label.package, name=key.label.name,
-                executable=result.executable, runfiles=tuple(result.runfiles),
-                args=tuple(word for a in target.attrs.get("args", ())
-                           for word in shlex.split(expand(a, quote=shlex.quote)))
-                     + test.test_args,   # paths quoted, as Bazel does, then split
-                env=env, size=target.attrs.get("size", "medium"),
-                timeout=timeout_for(target.attrs.get("size", "medium"),
-                                    target.attrs.get("timeout", ""), test.timeout),
-                shard_count=max(1, shards), runs=max(1, test.runs_per_test),
-                attempts=test.flaky_attempts or (3 if flaky else 1),
-                exclusive="exclusive" in tags,
-                cacheable=not tags & {"external", "no-cache"},
-                local=bool(tags & {"local", "no-sandbox"})))
-        test_env = {}
-        for item in test.test_env:
-            name, equals, value = item.partition("=")
-            test_env[name] = value if equals else os.environ.get(name, "")
-        testlogs = session.workspace.root / "bp-out" / "testlogs"
-        durations = build.cache.durations((s.label, "TestRunner") for s in specs)
-
-        def stream(label: str, text: bytes) -> None:
-            if test.test_output == "streamed":
-                out.write(text.decode("utf-8", "replace"))
-
-        def on_result(result) -> None:
-            if test.test_output == "all" or (test.test_output == "errors" and
-                                             result.status.value in ("FAILED", "TIMEOUT")):
-                for log in result.logs:
-                    out.write(f"==================== Test output for {result.spec.label}:\n")
-                    out.write(log.read_text(errors="replace"))
-                    out.write("=" * 80 + "\n")
-
-        runner = TestRunner(build.exec_root, testlogs, workspace_name, build.digests,
-                            build.store, build.cache,
-                            lambda spec: build.strategy("TestRunner", spec.local),
-                            jobs=execution.jobs, test_env=test_env,
-                            cache_results=test.cache_results, say=build.say,
-                            stream=stream if test.test_output == "streamed" else None)
-        try:
-            results = runner.run(specs, {label: d for (label, _), d in durations.items()},
-                                 on_result)
-        except KeyboardInterrupt:
-            err.write("ERROR: testing interrupted\n")
-            return 8
+        results = run.results(produced)
     finally:
+        progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
     return _summary(results, session.workspace.root, out)

@@ -301,7 +301,7 @@ def test_aquery_lists_the_runfiles_tree_of_an_executable_as_a_symlink_tree(bp, w
     result = bp("-C", str(root), "aquery", "//t:t", "--output=jsonproto")
     assert result.code == 0, result.err
     records = json.loads(result.out)
-    assert [r["mnemonic"] for r in records] == ["Symlink", "SymlinkTree"]
+    assert [r["mnemonic"] for r in records] == ["Symlink", "SymlinkTree", "TestRunner"]
     tree = records[1]
     assert tree["target"] == "//t:t" and "content" not in tree
     assert len(tree["outputs"]) == 1 and tree["outputs"][0].endswith("/bin/t/t.runfiles/MANIFEST")

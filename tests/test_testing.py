@@ -48,8 +48,8 @@ TESTS = {
     "t/failing_test.sh": "#!/bin/sh\necho 'it broke'\nexit 1\n",
     "t/flaky_test.sh": '''
         #!/bin/sh
-        [ -e "$TEST_UNDECLARED_OUTPUTS_DIR/seen" ] && exit 0
-        touch "$TEST_UNDECLARED_OUTPUTS_DIR/seen"
+        # unsandboxed, it sees the log its failed first attempt left beside its own
+        [ -e "$(dirname "$XML_OUTPUT_FILE")/test_attempt_1.log" ] && exit 0
         exit 1
         ''',
     "t/slow_test.sh": "#!/bin/sh\necho started\nsleep 600\n",

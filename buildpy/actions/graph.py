@@ -49,6 +49,7 @@ class Action:
     is_executable: bool = False
     use_default_shell_env: bool = False
     output_directories: tuple[str, ...] = ()   # the outputs that are directories (trees)
+    timeout: float | None = None   # seconds the process may run (REAPI Action.timeout)
 
     @functools.cached_property
     def all_inputs(self) -> tuple[str, ...]:
@@ -85,7 +86,7 @@ class Action:
         Metadata (owner, mnemonic, progress message) is not."""
         return (self.kind.value, self.argv, tuple(sorted(self.outputs)),
                 tuple(sorted(self.output_directories)), self.platform, self.payload,
-                self.cacheable, self.all_inputs)
+                self.cacheable, self.all_inputs, self.timeout)
 
     @functools.cached_property
     def definition(self) -> str:

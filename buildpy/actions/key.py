@@ -41,7 +41,7 @@ def command(action: Action, tools: Tools = ()) -> reapi.Command:
     it writes, its substitutions, link target and mode) is a platform property holding
     its digest: such actions are local-only (bp runs them itself), and two that write
     different bytes never share a key."""
-    kind, argv, outputs, directories, platform, payload, _, _ = action.description()
+    kind, argv, outputs, directories, platform, payload, *_ = action.description()
     properties = list(platform)
     if payload is not None:
         properties.append((IN_PROCESS, hashlib.sha256(repr(payload).encode()).hexdigest()))
@@ -91,8 +91,11 @@ def action_message(action: Action, files: Mapping[str, FileDigest], tools: Tools
     whose tools are `tools` ((absolute path, digest) pairs)."""
     root, _ = input_root(files)
     command_digest = digest_of(command(action, tools).SerializeToString(deterministic=True))
-    return reapi.Action(command_digest=command_digest, input_root_digest=root,
-                        do_not_cache=not action.cacheable)
+    message = reapi.Action(command_digest=command_digest, input_root_digest=root,
+                           do_not_cache=not action.cacheable)
+    if action.timeout is not None:
+        message.timeout.FromNanoseconds(int(action.timeout * 1e9))
+    return message
 
 
 def action_key(action: Action, files: Mapping[str, FileDigest], tools: Tools = ()) -> str:

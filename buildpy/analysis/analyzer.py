@@ -181,10 +181,13 @@ class _Recorder:
                                      if self.declared[o].is_directory)))
 
     def result(self, tid: int, text: str) -> None:
-        """What target `tid` gives later phases: JSON [files, executable, runfiles, env]."""
-        files, executable, runfiles, environment = json.loads(text)
+        """What target `tid` gives later phases: JSON [files, executable, runfiles, env,
+        a test's [args, env] (expanded) or null]."""
+        files, executable, runfiles, environment, test = json.loads(text)
+        args, env = test or ((), {})
         self.results[self.key(tid)] = TargetResult(
-            tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)))
+            tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)),
+            tuple(args), tuple(sorted(env.items())))
 
     def canonical(self, tid: int, text: str, *, frames) -> str:
         label = self.key(tid).label

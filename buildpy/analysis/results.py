@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class TargetResult:
-    """A configured target's files, executable, runfiles and run environment."""
+    """A configured target's files, executable, runfiles and run environment; a test's
+    `args` and `env` attributes with $(location) expanded (each arg still to be split
+    as a shell would, its paths quoted)."""
 
     files: tuple[str, ...]
     executable: str | None = None
     runfiles: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
+    test_args: tuple[str, ...] = ()
+    test_env: tuple[tuple[str, str], ...] = ()

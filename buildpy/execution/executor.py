@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 
 from buildpy.core.errors import environment_error
 from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs when it fails
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles
@@ -74,6 +75,14 @@ class Executor:
         self._resolved: dict[str, str] = {}         # real paths of runfiles' directories
         self._tools: dict = {}   # absolute program, or (program, PATH) -> tools()
         self._exec_root_prefix = os.path.realpath(exec_root) + os.sep
+        self.skip_lookup: frozenset[str] = frozenset()   # mnemonics run again, not looked
+        #                                                  up (--nocache_test_results)
+
+    def looks_up(self, action: Action) -> bool:
+        """Whether an earlier result of the action may stand for running it: not for the
+        mnemonics in `skip_lookup`, nor for an uncacheable test (tagged external)."""
+        return action.mnemonic not in self.skip_lookup and (
+            action.cacheable or action.mnemonic != TEST_MNEMONIC)
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
@@ -131,7 +140,7 @@ class Executor:
         """The outputs, when the action completed before with these very inputs and its
         outputs are still as it left them; otherwise None."""
         record = self._done.get(action.outputs[0])
-        if record is None:
+        if record is None or not self.looks_up(action):
             return None
         fingerprint = self.fingerprint(action, inputs)
         if record[0] != fingerprint:
@@ -188,7 +197,7 @@ class Executor:
         process up to its start (the caller waits for it, then calls `complete`)."""
         action = action.with_env(self.environment(action))
         key = self.key(action, inputs)
-        entry = self.cache.get(key)
+        entry = self.cache.get(key) if self.looks_up(action) else None
         warnings: list[str] = []
         if entry is not None and entry.exit_code == 0:
             try:
@@ -217,7 +226,8 @@ class Executor:
                                     cause=error)
             return self.complete(pending, None)
         spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
-                      inputs=action.all_inputs, outputs=action.outputs,
+                      inputs=action.all_inputs + runfiles_trees(action.all_inputs),
+                      outputs=action.outputs, timeout=action.timeout,
                       output_directories=action.output_directories,
                       label=action.owner_label, mnemonic=action.mnemonic,
                       requires_network="requires-network" in dict(
@@ -281,6 +291,8 @@ class Executor:
                        blame.hint if blame is not None else None)
 
     def _discard_outputs(self, action: Action) -> None:
+        if action.mnemonic == TEST_MNEMONIC:   # a failed test's logs stay (not cached)
+            return
         if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
             self.outputs.clear(action.outputs)
 
@@ -328,3 +340,10 @@ class Executor:
                           {p: i.sha256 for p, i in inputs.items()},
                           {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
                           cached)
+
+
+def runfiles_trees(inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The runfiles trees whose MANIFEST is among `inputs`: the process gets the tree
+    (`<x>.runfiles/`), which the MANIFEST stands for in the action's inputs."""
+    suffix = ".runfiles/MANIFEST"
+    return tuple(p[:-len("/MANIFEST")] for p in inputs if p.endswith(suffix))

@@ -23,7 +23,7 @@ from buildpy.execution.digests import FileDigests
 from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
     format_size, needs_eviction
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
-from buildpy.execution.executor import Executor
+from buildpy.execution.executor import Executor, Outcome
 from buildpy.execution.outputs import remove
 from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
@@ -201,12 +201,14 @@ class LocalBuild:
                         hint="choose one of: " + ", ".join(STRATEGIES))
 
     def run(self, graph: ActionGraph, wanted: list[str], progress: Progress,
-            feed: Feed | None = None) -> BuildReport:
-        """Build `wanted` (and what `feed` adds to the graph and wants while it runs)."""
+            feed: Feed | None = None, *, jobs: int | None = None,
+            retry: Callable[[Outcome], bool] | None = None) -> BuildReport:
+        """Build `wanted` (and what `feed` adds to the graph and wants while it runs),
+        `jobs` at a time (default --jobs); `retry` as the Scheduler's."""
         durations = self.cache.durations(
             None if feed is not None else ((a.owner_label, a.mnemonic) for a in graph.actions))
-        scheduler = Scheduler(graph, self.executor, self.options.jobs,
-                              self.options.keep_going, progress, durations)
+        scheduler = Scheduler(graph, self.executor, jobs or self.options.jobs,
+                              self.options.keep_going, progress, durations, retry)
         try:
             return scheduler.run(wanted, feed)
         finally:

@@ -10,9 +10,10 @@ import heapq
 import select
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from buildpy.actions.graph import Action, ActionGraph, claim_outputs
+from buildpy.actions.tests import TEST_MNEMONIC
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
 from buildpy.execution.spawn import SpawnResult
@@ -56,11 +57,15 @@ class Feed(Protocol):
 class Scheduler:
     """Runs what the wanted files need, longest critical path first. The graph may
     grow while it runs (`Feed`): actions arrive dependencies first, so an input whose
-    producer has not arrived is a source file."""
+    producer has not arrived is a source file.
+
+    A failed action for which `retry(outcome)` is true runs again (a flaky test's next
+    attempt); a failed test does not stop the build (its dependents, if any, wait)."""
 
     def __init__(self, graph: ActionGraph, executor: Executor, jobs: int,
                  keep_going: bool, progress: Progress,
-                 durations: Mapping[tuple[str, str], float] | None = None):
+                 durations: Mapping[tuple[str, str], float] | None = None,
+                 retry: Callable[[Outcome], bool] | None = None):
         self.actions: list[Action] = list(graph.actions)
         self.producers: dict[str, int] = dict(graph.producers)
         self.executor = executor
@@ -68,6 +73,7 @@ class Scheduler:
         self.keep_going = keep_going
         self.progress = progress
         self.durations = durations or {}
+        self.retry = retry
         self.stopped = False
         self.report = BuildReport()
         self._needed: set[int] = set()
@@ -202,6 +208,10 @@ class Scheduler:
 
     def _finished(self, index: int, outcome: Outcome | None) -> None:
         report = self.report
+        if outcome is not None and not outcome.ok and self.retry is not None and \
+                self.retry(outcome):
+            heapq.heappush(self._ready, (-self._priority.get(index, 0.0), index))
+            return
         self._done += 1
         if outcome is None or not outcome.ok:
             self._failed.add(index)
@@ -209,7 +219,8 @@ class Scheduler:
                 report.failed.append(outcome)
                 self.progress.finished(outcome, self._done, report.total)
             self._blocked.update(self._transitive(index))
-            if not self.keep_going:
+            if not self.keep_going and (outcome is None or
+                                        outcome.action.mnemonic != TEST_MNEMONIC):
                 self._stop()
             return
         report.produced.update(outcome.outputs)

@@ -1,33 +1,26 @@
-"""Runs tests: the test environment, timeouts, shards, retries, runs per test, result
-caching by content, test.log and JUnit test.xml.
+"""Test results, read back from what the TestRunner actions (actions/tests.py) left
+as the scheduler ran them: their outcomes, test.log and test.xml. Retries of failed
+attempts (the failed attempt's log kept as test_attempt_N.log), timeouts, FLAKY, the
+one test.log and test.xml summarizing shards and runs, cached durations, and live
+output for --test_output=streamed.
 
-Knows test specs (an executable with runfiles and settings); not targets or rules.
+Knows test specs and outcomes; not targets or rules, nor how actions run: the scheduler
+and the executor run test actions as any other (the test cache is the action cache),
+locally or elsewhere.
 """
 
 from __future__ import annotations
 
 import enum
-
-import json
-import os
 import shutil
-import threading
 import xml.etree.ElementTree as ET
-from concurrent.futures import Future, ThreadPoolExecutor, wait as wait_for
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
-from buildpy.actions.graph import Action, ActionKind
-from buildpy.actions.key import FileDigest, action_key
-from buildpy.execution.cas import ContentStore, CorruptBlob
-from buildpy.execution.digests import FileDigests
-from buildpy.execution.outputs import remove
-from buildpy.execution.spawn import Cancelled, Spawn, Strategy
-from buildpy.execution.state import ActionCache, CacheEntry, OutputEntry
-
-SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900, "enormous": 3600}
-TIMEOUT_NAMES = {"short": 60, "moderate": 300, "long": 900, "eternal": 3600}
+from buildpy.actions.graph import Action
+from buildpy.actions.tests import TESTLOGS, TEST_MNEMONIC, TestSpec, test_actions
+from buildpy.execution.executor import Outcome
 
 
 class Status(enum.Enum):
@@ -36,33 +29,6 @@ class Status(enum.Enum):
     FAILED = "FAILED"    # some shard or run failed every attempt
     TIMEOUT = "TIMEOUT"  # some shard or run ran past its timeout
     NO_STATUS = "NO STATUS"  # not run (interrupted)
-
-
-@dataclass(frozen=True)
-class TestSpec:
-    label: str
-    package: str
-    name: str
-    executable: str                 # exec path of the test program
-    runfiles: tuple[str, ...]       # exec paths of its runfiles
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    size: str = "medium"
-    timeout: float = 300.0
-    shard_count: int = 1
-    attempts: int = 1               # 3 for flaky tests, or --flaky_test_attempts
-    runs: int = 1                   # --runs_per_test
-    exclusive: bool = False
-    cacheable: bool = True
-    local: bool = False             # tagged `local` or `no-sandbox`: runs unsandboxed
-
-
-@dataclass(frozen=True)
-class Attempt:
-    exit_code: int
-    duration: float
-    timed_out: bool
-    log: Path
 
 
 @dataclass
@@ -75,154 +41,150 @@ class TestResult:
     logs: list[Path] = field(default_factory=list)
 
 
-TESTLOGS = "bp-out/testlogs"   # exec path of the test logs (the workspace's bp-out/testlogs)
-TEST_TMP = "bp-out/_tmp"        # exec path under which each test run has its TEST_TMPDIR
+@dataclass
+class _Unit:
+    """One run of one shard: its action and what became of it."""
+
+    spec: TestSpec
+    directory: str                  # exec path of its test.log, test.xml, test.outputs
+    action: Action
+    status: Status | None = None
+    cached: bool = False
+    duration: float = 0.0
+    failed: int = 0                 # failed attempts
 
 
-class TestRunner:
-    """Runs tests as spawns of the strategy chosen for them (`strategy(spec)`), like any
-    other action: under a sandbox a test sees only its runfiles."""
+class TestRun:
+    """The test actions of one `bp test` and their results, as the scheduler runs them:
+    `retry` (the scheduler's hook for a failed action), `started` and `finished` (from
+    the progress events, see `TestProgress`), then `results`."""
 
-    def __init__(self, exec_root: Path, testlogs: Path, workspace_name: str,
-                 digests: FileDigests, store: ContentStore, cache: ActionCache,
-                 strategy: Callable[[TestSpec], Strategy], *, jobs: int,
-                 test_env: Mapping[str, str], cache_results: bool,
-                 say: Callable[[str], None],
-                 stream: Callable[[str, bytes], None] | None = None):
+    def __init__(self, specs: Sequence[TestSpec], exec_root: Path, workspace: Path,
+                 workspace_name: str, test_env: Mapping[str, str], *,
+                 on_result: Callable[[TestResult], None] = lambda result: None,
+                 stream: Callable[[bytes], None] | None = None):
+        self.specs = list(specs)
         self.exec_root = exec_root
-        self.testlogs = testlogs
-        self.workspace_name = workspace_name
-        self.digests = digests
-        self.store = store
-        self.cache = cache
-        self.strategy = strategy
-        self.jobs = max(1, jobs)
-        self.test_env = dict(test_env)
-        self.cache_results = cache_results
-        self.say = say
+        self.workspace = workspace   # the results name logs by their paths in it
+        self.on_result = on_result
         self.stream = stream
-        self.cancel = threading.Event()
+        self._units: dict[str, list[_Unit]] = {}
+        self._by_output: dict[str, _Unit] = {}
+        self._results: dict[str, TestResult] = {}
+        self._streaming: dict[str, int] = {}   # test.log exec path -> bytes shown
+        self.ran = False   # whether a test action started
+        for spec in self.specs:
+            units = [_Unit(spec, unit, action) for unit, action in test_actions(
+                spec, workspace_name, test_env, local=stream is not None)]
+            self._units[spec.label] = units
+            for unit in units:
+                self._by_output[unit.action.outputs[0]] = unit
 
-    # ---- the whole run ---------------------------------------------------------------
+    def actions(self, exclusive: bool | None = None) -> list[Action]:
+        """The test actions (only the exclusive ones, or only the others)."""
+        return [u.action for spec in self.specs for u in self._units[spec.label]
+                if exclusive is None or spec.exclusive == exclusive]
 
-    def run(self, specs: list[TestSpec], durations: Mapping[str, float],
-            on_result: Callable[[TestResult], None]) -> list[TestResult]:
-        """Run every test: longest first, shards side by side, exclusive ones alone last."""
-        results = {spec.label: TestResult(spec) for spec in specs}
-        order = sorted(specs, key=lambda s: (s.exclusive,
-                                             -durations.get(s.label, s.timeout / 100)))
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bp-test")
-        units: list[Future] = []
-        try:
-            for spec in order:
-                if spec.exclusive:
-                    pool.shutdown(wait=True)
-                self._start(results[spec.label], pool if not spec.exclusive else None,
-                            on_result, units)
-            pool.shutdown(wait=True)
-        except KeyboardInterrupt:
-            # the running tests see the cancel and kill their process groups: wait for
-            # that, or bp could exit first and leave them running. (Not by joining the
-            # threads: a join that KeyboardInterrupt cut short takes the thread for
-            # ended from then on, in Python 3.11.)
-            self.cancel.set()
-            for future in units:
-                future.cancel()
-            wait_for(units)
-            pool.shutdown(wait=False)
-            raise
-        return [results[s.label] for s in specs]
+    def _unit(self, action: Action) -> _Unit | None:
+        if action.mnemonic != TEST_MNEMONIC:
+            return None
+        return self._by_output.get(action.outputs[0])
 
-    def _start(self, result: TestResult, pool: ThreadPoolExecutor | None,
-               on_result: Callable[[TestResult], None], submitted: list[Future]) -> None:
-        spec = result.spec
-        key = self._key(spec)
-        directory = self.testlogs / spec.package / spec.name
-        if self._from_cache(result, key, directory):
-            on_result(result)
+    # ---- events ---------------------------------------------------------------------
+
+    def started(self, action: Action) -> None:
+        unit = self._unit(action)
+        if unit is None:
             return
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        units = [(shard, run) for run in range(spec.runs) for shard in range(spec.shard_count)]
-        outcomes: dict[tuple[int, int], tuple[Status, float, int]] = {}
-        lock = threading.Lock()
+        self.ran = True
+        if unit.failed == 0:   # a new run: the attempt logs of an earlier one go
+            directory = self.exec_root / unit.directory
+            for old in directory.glob("test_attempt_*.log") if directory.is_dir() else ():
+                old.unlink()
+        if self.stream is not None:
+            self._streaming[action.outputs[0]] = 0
 
-        def unit(shard: int, run: int) -> None:
-            if self.cancel.is_set():
-                return
-            try:
-                outcome = self._unit(spec, directory, shard, run, len(units) > 1)
-            except Cancelled:
-                return
-            except Exception as error:  # noqa: BLE001 - a broken test run fails the test
-                (directory / "test.log").write_text(f"bp could not run the test: {error}\n")
-                outcome = (Status.FAILED, 0.0, 1)
-            with lock:
-                outcomes[(shard, run)] = outcome
-                finished = len(outcomes) == len(units)
-            if finished:
-                self._finish(result, key, directory, list(outcomes.values()), len(units))
-                on_result(result)
+    def tick(self) -> None:
+        for path in list(self._streaming):
+            self._show(path, done=False)
 
-        for shard, run in units:
-            if pool is None:
-                unit(shard, run)
-            else:
-                submitted.append(pool.submit(unit, shard, run))
-
-    def _from_cache(self, result: TestResult, key: str, directory: Path) -> bool:
-        if not (self.cache_results and result.spec.cacheable):
+    def retry(self, outcome: Outcome) -> bool:
+        """A test action failed: complete its logs; True to run it again (attempts left),
+        its log kept as test_attempt_N.log."""
+        unit = self._unit(outcome.action)
+        if unit is None:
             return False
-        entry = self.cache.get(key)
-        if entry is None or entry.exit_code != 0:
+        log = self.exec_root / unit.directory / "test.log"
+        result = outcome.result
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if result is None or not log.exists():   # the wrapper did not get to run it
+            printed = (result.stdout + result.stderr).decode("utf-8", "replace") \
+                if result is not None else ""
+            log.write_text(f"bp could not run the test: {outcome.error}\n{printed}")
+        note = ""
+        if result is not None and result.timed_out:
+            note = f"\n-- Test timed out after {unit.spec.timeout:g}s: killed --\n"
+        elif result is not None and result.error is not None:
+            note = f"\n-- {result.error} --\n"
+        if note:
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(note)
+        xml = log.parent / "test.xml"
+        if not xml.exists() or xml.stat().st_size == 0:
+            write_junit(xml, unit.spec.label, True, result.duration if result else 0.0,
+                        _read(log), "timed out" if result is not None and result.timed_out
+                        else f"exited with {result.exit_code if result else 1}")
+        self._show(outcome.action.outputs[0], done=True)
+        unit.failed += 1
+        if unit.failed >= unit.spec.attempts:
             return False
-        try:
-            self._restore(entry, directory)
-        except (CorruptBlob, FileNotFoundError):
-            self.say(f"WARNING: the cached result of {result.spec.label} was damaged; "
-                     "running it again")
-            self.cache.drop(key)
-            return False
-        result.status, result.cached = Status.PASSED, True
-        result.logs = [directory / "test.log"]
-        result.duration = float(entry.stdout or 0)
+        log.rename(log.with_name(f"test_attempt_{unit.failed}.log"))
         return True
 
-    # ---- caching ----------------------------------------------------------------------
+    def finished(self, outcome: Outcome) -> None:
+        """A test action ended (after its last attempt when it failed)."""
+        unit = self._unit(outcome.action)
+        if unit is None:
+            return
+        self._show(outcome.action.outputs[0], done=True)
+        if outcome.ok:
+            unit.status = Status.FLAKY if unit.failed else Status.PASSED
+            unit.cached = outcome.cached
+            unit.duration = self._duration(unit, outcome)
+        else:
+            timed_out = outcome.result is not None and outcome.result.timed_out
+            unit.status = Status.TIMEOUT if timed_out else Status.FAILED
+            unit.duration = outcome.result.duration if outcome.result else 0.0
+        units = self._units[unit.spec.label]
+        if all(u.status is not None for u in units):
+            self._finish(unit.spec, units)
 
-    def _key(self, spec: TestSpec) -> str:
-        files = {}
-        for path in (spec.executable, *spec.runfiles):
-            info = self.digests.digest(path)
-            files[path] = FileDigest(info.sha256, info.size, info.executable)
-        settings = json.dumps({"args": spec.args, "env": dict(spec.env),
-                               "host_env": self._host_env(),
-                               "test_env": self.test_env, "shards": spec.shard_count,
-                               "runs": spec.runs, "attempts": spec.attempts,
-                               "timeout": spec.timeout, "size": spec.size}, sort_keys=True)
-        action = Action(owner=spec.label, owner_label=spec.label, configuration="",
-                        mnemonic="TestRunner", kind=ActionKind.RUN,
-                        outputs=(f"testlogs/{spec.package}/{spec.name}",),
-                        argv=(spec.executable, *spec.args),
-                        env=(("BP_TEST_SETTINGS", settings),))
-        return action_key(action, files)
+    def results(self, produced: set[str] | Mapping[str, object]) -> list[TestResult]:
+        """Every test's result; a unit that never ended here was up to date (its test.log
+        among the `produced` files: a cached pass) or did not run."""
+        for spec in self.specs:
+            if spec.label in self._results:
+                continue
+            units = self._units[spec.label]
+            for unit in units:
+                if unit.status is None and unit.action.outputs[0] in produced:
+                    unit.status, unit.cached = Status.PASSED, True
+                    unit.duration = self._duration(unit, None)
+            if all(u.status is not None for u in units):
+                self._finish(spec, units)
+            else:
+                self._results[spec.label] = TestResult(spec)
+        return [self._results[spec.label] for spec in self.specs]
 
-    def _restore(self, entry: CacheEntry, directory: Path) -> None:
-        if directory.exists():
-            shutil.rmtree(directory)
-        for output in entry.outputs:
-            target = directory / output.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.store.get_bytes(output.sha256))
+    # ---- results --------------------------------------------------------------------
 
-    def _finish(self, result: TestResult, key: str, directory: Path,
-                outcomes: list[tuple[Status, float, int]], units: int) -> None:
-        spec = result.spec
-        statuses = [status for status, _, _ in outcomes]
-        result.duration = max((d for _, d, _ in outcomes), default=0.0)
-        result.failed_attempts = sum(f for _, _, f in outcomes)
-        result.logs = sorted(directory.rglob("test.log"))
+    def _finish(self, spec: TestSpec, units: list[_Unit]) -> None:
+        statuses = [u.status for u in units]
+        result = TestResult(spec)
+        result.cached = all(u.cached for u in units)
+        result.duration = max((u.duration for u in units), default=0.0)
+        result.failed_attempts = sum(u.failed for u in units)
+        result.logs = [self.workspace / u.directory / "test.log" for u in units]
         if Status.TIMEOUT in statuses:
             result.status = Status.TIMEOUT
         elif Status.FAILED in statuses:
@@ -231,114 +193,87 @@ class TestRunner:
             result.status = Status.FLAKY
         else:
             result.status = Status.PASSED
-        if units > 1:  # one test.log/test.xml summarizing the shards and runs
-            (directory / "test.log").write_text("".join(
-                f"==== {p.parent.name} ====\n{p.read_text(errors='replace')}"
-                for p in result.logs))
+        directory = self.exec_root / TESTLOGS / spec.package / spec.name
+        current = {Path(u.directory).relative_to(directory.relative_to(self.exec_root))
+                   .parts[:1] for u in units}
+        for entry in directory.glob("*_of_*"):   # shards or runs of an earlier setting
+            if (entry.name,) not in current and entry.is_dir():
+                shutil.rmtree(entry)
+        if len(units) > 1:   # one test.log/test.xml summarizing the shards and runs
+            text = "".join(f"==== {Path(u.directory).name} ====\n"
+                           f"{_read(self.exec_root / u.directory / 'test.log')}"
+                           for u in units)
+            (directory / "test.log").write_text(text)
             write_junit(directory / "test.xml", spec.label,
                         result.status not in (Status.PASSED, Status.FLAKY), result.duration,
-                        (directory / "test.log").read_text(errors="replace"))
-            result.logs = [directory / "test.log"]
-        if result.status is Status.PASSED and spec.cacheable:
-            outputs = []
-            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-                digest = self.store.put_bytes(path.read_bytes())
-                outputs.append(OutputEntry(path.relative_to(directory).as_posix(), digest,
-                                           path.stat().st_size, False))
-            self.cache.put(key, CacheEntry(tuple(outputs), 0, f"{result.duration:.3f}", None))
-        self.cache.record(key, spec.label, "TestRunner", "", {}, {}, result.duration, "local",
-                          False)
+                        text)
+            result.logs = [self.workspace / TESTLOGS / spec.package / spec.name / "test.log"]
+        self._results[spec.label] = result
+        self.on_result(result)
 
-    def _unit(self, spec: TestSpec, directory: Path, shard: int, run: int,
-              split: bool) -> tuple[Status, float, int]:
-        parts = []
-        if spec.runs > 1:
-            parts.append(f"run_{run + 1}_of_{spec.runs}")
-        if spec.shard_count > 1:
-            parts.append(f"shard_{shard + 1}_of_{spec.shard_count}")
-        unit_dir = directory.joinpath(*parts) if split else directory
-        unit_dir.mkdir(parents=True, exist_ok=True)
-        failed = 0
-        for attempt in range(spec.attempts):
-            outcome = self._attempt(spec, unit_dir, shard)
-            if outcome.exit_code == 0 and not outcome.timed_out:
-                return (Status.FLAKY if failed else Status.PASSED), outcome.duration, failed
-            failed += 1
-            if attempt + 1 < spec.attempts:
-                outcome.log.rename(unit_dir / f"test_attempt_{attempt + 1}.log")
-        return (Status.TIMEOUT if outcome.timed_out else Status.FAILED), outcome.duration, failed
-
-    def _attempt(self, spec: TestSpec, unit_dir: Path, shard: int) -> Attempt:
-        where = unit_dir.relative_to(self.testlogs).as_posix()
-        unit, tmp = f"{TESTLOGS}/{where}", f"{TEST_TMP}/{where}"
-        runfiles = f"{spec.executable}.runfiles"
-        work = f"{runfiles}/{self.workspace_name}"
-        (self.exec_root / work).mkdir(parents=True, exist_ok=True)
-        remove(os.fspath(self.exec_root / tmp))          # ready for an unsandboxed run
-        (self.exec_root / tmp).mkdir(parents=True)
-        (self.exec_root / unit / "test.outputs").mkdir(exist_ok=True)
-        env, rooted = self._environment(spec, runfiles, unit, tmp, shard)
-        spawn = Spawn(
-            argv=(os.path.relpath(spec.executable, work), *spec.args), env=env,
-            exec_root=self.exec_root, inputs=(spec.executable, runfiles),
-            outputs=(f"{unit}/test.xml", f"{unit}/test.outputs",
-                     *([f"{unit}/shard_status"] if spec.shard_count > 1 else ())),
-            output_directories=(f"{unit}/test.outputs",), label=spec.label,
-            mnemonic="TestRunner", timeout=spec.timeout, working_directory=work,
-            scratch_directories=(tmp,), rooted_env=rooted)
+    def _duration(self, unit: _Unit, outcome: Outcome | None) -> float:
+        """How long the test ran: its test.xml's time (the original run's, for a cached
+        result), else how long the action took."""
         try:
-            result = self.strategy(spec).run(spawn, self.cancel)
-        finally:
-            remove(os.fspath(self.exec_root / tmp))
-        log = unit_dir / "test.log"
-        text = result.stdout + result.stderr
-        if result.timed_out:
-            text += f"\n-- Test timed out after {spec.timeout:g}s: killed --\n".encode()
-        if result.error is not None:
-            text += f"\n-- {result.error} --\n".encode()
-        failed = result.exit_code != 0 or result.timed_out or result.error is not None
-        log.write_bytes(text)
-        if self.stream is not None:
-            self.stream(spec.label, text)
-        xml = unit_dir / "test.xml"
-        if not xml.exists() or xml.stat().st_size == 0:
-            write_junit(xml, spec.label, failed, result.duration,
-                        text.decode("utf-8", "replace"),
-                        "timed out" if result.timed_out else f"exited with {result.exit_code}")
-        return Attempt(1 if failed and not result.exit_code else result.exit_code,
-                       result.duration, result.timed_out, log)
+            root = ET.parse(self.exec_root / unit.directory / "test.xml").getroot()
+            timed = root if root.get("time") is not None else root.find(".//*[@time]")
+            if timed is not None:
+                return float(timed.get("time"))
+        except (OSError, ET.ParseError, ValueError):
+            pass
+        result = outcome.result if outcome is not None else None
+        return result.duration if result is not None else 0.0
 
-    @staticmethod
-    def _host_env() -> dict[str, str]:
-        """What a test's environment takes from the machine: part of the test key, so
-        that a test run with another PATH (other tools) is not a cache hit."""
-        return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC"}
+    def _show(self, path: str, done: bool) -> None:
+        """Stream what a running test wrote to its log since last shown."""
+        if path not in self._streaming or self.stream is None:
+            return
+        try:
+            with open(self.exec_root / path, "rb") as file:
+                file.seek(self._streaming[path])
+                data = file.read()
+        except OSError:
+            data = b""
+        if data:
+            self._streaming[path] += len(data)
+            self.stream(data)
+        if done:
+            del self._streaming[path]
 
-    def _environment(self, spec: TestSpec, runfiles: str, unit: str, tmp: str,
-                     shard: int) -> tuple[dict[str, str], tuple[str, ...]]:
-        """The test's environment, and the names of its variables holding exec paths
-        (the strategy makes them absolute where the test runs)."""
-        paths = {
-            "HOME": tmp, "TMPDIR": tmp, "TEST_TMPDIR": tmp,
-            "TEST_SRCDIR": runfiles, "RUNFILES_DIR": runfiles,
-            "XML_OUTPUT_FILE": f"{unit}/test.xml",
-            "TEST_UNDECLARED_OUTPUTS_DIR": f"{unit}/test.outputs",
-        }
-        env = {
-            **self._host_env(),
-            "TEST_WORKSPACE": self.workspace_name, "TEST_TARGET": spec.label,
-            "TEST_SIZE": spec.size, "TEST_TIMEOUT": f"{spec.timeout:g}",
-        }
-        if spec.shard_count > 1:
-            env["TEST_SHARD_INDEX"] = str(shard)
-            env["TEST_TOTAL_SHARDS"] = str(spec.shard_count)
-            paths["TEST_SHARD_STATUS_FILE"] = f"{unit}/shard_status"
-        env.update(self.test_env)
-        env.update(spec.env)
-        rooted = tuple(name for name in paths if name not in env)   # a user's value wins
-        env.update((name, paths[name]) for name in rooted)
-        return env, rooted
+
+class TestProgress:
+    """The build's progress, with test actions' events passed to a TestRun: a failed
+    test is reported by the test summary, not as a failed action."""
+
+    def __init__(self, progress, run: TestRun):
+        self.progress = progress
+        self.run = run
+
+    def started(self, action: Action, total: int) -> None:
+        self.run.started(action)
+        self.progress.started(action, total)
+
+    def finished(self, outcome: Outcome, done: int, total: int) -> None:
+        if outcome.action.mnemonic != TEST_MNEMONIC:
+            self.progress.finished(outcome, done, total)
+            return
+        self.progress.finished(outcome if outcome.ok else replace(
+            outcome, ok=True, result=None, error=None), done, total)
+        self.run.finished(outcome)
+
+    def tick(self, done: int, total: int) -> None:
+        self.run.tick()
+        self.progress.tick(done, total)
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def write_junit(path: Path, label: str, failed: bool, duration: float, log: str,
@@ -356,13 +291,5 @@ def write_junit(path: Path, label: str, failed: bool, duration: float, log: str,
     out.text = log
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="UTF-8", xml_declaration=True)
-
-
-def timeout_for(size: str, timeout: str, override: float | None) -> float:
-    if override is not None:
-        return override
-    if timeout:
-        return TIMEOUT_NAMES[timeout]
-    return SIZE_TIMEOUTS.get(size, 300)
 
 

@@ -233,11 +233,19 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
                                       executable = executable)
     needs_runfiles = info["executable"] or info["test"]
+    test = None
+    if info["test"]:  # its args (paths shell-quoted, to be split) and env, expanded
+        test = [
+            [ctx._bp_expand_test(a, True) for a in (getattr(ctx.attr, "args", None) or [])],
+            {k: ctx._bp_expand_test(v, False)
+             for k, v in (getattr(ctx.attr, "env", None) or {}).items()},
+        ]
     _bp_analysis_result(tid, json.encode([
         [f.path for f in files.to_list()],
         executable.path if executable != None else None,
         [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
         _environment(target),
+        test,
     ]))
     return target
 
@@ -393,6 +401,11 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     def args():
         return _new_args()
 
+    def expand_test(text, quote):
+        """A test's args or env value: $(location ...) as paths from its runfiles
+        tree's workspace directory (where the test runs)."""
+        return _expand_locations(tid, text, deps_by_label, fail_here, True, quote)
+
     return struct(
         label = label,
         attr = struct(**attr),
@@ -413,6 +426,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         expand_location = expand_location,
         expand_make_variables = expand_make_variables,
         _bp_expand_command = expand_command,  # for genrule; not in Bazel's ctx
+        _bp_expand_test = expand_test,  # for test args and env; not in Bazel's ctx
         actions = struct(
             declare_file = declare_file,
             declare_directory = declare_directory,
@@ -445,7 +459,7 @@ def _paths(values, fail_here):
 _LOCATION_FUNCTIONS = ("location", "locations", "execpath", "execpaths", "rootpath",
                        "rootpaths")
 
-def _expand_locations(tid, text, deps_by_label, fail_here):
+def _expand_locations(tid, text, deps_by_label, fail_here, short = False, quote = True):
     out = []
     rest = text
     for _ in range(_FOREVER):
@@ -460,12 +474,14 @@ def _expand_locations(tid, text, deps_by_label, fail_here):
             rest = rest[start + 2:]
             continue
         out.append(rest[:start])
-        out.append(_location(tid, parts[0], parts[1].strip(), deps_by_label, fail_here))
+        out.append(_location(tid, parts[0], parts[1].strip(), deps_by_label, fail_here,
+                             short, quote))
         rest = rest[end + 1:]
     out.append(rest)
     return "".join(out)
 
-def _location(tid, function, label_text, deps_by_label, fail_here):
+def _location(tid, function, label_text, deps_by_label, fail_here, short = False,
+              quote = True):
     key = _bp_canonical_label(tid, label_text, call_stack())
     dep = deps_by_label.get(key)
     if dep == None:
@@ -481,8 +497,9 @@ def _location(tid, function, label_text, deps_by_label, fail_here):
     if not function.endswith("s") and len(files) != 1:
         fail_here("label '%s' in $(%s) expands to %d files; use $(%ss %s) instead" %
                   (label_text, function, len(files), function, label_text))
-    short = function.startswith("rootpath")
-    return " ".join([shell_quote(f.short_path if short else f.path) for f in files])
+    short = short or function.startswith("rootpath")
+    paths = [f.short_path if short else f.path for f in files]
+    return " ".join([shell_quote(p) for p in paths] if quote else paths)
 
 def _expand_make(text, variables, fail_here, locate = None):
     out = []

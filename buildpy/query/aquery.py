@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Iterable, TextIO
 
 from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.tests import test_actions
 from buildpy.analysis.analyzer import AnalysisResult, Analyzer
+from buildpy.analysis.tests import test_spec
 
 from buildpy.query.cquery import ConfiguredQueryEnvironment
 from buildpy.query.engine import Result
@@ -47,10 +49,22 @@ class ActionQueryEnvironment(ConfiguredQueryEnvironment):
             graph, _ = analysis.actions.with_runfiles_trees(   # as `bp build` adds them
                 {str(key.label): result for key, result in analysis.targets.items()},
                 workspace_name)
+            graph = graph.extended(self._test_actions(analysis, workspace_name))
             self._analysis = replace(analysis, actions=graph)
             for index, action in enumerate(self._analysis.actions.actions):
                 self._by_owner.setdefault(action.owner, []).append(index)
         return self._analysis
+
+    def _test_actions(self, analysis: AnalysisResult, workspace_name: str) -> list[Action]:
+        """The TestRunner actions of the test targets, as `bp test` (without its test
+        flags) adds them: as Bazel's aquery shows them."""
+        actions = []
+        for key, result in analysis.targets.items():
+            target = self.configured.nodes[key].target
+            spec = test_spec(key, target.attrs, result) if target.is_test else None
+            if spec is not None:
+                actions += [action for _, action in test_actions(spec, workspace_name, {})]
+        return actions
 
     def actions_of(self, nodes: Iterable) -> list[ActionNode]:
         """Every action that `nodes` stand for, in order."""
