@@ -574,6 +574,68 @@ def completion(shell: str) -> None:
     click.echo(completer.source())
 
 
+@cli.group()
+def remote() -> None:
+    """A local remote-execution cluster (BuildGrid, PostgreSQL, bp workers) for
+    `bp build --remote`: `up`, `status`, `down`."""
+
+
+@remote.command("up")
+@click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="How many `bp worker`s run the actions.")
+def remote_up(workers: int) -> None:
+    """Start the local cluster in the background (once: it keeps running after bp exits).
+    The first time installs BuildGrid into bp's cache (about 30 s)."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_directory, local_up
+
+    cache_dir = default_cache_dir()
+    endpoint, already = local_up(cache_dir, workers,
+                                 lambda text: click.echo(f"INFO: {text}", err=True))
+    if already:
+        click.echo(f"bp remote: already up at {endpoint}")
+    else:
+        click.echo(f"bp remote: up at {endpoint} ({workers} workers; logs in "
+                   f"{local_directory(cache_dir)})")
+    click.echo(f"use it with: bp build --remote //...  (or --remote_executor={endpoint})")
+    click.echo("stop it with: bp remote down")
+
+
+@remote.command("status")
+def remote_status() -> None:
+    """Show the local cluster: endpoint and processes. Exit 0 if it is up, 3 if not."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_status
+
+    status = local_status(default_cache_dir())
+    if status is None:
+        click.echo("bp remote: down (start it with: bp remote up)")
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+    click.echo(f"bp remote: {'up' if status.up else 'down'} at {status.endpoint}")
+    for name, pid, alive in status.processes:
+        click.echo(f"  {name:<10} pid {pid:<8} {'running' if alive else 'gone'}")
+    if status.jobs is not None:
+        click.echo(f"  jobs: {status.jobs[0]} queued, {status.jobs[1]} executing")
+    click.echo(f"  logs in {status.directory}")
+    if not status.up:
+        click.echo("its server is gone: bp remote down, then bp remote up")
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+@remote.command("down")
+def remote_down() -> None:
+    """Stop the local cluster (every process it started); its logs stay."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_down
+
+    before = local_down(default_cache_dir())
+    if before is None:
+        click.echo("bp remote: was not running")
+        return
+    running = sum(alive for _, _, alive in before.processes)
+    click.echo(f"bp remote: down (stopped {running} processes; logs in {before.directory})")
+
+
 def _finish_query(size: int, errors) -> None:
     """Say when a query found nothing; report kept-going errors with exit code 3."""
     if size == 0:
