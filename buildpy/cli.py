@@ -636,6 +636,28 @@ def remote_down() -> None:
     click.echo(f"bp remote: down (stopped {running} processes; logs in {before.directory})")
 
 
+@cli.command()
+@click.option("--server", required=True, metavar="ADDRESS",
+              help="The BuildGrid server: grpc://HOST:PORT, grpcs://HOST:PORT or unix:PATH.")
+@click.option("--instance", default="", metavar="NAME", help="The instance name to serve.")
+@click.option("--bot-id", default=None, metavar="ID",
+              help="A stable name for this bot (default: host and pid); restarting with the "
+                   "same id hands back its unfinished work at once.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=os.cpu_count() or 1,
+              show_default=True, help="Actions run at once.")
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="Where each action gets its fresh directory (default: a temporary one).")
+@click.option("--sandbox", is_flag=True, help="Run each action under bubblewrap.")
+def worker(server, instance, bot_id, concurrency, work_dir, sandbox) -> None:
+    """Serve a BuildGrid server as a bot: run the actions it leases (REAPI), until
+    SIGTERM (which lets running actions finish) or a second signal."""
+    from buildpy.remote.worker import Worker, run_worker
+
+    raise click.exceptions.Exit(run_worker(Worker(
+        server, instance=instance, bot_id=bot_id, concurrency=concurrency,
+        work_dir=work_dir, sandbox=sandbox)))
+
+
 def _finish_query(size: int, errors) -> None:
     """Say when a query found nothing; report kept-going errors with exit code 3."""
     if size == 0:
