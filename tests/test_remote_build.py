@@ -133,6 +133,8 @@ def test_no_remote_tag_keeps_an_action_local(remote_cluster, ws, tmp_path):
                f"--disk_cache={tmp_path / 'c'}")
     assert done.returncode == 0, done.stderr
     assert "(0 remote cache hits, 1 remote, 1 local" in _counts(done.stderr)
+    assert "Executing genrule //:there (remote)" in done.stderr
+    assert "Executing genrule //:here\n" in done.stderr
 
 
 def test_remote_flag_without_an_endpoint_is_a_clear_error(ws, bp):
@@ -352,3 +354,24 @@ def test_worker_runs_under_sigterm_drain(remote_cluster):
     assert "draining" in log.read_text()
     remote_cluster.worker_processes[index] = None
 
+
+
+def test_exec_properties_reach_the_server(remote_cluster, ws, bp, tmp_path):
+    """A target's exec_properties join its execution platform's, in the action's key and
+    in the Command the server matches against its bots' properties."""
+    root = ws({"BUILD": """
+        genrule(name = "linux", outs = ["linux.txt"], cmd = "uname -s > $@",
+                exec_properties = {"OSFamily": "linux"})
+        genrule(name = "plain", outs = ["plain.txt"], cmd = "uname -s > $@")
+    """})
+    keys = {}
+    for name in ("linux", "plain"):
+        done = bp("aquery", f"//:{name}", cwd=root)
+        keys[name] = [line for line in done.out.splitlines() if "ActionKey" in line]
+        assert keys[name], done.err
+    assert keys["linux"] != keys["plain"]
+    done = _bp(root, "build", "//:linux", f"--remote_executor={remote_cluster.endpoint}",
+               f"--disk_cache={tmp_path / 'c'}")
+    assert done.returncode == 0, done.stderr
+    assert "1 remote" in _counts(done.stderr)
+    assert (root / "bp-bin" / "linux.txt").read_text() == "Linux\n"
