@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         populate = ["build", "//...", "--jobs=2", f"--remote_cache={endpoint}",
                     f"--disk_cache={scratch / 'cache-populate'}"]
         bp_timed(args.bp, populate, workspace, env)
-        rates = []
+        rates, hit_rates = [], []
         for run_index in range(args.runs):
             copy = scratch / f"ws-cached-{run_index}"
             shutil.copytree(workspace, copy, ignore=shutil.ignore_patterns("bp-out", "bp-bin"),
@@ -183,20 +183,24 @@ def main(argv: list[str] | None = None) -> int:
                 args.bp, ["build", "//...", f"--jobs={args.jobs}", f"--remote_cache={endpoint}",
                           f"--disk_cache={scratch / f'cache-fresh-{run_index}'}"], copy, env)
             actions = int(summary.split()[0]) if summary[:1].isdigit() else 0
+            hits = int(summary.split("(")[1].split()[0]) if "(" in summary else 0
             rates.append(actions / seconds)
+            hit_rates.append(hits / seconds)
             say(f"  cached build {run_index + 1}: {seconds:.2f} s ({summary})")
             remove(copy)
         cached = stats(rates, "actions/s")
-        lines.append(f"| fully remote-cached build, P={args.packages} | {_rate(cached)} | - | "
-                     "goal >= 200 actions/s |")
+        lines.append(f"| fully remote-cached build, P={args.packages}, every action | "
+                     f"{_rate(cached)} | - | goal >= 200 actions/s |")
+        lines.append(f"| the same, remote cache hits only | "
+                     f"{_rate(stats(hit_rates, 'actions/s'))} | - | (the rest: files, links "
+                     "and runfiles trees bp writes itself) |")
 
         durations = {}
         for workers in (1, 2):
             if workers == 2:
                 cluster.add_worker()
             else:
-                while len(cluster.workers) > 1:
-                    cluster.kill_worker(len(cluster.workers) - 1)
+                cluster.kill_worker(1)   # one worker left
             samples = []
             for run_index in range(args.runs):
                 nonce = f"{workers}-{run_index}-{time.time_ns()}"

@@ -375,3 +375,74 @@ def test_exec_properties_reach_the_server(remote_cluster, ws, bp, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "1 remote" in _counts(done.stderr)
     assert (root / "bp-bin" / "linux.txt").read_text() == "Linux\n"
+
+
+def test_ctrl_c_cancels_the_remote_operation(remote_cluster, ws, tmp_path):
+    marker = f"sleep {600 + time.monotonic_ns() % 1000}"
+    root = ws({"BUILD": f'genrule(name = "long", outs = ["long.txt"], '
+                        f'cmd = "{marker}; echo > $@")\n'})
+    build = subprocess.Popen([*BP, "--nohome_rc", "build", "//:long", "--curses=no",
+                              f"--remote_executor={remote_cluster.endpoint}",
+                              f"--disk_cache={tmp_path / 'c'}"], cwd=root,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while marker not in _ps() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker in _ps(), "the action never started on a worker"
+        build.send_signal(__import__("signal").SIGINT)
+        _, err = build.communicate(timeout=60)
+        assert build.returncode == 8, err
+        while marker in _ps() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker not in _ps(), "the worker still runs the cancelled action"
+    finally:
+        if build.poll() is None:
+            build.kill()
+
+
+def test_grpcs_with_a_certificate(fake_server, tmp_path):
+    """A TLS server whose certificate --tls_certificate names is reached over grpcs://."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate to test TLS with")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    service = _Capabilities([reapi.DigestFunction.SHA256])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    reapi_grpc.add_CapabilitiesServicer_to_server(service, server)
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())]))
+    server.start()
+    try:
+        endpoint = parse_endpoint(f"grpcs://localhost:{port}", "--remote_cache")
+        trusted = Connection(endpoint, tls_certificate=str(cert), retries=0)
+        stub = reapi_grpc.CapabilitiesStub(trusted.channel)
+        answer = trusted.call(stub.GetCapabilities, reapi.GetCapabilitiesRequest())
+        assert list(answer.cache_capabilities.digest_function) == [
+            reapi.DigestFunction.SHA256]
+        untrusted = Connection(endpoint, retries=0, timeout=5)
+        with pytest.raises(RemoteError, match="GetCapabilities failed: UNAVAILABLE"):
+            untrusted.call(reapi_grpc.CapabilitiesStub(untrusted.channel).GetCapabilities,
+                           reapi.GetCapabilitiesRequest())
+    finally:
+        server.stop(0)
+
+
+def test_a_unix_socket_endpoint(tmp_path):
+    service = _Capabilities([reapi.DigestFunction.SHA256])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    reapi_grpc.add_CapabilitiesServicer_to_server(service, server)
+    socket_path = tmp_path / "reapi.sock"
+    server.add_insecure_port(f"unix:{socket_path}")
+    server.start()
+    try:
+        connection = Connection(parse_endpoint(f"unix://{socket_path}", "--remote_cache"),
+                                headers=(("x-key", "v"),))
+        stub = reapi_grpc.CapabilitiesStub(connection.channel)
+        connection.call(stub.GetCapabilities, reapi.GetCapabilitiesRequest())
+        assert service.metadata[0]["x-key"] == "v"
+    finally:
+        server.stop(0)

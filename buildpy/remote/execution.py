@@ -94,10 +94,13 @@ class RemoteRunning:
     """A remote execution in progress, shaped like spawn.Running for the scheduler: a
     background thread runs it, and a pipe becomes readable when it is done."""
 
-    def __init__(self, work: Callable[["RemoteRunning"], SpawnResult]):
+    def __init__(self, work: Callable[["RemoteRunning"], SpawnResult],
+                 on_abandon: Callable[["RemoteRunning"], None] = lambda running: None):
         self._read, self._write = os.pipe()
         self.cancelled = threading.Event()
         self.operation: str | None = None
+        self.call = None   # the Execute or WaitExecution stream being read
+        self._on_abandon = on_abandon
         self.result: SpawnResult | None = None
         self.timed_out = False
         self._thread = threading.Thread(target=self._run, args=(work,), daemon=True,
@@ -112,7 +115,10 @@ class RemoteRunning:
                 f"{type(error).__name__}: {error}"
             self.result = SpawnResult(1, b"", b"", error=message, remote_error=True)
         finally:
-            os.write(self._write, b"x")
+            try:
+                os.write(self._write, b"x")
+            except OSError:   # abandoned: nobody waits
+                pass
 
     def fileno(self) -> int:
         return self._read
@@ -132,7 +138,11 @@ class RemoteRunning:
         return self.result
 
     def abandon(self) -> None:
+        """The build stops: cancel the operation on the server and stop reading."""
         self.cancelled.set()
+        self._on_abandon(self)
+        if self.call is not None:
+            self.call.cancel()
         self._close()
 
     def _close(self) -> None:
@@ -235,8 +245,7 @@ class RemoteBackend:
                 result = fallback(running.cancelled)
                 return result
 
-        running = RemoteRunning(work)
-        return running
+        return RemoteRunning(work, self._cancel)
 
     def _execute(self, action: Action, message: reapi.Action, files: Mapping[str, FileDigest],
                  sources: Mapping[str, str], running: RemoteRunning) -> SpawnResult:
@@ -271,7 +280,7 @@ class RemoteBackend:
         with WaitExecution; a cancelled build cancels the operation."""
         metadata = self.connection.metadata()
         calls = 0
-        stream = self._execution.Execute(request, metadata=metadata)
+        stream = running.call = self._execution.Execute(request, metadata=metadata)
         while True:
             try:
                 for operation in stream:
@@ -301,11 +310,12 @@ class RemoteBackend:
                     raise self.connection.error(error, "Execute") from None
                 if running.operation is None:   # nothing to resume: start again
                     running.cancelled.wait(min(0.1 * 2 ** calls, 5.0))
-                    stream = self._execution.Execute(request, metadata=metadata)
+                    stream = running.call = self._execution.Execute(request,
+                                                                    metadata=metadata)
                 else:
                     running.cancelled.wait(min(0.05 * 2 ** calls, 5.0))
-                    stream = self._execution.WaitExecution(reapi.WaitExecutionRequest(
-                        name=running.operation), metadata=metadata)
+                    stream = running.call = self._execution.WaitExecution(
+                        reapi.WaitExecutionRequest(name=running.operation), metadata=metadata)
 
     def _cancel(self, running: RemoteRunning) -> None:
         if running.operation:
