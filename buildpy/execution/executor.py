@@ -236,7 +236,12 @@ class Executor:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
         process up to its start (the caller waits for it, then calls `complete`)."""
         action = action.with_env(self.environment(action))
-        key = self.key(action, inputs)
+        remote = None
+        if self.remote is not None and action.kind is ActionKind.RUN:
+            remote = self._remote_action(action, inputs)   # (message, files, sources)
+            key = hashlib.sha256(remote[0].SerializeToString(deterministic=True)).hexdigest()
+        else:
+            key = self.key(action, inputs)
         entry = self.cache.get(key) if self.looks_up(action) else None
         warnings: list[str] = []
         if entry is not None and entry.exit_code == 0:
@@ -253,13 +258,14 @@ class Executor:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
-        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
+        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings,
+                          remote=remote)
         if action.kind is ActionKind.RUNFILES:   # a tree compares its own MANIFEST
             os.makedirs(os.path.dirname(os.path.join(self.exec_root, action.outputs[0])),
                         exist_ok=True)
         else:
             self.outputs.prepare(action)
-        if self.remote is not None and action.kind is ActionKind.RUN:
+        if remote is not None:
             step = self._begin_remote(pending)
             if step is not None:
                 return step
@@ -285,12 +291,10 @@ class Executor:
     def _begin_remote(self, pending: Pending) -> Outcome | Pending | None:
         """The remote cache's result, or the action started remotely; None when it runs
         here (the remote side has no result and does not execute it)."""
-        from buildpy.actions.key import action_message, digest_of
+        from buildpy.actions.key import digest_of
 
         action, remote = pending.action, self.remote
-        files, sources = self.key_files(pending.inputs)
-        message = action_message(action, files, self.tools(action))
-        pending.remote = (message, files, sources)
+        message, files, sources = pending.remote
         if self.looks_up(action) and remote.caches(action):
             try:
                 hit = remote.lookup(action, digest_of(message.SerializeToString(
@@ -311,6 +315,14 @@ class Executor:
             action, message, files, sources,
             lambda cancel: self.choose(action).run(spawn, cancel))
         return pending
+
+    def _remote_action(self, action: Action, inputs: Mapping[str, FileInfo]) -> tuple:
+        """The REAPI Action message of `action` (its digest is the key), its input files
+        and where those not at their exec path are read from."""
+        from buildpy.actions.key import action_message
+
+        files, sources = self.key_files(inputs)
+        return action_message(action, files, self.tools(action)), files, sources
 
     def _upload_result(self, pending: Pending, entries, result: SpawnResult | None) -> None:
         """Give a local run's result to the remote cache (--remote_upload_local_results)."""
