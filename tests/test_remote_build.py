@@ -352,7 +352,7 @@ def test_worker_runs_under_sigterm_drain(remote_cluster):
     process.send_signal(__import__("signal").SIGTERM)
     assert process.wait(timeout=30) == 0
     assert "draining" in log.read_text()
-    remote_cluster.worker_processes[index] = None
+    remote_cluster.kill_worker(index)   # (gone already: forgets it, for other tests)
 
 
 
