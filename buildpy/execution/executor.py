@@ -223,11 +223,17 @@ class Executor:
         for path, info in inputs.items():
             if path.endswith(".runfiles/MANIFEST"):
                 tree = path[:-len("MANIFEST")]
-                for line in (self.exec_root / path).read_text().splitlines():
-                    name, _, target = line.partition(" ")
-                    found = self.digests.digest(target)
-                    files[tree + name] = FileDigest(found.sha256, found.size, found.executable)
-                    sources[tree + name] = target
+                top = os.path.join(self.exec_root, tree)
+                for directory, _, names in os.walk(top):
+                    for name in names:
+                        full = os.path.join(directory, name)
+                        if full == os.path.join(top, "MANIFEST"):
+                            continue
+                        target = os.path.realpath(full)
+                        found = self.digests.digest(target)
+                        where = tree + os.path.relpath(full, top)
+                        files[where] = FileDigest(found.sha256, found.size, found.executable)
+                        sources[where] = target
             else:
                 files[path] = FileDigest(info.sha256, info.size, info.executable)
         return files, sources
