@@ -6,7 +6,6 @@ nothing running for long: the next run reaps clusters whose owning process is de
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from buildpy.execution.local import default_cache_dir
 from buildpy.remote.cluster import Cluster, postgres_available, reap_abandoned
 
 PARENT = Path(tempfile.gettempdir()) / f"bp-test-clusters-{os.getuid()}"
-WORKERS = 2 if importlib.util.find_spec("buildpy.remote.worker") else 0   # until `bp worker` lands
+WORKERS = 2
 # The user's cache, read before tests give each test a private home: BuildGrid's venv is
 # installed there once and shared by every test run.
 BUILDGRID_CACHE = default_cache_dir()

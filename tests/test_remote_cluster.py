@@ -78,7 +78,7 @@ DOOMED_RUN = textwrap.dedent("""
 def test_a_new_start_reaps_a_killed_run_and_stop_leaves_no_process(tmp_path):
     parent = tmp_path / "clusters"
     parent.mkdir()
-    workers = 1 if start_cluster.__globals__["WORKERS"] else 0
+    workers = 1
     doomed = subprocess.Popen([sys.executable, "-c", DOOMED_RUN, str(parent / "doomed"),
                                str(workers), str(BUILDGRID_CACHE)], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
@@ -196,7 +196,7 @@ def test_bp_remote_up_status_down(remote_cluster, tmp_path):
     (cache / "bp").mkdir(parents=True)
     (cache / "bp" / "buildgrid").symlink_to(remote_cluster.cache_dir / "buildgrid")
     env = {**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}
-    workers = 1 if start_cluster.__globals__["WORKERS"] else 0
+    workers = 1
 
     def bp(*args):
         return subprocess.run([sys.executable, "-m", "buildpy", *args], env=env, cwd=tmp_path,
