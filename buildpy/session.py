@@ -548,9 +548,15 @@ def _use_remote(build, execution) -> None:
     server's capabilities checked once, here)."""
     if execution.remote is None:
         return
+    from buildpy.core.errors import RemoteError
     from buildpy.remote.execution import connect
 
-    build.use_remote(connect(execution.remote, build.exec_root, build.say))
+    try:
+        build.use_remote(connect(execution.remote, build.exec_root, build.say))
+    except RemoteError as error:
+        if not execution.remote.local_fallback:
+            raise
+        build.say(f"WARNING: {error.message}; building locally (--remote_local_fallback)")
 
 
 def _failure_code(report, err: TextIO) -> int:

@@ -190,6 +190,20 @@ def test_worker_killed_mid_action_then_server_gone(tmp_path, ws):
                    f"--disk_cache={tmp_path / 'c3'}", "--remote_retries=0")
         assert done.returncode == 34, done.stderr
         assert "hint:" in done.stderr
+        # with --remote_local_fallback the build goes on here, saying so
+        done = _bp(root, "build", "//:slow", f"--remote_executor={endpoint}",
+                   f"--disk_cache={tmp_path / 'c4'}", "--remote_retries=0",
+                   "--remote_local_fallback")
+        assert done.returncode == 0, done.stderr
+        assert "--remote_local_fallback" in done.stderr
+        # the server comes back on its port: the worker reconnects and runs actions again
+        cluster.start_server()
+        (root / "BUILD").write_text('genrule(name = "slow", outs = ["slow.txt"], '
+                                    'cmd = "echo third > $@")\n')
+        done = _bp(root, "build", "//:slow", f"--remote_executor={endpoint}",
+                   f"--disk_cache={tmp_path / 'c5'}")
+        assert done.returncode == 0, done.stderr + log.read_text()
+        assert "1 remote," in _counts(done.stderr)
     finally:
         cluster.stop()
 

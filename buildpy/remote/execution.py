@@ -341,12 +341,21 @@ class RemoteBackend:
                               path=sources.get(path) or os.path.join(self.exec_root, path)))
         return blobs
 
-    def _upload(self, blobs: list[Blob]) -> None:
+    def _upload(self, blobs: list[Blob], new: int = 2) -> None:
+        """Send what the server lacks of `blobs`. The first `new` (the Command and the
+        Action, a few hundred bytes the server rarely has) go without asking; the rest
+        only if FindMissingBlobs names them, and only those not sent or seen before in
+        this build. One FindMissingBlobs and one upload at most."""
         with self._lock:
             unknown = [b for b in blobs if b.digest.hash not in self._present
                        and b.digest.hash != EMPTY]
-        if unknown:
-            self.cas.upload(unknown)
+        direct = [b for b in unknown if any(b is x for x in blobs[:new])]
+        asked = [b for b in unknown if not any(b is x for x in blobs[:new])]
+        if asked:
+            missing = {d.hash for d in self.cas.find_missing(b.digest for b in asked)}
+            direct += [b for b in asked if b.digest.hash in missing]
+        if direct:
+            self.cas.upload_all(direct)
         with self._lock:
             self._present.update(b.digest.hash for b in unknown)
 
