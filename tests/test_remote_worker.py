@@ -139,3 +139,28 @@ def _quietly(function, *args):
 
 def _ps() -> str:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_a_sandboxed_worker_hides_the_host(tmp_path):
+    """`bp worker --sandbox` runs actions under bubblewrap: the host's /tmp is not there."""
+    from buildpy.execution.sandbox import LinuxSandboxStrategy
+
+    usable, why = LinuxSandboxStrategy.available()
+    if not usable:
+        pytest.skip(why)
+    from tests.remote_cluster import start_cluster
+
+    cluster = start_cluster(workers=0, worker_args=("--sandbox",))
+    try:
+        cluster.add_worker()
+        sandboxed = Client(cluster.endpoint)
+        (tmp_path / "secret.txt").write_text("host file")
+        digest = sandboxed.action(["/bin/sh", "-c", f"ls {tmp_path} > seen.txt 2>&1; true"],
+                                  outputs=["seen.txt"])
+        response = sandboxed.execute(digest)
+        assert response.status.code == code_pb2.OK, response.status
+        seen = sandboxed.cas.read(response.result.output_files[0].digest)
+        assert b"secret.txt" not in seen
+        sandboxed.connection.close()
+    finally:
+        cluster.stop()
