@@ -290,6 +290,69 @@ def _execution_options(command):
     return command
 
 
+def _remote_options(command):
+    """The REAPI flags of commands that build (Bazel's names)."""
+    options = [
+        click.option("--remote", "remote_shorthand", is_flag=True,
+                     help="Build remotely: --config=remote when a .bprc has a `remote` "
+                          "config, else on the cluster of `bp remote up`."),
+        click.option("--remote_executor", default=None, metavar="URL",
+                     help="Run actions on this REAPI server (grpc://, grpcs://, unix:)."),
+        click.option("--remote_cache", default=None, metavar="URL",
+                     help="Look results up in (and upload local results to) this REAPI "
+                          "cache; actions run locally."),
+        click.option("--remote_instance_name", default="", metavar="NAME"),
+        click.option("--remote_header", multiple=True, metavar="NAME=VALUE",
+                     help="A gRPC header for every remote call (never printed)."),
+        click.option("--remote_timeout", type=float, default=60.0, show_default=True,
+                     metavar="SECONDS", help="The deadline of each remote call."),
+        click.option("--remote_retries", type=click.IntRange(0, 100), default=5,
+                     show_default=True, help="Retries of a remote call that failed "
+                     "UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED (with backoff)."),
+        click.option("--remote_local_fallback/--noremote_local_fallback", default=False,
+                     help="Run an action locally when the remote executor fails."),
+        click.option("--remote_upload_local_results/--noremote_upload_local_results",
+                     default=True, show_default=True,
+                     help="Upload the results of actions run locally to the remote cache."),
+        click.option("--remote_accept_cached/--noremote_accept_cached", default=True,
+                     show_default=True, help="Use results from the remote cache."),
+        click.option("--tls_certificate", default=None, metavar="FILE",
+                     help="The CA certificate that signs a grpcs:// server's."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _remote(flags: dict, disk_cache):
+    """RemoteOptions from the remote flags, or None when no remote is asked for."""
+    from buildpy.core.errors import UserError
+
+    executor, cache = flags["remote_executor"], flags["remote_cache"]
+    if flags["remote_shorthand"] and not executor:
+        from buildpy.execution.local import default_cache_dir
+        from buildpy.remote.cluster import local_endpoint
+
+        executor = local_endpoint(Path(disk_cache).resolve() if disk_cache
+                                  else default_cache_dir())
+        if executor is None:
+            raise UserError("--remote: no remote endpoint is configured",
+                            hint="start a local cluster with `bp remote up`, or add "
+                                 "`build:remote --remote_executor=grpc://HOST:PORT` to .bprc")
+    if not executor and not cache:
+        return None
+    from buildpy.remote.execution import RemoteOptions, parse_header
+
+    return RemoteOptions(
+        executor=executor, cache=cache, instance=flags["remote_instance_name"],
+        headers=tuple(parse_header(h) for h in flags["remote_header"]),
+        timeout=flags["remote_timeout"], retries=flags["remote_retries"],
+        local_fallback=flags["remote_local_fallback"],
+        upload_local_results=flags["remote_upload_local_results"],
+        accept_cached=flags["remote_accept_cached"],
+        tls_certificate=flags["tls_certificate"])
+
+
 _disk_cache_max_size_option = click.option(
     "--disk_cache_max_size", default="10G", show_default=True, metavar="SIZE",
     help="Bound the disk cache: least recently used blobs go when a build ends with the "
@@ -310,7 +373,7 @@ def _max_size(text: str) -> int:
 
 
 def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_cache_max_size,
-               block_for_lock, sandbox_debug, mount_pairs, tracing):
+               block_for_lock, sandbox_debug, mount_pairs, tracing, remote_flags=None):
     import os
 
     from buildpy.core.errors import UserError
@@ -328,7 +391,8 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
         spawn_strategy=spawn_strategy, strategies=per_mnemonic,
         disk_cache=Path(disk_cache).resolve() if disk_cache else None,
         disk_cache_max_size=_max_size(disk_cache_max_size), block_for_lock=block_for_lock,
-        sandbox_debug=sandbox_debug, sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing)
+        sandbox_debug=sandbox_debug, sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing,
+        remote=_remote(remote_flags, disk_cache) if remote_flags else None)
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):
@@ -342,7 +406,7 @@ def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool
 
 
 def _run_build(options, patterns, build_flags, execution_flags, only_executable=False,
-               build_runfile_links=True, show_result=1):
+               build_runfile_links=True, show_result=1, remote_flags=None):
     from buildpy.session import run_build
 
     (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
@@ -354,7 +418,7 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
                            extra_execution_platforms, extra_toolchains)
     execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
                            disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs,
-                           tracing)
+                           tracing, remote_flags)
     progress = _progress(curses, color, subcommands, verbose_failures)
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
                      err=sys.stderr, only_executable=only_executable,
@@ -365,6 +429,7 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
 @click.argument("patterns", nargs=-1, required=True)
 @_configuration_options
 @_execution_options
+@_remote_options
 @click.option("--build_runfile_links/--nobuild_runfile_links", default=True,
               show_default=True, help="Link the runfiles trees of the executables built "
               "(bp run and bp test link the ones they need either way).")
@@ -376,7 +441,7 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
           extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
           subcommands, color, curses, spawn_strategy, strategies, disk_cache,
           disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing,
-          build_runfile_links, show_result) -> None:
+          build_runfile_links, show_result, **remote_flags) -> None:
     """Build the targets PATTERNS match, running only the actions whose key changed.
 
     Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
@@ -390,7 +455,8 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
                           spawn_strategy, strategies, disk_cache, disk_cache_max_size,
                           block_for_lock, sandbox_debug, mount_pairs, tracing),
-                         build_runfile_links=build_runfile_links, show_result=show_result)
+                         build_runfile_links=build_runfile_links, show_result=show_result,
+                         remote_flags=remote_flags)
     if outcome.code:
         raise SystemExit(outcome.code)
 
@@ -448,6 +514,7 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
 @click.argument("patterns", nargs=-1, required=True)
 @_configuration_options
 @_execution_options
+@_remote_options
 @click.option("--test_output", type=click.Choice(["summary", "errors", "all", "streamed"]),
               default="summary", show_default=True, help="Which test logs to print.")
 @click.option("--test_timeout", type=float, default=None, metavar="SECONDS",
@@ -473,7 +540,8 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
          disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing, test_output,
          test_timeout, flaky_test_attempts,
          runs_per_test, test_filter, test_tag_filters, test_size_filters, test_lang_filters,
-         test_env, test_arg, cache_test_results, nocache_test_results) -> None:
+         test_env, test_arg, cache_test_results, nocache_test_results,
+         **remote_flags) -> None:
     """Build the targets PATTERNS match and run their tests (test_suites expanded).
 
     Tests run in their runfiles tree with Bazel's test environment (TEST_TMPDIR,
@@ -487,7 +555,7 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
                                    extra_execution_platforms, extra_toolchains)
     execution = _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache,
                            disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs,
-                           tracing)
+                           tracing, remote_flags)
     split = lambda text: tuple(t for t in text.split(",") if t)  # noqa: E731
     test_options = TestOptions(
         test_output=test_output, timeout=test_timeout, flaky_attempts=flaky_test_attempts,
@@ -574,6 +642,90 @@ def completion(shell: str) -> None:
     click.echo(completer.source())
 
 
+@cli.group()
+def remote() -> None:
+    """A local remote-execution cluster (BuildGrid, PostgreSQL, bp workers) for
+    `bp build --remote`: `up`, `status`, `down`."""
+
+
+@remote.command("up")
+@click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="How many `bp worker`s run the actions.")
+def remote_up(workers: int) -> None:
+    """Start the local cluster in the background (once: it keeps running after bp exits).
+    The first time installs BuildGrid into bp's cache (about 30 s)."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_directory, local_up
+
+    cache_dir = default_cache_dir()
+    endpoint, already = local_up(cache_dir, workers,
+                                 lambda text: click.echo(f"INFO: {text}", err=True))
+    if already:
+        click.echo(f"bp remote: already up at {endpoint}")
+    else:
+        click.echo(f"bp remote: up at {endpoint} ({workers} workers; logs in "
+                   f"{local_directory(cache_dir)})")
+    click.echo(f"use it with: bp build --remote //...  (or --remote_executor={endpoint})")
+    click.echo("stop it with: bp remote down")
+
+
+@remote.command("status")
+def remote_status() -> None:
+    """Show the local cluster: endpoint and processes. Exit 0 if it is up, 3 if not."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_status
+
+    status = local_status(default_cache_dir())
+    if status is None:
+        click.echo("bp remote: down (start it with: bp remote up)")
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+    click.echo(f"bp remote: {'up' if status.up else 'down'} at {status.endpoint}")
+    for name, pid, alive in status.processes:
+        click.echo(f"  {name:<10} pid {pid:<8} {'running' if alive else 'gone'}")
+    if status.jobs is not None:
+        click.echo(f"  jobs: {status.jobs[0]} queued, {status.jobs[1]} executing")
+    click.echo(f"  logs in {status.directory}")
+    if not status.up:
+        click.echo("its server is gone: bp remote down, then bp remote up")
+        raise click.exceptions.Exit(EXIT_PARTIAL)
+
+
+@remote.command("down")
+def remote_down() -> None:
+    """Stop the local cluster (every process it started); its logs stay."""
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.remote.cluster import local_down
+
+    before = local_down(default_cache_dir())
+    if before is None:
+        click.echo("bp remote: was not running")
+        return
+    running = sum(alive for _, _, alive in before.processes)
+    click.echo(f"bp remote: down (stopped {running} processes; logs in {before.directory})")
+
+
+@cli.command()
+@click.option("--server", required=True, metavar="ADDRESS",
+              help="The BuildGrid server: grpc://HOST:PORT, grpcs://HOST:PORT or unix:PATH.")
+@click.option("--instance", default="", metavar="NAME", help="The instance name to serve.")
+@click.option("--bot-id", default=None, metavar="ID",
+              help="A stable name for this bot (default: host and pid); restarting with the "
+                   "same id hands back its unfinished work at once.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=os.cpu_count() or 1,
+              show_default=True, help="Actions run at once.")
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="Where each action gets its fresh directory (default: a temporary one).")
+@click.option("--sandbox", is_flag=True, help="Run each action under bubblewrap.")
+def worker(server, instance, bot_id, concurrency, work_dir, sandbox) -> None:
+    """Serve a BuildGrid server as a bot: run the actions it leases (REAPI), until
+    SIGTERM (which lets running actions finish) or a second signal."""
+    from buildpy.remote.worker import Worker, run_worker
+
+    raise click.exceptions.Exit(run_worker(Worker(
+        server, instance=instance, bot_id=bot_id, concurrency=concurrency,
+        work_dir=work_dir, sandbox=sandbox)))
+
+
 def _finish_query(size: int, errors) -> None:
     """Say when a query found nothing; report kept-going errors with exit code 3."""
     if size == 0:
@@ -643,6 +795,8 @@ def _expand_rc(argv: list[str]) -> tuple[list[str], list]:
         if arg == "--":
             expanded.extend(rest[position:])
             break
+        if arg == "--remote" and rc.has_config("remote"):
+            arg = "--config=remote"   # else the flag names the local cluster
         if arg == "--config" or arg.startswith("--config="):
             if arg == "--config":
                 position += 1

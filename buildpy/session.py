@@ -473,6 +473,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     try:
         build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
         try:
+            _use_remote(build, execution)
             if stream is not None:
                 from buildpy.actions.graph import ActionGraph
 
@@ -524,14 +525,44 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         code = _failure_code(report, err)
     else:
         code = 0
-    err.write(f"INFO: {report.total} actions: {report.executed} executed, {report.cached} "
-              f"cache hits\n")
+    err.write(_summary_line(report, execution))
     return BuildOutcome(code, plan.executables if plan is not None else {},
                         session.workspace.root)
 
 
+def _summary_line(report, execution) -> str:
+    """`INFO: N actions: X executed, Y cache hits`, and with a remote cache or executor
+    where the results came from."""
+    line = f"INFO: {report.total} actions: {report.executed} executed, {report.cached} " \
+           "cache hits"
+    if execution.remote is not None:
+        counts = report.sources
+        line += (f" ({counts.get('remote-cache', 0)} remote cache hits, "
+                 f"{counts.get('remote', 0)} remote, {counts.get('local', 0)} local, "
+                 f"{counts.get('local-cache', 0)} local cache hits)")
+    return line + "\n"
+
+
+def _use_remote(build, execution) -> None:
+    """Connect the build to the remote cache or executor of the flags, if any (the
+    server's capabilities checked once, here)."""
+    if execution.remote is None:
+        return
+    from buildpy.core.errors import RemoteError
+    from buildpy.remote.execution import connect
+
+    try:
+        build.use_remote(connect(execution.remote, build.exec_root, build.say))
+    except RemoteError as error:
+        if not execution.remote.local_fallback:
+            raise
+        build.say(f"WARNING: {error.message}; building locally (--remote_local_fallback)")
+
+
 def _failure_code(report, err: TextIO) -> int:
     """1 for a failed build; 36 (with what to do) when the machine is at fault."""
+    if any(o.remote_error for o in report.failed):
+        return 34   # Bazel's exit code for a remote error
     blamed = [o.environment for o in report.failed if o.environment]
     if not blamed:
         return 1
@@ -646,6 +677,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
 
     build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
     try:
+        _use_remote(build, execution)
         run = TestRun(specs, build.exec_root, session.workspace.root, workspace_name,
                       test_env, on_result=on_result, stream=stream if streamed else None)
         if not test.cache_results:

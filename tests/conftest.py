@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from buildpy.cli import main
+from tests.remote_cluster import remote_cluster  # noqa: F401  (a session fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,9 @@ ALLOWED = {
     "analysis": {"core", "lang", "loading", "config", "actions"},
     "query": {"core", "lang", "loading", "config", "analysis", "actions"},
     "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
+    "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "loading", "config", "analysis", "actions", "query",
-                "execution"},
+                "execution", "remote"},
 }
 
 

@@ -17,8 +17,8 @@ from buildgrid.common.protos.build.bazel.remote.execution.v2 import (
 from buildpy.actions.graph import Action
 
 Tools = tuple[tuple[str, str], ...]   # (absolute path, SHA-256) of each tool not built by bp
-IN_PROCESS = "bp-in-process"          # platform property: the digest of the payload
-TOOL = "bp-tool"                      # platform property: "PATH SHA256" of a tool
+IN_PROCESS = "bp-in-process"          # in the salt: the digest of the payload
+TOOL = "bp-tool"                      # in the salt: "PATH SHA256" of a tool
 
 
 @dataclass(frozen=True)
@@ -34,27 +34,38 @@ def digest_of(data: bytes) -> reapi.Digest:
     return reapi.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
-def command(action: Action, tools: Tools = ()) -> reapi.Command:
-    """The REAPI Command of an action, made from its one description (`Action.description`)
-    and the identities of the tools it runs: argv, sorted env, output files and
-    directories, and platform properties. An in-process action's payload (the content
-    it writes, its substitutions, link target and mode) is a platform property holding
-    its digest: such actions are local-only (bp runs them itself), and two that write
-    different bytes never share a key."""
-    kind, argv, outputs, directories, platform, payload, *_ = action.description()
-    properties = list(platform)
-    if payload is not None:
-        properties.append((IN_PROCESS, hashlib.sha256(repr(payload).encode()).hexdigest()))
-    properties += [(TOOL, f"{path} {digest}") for path, digest in tools]
+def command(action: Action) -> reapi.Command:
+    """The REAPI Command of an action, made from its one description (`Action.description`):
+    argv, sorted env, output files and directories, and the execution platform's
+    properties. It is exactly what a remote executor receives."""
+    kind, argv, outputs, directories, platform, *_ = action.description()
     return reapi.Command(
         arguments=list(argv),
         environment_variables=[reapi.Command.EnvironmentVariable(name=k, value=v)
                                for k, v in sorted(action.env)],
         output_files=[o for o in outputs if o not in directories],
         output_directories=list(directories),
-        platform=reapi.Platform(properties=[
-            reapi.Platform.Property(name=k, value=v) for k, v in sorted(properties)]),
+        platform=_platform(platform),
     )
+
+
+def _platform(properties) -> reapi.Platform:
+    return reapi.Platform(properties=[reapi.Platform.Property(name=k, value=v)
+                                      for k, v in sorted(properties)])
+
+
+def salt(action: Action, tools: Tools = ()) -> bytes:
+    """What makes the action's result differ that no server needs to see: an in-process
+    action's payload (the content it writes, its substitutions, link target and mode;
+    such actions run only locally) and the identities of the tools it runs (the real
+    path and digest of a compiler found on PATH). Both go into `Action.salt`, which
+    servers treat as opaque, so two actions that write different bytes, or that run
+    another gcc, never share a key."""
+    parts = []
+    if action.payload is not None:
+        parts.append(f"{IN_PROCESS} {hashlib.sha256(repr(action.payload).encode()).hexdigest()}")
+    parts += [f"{TOOL} {path} {digest}" for path, digest in tools]
+    return "\n".join(parts).encode()
 
 
 def input_root(files: Mapping[str, FileDigest]) -> tuple[reapi.Digest, dict[str, bytes]]:
@@ -90,9 +101,10 @@ def action_message(action: Action, files: Mapping[str, FileDigest], tools: Tools
     """The REAPI Action of `action` whose inputs have the content digests `files` and
     whose tools are `tools` ((absolute path, digest) pairs)."""
     root, _ = input_root(files)
-    command_digest = digest_of(command(action, tools).SerializeToString(deterministic=True))
+    command_digest = digest_of(command(action).SerializeToString(deterministic=True))
     message = reapi.Action(command_digest=command_digest, input_root_digest=root,
-                           do_not_cache=not action.cacheable)
+                           do_not_cache=not action.cacheable, salt=salt(action, tools),
+                           platform=_platform(action.platform))
     if action.timeout is not None:
         message.timeout.FromNanoseconds(int(action.timeout * 1e9))
     return message

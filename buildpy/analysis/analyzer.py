@@ -222,10 +222,14 @@ class Analyzer:
                               package_path(node.target.label)).rstrip("/")
 
     def exec_properties(self, node: ConfiguredTarget) -> tuple[tuple[str, str], ...]:
-        if node.exec_platform is None:
-            return ()
-        platform = self.configured.platforms.platform(node.exec_platform)
-        return tuple(sorted(platform.exec_properties.items()))
+        """The platform properties of the target's actions: its execution platform's
+        `exec_properties`, overridden key by key by the target's own (as in Bazel)."""
+        properties = {}
+        if node.exec_platform is not None:
+            platform = self.configured.platforms.platform(node.exec_platform)
+            properties.update(platform.exec_properties)
+        properties.update(node.target.attrs.get("exec_properties") or {})
+        return tuple(sorted(properties.items()))
 
     # ---- the run --------------------------------------------------------------------
 

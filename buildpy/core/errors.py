@@ -77,6 +77,12 @@ class UserError(BpError):
     exit_code = 2
 
 
+class RemoteError(BpError):
+    """A remote cache or executor failed or refused a call (exit 34, as Bazel's)."""
+
+    exit_code = 34
+
+
 class EnvError(BpError):
     """The environment is wrong: a missing tool, an unreadable file, no workspace (exit 36)."""
 

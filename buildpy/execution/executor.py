@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
-from buildpy.core.errors import environment_error
+from buildpy.core.errors import BpError, environment_error
 from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs when it fails
 from buildpy.execution.cas import ContentStore, CorruptBlob
@@ -39,6 +40,7 @@ class Pending:
     strategy: str
     warnings: list[str]
     running: Running | None = None
+    remote: tuple | None = None   # (Action message, files, sources) when remote is on
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,28 @@ class Outcome:
     error: str | None = None            # why it failed, when it did
     warnings: tuple[str, ...] = ()
     environment: str | None = None      # the machine's fault (a full disk): what to do
+    source: str = ""    # where the result came from: local-cache, remote-cache, remote, local
+    remote_error: bool = False          # failed for the remote side's reason (exit 34)
+
+
+class Remote(Protocol):
+    """A remote cache, and maybe a remote executor (buildpy/remote implements it)."""
+
+    def caches(self, action: Action) -> bool: ...
+    def executes(self, action: Action) -> bool: ...
+    def lookup(self, action: Action, digest) -> SpawnResult | None: ...
+    def start(self, action: Action, message, files: Mapping, sources: Mapping[str, str],
+              fallback: Callable[[threading.Event], SpawnResult]) -> Running: ...
+    def upload_result(self, action: Action, message, files: Mapping,
+                      sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
+                      trees: Mapping[str, bytes], result: SpawnResult) -> None: ...
 
 
 class Executor:
     def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
                  cache: ActionCache, choose: Callable[[Action], Strategy],
-                 tracing: str = "never", traced: Callable[[Spawn], Running] | None = None):
+                 tracing: str = "never", traced: Callable[[Spawn], Running] | None = None,
+                 remote: Remote | None = None):
         self.exec_root = exec_root
         self.digests = digests
         self.store = store
@@ -67,6 +85,7 @@ class Executor:
         self.choose = choose
         self.tracing = tracing
         self.traced = traced   # starts a spawn under strace (--tracing=warn|error)
+        self.remote = remote
         self._db = None
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
@@ -187,16 +206,48 @@ class Executor:
     def key(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         # the REAPI messages (protobuf) load only once an action needs its key: a build
         # with nothing to run goes without them
-        from buildpy.actions.key import FileDigest, action_key
+        from buildpy.actions.key import action_key
 
-        files = {p: FileDigest(i.sha256, i.size, i.executable) for p, i in inputs.items()}
-        return action_key(action, files, self.tools(action))
+        return action_key(action, self.key_files(inputs)[0], self.tools(action))
+
+    def key_files(self, inputs: Mapping[str, FileInfo]) -> tuple[dict, dict[str, str]]:
+        """The files of the action's input root, by path (FileDigest), and where those
+        that are not at their path in the exec root are read from. A runfiles tree
+        whose MANIFEST is an input is laid out as the process sees it (its files at
+        `<x>.runfiles/<runfiles path>`), in place of the MANIFEST, whose absolute paths
+        name this machine's directories: the key is the same in another checkout, and a
+        remote input root holds the whole tree."""
+        from buildpy.actions.key import FileDigest
+
+        files, sources = {}, {}
+        for path, info in inputs.items():
+            if path.endswith(".runfiles/MANIFEST"):
+                tree = path[:-len("MANIFEST")]
+                top = os.path.join(self.exec_root, tree)
+                for directory, _, names in os.walk(top):
+                    for name in names:
+                        full = os.path.join(directory, name)
+                        if full == os.path.join(top, "MANIFEST"):
+                            continue
+                        target = os.path.realpath(full)
+                        found = self.digests.digest(target)
+                        where = tree + os.path.relpath(full, top)
+                        files[where] = FileDigest(found.sha256, found.size, found.executable)
+                        sources[where] = target
+            else:
+                files[path] = FileDigest(info.sha256, info.size, info.executable)
+        return files, sources
 
     def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
         process up to its start (the caller waits for it, then calls `complete`)."""
         action = action.with_env(self.environment(action))
-        key = self.key(action, inputs)
+        remote = None
+        if self.remote is not None and action.kind is ActionKind.RUN:
+            remote = self._remote_action(action, inputs)   # (message, files, sources)
+            key = hashlib.sha256(remote[0].SerializeToString(deterministic=True)).hexdigest()
+        else:
+            key = self.key(action, inputs)
         entry = self.cache.get(key) if self.looks_up(action) else None
         warnings: list[str] = []
         if entry is not None and entry.exit_code == 0:
@@ -205,19 +256,25 @@ class Executor:
                 printed = SpawnResult(0, self._printed(entry.stdout),
                                       self._printed(entry.stderr))
                 self._remember_done(action, inputs, outputs)
-                return Outcome(action, key, True, True, outputs, printed)
+                return Outcome(action, key, True, True, outputs, printed,
+                               source="local-cache")
             except FileNotFoundError:   # a blob evicted (or removed): a plain miss
                 self.cache.drop(key)
             except (CorruptBlob, ValueError) as error:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
-        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings)
+        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings,
+                          remote=remote)
         if action.kind is ActionKind.RUNFILES:   # a tree compares its own MANIFEST
             os.makedirs(os.path.dirname(os.path.join(self.exec_root, action.outputs[0])),
                         exist_ok=True)
         else:
             self.outputs.prepare(action)
+        if remote is not None:
+            step = self._begin_remote(pending)
+            if step is not None:
+                return step
         if action.kind is not ActionKind.RUN:
             try:
                 self._run_in_process(action)
@@ -225,13 +282,7 @@ class Executor:
                 return self._failed(pending, None, f"could not write its output: {error}",
                                     cause=error)
             return self.complete(pending, None)
-        spawn = Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
-                      inputs=action.all_inputs + runfiles_trees(action.all_inputs),
-                      outputs=action.outputs, timeout=action.timeout,
-                      output_directories=action.output_directories,
-                      label=action.owner_label, mnemonic=action.mnemonic,
-                      requires_network="requires-network" in dict(
-                          action.execution_requirements))
+        spawn = self._spawn(action)
         strategy = self.choose(action)
         pending.strategy = strategy.name
         start = self.traced if self.traced is not None else strategy.start
@@ -241,11 +292,71 @@ class Executor:
             return self.complete(pending, cannot_start(list(spawn.argv), error))
         return pending
 
+    # ---- remote ----------------------------------------------------------------------
+
+    def _begin_remote(self, pending: Pending) -> Outcome | Pending | None:
+        """The remote cache's result, or the action started remotely; None when it runs
+        here (the remote side has no result and does not execute it)."""
+        from buildpy.actions.key import digest_of
+
+        action, remote = pending.action, self.remote
+        message, files, sources = pending.remote
+        if self.looks_up(action) and remote.caches(action):
+            try:
+                hit = remote.lookup(action, digest_of(message.SerializeToString(
+                    deterministic=True)))
+            except BpError as error:   # the server failed: fall back, or fail the action
+                if not getattr(remote, "local_fallback", False):
+                    return self._failed(pending, None, error.message, remote=True)
+                hit = None
+            if hit is not None:
+                pending.strategy = "remote-cache"
+                outcome = self.complete(pending, hit)
+                return replace(outcome, cached=outcome.ok, source="remote-cache")
+        if not remote.executes(action):
+            return None
+        spawn = self._spawn(action)
+        pending.strategy = "remote"
+        pending.running = remote.start(
+            action, message, files, sources,
+            lambda cancel: self.choose(action).run(spawn, cancel))
+        return pending
+
+    def _remote_action(self, action: Action, inputs: Mapping[str, FileInfo]) -> tuple:
+        """The REAPI Action message of `action` (its digest is the key), its input files
+        and where those not at their exec path are read from."""
+        from buildpy.actions.key import action_message
+
+        files, sources = self.key_files(inputs)
+        return action_message(action, files, self.tools(action)), files, sources
+
+    def _upload_result(self, pending: Pending, entries, result: SpawnResult | None) -> None:
+        """Give a local run's result to the remote cache (--remote_upload_local_results)."""
+        if pending.remote is None or result is None or pending.strategy.startswith("remote"):
+            return
+        message, files, sources = pending.remote
+        outputs = {e.path: (e.sha256, e.size, e.executable) for e in entries
+                   if not e.is_directory}
+        trees = {e.path: self.store.get_bytes(e.sha256) for e in entries if e.is_directory}
+        self.remote.upload_result(pending.action, message, files, sources, outputs, trees,
+                                  result)
+
+    def _spawn(self, action: Action) -> Spawn:
+        return Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
+                     inputs=action.all_inputs + runfiles_trees(action.all_inputs),
+                     outputs=action.outputs, timeout=action.timeout,
+                     output_directories=action.output_directories,
+                     label=action.owner_label, mnemonic=action.mnemonic,
+                     requires_network="requires-network" in dict(
+                         action.execution_requirements))
+
     def complete(self, pending: Pending, result: SpawnResult | None) -> Outcome:
         """Check and store what the action made (`result` is None for in-process kinds).
         A failed action keeps none of its outputs, as in Bazel."""
         action, key, warnings = pending.action, pending.key, pending.warnings
         duration = time.monotonic() - pending.started
+        if result is not None and result.remote_error:
+            return self._failed(pending, result, result.error, remote=True)
         if result is not None and result.exit_code != 0:
             reason = "timed out" if result.timed_out else f"exit code {result.exit_code}"
             return self._failed(pending, result, reason, list(result.notes))
@@ -269,10 +380,12 @@ class Executor:
         if action.cacheable:
             self.cache.put(key, CacheEntry(entries, 0, self._keep(result, "stdout"),
                                            self._keep(result, "stderr")))
+            self._upload_result(pending, entries, result)
         self._record(action, key, pending.inputs, outputs, duration, pending.strategy, False)
         self._remember_done(action, pending.inputs, outputs)
         notes = tuple(warnings + (list(result.notes) if result else []))
-        return Outcome(action, key, False, True, outputs, result, None, notes)
+        return Outcome(action, key, False, True, outputs, result, None, notes,
+                       source="remote" if pending.strategy == "remote" else "local")
 
     def abandon(self, pending: Pending) -> None:
         """The build is stopping: kill the action and remove what it wrote so far."""
@@ -281,14 +394,15 @@ class Executor:
         self._discard_outputs(pending.action)
 
     def _failed(self, pending: Pending, result: SpawnResult | None, reason: str,
-                notes: list[str] = (), cause: OSError | None = None) -> Outcome:
+                notes: list[str] = (), cause: OSError | None = None,
+                remote: bool = False) -> Outcome:
         """The outcome of a failed action, whose outputs are removed (none half-written
         stays at its final path); `cause` tells whether the machine is at fault."""
         self._discard_outputs(pending.action)
         blame = environment_error(cause) if cause is not None else None
         return Outcome(pending.action, pending.key, False, False, {}, result, reason,
                        tuple(pending.warnings + list(notes)),
-                       blame.hint if blame is not None else None)
+                       blame.hint if blame is not None else None, remote_error=remote)
 
     def _discard_outputs(self, action: Action) -> None:
         if action.mnemonic == TEST_MNEMONIC:   # a failed test's logs stay (not cached)

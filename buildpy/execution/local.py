@@ -50,6 +50,7 @@ class ExecutionOptions:
     sandbox_debug: bool = False
     sandbox_mount_pairs: tuple[str, ...] = ()
     tracing: str = "never"
+    remote: object | None = None   # buildpy.remote.execution.RemoteOptions, when enabled
 
 
 class WorkspaceLock:
@@ -97,6 +98,7 @@ class LocalBuild:
                  err: TextIO = sys.stderr):
         self.workspace = workspace
         self.options = options
+        self.remote = None
         self.err = err
         self.output_base = check_output_base(workspace, self.say)
         self.cache_dir = check_cache_dir(options.disk_cache or default_cache_dir(), self.say)
@@ -141,6 +143,11 @@ class LocalBuild:
             if not source.exists():
                 raise UserError(f"--sandbox_add_mount_pair: '{source}' does not exist",
                                 hint="give an existing host path, optionally as SRC:DST")
+
+    def use_remote(self, remote) -> None:
+        """Look actions up in (and run them on) `remote` too (an executor.Remote)."""
+        self.remote = remote
+        self.executor.remote = remote
 
     def say(self, text: str) -> None:
         """One line to the user: INFO, unless it is a WARNING already."""
@@ -218,6 +225,8 @@ class LocalBuild:
 
     def close(self) -> None:
         try:
+            if self.remote is not None:
+                self.remote.close()   # waits for the uploads of local results
             self.cache.flush()
             self.processes.close()
             self._trim_cache()

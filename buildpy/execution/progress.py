@@ -63,7 +63,8 @@ class PlainProgress:
             if not outcome.ok:
                 self._say(failure_text(outcome, self.verbose_failures), now=True)
             elif not outcome.cached:
-                self._say(f"[{done} / {total}] {describe(outcome.action)}\n")
+                where = " (remote)" if outcome.source == "remote" else ""
+                self._say(f"[{done} / {total}] {describe(outcome.action)}{where}\n")
             if outcome.ok and outcome.result is not None:
                 printed = printed_text(outcome.result)
                 if printed:   # a compiler's warnings, shown again on cache hits (as Bazel)

@@ -35,6 +35,8 @@ class BuildReport:
     skipped: int = 0
     interrupted: bool = False
     produced: dict[str, FileInfo] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)   # local-cache, remote-cache,
+    #                                                          remote, local -> actions
 
     @property
     def ok(self) -> bool:
@@ -226,6 +228,8 @@ class Scheduler:
         report.produced.update(outcome.outputs)
         report.cached += outcome.cached
         report.executed += not outcome.cached
+        source = outcome.source or ("local-cache" if outcome.cached else "local")
+        report.sources[source] = report.sources.get(source, 0) + 1
         self.progress.finished(outcome, self._done, report.total)
         self._release(index)
 
@@ -301,6 +305,7 @@ class Scheduler:
             return inputs
         self.report.produced.update(outputs)
         self.report.cached += 1
+        self.report.sources["local-cache"] = self.report.sources.get("local-cache", 0) + 1
         return None
 
     def _transitive(self, index: int) -> set[int]:

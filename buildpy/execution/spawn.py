@@ -61,6 +61,7 @@ class SpawnResult:
     notes: tuple[str, ...] = field(default_factory=tuple)   # warnings to show
     error: str | None = None    # the strategy refused what the process left (the action
                                 # fails with this reason, whatever its exit code)
+    remote_error: bool = False  # `error` is the remote side's (exit 34, as Bazel's)
 
 
 class Cancelled(Exception):
