@@ -157,31 +157,22 @@ class Worker:
         those it took back as completed."""
         listed = {m.id: m for m in session.leases}
         with self.lock:
-            for lease_id in list(self.leases):
-                lease = self.leases[lease_id]
+            for lease_id, lease in list(self.leases.items()):
                 message = listed.get(lease_id)
-                if message is None or message.state in (bots_pb2.CANCELLED,):
-                    lease.cancel.set()
-                    if lease.done:
-                        del self.leases[lease_id]
-                    elif message is None:
-                        del self.leases[lease_id]
+                if message is None or message.state == bots_pb2.CANCELLED:
+                    lease.cancel.set()   # its process is killed, its directory dropped
+                    if message is None or lease.done:
+                        del self.leases[lease_id]   # (or reported and taken back)
             for message in session.leases:
-                if message.state == bots_pb2.ACTIVE or message.state == bots_pb2.PENDING:
-                    if message.id in self.leases or self.draining.is_set():
-                        continue
-                    if message.state == bots_pb2.PENDING:
-                        message.state = bots_pb2.ACTIVE   # accepted
-                    directory = Path(tempfile.mkdtemp(prefix="lease-", dir=self.work_dir))
-                    lease = Lease(message, directory)
-                    self.leases[message.id] = lease
-                    threading.Thread(target=self._run_lease, args=(lease,), daemon=True,
-                                     name=f"lease-{message.id}").start()
-            # the server keeps a completed lease in the session until it saw the report
-            for message in session.leases:
-                if message.state == bots_pb2.COMPLETED and message.id in self.leases \
-                        and self.leases[message.id].done:
-                    pass
+                if message.state not in (bots_pb2.ACTIVE, bots_pb2.PENDING) or \
+                        message.id in self.leases or self.draining.is_set():
+                    continue
+                message.state = bots_pb2.ACTIVE   # accepted
+                directory = Path(tempfile.mkdtemp(prefix="lease-", dir=self.work_dir))
+                lease = Lease(message, directory)
+                self.leases[message.id] = lease
+                threading.Thread(target=self._run_lease, args=(lease,), daemon=True,
+                                 name=f"lease-{message.id}").start()
 
     def _cancel_all(self) -> None:
         with self.lock:
