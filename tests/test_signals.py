@@ -184,3 +184,19 @@ def test_sigterm_during_bp_test_kills_the_test_tree(tmp_path):
         process.kill()
         process.wait()
         _kill_tree(token)
+
+
+def test_a_stop_signal_while_load_resolves_a_module_is_an_interruption(ws, bp, monkeypatch):
+    """Ctrl-C or SIGTERM arriving in the load() callback (Python code Starlark calls)
+    stops bp with exit 8, not as an error of the file being evaluated (the fault test
+    once caught SIGTERM there, while the WORKSPACE file loaded its builtins)."""
+    from buildpy.lang import env
+
+    def interrupted(self, module_id):
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(env.StarlarkEnv, "_load_by_id", interrupted)
+    root = ws({"BUILD": 'genrule(name = "g", outs = ["g.txt"], cmd = "echo > $@")'})
+    result = bp("query", "//...", cwd=root)
+    assert result.code == 8, result.err
+    assert "error evaluating" not in result.err

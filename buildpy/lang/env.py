@@ -240,9 +240,8 @@ class StarlarkEnv:
     def _load_callback(self, module_id: str) -> Any:
         try:
             return self._load_by_id(module_id)
-        except BpError as error:
-            self._stashed = self._stashed or error
-            raise _Abort(str(error)) from None
+        except (BpError, KeyboardInterrupt) as error:   # Ctrl-C stays an interruption
+            raise self._abort(error) from None
 
     def _load_by_id(self, module_id: str) -> Any:
         if module_id == BUILTINS_ID:
