@@ -318,6 +318,9 @@ def _remote_options(command):
                      show_default=True, help="Use results from the remote cache."),
         click.option("--tls_certificate", default=None, metavar="FILE",
                      help="The CA certificate that signs a grpcs:// server's."),
+        click.option("--remote_download_minimal", is_flag=True,
+                     help="Leave the outputs of remote actions on the server, unless a "
+                          "local action needs them or they are what the command asked for."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -350,7 +353,8 @@ def _remote(flags: dict, disk_cache):
         local_fallback=flags["remote_local_fallback"],
         upload_local_results=flags["remote_upload_local_results"],
         accept_cached=flags["remote_accept_cached"],
-        tls_certificate=flags["tls_certificate"])
+        tls_certificate=flags["tls_certificate"],
+        download_minimal=flags["remote_download_minimal"])
 
 
 _disk_cache_max_size_option = click.option(

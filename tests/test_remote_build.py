@@ -460,3 +460,28 @@ def test_a_unix_socket_endpoint(tmp_path):
         assert service.metadata[0]["x-key"] == "v"
     finally:
         server.stop(0)
+
+
+def test_download_minimal_leaves_intermediate_outputs_remote(remote_cluster, ws, tmp_path):
+    root = ws({"BUILD": """
+        genrule(name = "a", outs = ["a.txt"], cmd = "echo from-a > $@")
+        genrule(name = "b", srcs = [":a"], outs = ["b.txt"], cmd = "cat $< $< > $@")
+        genrule(name = "c", srcs = [":a"], outs = ["c.txt"], cmd = "cat $< > $@",
+                tags = ["no-remote"])
+    """})
+    flags = (f"--remote_executor={remote_cluster.endpoint}", "--remote_download_minimal")
+    done = _bp(root, "build", "//:b", *flags, f"--disk_cache={tmp_path / 'c1'}")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "b.txt").read_text() == "from-a\nfrom-a\n"   # asked for
+    assert not (root / "bp-bin" / "a.txt").exists()   # stayed on the server
+    # a local action that reads it gets it first
+    done = _bp(root, "build", "//:c", *flags, f"--disk_cache={tmp_path / 'c1'}")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "c.txt").read_text() == "from-a\n"
+    assert (root / "bp-bin" / "a.txt").read_text() == "from-a\n"
+    # and a build without the flag downloads everything again
+    shutil.rmtree(root / "bp-out")
+    done = _bp(root, "build", "//:b", f"--remote_executor={remote_cluster.endpoint}",
+               f"--disk_cache={tmp_path / 'c2'}")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "a.txt").read_text() == "from-a\n"

@@ -71,6 +71,7 @@ class Remote(Protocol):
     def upload_result(self, action: Action, message, files: Mapping,
                       sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
                       trees: Mapping[str, bytes], result: SpawnResult) -> None: ...
+    def fetch(self, files: Mapping[str, tuple[str, int, bool]]) -> None: ...
 
 
 class Executor:
@@ -86,6 +87,7 @@ class Executor:
         self.tracing = tracing
         self.traced = traced   # starts a spawn under strace (--tracing=warn|error)
         self.remote = remote
+        self.remote_only: dict[str, tuple[str, int, bool]] = {}   # outputs left remote
         self._db = None
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
@@ -275,6 +277,7 @@ class Executor:
             step = self._begin_remote(pending)
             if step is not None:
                 return step
+        self.fetch(action.all_inputs)   # it runs here: what stayed remote comes first
         if action.kind is not ActionKind.RUN:
             try:
                 self._run_in_process(action)
@@ -321,6 +324,16 @@ class Executor:
             action, message, files, sources,
             lambda cancel: self.choose(action).run(spawn, cancel))
         return pending
+
+    def fetch(self, paths) -> None:
+        """Download those of `paths` that stayed remote (--remote_download_minimal)."""
+        if not self.remote_only:
+            return
+        wanted = {p: self.remote_only[p] for p in paths if p in self.remote_only}
+        if wanted:
+            self.remote.fetch(wanted)
+            for path in wanted:
+                del self.remote_only[path]
 
     def _remote_action(self, action: Action, inputs: Mapping[str, FileInfo]) -> tuple:
         """The REAPI Action message of `action` (its digest is the key), its input files
@@ -370,13 +383,21 @@ class Executor:
                                     "them (or the targets that generate them) to the "
                                     "rule's srcs, deps or data")
             warnings.append(message)
+        remote = dict(result.remote_outputs) if result is not None else {}
         try:
-            outputs, entries, problems = self.outputs.store_all(action)
+            outputs, entries, problems = self.outputs.store_all(action, skip=remote)
         except OSError as error:   # a full disk, a cache removed under the build
             return self._failed(pending, result, f"could not store its outputs: {error}",
                                 cause=error)
         if problems:
             return self._failed(pending, result, "; ".join(problems))
+        if remote:   # left on the server: no local cache entry, no up-to-date record
+            self.remote_only.update(remote)
+            outputs.update((path, FileInfo(sha, size, executable))
+                           for path, (sha, size, executable) in remote.items())
+            notes = tuple(warnings + list(result.notes))
+            return Outcome(action, key, False, True, outputs, result, None, notes,
+                           source="remote" if pending.strategy == "remote" else "local")
         if action.cacheable:
             self.cache.put(key, CacheEntry(entries, 0, self._keep(result, "stdout"),
                                            self._keep(result, "stderr")))

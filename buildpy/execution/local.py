@@ -217,7 +217,10 @@ class LocalBuild:
         scheduler = Scheduler(graph, self.executor, jobs or self.options.jobs,
                               self.options.keep_going, progress, durations, retry)
         try:
-            return scheduler.run(wanted, feed)
+            report = scheduler.run(wanted, feed)
+            if report.ok:   # what the command asked for is here, even if built remotely
+                self.executor.fetch(scheduler.wanted)
+            return report
         finally:
             self.digests.flush()
             self.executor.flush_done()

@@ -53,7 +53,7 @@ class Outputs:
 
     # ---- storing -------------------------------------------------------------------
 
-    def store_all(self, action: Action
+    def store_all(self, action: Action, skip: Iterable[str] = ()
                   ) -> tuple[dict[str, FileInfo], tuple[OutputEntry, ...], list[str]]:
         """Store the outputs in the CAS: their digests for later actions, the cache
         entry's outputs, and what is wrong with them (a declared output missing, a file
@@ -63,6 +63,8 @@ class Outputs:
         problems: list[str] = []
         directories = set(action.output_directories)
         for output in action.outputs:
+            if output in skip:   # left on a remote server
+                continue
             full = os.path.join(self.exec_root, output)
             try:
                 st = os.stat(full)

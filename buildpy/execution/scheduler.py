@@ -78,6 +78,7 @@ class Scheduler:
         self.retry = retry
         self.stopped = False
         self.report = BuildReport()
+        self.wanted: list[str] = []   # every path asked for
         self._needed: set[int] = set()
         self._deps: dict[int, set[int]] = {}
         self._dependents: dict[int, list[int]] = {}
@@ -102,6 +103,7 @@ class Scheduler:
 
     def want(self, paths: Sequence[str]) -> None:
         """Build `paths` too: what makes them, and everything that needs."""
+        self.wanted.extend(paths)
         producers, actions, needed = self.producers, self.actions, self._needed
         deps_of, dependents, succeeded = self._deps, self._dependents, self._succeeded
         stack = [producers[p] for p in paths if p in producers]

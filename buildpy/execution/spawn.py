@@ -62,6 +62,8 @@ class SpawnResult:
     error: str | None = None    # the strategy refused what the process left (the action
                                 # fails with this reason, whatever its exit code)
     remote_error: bool = False  # `error` is the remote side's (exit 34, as Bazel's)
+    remote_outputs: tuple = ()  # (exec path, (sha256, size, executable)) of output files
+                                # left remote (--remote_download_minimal)
 
 
 class Cancelled(Exception):

@@ -45,6 +45,7 @@ class RemoteOptions:
     upload_local_results: bool = True
     accept_cached: bool = True
     tls_certificate: str | None = None
+    download_minimal: bool = False       # outputs stay remote unless needed here
 
     @property
     def enabled(self) -> bool:
@@ -399,7 +400,19 @@ class RemoteBackend:
     # ---- downloads ------------------------------------------------------------------
 
     def _download(self, action: Action, result: reapi.ActionResult) -> SpawnResult:
-        """Write the result's outputs into the exec root; its stdout and stderr."""
+        """Write the result's outputs into the exec root; its stdout and stderr. With
+        --remote_download_minimal, output files stay remote (a test's logs excepted):
+        the result names their digests, and `fetch` brings them when needed."""
+        remote = {}
+        if self.options.download_minimal and action.mnemonic != "TestRunner":
+            remote = {f.path: (f.digest.hash, f.digest.size_bytes, f.is_executable)
+                      for f in result.output_files}
+            kept = reapi.ActionResult()
+            kept.CopyFrom(result)
+            del kept.output_files[:]
+            result = kept
+            with self._lock:   # on the server: later uploads need not ask about them
+                self._present.update(sha for sha, _, _ in remote.values())
         wanted = [f.digest for f in result.output_files]
         trees = {d.path: d.tree_digest for d in result.output_directories}
         wanted += trees.values()
@@ -430,7 +443,16 @@ class RemoteBackend:
                 return raw
             return blobs[getattr(result, f"{name}_digest").hash]
 
-        return SpawnResult(result.exit_code, printed("stdout"), printed("stderr"))
+        return SpawnResult(result.exit_code, printed("stdout"), printed("stderr"),
+                           remote_outputs=tuple(sorted(remote.items())))
+
+    def fetch(self, files: Mapping[str, tuple[str, int, bool]]) -> None:
+        """Download outputs that stayed remote (exec path -> (sha256, size, executable))
+        into the exec root."""
+        blobs = self.cas.read_many(reapi.Digest(hash=sha, size_bytes=size)
+                                   for sha, size, _ in files.values())
+        for path, (sha, _, executable) in files.items():
+            write_file(os.path.join(self.exec_root, path), blobs[sha], executable)
 
     def close(self) -> None:
         """Wait for the uploads of local results, then close the channel."""
