@@ -1,8 +1,10 @@
 """`python -m buildpy` and the `bp` console script: the command line, with a stop signal
 during its start ending bp quietly (exit 8)."""
 
+# `_signal` and `os` are loaded by the interpreter's own start; `signal` is not, and
+# importing it builds enums for milliseconds in which a SIGINT would print a traceback.
+import _signal
 import os
-import signal
 
 
 def _stopped_while_starting(signum, frame) -> None:
@@ -15,8 +17,8 @@ def run() -> None:
     # bp's modules (typing among them) takes a while, and a KeyboardInterrupt in the
     # middle of an import would print a traceback. The command's own handlers
     # (core/signals.py) take over once it runs.
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, _stopped_while_starting)
+    for number in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(number, _stopped_while_starting)
     from buildpy.cli import entry_point
 
     entry_point()

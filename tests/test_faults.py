@@ -216,6 +216,16 @@ def _bp_traceback(err: str) -> bool:
     return "Traceback" in err and bool(re.search(r'File "[^"]*/buildpy/|buildpy\.cli', err))
 
 
+def test_bp_takes_the_stop_signals_before_importing_anything():
+    """The handlers go in before any module is imported: importing even `signal` takes
+    milliseconds (it builds enums), and a SIGINT in them printed a traceback in CI."""
+    probe = ("import sys; before = set(sys.modules); import buildpy.__main__; "
+             "print(sorted(set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "['buildpy', 'buildpy.__main__']", out
+
+
 def test_a_signal_while_bp_starts_exits_8_without_a_traceback(tmp_path):
     """Importing bp's modules takes a few hundred milliseconds, all of them before the
     command's own handlers are in place: a stop signal then must not print a traceback.
