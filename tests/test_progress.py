@@ -54,3 +54,16 @@ def test_a_due_tick_writes_what_is_waiting():
     assert out.getvalue() == "[1 / 2] Making a\n"
     progress.tick(1, 2)   # nothing new: no write
     assert out.writes == 1
+
+
+def test_the_live_display_marks_the_actions_running_remotely():
+    from buildpy.execution.progress import RichProgress
+
+    progress = RichProgress(io.StringIO(), color=False)
+    here, there = _outcome("here").action, _outcome("there").action
+    progress.started(here, 2)
+    progress.started(there, 2)
+    progress.runs_remotely(there)
+    shown = progress._render().plain
+    progress.close()
+    assert "    Making here\n" in shown and "    Making there (remote)\n" in shown

@@ -485,3 +485,101 @@ def test_download_minimal_leaves_intermediate_outputs_remote(remote_cluster, ws,
                f"--disk_cache={tmp_path / 'c2'}")
     assert done.returncode == 0, done.stderr
     assert (root / "bp-bin" / "a.txt").read_text() == "from-a\n"
+
+
+def test_a_directory_input_is_laid_out_in_the_remote_input_root(remote_cluster, ws, tmp_path):
+    """A tree artifact among an action's inputs reaches the worker file by file, its
+    empty directories too, and the consumer's key changes with what is inside."""
+    root = ws({
+        "rules.bzl": """
+            def _tree_impl(ctx):
+                out = ctx.actions.declare_directory(ctx.label.name + ".d")
+                ctx.actions.run_shell(outputs = [out], command = ctx.attr.cmd.replace(
+                    "OUT", out.path))
+                return [DefaultInfo(files = depset([out]))]
+
+            tree = rule(implementation = _tree_impl, attrs = {"cmd": attr.string()})
+        """,
+        "BUILD": """
+            load(":rules.bzl", "tree")
+            tree(name = "t", cmd = "mkdir -p OUT/sub OUT/empty && echo one > OUT/sub/f")
+            genrule(name = "ls", srcs = [":t"], outs = ["ls.txt"],
+                    cmd = "cd $(location :t) && find . | sort > $$OLDPWD/$@ && cat sub/f >> $$OLDPWD/$@")
+        """})
+    flags = (f"--remote_executor={remote_cluster.endpoint}", f"--disk_cache={tmp_path / 'c'}")
+    done = _bp(root, "build", "//:ls", *flags)
+    assert done.returncode == 0, done.stderr
+    assert "2 remote," in _counts(done.stderr), _counts(done.stderr)
+    assert (root / "bp-bin" / "ls.txt").read_text() == \
+        ".\n./empty\n./sub\n./sub/f\none\n"
+    # an empty directory more inside the tree: the consumer runs again
+    (root / "BUILD").write_text((root / "BUILD").read_text().replace(
+        "OUT/empty", "OUT/empty OUT/more"))
+    done = _bp(root, "build", "//:ls", *flags)
+    assert done.returncode == 0, done.stderr
+    assert "./more\n" in (root / "bp-bin" / "ls.txt").read_text()
+
+
+class _ForgetfulServer(reapi_grpc.ExecutionServicer, reapi_grpc.ContentAddressableStorageServicer,
+                       reapi_grpc.ActionCacheServicer):
+    """A cache that has nothing, a CAS that keeps what it is sent, and an executor whose
+    first Execute answers FAILED_PRECONDITION naming a blob as missing (lost since it
+    was sent)."""
+
+    def __init__(self, lost: reapi.Digest):
+        self.lost, self.executes, self.uploaded = lost, 0, []
+
+    def GetActionResult(self, request, context):
+        context.abort(grpc.StatusCode.NOT_FOUND, "no result")
+
+    def FindMissingBlobs(self, request, context):
+        return reapi.FindMissingBlobsResponse(missing_blob_digests=request.blob_digests)
+
+    def BatchUpdateBlobs(self, request, context):
+        self.uploaded += [r.digest.hash for r in request.requests]
+        return reapi.BatchUpdateBlobsResponse(responses=[
+            reapi.BatchUpdateBlobsResponse.Response(digest=r.digest) for r in request.requests])
+
+    def Execute(self, request, context):
+        from buildgrid.common.protos.google.longrunning import operations_pb2
+        from buildgrid.common.protos.google.rpc import code_pb2, error_details_pb2
+
+        self.executes += 1
+        response = reapi.ExecuteResponse(result=reapi.ActionResult(exit_code=0))
+        if self.executes == 1:
+            failure = error_details_pb2.PreconditionFailure()
+            failure.violations.add(type="MISSING",
+                                   subject=f"blobs/{self.lost.hash}/{self.lost.size_bytes}")
+            response.status.code = code_pb2.FAILED_PRECONDITION
+            response.status.details.add().Pack(failure)
+        operation = operations_pb2.Operation(name=f"op-{self.executes}", done=True)
+        operation.response.Pack(response)
+        yield operation
+
+
+def test_an_input_the_server_lost_is_sent_again_and_execute_retried(fake_server, tmp_path):
+    from buildpy.actions.graph import Action, ActionKind
+    from buildpy.actions.key import FileDigest, action_message
+    from buildpy.remote.execution import RemoteBackend, RemoteOptions
+
+    data = b"an input\n"
+    (tmp_path / "in.txt").write_bytes(data)
+    lost = reapi.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    service = _ForgetfulServer(lost)
+    endpoint = fake_server(
+        lambda s: reapi_grpc.add_ExecutionServicer_to_server(service, s),
+        lambda s: reapi_grpc.add_ContentAddressableStorageServicer_to_server(service, s),
+        lambda s: reapi_grpc.add_ActionCacheServicer_to_server(service, s))
+    connection = Connection(parse_endpoint(endpoint, "--remote_executor"))
+    backend = RemoteBackend(connection, RemoteOptions(executor=endpoint), tmp_path, 1 << 20,
+                            lambda line: None)
+    action = Action("//:a (x)", "//:a", "x", "Genrule", ActionKind.RUN, ("out.txt",),
+                    inputs=("in.txt",), argv=("/bin/true",))
+    files = {"in.txt": FileDigest(lost.hash, lost.size_bytes)}
+    running = backend.start(action, action_message(action, files), files, {},
+                            lambda cancel: SpawnResult(1))
+    result = running.finish()
+    backend.close()
+    assert result.exit_code == 0 and result.error is None, result
+    assert service.executes == 2
+    assert service.uploaded.count(lost.hash) == 2   # before the first Execute, and again

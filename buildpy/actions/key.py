@@ -30,6 +30,10 @@ class FileDigest:
     is_executable: bool = False
 
 
+# an input root's files by path; None stands for an empty directory
+InputFiles = Mapping[str, "FileDigest | None"]
+
+
 def digest_of(data: bytes) -> reapi.Digest:
     return reapi.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
@@ -68,15 +72,20 @@ def salt(action: Action, tools: Tools = ()) -> bytes:
     return "\n".join(parts).encode()
 
 
-def input_root(files: Mapping[str, FileDigest]) -> tuple[reapi.Digest, dict[str, bytes]]:
-    """The Merkle tree of the inputs: (root digest, every Directory blob by hash)."""
+def input_root(files: InputFiles
+               ) -> tuple[reapi.Digest, dict[str, bytes]]:
+    """The Merkle tree of the inputs, files by path (None for an empty directory):
+    (root digest, every Directory blob by hash)."""
     tree: dict = {}
     for path, digest in files.items():
         node = tree
         parts = path.split("/")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = digest
+        if digest is None:
+            node.setdefault(parts[-1], {})
+        else:
+            node[parts[-1]] = digest
     blobs: dict[str, bytes] = {}
 
     def encode(node: dict) -> reapi.Digest:
@@ -96,7 +105,7 @@ def input_root(files: Mapping[str, FileDigest]) -> tuple[reapi.Digest, dict[str,
     return encode(tree), blobs
 
 
-def action_message(action: Action, files: Mapping[str, FileDigest], tools: Tools = ()
+def action_message(action: Action, files: InputFiles, tools: Tools = ()
                    ) -> reapi.Action:
     """The REAPI Action of `action` whose inputs have the content digests `files` and
     whose tools are `tools` ((absolute path, digest) pairs)."""
@@ -110,7 +119,7 @@ def action_message(action: Action, files: Mapping[str, FileDigest], tools: Tools
     return message
 
 
-def action_key(action: Action, files: Mapping[str, FileDigest], tools: Tools = ()) -> str:
+def action_key(action: Action, files: InputFiles, tools: Tools = ()) -> str:
     """The action's key: the SHA-256 of its serialized REAPI Action."""
     data = action_message(action, files, tools).SerializeToString(deterministic=True)
     return hashlib.sha256(data).hexdigest()

@@ -28,6 +28,7 @@ class FileInfo:
     sha256: str
     size: int
     executable: bool
+    directory: bool = False   # a tree artifact: sha256 is its `tree_digest`
 
 
 @dataclass
@@ -70,7 +71,7 @@ def tree_digest(files: Mapping[str, tuple[str, bool]], directories: Iterable[str
     digest = hashlib.sha256()
     for relative in sorted(lines, key=lambda r: r.split("/")):
         digest.update(lines[relative].encode())
-    return FileInfo(digest.hexdigest(), 0, False)
+    return FileInfo(digest.hexdigest(), 0, False, directory=True)
 
 
 class FileDigests:

@@ -12,9 +12,9 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from buildpy.core.errors import BpError, environment_error
 from buildpy.actions.graph import Action, ActionKind
@@ -25,6 +25,9 @@ from buildpy.execution.execroot import build_runfiles
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
+
+if TYPE_CHECKING:
+    from buildpy.actions.key import FileDigest
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -212,33 +215,53 @@ class Executor:
 
         return action_key(action, self.key_files(inputs)[0], self.tools(action))
 
-    def key_files(self, inputs: Mapping[str, FileInfo]) -> tuple[dict, dict[str, str]]:
-        """The files of the action's input root, by path (FileDigest), and where those
-        that are not at their path in the exec root are read from. A runfiles tree
-        whose MANIFEST is an input is laid out as the process sees it (its files at
+    def key_files(self, inputs: Mapping[str, FileInfo]
+                  ) -> tuple[dict[str, FileDigest | None], dict[str, str]]:
+        """The files of the action's input root, by path (FileDigest; None for an empty
+        directory), and where those that are not at their path in the exec root are read
+        from. A directory input (a tree artifact) is laid out file by file. A runfiles
+        tree whose MANIFEST is an input is laid out as the process sees it (its files at
         `<x>.runfiles/<runfiles path>`), in place of the MANIFEST, whose absolute paths
         name this machine's directories: the key is the same in another checkout, and a
         remote input root holds the whole tree."""
         from buildpy.actions.key import FileDigest
 
-        files, sources = {}, {}
+        files: dict = {}
+        sources: dict[str, str] = {}
         for path, info in inputs.items():
             if path.endswith(".runfiles/MANIFEST"):
-                tree = path[:-len("MANIFEST")]
-                top = os.path.join(self.exec_root, tree)
-                for directory, _, names in os.walk(top):
-                    for name in names:
-                        full = os.path.join(directory, name)
-                        if full == os.path.join(top, "MANIFEST"):
-                            continue
-                        target = os.path.realpath(full)
-                        found = self.digests.digest(target)
-                        where = tree + os.path.relpath(full, top)
-                        files[where] = FileDigest(found.sha256, found.size, found.executable)
-                        sources[where] = target
+                self._lay_out(path[:-len("/MANIFEST")], files, sources, runfiles=True)
+            elif info.directory:
+                self._lay_out(path, files, sources, runfiles=False)
             else:
                 files[path] = FileDigest(info.sha256, info.size, info.executable)
         return files, sources
+
+    def _lay_out(self, tree: str, files: dict, sources: dict[str, str], runfiles: bool
+                 ) -> None:
+        """The files below the exec root's directory `tree`, by exec path, and its empty
+        directories (None). A runfiles tree's files are links, followed to what they
+        name (`sources`); its MANIFEST stays out."""
+        from buildpy.actions.key import FileDigest
+
+        top = os.path.join(self.exec_root, tree)
+        for directory, subdirectories, names in os.walk(top, followlinks=runfiles):
+            where = tree if directory == top else \
+                f"{tree}/{os.path.relpath(directory, top)}"
+            if not names and not subdirectories and directory != top:
+                files[where] = None
+            for name in names:
+                if runfiles and directory == top and name == "MANIFEST":
+                    continue
+                full = os.path.join(directory, name)
+                if runfiles:
+                    target = os.path.realpath(full)
+                    found = self.digests.digest(target)
+                    sources[f"{where}/{name}"] = target
+                else:
+                    found = self.digests.digest(f"{where}/{name}")
+                files[f"{where}/{name}"] = FileDigest(found.sha256, found.size,
+                                                      found.executable)
 
     def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
@@ -298,32 +321,31 @@ class Executor:
     # ---- remote ----------------------------------------------------------------------
 
     def _begin_remote(self, pending: Pending) -> Outcome | Pending | None:
-        """The remote cache's result, or the action started remotely; None when it runs
-        here (the remote side has no result and does not execute it)."""
-        from buildpy.actions.key import digest_of
-
+        """The action started remotely (its remote cache lookup first, in the same
+        background work), or the remote cache's result; None when it runs here (the
+        remote side does not execute it, and has no result for it)."""
         action, remote = pending.action, self.remote
         message, files, sources = pending.remote
-        if self.looks_up(action) and remote.caches(action):
-            try:
-                hit = remote.lookup(action, digest_of(message.SerializeToString(
-                    deterministic=True)))
-            except BpError as error:   # the server failed: fall back, or fail the action
-                if not getattr(remote, "local_fallback", False):
-                    return self._failed(pending, None, error.message, remote=True)
-                hit = None
-            if hit is not None:
-                pending.strategy = "remote-cache"
-                outcome = self.complete(pending, hit)
-                return replace(outcome, cached=outcome.ok, source="remote-cache")
-        if not remote.executes(action):
+        if remote.executes(action):
+            spawn = self._spawn(action)
+            pending.strategy = "remote"
+            pending.running = remote.start(
+                action, message, files, sources,
+                lambda cancel: self.choose(action).run(spawn, cancel),
+                look_up=self.looks_up(action))
+            return pending
+        if not (self.looks_up(action) and remote.caches(action)):
             return None
-        spawn = self._spawn(action)
-        pending.strategy = "remote"
-        pending.running = remote.start(
-            action, message, files, sources,
-            lambda cancel: self.choose(action).run(spawn, cancel))
-        return pending
+        from buildpy.actions.key import digest_of
+
+        try:
+            hit = remote.lookup(action, digest_of(message.SerializeToString(
+                deterministic=True)))
+        except BpError as error:   # the server failed: fall back, or fail the action
+            if not getattr(remote, "local_fallback", False):
+                return self._failed(pending, None, error.message, remote=True)
+            hit = None
+        return self.complete(pending, hit) if hit is not None else None
 
     def fetch(self, paths) -> None:
         """Download those of `paths` that stayed remote (--remote_download_minimal)."""
@@ -368,6 +390,10 @@ class Executor:
         A failed action keeps none of its outputs, as in Bazel."""
         action, key, warnings = pending.action, pending.key, pending.warnings
         duration = time.monotonic() - pending.started
+        if result is not None and result.remote_hit:
+            pending.strategy = "remote-cache"
+        hit = pending.strategy == "remote-cache"
+        source = pending.strategy if pending.strategy.startswith("remote") else "local"
         if result is not None and result.remote_error:
             return self._failed(pending, result, result.error, remote=True)
         if result is not None and result.exit_code != 0:
@@ -396,17 +422,16 @@ class Executor:
             outputs.update((path, FileInfo(sha, size, executable))
                            for path, (sha, size, executable) in remote.items())
             notes = tuple(warnings + list(result.notes))
-            return Outcome(action, key, False, True, outputs, result, None, notes,
-                           source="remote" if pending.strategy == "remote" else "local")
+            return Outcome(action, key, hit, True, outputs, result, None, notes,
+                           source=source)
         if action.cacheable:
             self.cache.put(key, CacheEntry(entries, 0, self._keep(result, "stdout"),
                                            self._keep(result, "stderr")))
             self._upload_result(pending, entries, result)
-        self._record(action, key, pending.inputs, outputs, duration, pending.strategy, False)
+        self._record(action, key, pending.inputs, outputs, duration, pending.strategy, hit)
         self._remember_done(action, pending.inputs, outputs)
         notes = tuple(warnings + (list(result.notes) if result else []))
-        return Outcome(action, key, False, True, outputs, result, None, notes,
-                       source="remote" if pending.strategy == "remote" else "local")
+        return Outcome(action, key, hit, True, outputs, result, None, notes, source=source)
 
     def abandon(self, pending: Pending) -> None:
         """The build is stopping: kill the action and remove what it wrote so far."""

@@ -58,6 +58,9 @@ class PlainProgress:
                 self._say(f"SUBCOMMAND: # {action.owner} [{action.mnemonic}]\n"
                           f"  {' '.join(shlex.quote(a) for a in action.argv)}\n")
 
+    def runs_remotely(self, action: Action) -> None:
+        pass   # said when it ends, on its line
+
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         with self._lock:
             if not outcome.ok:
@@ -140,6 +143,11 @@ class RichProgress(PlainProgress):
         with self._lock:
             self.total = total
             self.running[id(action)] = describe(action)
+
+    def runs_remotely(self, action: Action) -> None:
+        with self._lock:
+            if id(action) in self.running:
+                self.running[id(action)] += " (remote)"
 
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from buildpy.execution.spawn import SpawnResult
 
 class Progress(Protocol):
     def started(self, action: Action, total: int) -> None: ...
+    def runs_remotely(self, action: Action) -> None: ...
     def finished(self, outcome: Outcome, done: int, total: int) -> None: ...
     def tick(self, done: int, total: int) -> None: ...
 
@@ -247,6 +248,8 @@ class Scheduler:
             self.progress.started(self.actions[index], report.total)
             step = self._begin(index, inputs)
             if isinstance(step, Pending):
+                if step.strategy == "remote":
+                    self.progress.runs_remotely(step.action)
                 fd = step.running.fileno()
                 slot = fd if fd is not None else -1 - index
                 self._running[slot] = (index, step)

@@ -64,6 +64,7 @@ class SpawnResult:
     remote_error: bool = False  # `error` is the remote side's (exit 34, as Bazel's)
     remote_outputs: tuple = ()  # (exec path, (sha256, size, executable)) of output files
                                 # left remote (--remote_download_minimal)
+    remote_hit: bool = False    # the remote cache's result, not a run
 
 
 class Cancelled(Exception):

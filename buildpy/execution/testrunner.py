@@ -253,6 +253,9 @@ class TestProgress:
         self.run.started(action)
         self.progress.started(action, total)
 
+    def runs_remotely(self, action: Action) -> None:
+        self.progress.runs_remotely(action)
+
     def finished(self, outcome: Outcome, done: int, total: int) -> None:
         if outcome.action.mnemonic != TEST_MNEMONIC:
             self.progress.finished(outcome, done, total)

@@ -81,13 +81,17 @@ class Connection:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
 
-    def call(self, method, request, *, timeout: float | None = None, raw: bool = False):
+    def call(self, method, request, *, timeout: float | None = None, raw: bool = False,
+             started: grpc.Future | None = None):
         """A unary call with the headers, a deadline and retries of transient failures
-        (exponential backoff with jitter). The last failure raises RemoteError, or the
-        grpc.RpcError itself with `raw`."""
+        (exponential backoff with jitter); its first attempt may be `started` (by
+        `start`). The last failure raises RemoteError, or the grpc.RpcError itself with
+        `raw`."""
         delay = 0.1
         for attempt in range(self.retries + 1):
             try:
+                if attempt == 0 and started is not None:
+                    return started.result()
                 return method(request, timeout=timeout or self.timeout,
                               metadata=self._metadata)
             except grpc.RpcError as error:
@@ -100,6 +104,11 @@ class Connection:
                     raise
                 raise self.error(error, _method_name(method)) from None
         raise AssertionError("unreachable")
+
+    def start(self, method, request) -> grpc.Future:
+        """The first attempt of a unary call, sent now; `call(..., started=)` waits
+        for it (and retries), while the caller does something else meanwhile."""
+        return method.future(request, timeout=self.timeout, metadata=self._metadata)
 
     def error(self, error: grpc.RpcError, what: str) -> RemoteError:
         """A RemoteError naming the server and the failed call (never the headers)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -23,7 +23,7 @@ from buildgrid.common.protos.google.longrunning import operations_pb2, operation
 from buildgrid.common.protos.google.rpc import code_pb2, error_details_pb2
 
 from buildpy.actions.graph import Action, ActionKind
-from buildpy.actions.key import FileDigest, command, digest_of, input_root
+from buildpy.actions.key import InputFiles, command, digest_of, input_root
 from buildpy.core.errors import RemoteError, UserError
 from buildpy.execution.spawn import SpawnResult
 from buildpy.execution.trees import decode_tree
@@ -91,6 +91,12 @@ def connect(options: RemoteOptions, exec_root: Path,
                          answer.cache_capabilities.max_batch_total_size_bytes, say)
 
 
+# The threads that follow remote executions, kept for the next action: starting a thread
+# per action costs the scheduler's thread a wait for each. A task never waits for
+# another, so more actions in flight than threads only queue.
+_FOLLOWERS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="bp-remote")
+
+
 class RemoteRunning:
     """A remote execution in progress, shaped like spawn.Running for the scheduler: a
     background thread runs it, and a pipe becomes readable when it is done."""
@@ -104,9 +110,7 @@ class RemoteRunning:
         self._on_abandon = on_abandon
         self.result: SpawnResult | None = None
         self.timed_out = False
-        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True,
-                                        name="bp-remote")
-        self._thread.start()
+        self._done = _FOLLOWERS.submit(self._run, work)
 
     def _run(self, work) -> None:
         try:
@@ -134,7 +138,7 @@ class RemoteRunning:
         pass
 
     def finish(self) -> SpawnResult:
-        self._thread.join()
+        self._done.result()
         self._close()
         return self.result
 
@@ -198,42 +202,54 @@ class RemoteBackend:
     def lookup(self, action: Action, digest: reapi.Digest) -> SpawnResult | None:
         """The cached result of `key`, its outputs written into the exec root; None on a
         miss (or a result whose blobs are gone)."""
+        return self.start_lookup(action, digest)()
+
+    def start_lookup(self, action: Action, digest: reapi.Digest
+                     ) -> Callable[[], SpawnResult | None]:
+        """`lookup`, its GetActionResult sent now: the function returned waits for the
+        answer, and the caller does something else meanwhile."""
         if not (self.options.accept_cached and self.caches(action)):
-            return None
+            return lambda: None
         if self.down is not None:
             raise self.down
-        try:
-            result = self.connection.call(self._cache.GetActionResult,
-                                          reapi.GetActionResultRequest(
-                                              instance_name=self.instance,
-                                              action_digest=digest),
-                                          raw=True)
-        except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
+        request = reapi.GetActionResultRequest(instance_name=self.instance,
+                                               action_digest=digest)
+        started = self.connection.start(self._cache.GetActionResult, request)
+
+        def answer() -> SpawnResult | None:
+            try:
+                result = self.connection.call(self._cache.GetActionResult, request,
+                                              raw=True, started=started)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    return None
+                self.down = self.connection.error(error, "GetActionResult")
+                raise self.down from None
+            if result.exit_code != 0:
                 return None
-            self.down = self.connection.error(error, "GetActionResult")
-            raise self.down from None
-        if result.exit_code != 0:
-            return None
-        try:
-            return self._download(action, result)
-        except RemoteError as error:
-            if getattr(error, "missing", None) is not None:
-                return None   # evicted since: run it
-            raise
+            try:
+                return replace(self._download(action, result), remote_hit=True)
+            except RemoteError as error:
+                if getattr(error, "missing", None) is not None:
+                    return None   # evicted since: run it
+                raise
+
+        return answer
 
     # ---- remote execution -----------------------------------------------------------
 
-    def start(self, action: Action, message: reapi.Action, files: Mapping[str, FileDigest],
-              sources: Mapping[str, str],
-              fallback: Callable[[threading.Event], SpawnResult]) -> RemoteRunning:
-        """Run the action remotely in the background; with --remote_local_fallback, a
-        failure of the remote side runs `fallback` (locally) instead."""
+    def start(self, action: Action, message: reapi.Action, files: InputFiles,
+              sources: Mapping[str, str], fallback: Callable[[threading.Event], SpawnResult],
+              look_up: bool = True) -> RemoteRunning:
+        """Run the action remotely in the background, after asking the remote cache
+        (`look_up`), there too: the scheduler goes on meanwhile. With
+        --remote_local_fallback, a failure of the remote side runs `fallback` (locally)
+        instead."""
         def work(running: RemoteRunning) -> SpawnResult:
             try:
                 if self.down is not None:
                     raise self.down
-                return self._execute(action, message, files, sources, running)
+                return self._execute(action, message, files, sources, running, look_up)
             except RemoteError as error:
                 if error.message != "cancelled" and self.down is None and \
                         "UNAVAILABLE" in error.message:
@@ -248,11 +264,23 @@ class RemoteBackend:
 
         return RemoteRunning(work, self._cancel)
 
-    def _execute(self, action: Action, message: reapi.Action, files: Mapping[str, FileDigest],
-                 sources: Mapping[str, str], running: RemoteRunning) -> SpawnResult:
+    def _execute(self, action: Action, message: reapi.Action, files: InputFiles,
+                 sources: Mapping[str, str], running: RemoteRunning, look_up: bool
+                 ) -> SpawnResult:
+        """The remote cache's result (`look_up`), else the action executed remotely.
+        The Command and the Action go up while the cache answers; the inputs only on a
+        miss."""
         digest = message_digest(message)
         blobs = self._blobs(action, message, files, sources)
-        self._upload(blobs)
+        if look_up:
+            answer = self.start_lookup(action, digest)
+            self._upload(blobs[:2])
+            hit = answer()
+            if hit is not None:
+                return hit
+            self._upload(blobs[2:], new=0)
+        else:
+            self._upload(blobs)
         request = reapi.ExecuteRequest(instance_name=self.instance, action_digest=digest,
                                        skip_cache_lookup=True)
         for attempt in range(2):
@@ -328,7 +356,7 @@ class RemoteBackend:
 
     # ---- uploads -------------------------------------------------------------------
 
-    def _blobs(self, action: Action, message: reapi.Action, files: Mapping[str, FileDigest],
+    def _blobs(self, action: Action, message: reapi.Action, files: InputFiles,
                sources: Mapping[str, str]) -> list[Blob]:
         root, directories = input_root(files)
         command_data = command(action).SerializeToString(deterministic=True)
@@ -338,8 +366,10 @@ class RemoteBackend:
         blobs += [Blob(reapi.Digest(hash=h, size_bytes=len(d)), d)
                   for h, d in directories.items()]
         for path, digest in files.items():
-            blobs.append(Blob(reapi.Digest(hash=digest.hash, size_bytes=digest.size),
-                              path=sources.get(path) or os.path.join(self.exec_root, path)))
+            if digest is not None:   # None: an empty directory, in the Directory blobs
+                blobs.append(Blob(reapi.Digest(hash=digest.hash, size_bytes=digest.size),
+                                  path=sources.get(path) or os.path.join(self.exec_root,
+                                                                         path)))
         return blobs
 
     def _upload(self, blobs: list[Blob], new: int = 2) -> None:
@@ -361,7 +391,7 @@ class RemoteBackend:
             self._present.update(b.digest.hash for b in unknown)
 
     def upload_result(self, action: Action, message: reapi.Action,
-                      files: Mapping[str, FileDigest],
+                      files: InputFiles,
                       sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
                       trees: Mapping[str, bytes], result: SpawnResult) -> None:
         """Store a local run's result in the remote cache (in the background): outputs
