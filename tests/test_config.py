@@ -236,3 +236,37 @@ def test_registered_execution_platforms_and_extra_toolchains(bp, ws):
     assert record["execution_platform"] == "//platforms:arm"
     assert list(record["toolchains"]) == ["//tc:type"]
     assert record["toolchains"]["//tc:type"].startswith("//tc2:win_tool (")
+
+
+def test_cpu_values_use_bazels_cpu_names(bp, ws):
+    """`values = {"cpu": ...}` and $(TARGET_CPU) say what Bazel's --cpu says: `k8` on
+    Linux x86-64; macOS and Windows names never match there (they did, as aliases)."""
+    root = ws({
+        "BUILD": '''
+            platform(name = "linux", constraint_values = [
+                "@platforms//os:linux", "@platforms//cpu:x86_64"])
+            platform(name = "win", constraint_values = [
+                "@platforms//os:windows", "@platforms//cpu:x86_64"])
+            platform(name = "arm", constraint_values = [
+                "@platforms//os:linux", "@platforms//cpu:aarch64"])
+            [config_setting(name = cpu, values = {"cpu": cpu}) for cpu in [
+                "k8", "x86_64", "darwin", "darwin_x86_64", "x64_windows", "aarch64", "arm64"]]
+            genrule(name = "which", outs = ["which.txt"], cmd = select({
+                ":k8": "echo k8", ":x64_windows": "echo windows", ":aarch64": "echo aarch64",
+                "//conditions:default": "echo none"}) + select({
+                "//conditions:default": " $(TARGET_CPU) > $@"}))
+            genrule(name = "never", outs = ["never.txt"], cmd = select({
+                ":x86_64": "x86_64", ":darwin": "darwin", ":darwin_x86_64": "darwin_x86_64",
+                ":arm64": "arm64", "//conditions:default": "echo none > $@"}))
+        '''})
+    for platform, expected in (("linux", "k8 k8"), ("win", "windows x64_windows"),
+                               ("arm", "aarch64 aarch64")):
+        done = bp("-C", str(root), "build", "//:which", "//:never", f"--platforms=//:{platform}")
+        assert done.code == 0, done.err
+        out = root / "bp-out"
+        [which] = out.glob("*/bin/which.txt")
+        assert which.read_text() == expected + "\n", platform
+        [never] = out.glob("*/bin/never.txt")
+        assert never.read_text() == "none\n", platform
+        for path in out.glob("*/bin/*.txt"):
+            path.unlink()

@@ -416,7 +416,7 @@ class Analyzer:
 
     def _make_variables(self, config: Configuration) -> dict[str, str]:
         bin_dir = self.bin_dir(config)
-        return {"COMPILATION_MODE": config.compilation_mode, "TARGET_CPU": config.cpu,
+        return {"COMPILATION_MODE": config.compilation_mode, "TARGET_CPU": config.bazel_cpu,
                 "BINDIR": bin_dir, "GENDIR": bin_dir, **dict(config.defines)}
 
     def _declared_output(self, key: ConfiguredKey, label: Label) -> dict:

@@ -14,10 +14,21 @@ from buildpy.core.errors import UserError
 from buildpy.core.label import Label
 
 COMPILATION_MODES = ("fastbuild", "dbg", "opt")
-# Bazel's --cpu names for bp's cpu constraint names.
-CPU_ALIASES = {"k8": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "darwin_x86_64": "x86_64",
-               "darwin_arm64": "arm64", "darwin": "x86_64", "x64_windows": "x86_64",
-               "piii": "x86_32", "armeabi-v7a": "armv7", "arm64-v8a": "arm64"}
+# What Bazel 4.2's --cpu says for a target OS and CPU (bp's constraint names): `k8` on
+# Linux x86-64, `darwin` on an Intel Mac, `x64_windows` on Windows. A pair not listed
+# keeps the CPU's name.
+_BAZEL_CPU = {("linux", "x86_64"): "k8", ("linux", "arm64"): "aarch64",
+              ("linux", "x86_32"): "piii", ("linux", "armv7"): "arm",
+              ("linux", "ppc64le"): "ppc", ("macos", "x86_64"): "darwin",
+              ("macos", "arm64"): "darwin_arm64", ("windows", "x86_64"): "x64_windows",
+              ("windows", "arm64"): "arm64_windows", ("freebsd", "x86_64"): "freebsd",
+              ("android", "arm64"): "arm64-v8a", ("android", "armv7"): "armeabi-v7a",
+              ("ios", "arm64"): "ios_arm64"}
+
+
+def bazel_cpu(os: str, cpu: str) -> str:
+    """Bazel's --cpu value for a configuration's OS and CPU constraint names."""
+    return _BAZEL_CPU.get((os, cpu), cpu)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class Configuration:
     def define_map(self) -> dict[str, str]:
         return dict(self.defines)
 
-
-def normalize_cpu(value: str) -> str:
-    return CPU_ALIASES.get(value, value)
+    @property
+    def bazel_cpu(self) -> str:
+        """What Bazel's --cpu would be (`k8`): `values = {"cpu": ...}`, $(TARGET_CPU)."""
+        return bazel_cpu(self.os, self.cpu)

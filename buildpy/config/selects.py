@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from buildpy.core.errors import UserError
 from buildpy.core.label import Label
-from buildpy.config.configuration import Configuration, normalize_cpu
+from buildpy.config.configuration import Configuration
 from buildpy.config.platforms import Platform, Platforms
 from buildpy.lang.values import Select, SelectorList
 
@@ -57,8 +57,6 @@ class Conditions:
                     raise UserError(f"config_setting '{target.label}': 'define' needs "
                                     f"NAME=VALUE, got '{value}'", location=target.location)
                 required.add(("define", define, text))
-            elif name == "cpu":
-                required.add(("value", "cpu", normalize_cpu(value)))
             else:
                 required.add(("value", name, value))
         for name, value in target.attrs.get("define_values", {}).items():
@@ -86,8 +84,8 @@ class Conditions:
         if kind == "define":
             return config.define_map.get(requirement[1]) == requirement[2]
         name, value = requirement[1], requirement[2]
-        if name == "cpu":
-            return config.cpu == value
+        if name == "cpu":   # Bazel's name (`k8`), not the constraint's (`x86_64`)
+            return config.bazel_cpu == value
         return getattr(config, name) == value
 
     # ---- resolving attribute values -----------------------------------------------------
