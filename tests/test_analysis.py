@@ -309,3 +309,88 @@ def test_aquery_lists_the_runfiles_tree_of_an_executable_as_a_symlink_tree(bp, w
     text = bp("-C", str(root), "aquery", "mnemonic(SymlinkTree, //t:t)").out
     assert text.startswith("action 'Creating runfiles tree bp-out/")
     assert "FileWriteContents" not in text
+
+
+def test_rules_take_the_name_of_the_global_they_are_exported_as(bp, ws):
+    """A rule bound to a private name and wrapped by a macro (bazel-skylib's pattern), and
+    rules made by factory functions (here and in another file), are named after the
+    global that holds them when their file ends, as Bazel names them, and analyze."""
+    root = ws({
+        "factory.bzl": '''
+            def _impl(ctx):
+                out = ctx.actions.declare_file(ctx.label.name + ".txt")
+                ctx.actions.write(out, ctx.attr.text + "\\n")
+                return [DefaultInfo(files = depset([out]))]
+
+            def make(test = False):
+                r = rule(implementation = _impl, attrs = {"text": attr.string()}, test = test)
+                return r   # named by the global that holds it, not `r`
+            ''',
+        "defs.bzl": '''
+            load(":factory.bzl", "make")
+
+            _private_rule = make()
+
+            def public_macro(name, **kwargs):
+                _private_rule(name = name, **kwargs)
+
+            made = make()
+            also_made = made   # the first global names it
+            badly_named = make(test = True)
+            ''',
+        "BUILD": '''
+            load(":defs.bzl", "made", "public_macro")
+            public_macro(name = "a", text = "private")
+            made(name = "b", text = "made")
+            ''',
+    })
+    done = bp("-C", str(root), "query", "//:all", "--output=label_kind")
+    assert done.code == 2, done.err
+    assert "invalid rule name 'badly_named'" in done.err, done.err
+    assert "defs.bzl:" in done.err and "| badly_named = make(test = True)" in done.err
+    (root / "defs.bzl").write_text((root / "defs.bzl").read_text().replace(
+        "badly_named = make(test = True)", "made_test = make(test = True)"))
+    done = bp("-C", str(root), "query", "//:all", "--output=label_kind")
+    assert done.code == 0, done.err
+    assert done.out.splitlines() == ["_private_rule rule //:a", "made rule //:b"]
+    done = bp("-C", str(root), "build", "//:all")
+    assert done.code == 0, done.err
+    assert (root / "bp-bin" / "a.txt").read_text() == "private\n"
+    assert (root / "bp-bin" / "b.txt").read_text() == "made\n"
+
+
+def test_an_implementation_may_return_one_provider_or_a_legacy_struct(bp, ws):
+    root = ws({
+        "defs.bzl": '''
+            MyInfo = provider(fields = ["v"])
+
+            def _single(ctx):
+                out = ctx.actions.declare_file(ctx.label.name + ".txt")
+                ctx.actions.write(out, "single\\n")
+                return DefaultInfo(files = depset([out]))
+
+            def _legacy(ctx):
+                out = ctx.actions.declare_file(ctx.label.name + ".txt")
+                ctx.actions.write(out, "legacy\\n")
+                return struct(files = depset([out]), providers = [MyInfo(v = 7)])
+
+            def _use(ctx):
+                out = ctx.actions.declare_file(ctx.label.name + ".txt")
+                names = [f.basename for d in ctx.attr.deps for f in d[DefaultInfo].files.to_list()]
+                ctx.actions.write(out, "%d %s\\n" % (ctx.attr.deps[1][MyInfo].v, " ".join(names)))
+                return [DefaultInfo(files = depset([out]))]
+
+            single = rule(implementation = _single)
+            legacy = rule(implementation = _legacy)
+            use = rule(implementation = _use, attrs = {"deps": attr.label_list()})
+            ''',
+        "BUILD": '''
+            load(":defs.bzl", "legacy", "single", "use")
+            single(name = "s")
+            legacy(name = "l")
+            use(name = "u", deps = [":s", ":l"])
+            ''',
+    })
+    done = bp("-C", str(root), "build", "//:u")
+    assert done.code == 0, done.err
+    assert (root / "bp-bin" / "u.txt").read_text() == "7 s.txt l.txt\n"

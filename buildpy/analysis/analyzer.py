@@ -22,7 +22,7 @@ from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, Configured
 from buildpy.core.errors import ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
 from buildpy.analysis.results import TargetResult
-from buildpy.lang.env import ANALYSIS_ID, StarlarkEvalError
+from buildpy.lang.env import ANALYSIS_ID, RULES_GLOBAL, StarlarkEvalError
 from buildpy.lang.values import Frame
 from buildpy.loading.rule_class import RuleClass
 from buildpy.loading.target import GENERATED_FILE, Target
@@ -332,9 +332,19 @@ class Analyzer:
         """The program that analyzes the plan: one top-level statement per part of it,
         so that Starlark can collect each part's garbage before the next."""
         lines = ['load("%s", "analysis_state", "analyze")' % ANALYSIS_ID]
+        modules: dict[str, int] = {}   # files with rules of private names
+        private = []
         for (module, kind), index in rules.items():
             absolute = "@" + module if module.startswith("//") else module
-            lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
+            if not kind.startswith("_"):
+                lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
+                continue
+            if absolute not in modules:   # load() cannot name it: the file's rules can
+                modules[absolute] = len(modules)
+                lines.append(f'load("{absolute}", _rules_{modules[absolute]} = '
+                             f'"{RULES_GLOBAL}")')
+            private.append(f'_rule_{index} = _rules_{modules[absolute]}["{kind}"]')
+        lines += private
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
         lines.append("_SHARED = json.decode(_bp_plan_shared())")
         lines.append('STATE = analysis_state(_SHARED["rules"], _SHARED["configs"], '

@@ -197,9 +197,27 @@ def _executable_of(dep, name, fail_here):
     fail_here("attribute '%s' needs an executable, but '%s' provides none" %
               (name, dep["label"].__bp_label__))
 
+def _legacy_providers(result):
+    """The providers of a struct returned as Bazel 4.2 still accepts it: its `providers`
+    list, with a DefaultInfo made of its `files`, `runfiles` and `executable` when the
+    list has none."""
+    providers = list(getattr(result, "providers", None) or [])
+    if not [p for p in providers if getattr(p, "_bp_key", None) == DefaultInfo]:
+        fields = {}
+        for name in ("files", "runfiles", "executable", "default_runfiles"):
+            if getattr(result, name, None) != None:
+                fields[name] = getattr(result, name)
+        if fields:
+            providers.append(DefaultInfo(**fields))
+    return providers
+
 def _collect(info, tid, result, outputs, ctx, fail_here):
     if result == None:
         result = []
+    if type(result) == "struct" and hasattr(result, "_bp_key"):   # one provider alone
+        result = [result]
+    elif type(result) == "struct":   # the legacy form: struct(files = ..., providers = [...])
+        result = _legacy_providers(result)
     if type(result) not in ("list", "tuple"):
         fail_here("the implementation of %s must return a list of providers, not %s" %
                   (info["kind"], type(result)))

@@ -112,16 +112,31 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
     rule_id = _bp_declare_rule(attrs, executable, test, doc, toolchains,
                                _provider_ids(provides), kwargs.keys(), call_stack())
 
-    def _rule_instance(**kwargs):
+    def _bp_rule_instance(**kwargs):
         if "__bp_analyze__" in kwargs:
             return implementation(kwargs["__bp_analyze__"])
         if "__bp_rule_id__" in kwargs:
             return rule_id
+        if "__bp_export__" in kwargs:   # (global name, line of its assignment)
+            name, line = kwargs["__bp_export__"]
+            return _bp_export_rule(rule_id, name, line, call_stack())
         if _json_plain(kwargs):  # one string crosses to Python instead of every value
             return _bp_instantiate_json(rule_id, json.encode(kwargs), call_stack())
         return _bp_instantiate(rule_id, kwargs, call_stack())
 
-    return _rule_instance
+    return _bp_rule_instance
+
+def bp_export_rules(globals):
+    """Run after a .bzl file, with its globals as (name, value, line assigned): a rule
+    gets the name of the first global it is assigned to, as Bazel names it when the file
+    is exported (a rule made by a factory function too). Returns the rules by name,
+    private ones included, for the analysis to call."""
+    rules = {}
+    for name, value, line in globals:
+        if type(value) == "function" and str(value).endswith("._bp_rule_instance"):
+            value(__bp_export__ = (name, line))
+            rules[name] = value
+    return rules
 
 def provider(doc = "", fields = None, init = None):
     """Declares a provider; calling it makes an instance (a struct tagged with its id)."""

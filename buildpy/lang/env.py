@@ -173,7 +173,8 @@ class StarlarkEnv:
     # ---- evaluation ---------------------------------------------------------------
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
-                  module: Any = None, bounded: bool = True) -> Any:
+                  module: Any = None, bounded: bool = True, epilogue: str | None = None
+                  ) -> Any:
         self._sources[source.display] = text.splitlines()
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
@@ -188,6 +189,9 @@ class StarlarkEnv:
                 if injection is not None:
                     sl.eval(module, injection, self._globals, self._loader)
                 sl.eval_with(options, module, ast, self._globals, self._loader)
+                if epilogue is not None:   # frames in it name this file
+                    sl.eval(module, sl.parse(source.display, epilogue), self._globals,
+                            self._loader)
         except (sl.StarlarkError, _Abort) as error:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
@@ -229,7 +233,7 @@ class StarlarkEnv:
         self._stack.append((key, None))
         try:
             module = self._evaluate(source, text, self._injection(kind),
-                                    f"error loading '{label}'")
+                                    f"error loading '{label}'", epilogue=_epilogue(text))
         finally:
             self._stack.pop()
         self._modules[key] = module.freeze()
@@ -475,3 +479,30 @@ def _interruptible(env: Callable[[], StarlarkEnv], name: str) -> Callable[..., A
         except KeyboardInterrupt as interrupt:
             raise this._abort(interrupt) from None
     return native
+
+
+RULES_GLOBAL = "bp__rules"   # a .bzl file's rules by global name, private ones too
+
+
+def _epilogue(text: str) -> str | None:
+    """What runs after a .bzl file: its rules take the names of the globals they are
+    assigned to (`bp_export_rules`), and `bp__rules` holds them for the analysis, which
+    cannot load() a private name. The globals come from a Python parse of the text
+    (Starlark's syntax is Python's, near enough); None when it does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    names: dict[str, int] = {}   # global -> the line of its first assignment
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name):
+                    names.setdefault(leaf.id, node.lineno)
+    pairs = ", ".join(f'("{n}", {n}, {line})' for n, line in names.items())
+    return (f'load("{BUILTINS_ID}", __bp_export_rules = "bp_export_rules")\n'
+            f"{RULES_GLOBAL} = __bp_export_rules([{pairs}])\n")

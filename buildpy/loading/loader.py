@@ -6,11 +6,12 @@ the WORKSPACE file. Builds no graph (see graph.py) and resolves no select().
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from buildpy.core.errors import (BpError, EnvError, UserError, did_you_mean,
                                   invalid_utf8)
@@ -236,6 +237,7 @@ class Loader:
     def _natives(self) -> dict[str, Any]:
         return {
             "_bp_declare_rule": self._declare_rule,
+            "_bp_export_rule": self._export_rule,
             "_bp_declare_provider": self._declare_provider,
             "_bp_instantiate": self._instantiate,
             "_bp_instantiate_json": lambda rule_id, text, *, frames: self._instantiate(
@@ -283,7 +285,10 @@ class Loader:
         def fail(message: str, hint: str | None = None) -> BpError:
             return self.env.error_at(caller, message, hint)
 
-        kind = self._assigned_name(caller, "rule")
+        # a top-level `name = rule(...)`: named now (its file's end would name it so);
+        # others when their file ends (`_export_rule`), as Bazel names a rule on export
+        kind = self._assigned_name(caller, "rule") \
+            if not self.env.source_line(caller)[:1].isspace() else None
         for key in extra:
             if key not in ACCEPTED_RULE_PARAMS:
                 raise fail(f"rule() got an unexpected keyword argument '{key}'"
@@ -292,10 +297,8 @@ class Loader:
             raise fail(f"rule() 'attrs' must be a dict of attr.* values, got {attrs!r}")
         if not isinstance(executable, bool) or not isinstance(test, bool):
             raise fail("rule() 'executable' and 'test' must be True or False")
-        if kind is not None and test != kind.endswith("_test"):
-            raise fail(f"invalid rule name '{kind}': test rule names must end with '_test' "
-                       "and other rule names must not",
-                       hint="set test = True only on rules named *_test")
+        if kind is not None:
+            _check_rule_name(kind, test, fail)
         declared: dict[str, AttrSpec] = {}
         try:
             for name, raw in attrs.items():
@@ -314,6 +317,18 @@ class Loader:
             location=self.env.location(caller), defined_in=self.env.module_key(caller.path))
         self.rule_classes.append(rule)
         return rule.id
+
+    def _export_rule(self, rule_id: int, name: str, line: int, *, frames) -> None:
+        """A rule assigned to the global `name` (on `line`) of the .bzl file just
+        evaluated: it takes that name (and that file as its home) unless it has one."""
+        rule = self.rule_classes[rule_id]
+        if rule.kind is not None:
+            return
+        caller = Frame(frames[0].path, line, "<toplevel>")   # frames[0]: the file's end
+        _check_rule_name(name, rule.test,
+                         lambda message, hint: self.env.error_at(caller, message, hint))
+        self.rule_classes[rule_id] = dataclasses.replace(
+            rule, kind=name, defined_in=self.env.module_key(caller.path))
 
     def _with_default(self, spec: AttrSpec, where: PackageId) -> AttrSpec:
         if spec.default is None:
@@ -399,3 +414,9 @@ class Loader:
             except LabelError as e:
                 raise self.env.error_at(caller, e.message, e.hint) from None
             recorder.registered.setdefault(what, []).append(text)
+
+
+def _check_rule_name(kind: str, test: bool, fail: Callable[[str, str], BpError]) -> None:
+    if test != kind.endswith("_test"):
+        raise fail(f"invalid rule name '{kind}': test rule names must end with '_test' and "
+                   "other rule names must not", "set test = True only on rules named *_test")
