@@ -477,8 +477,9 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
         disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing) -> None:
     """Build TARGET, then run it with ARGS (after --) in the current directory.
 
-    The program sees its runfiles (RUNFILES_DIR) and BUILD_WORKSPACE_DIRECTORY /
-    BUILD_WORKING_DIRECTORY; its exit code is bp's.
+    The program runs in its runfiles tree (`<program>.runfiles/<workspace name>`), as
+    with `bazel run`, and sees RUNFILES_DIR and BUILD_WORKSPACE_DIRECTORY /
+    BUILD_WORKING_DIRECTORY (where bp was started); its exit code is bp's.
     """
     import os
     import subprocess
@@ -502,9 +503,11 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
     env = dict(os.environ, RUNFILES_DIR=f"{program}.runfiles",
                BUILD_WORKSPACE_DIRECTORY=str(outcome.workspace),
                BUILD_WORKING_DIRECTORY=os.getcwd(), **dict(result.environment))
+    tree = Path(f"{program}.runfiles") / outcome.workspace_name
     click.echo(f"INFO: Running {label}", err=True)
     try:
-        code = subprocess.run([str(program), *args], env=env).returncode
+        code = subprocess.run([str(program), *args], env=env,
+                              cwd=tree if tree.is_dir() else None).returncode
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except OSError as error:
@@ -783,8 +786,8 @@ def _expand_rc(argv: list[str]) -> tuple[list[str], list]:
     except UserError:
         root = None
     paths = []
-    if workspace_rc and root is not None:
-        paths.append(root / ".bprc")
+    if workspace_rc and root is not None:   # .bprc after .bazelrc: its lines win
+        paths += [root / ".bazelrc", root / ".bprc"]
     if home:
         paths.append(Path.home() / ".bprc")
     rc = read_rc_files(paths + extra, root)
@@ -830,15 +833,26 @@ def _option_names(command: click.Command) -> set[str]:
 def _filter(lines: list, known: set[str], command: str, origins: list) -> list[str]:
     """Drop inherited flags (`common`, `build` for cquery, ...) that the command does not
     take; flags in the command's own section must all be valid (else a UserError at
-    their rc line). Each flag kept is added to `origins` with its line."""
+    their rc line), except in a .bazelrc, written for Bazel, where bp warns and drops
+    what it does not know (with its value, when that is the next word). Each flag kept
+    is added to `origins` with its line."""
     from buildpy.core.errors import UserError, did_you_mean
 
     out = []
+    dropped = None   # the line of a flag just dropped, whose value may follow
     for section, arg, line in lines:
         name = arg.split("=", 1)[0]
+        if dropped is line and not arg.startswith("-"):
+            dropped = None
+            continue   # the value of an unknown `--flag value`
+        dropped = None
         valid = not arg.startswith("-") or name in known or (
             not name.startswith("--") and name[:2] in known)   # -j8, -k
-        if not valid and section != command:
+        if not valid and (section != command or line.bazel):
+            if section == command:
+                print(f"WARNING: {line.at(arg)}: bp {command} does not know the option "
+                      f"'{name}'; ignoring it", file=sys.stderr)
+            dropped = line if "=" not in arg else None
             continue
         if not valid:
             raise UserError(f"unknown option '{name}' for bp {command}"

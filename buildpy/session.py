@@ -209,6 +209,7 @@ class BuildOutcome:
     code: int
     executables: dict
     workspace: Path
+    workspace_name: str = "__main__"
 
 
 def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
@@ -527,7 +528,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         code = 0
     err.write(_summary_line(report, execution))
     return BuildOutcome(code, plan.executables if plan is not None else {},
-                        session.workspace.root)
+                        session.workspace.root,
+                        plan.workspace_name if plan is not None else "__main__")
 
 
 def _summary_line(report, execution) -> str:

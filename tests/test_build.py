@@ -140,13 +140,18 @@ def test_failures_exit_1_and_keep_going_builds_the_rest(bp, ws):
 
 
 def test_run_passes_arguments_and_the_exit_code(bp, ws):
+    """bp run, as bazel run: the program runs in its runfiles tree (its data at their
+    workspace paths), with its arguments; its exit code is bp's."""
     root = ws({"r/BUILD": 'sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])',
-               "r/tool.sh": '#!/bin/sh\necho "args: $*" >&2\nexit 3\n',
+               "r/tool.sh": '#!/bin/sh\nout="$BUILD_WORKSPACE_DIRECTORY/seen.txt"\n'
+                           'echo "args: $*" > "$out"\ncat r/data.txt >> "$out"\n'
+                           'basename "$PWD" >> "$out"\nexit 3\n',
                "r/data.txt": "from runfiles\n"})
     (root / "r" / "tool.sh").chmod(0o755)
     result = bp("-C", str(root), "run", "//r:tool", "--", "x", "y")
     assert result.code == 3
     assert "INFO: Running //r:tool" in result.err
+    assert (root / "seen.txt").read_text() == "args: x y\nfrom runfiles\n__main__\n"
 
 
 def test_runfiles_trees_are_actions_of_the_build(bp, ws):

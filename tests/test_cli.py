@@ -128,6 +128,27 @@ def test_home_bprc_is_read_after_the_workspace_one(bp, ws, tmp_path, monkeypatch
     assert bp("--nohome_rc", "-C", str(root), "query", "//...").code == 3
 
 
+def test_bazelrc_is_read_before_bprc_and_its_unknown_flags_are_warnings(bp, ws):
+    """Real repositories carry a .bazelrc written for Bazel: bp reads it first (.bprc
+    wins), and a flag bp does not know is dropped with a warning at its line (with its
+    value, when that is the next word), not an error."""
+    root = ws({**TWO_PACKAGES, "bad/BUILD": "filegroup(\n",
+               ".bazelrc": "startup --host_jvm_args=-Xmx2g\n"
+                           "query --keep_going\n"
+                           "query --experimental_x --host_javabase @jdk//:jdk\n"})
+    result = bp("-C", str(root), "query", "//...")
+    assert result.code == 3, result.err
+    assert f"WARNING: {root / '.bazelrc'}:3:7: bp query does not know the option " \
+        "'--experimental_x'; ignoring it" in result.err
+    assert f"WARNING: {root / '.bazelrc'}:3:24: bp query does not know the option " \
+        "'--host_javabase'; ignoring it" in result.err
+    assert not [line for line in result.err.splitlines() if "jdk" in line and
+                not line.startswith("WARNING")]   # the value went with its flag
+    (root / ".bprc").write_text("query --nokeep_going\n")
+    assert bp("-C", str(root), "query", "//...").code == 2
+    assert bp("--noworkspace_rc", "-C", str(root), "query", "//...").code == 2
+
+
 def test_python_dash_m_and_the_example_workspace():
     """The installed entry points run the README's quickstart command."""
     result = subprocess.run(

@@ -1,4 +1,5 @@
-"""rc files (`.bprc`, `~/.bprc`): default flags per command, in `.bazelrc` syntax.
+"""rc files (`.bazelrc`, `.bprc`, `~/.bprc`): default flags per command, in `.bazelrc`
+syntax.
 
 Lines are `COMMAND[:CONFIG] FLAGS...`; `common` applies to every command, `build` also to
 the commands that build (test, run, cquery, aquery, clean), `test` also to coverage.
@@ -33,6 +34,7 @@ class RcLine:
     args: tuple[str, ...]
     location: Location
     source: str = ""    # the line as written, for messages
+    bazel: bool = False  # from a .bazelrc (or a file it imports): written for Bazel
 
     def at(self, arg: str) -> Location:
         """Where `arg` is on this line (its first column when it cannot be found)."""
@@ -76,11 +78,12 @@ def read_rc_files(paths: list[Path], workspace: Path | None) -> RcFile:
     lines: list[RcLine] = []
     for path in paths:
         if path.is_file():
-            lines.extend(_parse(path, workspace, chain=()))
+            lines.extend(_parse(path, workspace, chain=(), bazel=path.name == ".bazelrc"))
     return RcFile(tuple(lines))
 
 
-def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...]) -> list[RcLine]:
+def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...], bazel: bool
+           ) -> list[RcLine]:
     resolved = path.resolve()
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain[chain.index(resolved):], resolved))
@@ -112,8 +115,8 @@ def _parse(path: Path, workspace: Path | None, chain: tuple[Path, ...]) -> list[
                     continue
                 raise UserError(f"{location}: imported rc file '{target}' does not exist",
                                 hint="use 'try-import' for optional files")
-            out.extend(_parse(target_path, workspace, chain))
+            out.extend(_parse(target_path, workspace, chain, bazel))
             continue
         command, _, config = head.partition(":")
-        out.append(RcLine(command, config or None, tuple(args), location, raw))
+        out.append(RcLine(command, config or None, tuple(args), location, raw, bazel))
     return out
