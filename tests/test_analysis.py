@@ -394,3 +394,51 @@ def test_an_implementation_may_return_one_provider_or_a_legacy_struct(bp, ws):
     done = bp("-C", str(root), "build", "//:u")
     assert done.code == 0, done.err
     assert (root / "bp-bin" / "u.txt").read_text() == "7 s.txt l.txt\n"
+
+
+def test_bazels_namespaces_of_builtin_providers(bp, ws):
+    """platform_common, config_common, testing and coverage_common, as rule sets use them:
+    TemplateVariableInfo with its positional dict, a toolchain type named through
+    config_common, a test's environment from testing.TestEnvironment."""
+    root = ws({
+        "WORKSPACE": 'register_toolchains("//:tc")\n',
+        "defs.bzl": '''
+            def _vars(ctx):
+                return [platform_common.TemplateVariableInfo({"GREETING": "hello"}),
+                        platform_common.ToolchainInfo(word = "from-toolchain")]
+
+            make_vars = rule(implementation = _vars)
+
+            def _uses(ctx):
+                out = ctx.actions.declare_file(ctx.label.name + ".txt")
+                ctx.actions.write(out, ctx.toolchains["//:type"].word + "\\n")
+                return [DefaultInfo(files = depset([out])),
+                        coverage_common.instrumented_files_info(ctx, source_attributes = [])]
+
+            uses_toolchain = rule(implementation = _uses,
+                                  toolchains = [config_common.toolchain_type("//:type")])
+
+            def _test(ctx):
+                script = ctx.actions.declare_file(ctx.label.name + ".sh")
+                ctx.actions.write(script, '#!/bin/sh\\ntest "$FROM_RULE" = yes\\n',
+                                  is_executable = True)
+                return [DefaultInfo(executable = script),
+                        testing.TestEnvironment({"FROM_RULE": "yes"})]
+
+            env_test = rule(implementation = _test, test = True)
+            ''',
+        "BUILD": '''
+            load(":defs.bzl", "env_test", "make_vars", "uses_toolchain")
+            toolchain_type(name = "type")
+            make_vars(name = "vars")
+            toolchain(name = "tc", toolchain_type = ":type", toolchain = ":vars")
+            genrule(name = "g", outs = ["g.txt"], cmd = "echo $(GREETING) > $@",
+                    toolchains = [":vars"])
+            uses_toolchain(name = "u")
+            env_test(name = "t")
+            ''',
+    })
+    done = bp("-C", str(root), "test", "//...")
+    assert done.code == 0, done.err
+    assert (root / "bp-bin" / "g.txt").read_text() == "hello\n"
+    assert (root / "bp-bin" / "u.txt").read_text() == "from-toolchain\n"

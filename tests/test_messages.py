@@ -136,3 +136,16 @@ def test_a_bad_flag_value_in_bprc_names_its_line(bp, ws):
     # the command line's own bad value is the command line's, as before
     result = bp("-C", str(root), "build", "--jobs=2", "--jobs=y", "//lib:all")
     assert result.code == 2 and ".bprc" not in result.err
+
+
+def test_the_same_error_found_through_several_targets_is_printed_once(bp, ws):
+    root = ws({"BUILD": """
+        config_setting(name = "c", values = {"compilation_mode": "opt"})
+        [genrule(name = "g%d" % i, outs = ["g%d.txt" % i], cmd = select({
+            "@nowhere//conditions:x": "a", "//conditions:default": "echo > $@"}))
+         for i in range(3)]
+    """})
+    result = bp("-C", str(root), "build", "-k", "//...")
+    assert result.code != 0
+    errors = [line for line in result.err.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == len(set(errors)), result.err

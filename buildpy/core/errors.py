@@ -99,7 +99,10 @@ class ErrorGroup(UserError):
     """Several user errors found in one go (e.g. every bad attribute of a BUILD file)."""
 
     def __init__(self, errors: Iterable[BpError]):
-        self.errors = tuple(errors)
+        unique: dict[str, BpError] = {}   # found through several targets: said once
+        for error in errors:
+            unique.setdefault(error.render(), error)
+        self.errors = tuple(unique.values())
         super().__init__(f"{len(self.errors)} errors")
         self.exit_code = max(e.exit_code for e in self.errors)
 

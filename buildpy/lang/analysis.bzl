@@ -239,15 +239,19 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
                 declared.append(value)
         target[DefaultInfo] = DefaultInfo(files = depset(declared))
     default = target[DefaultInfo]
-    files = getattr(default, "files", None) or depset()
-    target["files"] = files
     executable = getattr(default, "executable", None)
+    files = getattr(default, "files", None)
+    if files == None:   # as in Bazel, an executable is built by default
+        files = depset([executable] if executable != None else [])
+    target["files"] = files
     if info["executable"] and executable == None:
         fail_here("%s is an executable rule, so DefaultInfo must name its executable" %
                   info["kind"])
     runfiles = getattr(default, "runfiles", None) or getattr(default, "default_runfiles", None)
     if runfiles == None:
         runfiles = _runfiles_of(files)
+    if executable != None:   # and it is always in its own runfiles
+        runfiles = _runfiles_of(depset([executable]), [runfiles.files])
     target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
                                       executable = executable)
     needs_runfiles = info["executable"] or info["test"]

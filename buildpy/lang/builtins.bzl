@@ -138,17 +138,26 @@ def bp_export_rules(globals):
             rules[name] = value
     return rules
 
-def provider(doc = "", fields = None, init = None):
-    """Declares a provider; calling it makes an instance (a struct tagged with its id)."""
+def provider(doc = "", fields = None, init = None, _bp_positional = None):
+    """Declares a provider; calling it makes an instance (a struct tagged with its id).
+    `_bp_positional` names the field that a lone positional argument fills, for the
+    providers that Bazel builds in (`TemplateVariableInfo({"CC": ...})`)."""
     if fields != None and type(fields) not in ("list", "dict"):
         _bp_declaration_error("provider() 'fields' must be a list or a dict of strings",
                               call_stack())
     field_names = fields.keys() if type(fields) == "dict" else fields
     provider_id = _bp_declare_provider(doc, field_names, call_stack())
 
-    def _provider_instance(**kwargs):
+    def _provider_instance(*args, **kwargs):
         if "__bp_provider_id__" in kwargs:
             return provider_id
+        if args:
+            if _bp_positional == None or len(args) != 1 or _bp_positional in kwargs:
+                _bp_declaration_error("a provider takes keyword arguments only" if
+                                      _bp_positional == None else
+                                      "this provider takes one positional argument, " +
+                                      _bp_positional, call_stack())
+            kwargs[_bp_positional] = args[0]
         if field_names != None:
             for key in kwargs:
                 if key not in field_names:
@@ -312,7 +321,39 @@ ToolchainInfo = provider(doc = "What a toolchain gives the rules that use it (an
 TemplateVariableInfo = provider(
     doc = "Make variables (such as CC) that a toolchain defines for genrule and ctx.var.",
     fields = ["variables"],
+    _bp_positional = "variables",
 )
+InstrumentedFilesInfo = provider(
+    doc = "The files coverage would instrument (recorded; bp has no coverage yet).",
+    fields = ["instrumented_files", "metadata_files"],
+)
+
+def _toolchain_type(name, mandatory = True):
+    if not mandatory:
+        _bp_declaration_error("optional toolchains (mandatory = False) are not supported " +
+                              "yet; require the toolchain type", call_stack())
+    return name
+
+def _test_environment(environment, inherited_environment = []):
+    return RunEnvironmentInfo(environment = environment,
+                              inherited_environment = inherited_environment)
+
+def _instrumented_files_info(ctx, source_attributes = [], dependency_attributes = [],
+                             extensions = None, metadata_files = []):
+    files = []
+    for name in source_attributes:
+        files += getattr(ctx.files, name, None) or []
+    if extensions != None:
+        files = [f for f in files if f.extension in extensions]
+    return InstrumentedFilesInfo(instrumented_files = depset(files),
+                                 metadata_files = depset(metadata_files))
+
+# Bazel's namespaces of built-in providers and helpers, as far as bp has them.
+platform_common = struct(ToolchainInfo = ToolchainInfo,
+                         TemplateVariableInfo = TemplateVariableInfo)
+config_common = struct(toolchain_type = _toolchain_type)
+testing = struct(TestEnvironment = _test_environment)
+coverage_common = struct(instrumented_files_info = _instrumented_files_info)
 
 # The natives of BUILD files, also reachable as `native.<name>` from .bzl files.
 BUILD_NATIVES = {

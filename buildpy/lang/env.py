@@ -29,7 +29,8 @@ _BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
 _ANALYSIS_PATH = Path(__file__).with_name("analysis.bzl")
 _CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
                "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo", "ToolchainInfo",
-               "TemplateVariableInfo")
+               "TemplateVariableInfo", "InstrumentedFilesInfo", "platform_common",
+               "config_common", "testing", "coverage_common")
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
