@@ -537,6 +537,30 @@ def test_loads_with_aliases_and_from_bazel_rule_repositories(ws):
     assert graph.target(Label("", "a", "t")).kind_text == "sh_test rule"
 
 
+def test_the_rule_repositories_one_file_per_rule_paths(ws):
+    """Today's rules_cc and rules_python have a file per rule; a file bp's stand-in lacks
+    is an error at the load() that lists what it has."""
+    root = ws({"a/BUILD": '''
+            load("@rules_cc//cc:cc_binary.bzl", "cc_binary")
+            load("@rules_cc//cc:cc_library.bzl", "cc_library")
+            load("@rules_cc//cc:cc_test.bzl", "cc_test")
+            load("@rules_python//python:py_binary.bzl", "py_binary")
+            load("@rules_python//python:py_library.bzl", "py_library")
+            load("@rules_python//python:py_test.bzl", "py_test")
+            cc_library(name = "c", srcs = ["c.c"])
+            py_test(name = "p", srcs = ["p.py"])
+            '''})
+    graph = load(root, "//a:all").graph
+    assert graph.target(Label("", "a", "c")).kind_text == "cc_library rule"
+    assert graph.target(Label("", "a", "p")).kind_text == "py_test rule"
+    root = ws({"b/BUILD": 'load("@rules_cc//cc:cc_import.bzl", "cc_import")'})
+    text = error_text(root, "//b:all")
+    assert text.startswith("b/BUILD:1:6: cannot load '@rules_cc//cc:cc_import.bzl': no such "
+                           "file"), text
+    assert "bp stands in for @rules_cc with its own rules, and has " \
+           "@rules_cc//cc:cc_binary.bzl, @rules_cc//cc:cc_library.bzl" in text
+
+
 def test_unknown_repository_and_non_bzl_loads(ws):
     root = ws({"a/BUILD": 'load("@rules_go//go:def.bzl", "go_library")'})
     assert error_text(root, "//a:all").startswith(

@@ -201,9 +201,15 @@ class Loader:
                             "(it has no BUILD file)", hint=hint)
         path = root / label.package / label.name
         if not (self.reads.is_file(path) if label.repo == "" else path.is_file()):
-            raise UserError(f"cannot load '{label}': no such file",
-                            hint=f"there is no {self._display_path(path)}: create it, or "
-                                 "load another file")
+            if label.repo in COMPAT_REPOS:   # bp's stand-in: say what it has
+                files = sorted(f"@{label.repo}//{f.parent.relative_to(root).as_posix()}:"
+                               f"{f.name}" for f in root.rglob("*.bzl"))
+                hint = (f"bp stands in for @{label.repo} with its own rules, and has "
+                        f"{', '.join(files)}")
+            else:
+                hint = f"there is no {self._display_path(path)}: create it, or load " \
+                       "another file"
+            raise UserError(f"cannot load '{label}': no such file", hint=hint)
         return SourceFile(label.package_id, path, self._display(label.repo, path))
 
     def _display_path(self, path: Path) -> str:
