@@ -442,3 +442,28 @@ def test_bazels_namespaces_of_builtin_providers(bp, ws):
     assert done.code == 0, done.err
     assert (root / "bp-bin" / "g.txt").read_text() == "hello\n"
     assert (root / "bp-bin" / "u.txt").read_text() == "from-toolchain\n"
+
+
+def test_misuses_of_the_builtin_namespaces_are_errors_at_their_line(bp, ws):
+    root = ws({
+        "defs.bzl": '''
+            MyInfo = provider(fields = ["v"])
+
+            def _impl(ctx):
+                return [MyInfo(1)]
+
+            r = rule(implementation = _impl)
+            ''',
+        "BUILD": 'load(":defs.bzl", "r")\nr(name = "a")\n',
+    })
+    done = bp("-C", str(root), "build", "//:a")
+    assert done.code != 0
+    assert "defs.bzl:4:" in done.err and "a provider takes keyword arguments only" in done.err
+    (root / "defs.bzl").write_text(
+        'def _impl(ctx):\n    return []\n\n'
+        'r = rule(implementation = _impl, toolchains = [\n'
+        '    config_common.toolchain_type("//:t", mandatory = False)])\n')
+    done = bp("-C", str(root), "build", "//:a")
+    assert done.code == 2, done.err
+    assert "defs.bzl:5:" in done.err and "optional toolchains (mandatory = False) are not " \
+        "supported yet" in done.err, done.err

@@ -72,8 +72,7 @@ def salt(action: Action, tools: Tools = ()) -> bytes:
     return "\n".join(parts).encode()
 
 
-def input_root(files: InputFiles
-               ) -> tuple[reapi.Digest, dict[str, bytes]]:
+def input_root(files: InputFiles) -> tuple[reapi.Digest, dict[str, bytes]]:
     """The Merkle tree of the inputs, files by path (None for an empty directory):
     (root digest, every Directory blob by hash)."""
     tree: dict = {}

@@ -68,9 +68,10 @@ class Remote(Protocol):
 
     def caches(self, action: Action) -> bool: ...
     def executes(self, action: Action) -> bool: ...
-    def lookup(self, action: Action, digest) -> SpawnResult | None: ...
+    def lookup(self, action: Action, message) -> SpawnResult | None: ...
     def start(self, action: Action, message, files: Mapping, sources: Mapping[str, str],
-              fallback: Callable[[threading.Event], SpawnResult]) -> Running: ...
+              fallback: Callable[[threading.Event], SpawnResult],
+              look_up: bool = True) -> Running: ...
     def upload_result(self, action: Action, message, files: Mapping,
                       sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
                       trees: Mapping[str, bytes], result: SpawnResult) -> None: ...
@@ -336,11 +337,8 @@ class Executor:
             return pending
         if not (self.looks_up(action) and remote.caches(action)):
             return None
-        from buildpy.actions.key import digest_of
-
         try:
-            hit = remote.lookup(action, digest_of(message.SerializeToString(
-                deterministic=True)))
+            hit = remote.lookup(action, message)
         except BpError as error:   # the server failed: fall back, or fail the action
             if not getattr(remote, "local_fallback", False):
                 return self._failed(pending, None, error.message, remote=True)

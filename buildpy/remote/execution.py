@@ -199,10 +199,10 @@ class RemoteBackend:
 
     # ---- the action cache ------------------------------------------------------------
 
-    def lookup(self, action: Action, digest: reapi.Digest) -> SpawnResult | None:
-        """The cached result of `key`, its outputs written into the exec root; None on a
-        miss (or a result whose blobs are gone)."""
-        return self.start_lookup(action, digest)()
+    def lookup(self, action: Action, message: reapi.Action) -> SpawnResult | None:
+        """The cached result of the Action `message`, its outputs written into the exec
+        root; None on a miss (or a result whose blobs are gone)."""
+        return self.start_lookup(action, message_digest(message))()
 
     def start_lookup(self, action: Action, digest: reapi.Digest
                      ) -> Callable[[], SpawnResult | None]:
