@@ -25,7 +25,7 @@ producer = rule(implementation = _producer_impl, attrs = {"srcs": attr.label_lis
 
 def _consumer_impl(ctx):
     values = [dep[MyInfo].value for dep in ctx.attr.deps if MyInfo in dep]
-    labels = [dep["label"].name for dep in ctx.attr.deps]
+    labels = [dep.label.name for dep in ctx.attr.deps]
     out = ctx.actions.declare_file(ctx.label.name + ".list")
     ctx.actions.write(out, "\\n".join(values + labels))
     return [DefaultInfo(files = depset([out], transitive = [d[DefaultInfo].files for d in ctx.attr.deps]))]

@@ -8,6 +8,7 @@ through natives; no Starlark value ever crosses back to Python. Knows no rule.
 load(
     "<builtins>",
     "DefaultInfo",
+    "OutputGroupInfo",
     "RunEnvironmentInfo",
     "TemplateVariableInfo",
     "ToolchainInfo",
@@ -88,12 +89,39 @@ def _file(data):
     )
 
 def _file_target(entry):
-    files = depset([_file(entry["file"])])
-    return {
-        DefaultInfo: DefaultInfo(files = files, runfiles = _runfiles_of(files)),
-        "label": _label(entry["file"]["owner"]),
-        "files": files,
-    }
+    """A file's Target: as in Bazel, the file is its own executable, with no runfiles."""
+    file = _file(entry["file"])
+    info = _default_info(depset([file]), file, _runfiles_of(depset([])))
+    kind = "input file target" if file.is_source else "generated file"
+    return _target(_label(entry["file"]["owner"]), {DefaultInfo: info}, {"_bp_kind": kind})
+
+def _default_info(files, executable, runfiles):
+    return DefaultInfo(files = files, executable = executable, runfiles = runfiles,
+                       default_runfiles = runfiles, data_runfiles = runfiles,
+                       files_to_run = struct(executable = executable, runfiles_manifest = None,
+                                             _bp_runfiles = runfiles))
+
+def _target(label, providers, legacy = {}):
+    """A Target as rules see it (a dependency in ctx.attr): Bazel's fields, with its
+    providers behind `_bp_providers`, which bp's `dep[P]` and `P in dep` read."""
+
+    def _bp_providers():
+        return providers
+
+    default, groups = providers[DefaultInfo], providers.get(OutputGroupInfo)
+    return struct(
+        label = label,
+        files = default.files,
+        files_to_run = default.files_to_run,
+        default_runfiles = default.default_runfiles,
+        data_runfiles = default.data_runfiles,
+        output_groups = groups if groups != None else OutputGroupInfo(),
+        _bp_providers = _bp_providers,
+        **legacy
+    )
+
+def _providers(target):
+    return target._bp_providers()
 
 def _runfiles_of(files, transitive = []):
     all_files = depset(transitive = [files] + transitive)
@@ -137,19 +165,19 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
             attr[name] = deps
         else:  # label-keyed dicts, sent as [id, value] pairs: keys are the labels' targets
             deps = [targets[i] for i, _ in value]
-            attr[name] = {targets[i]["label"]: v for i, v in value}
+            attr[name] = {targets[i].label: v for i, v in value}
         for dep in deps:
-            deps_by_label[dep["label"].__bp_label__] = dep
+            deps_by_label[dep.label.__bp_label__] = dep
             if spec["providers"]:
                 _check_providers(dep, spec["providers"], name, fail_here)
         dep_files = []
         for dep in deps:
-            dep_files += dep["files"].to_list()
+            dep_files += dep.files.to_list()
         files[name] = dep_files
         if spec["single"]:
             if len(dep_files) != 1:
                 fail_here("attribute '%s' needs a single file, but '%s' has %d" %
-                          (name, deps[0]["label"].__bp_label__,
+                          (name, deps[0].label.__bp_label__,
                            len(dep_files)))
             file[name] = dep_files[0]
         if spec["executable"]:
@@ -166,9 +194,10 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
     var = dict(config["var"])
     for type_label, dep_id in entry["toolchains"].items():
         dep = targets[dep_id]
-        toolchains[type_label] = dep[ToolchainInfo] if ToolchainInfo in dep else dep
-        if TemplateVariableInfo in dep:
-            var.update(dep[TemplateVariableInfo].variables)
+        providers = _providers(dep)
+        toolchains[type_label] = providers.get(ToolchainInfo, dep)
+        if TemplateVariableInfo in providers:
+            var.update(providers[TemplateVariableInfo].variables)
     ctx = _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs,
                     toolchains, var, deps_by_label, targets, fail_here)
     result = rule_fn(__bp_analyze__ = ctx)
@@ -176,26 +205,25 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
 
 def _check_providers(dep, alternatives, name, fail_here):
     """The dependency must have every provider of at least one alternative list."""
-    have = [_bp_provider_id_of(k) for k in dep.keys() if type(k) == "function"]
+    have = [_bp_provider_id_of(k) for k in _providers(dep).keys()]
     for wanted in alternatives:
         missing = [p for p in wanted if p not in have]
         if not missing:
             return
     fail_here("in '%s': '%s' does not have mandatory provider '%s'" %
-              (name, dep["label"].__bp_label__, _bp_provider_name(missing[0])))
+              (name, dep.label.__bp_label__, _bp_provider_name(missing[0])))
 
 def _bp_provider_id_of(p):
     return p(__bp_provider_id__ = True)
 
 def _executable_of(dep, name, fail_here):
-    info = dep[DefaultInfo]
-    if getattr(info, "executable", None) != None:
-        return info.executable
-    listed = dep["files"].to_list()
+    if dep.files_to_run.executable != None:
+        return dep.files_to_run.executable
+    listed = dep.files.to_list()
     if len(listed) == 1:
         return listed[0]
     fail_here("attribute '%s' needs an executable, but '%s' provides none" %
-              (name, dep["label"].__bp_label__))
+              (name, dep.label.__bp_label__))
 
 def _legacy_providers(result):
     """The providers of a struct returned as Bazel 4.2 still accepts it: its `providers`
@@ -211,17 +239,25 @@ def _legacy_providers(result):
             providers.append(DefaultInfo(**fields))
     return providers
 
+# The fields of a legacy struct that are not providers of their own name.
+_NOT_LEGACY_PROVIDERS = ("providers", "files", "runfiles", "executable", "default_runfiles",
+                         "data_runfiles", "label", "files_to_run", "output_groups",
+                         "instrumented_files")
+
 def _collect(info, tid, result, outputs, ctx, fail_here):
+    legacy = {}
     if result == None:
         result = []
     if type(result) == "struct" and hasattr(result, "_bp_key"):   # one provider alone
         result = [result]
     elif type(result) == "struct":   # the legacy form: struct(files = ..., providers = [...])
+        legacy = {name: getattr(result, name) for name in dir(result)
+                  if name not in _NOT_LEGACY_PROVIDERS}
         result = _legacy_providers(result)
     if type(result) not in ("list", "tuple"):
         fail_here("the implementation of %s must return a list of providers, not %s" %
                   (info["kind"], type(result)))
-    target = {"label": ctx.label}
+    target = {}
     for p in result:
         if type(p) != "struct" or not hasattr(p, "_bp_key"):
             fail_here("the implementation of %s returned %r, which is not a provider" %
@@ -243,7 +279,6 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     files = getattr(default, "files", None)
     if files == None:   # as in Bazel, an executable is built by default
         files = depset([executable] if executable != None else [])
-    target["files"] = files
     if info["executable"] and executable == None:
         fail_here("%s is an executable rule, so DefaultInfo must name its executable" %
                   info["kind"])
@@ -252,8 +287,7 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
         runfiles = _runfiles_of(files)
     if executable != None:   # and it is always in its own runfiles
         runfiles = _runfiles_of(depset([executable]), [runfiles.files])
-    target[DefaultInfo] = DefaultInfo(files = files, runfiles = runfiles,
-                                      executable = executable)
+    target[DefaultInfo] = _default_info(files, executable, runfiles)
     needs_runfiles = info["executable"] or info["test"]
     test = None
     if info["test"]:  # its args (paths shell-quoted, to be split) and env, expanded
@@ -269,7 +303,7 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
         _environment(target),
         test,
     ]))
-    return target
+    return _target(ctx.label, target, legacy)
 
 def _environment(target):
     if RunEnvironmentInfo in target:
@@ -401,12 +435,12 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             value = attr.get(name)
             deps = value if type(value) == "list" else ([value] if value != None else [])
             for dep in deps:
-                if type(dep) == "dict":
-                    transitive.append(dep[DefaultInfo].runfiles.files)
+                if type(dep) == "struct" and hasattr(dep, "_bp_providers"):
+                    transitive.append(dep.default_runfiles.files)
         return _runfiles_of(depset(files), transitive)
 
     def expand_location(input, targets = [], short_paths = False):
-        extra = {t["label"].__bp_label__: t for t in targets}
+        extra = {t.label.__bp_label__: t for t in targets}
         return _expand_locations(tid, input, dict(deps_by_label, **extra), fail_here)
 
     def expand_make_variables(attribute_name, command, additional_substitutions = {}):
@@ -509,11 +543,10 @@ def _location(tid, function, label_text, deps_by_label, fail_here, short = False
     if dep == None:
         fail_here("label '%s' in $(%s) is not a declared prerequisite of this rule" %
                   (label_text, function))
-    info = dep[DefaultInfo]
-    files = dep["files"].to_list()
-    if getattr(info, "executable", None) != None and function in ("location", "execpath",
-                                                                   "rootpath"):
-        files = [info.executable]
+    files = dep.files.to_list()
+    executable = dep.files_to_run.executable
+    if executable != None and function in ("location", "execpath", "rootpath"):
+        files = [executable]
     if not files:
         fail_here("label '%s' in $(%s) expands to no files" % (label_text, function))
     if not function.endswith("s") and len(files) != 1:

@@ -266,7 +266,7 @@ def Label(text):
     return struct(**_bp_label(text, call_stack()))
 
 def print(*args, sep = " "):
-    _bp_print(sep.join([str(a) for a in args]), call_stack())
+    _bp_print(sep.join([bp_str(a) for a in args]), call_stack())
 
 def glob(include = [], exclude = [], exclude_directories = 1, allow_empty = True):
     return _bp_glob(include, exclude, exclude_directories, allow_empty, call_stack())
@@ -310,7 +310,8 @@ def register_execution_platforms(*platforms):
 
 DefaultInfo = provider(
     doc = "The files a target produces and the runfiles it needs.",
-    fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable"],
+    fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable",
+              "files_to_run"],
 )
 OutputGroupInfo = provider(doc = "Named groups of output files.")
 RunEnvironmentInfo = provider(
@@ -347,6 +348,176 @@ def _instrumented_files_info(ctx, source_attributes = [], dependency_attributes 
         files = [f for f in files if f.extension in extensions]
     return InstrumentedFilesInfo(instrumented_files = depset(files),
                                  metadata_files = depset(metadata_files))
+
+# ---- Bazel's value types, as bp's structs -----------------------------------------------
+# A Label, a Target, a File and a depset are structs here (see buildpy/lang/rewrite.py):
+# .bzl files see `str`, `repr` and `type` as the three functions below, and their
+# `x[k]`, `k in x`, `a % b` and `s.format(...)` are routed through the bp_* helpers.
+
+def _kind(value):
+    """Bazel's name of the type of one of bp's structs, or None for a plain struct."""
+    if hasattr(value, "__bp_label__"):
+        return "Label"
+    if hasattr(value, "_bp_providers"):
+        return "Target"
+    if hasattr(value, "_bp_node"):
+        return "depset"
+    if hasattr(value, "is_source") and hasattr(value, "short_path"):
+        return "File"
+    return None
+
+def bp_type(value):
+    kind = type(value)
+    if kind == "struct":
+        return _kind(value) or kind
+    return kind
+
+def bp_str(value):
+    if type(value) == "struct":
+        kind = _kind(value)
+        if kind == "Label":
+            return value.__bp_label__
+        if kind != None:
+            return bp_repr(value)
+    elif type(value) != "string":
+        return bp_repr(value)
+    return str(value)
+
+def bp_repr(value):
+    kind = type(value)
+    if kind == "struct":
+        kind = _kind(value)
+        if kind == "Label":
+            return "Label(%r)" % value.__bp_label__
+        if kind == "Target":
+            return "<%s %s>" % (getattr(value, "_bp_kind", "target"), value.label.__bp_label__)
+        if kind == "File":
+            return "<%s file %s>" % ("source" if value.is_source else "generated",
+                                      value.short_path)
+        if kind == "depset":
+            return "depset([%s])" % ", ".join([bp_repr(v) for v in value.to_list()])
+        if kind == None and _holds_bp_values(value):
+            return "struct(%s)" % ", ".join(["%s = %s" % (k, bp_repr(getattr(value, k)))
+                                             for k in dir(value)])
+    elif kind in ("list", "tuple") and _holds_bp_values(value):
+        inner = ", ".join([bp_repr(v) for v in value])
+        return "[%s]" % inner if kind == "list" else \
+            "(%s%s)" % (inner, "," if len(value) == 1 else "")
+    elif kind == "dict" and _holds_bp_values(value):
+        return "{%s}" % ", ".join(["%s: %s" % (bp_repr(k), bp_repr(v))
+                                   for k, v in value.items()])
+    return repr(value)
+
+def _holds_bp_values(value):
+    kind = type(value)
+    if kind == "struct":
+        items = [getattr(value, k) for k in dir(value)]
+    elif kind == "dict":
+        items = list(value.keys()) + list(value.values())
+    elif kind in ("list", "tuple"):
+        items = value
+    else:
+        return False
+    for item in items:
+        if type(item) == "struct" and (_kind(item) != None or _holds_bp_values(item)):
+            return True
+        if type(item) in ("list", "tuple", "dict") and _holds_bp_values(item):
+            return True
+    return False
+
+def _formatted(value):
+    """A value ready for % or format(): one of bp's structs (or a container of them) as
+    a struct holding what str() and repr() give; any other value unchanged."""
+    kind = type(value)
+    if kind == "struct" and (_kind(value) != None or _holds_bp_values(value)) or \
+            kind in ("list", "tuple", "dict") and _holds_bp_values(value):
+        return struct(_bp_shown = bp_str(value), _bp_shown_repr = bp_repr(value))
+    return value
+
+def _is_shown(value):
+    return type(value) == "struct" and hasattr(value, "_bp_shown")
+
+def _shown_text(value):
+    shown = _formatted(value)
+    return shown._bp_shown if _is_shown(shown) else value
+
+def bp_mod(left, right):
+    if type(left) != "string":
+        return left % right
+    if type(right) == "dict":
+        return left % {k: _shown_text(v) for k, v in right.items()}
+    values = [_formatted(v) for v in right] if type(right) == "tuple" else [_formatted(right)]
+    if not [v for v in values if _is_shown(v)]:
+        return left % right
+    return _percent(left, values)
+
+def _percent(text, values):
+    """`text % tuple(values)` where some values are shown by bp: %s and %r take their
+    text; every other directive goes to Starlark as written."""
+    out = []
+    index = 0
+    rest = text
+    for _ in range(len(text) + 1):
+        at = rest.find("%")
+        if at < 0 or at + 1 >= len(rest):
+            out.append(rest)
+            break
+        out.append(rest[:at])
+        directive = rest[at + 1]
+        rest = rest[at + 2:]
+        if directive == "%":
+            out.append("%")
+            continue
+        if index >= len(values):
+            fail("not enough arguments for format pattern")
+        value = values[index]
+        index += 1
+        if _is_shown(value):
+            out.append(value._bp_shown if directive == "s" else value._bp_shown_repr
+                       if directive == "r" else ("%" + directive) % value._bp_shown)
+        else:
+            out.append(("%" + directive) % (value,))
+    if index < len(values):
+        fail("too many arguments for format pattern")
+    return "".join(out)
+
+def bp_format(text, *args, **kwargs):
+    return text.format(*[_shown_text(v) for v in args],
+                       **{k: _shown_text(v) for k, v in kwargs.items()})
+
+def bp_at(container, key):
+    if type(container) == "struct":
+        providers = getattr(container, "_bp_providers", None)
+        if providers != None:
+            return _provider_of(container, providers(), key)
+    return container[key]
+
+def bp_in(key, container):
+    if type(container) == "struct":
+        providers = getattr(container, "_bp_providers", None)
+        if providers != None:
+            _check_provider_key(key, "in")
+            return key in providers()
+    return key in container
+
+def bp_not_in(key, container):
+    return not bp_in(key, container)
+
+def bp_target_providers(target):
+    """The providers of a Target, keyed by provider (for rules such as alias)."""
+    return target._bp_providers()
+
+def _check_provider_key(key, operation):
+    if type(key) != "function":
+        fail("Type Target only supports %s by object constructors, got %s instead" %
+             ("indexing" if operation == "[]" else "querying", bp_type(key)))
+
+def _provider_of(target, providers, key):
+    _check_provider_key(key, "[]")
+    if key not in providers:
+        fail("%s doesn't contain declared provider '%s'" %
+             (bp_repr(target), _bp_provider_name(key(__bp_provider_id__ = True))))
+    return providers[key]
 
 # Bazel's namespaces of built-in providers and helpers, as far as bp has them.
 platform_common = struct(ToolchainInfo = ToolchainInfo,

@@ -7,6 +7,7 @@ what a package or a target is: the natives it binds come from the loading phase.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import weakref
@@ -20,6 +21,7 @@ from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.lang.limits import Bounds, StderrHold, is_panic, panic_error
 from buildpy.lang.nesting import check_nesting
+from buildpy.lang.rewrite import Rewrite, helper_lines, restore, rewrite
 from buildpy.lang.values import CallStack, Frame, Select
 
 BUILTINS_ID = "<builtins>"
@@ -31,6 +33,10 @@ _CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
                "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo", "ToolchainInfo",
                "TemplateVariableInfo", "InstrumentedFilesInfo", "platform_common",
                "config_common", "testing", "coverage_common")
+# What .bzl files see in place of Starlark's own functions and operators (rewrite.py)
+_TYPE_NAMES = {"str": "bp_str", "repr": "bp_repr", "type": "bp_type", "_bp_at": "bp_at",
+               "_bp_in": "bp_in", "_bp_not_in": "bp_not_in", "_bp_mod": "bp_mod",
+               "_bp_format": "bp_format"}
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
@@ -127,6 +133,7 @@ class StarlarkEnv:
         # would turn it into a message); Ctrl-C in a native stays a KeyboardInterrupt
         self._stashed: BpError | KeyboardInterrupt | None = None
         self._injections: dict[str, Any] = {}
+        self._rewrites: dict[str, Rewrite] = {}   # display path -> its rewrite
         self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
         self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
@@ -174,9 +181,12 @@ class StarlarkEnv:
     # ---- evaluation ---------------------------------------------------------------
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
-                  module: Any = None, bounded: bool = True, epilogue: str | None = None
-                  ) -> Any:
+                  module: Any = None, bounded: bool = True, epilogue: str | None = None,
+                  rewritten: bool = False) -> Any:
         self._sources[source.display] = text.splitlines()
+        changed = rewrite(text) if rewritten else None
+        if changed is not None:
+            self._rewrites[source.display] = changed
         self._packages[source.display] = source.package
         module = module if module is not None else sl.Module()
         bounds = Bounds(self._timeout) if bounded else None
@@ -186,7 +196,7 @@ class StarlarkEnv:
         self._stack.append((source.display, source))
         try:
             with self._stderr_hold:
-                ast = sl.parse(source.display, text)
+                ast = sl.parse(source.display, changed.text if changed else text)
                 if injection is not None:
                     sl.eval(module, injection, self._globals, self._loader)
                 sl.eval_with(options, module, ast, self._globals, self._loader)
@@ -197,7 +207,7 @@ class StarlarkEnv:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
-            message = str(error)
+            message = self._restore(str(error))
             if "Evaluation cancelled" in message and bounds is not None and bounds.exceeded:
                 raise UserError(f"{context}: evaluation {bounds.exceeded} and was stopped"
                                 f"\n{message.rstrip()}", hint=bounds.hint) from None
@@ -234,7 +244,8 @@ class StarlarkEnv:
         self._stack.append((key, None))
         try:
             module = self._evaluate(source, text, self._injection(kind),
-                                    f"error loading '{label}'", epilogue=_epilogue(text))
+                                    f"error loading '{label}'", epilogue=_epilogue(text),
+                                    rewritten=True)
         finally:
             self._stack.pop()
         self._modules[key] = module.freeze()
@@ -337,13 +348,19 @@ class StarlarkEnv:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
-            message = str(error)
+            message = self._restore(str(error))
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
         except BaseException as error:
             if not is_panic(error):
                 raise
             self._stashed = None
             raise panic_error(context, None, error) from None
+
+    def _restore(self, message: str) -> str:
+        """A Starlark error message as the rewritten files were written."""
+        if not self._rewrites:
+            return message
+        return restore(message, self._rewrites, BUILTINS_ID, _builtins_helper_lines())
 
     def _native(self) -> Any:
         """The module BUILD files see: builtins natives plus every rule of the prelude."""
@@ -395,6 +412,8 @@ class StarlarkEnv:
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _WORKSPACE_NAMES)})\n'
             else:
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _CORE_NAMES)})\n'
+                text += f'load("{BUILTINS_ID}", ' + ", ".join(
+                    f'{name} = "{value}"' for name, value in _TYPE_NAMES.items()) + ")\n"
                 if kind == "bzl":
                     text += f'load("{NATIVE_ID}", "native")\n'
             self._injections[kind] = sl.parse("<bp-injected>", text.replace("'", '"'))
@@ -457,6 +476,11 @@ class StarlarkEnv:
 
     def _declaration_error(self, message: str, *, frames) -> None:
         raise self.error_at(self.caller(frames), message)
+
+
+@functools.cache
+def _builtins_helper_lines() -> frozenset[int]:
+    return helper_lines(_BUILTINS_PATH.read_text(encoding="utf-8"))
 
 
 def _wrapped(env: Callable[[], StarlarkEnv], name: str) -> Callable[..., Any]:

@@ -1,6 +1,7 @@
 """Analysis of `alias` targets; the attributes are declared in rules.bzl."""
 
+load("<builtins>", "bp_target_providers")
+
 def alias_impl(ctx):
     """Forwards every provider of `actual`."""
-    actual = ctx.attr.actual
-    return [actual[key] for key in actual if type(key) == "function"]
+    return bp_target_providers(ctx.attr.actual).values()
