@@ -120,10 +120,39 @@ def _configuration_options(command):
                      help="Execution platforms to consider before the registered ones."),
         click.option("--extra_toolchains", multiple=True, metavar="PATTERN",
                      help="Toolchains to consider before the registered ones."),
+        # `--//pkg:flag=value` (a user-defined build setting) arrives as this option
+        click.option(_SETTING_OPTION, multiple=True, hidden=True, expose_value=False,
+                     callback=_remember_settings),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+_SETTING_OPTION = "--bp_setting"
+
+
+def _starlark_flag(arg: str) -> str | None:
+    """A build-setting flag as Bazel writes it, `--//pkg:flag=value` (`--@repo//...`
+    too; alone it means true, and `--no//pkg:flag` false), as the hidden option
+    `--bp_setting=//pkg:flag=value`; None for any other argument."""
+    if arg.startswith(("--no//", "--no@")) and "=" not in arg:
+        return f"{_SETTING_OPTION}={arg[4:]}=false"
+    if arg.startswith(("--//", "--@")):
+        name, equals, value = arg[2:].partition("=")
+        return f"{_SETTING_OPTION}={name}={value if equals else 'true'}"
+    return None
+
+
+def _remember_settings(ctx: click.Context, _param, values) -> None:
+    ctx.meta["bp.build_settings"] = tuple(tuple(v.split("=", 1)) for v in values)
+
+
+def _remember_list(key: str):
+    """A callback keeping a repeatable, comma-separated option in the context's meta."""
+    def remember(ctx: click.Context, _param, values) -> None:
+        ctx.meta[key] = tuple(v for value in values for v in value.split(",") if v)
+    return remember
 
 
 def _build_options(platforms, compilation_mode, defines, host_platform,
@@ -135,7 +164,10 @@ def _build_options(platforms, compilation_mode, defines, host_platform,
         platforms=split(platforms), compilation_mode=compilation_mode,
         defines=BuildOptions.parse_defines(defines), host_platform=host_platform,
         extra_execution_platforms=split(extra_execution_platforms),
-        extra_toolchains=split(extra_toolchains))
+        extra_toolchains=split(extra_toolchains),
+        build_settings=click.get_current_context().meta.get("bp.build_settings", ()),
+        aspects=click.get_current_context().meta.get("bp.aspects", ()),
+        output_groups=click.get_current_context().meta.get("bp.output_groups", ()))
 
 
 @cli.command()
@@ -437,6 +469,14 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
 @click.option("--build_runfile_links/--nobuild_runfile_links", default=True,
               show_default=True, help="Link the runfiles trees of the executables built "
               "(bp run and bp test link the ones they need either way).")
+@click.option("--aspects", multiple=True, metavar="FILE%NAME", expose_value=False,
+              callback=_remember_list("bp.aspects"),
+              help="Aspects to apply to the requested targets, such as "
+                   "//tools:lint.bzl%lint_aspect (repeatable, comma-separated).")
+@click.option("--output_groups", multiple=True, metavar="GROUPS", expose_value=False,
+              callback=_remember_list("bp.output_groups"),
+              help="The output groups to build: `a,b` instead of the default files, "
+                   "`+a` in addition to them, `-a` without them.")
 @click.option("--show_result", type=click.IntRange(min=0), default=1, show_default=True,
               metavar="N", help="List each target's output files when the build has at "
               "most N targets (0: never).")
@@ -802,6 +842,8 @@ def _expand_rc(argv: list[str]) -> tuple[list[str], list]:
         if arg == "--":
             expanded.extend(rest[position:])
             break
+        if _SETTING_OPTION in known:
+            arg = _starlark_flag(arg) or arg
         if arg == "--remote" and rc.has_config("remote"):
             arg = "--config=remote"   # else the flag names the local cluster
         if arg == "--config" or arg.startswith("--config="):
@@ -841,6 +883,8 @@ def _filter(lines: list, known: set[str], command: str, origins: list) -> list[s
     out = []
     dropped = None   # the line of a flag just dropped, whose value may follow
     for section, arg, line in lines:
+        if _SETTING_OPTION in known:
+            arg = _starlark_flag(arg) or arg
         name = arg.split("=", 1)[0]
         if dropped is line and not arg.startswith("-"):
             dropped = None

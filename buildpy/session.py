@@ -226,8 +226,13 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     keys = [configured.key(label, configured.top) for label in labels
             if label in graph_loader.graph]
     errors = configured.add(keys)
-    if errors:
+    if errors and not keep_going:
         raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    if errors:   # -k: leave out what cannot be configured, and what depends on it
+        import networkx as nx
+
+        broken = set(configured.failed)
+        keys = [k for k in keys if not ({k} | nx.descendants(configured.graph, k)) & broken]
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
     kept = []
     for key in keys:
@@ -237,7 +242,7 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
             kept.append(key)
         elif key.label in named:
             raise configured.incompatible_error(key)
-    return configured, kept
+    return configured, kept, tuple(errors)
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,7 @@ class PlannedBuild:
     reported: tuple[tuple[str, tuple[str, ...]], ...]   # (label, files)
     output_dir: str
     workspace_name: str
+    errors: tuple = ()   # with -k: the targets that could not be configured or analyzed
 
 
 def _wanted_files(analysis, keys) -> tuple[str, ...]:
@@ -283,6 +289,8 @@ class _Unplanned:
     keys: list
     workspace_name: str
     output_dir: str
+    keep_going: bool = False
+    errors: tuple = ()   # with -k: the targets that could not be configured
 
 
 def _payload_classes() -> tuple[type, ...]:
@@ -328,13 +336,13 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     if errors:
         from buildpy.core.errors import ErrorGroup
         raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
-    configured, keys = _configured_targets(session, patterns, labels, options,
-                                           execution.keep_going)
+    configured, keys, errors = _configured_targets(session, patterns, labels, options,
+                                                   execution.keep_going)
     from buildpy.analysis.analyzer import output_dir
 
     return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
-                      output_dir(configured.top))
+                      output_dir(configured.top), execution.keep_going, errors)
 
 
 def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
@@ -342,7 +350,8 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
     from buildpy.analysis.analyzer import Analyzer
 
     configured, keys = unplanned.configured, unplanned.keys
-    analysis = Analyzer(configured, unplanned.workspace_name).analyze(keys, on_part)
+    analysis = Analyzer(configured, unplanned.workspace_name).analyze(
+        keys, on_part, keep_going=unplanned.keep_going)
     executables = {}
     reported = []
     for key in keys:
@@ -354,15 +363,19 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
             executables[str(key.label)] = replace(result, environment=dict(
                 result.environment))
     return PlannedBuild(analysis.actions, _wanted_files(analysis, keys), executables,
-                        tuple(reported), unplanned.output_dir, unplanned.workspace_name)
+                        tuple(reported), unplanned.output_dir, unplanned.workspace_name,
+                        unplanned.errors + analysis.errors)
 
 
 def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,
                stamp_ns: int) -> None:
     """Save the analysis with proof of all it read, as it was read (the stamp taken
-    before the first read), for the next build to reuse."""
+    before the first read), for the next build to reuse; not one with errors, which the
+    next build must report again."""
     from buildpy.analysis import snapshot
 
+    if plan.errors:
+        return
     snapshot.save(unplanned.path, unplanned.digest_path, snapshot.Snapshot.of(
         unplanned.key, stamp_ns, session.loader.reads, plan))
 
@@ -468,8 +481,10 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"))
+    # (the files that --output_groups wants are known once the analysis has ended)
     stream = _AnalysisStream(session, start, stamp, links) if isinstance(
-        start, _Unplanned) and forked.can_fork() else None
+        start, _Unplanned) and forked.can_fork() and not (
+        options.aspects or options.output_groups) else None
     plan = None
     try:
         build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
@@ -505,6 +520,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     output_dir = plan.output_dir if plan is not None else start.output_dir
     reported = plan.reported if plan is not None else ()
     _link_bin(session, output_dir)
+    analysis_errors = plan.errors if plan is not None else ()
+    _write_errors(analysis_errors, err)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
     if not only_executable and len(reported) <= show_result:   # as Bazel's --show_result
@@ -524,12 +541,24 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         err.write(f"FAILED: build did NOT complete successfully ({len(report.failed)} "
                   f"failed, {report.skipped} skipped)\n")
         code = _failure_code(report, err)
+    elif analysis_errors:
+        err.write(f"FAILED: build did NOT complete successfully ({len(analysis_errors)} "
+                  "targets not analyzed)\n")
+        code = 1
     else:
         code = 0
     err.write(_summary_line(report, execution))
     return BuildOutcome(code, plan.executables if plan is not None else {},
                         session.workspace.root,
                         plan.workspace_name if plan is not None else "__main__")
+
+
+def _write_errors(errors, err: TextIO) -> None:
+    """Each error once (with -k, one cause may fail many targets)."""
+    shown = dict.fromkeys(single.render() for error in errors
+                          for single in getattr(error, "errors", (error,)))
+    for text in shown:
+        err.write(f"ERROR: {text}\n")
 
 
 def _summary_line(report, execution) -> str:
@@ -640,17 +669,22 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         from buildpy.core.errors import ErrorGroup
         raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
-    query = TargetQueryEnvironment(session.loader, session.offset)
+    query = TargetQueryEnvironment(session.loader, session.offset,
+                                   keep_going=execution.keep_going)
     query.ensure(labels)
     labels = [label for label in labels if label in named or "manual" not in
               query.target(label).attrs.get("tags", ())]
     tests = [label for label in query.tests(labels)
              if _passes_filters(query.target(label), test)]
-    configured, keys = _configured_targets(session, patterns, list(dict.fromkeys(
+    configured, keys, errors = _configured_targets(session, patterns, list(dict.fromkeys(
         labels + tests)), options, execution.keep_going)
-    test_keys = [k for k in keys if k.label in set(tests)]
     workspace_name = session.loader.workspace_settings().name or "__main__"
-    analysis = Analyzer(configured, workspace_name).analyze(keys)
+    analysis = Analyzer(configured, workspace_name).analyze(
+        keys, keep_going=execution.keep_going)
+    errors += analysis.errors
+    _write_errors(errors, err)
+    keys = [k for k in keys if k in analysis.targets]   # (-k: those analyzed)
+    test_keys = [k for k in keys if k.label in set(tests)]
     wanted = _wanted_files(analysis, keys)
     graph, trees = analysis.actions.with_runfiles_trees(   # tests run in their trees
         {str(k.label): analysis.targets[k] for k in test_keys}, workspace_name)
@@ -722,7 +756,12 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
-    return _summary(results, session.workspace.root, out)
+    code = _summary(results, session.workspace.root, out)
+    if errors:
+        err.write(f"FAILED: build did NOT complete successfully ({len(errors)} targets not "
+                  "analyzed)\n")
+        return 1
+    return code
 
 
 def _summary(results, workspace: Path, out: TextIO) -> int:

@@ -62,6 +62,18 @@ def hello() -> AnalysisResult:
     return analyze(MONOREPO, "//app:hello")
 
 
+def test_a_cc_binary_has_bazels_implicit_outputs(bp, hello):
+    """`<name>.stripped` and `<name>.dwp` are targets of the package (`//app:*`), made
+    only when asked for, as in Bazel."""
+    result = bp("-C", str(MONOREPO), "query", 'kind("generated file", //app:*)')
+    assert {"//app:hello.stripped", "//app:hello.dwp"} <= set(result.out.split())
+    strip = action(hello, f"{BIN}/app/hello.stripped")
+    assert strip.mnemonic == "CcStrip"
+    assert strip.argv[2].startswith(("strip -S -p -o ", "x86_64-linux-gnu-strip -S -p -o "))
+    assert strip.inputs == (f"{BIN}/app/hello",)
+    assert action(hello, f"{BIN}/app/hello.dwp").content == ""
+
+
 def test_hello_compiles_each_source_once_and_no_header(hello):
     compiled = [a.argv[a.argv.index("-c") + 1] for a in actions_of(hello, "//app:hello",
                                                                    "CppCompile")]

@@ -20,8 +20,10 @@ def test_bp_builds_what_bazel_built(bp, tmp_path, case):
     assert files, f"{case} has no recorded outputs: run scripts/bazel-compat-goldens"
     root = tmp_path / "ws"
     shutil.copytree(COMPAT / case / "ws", root)
-    result = bp("-C", str(root), "build", "//...")
+    flags = COMPAT / case / "flags"
+    extra = flags.read_text().split() if flags.exists() else []
+    result = bp("-C", str(root), "build", *extra, "//...")
     assert result.code == 0, result.err
-    (bin_dir,) = (root / "bp-out").glob("*-fastbuild/bin")
+    bin_dir = root / "bp-bin"   # the top-level configuration's, as bazel-bin
     for name in files:
         assert (bin_dir / name).read_text() == (expected / name).read_text(), name

@@ -607,12 +607,21 @@ def test_source_files_used_by_their_package_stay_usable_elsewhere(ws):
     assert x.implicitly_exported and x.visibility == (Label("", "visibility", "private"),)
 
 
-def test_adding_a_string_to_a_select_explains_the_workaround(ws):
+def test_a_string_and_a_select_concatenate(ws):
     root = ws({"a/BUILD": 'genrule(name = "g", outs = ["o"], '
-                          'cmd = "echo " + select({"//conditions:default": "x"}))'})
+                          'cmd = "echo " + select({"//conditions:default": "x"}) + " y")'})
+    cmd = load(root, "//a:g").graph.target(Label("", "a", "g")).attrs["cmd"]
+    assert repr(cmd) == "'echo ' + select({Label(repo='', package='conditions', " \
+                        "name='default'): 'x'}) + ' y'"
+
+
+def test_adding_a_string_to_a_select_in_a_variable_explains_the_workaround(ws):
+    root = ws({"a/BUILD": 'X = select({"//conditions:default": "x"})\n'
+                          'genrule(name = "g", outs = ["o"], cmd = "echo " + X)'})
     assert error_text(root, "//a:g").endswith(
-        "hint: if one side is a select(): bp cannot add a select() to a string; move the "
-        'string into each branch, e.g. select({"//c:x": "echo " + "a"})')
+        "hint: if one side is a select() kept in a variable: bp adds a string to a select() "
+        "only where the `+` is written next to the select(...) call; write it there, or "
+        'move the string into each branch, e.g. select({"//c:x": "echo " + "a"})')
 
 
 def test_visibility_public_means_the_same_in_every_repository(ws):

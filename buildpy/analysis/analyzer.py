@@ -8,6 +8,7 @@ declares: files, actions, results. Executes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import posixpath
@@ -16,10 +17,12 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 
+import networkx as nx
+
 from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
-from buildpy.config.configuration import Configuration
+from buildpy.config.configuration import OPTION_DEFAULTS, Configuration
 from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
-from buildpy.core.errors import ErrorGroup, UserError
+from buildpy.core.errors import BpError, ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
 from buildpy.analysis.results import TargetResult
 from buildpy.lang.env import ANALYSIS_ID, RULES_GLOBAL, StarlarkEvalError
@@ -43,11 +46,14 @@ PartListener = Callable[[list[Action], list[tuple[ConfiguredKey, TargetResult]]]
 class AnalysisResult:
     actions: ActionGraph
     targets: Mapping[ConfiguredKey, TargetResult]
+    errors: tuple[BpError, ...] = ()   # with keep_going: the targets whose analysis failed
 
 
 def output_dir(config: Configuration) -> str:
-    """`bp-out/linux_x86_64-fastbuild` (plus the hash when --define makes it differ)."""
-    name = config.mnemonic + (f"-{config.hash}" if config.defines else "")
+    """`bp-out/linux_x86_64-fastbuild`, plus the hash when --define or build settings
+    (from flags or transitions: Bazel's `-ST-<hash>`) make it differ."""
+    name = config.mnemonic + (f"-{config.hash}" if config.defines or config.build_settings
+                              else "")
     return f"{OUTPUT_ROOT}/{name}"
 
 
@@ -189,12 +195,25 @@ class _Recorder:
             tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)),
             tuple(args), tuple(sorted(env.items())))
 
+    def requested(self, tid: int, text: str) -> None:
+        """The files of requested target `tid` that --output_groups asks for."""
+        key = self.key(tid)
+        self.results[key] = dataclasses.replace(self.results[key],
+                                                files=tuple(json.loads(text)))
+
     def canonical(self, tid: int, text: str, *, frames) -> str:
         label = self.key(tid).label
         try:
             return str(parse_label(text, label.package_id))
         except LabelError as error:
             raise self.error(tid, error.message, frames) from None
+
+    def discard(self, key: ConfiguredKey) -> None:
+        """Forget what a target whose analysis failed declared."""
+        owner = str(key)
+        self.actions = [a for a in self.actions if a.owner != owner]
+        for path in [p for p, a in self.declared.items() if a.owner == owner]:
+            del self.declared[path]
 
     def start(self, tid: int) -> None:
         self.current = tid
@@ -234,10 +253,16 @@ class Analyzer:
     # ---- the run --------------------------------------------------------------------
 
     def analyze(self, keys: Iterable[ConfiguredKey],
-                on_part: PartListener | None = None) -> AnalysisResult:
+                on_part: PartListener | None = None,
+                keep_going: bool = False) -> AnalysisResult:
         """Analyze `keys` and their dependencies; `on_part` hears of the actions and
         results of each part of the plan as soon as it is analyzed (dependencies come
-        first), before the whole graph is checked."""
+        first), before the whole graph is checked.
+
+        A target whose analysis fails stops the analysis, unless `keep_going` (then it
+        and what depends on it are left out, and the errors returned), or its
+        configuration allows analysis failures (an analysis test's target under test:
+        it then gives its dependents AnalysisFailureInfo)."""
         keys = list(keys)
         errors = self.configured.add(keys)
         if errors:
@@ -256,7 +281,8 @@ class Analyzer:
         try:
             # JSON crosses into Starlark far faster than the values themselves
             shared = json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
-                                 "workspace_name": self.workspace_name})
+                                 "workspace_name": self.workspace_name,
+                                 "aspects": bool(self.configured.options.aspects)})
             parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
             del plan
             told = [0, 0]   # actions and results already told to on_part
@@ -272,24 +298,91 @@ class Analyzer:
                     tell()
                 return parts[i]
 
-            self.loader.env.run_generated(
-                "<analysis driver>", self._driver(rules, len(parts)),
+            env = self.loader.env
+            module = env.run_generated(
+                "<analysis driver>", self._driver(rules),
                 {"_bp_plan_shared": lambda: shared, "_bp_plan_part": part},
                 context="error during analysis")
+            errors: list[BpError] = []
+            for i in range(len(parts)):
+                while not self._run_part(module, i, keep_going, errors):
+                    pass   # again, from the target after the one that failed
+            self._top_level(module, keys)
             if on_part is not None:
                 tell()
-        except StarlarkEvalError as error:
-            if recorder.current is None:
-                raise
-            key = order[recorder.current]
-            target = self.configured.nodes[key].target
-            raise StarlarkEvalError(f"{target.location}: error analyzing {target.kind_text} "
-                                    f"'{key}'", _user_frames(error.starlark_text),
-                                    error.hint) from None
         finally:
             self.loader.analysis = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
-                              MappingProxyType(recorder.results))
+                              MappingProxyType(recorder.results), tuple(errors))
+
+    def _top_level(self, module: Any, keys: list[ConfiguredKey]) -> None:
+        """What the command line asks of the requested targets: the aspects applied to
+        them (--aspects) and the output groups built (--output_groups)."""
+        options = self.configured.options
+        if not options.aspects and not options.output_groups:
+            return
+        lines, aspects = [], []
+        for i, text in enumerate(options.aspects):
+            file, percent, name = text.partition("%")
+            try:
+                label = parse_label(file)
+            except LabelError as e:
+                raise UserError(f"--aspects={text}: {e.message}", hint=e.hint) from None
+            if not percent or not name or not label.name.endswith(".bzl"):
+                raise UserError(f"--aspects={text}: expected a .bzl file and the aspect it "
+                                "exports, as //tools:lint.bzl%lint_aspect")
+            absolute = "@" + str(label) if str(label).startswith("//") else str(label)
+            lines.append(f'load("{absolute}", _top_level_{i} = "{RULES_GLOBAL}")')
+            aspects.append(f"cli_aspect(_top_level_{i}, {json.dumps(name)}, "
+                           f"{json.dumps(text)})")
+        ids = [self.ids[k] for k in keys if k in self.ids]
+        lines.append(f"top_level(STATE, [{', '.join(aspects)}], {json.dumps(ids)}, "
+                     f"{json.dumps(list(options.output_groups))})")
+        try:
+            self.loader.env.run_generated("<analysis driver>", "\n".join(lines) + "\n",
+                                          {}, "error applying --aspects", module)
+        except StarlarkEvalError as error:
+            raise StarlarkEvalError(error.context, _user_frames(error.starlark_text),
+                                    error.hint) from None
+
+    def _run_part(self, module: Any, i: int, keep_going: bool, errors: list[BpError]
+                  ) -> bool:
+        """Analyze part `i` of the plan (the targets not analyzed yet); False when a
+        target failed and was set aside, so that the part must run again."""
+        recorder = self.recorder
+        try:
+            self.loader.env.run_generated(
+                "<analysis driver>", f"analyze(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
+                {}, "error during analysis", module)
+            return True
+        except BpError as error:
+            if recorder.current is None:
+                raise
+            key = self.plan_keys[recorder.current]
+            recorder.current = None
+            if isinstance(error, StarlarkEvalError):
+                target = self.configured.nodes[key].target
+                error = StarlarkEvalError(
+                    f"{target.location}: error analyzing {target.kind_text} '{key}'",
+                    _user_frames(error.starlark_text), error.hint)
+            config = self.configured.nodes[key].configuration
+            allowed = bool(config and config.option("allow_analysis_failures"))
+            if not (keep_going or allowed):
+                raise error from None
+            failed = [key] if allowed else [key, *(
+                k for k in nx.ancestors(self.configured.graph, key) if k in self.ids)]
+            for k in failed:
+                recorder.discard(k)
+            if not allowed:
+                errors.append(error)
+            message = error.render() if isinstance(error, StarlarkEvalError) else \
+                error.message
+            self.loader.env.run_generated(
+                "<analysis driver>",
+                f"fail_targets(STATE, {json.dumps([self.ids[k] for k in failed])}, "
+                f"{json.dumps(_label_data(key.label))}, {json.dumps(message)}, "
+                f"{allowed})\n", {}, "error during analysis", module)
+            return False
 
     def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
         """The keys and everything they depend on, dependencies first: a depth-first
@@ -328,10 +421,12 @@ class Analyzer:
                     order.append(node)
         return order
 
-    def _driver(self, rules: dict[tuple[str, str], int], parts: int) -> str:
-        """The program that analyzes the plan: one top-level statement per part of it,
-        so that Starlark can collect each part's garbage before the next."""
-        lines = ['load("%s", "analysis_state", "analyze")' % ANALYSIS_ID]
+    def _driver(self, rules: dict[tuple[str, str], int]) -> str:
+        """The program that prepares the analysis: the rules and the state; each part of
+        the plan then runs as a program of its own in the same module, so that Starlark
+        can collect each part's garbage before the next."""
+        lines = ['load("%s", "analysis_state", "analyze", "fail_targets", "cli_aspect", '
+                 '"top_level")' % ANALYSIS_ID]
         modules: dict[str, int] = {}   # files with rules of private names
         private = []
         for (module, kind), index in rules.items():
@@ -348,9 +443,7 @@ class Analyzer:
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
         lines.append("_SHARED = json.decode(_bp_plan_shared())")
         lines.append('STATE = analysis_state(_SHARED["rules"], _SHARED["configs"], '
-                     '_SHARED["workspace_name"])')
-        lines += [f"analyze(RULES, STATE, json.decode(_bp_plan_part({i})))"
-                  for i in range(parts)]
+                     '_SHARED["workspace_name"], _SHARED["aspects"])')
         return "\n".join(lines) + "\n"
 
     # ---- plan entries ----------------------------------------------------------------------
@@ -403,7 +496,7 @@ class Analyzer:
                 files = [self._declared_output(key, label) for label in labels if label]
                 if files:
                     outputs[name] = files
-        return {
+        entry = {
             "id": index, "kind": target.kind, "rule": rule_index,
             "cfg": self._config_index(node.configuration),
             "label": _label_data(target.label), "attrs": attrs, "deps": deps,
@@ -412,6 +505,10 @@ class Analyzer:
             "out_dir": self.out_dir(node),
             "build_file_path": posixpath.join(package_path(target.label), "BUILD"),
         }
+        if rule.build_setting is not None:
+            entry["build_setting_value"] = self.configured.build_settings.value(
+                target.label, node.configuration)
+        return entry
 
     def _config_index(self, config: Configuration | None) -> int:
         index = self._configs.get(config)
@@ -421,7 +518,9 @@ class Analyzer:
                 "var": self._make_variables(config), "bin_dir": self.bin_dir(config),
                 "config": {"hash": config.hash, "platform": str(config.platform),
                            "compilation_mode": config.compilation_mode, "cpu": config.cpu,
-                           "os": config.os, "is_exec": config.is_exec}})
+                           "os": config.os, "is_exec": config.is_exec},
+                "options": {name: config.option(name) for name in OPTION_DEFAULTS},
+                "constraints": sorted(map(str, config.constraints))})
         return index
 
     def _make_variables(self, config: Configuration) -> dict[str, str]:
@@ -479,7 +578,8 @@ def _rule_info(rule: RuleClass) -> dict:
         else:
             defaults[name] = _plain(spec.empty if spec.default is None else spec.default)
     return {"kind": rule.kind, "executable": rule.executable, "test": rule.test,
-            "label_attrs": label_attrs, "outputs": outputs, "defaults": defaults}
+            "label_attrs": label_attrs, "outputs": outputs, "defaults": defaults,
+            "aspects": any(spec.aspects for spec in rule.attrs.values())}
 
 
 def _alternatives(providers: Any) -> list[list[int]]:

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from buildpy.core.errors import UserError
 from buildpy.core.label import Label
@@ -26,6 +27,17 @@ _BAZEL_CPU = {("linux", "x86_64"): "k8", ("linux", "arm64"): "aarch64",
               ("ios", "arm64"): "ios_arm64"}
 
 
+# Bazel options that bp has no flag for but that transitions may set and config_setting
+# may test, with Bazel's defaults; a configuration holds those set, as
+# "//command_line_option:<name>" entries of its build settings.
+OPTION_PREFIX = "//command_line_option:"
+OPTION_DEFAULTS: dict[str, Any] = {
+    "allow_analysis_failures": False, "features": [], "stamp": False, "copt": [],
+    "cxxopt": [], "conlyopt": [], "linkopt": [], "minimum_os_version": None,
+    "compiler": None, "dynamic_mode": "default", "strip": "sometimes",
+}
+
+
 def bazel_cpu(os: str, cpu: str) -> str:
     """Bazel's --cpu value for a configuration's OS and CPU constraint names."""
     return _BAZEL_CPU.get((os, cpu), cpu)
@@ -41,6 +53,9 @@ class BuildOptions:
     host_platform: str = "@prelude//platforms:host"
     extra_execution_platforms: tuple[str, ...] = ()
     extra_toolchains: tuple[str, ...] = ()
+    build_settings: tuple[tuple[str, str], ...] = ()   # --//pkg:flag=value, as given
+    aspects: tuple[str, ...] = ()         # --aspects: //pkg:file.bzl%name
+    output_groups: tuple[str, ...] = ()   # --output_groups: name, +name, -name
 
     @staticmethod
     def parse_defines(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -65,11 +80,21 @@ class Configuration:
     compilation_mode: str = "fastbuild"
     defines: tuple[tuple[str, str], ...] = ()
     is_exec: bool = False
+    build_settings: tuple[tuple[str, str], ...] = ()   # (label, value as JSON), sorted
 
     def settings(self) -> dict:
-        return {"platform": str(self.platform), "constraints": sorted(map(str, self.constraints)),
-                "os": self.os, "cpu": self.cpu, "compilation_mode": self.compilation_mode,
-                "defines": dict(self.defines), "is_exec": self.is_exec}
+        settings = {
+            "platform": str(self.platform), "constraints": sorted(map(str, self.constraints)),
+            "os": self.os, "cpu": self.cpu, "compilation_mode": self.compilation_mode,
+            "defines": dict(self.defines), "is_exec": self.is_exec}
+        if self.build_settings:
+            settings["build_settings"] = dict(self.build_settings)
+        return settings
+
+    @cached_property
+    def setting_values(self) -> dict[str, Any]:
+        """The user-defined build settings this configuration sets, by label."""
+        return {label: json.loads(value) for label, value in self.build_settings}
 
     @cached_property
     def hash(self) -> str:
@@ -89,5 +114,10 @@ class Configuration:
 
     @property
     def bazel_cpu(self) -> str:
-        """What Bazel's --cpu would be (`k8`): `values = {"cpu": ...}`, $(TARGET_CPU)."""
-        return bazel_cpu(self.os, self.cpu)
+        """What Bazel's --cpu would be (`k8`): `values = {"cpu": ...}`, $(TARGET_CPU).
+        A transition may have set it (the platform stays)."""
+        return self.setting_values.get(OPTION_PREFIX + "cpu") or bazel_cpu(self.os, self.cpu)
+
+    def option(self, name: str) -> Any:
+        """The value of one of OPTION_DEFAULTS's options in this configuration."""
+        return self.setting_values.get(OPTION_PREFIX + name, OPTION_DEFAULTS[name])

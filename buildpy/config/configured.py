@@ -20,6 +20,9 @@ from buildpy.core.pattern import parse_pattern
 from buildpy.config.configuration import BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
 from buildpy.config.selects import Conditions
+from buildpy.config.settings import BuildSettings
+from buildpy.config.transitions import PREFIX as TRANSITION, Transitions
+from buildpy.config.transitions import apply as apply_transition
 from buildpy.config.toolchains import Registration, Toolchains
 from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.graph import GraphLoader
@@ -82,7 +85,10 @@ class ConfiguredGraph:
         self.options = options
         self.settings = settings
         self.platforms = Platforms(self.lookup)
-        self.conditions = Conditions(self.platforms)
+        self.build_settings = BuildSettings(self.platforms)
+        self.conditions = Conditions(self.platforms, self.build_settings)
+        self._setting_values = self.build_settings.command_line(options.build_settings)
+        self.transitions = Transitions(self.loader, self.build_settings)
         self.host = self.platforms.platform(options.host_platform, "host platform")
         target_platform = self.platforms.platform(options.platforms[0]) \
             if options.platforms else self.host
@@ -90,18 +96,22 @@ class ConfiguredGraph:
         self.top = self._configuration(target_platform, options.compilation_mode, False)
         self.graph = nx.DiGraph()
         self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
+        self.failed: dict[ConfiguredKey, UserError] = {}   # could not be configured
         self._toolchains: Toolchains | None = None
         # why a key is incompatible: its own reason, the dependency that is, or None
         self._causes: dict[ConfiguredKey, str | ConfiguredKey | None] = {}
 
     # ---- configurations ---------------------------------------------------------------
 
-    def _configuration(self, platform: Platform, mode: str, is_exec: bool) -> Configuration:
+    def _configuration(self, platform: Platform, mode: str, is_exec: bool,
+                       build_settings: tuple[tuple[str, str], ...] | None = None
+                       ) -> Configuration:
         config = Configuration(
             platform=platform.label, constraints=platform.values,
             os=_name(platform.constraints.get(OS_SETTING)),
             cpu=_name(platform.constraints.get(CPU_SETTING)),
-            compilation_mode=mode, defines=self.options.defines, is_exec=is_exec)
+            compilation_mode=mode, defines=self.options.defines, is_exec=is_exec,
+            build_settings=self._setting_values if build_settings is None else build_settings)
         self.configurations.setdefault(config.hash, (config, platform))
         return config
 
@@ -146,7 +156,21 @@ class ConfiguredGraph:
         target = self.lookup(label)
         if config is None or target.kind in (SOURCE_FILE, PACKAGE_GROUP):
             return ConfiguredKey(target.label, None)
+        incoming = target.rule_class.transition if target.is_rule else None
+        if incoming is not None and incoming.startswith(TRANSITION):   # rule(cfg = t)
+            config = self._transitioned(incoming, config, target)
         return ConfiguredKey(target.label, config.hash)
+
+    def _transitioned(self, ref: str, config: Configuration, target: Target
+                      ) -> Configuration:
+        """`config` after transition `ref`, applied to `target` (whose attributes the
+        transition reads)."""
+        outputs = self.transitions.outputs(ref, config, target)
+        if not outputs:
+            return config
+        mode, platform, settings = apply_transition(outputs, config, self.build_settings)
+        return self._configuration(self.platforms.platform(platform), mode, config.is_exec,
+                                   settings)
 
     def add(self, keys: Iterable[ConfiguredKey]) -> list[BpError]:
         """Configure `keys` and everything they depend on; returns the user errors met."""
@@ -160,6 +184,7 @@ class ConfiguredGraph:
                 node = self._configure(key)
             except UserError as error:
                 errors.append(error)
+                self.failed[key] = error
                 node = ConfiguredTarget(key, self.lookup(key.label), self._config(key))
             self.nodes[key] = node
             self.graph.add_node(key)
@@ -214,6 +239,8 @@ class ConfiguredGraph:
         for name in target.rule_class.dependency_attrs:
             spec = target.rule_class.attrs[name]
             dep_config = exec_config if spec.cfg == "exec" else config
+            if spec.cfg and spec.cfg.startswith(TRANSITION):   # attr.label(cfg = t)
+                dep_config = self._transitioned(spec.cfg, config, target)
             deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
         deps += [(IMPLICIT_TESTS, self.key(label, config))
                  for label in target.attrs.get(IMPLICIT_TESTS, ())]

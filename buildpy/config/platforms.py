@@ -35,6 +35,10 @@ class Platforms:
         self._platforms: dict[Label, Platform] = {}
         self._settings: dict[Label, Label] = {}
 
+    def lookup(self, label: Label) -> Target:
+        """The target `label` names (an alias itself, not what it stands for)."""
+        return self._lookup(label)
+
     def actual(self, label: Label) -> Target:
         """The target `label` names, following aliases."""
         seen = []

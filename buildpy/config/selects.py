@@ -7,23 +7,27 @@ several match, errors for no match and for ambiguity. Knows nothing of toolchain
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, Mapping
 
 from buildpy.core.errors import UserError
+from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import Label
-from buildpy.config.configuration import Configuration
+from buildpy.config.configuration import OPTION_DEFAULTS, Configuration, bazel_cpu
 from buildpy.config.platforms import Platform, Platforms
+from buildpy.config.settings import BuildSettings
 from buildpy.lang.values import Select, SelectorList
 
 DEFAULT = Label("", "conditions", "default")
-VALUE_KEYS = ("compilation_mode", "cpu", "define")
+VALUE_KEYS = ("compilation_mode", "cpu", "host_cpu", "define", *OPTION_DEFAULTS)
 
 
 class Conditions:
     """Matches select() keys against configurations; caches each answer."""
 
-    def __init__(self, platforms: Platforms):
+    def __init__(self, platforms: Platforms, build_settings: BuildSettings):
         self.platforms = platforms
+        self.build_settings = build_settings
         self._settings: dict[Label, frozenset] = {}
         self._matches: dict[tuple[Label, str], bool] = {}
 
@@ -61,10 +65,15 @@ class Conditions:
                 required.add(("value", name, value))
         for name, value in target.attrs.get("define_values", {}).items():
             required.add(("define", name, value))
-        if target.attrs.get("flag_values"):
-            raise UserError(f"config_setting '{target.label}': flag_values needs build "
-                            "settings, which bp does not support yet",
-                            location=target.location)
+        for label, text in target.attrs.get("flag_values", {}).items():
+            what = f"config_setting '{target.label}': flag_values"
+            setting_target, setting = self.build_settings.setting(label, what)
+            try:
+                value = setting.parse(text)
+            except ValueError as e:
+                raise UserError(f"{what}: {e} for '{setting_target.label}'",
+                                location=target.location) from None
+            required.add(("flag", setting_target.label, json.dumps(value)))
         for value in target.attrs.get("constraint_values", ()):
             _, canonical = self.platforms.constraint(value, f"config_setting '{target.label}'")
             required.add(("constraint", canonical))
@@ -73,9 +82,25 @@ class Conditions:
     def matches(self, key: Label, config: Configuration, platform: Platform) -> bool:
         cache_key = (key, config.hash)
         if cache_key not in self._matches:
+            key = self._condition(key, config, platform)
             self._matches[cache_key] = all(
                 self._holds(requirement, config, platform) for requirement in self.settings(key))
         return self._matches[cache_key]
+
+    def _condition(self, key: Label, config: Configuration, platform: Platform) -> Label:
+        """The condition a key names in `config`: an alias whose `actual` is a select()
+        (as bazel-skylib's config_setting_group makes) is resolved there first."""
+        seen = []
+        target = self.platforms.lookup(key)
+        while target.kind == "alias" and isinstance(target.attrs["actual"],
+                                                    (Select, SelectorList)):
+            seen.append(target.label)
+            actual = self.resolve(target.attrs["actual"], "actual", target.label, config,
+                                  platform)
+            target = self.platforms.lookup(actual)
+            if target.label in seen:
+                raise UserError(f"alias cycle: {' -> '.join(map(str, seen + [target.label]))}")
+        return target.label
 
     def _holds(self, requirement: tuple, config: Configuration, platform: Platform) -> bool:
         kind = requirement[0]
@@ -83,9 +108,21 @@ class Conditions:
             return self.platforms.has(platform, requirement[1], "select()")
         if kind == "define":
             return config.define_map.get(requirement[1]) == requirement[2]
+        if kind == "flag":
+            return self.build_settings.value(requirement[1], config) == \
+                json.loads(requirement[2])
         name, value = requirement[1], requirement[2]
         if name == "cpu":   # Bazel's name (`k8`), not the constraint's (`x86_64`)
             return config.bazel_cpu == value
+        if name == "host_cpu":   # the machine bp runs on, by Bazel's --host_cpu name
+            return bazel_cpu(host_os(), host_cpu()) == value
+        if name in OPTION_DEFAULTS:   # options only transitions set
+            current = config.option(name)
+            if isinstance(current, bool):
+                return current == (value.lower() in ("1", "true", "yes"))
+            if isinstance(current, list):   # as Bazel: each listed value is set
+                return all(v in current for v in value.split(",") if v)
+            return str(current) == value if current is not None else value == ""
         return getattr(config, name) == value
 
     # ---- resolving attribute values -----------------------------------------------------
@@ -111,8 +148,10 @@ class Conditions:
             raise self._no_match(select, attr, owner, config)
         if len(matching) == 1:
             return matching[0][1]
+        required = {key: self.settings(self._condition(key, config, platform))
+                    for key, _ in matching}
         winners = [(key, branch) for key, branch in matching
-                   if all(self.settings(key) >= self.settings(other) for other, _ in matching)]
+                   if all(required[key] >= required[other] for other, _ in matching)]
         if len(winners) == 1 or (winners and all(b == winners[0][1] for _, b in winners)):
             return winners[0][1]
         if all(branch == matching[0][1] for _, branch in matching):

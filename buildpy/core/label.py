@@ -14,6 +14,14 @@ MAIN_REPO = ""
 # Repositories that are directories of another: `@platforms//os:linux` is the same
 # target as `@prelude//platforms/os:linux` (Bazel's constraint names, bp's prelude).
 REPO_ALIASES = {"platforms": ("prelude", "platforms")}
+_main_repository_name = ""   # `@<this name>//...` is the main repository, as in Bazel
+
+
+def set_main_repository_name(name: str) -> None:
+    """Name the main repository (its WORKSPACE's `workspace(name = ...)`): labels that
+    name it, `@name//pkg:x`, then mean `//pkg:x`, so its files load once."""
+    global _main_repository_name
+    _main_repository_name = name
 
 # Characters Bazel (LabelValidator) allows. Package names: printable 7-bit ASCII except
 # ':' and '\\'. Target names: the same plus ':' (not first) and any non-ASCII character.
@@ -138,6 +146,8 @@ def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
         rest = "//:" + repo
     if repo and not _REPO_NAME.fullmatch(repo):
         raise _fail(text, f"invalid repository name '@{repo}'", what=what)
+    if repo and repo == _main_repository_name:
+        repo = MAIN_REPO
     if repo in REPO_ALIASES:
         repo, prefix = REPO_ALIASES[repo]
         body = rest[2:]

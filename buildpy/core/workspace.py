@@ -6,6 +6,7 @@ Knows the file system layout only; it does not evaluate BUILD or WORKSPACE files
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,12 +29,15 @@ class Workspace:
 
     root: Path
     ignored: frozenset[str] = frozenset()
+    name: str = ""   # the name its WORKSPACE file gives it: workspace(name = "...")
 
     @staticmethod
     def at(root: Path, reads: ReadLog | None = None) -> "Workspace":
-        """The workspace at `root`, its ignore files recorded in `reads`."""
+        """The workspace at `root`, its ignore and WORKSPACE files recorded in `reads`."""
         root = root.resolve()
-        return Workspace(root, frozenset(_read_ignore_files(root, reads or ReadLog())))
+        reads = reads or ReadLog()
+        return Workspace(root, frozenset(_read_ignore_files(root, reads)),
+                         _declared_name(root, reads))
 
     def is_ignored(self, rel: str) -> bool:
         """True if the workspace-relative directory `rel` or one of its parents is ignored."""
@@ -97,6 +101,21 @@ def find_workspace_root(start: Path) -> Path:
         hint="create an empty file named WORKSPACE at the root of your source tree "
              "(see WORKSPACE.example), or point bp at one with -C DIR",
     )
+
+
+_WORKSPACE_NAME = re.compile(r"""^workspace\(\s*name\s*=\s*["']([A-Za-z0-9_.-]+)["']""", re.M)
+
+
+def _declared_name(root: Path, reads: ReadLog) -> str:
+    """The name in the WORKSPACE file's `workspace(name = "...")`, which Bazel wants as
+    its first statement, with a literal name (read without evaluating the file)."""
+    for file in WORKSPACE_FILES:
+        path = root / file
+        if reads.is_file(path):
+            text = reads.read_bytes(path).decode("utf-8", "replace")   # (its evaluation
+            match = _WORKSPACE_NAME.search(text)                      # reports bad bytes)
+            return match[1] if match else ""
+    return ""
 
 
 def _read_ignore_files(root: Path, reads: ReadLog) -> Iterator[str]:

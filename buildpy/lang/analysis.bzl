@@ -7,11 +7,14 @@ through natives; no Starlark value ever crosses back to Python. Knows no rule.
 
 load(
     "<builtins>",
+    "AnalysisFailureInfo",
+    "AnalysisTestResultInfo",
     "DefaultInfo",
     "OutputGroupInfo",
     "RunEnvironmentInfo",
     "TemplateVariableInfo",
     "ToolchainInfo",
+    "bp_repr",
     "depset",
     "shell_quote",
 )
@@ -19,31 +22,55 @@ load(
 _FOREVER = 2147483647
 _UNBOUND = struct(_bp_unbound = True)
 
-def analysis_state(rule_infos, configs, workspace_name):
+def analysis_state(rule_infos, configs, workspace_name, cli_aspects):
     """What `analyze` keeps between parts of the plan: the targets analyzed so far, and
-    what the targets of each rule kind (`rule_infos`) and configuration share."""
+    what the targets of each rule kind (`rule_infos`) and configuration share; and, when
+    a rule or the command line (`cli_aspects`) applies aspects, what they read of each
+    rule target (otherwise that is not kept: it would hold every ctx till the end)."""
     return {
         "targets": {},
         "rule_infos": rule_infos,
         "bases": [_rule_base(info) for info in rule_infos],
         "configs": configs,
         "workspace_name": workspace_name,
+        "for_aspects": cli_aspects or bool([i for i in rule_infos if i["aspects"]]),
+        "entries": {},   # rule targets' entries, rule views and actions, for aspects
+        "rule_views": {},
+        "actions": {},
+        "aspect_results": {},
     }
 
 def analyze(rules, state, plan):
     """Runs every entry of this part of the plan (dependencies first). `rules` maps rule
     ids to rules."""
     targets, rule_infos, bases = state["targets"], state["rule_infos"], state["bases"]
-    configs, workspace_name = state["configs"], state["workspace_name"]
     for entry in plan:
+        if entry["id"] in targets:   # analyzed (or failed) before this part ran again
+            continue
         if entry["kind"] == "file":  # cannot fail: no need to say which target runs
             targets[entry["id"]] = _file_target(entry)
         else:
             _bp_analysis_start(entry["id"])
             rule = entry["rule"]
             targets[entry["id"]] = _analyze_rule(rules[rule], rule_infos[rule], bases[rule],
-                                                 configs[entry["cfg"]], workspace_name,
-                                                 entry, targets)
+                                                 entry, state)
+
+def fail_targets(state, ids, label_data, message, allowed):
+    """Targets whose analysis failed (the first of `ids`) or depends on one that did: with
+    `allowed` (an analysis test's target under test), the failed target gives its
+    dependents AnalysisFailureInfo instead; otherwise they are left out."""
+    if allowed:
+        label = _label(label_data)
+        empty = _runfiles_of(depset([]))
+        state["targets"][ids[0]] = _target(label, {
+            DefaultInfo: _default_info(depset([]), None, empty),
+            AnalysisFailureInfo: AnalysisFailureInfo(
+                causes = depset([struct(label = label, message = message)]),
+            ),
+        })
+        return
+    for tid in ids:
+        state["targets"][tid] = None
 
 def _rule_base(info):
     """The ctx values of a target that sets no attribute and has no dependencies."""
@@ -139,11 +166,21 @@ def _provider_name(p):
 
 # ---- one target ---------------------------------------------------------------------
 
-def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
+def _analyze_rule(rule_fn, info, base, entry, state):
     tid = entry["id"]
+    targets = state["targets"]
+    config, workspace_name = state["configs"][entry["cfg"]], state["workspace_name"]
+    kind = rule_fn(__bp_declared__ = True)   # what the rule() call declared
+    aspects = kind.aspects
 
     def fail_here(message):
         _bp_analysis_error(tid, message, call_stack())
+
+    def dep_of(name, dep_id):
+        if name in aspects:
+            return _with_aspects(state, dep_id, [_parameters(a, attr) for a in aspects[name]],
+                                 fail_here)
+        return targets[dep_id]
 
     given = entry["attrs"]
     attr = dict(base.attr)
@@ -158,13 +195,13 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
     for name, value in entry["deps"].items():
         spec = label_attrs[name]
         if spec["type"] == "label":
-            deps = [targets[value]]
+            deps = [dep_of(name, value)]
             attr[name] = deps[0]
         elif spec["type"] == "label_list":
-            deps = [targets[i] for i in value]
+            deps = [dep_of(name, i) for i in value]
             attr[name] = deps
         else:  # label-keyed dicts, sent as [id, value] pairs: keys are the labels' targets
-            deps = [targets[i] for i, _ in value]
+            deps = [dep_of(name, i) for i, _ in value]
             attr[name] = {targets[i].label: v for i, v in value}
         for dep in deps:
             deps_by_label[dep.label.__bp_label__] = dep
@@ -190,18 +227,160 @@ def _analyze_rule(rule_fn, info, base, config, workspace_name, entry, targets):
         else:
             outputs[name] = declared
         attr[name] = outputs[name]
+    for value in outputs.values():   # $(location) may name the target's own outputs
+        for out in (value if type(value) == "list" else [value] if value != None else []):
+            key = out.owner.__bp_label__
+            if key not in deps_by_label:
+                deps_by_label[key] = struct(files = depset([out]),
+                                            files_to_run = struct(executable = None))
     toolchains = {}
     var = dict(config["var"])
     for type_label, dep_id in entry["toolchains"].items():
         dep = targets[dep_id]
         providers = _providers(dep)
-        toolchains[type_label] = providers.get(ToolchainInfo, dep)
+        resolved = providers.get(ToolchainInfo, dep)
+        toolchains[type_label] = resolved
+        if type_label.startswith("//"):   # also as the main repository's own name says
+            toolchains["@" + type_label] = resolved
+            toolchains["@" + workspace_name + type_label] = resolved
         if TemplateVariableInfo in providers:
             var.update(providers[TemplateVariableInfo].variables)
+    actions = []
     ctx = _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs,
-                    toolchains, var, deps_by_label, targets, fail_here)
+                    toolchains, var, deps_by_label, fail_here, actions,
+                    executable_rule = info["executable"] or info["test"])
     result = rule_fn(__bp_analyze__ = ctx)
+    if state["for_aspects"]:
+        state["entries"][tid] = entry
+        state["rule_views"][tid] = struct(attr = attr, files = files, file = file,
+                                          executable = executable, kind = entry["kind"],
+                                          provides = kind.provides)
+        state["actions"][tid] = actions
     return _collect(info, entry["id"], result, outputs, ctx, fail_here)
+
+# ---- aspects -------------------------------------------------------------------------------
+
+def _merged_groups(first, second, fail_here):
+    groups = {name: getattr(first, name) for name in dir(first) if name != "_bp_key"}
+    for name in dir(second):
+        if name == "_bp_key":
+            continue
+        if name in groups:
+            fail_here("output group '%s' is provided twice" % name)
+        groups[name] = getattr(second, name)
+    return OutputGroupInfo(**groups)
+
+def cli_aspect(exported, name, text):
+    """The aspect `--aspects=<file>%<name>` names (`exported`: that file's exports)."""
+    value = exported.get(name)
+    if type(value) != "struct" or not hasattr(value, "_bp_aspect"):
+        fail("--aspects=%s: the file exports no aspect named '%s'" % (text, name))
+    return value
+
+def top_level(state, aspects, ids, groups):
+    """Apply the command line's aspects to the requested targets `ids`, and tell which of
+    their files --output_groups wants (`name` instead of the default files, `+name` in
+    addition, `-name` without)."""
+    explicit = [g for g in groups if not g.startswith(("+", "-"))]
+    selected = {g: True for g in (explicit or ["default"])}
+    for g in groups:
+        if g.startswith("+"):
+            selected[g[1:]] = True
+        elif g.startswith("-"):
+            selected.pop(g[1:], None)
+    for tid in ids:
+        target = state["targets"].get(tid)
+        if target == None:   # its analysis failed (-k)
+            continue
+        if aspects:
+            target = _with_aspects(state, tid, [_parameters(a, {}) for a in aspects], fail)
+        providers = _providers(target)
+        files = []
+        for name in selected:
+            if name == "default":
+                files += target.files.to_list()
+            elif OutputGroupInfo in providers:
+                files += getattr(providers[OutputGroupInfo], name, depset()).to_list()
+        _bp_requested_files(tid, json.encode([f.path for f in files]))
+
+def _parameters(a, attr):
+    """Aspect `a` with its parameters: its public attributes take the values of the
+    requesting rule's attributes of the same name, as in Bazel."""
+    values = {name: attr.get(name, default) if not name.startswith("_") else default
+              for name, default in a.attrs.items()}
+    return struct(aspect = a, attr = values, key = a._bp_aspect + json.encode(values))
+
+def _with_aspects(state, tid, aspects, fail_here):
+    """A dependency as an attribute with `aspects` (each with its parameters) gives it:
+    its providers and those of each aspect applied to it (aspects apply to rule targets
+    only)."""
+    target = state["targets"][tid]
+    if tid not in state["entries"]:
+        return target
+    providers = dict(_providers(target))
+    for applied in aspects:
+        for key, value in _aspect_providers(state, tid, applied, fail_here).items():
+            if key == OutputGroupInfo and key in providers:   # output groups merge
+                value = _merged_groups(providers[key], value, fail_here)
+            elif key in providers:
+                fail_here("%s and %s applied to it both provide %s" %
+                          (bp_repr(target), applied.aspect._bp_aspect, _provider_name(key)))
+            providers[key] = value
+    return _target(target.label, providers)
+
+def _aspect_providers(state, tid, applied, fail_here):
+    """The providers of an aspect (with its parameters) on rule target `tid`, computed
+    once (after the same aspect on the dependencies it propagates to, along
+    `attr_aspects`)."""
+    a = applied.aspect
+    key = "%d %s" % (tid, applied.key)
+    if key in state["aspect_results"]:
+        return state["aspect_results"][key]
+    target, entry, view = state["targets"][tid], state["entries"][tid], state["rule_views"][tid]
+    if a.required_providers and not [wanted for wanted in a.required_providers
+                                     if not [p for p in wanted if p not in view.provides]]:
+        # as in Bazel, the rule must declare them (`provides`), not merely return them
+        state["aspect_results"][key] = {}
+        return {}
+    rule_attr = dict(view.attr)
+    label_attrs = state["rule_infos"][entry["rule"]]["label_attrs"]
+    names = entry["deps"].keys() if "*" in a.attr_aspects else a.attr_aspects
+    for name in names:
+        value = entry["deps"].get(name)
+        if value == None:
+            continue
+        kind = label_attrs[name]["type"]
+        if kind == "label":
+            rule_attr[name] = _with_aspects(state, value, [applied], fail_here)
+        elif kind == "label_list":
+            rule_attr[name] = [_with_aspects(state, i, [applied], fail_here) for i in value]
+
+    def aspect_fail(message):
+        fail_here("in %s on %s: %s" % (a._bp_aspect, bp_repr(target), message))
+
+    config = state["configs"][entry["cfg"]]
+    actions = []
+    ctx = _make_ctx(entry, config, state["workspace_name"], applied.attr, {}, {}, {}, {}, {},
+                    dict(config["var"]), {}, aspect_fail, actions, dict(
+                        rule = struct(attr = struct(**rule_attr), kind = view.kind,
+                                      files = struct(**view.files),
+                                      file = struct(**view.file),
+                                      executable = struct(**view.executable)),
+                    ))
+    fields = {name: getattr(target, name) for name in dir(target)}
+    fields["actions"] = state["actions"][tid]
+    result = a.implementation(struct(**fields), ctx)
+    if result == None:
+        result = []
+    elif type(result) == "struct":
+        result = [result]
+    providers = {}
+    for p in result:
+        if type(p) != "struct" or not hasattr(p, "_bp_key"):
+            aspect_fail("the implementation returned %s, which is not a provider" % bp_repr(p))
+        providers[p._bp_key] = p
+    state["aspect_results"][key] = providers
+    return providers
 
 def _check_providers(dep, alternatives, name, fail_here):
     """The dependency must have every provider of at least one alternative list."""
@@ -275,8 +454,11 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
                 declared.append(value)
         target[DefaultInfo] = DefaultInfo(files = depset(declared))
     default = target[DefaultInfo]
-    executable = getattr(default, "executable", None)
+    executable = getattr(default, "executable", None) or ctx._bp_predeclared_executable()
     files = getattr(default, "files", None)
+    if executable == None and info["test"] and AnalysisTestResultInfo in target:
+        executable = _analysis_test_script(ctx, target[AnalysisTestResultInfo])
+        files = depset([executable])
     if files == None:   # as in Bazel, an executable is built by default
         files = depset([executable] if executable != None else [])
     if info["executable"] and executable == None:
@@ -305,6 +487,20 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     ]))
     return _target(ctx.label, target, legacy)
 
+def _analysis_test_script(ctx, verdict):
+    """An analysis test's executable: it prints the verdict's message and passes or
+    fails as the verdict says."""
+    script = ctx.actions.declare_file(ctx.label.name)
+    message = getattr(verdict, "message", "") or ""
+    ctx.actions.write(script, "\n".join([
+        "#!/bin/sh",
+        "cat <<'BP_ANALYSIS_TEST_MESSAGE'",
+        message,
+        "BP_ANALYSIS_TEST_MESSAGE",
+        "exit %d" % (0 if verdict.success else 1),
+    ]) + "\n", is_executable = True)
+    return script
+
 def _environment(target):
     if RunEnvironmentInfo in target:
         return dict(getattr(target[RunEnvironmentInfo], "environment", None) or {})
@@ -313,16 +509,31 @@ def _environment(target):
 # ---- ctx ---------------------------------------------------------------------------------
 
 def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs, toolchains,
-              var, deps_by_label, targets, fail_here):
+              var, deps_by_label, fail_here, actions, extra = {}, executable_rule = False):
+    """A rule's ctx (or, with `extra = {"rule": ...}`, an aspect's); its actions are
+    also appended to `actions` as Bazel's Action values. An executable rule's ctx has
+    Bazel's predeclared `ctx.outputs.executable` (`<name>`), declared once an action
+    writes it (a rule that declares a file of that name itself is not refused)."""
     tid = entry["id"]
     label = _label(entry["label"])
     out_dir = entry["out_dir"]
+    predeclared = [None, False]   # ctx.outputs.executable, and whether it is declared
+    if executable_rule and "executable" not in outputs:
+        predeclared[0] = _predeclared_file(out_dir + "/" + label.name, config["bin_dir"],
+                                           entry["label"])
+        outputs = dict(outputs, executable = predeclared[0])
+
+    def predeclared_executable():
+        return predeclared[0] if predeclared[1] else None
 
     def declare(name, sibling, is_directory):
         if type(name) != "string" or not name:
             fail_here("declare_file() needs a file name, got %r" % (name,))
         base = sibling.dirname if sibling != None else out_dir
-        return _file(_bp_declare(tid, base + "/" + name, is_directory, call_stack()))
+        declared = _file(_bp_declare(tid, base + "/" + name, is_directory, call_stack()))
+        if predeclared[0] != None and declared.path == predeclared[0].path:
+            predeclared[1] = True   # the rule declared `<name>` itself: the same file
+        return declared
 
     def declare_file(filename, sibling = None):
         return declare(filename, sibling, False)
@@ -330,15 +541,27 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     def declare_directory(filename, sibling = None):
         return declare(filename, sibling, True)
 
-    def record(kind, outputs, mnemonic, progress_message, data):
+    def record(kind, outputs, mnemonic, progress_message, data, inputs = []):
         if type(outputs) != "list" or not outputs:
             fail_here("%s() needs a non-empty list of output Files" % kind)
         for o in outputs:
+            if predeclared[0] != None and not predeclared[1] and o == predeclared[0]:
+                _bp_declare(tid, o.path, False, call_stack())
+                predeclared[1] = True
             if type(o) != "struct" or not hasattr(o, "is_source") or o.is_source:
                 fail_here("%s(): outputs must be Files that this target declared, got %r" %
                           (kind, o))
         message = (progress_message or "").replace("%{label}", label.__bp_label__)
         message = message.replace("%{output}", outputs[0].path)
+        actions.append(struct(
+            mnemonic = mnemonic,
+            argv = data.get("argv"),
+            content = data.get("content"),
+            env = data.get("env", {}),
+            substitutions = data.get("substitutions", {}),
+            outputs = depset(outputs),
+            inputs = depset(inputs),
+        ))
         _bp_action(tid, json.encode(dict(  # one text crosses to Python, not every value
             kind = kind,
             mnemonic = mnemonic,
@@ -368,13 +591,17 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             mnemonic = "Action", progress_message = "", execution_requirements = {},
             use_default_shell_env = False, input_manifests = None, resource_set = None,
             toolchain = None, exec_group = None):
-        program = executable.path if type(executable) == "struct" else executable
         tool_files = _paths(tools, fail_here)
+        if type(executable) == "struct" and hasattr(executable, "_bp_runfiles"):
+            tool_files += _paths([executable], fail_here)   # files_to_run: with runfiles
+            executable = executable.executable
+        program = executable.path if type(executable) == "struct" else executable
         if type(executable) == "struct":
             tool_files.append(executable.path)
-        input_paths = _paths(inputs, fail_here)
+        input_files = _files_in(inputs, fail_here)
+        input_paths = [f.path for f in input_files]
         argv = [program] + expand_arguments(arguments, input_paths)
-        record("run", outputs, mnemonic, progress_message, dict(
+        record("run", outputs, mnemonic, progress_message, inputs = input_files, data = dict(
             argv = argv,
             inputs = input_paths,
             tools = tool_files,
@@ -387,12 +614,13 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
                   mnemonic = "Action", progress_message = "", execution_requirements = {},
                   use_default_shell_env = False, input_manifests = None, resource_set = None,
                   toolchain = None, exec_group = None):
-        input_paths = _paths(inputs, fail_here)
+        input_files = _files_in(inputs, fail_here)
+        input_paths = [f.path for f in input_files]
         if type(command) == "list":
             argv = [str(c) for c in command]
         else:
             argv = ["/bin/bash", "-c", command, ""] + expand_arguments(arguments, input_paths)
-        record("run", outputs, mnemonic, progress_message, dict(
+        record("run", outputs, mnemonic, progress_message, inputs = input_files, data = dict(
             argv = argv,
             inputs = input_paths,
             tools = _paths(tools, fail_here),
@@ -435,7 +663,9 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             value = attr.get(name)
             deps = value if type(value) == "list" else ([value] if value != None else [])
             for dep in deps:
-                if type(dep) == "struct" and hasattr(dep, "_bp_providers"):
+                if type(dep) == "struct" and hasattr(dep, "_bp_kind"):   # a file: itself
+                    transitive.append(dep.files)
+                elif type(dep) == "struct" and hasattr(dep, "_bp_providers"):
                     transitive.append(dep.default_runfiles.files)
         return _runfiles_of(depset(files), transitive)
 
@@ -457,21 +687,63 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     def args():
         return _new_args()
 
+    def resolve_tools(tools = []):
+        """The inputs that running `tools` (targets) needs: their executables and
+        runfiles; and no input manifests (bp lays runfiles out as trees)."""
+        files = []
+        for tool in tools:
+            files += _files_in([tool.files_to_run], fail_here)
+        return depset(files), []
+
+    def resolve_command(command = "", attribute = None, expand_locations = False,
+                        make_variables = None, tools = [], label_dict = {},
+                        execution_requirements = {}):
+        """Bazel's older helper: (inputs, the command as bash argv, input manifests)."""
+        inputs, manifests = resolve_tools(tools)
+        if expand_locations:
+            command = expand_location(command, tools)
+        if make_variables != None:
+            command = _expand_make(command, dict(var, **make_variables), fail_here)
+        return inputs.to_list(), ["/bin/bash", "-c", command], manifests
+
     def expand_test(text, quote):
-        """A test's args or env value: $(location ...) as paths from its runfiles
-        tree's workspace directory (where the test runs)."""
-        return _expand_locations(tid, text, deps_by_label, fail_here, True, quote)
+        """A test's args or env value, as Bazel expands them: $(location ...) as paths
+        from its runfiles tree's workspace directory (where the test runs), and Make
+        variables (`$$` is a `$`)."""
+        def locate(function, label_text):
+            return _location(tid, function, label_text, deps_by_label, fail_here, True, quote)
+        return _expand_make(text, var, fail_here, locate)
+
+    extra = dict(extra)
+    if "build_setting_value" in entry:   # only a build setting's ctx has one, as in Bazel
+        extra["build_setting_value"] = entry["build_setting_value"]
+    options = config["options"]
+
+    def minimum_os_version():
+        return options["minimum_os_version"]
+
+    def target_platform_has_constraint(constraint_value):
+        """Whether the target platform has `constraint_value` (its ConstraintValueInfo)."""
+        return constraint_value.label.__bp_label__ in config["constraints"]
 
     return struct(
         label = label,
         attr = struct(**attr),
+        fragments = struct(cpp = struct(  # the fields of Bazel's cpp fragment that bp has
+            minimum_os_version = minimum_os_version,
+            copts = options["copt"],
+            cxxopts = options["cxxopt"],
+            conlyopts = options["conlyopt"],
+            linkopts = options["linkopt"],
+            compiler = options["compiler"],
+        )),
         files = struct(**files),
         file = struct(**file),
         executable = struct(**executable),
         outputs = struct(**outputs),
         toolchains = toolchains,
         var = var,
-        configuration = struct(**config["config"]),
+        configuration = struct(default_shell_env = {}, **config["config"]),
         bin_dir = struct(path = config["bin_dir"]),
         genfiles_dir = struct(path = config["bin_dir"]),
         workspace_name = workspace_name,
@@ -479,9 +751,13 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         features = list(attr.get("features", [])),
         disabled_features = [],
         runfiles = runfiles,
+        target_platform_has_constraint = target_platform_has_constraint,
+        resolve_tools = resolve_tools,
+        resolve_command = resolve_command,
         expand_location = expand_location,
         expand_make_variables = expand_make_variables,
         _bp_expand_command = expand_command,  # for genrule; not in Bazel's ctx
+        _bp_predeclared_executable = predeclared_executable,
         _bp_expand_test = expand_test,  # for test args and env; not in Bazel's ctx
         actions = struct(
             declare_file = declare_file,
@@ -493,9 +769,32 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             symlink = symlink,
             args = args,
         ),
+        **extra
     )
 
+def _predeclared_file(path, root, owner):
+    """A File of this target's that no action has declared yet."""
+    basename = path.rsplit("/", 1)[-1]
+    relative = path[len(root) + 1:]
+    if relative.startswith("external/"):
+        relative = "../" + relative[len("external/"):]
+    return _file(dict(
+        path = path,
+        short_path = relative,
+        basename = basename,
+        dirname = path.rsplit("/", 1)[0],
+        extension = basename.rsplit(".", 1)[1] if "." in basename else "",
+        is_source = False,
+        is_directory = False,
+        root = root,
+        owner = owner,
+    ))
+
 def _paths(values, fail_here):
+    return [f.path for f in _files_in(values, fail_here)]
+
+def _files_in(values, fail_here):
+    """The Files of a list of Files and depsets of Files (or of one depset)."""
     if values == None:
         return []
     if type(values) == "struct" and hasattr(values, "to_list"):
@@ -503,9 +802,12 @@ def _paths(values, fail_here):
     out = []
     for v in values:
         if type(v) == "struct" and hasattr(v, "path"):
-            out.append(v.path)
+            out.append(v)
         elif type(v) == "struct" and hasattr(v, "to_list"):
-            out += _paths(v, fail_here)
+            out += _files_in(v, fail_here)
+        elif type(v) == "struct" and hasattr(v, "_bp_runfiles"):   # a dep's files_to_run
+            out += ([v.executable] if v.executable != None else []) + \
+                   v._bp_runfiles.files.to_list()
         else:
             fail_here("expected Files (or depsets of Files), got %r" % (v,))
     return out

@@ -11,10 +11,17 @@ def _attr(kind, kwargs):
             value = _provider_ids(value)
         elif key in ("default", "values") and type(value) == "struct" and hasattr(value, "__bp_label__"):
             value = value.__bp_label__
-        elif key == "default" and type(value) == "function":
-            fail("a computed default (a function) is not supported for attribute defaults")
-        elif key in ("aspects", "cfg") and value != None and type(value) != "string":
-            value = [repr(v) for v in value] if type(value) == "list" else repr(value)
+        elif key == "default" and type(value) == "function":   # a computed default
+            spec["_bp_computed"] = value
+            continue
+        elif key == "aspects":   # kept for the analysis; Python sees their names
+            for a in value:
+                if type(a) != "struct" or not hasattr(a, "_bp_aspect"):
+                    fail("'aspects' takes aspect() values, got %s" % type(a))
+            spec["_bp_aspects"] = value
+            value = [a._bp_aspect for a in value]
+        elif key == "cfg" and value != None and type(value) != "string":
+            value = _transition_id(value, "attr.*(cfg = ...)")
         spec[key] = value
     return spec
 
@@ -103,28 +110,158 @@ def _json_plain(kwargs):
             return False
     return True
 
+def _transition_id(value, what):
+    if type(value) != "struct" or not hasattr(value, "_bp_transition"):
+        fail("%s takes \"exec\", \"target\" or a transition(), got %s" % (what, type(value)))
+    return "transition:%d" % value._bp_transition
+
+def transition(implementation = None, inputs = [], outputs = []):
+    """A configuration transition: `implementation(settings, attr)` returns the new values
+    of the `outputs` settings from those of the `inputs` (`//command_line_option:...` and
+    build settings)."""
+    if type(implementation) != "function":
+        _bp_declaration_error("transition() needs 'implementation', a function taking " +
+                              "(settings, attr), not " + type(implementation), call_stack())
+    return struct(
+        _bp_transition = _bp_declare_transition(inputs, outputs, None, call_stack()),
+        implementation = implementation,
+    )
+
+def analysis_test_transition(settings = {}):
+    """The transition of an analysis test's target under test: fixed setting values."""
+    return struct(
+        _bp_transition = _bp_declare_transition([], list(settings.keys()), settings,
+                                                call_stack()),
+        implementation = None,
+    )
+
 def rule(implementation = None, attrs = {}, executable = False, test = False, doc = "",
-         toolchains = [], provides = [], **kwargs):
+         toolchains = [], provides = [], build_setting = None, cfg = None, outputs = None,
+         **kwargs):
     """Declares a rule kind; the returned function declares a target of that kind."""
     if type(implementation) != "function":
         _bp_declaration_error("rule() needs 'implementation', a function taking ctx, not " +
                               type(implementation), call_stack())
+    if build_setting != None:   # its value's default, as Bazel declares it
+        if type(build_setting) != "struct" or not hasattr(build_setting, "_bp_setting_type"):
+            _bp_declaration_error("rule() 'build_setting' must be a config.* value, such as " +
+                                  "config.string(flag = True)", call_stack())
+        attrs = dict(attrs)
+        attrs["build_setting_default"] = _attr(build_setting._bp_setting_type, {
+            "mandatory": True,
+            "configurable": False,
+            "doc": "The value of this setting when no flag or transition sets it.",
+        })
+        build_setting = [build_setting._bp_setting_type, build_setting.flag]
+    aspects = {}   # attribute -> the aspects it applies to its dependencies
+    computed = {}   # attribute -> the function that computes its default
+    for name, spec in attrs.items():
+        if type(spec) == "dict" and ("_bp_aspects" in spec or "_bp_computed" in spec):
+            if "_bp_aspects" in spec:
+                aspects[name] = spec["_bp_aspects"]
+            if "_bp_computed" in spec:
+                computed[name] = spec["_bp_computed"]
+            attrs = dict(attrs)
+            attrs[name] = {k: v for k, v in spec.items()
+                           if k not in ("_bp_aspects", "_bp_computed")}
+            if name in computed:
+                attrs[name]["__bp_computed__"] = True
+    if cfg != None and type(cfg) != "string":
+        cfg = _transition_id(cfg, "rule(cfg = ...)")
+    implicit = _implicit_outputs(outputs, attrs)
+    if implicit:   # each is an output attribute that the rule sets itself
+        attrs = dict(attrs)
+        for key, template in implicit.items():
+            attrs[key] = _attr("output", {"doc": "An implicit output: " + template})
     rule_id = _bp_declare_rule(attrs, executable, test, doc, toolchains,
-                               _provider_ids(provides), kwargs.keys(), call_stack())
+                               _provider_ids(provides), kwargs.keys(),
+                               {"build_setting": build_setting, "cfg": cfg}, call_stack())
 
     def _bp_rule_instance(**kwargs):
         if "__bp_analyze__" in kwargs:
             return implementation(kwargs["__bp_analyze__"])
+        if "__bp_declared__" in kwargs:   # for the analysis
+            return struct(aspects = aspects, provides = provides)
         if "__bp_rule_id__" in kwargs:
             return rule_id
         if "__bp_export__" in kwargs:   # (global name, line of its assignment)
             name, line = kwargs["__bp_export__"]
             return _bp_export_rule(rule_id, name, line, call_stack())
+        if implicit:
+            kwargs = _with_implicit_outputs(kwargs, implicit, attrs)
+        if computed:
+            kwargs = _with_computed_defaults(kwargs, computed, attrs)
         if _json_plain(kwargs):  # one string crosses to Python instead of every value
             return _bp_instantiate_json(rule_id, json.encode(kwargs), call_stack())
         return _bp_instantiate(rule_id, kwargs, call_stack())
 
     return _bp_rule_instance
+
+def _implicit_outputs(outputs, attrs):
+    """rule(outputs = {"name": "%{name}.txt"}): Bazel's implicit outputs, by key."""
+    if outputs == None:
+        return {}
+    if type(outputs) != "dict":
+        _bp_declaration_error("rule() 'outputs' must be a dict of output names to " +
+                              "templates such as \"%{name}.txt\" (a function is not " +
+                              "supported)", call_stack())
+    for key, template in outputs.items():
+        if type(template) != "string":
+            _bp_declaration_error("rule() 'outputs': the template of '%s' must be a string" %
+                                  key, call_stack())
+        if key in attrs:
+            _bp_declaration_error("rule() 'outputs': '%s' is also an attribute" % key,
+                                  call_stack())
+    return outputs
+
+def _with_implicit_outputs(kwargs, implicit, attrs):
+    """The target's attributes with its implicit outputs named: `%{name}` and `%{attr}`
+    (a string attribute, or its default) replaced in each template."""
+    kwargs = dict(kwargs)
+    for key, template in implicit.items():
+        if key in kwargs:
+            _bp_declaration_error("'%s' is an implicit output of this rule; it cannot be " %
+                                  key + "set", call_stack())
+        out = []
+        rest = template
+        for _ in range(len(template)):
+            start = rest.find("%{")
+            end = rest.find("}", start)
+            if start < 0 or end < 0:
+                break
+            name = rest[start + 2:end]
+            value = kwargs.get(name, attrs.get(name, {}).get("default") if name != "name"
+                               else None)
+            if type(value) != "string":
+                _bp_declaration_error("implicit output '%s': %%{%s} needs a string " %
+                                      (key, name) + "attribute", call_stack())
+            out.append(rest[:start] + value)
+            rest = rest[end + 1:]
+        kwargs[key] = "".join(out) + rest
+    return kwargs
+
+def _with_computed_defaults(kwargs, computed, attrs):
+    """A computed default is a function whose parameters name the attributes it reads,
+    as in Bazel: called with their values (or defaults) when the target sets none."""
+    kwargs = dict(kwargs)
+    values = {}
+    for name, function in computed.items():
+        if name in kwargs:
+            continue
+        arguments = {}
+        for parameter in _bp_function_parameters(str(function), call_stack()):
+            if parameter in kwargs:
+                arguments[parameter] = kwargs[parameter]
+            elif parameter in attrs and type(attrs[parameter]) == "dict":
+                arguments[parameter] = attrs[parameter].get("default")
+            else:
+                arguments[parameter] = None
+        value = function(**arguments)
+        if value != None:
+            values[name] = value
+    if values:   # (private attributes: the target may not set them itself)
+        kwargs["__bp_computed_defaults__"] = values
+    return kwargs
 
 def bp_export_rules(globals):
     """Run after a .bzl file, with its globals as (name, value, line assigned): a rule
@@ -136,7 +273,47 @@ def bp_export_rules(globals):
         if type(value) == "function" and str(value).endswith("._bp_rule_instance"):
             value(__bp_export__ = (name, line))
             rules[name] = value
+        elif type(value) == "struct" and hasattr(value, "_bp_transition"):
+            _bp_export_transition(value._bp_transition, name, call_stack())
+            rules[name] = value
+        elif type(value) == "struct" and hasattr(value, "_bp_aspect"):
+            rules[name] = value   # for --aspects=<file>%<name>
     return rules
+
+_ASPECT_ATTR_TYPES = ("string", "bool", "int")
+
+def aspect(implementation = None, attr_aspects = [], attrs = {}, required_providers = [],
+           required_aspect_providers = [], provides = [], requires = [], fragments = [],
+           host_fragments = [], toolchains = [], doc = "", apply_to_generating_rules = False,
+           incompatible_use_toolchain_transition = False, exec_compatible_with = [],
+           exec_groups = None):
+    """Declares an aspect: `implementation(target, ctx)` runs on each target that an
+    attribute (`attr.label(aspects = [...])`) applies it to, and on their dependencies
+    along `attr_aspects`; its providers join the target's, as its dependent sees it."""
+    if type(implementation) != "function":
+        _bp_declaration_error("aspect() needs 'implementation', a function taking " +
+                              "(target, ctx), not " + type(implementation), call_stack())
+    for name, spec in attrs.items():
+        kind = spec.get("__bp_attr__") if type(spec) == "dict" else None
+        if kind not in _ASPECT_ATTR_TYPES:
+            _bp_declaration_error("aspect attribute '%s': bp's aspects take string, bool " %
+                                  name + "and int attributes only (not %s)" % kind,
+                                  call_stack())
+        if not name.startswith("_") and kind == "string" and not spec.get("values"):
+            _bp_declaration_error("aspect attribute '%s' must declare its 'values', as " %
+                                  name + "Bazel requires of an aspect's public attributes",
+                                  call_stack())
+    wanted = required_providers
+    if wanted and type(wanted[0]) != "list":
+        wanted = [wanted]
+    return struct(
+        _bp_aspect = "aspect #%d" % _bp_next_id(),
+        implementation = implementation,
+        attr_aspects = list(attr_aspects),
+        attrs = {name: spec.get("default") for name, spec in attrs.items()},
+        required_providers = wanted,
+        provides = provides,
+    )
 
 def provider(doc = "", fields = None, init = None, _bp_positional = None):
     """Declares a provider; calling it makes an instance (a struct tagged with its id).
@@ -324,6 +501,25 @@ TemplateVariableInfo = provider(
     fields = ["variables"],
     _bp_positional = "variables",
 )
+AnalysisFailureInfo = provider(
+    doc = "What an analysis test's target under test gives when its analysis failed " +
+          "(with //command_line_option:allow_analysis_failures): its `causes`, a depset " +
+          "of struct(label, message).",
+    fields = ["causes"],
+)
+AnalysisTestResultInfo = provider(
+    doc = "The verdict of an analysis test: `success`, and a `message` to show.",
+    fields = ["success", "message"],
+)
+ConstraintValueInfo = provider(
+    doc = "What a constraint_value target gives: its `label`.",
+    fields = ["label"],
+)
+PlatformInfo = provider(doc = "What a platform target gives: its `label`.", fields = ["label"])
+ExecutionInfo = provider(
+    doc = "Execution requirements of a rule's actions or test (`requirements`, a dict).",
+    fields = ["requirements", "exec_group"],
+)
 InstrumentedFilesInfo = provider(
     doc = "The files coverage would instrument (recorded; bp has no coverage yet).",
     fields = ["instrumented_files", "metadata_files"],
@@ -371,6 +567,13 @@ def bp_type(value):
     if kind == "struct":
         return _kind(value) or kind
     return kind
+
+def bp_dir(value):
+    """dir(): a plain struct also lists the to_json and to_proto of Bazel's structs."""
+    names = dir(value)
+    if type(value) == "struct" and _kind(value) == None:
+        names = sorted(names + ["to_json", "to_proto"])
+    return names
 
 def bp_str(value):
     if type(value) == "struct":
@@ -485,6 +688,23 @@ def bp_format(text, *args, **kwargs):
     return text.format(*[_shown_text(v) for v in args],
                        **{k: _shown_text(v) for k, v in kwargs.items()})
 
+def _holds_select(value):
+    if type(value) != "list":
+        return False
+    for item in value:
+        if type(item) == "opaque_python_object":
+            return True
+    return False
+
+def bp_add(left, right):
+    """`+` when a select() is an operand: a string joins the select()'s parts (Starlark
+    has no string + list), to be concatenated once the select() is resolved."""
+    if (type(left) == "string" or type(right) == "string") and \
+            (_holds_select(left) or _holds_select(right)):
+        return (left if type(left) == "list" else [left]) + \
+               (right if type(right) == "list" else [right])
+    return left + right
+
 def bp_at(container, key):
     if type(container) == "struct":
         providers = getattr(container, "_bp_providers", None)
@@ -519,11 +739,30 @@ def _provider_of(target, providers, key):
              (bp_repr(target), _bp_provider_name(key(__bp_provider_id__ = True))))
     return providers[key]
 
+def _setting(kind):
+    def make(flag = False, allow_multiple = False, repeatable = False):
+        return struct(_bp_setting_type = kind, flag = flag)
+
+    return make
+
+# `build_setting = config.string(flag = True)`: the type of a build setting's value.
+config = struct(
+    string = _setting("string"),
+    bool = _setting("bool"),
+    int = _setting("int"),
+    string_list = _setting("string_list"),
+)
+
 # Bazel's namespaces of built-in providers and helpers, as far as bp has them.
 platform_common = struct(ToolchainInfo = ToolchainInfo,
-                         TemplateVariableInfo = TemplateVariableInfo)
+                         TemplateVariableInfo = TemplateVariableInfo,
+                         ConstraintValueInfo = ConstraintValueInfo,
+                         PlatformInfo = PlatformInfo)
 config_common = struct(toolchain_type = _toolchain_type)
-testing = struct(TestEnvironment = _test_environment)
+def _execution_info(requirements = {}, exec_group = "test"):
+    return ExecutionInfo(requirements = requirements, exec_group = exec_group)
+
+testing = struct(TestEnvironment = _test_environment, ExecutionInfo = _execution_info)
 coverage_common = struct(instrumented_files_info = _instrumented_files_info)
 
 # The natives of BUILD files, also reachable as `native.<name>` from .bzl files.

@@ -29,14 +29,17 @@ NATIVE_ID = "<native>"
 ANALYSIS_ID = "<analysis>"
 _BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
 _ANALYSIS_PATH = Path(__file__).with_name("analysis.bzl")
-_CORE_NAMES = ("rule", "attr", "provider", "select", "Label", "print", "depset",
+_CORE_NAMES = ("rule", "aspect", "transition", "analysis_test_transition", "attr",
+               "provider", "select", "Label", "print", "depset",
                "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo", "ToolchainInfo",
-               "TemplateVariableInfo", "InstrumentedFilesInfo", "platform_common",
-               "config_common", "testing", "coverage_common")
+               "TemplateVariableInfo", "InstrumentedFilesInfo", "AnalysisFailureInfo",
+               "AnalysisTestResultInfo", "platform_common",
+               "config_common", "testing", "coverage_common", "config")
 # What .bzl files see in place of Starlark's own functions and operators (rewrite.py)
-_TYPE_NAMES = {"str": "bp_str", "repr": "bp_repr", "type": "bp_type", "_bp_at": "bp_at",
+_TYPE_NAMES = {"str": "bp_str", "repr": "bp_repr", "type": "bp_type", "dir": "bp_dir",
+               "_bp_at": "bp_at",
                "_bp_in": "bp_in", "_bp_not_in": "bp_not_in", "_bp_mod": "bp_mod",
-               "_bp_format": "bp_format"}
+               "_bp_format": "bp_format", "_bp_add": "bp_add"}
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label")
 _MAX_CALL_DEPTH = 200
@@ -70,8 +73,10 @@ def _hint_for(message: str) -> str | None:
     """Advice for Starlark errors that bp's own values cause."""
     if "not supported for types `string` and `list`" in message or \
             "not supported for types `list` and `string`" in message:
-        return ("if one side is a select(): bp cannot add a select() to a string; move the "
-                "string into each branch, e.g. select({\"//c:x\": \"echo \" + \"a\"})")
+        return ("if one side is a select() kept in a variable: bp adds a string to a "
+                "select() only where the `+` is written next to the select(...) call; write "
+                "it there, or move the string into each branch, e.g. "
+                "select({\"//c:x\": \"echo \" + \"a\"})")
     return None
 
 
@@ -143,7 +148,7 @@ class StarlarkEnv:
 
     def eval_build_file(self, source: SourceFile, text: str) -> None:
         self._evaluate(source, text, self._injection("build"),
-                       f"error loading package '{source.package}'")
+                       f"error loading package '{source.package}'", rewritten="select")
 
     def eval_workspace_file(self, source: SourceFile, text: str) -> None:
         self._evaluate(source, text, self._injection("workspace"),
@@ -182,9 +187,9 @@ class StarlarkEnv:
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
                   module: Any = None, bounded: bool = True, epilogue: str | None = None,
-                  rewritten: bool = False) -> Any:
+                  rewritten: str | None = None) -> Any:
         self._sources[source.display] = text.splitlines()
-        changed = rewrite(text) if rewritten else None
+        changed = rewrite(text, rewritten == "all") if rewritten else None
         if changed is not None:
             self._rewrites[source.display] = changed
         self._packages[source.display] = source.package
@@ -245,7 +250,7 @@ class StarlarkEnv:
         try:
             module = self._evaluate(source, text, self._injection(kind),
                                     f"error loading '{label}'", epilogue=_epilogue(text),
-                                    rewritten=True)
+                                    rewritten="all")
         finally:
             self._stack.pop()
         self._modules[key] = module.freeze()
@@ -329,15 +334,34 @@ class StarlarkEnv:
         return self._evaluate(source, text, None, context).freeze()
 
     def run_generated(self, display: str, text: str, natives: dict[str, Callable[..., Any]],
-                      context: str) -> None:
+                      context: str, module: Any = None) -> Any:
         """Run a program bp wrote itself, with extra plain natives, for its effects: no
         time limit, and nothing frozen. Starlark collects garbage only between top-level
-        statements, so a long job written as many statements keeps its heap small."""
-        module = sl.Module()
-        for name, fn in natives.items():
-            module.add_callable(name, fn)
+        statements, so a long job written as many statements keeps its heap small.
+        Returns the module, in which more programs may run (after an error too)."""
+        if module is None:
+            module = sl.Module()
+            for name, fn in natives.items():
+                module.add_callable(name, fn)
         source = SourceFile(PackageId("bp", ""), Path(display), display)
         self._evaluate(source, text, None, context, module, bounded=False)
+        return module
+
+    def transition_outputs(self, module_key: str, name: str, settings: dict, attr: dict,
+                           context: str) -> Any:
+        """What the transition exported as `name` by .bzl file `module_key` returns for
+        these input settings and attribute values."""
+        module = self._modules.get(f"<transitions {module_key}>")
+        if module is None:
+            absolute = "@" + module_key if module_key.startswith("//") else module_key
+            module = self.evaluate_generated(
+                f"<transitions of {module_key}>",
+                f'load("{absolute}", "{RULES_GLOBAL}")\n'
+                "def apply(name, settings, attr):\n"
+                f"    return {RULES_GLOBAL}[name].implementation(settings, struct(**attr))\n",
+                context)
+            self._modules[f"<transitions {module_key}>"] = module
+        return self.call(module, "apply", name, settings, attr, context=context)
 
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
@@ -408,6 +432,7 @@ class StarlarkEnv:
                 self._native()
                 names = self._native_names
                 text = f'load("{NATIVE_ID}", {", ".join(repr(n) for n in names)})\n'
+                text += f'load("{BUILTINS_ID}", _bp_add = "bp_add")\n'
             elif kind == "workspace":
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _WORKSPACE_NAMES)})\n'
             else:
@@ -421,6 +446,7 @@ class StarlarkEnv:
 
     def _core_natives(self) -> dict[str, Callable[..., Any]]:
         return {
+            "_bp_function_parameters": self._function_parameters,
             "_bp_select": self._select,
             "_bp_label": self._label,
             "_bp_print": self._print,
@@ -470,6 +496,20 @@ class StarlarkEnv:
         return {"__bp_label__": str(label), "name": label.name, "package": label.package,
                 "workspace_name": label.repo, "workspace_root":
                 f"external/{label.repo}" if label.repo else ""}
+
+    def _function_parameters(self, function: str, *, frames) -> list[str]:
+        """The parameter names of a .bzl file's function, named as `str()` names it
+        (`pkg/defs.bzl._get_filter`): read from the file's text."""
+        import ast
+
+        display, _, name = function.rpartition(".")
+        lines = self._sources.get(display)
+        if lines is None:
+            raise self.error_at(self.caller(frames), f"cannot find the source of {function}")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                return [a.arg for a in node.args.args + node.args.kwonlyargs]
+        raise self.error_at(self.caller(frames), f"cannot find the function {function}")
 
     def _print(self, message: str, *, frames) -> None:
         print(f"DEBUG: {self.location(self.caller(frames))}: {message}", file=sys.stderr)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 # the functions of bp's builtins that stand in for Starlark's own: an error inside one is
 # shown at the user's expression
 HELPERS = ("bp_at", "bp_in", "bp_not_in", "bp_mod", "bp_format", "bp_str", "bp_repr",
-           "bp_type")
+           "bp_type", "bp_add", "bp_dir")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -47,10 +47,15 @@ class Rewrite:
         return max(column - shift, 0)
 
 
-def rewrite(text: str) -> Rewrite | None:
+def rewrite(text: str, operators: bool = True) -> Rewrite | None:
     """The text with the operators routed through helpers, or None when it needs none
-    (or does not parse: Starlark then reports the error on the text as written)."""
-    if not any(token in text for token in ("[", " in ", "%", ".format")):
+    (or does not parse: Starlark then reports the error on the text as written).
+
+    A `+` with a `select()` call among its operands becomes `_bp_add(a, b)`, so that a
+    string and a select() concatenate as in Bazel; with `operators` False (BUILD files)
+    that is the only change."""
+    tokens = ("[", " in ", "%", ".format", "select(") if operators else ("select(",)
+    if not any(token in text for token in tokens):
         return None
     try:
         tree = ast.parse(text)
@@ -60,7 +65,7 @@ def rewrite(text: str) -> Rewrite | None:
     starts = [0]
     for match in _LINE_BREAK.finditer(text):
         starts.append(match.end())
-    collector = _Collector(text, lines, starts)
+    collector = _Collector(text, lines, starts, operators)
     try:
         collector.visit(tree)
     except RecursionError:
@@ -71,8 +76,8 @@ def rewrite(text: str) -> Rewrite | None:
 
 
 class _Collector(ast.NodeVisitor):
-    def __init__(self, text: str, lines: list[str], starts: list[int]):
-        self.text, self.lines, self.starts = text, lines, starts
+    def __init__(self, text: str, lines: list[str], starts: list[int], operators: bool):
+        self.text, self.lines, self.starts, self.operators = text, lines, starts, operators
         # (offset, rank, order, removed, inserted): rank puts an insertion that closes a
         # node before one that opens another at the same place, and those before a
         # replacement; order puts outer openings before inner ones, inner closings first
@@ -86,7 +91,7 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         self.generic_visit(node)
-        if not isinstance(node.ctx, ast.Load) or isinstance(node.slice, ast.Slice):
+        if not self.operators or not isinstance(node.ctx, ast.Load) or isinstance(node.slice, ast.Slice):
             return
         start, end = self._bounds(node)
         bracket = self._operator(self._end(node.value), "[")
@@ -97,7 +102,7 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
-        if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.In, ast.NotIn)):
+        if not self.operators or len(node.ops) != 1 or not isinstance(node.ops[0], (ast.In, ast.NotIn)):
             return
         start, end = self._bounds(node)
         negated = isinstance(node.ops[0], ast.NotIn)
@@ -111,17 +116,21 @@ class _Collector(ast.NodeVisitor):
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
         self.generic_visit(node)
-        if not isinstance(node.op, ast.Mod):
+        if isinstance(node.op, ast.Add) and _adds_select(node):
+            helper, operator = "_bp_add(", "+"
+        elif isinstance(node.op, ast.Mod) and self.operators:
+            helper, operator = "_bp_mod(", "%"
+        else:
             return
         start, end = self._bounds(node)
-        percent = self._operator(self._end(node.left), "%")
-        if percent is not None:
-            self._wrap(node, start, end, "_bp_mod(", [(percent, 1, ",")])
+        at = self._operator(self._end(node.left), operator)
+        if at is not None:
+            self._wrap(node, start, end, helper, [(at, 1, ",")])
 
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         func = node.func
-        if not (isinstance(func, ast.Attribute) and func.attr == "format"):
+        if not self.operators or not (isinstance(func, ast.Attribute) and func.attr == "format"):
             return
         start, end = self._bounds(node)
         match = re.compile(r"[ \t)]*(\.[ \t]*format[ \t]*\()").match(
@@ -154,6 +163,14 @@ class _Collector(ast.NodeVisitor):
             self.edits.append((end, 0, size, 0, ")"))
         self.spans.append((node.lineno, node.col_offset, node.end_lineno or node.lineno,
                            node.end_col_offset or 0))
+
+
+def _adds_select(node: ast.expr) -> bool:
+    """Whether a `+` (or a chain of them) has a `select(...)` call among its operands."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _adds_select(node.left) or _adds_select(node.right)
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+        node.func.id == "select"
 
 
 def _apply(text: str, lines: list[str], starts: list[int], collector: _Collector) -> Rewrite:

@@ -26,6 +26,11 @@ _PACKAGE_ARGS = ("default_visibility", "default_testonly", "default_deprecation"
                  "default_compatible_with", "default_restricted_to")
 
 
+# the reserved keyword of a rule call that carries its computed defaults (private
+# attributes whose default is a function of other attributes)
+COMPUTED_DEFAULTS = "__bp_computed_defaults__"
+
+
 @dataclass
 class FrameInfo:
     """What the builder needs from the Starlark side to place messages."""
@@ -92,7 +97,8 @@ class PackageBuilder:
             return
         attrs: dict[str, Any] = {}
         errors_before = len(self.errors)
-        for key, value in kwargs.items():
+        computed = kwargs.pop(COMPUTED_DEFAULTS, None) or {}
+        for key, value in [*kwargs.items(), *computed.items()]:
             spec = rule.attrs.get(key)
             if spec is None:
                 public = [a for a in rule.attrs if not a.startswith("_")]
@@ -100,7 +106,7 @@ class PackageBuilder:
                     call, f"{what}: no such attribute '{key}' in '{rule.kind}' rule"
                     f"{did_you_mean(key, public)}", keyword=key))
                 continue
-            if spec.is_private:
+            if spec.is_private and key not in computed:
                 self.errors.append(self.error(
                     call, f"{what}: attribute '{key}' is private and cannot be set",
                     keyword=key))

@@ -60,6 +60,8 @@ def coerce_value(spec: AttrSpec, value: Any, package: PackageId) -> Any:
 
 
 def _selector_parts(spec: AttrSpec, value: list, package: PackageId):
+    """The parts of `a + select(...) + b`: for a list attribute, the plain items between
+    the select()s as lists; for a string attribute, each plain string is a part."""
     literal: list = []
     for item in value:
         if isinstance(item, Select):
@@ -67,6 +69,8 @@ def _selector_parts(spec: AttrSpec, value: list, package: PackageId):
                 yield _coerce(spec, literal, package)
                 literal = []
             yield _coerce_select(spec, item, package)
+        elif isinstance(item, str) and spec.type == "string":
+            yield _coerce(spec, item, package)
         else:
             literal.append(item)
     if literal:

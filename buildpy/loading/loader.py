@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from buildpy.core.errors import (BpError, EnvError, UserError, did_you_mean,
+from buildpy.core.errors import (BpError, EnvError, Location, UserError, did_you_mean,
                                   invalid_utf8)
 from buildpy.core.host import host_cpu, host_os
-from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.core.label import (
+    Label, LabelError, PackageId, parse_label, set_main_repository_name,
+)
 from buildpy.core.pattern import parse_pattern
 from buildpy.core.reads import ReadLog
 from buildpy.core.workspace import BUILD_FILES, WORKSPACE_FILES, Workspace
@@ -26,7 +28,8 @@ from buildpy.loading import glob as globbing
 from buildpy.loading.builder import FrameInfo, PackageBuilder
 from buildpy.loading.coerce import CoercionError, coerce_value
 from buildpy.loading.rule_class import (
-    ACCEPTED_RULE_PARAMS, AttrSpec, DeclarationError, RuleClass, attr_spec, build_schema,
+    ACCEPTED_RULE_PARAMS, AttrSpec, BuildSetting, DeclarationError, RuleClass, attr_spec,
+    build_schema,
 )
 from buildpy.loading.target import Package
 
@@ -34,7 +37,7 @@ PRELUDE_REPO = "prelude"
 TOOLCHAINS_REPO = "toolchains"  # bp's default toolchains (the toolchains/ directory)
 PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
 # Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
-COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell")
+COMPAT_REPOS = ("rules_cc", "rules_python", "rules_shell", "bazel_tools")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(rule|provider)\s*\(")
 
 
@@ -72,6 +75,19 @@ class _WorkspaceRecorder:
     registered: dict[str, list[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TransitionDecl:
+    """A transition() (or analysis_test_transition()): its settings, and where its
+    implementation is reachable (the .bzl file and global that export it)."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    fixed: dict | None            # analysis_test_transition's settings
+    location: Location
+    module: str | None = None
+    name: str | None = None
+
+
 class Loader:
     """Evaluates BUILD files of one workspace into Packages, each at most once."""
 
@@ -79,6 +95,7 @@ class Loader:
                  eval_timeout: float = 60.0, toolchains_root: Path | None = None,
                  reads: ReadLog | None = None):
         self.workspace = workspace
+        set_main_repository_name(workspace.name)
         self.reads = reads or ReadLog()   # the workspace's files read, as they were read
         prelude = prelude_root or default_prelude_root()
         self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
@@ -91,10 +108,13 @@ class Loader:
                                    "_bp_analysis_start": lambda tid: self.analysis.start(tid),
                                    "_bp_analysis_result": lambda tid, text:
                                        self.analysis.result(tid, text),
+                                   "_bp_requested_files": lambda tid, text:
+                                       self.analysis.requested(tid, text),
                                })
         self._where = FrameInfo(self.env.location, self.env.source_line)
         self.rule_classes: list[RuleClass] = []
         self.providers: list[str | None] = []
+        self.transitions: list[TransitionDecl] = []
         self._current: PackageBuilder | None = None
         self.analysis: Any = None   # the analyzer's recorder while analysis runs
         self._workspace_recorder: _WorkspaceRecorder | None = None
@@ -245,6 +265,8 @@ class Loader:
             "_bp_declare_rule": self._declare_rule,
             "_bp_export_rule": self._export_rule,
             "_bp_declare_provider": self._declare_provider,
+            "_bp_declare_transition": self._declare_transition,
+            "_bp_export_transition": self._export_transition,
             "_bp_instantiate": self._instantiate,
             "_bp_instantiate_json": lambda rule_id, text, *, frames: self._instantiate(
                 rule_id, json.loads(text), frames=frames),
@@ -284,7 +306,8 @@ class Loader:
         return self._current
 
     def _declare_rule(self, attrs: Any, executable: Any, test: Any, doc: Any,
-                      toolchains: Any, provides: Any, extra: Any, *, frames) -> int:
+                      toolchains: Any, provides: Any, extra: Any, options: Any, *,
+                      frames) -> int:
         caller = self.env.caller(frames)
         where = self.env.package_of(caller) or PackageId("", "")
 
@@ -320,7 +343,10 @@ class Loader:
             id=len(self.rule_classes), kind=kind,
             attrs=build_schema(declared, executable, test), executable=executable,
             test=test, doc=str(doc or ""), toolchains=toolchain_types,
-            location=self.env.location(caller), defined_in=self.env.module_key(caller.path))
+            location=self.env.location(caller), defined_in=self.env.module_key(caller.path),
+            build_setting=BuildSetting(*options["build_setting"])
+            if options["build_setting"] else None,
+            transition=options["cfg"] if options["cfg"] not in (None, "target") else None)
         self.rule_classes.append(rule)
         return rule.id
 
@@ -349,6 +375,22 @@ class Loader:
     def _assigned_name(self, frame: Frame, function: str) -> str | None:
         match = _ASSIGNMENT.match(self.env.source_line(frame))
         return match[1] if match and match[2] == function else None
+
+    def _declare_transition(self, inputs: Any, outputs: Any, fixed: Any, *, frames) -> int:
+        caller = self.env.caller(frames)
+        for name, values in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise self.env.error_at(caller, f"transition() '{name}' must be a list of "
+                                                "setting labels (strings)")
+        self.transitions.append(TransitionDecl(
+            tuple(inputs), tuple(outputs), fixed, self.env.location(caller)))
+        return len(self.transitions) - 1
+
+    def _export_transition(self, transition_id: int, name: str, *, frames) -> None:
+        declared = self.transitions[transition_id]
+        if declared.module is None:
+            self.transitions[transition_id] = dataclasses.replace(
+                declared, module=self.env.module_key(frames[0].path), name=name)
 
     def _declare_provider(self, doc: Any, fields: Any, *, frames) -> int:
         self.providers.append(self._assigned_name(self.env.caller(frames), "provider"))

@@ -59,7 +59,7 @@ ACCEPTED_RULE_PARAMS = frozenset({
     "cfg", "exec_compatible_with", "fragments", "host_fragments", "outputs",
     "output_to_genfiles", "exec_groups", "incompatible_use_toolchain_transition",
     "build_setting", "analysis_test", "initializer", "name", "subrules",
-    "dependency_resolution_rule",
+    "dependency_resolution_rule", "_skylark_testable",
 })
 
 
@@ -77,6 +77,7 @@ class AttrSpec:
     allow_single_file: Any = None
     executable: bool = False
     cfg: str | None = None
+    aspects: bool = False   # whether it applies aspects to its dependencies
     providers: tuple = ()
     doc: str = ""
     configurable: bool = True    # may the value be a select()?
@@ -100,6 +101,34 @@ class AttrSpec:
 
 
 @dataclass(frozen=True)
+class BuildSetting:
+    """What `build_setting = config.<type>(flag = ...)` declares: the type of the
+    setting's value, and whether the command line may set it (`--//pkg:name=value`)."""
+
+    type: str    # string, bool, int, string_list
+    flag: bool
+
+    def parse(self, text: str) -> Any:
+        """A command-line (or flag_values) text as a value of this type; ValueError if it
+        is not one."""
+        if self.type == "bool":
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise ValueError(f"'{text}' is not a boolean (true or false)")
+        if self.type == "int":
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"'{text}' is not an integer") from None
+        if self.type == "string_list":
+            return [part for part in text.split(",") if part]
+        return text
+
+
+@dataclass(frozen=True)
 class RuleClass:
     """A rule kind (`genrule`, `my_rule`): its schema and where it was declared."""
 
@@ -113,6 +142,8 @@ class RuleClass:
     location: Location
     defined_in: str              # label of the .bzl file
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    build_setting: BuildSetting | None = None   # rule(build_setting = config.*(...))
+    transition: str | None = None   # rule(cfg = ...): "transition:<id>" or "exec"
 
     @cached_property
     def dependency_attrs(self) -> tuple[str, ...]:
@@ -233,12 +264,13 @@ def attr_spec(name: str, raw: Any, executable: bool, test: bool) -> AttrSpec:
             hint="rename the attribute")
     allowed = _PARAMS[kind] | _COMMON_PARAMS
     for key in raw:
-        if key != "__bp_attr__" and key not in allowed:
+        if key not in ("__bp_attr__", "__bp_computed__") and key not in allowed:
             raise DeclarationError(f"attr.{kind}() got an unexpected parameter '{key}' "
                                    f"for attribute '{name}'")
     mandatory = bool(raw.get("mandatory", False))
     default = raw.get("default")
-    if name.startswith("_") and "default" not in raw and kind in LABEL_TYPES:
+    if name.startswith("_") and "default" not in raw and kind in LABEL_TYPES and \
+            not raw.get("__bp_computed__"):   # (a computed default: set per target)
         raise DeclarationError(f"private attribute '{name}' must have a default value",
                                hint="private attributes cannot be set in BUILD files, so "
                                     "give it default = \"//some:target\"")
@@ -252,9 +284,10 @@ def attr_spec(name: str, raw: Any, executable: bool, test: bool) -> AttrSpec:
         raise DeclarationError(f"attribute '{name}' cannot set both allow_files and "
                                "allow_single_file")
     cfg = raw.get("cfg")
-    if cfg not in (None, "target", "exec", "host"):
-        raise DeclarationError(f"attribute '{name}': cfg must be \"target\" or \"exec\", "
-                               f"got {cfg!r}")
+    if cfg not in (None, "target", "exec", "host") and not (
+            isinstance(cfg, str) and cfg.startswith("transition:")):
+        raise DeclarationError(f"attribute '{name}': cfg must be \"target\", \"exec\" or a "
+                               f"transition(), got {cfg!r}")
     if raw.get("executable") and cfg is None:
         raise DeclarationError(f"attribute '{name}' is executable, so it must set cfg",
                                hint='add cfg = "exec" (or cfg = "target")')
@@ -267,6 +300,7 @@ def attr_spec(name: str, raw: Any, executable: bool, test: bool) -> AttrSpec:
         cfg="exec" if cfg == "host" else cfg,
         providers=_freeze(raw.get("providers") or ()), doc=str(raw.get("doc") or ""),
         configurable=bool(raw.get("configurable", True)),
+        aspects=bool(raw.get("aspects")),
     )
 
 

@@ -5,6 +5,7 @@ declared in rules.bzl."""
 load(":compile.bzl", "cc_toolchain", "compile", "compile_info", "expand", "expand_flags",
      "split_files", "uses_cxx")
 load(":link.bzl", "libraries", "link", "linkopts")
+load("<builtins>", "shell_quote")
 
 def cc_executable(ctx):
     """Compiles `srcs` and links them with the archives of `deps` (and `malloc`) into
@@ -32,6 +33,7 @@ def cc_executable(ctx):
         uses_cxx(srcs.sources, link_deps),
         extra_inputs = ctx.files.additional_linker_inputs,
     )
+    _implicit_outputs(ctx, toolchain, out)
     runfiles = ctx.runfiles(files = [out] + ctx.files.data).merge_all(
         [d[DefaultInfo].runfiles for d in link_deps + ctx.attr.data],
     )
@@ -40,6 +42,21 @@ def cc_executable(ctx):
         environment = {k: expand(ctx, "env", v) for k, v in ctx.attr.env.items()}
         providers.append(RunEnvironmentInfo(environment = environment))
     return providers
+
+def _implicit_outputs(ctx, toolchain, out):
+    """`<name>.stripped` (the program without debug symbols, by the toolchain's `strip`)
+    and `<name>.dwp` (empty: bp does not split debug info), built only when asked for,
+    as Bazel's implicit outputs of cc_binary and cc_test."""
+    ctx.actions.run_shell(
+        outputs = [ctx.outputs.stripped],
+        inputs = [out],
+        command = "%s -S -p -o %s %s" % (toolchain.strip or "strip",
+                                         shell_quote(ctx.outputs.stripped.path),
+                                         shell_quote(out.path)),
+        mnemonic = "CcStrip",
+        progress_message = "Stripping %{output}",
+    )
+    ctx.actions.write(ctx.outputs.dwp, "")
 
 def cc_binary_impl(ctx):
     """A program: see cc_executable."""

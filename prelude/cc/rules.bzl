@@ -158,6 +158,9 @@ cc_library = rule(
     toolchains = [CC_TOOLCHAIN_TYPE],
 )
 
+# what Bazel's cc_binary and cc_test also make, when asked for
+_IMPLICIT_OUTPUTS = {"stripped": "%{name}.stripped", "dwp": "%{name}.dwp"}
+
 cc_binary = rule(
     implementation = cc_binary_impl,
     executable = True,
@@ -165,6 +168,7 @@ cc_binary = rule(
           "sources and dependencies.",
     attrs = _binary_attrs(),
     toolchains = [CC_TOOLCHAIN_TYPE],
+    outputs = _IMPLICIT_OUTPUTS,
 )
 
 cc_test = rule(
@@ -173,6 +177,7 @@ cc_test = rule(
     doc = "A C or C++ program run as a test by `bp test`; exit code zero means it passed.",
     attrs = _linked_attrs(linkstatic = False, stamp = 0),
     toolchains = [CC_TOOLCHAIN_TYPE],
+    outputs = _IMPLICIT_OUTPUTS,
 )
 
 cc_toolchain = rule(

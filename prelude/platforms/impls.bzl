@@ -5,16 +5,16 @@ def config_setting_impl(ctx):
     return []
 
 def constraint_setting_impl(ctx):
-    """Declared now; implemented with analysis."""
+    """Configuration reads constraint settings from the target graph."""
     return []
 
 def constraint_value_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """Its ConstraintValueInfo, for ctx.target_platform_has_constraint()."""
+    return [platform_common.ConstraintValueInfo(label = ctx.label)]
 
 def platform_impl(ctx):
-    """Declared now; implemented with analysis."""
-    return []
+    """Its PlatformInfo (configuration reads platforms from the target graph)."""
+    return [platform_common.PlatformInfo(label = ctx.label)]
 
 def toolchain_type_impl(ctx):
     """Declared now; implemented with analysis."""

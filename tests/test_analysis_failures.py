@@ -1,0 +1,79 @@
+"""Analysis that fails: --keep_going builds the rest; an analysis test's target under
+test (allow_analysis_failures) gives AnalysisFailureInfo; analysis tests' verdicts."""
+
+from __future__ import annotations
+
+DEFS = '''
+def _fails_impl(ctx):
+    fail("no way: " + ctx.label.name)
+
+fails = rule(implementation = _fails_impl)
+
+def _expect_failure_impl(ctx):
+    dep = ctx.attr.target_under_test
+    causes = dep[AnalysisFailureInfo].causes.to_list() if AnalysisFailureInfo in dep else []
+    ok = len(causes) == 1 and "no way: bad" in causes[0].message
+    return [AnalysisTestResultInfo(success = ok, message = "causes: %d" % len(causes))]
+
+expect_failure_test = rule(
+    implementation = _expect_failure_impl,
+    test = True,
+    analysis_test = True,
+    attrs = {"target_under_test": attr.label(cfg = analysis_test_transition(
+        settings = {"//command_line_option:allow_analysis_failures": "True"},
+    ))},
+)
+
+def _verdict_impl(ctx):
+    return [AnalysisTestResultInfo(success = ctx.attr.success, message = "said " + ctx.label.name)]
+
+verdict_test = rule(implementation = _verdict_impl, test = True, analysis_test = True,
+                    attrs = {"success": attr.bool()})
+'''
+
+BUILD = '''
+load(":defs.bzl", "expect_failure_test", "fails", "verdict_test")
+
+fails(name = "bad")
+
+genrule(name = "uses_bad", srcs = [":bad"], outs = ["uses_bad.txt"], cmd = "touch $@")
+
+genrule(name = "ok", outs = ["ok.txt"], cmd = "echo ok > $@")
+
+expect_failure_test(name = "bad_fails_test", target_under_test = ":bad")
+
+verdict_test(name = "yes_test", success = True)
+
+verdict_test(name = "no_test", success = False)
+'''
+
+
+def test_keep_going_builds_what_does_not_depend_on_a_failed_analysis(bp, ws):
+    root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})
+    result = bp("-C", str(root), "build", "-k", "//p:bad", "//p:uses_bad", "//p:ok")
+    assert result.code == 1, result.err
+    assert result.err.count("no way: bad") == 1
+    assert "targets not analyzed" in result.err
+    bin_dir = next((root / "bp-out").glob("*-fastbuild/bin"))
+    assert (bin_dir / "p" / "ok.txt").read_text() == "ok\n"
+    assert not (bin_dir / "p" / "uses_bad.txt").exists()
+
+
+def test_without_keep_going_a_failed_analysis_stops_the_build(bp, ws):
+    root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})
+    result = bp("-C", str(root), "build", "//p:bad", "//p:ok")
+    assert result.code != 0
+    assert "no way: bad" in result.err
+    assert not list((root / "bp-out").glob("*-fastbuild/bin/p/ok.txt"))
+
+
+def test_analysis_tests_pass_or_fail_by_their_verdict(bp, ws):
+    root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})
+    result = bp("-C", str(root), "test", "--test_output=errors", "//p:yes_test",
+                "//p:no_test", "//p:bad_fails_test")
+    assert result.code == 3, result.out + result.err
+    lines = {line.split()[0]: line.split()[1] for line in result.out.splitlines()
+             if line.startswith("//")}
+    assert lines == {"//p:yes_test": "PASSED", "//p:no_test": "FAILED",
+                     "//p:bad_fails_test": "PASSED"}
+    assert "said no_test" in result.out

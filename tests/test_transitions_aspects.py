@@ -1,0 +1,99 @@
+"""transition() on rules and attributes, aspect() on attributes, and the main
+repository's own name in labels: their errors (the happy paths are compat cases)."""
+
+from __future__ import annotations
+
+DEFS = '''
+Info = provider(fields = ["value"])
+
+def _setting_impl(ctx):
+    return Info(value = ctx.build_setting_value)
+
+int_setting = rule(implementation = _setting_impl, build_setting = config.int())
+
+def _bad_impl(settings, attr):
+    return {"//p:level": "many"}
+
+bad = transition(implementation = _bad_impl, inputs = [], outputs = ["//p:level"])
+
+def _missing_impl(settings, attr):
+    return {}
+
+missing = transition(implementation = _missing_impl, inputs = [], outputs = ["//p:level"])
+
+def _cpu_impl(settings, attr):
+    return {"//command_line_option:host_javabase": "//jdk"}
+
+cpu = transition(implementation = _cpu_impl, inputs = [],
+                 outputs = ["//command_line_option:host_javabase"])
+
+def _use_impl(ctx):
+    return [Info(value = [d[Info].value for d in ctx.attr.deps])]
+
+use_bad = rule(implementation = _use_impl, attrs = {"deps": attr.label_list(cfg = bad)})
+use_missing = rule(implementation = _use_impl, attrs = {"deps": attr.label_list(cfg = missing)})
+use_cpu = rule(implementation = _use_impl, attrs = {"deps": attr.label_list(cfg = cpu)})
+
+def _twice_impl(target, ctx):
+    return [Info(value = 1)]
+
+twice = aspect(implementation = _twice_impl)
+
+use_twice = rule(implementation = _use_impl,
+                 attrs = {"deps": attr.label_list(aspects = [twice])})
+'''
+
+BUILD = '''
+load(":defs.bzl", "int_setting", "use_bad", "use_cpu", "use_missing", "use_twice")
+
+int_setting(name = "level", build_setting_default = 1)
+
+use_bad(name = "bad", deps = [":level"])
+
+use_missing(name = "missing", deps = [":level"])
+
+use_cpu(name = "cpu", deps = [":level"])
+
+use_twice(name = "twice", deps = [":level"])
+'''
+
+
+def _build(bp, ws, target):
+    root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})
+    return bp("-C", str(root), "build", target)
+
+
+def test_a_transition_must_give_a_setting_a_value_of_its_type(bp, ws):
+    result = _build(bp, ws, "//p:bad")
+    assert result.code != 0
+    assert "a transition set '//p:level' to 'many': 'many' is not an integer" in result.err
+
+
+def test_a_transition_must_return_every_declared_output(bp, ws):
+    result = _build(bp, ws, "//p:missing")
+    assert result.code != 0
+    assert "returned no value for //p:level" in result.err
+    assert "ERROR: p/defs.bzl:16:21: transition 'missing' (applied to '//p:missing')" in result.err
+
+
+def test_a_transition_cannot_set_an_option_bp_does_not_model(bp, ws):
+    result = _build(bp, ws, "//p:cpu")
+    assert result.code != 0
+    assert "a transition cannot set '//command_line_option:host_javabase' in bp" in result.err
+
+
+def test_an_aspect_cannot_return_a_provider_its_target_has(bp, ws):
+    result = _build(bp, ws, "//p:twice")
+    assert result.code != 0
+    assert "both provide Info" in result.err
+
+
+def test_labels_may_name_the_main_repository_by_its_workspace_name(bp, ws):
+    root = ws({"WORKSPACE": 'workspace(name = "my_ws")\n',
+               "p/defs.bzl": 'X = "x"\n',
+               "p/BUILD": 'load("@my_ws//p:defs.bzl", "X")\n'
+                          'filegroup(name = "a", srcs = ["@my_ws//p:b"])\n'
+                          'filegroup(name = "b")\n'})
+    result = bp("-C", str(root), "query", "deps(@my_ws//p:a)")
+    assert result.code == 0, result.err
+    assert result.out.split() == ["//p:a", "//p:b"]
