@@ -219,9 +219,9 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     from buildpy.loading.graph import GraphLoader
 
     graph_loader = GraphLoader(session.loader)
-    errors = graph_loader.add(labels)
-    if errors and not keep_going:
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    load_errors = graph_loader.add(labels)
+    if load_errors and not keep_going:
+        raise load_errors[0] if len(load_errors) == 1 else ErrorGroup(load_errors)
     configured = ConfiguredGraph(graph_loader, options, session.loader.workspace_settings())
     keys = [configured.key(label, configured.top) for label in labels
             if label in graph_loader.graph]
@@ -242,7 +242,7 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
             kept.append(key)
         elif key.label in named:
             raise configured.incompatible_error(key)
-    return configured, kept, tuple(errors)
+    return configured, kept, tuple(load_errors) + tuple(errors)
 
 
 @dataclass(frozen=True)
@@ -332,12 +332,13 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
             lambda text: packages_below(loader, "", text)):
         return saved.payload
     patterns = session.parse_patterns(words)
-    labels, errors = expand_patterns(loader, patterns, execution.keep_going)
-    if errors:
+    labels, pattern_errors = expand_patterns(loader, patterns, execution.keep_going)
+    if pattern_errors and not execution.keep_going:
         from buildpy.core.errors import ErrorGroup
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+        raise pattern_errors[0] if len(pattern_errors) == 1 else ErrorGroup(pattern_errors)
     configured, keys, errors = _configured_targets(session, patterns, labels, options,
                                                    execution.keep_going)
+    errors = tuple(pattern_errors) + errors
     from buildpy.analysis.analyzer import output_dir
 
     return _Unplanned(key, path, digest_path, configured, keys,
@@ -542,8 +543,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
                   f"failed, {report.skipped} skipped)\n")
         code = _failure_code(report, err)
     elif analysis_errors:
-        err.write(f"FAILED: build did NOT complete successfully ({len(analysis_errors)} "
-                  "targets not analyzed)\n")
+        err.write(_NOT_ANALYZED)
         code = 1
     else:
         code = 0
@@ -551,6 +551,10 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     return BuildOutcome(code, plan.executables if plan is not None else {},
                         session.workspace.root,
                         plan.workspace_name if plan is not None else "__main__")
+
+
+_NOT_ANALYZED = ("FAILED: build did NOT complete successfully (targets that could not be "
+                 "loaded or analyzed were left out)\n")
 
 
 def _write_errors(errors, err: TextIO) -> None:
@@ -664,10 +668,10 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     session = open_session(directory)
     patterns = session.parse_patterns(words)
-    labels, errors = expand_patterns(session.loader, patterns, execution.keep_going)
-    if errors:
+    labels, pattern_errors = expand_patterns(session.loader, patterns, execution.keep_going)
+    if pattern_errors and not execution.keep_going:
         from buildpy.core.errors import ErrorGroup
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+        raise pattern_errors[0] if len(pattern_errors) == 1 else ErrorGroup(pattern_errors)
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
     query = TargetQueryEnvironment(session.loader, session.offset,
                                    keep_going=execution.keep_going)
@@ -678,6 +682,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
              if _passes_filters(query.target(label), test)]
     configured, keys, errors = _configured_targets(session, patterns, list(dict.fromkeys(
         labels + tests)), options, execution.keep_going)
+    errors = tuple(pattern_errors) + tuple(query.errors) + errors
     workspace_name = session.loader.workspace_settings().name or "__main__"
     analysis = Analyzer(configured, workspace_name).analyze(
         keys, keep_going=execution.keep_going)
@@ -758,8 +763,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         build.close()
     code = _summary(results, session.workspace.root, out)
     if errors:
-        err.write(f"FAILED: build did NOT complete successfully ({len(errors)} targets not "
-                  "analyzed)\n")
+        err.write(_NOT_ANALYZED)
         return 1
     return code
 

@@ -53,7 +53,7 @@ def test_keep_going_builds_what_does_not_depend_on_a_failed_analysis(bp, ws):
     result = bp("-C", str(root), "build", "-k", "//p:bad", "//p:uses_bad", "//p:ok")
     assert result.code == 1, result.err
     assert result.err.count("no way: bad") == 1
-    assert "targets not analyzed" in result.err
+    assert "could not be loaded or analyzed were left out" in result.err
     bin_dir = next((root / "bp-out").glob("*-fastbuild/bin"))
     assert (bin_dir / "p" / "ok.txt").read_text() == "ok\n"
     assert not (bin_dir / "p" / "uses_bad.txt").exists()
@@ -77,3 +77,14 @@ def test_analysis_tests_pass_or_fail_by_their_verdict(bp, ws):
     assert lines == {"//p:yes_test": "PASSED", "//p:no_test": "FAILED",
                      "//p:bad_fails_test": "PASSED"}
     assert "said no_test" in result.out
+
+
+def test_keep_going_builds_the_packages_that_load(bp, ws):
+    root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD,
+               "broken/BUILD": 'load("//broken:nothere.bzl", "x")\n'})
+    result = bp("-C", str(root), "build", "-k", "//broken/...", "//p:ok")
+    assert result.code == 1, result.err
+    assert "cannot load '//broken:nothere.bzl'" in result.err
+    assert (root / "bp-bin" / "p" / "ok.txt").read_text() == "ok\n"
+    result = bp("-C", str(root), "build", "//broken/...", "//p:ok")
+    assert result.code == 2 and "cannot load" in result.err
