@@ -3,6 +3,8 @@ repository's own name in labels: their errors (the happy paths are compat cases)
 
 from __future__ import annotations
 
+import pytest
+
 DEFS = '''
 Info = provider(fields = ["value"])
 
@@ -97,3 +99,50 @@ def test_labels_may_name_the_main_repository_by_its_workspace_name(bp, ws):
     result = bp("-C", str(root), "query", "deps(@my_ws//p:a)")
     assert result.code == 0, result.err
     assert result.out.split() == ["//p:a", "//p:b"]
+
+
+DECLARATION_ERRORS = [
+    ('a = aspect(implementation = _impl, attrs = {"_t": attr.label(default = "//x")})',
+     "p/defs.bzl:3:11: aspect attribute '_t': bp's aspects take string, bool and int "
+     "attributes only (not label)"),
+    ('a = aspect(implementation = _impl, attrs = {"mode": attr.string()})',
+     "p/defs.bzl:3:11: aspect attribute 'mode' must declare its 'values'"),
+    ('r = rule(implementation = _impl, outputs = "x")',
+     "p/defs.bzl:3:9: rule() 'outputs' must be a dict of output names to templates"),
+    ('r = rule(implementation = _impl, outputs = {"out": 3})',
+     "p/defs.bzl:3:9: rule() 'outputs': the template of 'out' must be a string"),
+    ('t = transition(implementation = _impl, inputs = "x", outputs = [])',
+     "p/defs.bzl:3:15: transition() 'inputs' must be a list of setting labels"),
+]
+
+
+@pytest.mark.parametrize("line, message", DECLARATION_ERRORS)
+def test_declarations_are_checked_where_they_are_made(bp, ws, line, message):
+    root = ws({"p/defs.bzl": "def _impl(ctx):\n    pass\n" + line + "\nX = 1\n",
+               "p/BUILD": 'load(":defs.bzl", "X")\n'})
+    result = bp("-C", str(root), "query", "//p:all")
+    assert result.code != 0
+    assert message in result.err
+
+
+def test_an_implicit_output_cannot_be_set(bp, ws):
+    root = ws({"p/defs.bzl": 'def _impl(ctx):\n    pass\n'
+                             'r = rule(implementation = _impl, outputs = {"out": "%{name}.o"})\n',
+               "p/BUILD": 'load(":defs.bzl", "r")\nr(name = "x", out = "y")\n'})
+    result = bp("-C", str(root), "query", "//p:all")
+    assert result.code != 0
+    assert "p/BUILD:2:2: 'out' is an implicit output of this rule; it cannot be set" \
+        in result.err
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--aspects=//p:defs.bzl", "--aspects=//p:defs.bzl: expected a .bzl file and the "
+                               "aspect it exports, as //tools:lint.bzl%lint_aspect"),
+    ("--aspects=//p:defs.bzl%nope", "--aspects=//p:defs.bzl%nope: the file exports no "
+                                    "aspect named 'nope'"),
+])
+def test_a_bad_aspects_flag_is_a_clear_error(bp, ws, flag, message):
+    result = bp("-C", str(ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})), "build", flag,
+                "//p:level")
+    assert result.code != 0
+    assert message in result.err

@@ -15,6 +15,7 @@ load(
     "TemplateVariableInfo",
     "ToolchainInfo",
     "bp_repr",
+    "bp_target_providers",
     "depset",
     "shell_quote",
 )
@@ -147,9 +148,6 @@ def _target(label, providers, legacy = {}):
         **legacy
     )
 
-def _providers(target):
-    return target._bp_providers()
-
 def _runfiles_of(files, transitive = []):
     all_files = depset(transitive = [files] + transitive)
 
@@ -237,7 +235,7 @@ def _analyze_rule(rule_fn, info, base, entry, state):
     var = dict(config["var"])
     for type_label, dep_id in entry["toolchains"].items():
         dep = targets[dep_id]
-        providers = _providers(dep)
+        providers = bp_target_providers(dep)
         resolved = providers.get(ToolchainInfo, dep)
         toolchains[type_label] = resolved
         if type_label.startswith("//"):   # also as the main repository's own name says
@@ -294,7 +292,7 @@ def top_level(state, aspects, ids, groups):
             continue
         if aspects:
             target = _with_aspects(state, tid, [_parameters(a, {}) for a in aspects], fail)
-        providers = _providers(target)
+        providers = bp_target_providers(target)
         files = []
         for name in selected:
             if name == "default":
@@ -317,7 +315,7 @@ def _with_aspects(state, tid, aspects, fail_here):
     target = state["targets"][tid]
     if tid not in state["entries"]:
         return target
-    providers = dict(_providers(target))
+    providers = dict(bp_target_providers(target))
     for applied in aspects:
         for key, value in _aspect_providers(state, tid, applied, fail_here).items():
             if key == OutputGroupInfo and key in providers:   # output groups merge
@@ -384,7 +382,7 @@ def _aspect_providers(state, tid, applied, fail_here):
 
 def _check_providers(dep, alternatives, name, fail_here):
     """The dependency must have every provider of at least one alternative list."""
-    have = [_bp_provider_id_of(k) for k in _providers(dep).keys()]
+    have = [_bp_provider_id_of(k) for k in bp_target_providers(dep).keys()]
     for wanted in alternatives:
         missing = [p for p in wanted if p not in have]
         if not missing:

@@ -168,7 +168,7 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
                 attrs[name]["__bp_computed__"] = True
     if cfg != None and type(cfg) != "string":
         cfg = _transition_id(cfg, "rule(cfg = ...)")
-    implicit = _implicit_outputs(outputs, attrs)
+    implicit = _implicit_outputs(outputs, attrs, call_stack())
     if implicit:   # each is an output attribute that the rule sets itself
         attrs = dict(attrs)
         for key, template in implicit.items():
@@ -188,40 +188,40 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
             name, line = kwargs["__bp_export__"]
             return _bp_export_rule(rule_id, name, line, call_stack())
         if implicit:
-            kwargs = _with_implicit_outputs(kwargs, implicit, attrs)
+            kwargs = _with_implicit_outputs(kwargs, implicit, attrs, call_stack())
         if computed:
-            kwargs = _with_computed_defaults(kwargs, computed, attrs)
+            kwargs = _with_computed_defaults(kwargs, computed, attrs, call_stack())
         if _json_plain(kwargs):  # one string crosses to Python instead of every value
             return _bp_instantiate_json(rule_id, json.encode(kwargs), call_stack())
         return _bp_instantiate(rule_id, kwargs, call_stack())
 
     return _bp_rule_instance
 
-def _implicit_outputs(outputs, attrs):
+def _implicit_outputs(outputs, attrs, stack):
     """rule(outputs = {"name": "%{name}.txt"}): Bazel's implicit outputs, by key."""
     if outputs == None:
         return {}
     if type(outputs) != "dict":
         _bp_declaration_error("rule() 'outputs' must be a dict of output names to " +
                               "templates such as \"%{name}.txt\" (a function is not " +
-                              "supported)", call_stack())
+                              "supported)", stack)
     for key, template in outputs.items():
         if type(template) != "string":
             _bp_declaration_error("rule() 'outputs': the template of '%s' must be a string" %
-                                  key, call_stack())
+                                  key, stack)
         if key in attrs:
             _bp_declaration_error("rule() 'outputs': '%s' is also an attribute" % key,
-                                  call_stack())
+                                  stack)
     return outputs
 
-def _with_implicit_outputs(kwargs, implicit, attrs):
+def _with_implicit_outputs(kwargs, implicit, attrs, stack):
     """The target's attributes with its implicit outputs named: `%{name}` and `%{attr}`
     (a string attribute, or its default) replaced in each template."""
     kwargs = dict(kwargs)
     for key, template in implicit.items():
         if key in kwargs:
             _bp_declaration_error("'%s' is an implicit output of this rule; it cannot be " %
-                                  key + "set", call_stack())
+                                  key + "set", stack)
         out = []
         rest = template
         for _ in range(len(template)):
@@ -234,13 +234,13 @@ def _with_implicit_outputs(kwargs, implicit, attrs):
                                else None)
             if type(value) != "string":
                 _bp_declaration_error("implicit output '%s': %%{%s} needs a string " %
-                                      (key, name) + "attribute", call_stack())
+                                      (key, name) + "attribute", stack)
             out.append(rest[:start] + value)
             rest = rest[end + 1:]
         kwargs[key] = "".join(out) + rest
     return kwargs
 
-def _with_computed_defaults(kwargs, computed, attrs):
+def _with_computed_defaults(kwargs, computed, attrs, stack):
     """A computed default is a function whose parameters name the attributes it reads,
     as in Bazel: called with their values (or defaults) when the target sets none."""
     kwargs = dict(kwargs)
@@ -249,7 +249,7 @@ def _with_computed_defaults(kwargs, computed, attrs):
         if name in kwargs:
             continue
         arguments = {}
-        for parameter in _bp_function_parameters(str(function), call_stack()):
+        for parameter in _bp_function_parameters(str(function), stack):
             if parameter in kwargs:
                 arguments[parameter] = kwargs[parameter]
             elif parameter in attrs and type(attrs[parameter]) == "dict":

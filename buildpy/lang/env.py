@@ -21,7 +21,7 @@ from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.lang.limits import Bounds, StderrHold, is_panic, panic_error
 from buildpy.lang.nesting import check_nesting
-from buildpy.lang.rewrite import Rewrite, helper_lines, restore, rewrite
+from buildpy.lang.rewrite import Rewrite, helper_lines, parse, restore, rewrite
 from buildpy.lang.values import CallStack, Frame, Select
 
 BUILTINS_ID = "<builtins>"
@@ -139,6 +139,7 @@ class StarlarkEnv:
         self._stashed: BpError | KeyboardInterrupt | None = None
         self._injections: dict[str, Any] = {}
         self._rewrites: dict[str, Rewrite] = {}   # display path -> its rewrite
+        self._parameters: dict[str, dict[str, list[str]]] = {}   # display -> def -> params
         self._ids = itertools.count()  # identities of depsets
         self.load_edges: dict[str, set[str]] = {}  # module key -> keys it loads
         self._module_keys: dict[str, str] = {}     # display path of a .bzl -> its label
@@ -187,9 +188,11 @@ class StarlarkEnv:
 
     def _evaluate(self, source: SourceFile, text: str, injection: Any, context: str,
                   module: Any = None, bounded: bool = True, epilogue: str | None = None,
-                  rewritten: str | None = None) -> Any:
+                  rewritten: str | None = None, tree: Any = None) -> Any:
+        """`rewritten`: "all" to rewrite a .bzl file's operators (rewrite.py), "select"
+        for a BUILD file's; `tree`: the text's Python syntax tree, if already parsed."""
         self._sources[source.display] = text.splitlines()
-        changed = rewrite(text, rewritten == "all") if rewritten else None
+        changed = rewrite(text, rewritten == "all", tree) if rewritten else None
         if changed is not None:
             self._rewrites[source.display] = changed
         self._packages[source.display] = source.package
@@ -248,9 +251,10 @@ class StarlarkEnv:
         self._module_keys[source.display] = key
         self._stack.append((key, None))
         try:
+            tree = parse(text)   # once, for the epilogue and the rewrite
             module = self._evaluate(source, text, self._injection(kind),
-                                    f"error loading '{label}'", epilogue=_epilogue(text),
-                                    rewritten="all")
+                                    f"error loading '{label}'", epilogue=_epilogue(tree),
+                                    rewritten="all", tree=tree)
         finally:
             self._stack.pop()
         self._modules[key] = module.freeze()
@@ -503,13 +507,18 @@ class StarlarkEnv:
         import ast
 
         display, _, name = function.rpartition(".")
-        lines = self._sources.get(display)
-        if lines is None:
-            raise self.error_at(self.caller(frames), f"cannot find the source of {function}")
-        for node in ast.walk(ast.parse("\n".join(lines))):
-            if isinstance(node, ast.FunctionDef) and node.name == name:
-                return [a.arg for a in node.args.args + node.args.kwonlyargs]
-        raise self.error_at(self.caller(frames), f"cannot find the function {function}")
+        if display not in self._parameters:   # each file parsed once, when first asked
+            tree = parse("\n".join(self._sources.get(display, ())))
+            self._parameters[display] = {
+                node.name: [a.arg for a in node.args.args + node.args.kwonlyargs]
+                for node in (ast.walk(tree) if tree is not None else ())
+                if isinstance(node, ast.FunctionDef)}
+        parameters = self._parameters[display].get(name)
+        if parameters is None:
+            raise self.error_at(self.caller(frames), f"cannot find the function {function}, "
+                                "the computed default of an attribute",
+                                hint="define it with def at the top level of a .bzl file")
+        return parameters
 
     def _print(self, message: str, *, frames) -> None:
         print(f"DEBUG: {self.location(self.caller(frames))}: {message}", file=sys.stderr)
@@ -549,16 +558,14 @@ def _interruptible(env: Callable[[], StarlarkEnv], name: str) -> Callable[..., A
 RULES_GLOBAL = "bp__rules"   # a .bzl file's rules by global name, private ones too
 
 
-def _epilogue(text: str) -> str | None:
+def _epilogue(tree: Any) -> str | None:
     """What runs after a .bzl file: its rules take the names of the globals they are
     assigned to (`bp_export_rules`), and `bp__rules` holds them for the analysis, which
-    cannot load() a private name. The globals come from a Python parse of the text
-    (Starlark's syntax is Python's, near enough); None when it does not parse."""
+    cannot load() a private name. The globals come from the file's Python syntax tree;
+    None when it did not parse."""
     import ast
 
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    if tree is None:
         return None
     names: dict[str, int] = {}   # global -> the line of its first assignment
     for node in tree.body:

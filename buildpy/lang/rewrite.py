@@ -47,19 +47,28 @@ class Rewrite:
         return max(column - shift, 0)
 
 
-def rewrite(text: str, operators: bool = True) -> Rewrite | None:
+def parse(text: str) -> ast.Module | None:
+    """The text's syntax tree, read as Python (Starlark's syntax is Python's, near
+    enough); None when it does not parse."""
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def rewrite(text: str, operators: bool = True, tree: ast.Module | None = None
+            ) -> Rewrite | None:
     """The text with the operators routed through helpers, or None when it needs none
     (or does not parse: Starlark then reports the error on the text as written).
 
     A `+` with a `select()` call among its operands becomes `_bp_add(a, b)`, so that a
     string and a select() concatenate as in Bazel; with `operators` False (BUILD files)
-    that is the only change."""
+    that is the only change. `tree` is the text's, when the caller has parsed it."""
     tokens = ("[", " in ", "%", ".format", "select(") if operators else ("select(",)
     if not any(token in text for token in tokens):
         return None
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = tree or parse(text)
+    if tree is None:
         return None
     lines = _LINE_BREAK.split(text)
     starts = [0]
