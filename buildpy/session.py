@@ -399,17 +399,21 @@ class _AnalysisStream:
     @staticmethod
     def _analyze(send, session: Session, unplanned: _Unplanned, stamp_ns: int,
                  runfile_links: bool) -> None:
-        from buildpy.actions.graph import runfiles_trees
+        from buildpy.actions.graph import RUNFILES_MANIFEST, ActionKind, runfiles_trees
 
         requested = set(unplanned.keys)
         producers: dict[str, Any] = {}
         trees_made: set[str] = set()
 
         def on_part(actions, results) -> None:
+            fresh = []
             for action in actions:
+                if action.kind is ActionKind.RUNFILES and action.outputs[0] in producers:
+                    continue   # a tool's tree, made already for a requested executable
                 action.definition   # noqa: B018 - computed here, and sent with the action
                 for output in action.outputs:
                     producers.setdefault(output, action)
+                fresh.append(action)
             wanted: list[str] = []
             executables = {}
             for key, result in results:
@@ -417,9 +421,12 @@ class _AnalysisStream:
                     wanted += _files_wanted(result)
                     if runfile_links and result.executable is not None:
                         executables[str(key.label)] = result
+                        wanted.append(f"{result.executable}{RUNFILES_MANIFEST}")
             trees = runfiles_trees(executables, producers.get, unplanned.workspace_name,
                                    trees_made)
-            send(("part", actions + trees, wanted + [tree.outputs[0] for tree in trees]))
+            for tree in trees:
+                producers[tree.outputs[0]] = tree
+            send(("part", fresh + trees, wanted))
 
         try:
             plan = _analyze_plan(unplanned, on_part)
@@ -696,7 +703,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     specs = [spec for spec in (test_spec(
         key, configured.nodes[key].target.attrs, analysis.targets[key],
         timeout=test.timeout, attempts=test.flaky_attempts, runs=test.runs_per_test,
-        test_filter=test.test_filter, test_args=test.test_args) for key in test_keys)
+        test_filter=test.test_filter, test_args=test.test_args,
+        configuration=configured.nodes[key].configuration) for key in test_keys)
         if spec is not None]
     test_env = {}
     for item in test.test_env:

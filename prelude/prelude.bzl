@@ -1,7 +1,7 @@
 """Entry point of the prelude: gathers every standard rule into `NATIVE_RULES`; defines none."""
 
 load("@prelude//cc:rules.bzl", "cc_binary", "cc_library", "cc_test", "cc_toolchain")
-load("@prelude//core:rules.bzl", "alias", "filegroup", "test_suite")
+load("@prelude//core:rules.bzl", "alias", "filegroup", "label_flag", "label_setting", "test_suite")
 load("@prelude//genrule:rules.bzl", "genrule")
 load(
     "@prelude//platforms:rules.bzl",
@@ -27,6 +27,8 @@ NATIVE_RULES = {
     "constraint_value": constraint_value,
     "filegroup": filegroup,
     "genrule": genrule,
+    "label_flag": label_flag,
+    "label_setting": label_setting,
     "platform": platform,
     "py_binary": py_binary,
     "py_library": py_library,

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HAVE_GCC = shutil.which("gcc") is not None
-# A genrule running a py_binary as a tool fails in bp today: the tool's runfiles tree is
-# not built ("cannot find the runfiles tree"), so by default the py_binary's output is
-# compared through `bp run //c:pybin` instead.
-PY_TOOL_GENRULE = os.environ.get("BP_DIFFERENTIAL_PY_TOOL") == "1"
+# A genrule runs the py_binary as a tool (in its runfiles tree); BP_DIFFERENTIAL_PY_TOOL=0
+# leaves it out, to fuzz a bp from before tools had their runfiles trees.
+PY_TOOL_GENRULE = os.environ.get("BP_DIFFERENTIAL_PY_TOOL", "1") == "1"
 # Bazel creates a declared directory before its action runs; BP_DIFFERENTIAL_TREE_MKDIR=1
 # makes the action create it itself (to fuzz a bp that does not, for its other bugs).
 TREE_MKDIR = os.environ.get("BP_DIFFERENTIAL_TREE_MKDIR") == "1"

@@ -108,3 +108,54 @@ def test_a_string_and_selects_concatenate_and_query_prints_them(bp, root):
     result = bp("-C", str(root), "query", "--output=build", "//p:show")
     assert result.code == 0, result.err
     assert 'mode = "mode=" + select({' in result.out
+
+
+LABEL_SETTINGS = {
+    "BUILD": """
+        load(":tools.bzl", "tool", "toolbox")
+        label_flag(name = "tool", build_setting_default = ":hammer")
+        label_setting(name = "fixed", build_setting_default = ":hammer")
+        tool(name = "hammer")
+        tool(name = "screwdriver")
+        toolbox(name = "box")
+    """,
+    "tools.bzl": """
+        ToolInfo = provider(fields = ["type"])
+
+        def _tool(ctx):
+            return [ToolInfo(type = ctx.label.name)]
+
+        tool = rule(implementation = _tool)
+
+        def _box(ctx):
+            out = ctx.actions.declare_file("box.txt")
+            ctx.actions.write(out, "using the " + ctx.attr._tool[ToolInfo].type)
+            return [DefaultInfo(files = depset([out]))]
+
+        toolbox = rule(implementation = _box, attrs = {"_tool": attr.label(default = ":tool")})
+    """,
+}
+
+
+def test_a_label_flag_stands_for_the_target_its_value_names(bp, ws):
+    root = ws(LABEL_SETTINGS)
+    plain = bp("-C", str(root), "build", "//:box")
+    assert plain.code == 0, plain.err
+    assert (root / "bp-bin/box.txt").read_text() == "using the hammer"
+    flagged = bp("-C", str(root), "build", "//:box", "--//:tool=//:screwdriver")
+    assert flagged.code == 0, flagged.err
+    assert (root / "bp-bin/box.txt").read_text() == "using the screwdriver"
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--//:fixed=//:screwdriver", "--//:fixed=//:screwdriver: '//:fixed' is a build setting "
+                                  "that is not a flag, so only transitions may set it"),
+    ("--//:tool=//:", "--//:tool=//:: invalid label '//:': empty target name"),
+    ("--//:tool=//nowhere:x", "BUILD:2:11: label_flag '//:tool' is set to '//nowhere:x': "
+                              "no such package '//nowhere'"),
+])
+def test_label_settings_take_labels_from_flags_only(bp, ws, flag, message):
+    root = ws(LABEL_SETTINGS)
+    result = bp("-C", str(root), "build", "//:box", flag)
+    assert result.code == 2
+    assert message in result.err

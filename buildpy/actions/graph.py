@@ -17,13 +17,17 @@ if TYPE_CHECKING:   # imported when needed: a no-op build does without it
     import networkx as nx
 
 
+RUNFILES_MANIFEST = ".runfiles/MANIFEST"   # `<executable>` + this: its tree's MANIFEST
+
+
 class ActionKind(enum.Enum):
     RUN = "run"            # runs argv
     WRITE = "write"        # writes `content` to its output
     TEMPLATE = "template"  # copies its input, applying `substitutions`
     SYMLINK = "symlink"    # links its output to `target`
     RUNFILES = "runfiles"  # links its inputs into a runfiles tree; `content` names the
-    #                        workspace's directory in it; its output is the tree's MANIFEST
+    #                        workspace's directory in it, `substitutions` are links at names
+    #                        of their own; its output is the tree's MANIFEST
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Executable(Protocol):
 
     executable: str | None
     runfiles: tuple[str, ...]
+    runfile_links: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -149,14 +154,16 @@ class ActionGraph:
     def with_runfiles_trees(self, executables: Mapping[str, Executable],
                             workspace_name: str) -> tuple["ActionGraph", list[str]]:
         """This graph plus a SymlinkTree action per executable (label -> what analysis
-        said of it) that links its runfiles tree; and the trees' MANIFESTs (to want them
-        built)."""
+        said of it) that links its runfiles tree, unless the graph has it (a tool's); and
+        the trees' MANIFESTs (to want them built)."""
         def producer(path: str) -> Action | None:
             index = self.producers.get(path)
             return self.actions[index] if index is not None else None
 
+        wanted = [f"{r.executable}{RUNFILES_MANIFEST}" for r in executables.values()
+                  if r.executable is not None]
         trees = runfiles_trees(executables, producer, workspace_name, set())
-        return self.extended(trees), [tree.outputs[0] for tree in trees]
+        return self.extended(trees), list(dict.fromkeys(wanted))
 
     def graph(self) -> nx.DiGraph:
         """Files and actions as one bipartite graph: file -> action -> file."""
@@ -193,29 +200,37 @@ def runfiles_trees(executables: Mapping[str, Executable],
                    producer: Callable[[str], Action | None], workspace_name: str,
                    seen: set[str]) -> list[Action]:
     """A SymlinkTree action per executable (label -> what analysis said of it) whose
-    tree is not in `seen` (which they join): an alias and its actual target share one
-    tree. `producer` gives the action that writes a file."""
+    tree is not in `seen` (which they join) and that no action makes yet (`producer`
+    gives the action that writes a file): an alias and its actual target share one
+    tree, and a tool's tree is made by analysis."""
     trees = []
     for label, result in executables.items():
         executable = result.executable
-        if executable is None or executable in seen:
+        if executable is None or executable in seen or \
+                producer(f"{executable}{RUNFILES_MANIFEST}") is not None:
             continue
         seen.add(executable)
         owner = producer(executable)
         trees.append(runfiles_tree(
             owner.owner if owner else label, label, owner.configuration if owner else "",
-            executable, result.runfiles, workspace_name))
+            executable, result.runfiles, workspace_name, result.runfile_links))
     return trees
 
 
 def runfiles_tree(owner: str, owner_label: str, configuration: str, executable: str,
-                  runfiles: Iterable[str], workspace_name: str) -> Action:
+                  runfiles: Iterable[str], workspace_name: str,
+                  links: Iterable[tuple[str, str]] = ()) -> Action:
     """The action that links `executable`'s runfiles into `<executable>.runfiles/` (Bazel's
-    SymlinkTree): bp runs it itself once the files exist, beside the other actions."""
+    SymlinkTree), each file at its runfiles path and each of `links` (name in the tree,
+    exec path) at its name: bp runs it itself once the files exist, beside the other
+    actions."""
     tree = f"{executable}.runfiles"
+    links = tuple(links)
     return Action(owner=owner, owner_label=owner_label, configuration=configuration,
                   mnemonic="SymlinkTree", kind=ActionKind.RUNFILES,
-                  outputs=(f"{tree}/MANIFEST",),
-                  inputs=tuple(runfiles), tools=(executable,),
+                  outputs=(f"{executable}{RUNFILES_MANIFEST}",),
+                  inputs=tuple(runfiles),
+                  tools=tuple(dict.fromkeys((executable, *(p for _, p in links)))),
+                  substitutions=links,
                   content=workspace_name, progress_message=f"Creating runfiles tree {tree}",
                   execution_requirements=(("local", "1"), ("no-cache", "1")))

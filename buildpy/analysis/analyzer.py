@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import networkx as nx
 
-from buildpy.actions.graph import Action, ActionGraph, ActionKind, Artifact
+from buildpy.actions.graph import (RUNFILES_MANIFEST, Action, ActionGraph, ActionKind,
+                                   Artifact, runfiles_tree)
 from buildpy.config.configuration import OPTION_DEFAULTS, Configuration
 from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
 from buildpy.core.errors import BpError, ErrorGroup, UserError
@@ -92,6 +93,9 @@ def _file_data(path: str, owner: Label, is_source: bool, root: str,
             "owner": _label_data(owner)}
 
 
+_WRITES = (ActionKind.WRITE, ActionKind.TEMPLATE, ActionKind.SYMLINK)   # in-process
+
+
 class _Recorder:
     """The natives' side of analysis: files declared, actions, results, errors."""
 
@@ -102,6 +106,10 @@ class _Recorder:
         self.actions: list[Action] = []
         self.results: dict[ConfiguredKey, TargetResult] = {}
         self.current: int | None = None
+        # executables by path, with their targets; MANIFESTs of the tools' runfiles trees
+        self._executables: dict[str, tuple[ConfiguredKey, TargetResult]] = {}
+        self._trees: set[str] = set()
+        self._first_action = 0   # the first action of the target being analyzed
 
     def key(self, tid: int) -> ConfiguredKey:
         return self.analyzer.plan_keys[tid]
@@ -169,6 +177,7 @@ class _Recorder:
         for tag in node.attrs.get("tags", ()):   # Bazel passes these tags on to actions
             if tag in EXECUTION_TAGS:
                 requirements.setdefault(tag, "")
+        self._tool_trees(itertools.chain(data.get("tools", ()), data.get("inputs", ())))
         self.actions.append(Action(
             owner=str(key), owner_label=str(key.label), configuration=key.config or "",
             mnemonic=data["mnemonic"], kind=ActionKind(data["kind"]),
@@ -188,12 +197,40 @@ class _Recorder:
 
     def result(self, tid: int, text: str) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env,
-        a test's [args, env] (expanded) or null]."""
-        files, executable, runfiles, environment, test = json.loads(text)
+        a test's [args, env] (expanded) or null, runfile links]."""
+        files, executable, runfiles, environment, test, links = json.loads(text)
         args, env = test or ((), {})
-        self.results[self.key(tid)] = TargetResult(
+        key = self.key(tid)
+        result = self.results[key] = TargetResult(
             tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)),
-            tuple(args), tuple(sorted(env.items())))
+            tuple(args), tuple(sorted(env.items())), tuple(map(tuple, links)))
+        if executable is not None:
+            self._executables.setdefault(executable, (key, result))
+            self._make_executable(executable)
+
+    def _make_executable(self, path: str) -> None:
+        """A target's executable that this target writes itself is executable, as every
+        output is in Bazel, even when the rule's write() did not ask for it."""
+        for index in range(self._first_action, len(self.actions)):
+            action = self.actions[index]
+            if action.outputs == (path,) and action.kind in _WRITES and \
+                    not action.is_executable:
+                self.actions[index] = dataclasses.replace(action, is_executable=True)
+
+    def _tool_trees(self, paths: Iterable[str]) -> None:
+        """The runfiles tree of each tool whose MANIFEST is among an action's `paths`,
+        made by the first action that needs it (as in Bazel, the tool's target owns it)."""
+        for path in paths:
+            if not path.endswith(RUNFILES_MANIFEST) or path in self._trees:
+                continue
+            known = self._executables.get(path[:-len(RUNFILES_MANIFEST)])
+            if known is None:   # a file of that name, not a tree
+                continue
+            key, result = known
+            self._trees.add(path)
+            self.actions.append(runfiles_tree(
+                str(key), str(key.label), key.config or "", result.executable, result.runfiles,
+                self.analyzer.workspace_name, result.runfile_links))
 
     def requested(self, tid: int, text: str) -> None:
         """The files of requested target `tid` that --output_groups asks for."""
@@ -217,6 +254,7 @@ class _Recorder:
 
     def start(self, tid: int) -> None:
         self.current = tid
+        self._first_action = len(self.actions)
 
     def fail(self, tid: int, message: str, *, frames) -> None:
         raise self.error(tid, message, frames)

@@ -22,3 +22,6 @@ class TargetResult:
     environment: Mapping[str, str] = field(default_factory=dict)
     test_args: tuple[str, ...] = ()
     test_env: tuple[tuple[str, str], ...] = ()
+    # runfiles at names of their own (runfiles' symlinks and root_symlinks): (name in
+    # the tree, exec path)
+    runfile_links: tuple[tuple[str, str], ...] = ()

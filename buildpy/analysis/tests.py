@@ -13,16 +13,22 @@ from typing import Mapping
 from buildpy.actions.tests import TestSpec, timeout_for
 from buildpy.analysis.analyzer import EXECUTION_TAGS
 from buildpy.analysis.results import TargetResult
+from buildpy.config.configuration import OPTION_PREFIX, Configuration
 
 
 def test_spec(key, attrs: Mapping, result: TargetResult, *, timeout: float | None = None,
               attempts: int | None = None, runs: int = 1, test_filter: str | None = None,
-              test_args: tuple[str, ...] = ()) -> TestSpec | None:
+              test_args: tuple[str, ...] = (),
+              configuration: Configuration | None = None) -> TestSpec | None:
     """The spec of the test target `key` (a configured target key) with attributes
-    `attrs`, analyzed as `result`; the keywords are bp test's flags. None when it has no
-    executable."""
+    `attrs`, analyzed as `result` in `configuration`; the keywords are bp test's flags
+    (a transition's `//command_line_option:test_arg` replaces --test_arg, as in Bazel).
+    None when it has no executable."""
     if result.executable is None:
         return None
+    if configuration is not None and \
+            OPTION_PREFIX + "test_arg" in configuration.setting_values:
+        test_args = tuple(configuration.option("test_arg"))
     env = dict(result.test_env)
     env.update(result.environment)
     if test_filter:

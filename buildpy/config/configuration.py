@@ -35,6 +35,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "allow_analysis_failures": False, "features": [], "stamp": False, "copt": [],
     "cxxopt": [], "conlyopt": [], "linkopt": [], "minimum_os_version": None,
     "compiler": None, "dynamic_mode": "default", "strip": "sometimes",
+    "test_arg": [],   # set by a transition, it replaces the command line's --test_arg
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from buildpy.core.errors import BpError, UserError
-from buildpy.core.label import Label, PackageId
+from buildpy.core.label import Label, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
 from buildpy.config.configuration import BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
@@ -227,6 +227,11 @@ class ConfiguredGraph:
         attrs = dict(target.attrs)
         for name in configurable:   # most values are plain: nothing to resolve
             attrs[name] = resolve(name)
+        setting = target.rule_class.build_setting
+        if setting is not None and setting.type == "label":   # label_flag: what it names
+            chosen = config.setting_values.get(str(target.label))
+            if chosen is not None:
+                attrs["build_setting_default"] = self._setting_value(target, chosen)
         try:
             resolution = self.toolchains.resolve(
                 target.label, target.rule_class.toolchains, platform, config,
@@ -250,6 +255,17 @@ class ConfiguredGraph:
         deps += [(TOOLCHAIN_EDGE, k) for _, k in toolchains]
         return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
                                 toolchains, resolution.exec_platform.label)
+
+    def _setting_value(self, setting: Target, value: str) -> Label:
+        """The target that a label setting's value names, which must exist."""
+        label = parse_label(value)
+        try:
+            self.lookup(label)
+        except UserError as error:
+            raise UserError(f"{setting.kind} '{setting.label}' is set to '{value}': "
+                            f"{error.message}", location=setting.location,
+                            hint=error.hint) from None
+        return label
 
     def incompatibility(self, key: ConfiguredKey) -> str | None:
         """Why `key` cannot be built for its platform (itself or through a dependency)."""

@@ -68,4 +68,5 @@ class BuildSettings:
         given = config.setting_values.get(str(target.label))
         if given is not None:
             return given
-        return target.attrs.get("build_setting_default")
+        default = target.attrs.get("build_setting_default")
+        return str(default) if isinstance(default, Label) else default

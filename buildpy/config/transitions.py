@@ -143,7 +143,8 @@ def apply(outputs: Mapping[str, Any], config: Configuration, settings: BuildSett
 
 def _typed(label: str, value: Any, settings: BuildSettings) -> Any:
     target, setting = settings.setting(parse_label(label), "a transition's output")
-    expected = {"string": str, "bool": bool, "int": int, "string_list": list}[setting.type]
+    expected = {"string": str, "bool": bool, "int": int, "string_list": list,
+                "label": str}[setting.type]
     if isinstance(value, str) and setting.type != "string":
         try:
             return setting.parse(value)

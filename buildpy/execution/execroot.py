@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -72,8 +73,11 @@ def runfiles_path(exec_path: str, workspace_name: str) -> str:
 
 
 def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
-                   workspace_name: str, resolved: dict[str, str] | None = None) -> None:
-    """A runfiles tree of symlinks to the (absolute, resolved) files in the exec root.
+                   workspace_name: str, resolved: dict[str, str] | None = None,
+                   named: Iterable[tuple[str, str]] = ()) -> None:
+    """A runfiles tree of symlinks to the (absolute, resolved) files in the exec root:
+    `files` at their runfiles paths, then `named` (name in the tree, exec path), which
+    win over them.
 
     The tree's MANIFEST lists its links; an unchanged tree is left as it is. `resolved`
     caches the real paths of directories across the trees of one build.
@@ -81,6 +85,8 @@ def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
     resolved = {} if resolved is None else resolved
     links = {runfiles_path(p, workspace_name): _real_path(exec_root, p, resolved)
              for p in files}
+    for name, path in named:
+        links[posixpath.normpath(name)] = _real_path(exec_root, path, resolved)
     manifest = "".join(f"{name} {target}\n" for name, target in sorted(links.items()))
     try:
         if (tree / "MANIFEST").read_text() == manifest:

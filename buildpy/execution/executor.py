@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from buildpy.core.errors import BpError, environment_error
-from buildpy.actions.graph import Action, ActionKind
+from buildpy.actions.graph import RUNFILES_MANIFEST, Action, ActionKind
 from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs when it fails
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
@@ -478,7 +478,7 @@ class Executor:
         elif action.kind is ActionKind.RUNFILES:
             tree = self.exec_root / os.path.dirname(action.outputs[0])
             build_runfiles(tree, self.exec_root, action.inputs, action.content or "__main__",
-                           self._resolved)
+                           self._resolved, action.substitutions)
         elif action.kind is ActionKind.SYMLINK:
             data = (self.exec_root / (action.target or action.inputs[0])).read_bytes()
             self._write(action.outputs[0], data, True if action.is_executable else
@@ -503,5 +503,4 @@ class Executor:
 def runfiles_trees(inputs: tuple[str, ...]) -> tuple[str, ...]:
     """The runfiles trees whose MANIFEST is among `inputs`: the process gets the tree
     (`<x>.runfiles/`), which the MANIFEST stands for in the action's inputs."""
-    suffix = ".runfiles/MANIFEST"
-    return tuple(p[:-len("/MANIFEST")] for p in inputs if p.endswith(suffix))
+    return tuple(p[:-len("/MANIFEST")] for p in inputs if p.endswith(RUNFILES_MANIFEST))

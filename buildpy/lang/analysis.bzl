@@ -123,11 +123,29 @@ def _file_target(entry):
     kind = "input file target" if file.is_source else "generated file"
     return _target(_label(entry["file"]["owner"]), {DefaultInfo: info}, {"_bp_kind": kind})
 
-def _default_info(files, executable, runfiles):
+def _default_info(files, executable, runfiles, manifest = None):
     return DefaultInfo(files = files, executable = executable, runfiles = runfiles,
                        default_runfiles = runfiles, data_runfiles = runfiles,
-                       files_to_run = struct(executable = executable, runfiles_manifest = None,
+                       files_to_run = struct(executable = executable,
+                                             runfiles_manifest = manifest,
                                              _bp_runfiles = runfiles))
+
+def _manifest_of(executable):
+    """The MANIFEST of an executable's runfiles tree (`<executable>.runfiles/`): an action
+    that has it among its inputs or tools runs with the tree beside the executable."""
+    path = executable.path + ".runfiles/MANIFEST"
+    short_path = executable.short_path + ".runfiles/MANIFEST"
+    return struct(
+        path = path,
+        short_path = short_path,
+        basename = "MANIFEST",
+        dirname = path.rsplit("/", 1)[0],
+        extension = "",
+        is_source = False,
+        is_directory = False,
+        root = executable.root,
+        owner = executable.owner,
+    )
 
 def _target(label, providers, legacy = {}):
     """A Target as rules see it (a dependency in ctx.attr): Bazel's fields, with its
@@ -148,16 +166,63 @@ def _target(label, providers, legacy = {}):
         **legacy
     )
 
+_NO_LINKS = depset([])
+
 def _runfiles_of(files, transitive = []):
-    all_files = depset(transitive = [files] + transitive)
+    return _runfiles(depset(transitive = [files] + transitive), _NO_LINKS, _NO_LINKS)
+
+def _runfiles(files, symlinks, root_symlinks):
+    """Bazel's runfiles: files at their own runfiles paths; `symlinks` (SymlinkEntry
+    values: `path`, `target_file`) at paths below the main workspace's directory;
+    `root_symlinks` at paths below the tree's root."""
 
     def merge(other):
-        return _runfiles_of(all_files, [other.files])
+        return merge_all([other])
 
     def merge_all(others):
-        return _runfiles_of(all_files, [o.files for o in others])
+        return _runfiles(
+            depset(transitive = [files] + [o.files for o in others]),
+            _links_union(symlinks, [o.symlinks for o in others]),
+            _links_union(root_symlinks, [o.root_symlinks for o in others]),
+        )
 
-    return struct(files = all_files, merge = merge, merge_all = merge_all)
+    return struct(files = files, symlinks = symlinks, root_symlinks = root_symlinks,
+                  empty_filenames = _NO_LINKS, merge = merge, merge_all = merge_all)
+
+def _links_union(first, others):
+    others = [o for o in others if o._bp_node.size]
+    if not others:
+        return first
+    if not first._bp_node.size and len(others) == 1:
+        return others[0]
+    return depset(transitive = [first] + others)
+
+def _symlink_entries(links, what, fail_here):
+    """`symlinks` or `root_symlinks` of ctx.runfiles(): a dict of path to File, or a
+    depset of SymlinkEntry values."""
+    if type(links) == "struct" and hasattr(links, "to_list"):
+        return links
+    if type(links) != "dict":
+        fail_here("runfiles() '%s' must be a dict of paths to Files, got %s" %
+                  (what, type(links)))
+    entries = []
+    for path, file in links.items():
+        if type(path) != "string" or not path or path.startswith("/") or \
+           ".." in path.split("/"):
+            fail_here("runfiles() '%s': %r is not a relative path inside the runfiles " %
+                      (what, path) + "tree")
+        if type(file) != "struct" or not hasattr(file, "is_source"):
+            fail_here("runfiles() '%s': the value of '%s' must be a File, got %s" %
+                      (what, path, bp_repr(file)))
+        entries.append(struct(path = path, target_file = file))
+    return depset(entries) if entries else _NO_LINKS
+
+def _tree_links(runfiles, workspace_name):
+    """A runfiles tree's links that are not at their files' own paths: [name in the
+    tree, exec path], the root symlinks last (they win, as in Bazel)."""
+    links = [[workspace_name + "/" + e.path, e.target_file.path]
+             for e in runfiles.symlinks.to_list()]
+    return links + [[e.path, e.target_file.path] for e in runfiles.root_symlinks.to_list()]
 
 def _provider_name(p):
     return _bp_provider_name(p(__bp_provider_id__ = True))
@@ -188,6 +253,7 @@ def _analyze_rule(rule_fn, info, base, entry, state):
             attr[name] = _copy(attr[name])
     files = {name: [] for name in base.file_attrs}
     file, executable = dict(base.file), dict(base.executable)
+    tool_runs = {}   # executables of `executable = True` attributes: their files_to_run
     deps_by_label = {}
     label_attrs = info["label_attrs"]
     for name, value in entry["deps"].items():
@@ -217,6 +283,8 @@ def _analyze_rule(rule_fn, info, base, entry, state):
             file[name] = dep_files[0]
         if spec["executable"]:
             executable[name] = _executable_of(deps[0], name, fail_here)
+            if deps[0].files_to_run.runfiles_manifest != None:
+                tool_runs[executable[name].path] = deps[0].files_to_run
     outputs = {}
     for name, single in info["outputs"].items():
         declared = [_file(d) for d in entry["outputs"].get(name, [])]
@@ -246,7 +314,7 @@ def _analyze_rule(rule_fn, info, base, entry, state):
     actions = []
     ctx = _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs,
                     toolchains, var, deps_by_label, fail_here, actions,
-                    executable_rule = info["executable"] or info["test"])
+                    executable_rule = info["executable"] or info["test"], tool_runs = tool_runs)
     result = rule_fn(__bp_analyze__ = ctx)
     if state["for_aspects"]:
         state["entries"][tid] = entry
@@ -465,10 +533,11 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     runfiles = getattr(default, "runfiles", None) or getattr(default, "default_runfiles", None)
     if runfiles == None:
         runfiles = _runfiles_of(files)
+    manifest = None
     if executable != None:   # and it is always in its own runfiles
-        runfiles = _runfiles_of(depset([executable]), [runfiles.files])
-    target[DefaultInfo] = _default_info(files, executable, runfiles)
-    needs_runfiles = info["executable"] or info["test"]
+        runfiles = _runfiles_of(depset([executable])).merge(runfiles)
+        manifest = _manifest_of(executable) if not executable.is_source else None
+    target[DefaultInfo] = _default_info(files, executable, runfiles, manifest)
     test = None
     if info["test"]:  # its args (paths shell-quoted, to be split) and env, expanded
         test = [
@@ -479,9 +548,10 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
     _bp_analysis_result(tid, json.encode([
         [f.path for f in files.to_list()],
         executable.path if executable != None else None,
-        [f.path for f in runfiles.files.to_list()] if needs_runfiles else [],
+        [f.path for f in runfiles.files.to_list()] if executable != None else [],
         _environment(target),
         test,
+        _tree_links(runfiles, ctx.workspace_name) if executable != None else [],
     ]))
     return _target(ctx.label, target, legacy)
 
@@ -507,7 +577,8 @@ def _environment(target):
 # ---- ctx ---------------------------------------------------------------------------------
 
 def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs, toolchains,
-              var, deps_by_label, fail_here, actions, extra = {}, executable_rule = False):
+              var, deps_by_label, fail_here, actions, extra = {}, executable_rule = False,
+              tool_runs = {}):
     """A rule's ctx (or, with `extra = {"rule": ...}`, an aspect's); its actions are
     also appended to `actions` as Bazel's Action values. An executable rule's ctx has
     Bazel's predeclared `ctx.outputs.executable` (`<name>`), declared once an action
@@ -589,7 +660,9 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             mnemonic = "Action", progress_message = "", execution_requirements = {},
             use_default_shell_env = False, input_manifests = None, resource_set = None,
             toolchain = None, exec_group = None):
-        tool_files = _paths(tools, fail_here)
+        tool_files = _tool_paths(tools, tool_runs, fail_here)
+        if type(executable) == "struct" and hasattr(executable, "is_source"):
+            executable = tool_runs.get(executable.path, executable)
         if type(executable) == "struct" and hasattr(executable, "_bp_runfiles"):
             tool_files += _paths([executable], fail_here)   # files_to_run: with runfiles
             executable = executable.executable
@@ -621,7 +694,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         record("run", outputs, mnemonic, progress_message, inputs = input_files, data = dict(
             argv = argv,
             inputs = input_paths,
-            tools = _paths(tools, fail_here),
+            tools = _tool_paths(tools, tool_runs, fail_here),
             env = {k: str(v) for k, v in env.items()},
             execution_requirements = {k: str(v) for k, v in execution_requirements.items()},
             use_default_shell_env = use_default_shell_env,
@@ -657,15 +730,19 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             names += ["data"]
         if collect_default:
             names += ["srcs", "deps"]
+        collected = []   # the runfiles of those attributes' targets, in order
         for name in names:
             value = attr.get(name)
             deps = value if type(value) == "list" else ([value] if value != None else [])
             for dep in deps:
                 if type(dep) == "struct" and hasattr(dep, "_bp_kind"):   # a file: itself
-                    transitive.append(dep.files)
+                    collected.append(_runfiles_of(dep.files))
                 elif type(dep) == "struct" and hasattr(dep, "_bp_providers"):
-                    transitive.append(dep.default_runfiles.files)
-        return _runfiles_of(depset(files), transitive)
+                    collected.append(dep.default_runfiles)
+        made = _runfiles(depset(transitive = [depset(files)] + transitive),
+                         _symlink_entries(symlinks, "symlinks", fail_here),
+                         _symlink_entries(root_symlinks, "root_symlinks", fail_here))
+        return made.merge_all(collected) if collected else made
 
     def expand_location(input, targets = [], short_paths = False):
         extra = {t.label.__bp_label__: t for t in targets}
@@ -791,6 +868,17 @@ def _predeclared_file(path, root, owner):
 def _paths(values, fail_here):
     return [f.path for f in _files_in(values, fail_here)]
 
+def _tool_paths(tools, tool_runs, fail_here):
+    """The paths of an action's `tools`: as in Bazel, a tool that is the executable of an
+    `executable = True` attribute's target (`tool_runs` maps their paths to the targets'
+    files_to_run) comes with its runfiles tree."""
+    if type(tools) == "struct" and hasattr(tools, "to_list"):
+        tools = tools.to_list()
+    if tool_runs and type(tools) == "list":
+        tools = [tool_runs.get(t.path, t) if type(t) == "struct" and hasattr(t, "is_source")
+                 else t for t in tools]
+    return _paths(tools, fail_here)
+
 def _files_in(values, fail_here):
     """The Files of a list of Files and depsets of Files (or of one depset)."""
     if values == None:
@@ -805,7 +893,10 @@ def _files_in(values, fail_here):
             out += _files_in(v, fail_here)
         elif type(v) == "struct" and hasattr(v, "_bp_runfiles"):   # a dep's files_to_run
             out += ([v.executable] if v.executable != None else []) + \
-                   v._bp_runfiles.files.to_list()
+                   v._bp_runfiles.files.to_list() + \
+                   [e.target_file for e in v._bp_runfiles.symlinks.to_list()] + \
+                   [e.target_file for e in v._bp_runfiles.root_symlinks.to_list()] + \
+                   ([v.runfiles_manifest] if v.runfiles_manifest != None else [])
         else:
             fail_here("expected Files (or depsets of Files), got %r" % (v,))
     return out

@@ -147,11 +147,11 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
             _bp_declaration_error("rule() 'build_setting' must be a config.* value, such as " +
                                   "config.string(flag = True)", call_stack())
         attrs = dict(attrs)
-        attrs["build_setting_default"] = _attr(build_setting._bp_setting_type, {
+        attrs["build_setting_default"] = _attr(build_setting._bp_setting_type, dict({
             "mandatory": True,
             "configurable": False,
             "doc": "The value of this setting when no flag or transition sets it.",
-        })
+        }, **({"allow_files": True} if build_setting._bp_setting_type == "label" else {})))
         build_setting = [build_setting._bp_setting_type, build_setting.flag]
     aspects = {}   # attribute -> the aspects it applies to its dependencies
     computed = {}   # attribute -> the function that computes its default
@@ -744,6 +744,10 @@ def _setting(kind):
         return struct(_bp_setting_type = kind, flag = flag)
 
     return make
+
+# The build setting of label_flag and label_setting (Bazel has no config.label): its
+# value is a target, which the setting stands for.
+bp_label_setting = _setting("label")
 
 # `build_setting = config.string(flag = True)`: the type of a build setting's value.
 config = struct(

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from buildpy.core.errors import Location
-from buildpy.core.label import Label
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
 
 ATTR_TYPES = frozenset({
     "string", "string_list", "int", "int_list", "bool", "label", "label_list", "output",
@@ -105,7 +105,7 @@ class BuildSetting:
     """What `build_setting = config.<type>(flag = ...)` declares: the type of the
     setting's value, and whether the command line may set it (`--//pkg:name=value`)."""
 
-    type: str    # string, bool, int, string_list
+    type: str    # string, bool, int, string_list; label (label_flag, label_setting)
     flag: bool
 
     def parse(self, text: str) -> Any:
@@ -125,6 +125,11 @@ class BuildSetting:
                 raise ValueError(f"'{text}' is not an integer") from None
         if self.type == "string_list":
             return [part for part in text.split(",") if part]
+        if self.type == "label":   # canonical, so that equal labels compare equal
+            try:
+                return str(parse_label(text, PackageId("", "")))
+            except LabelError as error:
+                raise ValueError(error.message) from None
         return text
 
 

@@ -60,8 +60,9 @@ class ActionQueryEnvironment(ConfiguredQueryEnvironment):
         flags) adds them: as Bazel's aquery shows them."""
         actions = []
         for key, result in analysis.targets.items():
-            target = self.configured.nodes[key].target
-            spec = test_spec(key, target.attrs, result) if target.is_test else None
+            node = self.configured.nodes[key]
+            spec = test_spec(key, node.target.attrs, result,
+                             configuration=node.configuration) if node.target.is_test else None
             if spec is not None:
                 actions += [action for _, action in test_actions(spec, workspace_name, {})]
         return actions

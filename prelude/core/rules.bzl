@@ -1,6 +1,7 @@
 """Declarations of the language-free rules (filegroup, alias, test_suite); no build logic here."""
 
-load(":alias.bzl", "alias_impl")
+load("<builtins>", "bp_label_setting")
+load(":alias.bzl", "alias_impl", "label_setting_impl")
 load(":filegroup.bzl", "filegroup_impl")
 load(":test_suite.bzl", "test_suite_impl")
 
@@ -35,6 +36,20 @@ alias = rule(
             doc = "The target (or file) this name stands for.",
         ),
     },
+)
+
+label_flag = rule(
+    implementation = label_setting_impl,
+    build_setting = bp_label_setting(flag = True),
+    doc = "A build setting whose value is a target, which it stands for: depending on " +
+          "it is depending on that target. `--//pkg:flag=//other:target` or a transition " +
+          "sets it; otherwise it is `build_setting_default`.",
+)
+
+label_setting = rule(
+    implementation = label_setting_impl,
+    build_setting = bp_label_setting(flag = False),
+    doc = "Like label_flag, but only transitions may set it, not the command line.",
 )
 
 test_suite = rule(

@@ -17,7 +17,12 @@ def genrule_impl(ctx):
     if not command:
         fail("genrule %s needs 'cmd' (or 'cmd_bash')" % ctx.label.name)
     srcs = ctx.files.srcs
-    tools = ctx.files.tools + ctx.files.exec_tools
+    # as in Bazel, an executable tool comes with its runfiles (tree)
+    tools = ctx.files.tools + ctx.files.exec_tools + [
+        t[DefaultInfo].files_to_run
+        for t in ctx.attr.tools + ctx.attr.exec_tools
+        if t[DefaultInfo].files_to_run.runfiles_manifest != None
+    ]
     # Unlike Bazel, which quotes only $(location) and its kin, every path is quoted here:
     # a file name must never run as shell code (docs/rule-api.md, "Names and the shell").
     ruledir = ctx.bin_dir.path + ("/" + ctx.label.package if ctx.label.package else "")

@@ -7,7 +7,15 @@
 #                                the programs the script starts
 #
 # bp lays out runfiles as a directory tree; a manifest file ("RUNFILE REALPATH"
-# lines) is read too when RUNFILES_MANIFEST_FILE names one.
+# lines) is read too when RUNFILES_MANIFEST_FILE names one. A script that neither
+# variable points at (a tool run by an action) finds its tree beside itself,
+# `$0.runfiles`, and exports it for the programs it starts.
+
+if [[ ! -d "${RUNFILES_DIR:-/dev/null}" && ! -f "${RUNFILES_MANIFEST_FILE:-/dev/null}" \
+      && -d "$0.runfiles" ]]; then
+  RUNFILES_DIR="$(cd "$0.runfiles" && pwd)"
+  export RUNFILES_DIR
+fi
 
 function rlocation() {
   local wanted="$1" found=""
