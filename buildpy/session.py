@@ -221,13 +221,13 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     graph_loader = GraphLoader(session.loader)
     load_errors = graph_loader.add(labels)
     if load_errors and not keep_going:
-        raise load_errors[0] if len(load_errors) == 1 else ErrorGroup(load_errors)
+        raise ErrorGroup.of(load_errors)
     configured = ConfiguredGraph(graph_loader, options, session.loader.workspace_settings())
     keys = [configured.key(label, configured.top) for label in labels
             if label in graph_loader.graph]
     errors = configured.add(keys)
     if errors and not keep_going:
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+        raise ErrorGroup.of(errors)
     if errors:   # -k: leave out what cannot be configured, and what depends on it
         import networkx as nx
 
@@ -335,7 +335,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     labels, pattern_errors = expand_patterns(loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
         from buildpy.core.errors import ErrorGroup
-        raise pattern_errors[0] if len(pattern_errors) == 1 else ErrorGroup(pattern_errors)
+        raise ErrorGroup.of(pattern_errors)
     configured, keys, errors = _configured_targets(session, patterns, labels, options,
                                                    execution.keep_going)
     errors = tuple(pattern_errors) + errors
@@ -678,7 +678,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     labels, pattern_errors = expand_patterns(session.loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
         from buildpy.core.errors import ErrorGroup
-        raise pattern_errors[0] if len(pattern_errors) == 1 else ErrorGroup(pattern_errors)
+        raise ErrorGroup.of(pattern_errors)
     named = {p.label for p in patterns if not p.is_wildcard and not p.negative}
     query = TargetQueryEnvironment(session.loader, session.offset,
                                    keep_going=execution.keep_going)

@@ -304,7 +304,7 @@ class Analyzer:
         keys = list(keys)
         errors = self.configured.add(keys)
         if errors:
-            raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+            raise ErrorGroup.of(errors)
         order = self._order(keys)
         self.plan_keys = order
         self.ids = {key: i for i, key in enumerate(order)}

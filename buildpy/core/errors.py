@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import errno
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True, order=True)
@@ -108,6 +108,11 @@ class ErrorGroup(UserError):
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)
+
+    @staticmethod
+    def of(errors: Sequence[BpError]) -> BpError:
+        """The one error to raise for `errors` (not empty): itself when alone."""
+        return errors[0] if len(errors) == 1 else ErrorGroup(errors)
 
 
 def decode_utf8(data: bytes, path: str, hint: str) -> str:

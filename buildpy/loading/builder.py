@@ -273,7 +273,7 @@ class PackageBuilder:
             self.id.label(build_name), self.default_visibility, implicit=True))
         self._add_implicit_tests(rules)
         if self.errors:
-            raise self.errors[0] if len(self.errors) == 1 else ErrorGroup(self.errors)
+            raise ErrorGroup.of(self.errors)
         return Package(self.id, self.build_file, MappingProxyType(dict(self.targets)), loads,
                        self.default_visibility)
 

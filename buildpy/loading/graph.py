@@ -332,6 +332,6 @@ def build_target_graph(loader: Loader, roots: Iterable[Label],
     graph_loader = GraphLoader(loader)
     errors = graph_loader.add(roots)
     if errors and not keep_going:
-        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+        raise ErrorGroup.of(errors)
     graph_loader.check_cycles()
     return TargetGraph(nx.freeze(graph_loader.graph), dict(graph_loader.packages)), errors

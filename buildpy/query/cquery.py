@@ -45,7 +45,7 @@ class ConfiguredQueryEnvironment:
         if not errors:
             return
         if not self.keep_going:
-            raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+            raise ErrorGroup.of(errors)
         self.errors.extend(e for e in errors if not any(e is seen for seen in self.errors))
 
     def resolve(self, word: Word) -> Result:
