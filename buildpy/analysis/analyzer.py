@@ -509,7 +509,7 @@ class Analyzer:
         by_attr: dict[str, list[int]] = {}
         for attr, dep in node.deps:
             by_attr.setdefault(attr, []).append(ids[dep])
-        attrs, deps, outputs = {}, {}, {}
+        attrs, deps, outputs, splits = {}, {}, {}, {}
         for name, value in node.attrs.items():
             if name[0] == "$":
                 continue
@@ -522,7 +522,11 @@ class Analyzer:
                 dep_ids = by_attr.get(name)
                 if not dep_ids:
                     continue
-                if spec.type == "label":
+                if name in node.splits:   # every branch's, and each branch's by its key
+                    keys = node.splits[name]
+                    deps[name] = dep_ids
+                    splits[name] = [[k, dep_ids[i::len(keys)]] for i, k in enumerate(keys)]
+                elif spec.type == "label":
                     deps[name] = dep_ids[0]
                 elif spec.type == "label_list":
                     deps[name] = dep_ids
@@ -543,6 +547,8 @@ class Analyzer:
             "out_dir": self.out_dir(node),
             "build_file_path": posixpath.join(package_path(target.label), "BUILD"),
         }
+        if splits:
+            entry["splits"] = splits
         if rule.build_setting is not None:
             entry["build_setting_value"] = self.configured.build_settings.value(
                 target.label, node.configuration)

@@ -72,6 +72,9 @@ class ConfiguredTarget:
     toolchains: tuple[tuple[Label, ConfiguredKey], ...] = ()
     exec_platform: Label | None = None
     incompatible: str | None = None   # why the target itself is incompatible, if it is
+    # attributes with a split transition: their split keys. Their `deps` are label by
+    # label, each in every branch (in key order), as Bazel's ctx.attr lists them.
+    splits: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class ConfiguredGraph:
@@ -163,14 +166,32 @@ class ConfiguredGraph:
 
     def _transitioned(self, ref: str, config: Configuration, target: Target
                       ) -> Configuration:
-        """`config` after transition `ref`, applied to `target` (whose attributes the
-        transition reads)."""
-        outputs = self.transitions.outputs(ref, config, target)
-        if not outputs:
-            return config
-        mode, platform, settings = apply_transition(outputs, config, self.build_settings)
-        return self._configuration(self.platforms.platform(platform), mode, config.is_exec,
-                                   settings)
+        """`config` after the rule transition `ref`, applied to `target` (whose attributes
+        the transition reads): one configuration."""
+        branches = self._branches(ref, config, target)
+        if len(branches) > 1:
+            what, location = self.transitions.describe(ref)
+            raise UserError(f"{what} on rule '{target.label}' returned {len(branches)} "
+                            "configurations (a split transition); a rule's own transition "
+                            "(rule(cfg = ...)) must return one", location=location,
+                            hint="split transitions go on attributes: attr.label_list(cfg = "
+                                 "...)")
+        return branches[0][1]
+
+    def _branches(self, ref: str, config: Configuration, target: Target
+                  ) -> list[tuple[str | None, Configuration]]:
+        """`config` after transition `ref`, applied to `target`: one configuration (keyed
+        None), or a split transition's, by key."""
+        branches = []
+        for key, outputs in self.transitions.outputs(ref, config, target):
+            if outputs:
+                mode, platform, settings = apply_transition(outputs, config,
+                                                            self.build_settings)
+                branches.append((key, self._configuration(self.platforms.platform(platform),
+                                                          mode, config.is_exec, settings)))
+            else:
+                branches.append((key, config))
+        return branches
 
     def add(self, keys: Iterable[ConfiguredKey]) -> list[BpError]:
         """Configure `keys` and everything they depend on; returns the user errors met."""
@@ -241,11 +262,18 @@ class ConfiguredGraph:
             raise
         exec_config = self.exec_configuration(resolution.exec_platform)
         deps: list[tuple[str, ConfiguredKey]] = []
+        splits: dict[str, tuple[str, ...]] = {}
         for name in target.rule_class.dependency_attrs:
             spec = target.rule_class.attrs[name]
             dep_config = exec_config if spec.cfg == "exec" else config
             if spec.cfg and spec.cfg.startswith(TRANSITION):   # attr.label(cfg = t)
-                dep_config = self._transitioned(spec.cfg, config, target)
+                branches = self._branches(spec.cfg, config, target)
+                if branches[0][0] is not None:   # a split transition
+                    splits[name] = tuple(key for key, _ in branches)
+                    deps += [(name, self.key(label, branch)) for label in labels_in(
+                        attrs[name]) for _, branch in branches]
+                    continue
+                dep_config = branches[0][1]
             deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
         deps += [(IMPLICIT_TESTS, self.key(label, config))
                  for label in target.attrs.get(IMPLICIT_TESTS, ())]
@@ -254,7 +282,8 @@ class ConfiguredGraph:
         toolchains = tuple((t, self.key(impl, config)) for t, impl in resolution.toolchains)
         deps += [(TOOLCHAIN_EDGE, k) for _, k in toolchains]
         return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
-                                toolchains, resolution.exec_platform.label)
+                                toolchains, resolution.exec_platform.label,
+                                splits=MappingProxyType(splits))
 
     def _setting_value(self, setting: Target, value: str) -> Label:
         """The target that a label setting's value names, which must exist."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from buildpy.core.errors import UserError
+from buildpy.core.errors import Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.config.configuration import (
     COMPILATION_MODES, OPTION_DEFAULTS, OPTION_PREFIX, Configuration,
@@ -26,6 +26,9 @@ OPTION = OPTION_PREFIX
 OPTIONS = ("compilation_mode", "platforms", "cpu", *OPTION_DEFAULTS)
 PREFIX = "transition:"
 
+# What a transition returns: one (None, settings), or a split's (key, settings) pairs.
+Branches = tuple[tuple[str | None, dict[str, Any]], ...]
+
 
 class Transitions:
     """Runs transitions; each (transition, configuration, attributes) once."""
@@ -33,11 +36,13 @@ class Transitions:
     def __init__(self, loader: Loader, build_settings: BuildSettings):
         self.loader = loader
         self.build_settings = build_settings
-        self._outputs: dict[tuple, dict[str, Any]] = {}
+        self._outputs: dict[tuple, Branches] = {}
 
-    def outputs(self, ref: str, config: Configuration, target: Target) -> dict[str, Any]:
+    def outputs(self, ref: str, config: Configuration, target: Target) -> Branches:
         """The settings transition `ref` ("transition:<id>") sets, by name, for `target`
-        in `config`: native options by their short name, build settings by label."""
+        in `config`: native options by their short name, build settings by label. One
+        branch, keyed None, or a split transition's branches by key (sorted; a returned
+        list's are "0", "1", ...)."""
         decl = self.loader.transitions[int(ref[len(PREFIX):])]
         attr = {name: _plain(value) for name, value in target.attrs.items()
                 if not name.startswith("$")}
@@ -46,8 +51,13 @@ class Transitions:
             self._outputs[key] = self._run(decl, config, target, attr)
         return self._outputs[key]
 
+    def describe(self, ref: str) -> tuple[str, Location]:
+        """How errors name transition `ref`, and where it was declared."""
+        decl = self.loader.transitions[int(ref[len(PREFIX):])]
+        return (f"transition '{decl.name}'" if decl.name else "a transition"), decl.location
+
     def _run(self, decl: TransitionDecl, config: Configuration, target: Target,
-             attr: dict) -> dict[str, Any]:
+             attr: dict) -> Branches:
         what = (f"transition '{decl.name}'" if decl.name else "a transition") + \
             f" (applied to '{target.label}')"
         if decl.fixed is not None:
@@ -61,10 +71,21 @@ class Transitions:
             returned = self.loader.env.transition_outputs(
                 decl.module, decl.name, settings, attr,
                 context=f"error in transition '{decl.name}' applied to '{target.label}'")
-        if isinstance(returned, list) or (isinstance(returned, dict) and returned and all(
-                isinstance(v, dict) for v in returned.values())):
-            raise UserError(f"{what} returned several configurations (a split transition), "
-                            "which bp does not support yet", location=decl.location)
+        if isinstance(returned, list):   # a split transition, its branches numbered
+            if not returned:
+                raise UserError(f"{what} returned an empty list", location=decl.location,
+                                hint="a split transition returns at least one dict of "
+                                     "settings")
+            return tuple((str(i), self._settings(what, branch, decl))
+                         for i, branch in enumerate(returned))
+        if isinstance(returned, dict) and returned and all(
+                isinstance(v, dict) for v in returned.values()):   # split, by key
+            return tuple((str(key), self._settings(f"{what}, branch '{key}'", branch, decl))
+                         for key, branch in sorted(returned.items(), key=lambda i: str(i[0])))
+        return ((None, self._settings(what, returned, decl)),)
+
+    def _settings(self, what: str, returned: Any, decl: TransitionDecl) -> dict[str, Any]:
+        """The settings of one configuration a transition returned, checked."""
         if not isinstance(returned, dict):
             raise UserError(f"{what} must return a dict of settings, not {returned!r}",
                             location=decl.location)

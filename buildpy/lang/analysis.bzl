@@ -256,9 +256,18 @@ def _analyze_rule(rule_fn, info, base, entry, state):
     tool_runs = {}   # executables of `executable = True` attributes: their files_to_run
     deps_by_label = {}
     label_attrs = info["label_attrs"]
+    splits, split_attr = entry.get("splits", {}), {}
     for name, value in entry["deps"].items():
         spec = label_attrs[name]
-        if spec["type"] == "label":
+        if name in splits:   # a split transition's: every branch's, and each by its key
+            deps = [dep_of(name, i) for i in value]
+            attr[name] = deps
+            split_attr[name] = {
+                key: [dep_of(name, i) for i in ids] if spec["type"] == "label_list"
+                else dep_of(name, ids[0])
+                for key, ids in splits[name]
+            }
+        elif spec["type"] == "label":
             deps = [dep_of(name, value)]
             attr[name] = deps[0]
         elif spec["type"] == "label_list":
@@ -276,6 +285,8 @@ def _analyze_rule(rule_fn, info, base, entry, state):
             dep_files += dep.files.to_list()
         files[name] = dep_files
         if spec["single"]:
+            if name in splits:   # the first branch's file, as ctx.executable's
+                dep_files = deps[0].files.to_list()
             if len(dep_files) != 1:
                 fail_here("attribute '%s' needs a single file, but '%s' has %d" %
                           (name, deps[0].label.__bp_label__,
@@ -314,7 +325,8 @@ def _analyze_rule(rule_fn, info, base, entry, state):
     actions = []
     ctx = _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs,
                     toolchains, var, deps_by_label, fail_here, actions,
-                    executable_rule = info["executable"] or info["test"], tool_runs = tool_runs)
+                    executable_rule = info["executable"] or info["test"], tool_runs = tool_runs,
+                    split_attr = split_attr)
     result = rule_fn(__bp_analyze__ = ctx)
     if state["for_aspects"]:
         state["entries"][tid] = entry
@@ -578,7 +590,7 @@ def _environment(target):
 
 def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outputs, toolchains,
               var, deps_by_label, fail_here, actions, extra = {}, executable_rule = False,
-              tool_runs = {}):
+              tool_runs = {}, split_attr = {}):
     """A rule's ctx (or, with `extra = {"rule": ...}`, an aspect's); its actions are
     also appended to `actions` as Bazel's Action values. An executable rule's ctx has
     Bazel's predeclared `ctx.outputs.executable` (`<name>`), declared once an action
@@ -804,6 +816,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     return struct(
         label = label,
         attr = struct(**attr),
+        split_attr = struct(**split_attr),
         fragments = struct(cpp = struct(  # the fields of Bazel's cpp fragment that bp has
             minimum_os_version = minimum_os_version,
             copts = options["copt"],
