@@ -102,9 +102,16 @@ def test_labels_may_name_the_main_repository_by_its_workspace_name(bp, ws):
 
 
 DECLARATION_ERRORS = [
-    ('a = aspect(implementation = _impl, attrs = {"_t": attr.label(default = "//x")})',
-     "p/defs.bzl:3:11: aspect attribute '_t': bp's aspects take string, bool and int "
-     "attributes only (not label)"),
+    ('a = aspect(implementation = _impl, attrs = {"t": attr.label(default = "//x")})',
+     "p/defs.bzl:3:11: aspect attribute 't': an aspect's public attributes are string, "
+     "bool or int (not label); only private ones (named _t) may be labels"),
+    ('a = aspect(implementation = _impl, attrs = {"_t": attr.label(executable = True)})',
+     "p/defs.bzl:3:11: aspect(): private attribute '_t' must have a default value"),
+    ('a = aspect(implementation = _impl, attrs = {"_t": attr.label(default = "//x", '
+     'executable = True)})',
+     "p/defs.bzl:3:11: aspect(): attribute '_t' is executable, so it must set cfg"),
+    ('a = aspect(implementation = _impl, requires = ["x"])',
+     "p/defs.bzl:3:11: aspect() 'requires' takes aspect() values, got string"),
     ('a = aspect(implementation = _impl, attrs = {"mode": attr.string()})',
      "p/defs.bzl:3:11: aspect attribute 'mode' must declare its 'values'"),
     ('r = rule(implementation = _impl, outputs = "x")',
@@ -146,3 +153,87 @@ def test_a_bad_aspects_flag_is_a_clear_error(bp, ws, flag, message):
                 "//p:level")
     assert result.code != 0
     assert message in result.err
+
+
+REQUIRES = {
+    "p/BUILD": """
+        load(":defs.bzl", "lib", "use")
+        lib(name = "base")
+        lib(name = "top", deps = [":base"])
+        use(name = "use", deps = [":top"])
+    """,
+    "p/defs.bzl": """
+        NameInfo = provider(fields = ["names"])
+        ShoutInfo = provider(fields = ["text"])
+
+        def _names(target, ctx):
+            names = [target.label.name]
+            for dep in getattr(ctx.rule.attr, "deps", []):
+                names += dep[NameInfo].names
+            return [NameInfo(names = names)]
+
+        names = aspect(implementation = _names, attr_aspects = ["deps"])
+
+        def _shout(target, ctx):   # reads what the required aspect gave the same target
+            return [ShoutInfo(text = ",".join(target[NameInfo].names).upper())]
+
+        shout = aspect(implementation = _shout, attr_aspects = ["deps"], requires = [names])
+
+        def _lib(ctx):
+            return []
+
+        lib = rule(implementation = _lib, attrs = {"deps": attr.label_list()})
+
+        def _use(ctx):
+            out = ctx.actions.declare_file("use.txt")
+            dep = ctx.attr.deps[0]
+            ctx.actions.write(out, dep[ShoutInfo].text + " " + str(dep[NameInfo].names))
+            return [DefaultInfo(files = depset([out]))]
+
+        use = rule(implementation = _use, attrs = {"deps": attr.label_list(aspects = [shout])})
+    """,
+}
+
+
+def test_a_required_aspect_runs_first_and_its_providers_are_seen(bp, ws):
+    root = ws(REQUIRES)
+    result = bp("-C", str(root), "build", "//p:use")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/p/use.txt").read_text() == 'TOP,BASE ["top", "base"]'
+
+
+def test_an_aspects_tool_is_configured_for_the_exec_platform(bp, ws):
+    root = ws({
+        "p/BUILD": """
+            load(":defs.bzl", "use")
+            sh_binary(name = "tool", srcs = ["tool.sh"])
+            genrule(name = "dep", outs = ["dep.txt"], cmd = "echo dep > $@")
+            use(name = "use", deps = [":dep"])
+        """,
+        "p/tool.sh": "#!/bin/sh\necho tool\n",
+        "p/defs.bzl": """
+            ToolInfo = provider(fields = ["path"])
+
+            def _tool(target, ctx):
+                return [ToolInfo(path = ctx.executable._tool.path)]
+
+            tool_aspect = aspect(implementation = _tool, attrs = {
+                "_tool": attr.label(default = ":tool", executable = True, cfg = "exec"),
+            })
+
+            def _use(ctx):
+                out = ctx.actions.declare_file("use.txt")
+                ctx.actions.write(out, ctx.attr.deps[0][ToolInfo].path)
+                return [DefaultInfo(files = depset([out]))]
+
+            use = rule(implementation = _use,
+                       attrs = {"deps": attr.label_list(aspects = [tool_aspect])})
+        """,
+    })
+    (root / "p/tool.sh").chmod(0o755)
+    result = bp("-C", str(root), "build", "//p:use")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/p/use.txt").read_text() == \
+        "bp-out/linux_x86_64-opt-exec/bin/p/tool"
+    query = bp("-C", str(root), "cquery", "deps(//p:use)")
+    assert "//p:tool (" in query.out   # the aspect's tool is in the configured graph

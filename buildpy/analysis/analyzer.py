@@ -22,7 +22,8 @@ import networkx as nx
 from buildpy.actions.graph import (RUNFILES_MANIFEST, Action, ActionGraph, ActionKind,
                                    Artifact, runfiles_tree)
 from buildpy.config.configuration import OPTION_DEFAULTS, Configuration
-from buildpy.config.configured import ConfiguredGraph, ConfiguredKey, ConfiguredTarget
+from buildpy.config.configured import (ASPECT_EDGE, ConfiguredGraph, ConfiguredKey,
+                                       ConfiguredTarget)
 from buildpy.core.errors import BpError, ErrorGroup, UserError
 from buildpy.core.label import Label, LabelError, parse_label
 from buildpy.analysis.results import TargetResult
@@ -302,10 +303,11 @@ class Analyzer:
         configuration allows analysis failures (an analysis test's target under test:
         it then gives its dependents AnalysisFailureInfo)."""
         keys = list(keys)
-        errors = self.configured.add(keys)
+        self._cli_tools = self._cli_aspect_tools()
+        errors = self.configured.add(keys + [k for _, k in self._cli_tools])
         if errors:
             raise ErrorGroup.of(errors)
-        order = self._order(keys)
+        order = self._order(list(dict.fromkeys([k for _, k in self._cli_tools] + keys)))
         self.plan_keys = order
         self.ids = {key: i for i, key in enumerate(order)}
         self.recorder = recorder = _Recorder(self)
@@ -353,6 +355,24 @@ class Analyzer:
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
                               MappingProxyType(recorder.results), tuple(errors))
 
+    def _cli_aspect_tools(self) -> list[tuple[str, ConfiguredKey]]:
+        """The tools and data of the --aspects aspects (their private label
+        attributes), for the requested targets' configuration."""
+        configured = self.configured
+        if not configured.options.aspects:
+            return []
+        return configured.aspect_tools(configured.cli_aspects(configured.options.aspects),
+                                       configured.top,
+                                       configured.exec_configuration(configured.host))
+
+    def _aspect_tools(self, edges: Iterable[tuple[str, ConfiguredKey]]) -> dict:
+        """Aspect tool edges as the analysis reads them: {aspect id: {attribute: [ids]}}."""
+        tools: dict[str, dict[str, list[int]]] = {}
+        for name, key in edges:
+            aspect_id, _, attr = name[len(ASPECT_EDGE):].partition("\t")
+            tools.setdefault(aspect_id, {}).setdefault(attr, []).append(self.ids[key])
+        return tools
+
     def _top_level(self, module: Any, keys: list[ConfiguredKey]) -> None:
         """What the command line asks of the requested targets: the aspects applied to
         them (--aspects) and the output groups built (--output_groups)."""
@@ -375,7 +395,8 @@ class Analyzer:
                            f"{json.dumps(text)})")
         ids = [self.ids[k] for k in keys if k in self.ids]
         lines.append(f"top_level(STATE, [{', '.join(aspects)}], {json.dumps(ids)}, "
-                     f"{json.dumps(list(options.output_groups))})")
+                     f"{json.dumps(list(options.output_groups))}, "
+                     f"{json.dumps(self._aspect_tools(self._cli_tools))})")
         try:
             self.loader.env.run_generated("<analysis driver>", "\n".join(lines) + "\n",
                                           {}, "error applying --aspects", module)
@@ -507,8 +528,12 @@ class Analyzer:
         specs = self._attr_specs[rule_index]   # the label and output attributes
         ids = self.ids
         by_attr: dict[str, list[int]] = {}
+        aspect_edges = []
         for attr, dep in node.deps:
-            by_attr.setdefault(attr, []).append(ids[dep])
+            if attr.startswith(ASPECT_EDGE):
+                aspect_edges.append((attr, dep))
+            else:
+                by_attr.setdefault(attr, []).append(ids[dep])
         attrs, deps, outputs, splits = {}, {}, {}, {}
         for name, value in node.attrs.items():
             if name[0] == "$":
@@ -549,6 +574,8 @@ class Analyzer:
         }
         if splits:
             entry["splits"] = splits
+        if aspect_edges:
+            entry["aspect_tools"] = self._aspect_tools(aspect_edges)
         if rule.build_setting is not None:
             entry["build_setting_value"] = self.configured.build_settings.value(
                 target.label, node.configuration)

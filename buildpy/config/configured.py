@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from buildpy.core.errors import BpError, UserError
-from buildpy.core.label import Label, PackageId, parse_label
+from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
 from buildpy.config.configuration import BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
@@ -36,6 +36,7 @@ from buildpy.loading.target import (
 OS_SETTING = Label("prelude", "platforms/os", "os")
 CPU_SETTING = Label("prelude", "platforms/cpu", "cpu")
 TOOLCHAIN_EDGE = "$toolchain"
+ASPECT_EDGE = "$aspect "   # + "<aspect id>\t<attribute>": an aspect's tool or data
 
 _CONFIGURABLE = (Select, SelectorList)   # a select(), or a `+` of values and select()s
 
@@ -275,6 +276,10 @@ class ConfiguredGraph:
                     continue
                 dep_config = branches[0][1]
             deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
+        applied = [a for name in target.rule_class.dependency_attrs
+                   for a in target.rule_class.attrs[name].aspects]
+        if applied:
+            deps += self.aspect_tools(applied, config, exec_config)
         deps += [(IMPLICIT_TESTS, self.key(label, config))
                  for label in target.attrs.get(IMPLICIT_TESTS, ())]
         deps += [(CONDITION_EDGE, self.key(label, config)) for label in dict.fromkeys(
@@ -284,6 +289,42 @@ class ConfiguredGraph:
         return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
                                 toolchains, resolution.exec_platform.label,
                                 splits=MappingProxyType(splits))
+
+    def aspect_tools(self, aspect_ids: Iterable[str], config: Configuration,
+                     exec_config: Configuration) -> list[tuple[str, ConfiguredKey]]:
+        """The edges to the targets of the private label attributes of aspects
+        `aspect_ids` and of those they require (`ASPECT_EDGE` + "<id>\t<attribute>"),
+        for a target in `config` that applies them: their tools and data."""
+        edges = []
+        pending, seen = list(aspect_ids), set()
+        while pending:
+            aspect_id = pending.pop(0)
+            if aspect_id in seen:
+                continue
+            seen.add(aspect_id)
+            decl = self.loader.aspects[aspect_id]
+            pending += decl.requires
+            for name, spec in decl.label_attrs.items():
+                dep_config = exec_config if spec.cfg == "exec" else config
+                edges += [(f"{ASPECT_EDGE}{aspect_id}\t{name}", self.key(label, dep_config))
+                          for label in labels_in(spec.default)]
+        return edges
+
+    def cli_aspects(self, texts: Iterable[str]) -> list[str]:
+        """The ids of the aspects that --aspects=<file>%<name> flags name (their files
+        loaded); a flag that names no aspect is left for the analysis to report."""
+        ids = []
+        for text in texts:
+            file, _, name = text.partition("%")
+            try:
+                label = parse_label(file)
+                self.loader.env.load(label)
+            except (LabelError, BpError):
+                continue
+            found = self.loader.aspect_exports.get((str(label), name))
+            if found is not None:
+                ids.append(found)
+        return ids
 
     def _setting_value(self, setting: Target, value: str) -> Label:
         """The target that a label setting's value names, which must exist."""

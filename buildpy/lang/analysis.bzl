@@ -241,7 +241,9 @@ def _analyze_rule(rule_fn, info, base, entry, state):
 
     def dep_of(name, dep_id):
         if name in aspects:
-            return _with_aspects(state, dep_id, [_parameters(a, attr) for a in aspects[name]],
+            tools = entry.get("aspect_tools", {})
+            return _with_aspects(state, dep_id,
+                                 [_parameters(a, attr, tools) for a in aspects[name]],
                                  fail_here)
         return targets[dep_id]
 
@@ -355,10 +357,11 @@ def cli_aspect(exported, name, text):
         fail("--aspects=%s: the file exports no aspect named '%s'" % (text, name))
     return value
 
-def top_level(state, aspects, ids, groups):
-    """Apply the command line's aspects to the requested targets `ids`, and tell which of
-    their files --output_groups wants (`name` instead of the default files, `+name` in
-    addition, `-name` without)."""
+def top_level(state, aspects, ids, groups, tools):
+    """Apply the command line's aspects to the requested targets `ids` (`tools`: the
+    targets of their label attributes, {aspect id: {attribute: [ids]}}), and tell which
+    of their files --output_groups wants (`name` instead of the default files, `+name`
+    in addition, `-name` without)."""
     explicit = [g for g in groups if not g.startswith(("+", "-"))]
     selected = {g: True for g in (explicit or ["default"])}
     for g in groups:
@@ -371,7 +374,8 @@ def top_level(state, aspects, ids, groups):
         if target == None:   # its analysis failed (-k)
             continue
         if aspects:
-            target = _with_aspects(state, tid, [_parameters(a, {}) for a in aspects], fail)
+            target = _with_aspects(state, tid, [_parameters(a, {}, tools) for a in aspects],
+                                   fail)
         providers = bp_target_providers(target)
         files = []
         for name in selected:
@@ -381,22 +385,45 @@ def top_level(state, aspects, ids, groups):
                 files += getattr(providers[OutputGroupInfo], name, depset()).to_list()
         _bp_requested_files(tid, json.encode([f.path for f in files]))
 
-def _parameters(a, attr):
+def _parameters(a, attr, tools):
     """Aspect `a` with its parameters: its public attributes take the values of the
-    requesting rule's attributes of the same name, as in Bazel."""
+    requesting rule's attributes of the same name, as in Bazel; its label attributes'
+    targets are in `tools` ({aspect id: {attribute: [ids]}}); and the aspects it
+    requires, with theirs."""
     values = {name: attr.get(name, default) if not name.startswith("_") else default
               for name, default in a.attrs.items()}
-    return struct(aspect = a, attr = values, key = a._bp_aspect + json.encode(values))
+    own = tools.get(a._bp_aspect, {})
+    return struct(aspect = a, attr = values, tools = own,
+                  key = a._bp_aspect + json.encode(values),   # (its tools are the same)
+                  required = [_parameters(r, attr, tools) for r in a.requires])
+
+def _with_required(aspects):
+    """`aspects` (with parameters), each after the aspects it requires, each once."""
+    out, seen = [], {}
+    pending = list(aspects)
+    for _ in range(_FOREVER):
+        if not pending:
+            break
+        applied = pending[0]
+        waiting = [r for r in applied.required if r.key not in seen]
+        if waiting:   # its required aspects first
+            pending = waiting + pending
+            continue
+        pending = pending[1:]
+        if applied.key not in seen:
+            seen[applied.key] = True
+            out.append(applied)
+    return out
 
 def _with_aspects(state, tid, aspects, fail_here):
     """A dependency as an attribute with `aspects` (each with its parameters) gives it:
-    its providers and those of each aspect applied to it (aspects apply to rule targets
-    only)."""
+    its providers and those of each aspect applied to it, and of the aspects they
+    require (aspects apply to rule targets only)."""
     target = state["targets"][tid]
     if tid not in state["entries"]:
         return target
     providers = dict(bp_target_providers(target))
-    for applied in aspects:
+    for applied in _with_required(aspects):
         for key, value in _aspect_providers(state, tid, applied, fail_here).items():
             if key == OutputGroupInfo and key in providers:   # output groups merge
                 value = _merged_groups(providers[key], value, fail_here)
@@ -438,15 +465,19 @@ def _aspect_providers(state, tid, applied, fail_here):
 
     config = state["configs"][entry["cfg"]]
     actions = []
-    ctx = _make_ctx(entry, config, state["workspace_name"], applied.attr, {}, {}, {}, {}, {},
-                    dict(config["var"]), {}, aspect_fail, actions, dict(
+    attr, files, file, executable, tool_runs = _aspect_tools(state, applied, aspect_fail)
+    ctx = _make_ctx(entry, config, state["workspace_name"], attr, files, file, executable,
+                    {}, {}, dict(config["var"]), {}, aspect_fail, actions, dict(
                         rule = struct(attr = struct(**rule_attr), kind = view.kind,
                                       files = struct(**view.files),
                                       file = struct(**view.file),
                                       executable = struct(**view.executable)),
-                    ))
+                    ), tool_runs = tool_runs)
     fields = {name: getattr(target, name) for name in dir(target)}
     fields["actions"] = state["actions"][tid]
+    if applied.required:   # the providers of the aspects it requires, on this target
+        fields["_bp_providers"] = _with_aspects(state, tid, applied.required,
+                                                fail_here)._bp_providers
     result = a.implementation(struct(**fields), ctx)
     if result == None:
         result = []
@@ -459,6 +490,28 @@ def _aspect_providers(state, tid, applied, fail_here):
         providers[p._bp_key] = p
     state["aspect_results"][key] = providers
     return providers
+
+def _aspect_tools(state, applied, fail_here):
+    """An aspect's ctx.attr, ctx.files, ctx.file and ctx.executable, with its label
+    attributes' targets; and the files_to_run of its executables (their runfiles)."""
+    attr, files, file, executable, tool_runs = dict(applied.attr), {}, {}, {}, {}
+    for name, spec in applied.aspect.label_attrs.items():
+        deps = [state["targets"][i] for i in applied.tools.get(name, [])]
+        if spec.type == "label":
+            attr[name] = deps[0] if deps else None
+        else:
+            attr[name] = deps
+        dep_files = []
+        for dep in deps:
+            dep_files += dep.files.to_list()
+        files[name] = dep_files
+        if spec.single:
+            file[name] = dep_files[0] if dep_files else None
+        if spec.executable:
+            executable[name] = _executable_of(deps[0], name, fail_here) if deps else None
+            if deps and deps[0].files_to_run.runfiles_manifest != None:
+                tool_runs[executable[name].path] = deps[0].files_to_run
+    return attr, files, file, executable, tool_runs
 
 def _check_providers(dep, alternatives, name, fail_here):
     """The dependency must have every provider of at least one alternative list."""

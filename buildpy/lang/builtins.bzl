@@ -277,10 +277,12 @@ def bp_export_rules(globals):
             _bp_export_transition(value._bp_transition, name, call_stack())
             rules[name] = value
         elif type(value) == "struct" and hasattr(value, "_bp_aspect"):
+            _bp_export_aspect(value._bp_aspect, name, call_stack())
             rules[name] = value   # for --aspects=<file>%<name>
     return rules
 
 _ASPECT_ATTR_TYPES = ("string", "bool", "int")
+_ASPECT_LABEL_TYPES = ("label", "label_list")
 
 def aspect(implementation = None, attr_aspects = [], attrs = {}, required_providers = [],
            required_aspect_providers = [], provides = [], requires = [], fragments = [],
@@ -293,24 +295,43 @@ def aspect(implementation = None, attr_aspects = [], attrs = {}, required_provid
     if type(implementation) != "function":
         _bp_declaration_error("aspect() needs 'implementation', a function taking " +
                               "(target, ctx), not " + type(implementation), call_stack())
+    label_attrs = {}   # the private label attributes: the aspect's tools and data
     for name, spec in attrs.items():
         kind = spec.get("__bp_attr__") if type(spec) == "dict" else None
+        if kind in _ASPECT_LABEL_TYPES and name.startswith("_"):
+            label_attrs[name] = spec
+            continue
         if kind not in _ASPECT_ATTR_TYPES:
-            _bp_declaration_error("aspect attribute '%s': bp's aspects take string, bool " %
-                                  name + "and int attributes only (not %s)" % kind,
-                                  call_stack())
+            _bp_declaration_error(
+                "aspect attribute '%s': an aspect's public attributes are string, bool " %
+                name + "or int (not %s); only private ones (named _%s) may be labels" %
+                (kind, name), call_stack())
         if not name.startswith("_") and kind == "string" and not spec.get("values"):
             _bp_declaration_error("aspect attribute '%s' must declare its 'values', as " %
                                   name + "Bazel requires of an aspect's public attributes",
                                   call_stack())
+    for required in requires:
+        if type(required) != "struct" or not hasattr(required, "_bp_aspect"):
+            _bp_declaration_error("aspect() 'requires' takes aspect() values, got %s" %
+                                  type(required), call_stack())
     wanted = required_providers
     if wanted and type(wanted[0]) != "list":
         wanted = [wanted]
+    aspect_id = "aspect #%d" % _bp_next_id()
+    _bp_declare_aspect(aspect_id, label_attrs, [r._bp_aspect for r in requires],
+                       call_stack())
     return struct(
-        _bp_aspect = "aspect #%d" % _bp_next_id(),
+        _bp_aspect = aspect_id,
         implementation = implementation,
         attr_aspects = list(attr_aspects),
-        attrs = {name: spec.get("default") for name, spec in attrs.items()},
+        attrs = {name: spec.get("default") for name, spec in attrs.items()
+                 if name not in label_attrs},
+        label_attrs = {name: struct(
+            type = spec["__bp_attr__"],
+            single = bool(spec.get("allow_single_file")),
+            executable = bool(spec.get("executable")),
+        ) for name, spec in label_attrs.items()},
+        requires = list(requires),
         required_providers = wanted,
         provides = provides,
     )

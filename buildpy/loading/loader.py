@@ -11,7 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from buildpy.core.errors import (BpError, EnvError, Location, UserError, did_you_mean,
                                   invalid_utf8)
@@ -88,6 +89,17 @@ class TransitionDecl:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class AspectDecl:
+    """What the configured graph needs of an aspect(): its private label attributes
+    (their default labels, resolved where the aspect was declared), and the aspects it
+    `requires`."""
+
+    label_attrs: Mapping[str, AttrSpec]
+    requires: tuple[str, ...]
+    location: Location
+
+
 class Loader:
     """Evaluates BUILD files of one workspace into Packages, each at most once."""
 
@@ -115,6 +127,8 @@ class Loader:
         self.rule_classes: list[RuleClass] = []
         self.providers: list[str | None] = []
         self.transitions: list[TransitionDecl] = []
+        self.aspects: dict[str, AspectDecl] = {}        # by id ("aspect #N")
+        self.aspect_exports: dict[tuple[str, str], str] = {}   # (module, name) -> id
         self._current: PackageBuilder | None = None
         self.analysis: Any = None   # the analyzer's recorder while analysis runs
         self._workspace_recorder: _WorkspaceRecorder | None = None
@@ -267,6 +281,10 @@ class Loader:
             "_bp_declare_provider": self._declare_provider,
             "_bp_declare_transition": self._declare_transition,
             "_bp_export_transition": self._export_transition,
+            "_bp_declare_aspect": self._declare_aspect,
+            "_bp_export_aspect": lambda aspect_id, name, *, frames:
+                self.aspect_exports.setdefault(
+                    (self.env.module_key(frames[0].path), name), aspect_id),
             "_bp_instantiate": self._instantiate,
             "_bp_instantiate_json": lambda rule_id, text, *, frames: self._instantiate(
                 rule_id, json.loads(text), frames=frames),
@@ -391,6 +409,19 @@ class Loader:
         if declared.module is None:
             self.transitions[transition_id] = dataclasses.replace(
                 declared, module=self.env.module_key(frames[0].path), name=name)
+
+    def _declare_aspect(self, aspect_id: str, label_attrs: dict, requires: list, *,
+                        frames) -> None:
+        caller = self.env.caller(frames)
+        where = self.env.package_of(caller) or PackageId("", "")
+        declared = {}
+        try:
+            for name, raw in label_attrs.items():
+                declared[name] = self._with_default(attr_spec(name, raw, False, False), where)
+        except DeclarationError as e:
+            raise self.env.error_at(caller, f"aspect(): {e.message}", e.hint) from None
+        self.aspects[aspect_id] = AspectDecl(MappingProxyType(declared), tuple(requires),
+                                             self.env.location(caller))
 
     def _declare_provider(self, doc: Any, fields: Any, *, frames) -> int:
         self.providers.append(self._assigned_name(self.env.caller(frames), "provider"))

@@ -77,7 +77,7 @@ class AttrSpec:
     allow_single_file: Any = None
     executable: bool = False
     cfg: str | None = None
-    aspects: bool = False   # whether it applies aspects to its dependencies
+    aspects: tuple[str, ...] = ()   # the ids of the aspects it applies to its dependencies
     providers: tuple = ()
     doc: str = ""
     configurable: bool = True    # may the value be a select()?
@@ -305,7 +305,7 @@ def attr_spec(name: str, raw: Any, executable: bool, test: bool) -> AttrSpec:
         cfg="exec" if cfg == "host" else cfg,
         providers=_freeze(raw.get("providers") or ()), doc=str(raw.get("doc") or ""),
         configurable=bool(raw.get("configurable", True)),
-        aspects=bool(raw.get("aspects")),
+        aspects=tuple(raw.get("aspects") or ()),
     )
 
 
