@@ -25,6 +25,7 @@ from buildpy.execution.execroot import build_runfiles
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
+from buildpy.execution.status import VOLATILE, VOLATILE_KEY
 
 if TYPE_CHECKING:
     from buildpy.actions.key import FileDigest
@@ -127,7 +128,8 @@ class Executor:
                                 .encode())
         for path in sorted(inputs):
             info = inputs[path]
-            digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
+            sha = VOLATILE_KEY if path == VOLATILE else info.sha256
+            digest.update(f"\0{path}\0{sha}\0{int(info.executable)}".encode())
         return digest.hexdigest()
 
     def tools(self, action: Action, env: tuple[tuple[str, str], ...] | None = None
@@ -212,9 +214,14 @@ class Executor:
     def key(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         # the REAPI messages (protobuf) load only once an action needs its key: a build
         # with nothing to run goes without them
-        from buildpy.actions.key import action_key
+        from buildpy.actions.key import FileDigest, action_key
 
-        return action_key(action, self.key_files(inputs)[0], self.tools(action))
+        files = self.key_files(inputs)[0]
+        if VOLATILE in files:   # as in Bazel, a change of the volatile status file alone
+            #                     does not run its readers again (a remote key has it)
+            files[VOLATILE] = FileDigest(hashlib.sha256(VOLATILE_KEY.encode()).hexdigest(),
+                                         len(VOLATILE_KEY))
+        return action_key(action, files, self.tools(action))
 
     def key_files(self, inputs: Mapping[str, FileInfo]
                   ) -> tuple[dict[str, FileDigest | None], dict[str, str]]:
