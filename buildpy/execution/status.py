@@ -65,11 +65,15 @@ def _render(values: dict[str, str]) -> str:
 
 def run_status_command(command: str, workspace: Path) -> list[tuple[str, str]]:
     """The (key, value) pairs the command prints, one `KEY VALUE` line each (a line
-    with no value gives an empty one; blank lines are skipped). It runs in the workspace
-    root, with bp's environment; failing is a UserError naming it, its exit status
+    with no value gives an empty one; blank lines are skipped). A program's path
+    relative to the workspace (`tools/status.sh`) runs that program; anything else runs
+    as `bash -c COMMAND`. It runs in the workspace root, with bp's environment; failing is a UserError naming it, its exit status
     and its stderr."""
+    program = workspace / command
+    argv = [str(program)] if not os.path.isabs(command) and program.is_file() else \
+        ["/bin/bash", "-c", command]   # Bazel's form (a program, from the workspace root)
     try:
-        done = subprocess.run(["/bin/bash", "-c", command], cwd=workspace,
+        done = subprocess.run(argv, cwd=workspace,
                               stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
