@@ -181,3 +181,20 @@ commit = rule(implementation = _impl)
                 "--workspace_status_command=echo STABLE_COMMIT 42", cwd=root)
     assert result.code == 0, result.err
     assert (root / "bp-bin/pkg/commit.txt").read_text() == "STABLE_COMMIT 42\n"
+
+
+def test_tools_are_built_unstamped(ws, bp):
+    """As in Bazel, --stamp sets the target configuration's stamp option, not the exec
+    configuration's."""
+    root = _workspace(ws, **{"tools/BUILD": """
+        config_setting(name = "stamping", values = {"stamp": "1"})
+        genrule(name = "tool", outs = ["tool.sh"], executable = True,
+                cmd = select({":stamping": "echo 'echo stamped'",
+                              "//conditions:default": "echo 'echo unstamped'"}) + " > $@")
+        genrule(name = "use", outs = ["use.txt"], tools = [":tool"],
+                cmd = "sh $(location :tool) > $@")
+    """})
+    result = bp("build", "//tools:use", "//pkg:which", "--stamp", cwd=root)
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/tools/use.txt").read_text() == "unstamped\n"
+    assert (root / "bp-bin/pkg/which.txt").read_text() == "stamped\n"

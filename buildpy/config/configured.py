@@ -122,8 +122,10 @@ class ConfiguredGraph:
         return config
 
     def exec_configuration(self, exec_platform: Platform) -> Configuration:
-        """Tools are built for the execution platform, optimized, as Bazel's exec config."""
-        return self._configuration(exec_platform, "opt", True)
+        """Tools are built for the execution platform, optimized, as Bazel's exec config
+        (which does not stamp: --stamp is for the target configuration)."""
+        settings = tuple(s for s in self._setting_values if s[0] != OPTION_PREFIX + "stamp")
+        return self._configuration(exec_platform, "opt", True, settings)
 
     def configuration(self, name: str) -> Configuration:
         """A configuration by hash (or unique hash prefix)."""
