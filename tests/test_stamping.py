@@ -7,6 +7,8 @@ import getpass
 import os
 import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -164,23 +166,44 @@ def test_aquery_shows_the_status_files_as_inputs(ws, bp):
     assert "volatile-status.txt" not in result.out
 
 
-@pytest.mark.parametrize("strategy", ["sandboxed", "local"])
-def test_a_sandboxed_action_reads_the_status_files(ws, bp, strategy):
-    root = ws({"BUILD": """
-        genrule(name = "g", outs = ["g.txt"], cmd = "true > $@")
-    """, "defs.bzl": """
+COMMIT = {"defs.bzl": """
 def _impl(ctx):
     out = ctx.actions.declare_file("commit.txt")
-    ctx.actions.run_shell(inputs = [ctx.info_file], outputs = [out],
-                          command = "grep ^STABLE_COMMIT %s > %s" % (ctx.info_file.path,
-                                                                     out.path))
+    ctx.actions.run_shell(inputs = [ctx.info_file, ctx.version_file], outputs = [out],
+                          command = "grep -h '^STABLE_COMMIT\\\\|^SCM' %s %s > %s" % (
+                              ctx.info_file.path, ctx.version_file.path, out.path))
     return [DefaultInfo(files = depset([out]))]
 commit = rule(implementation = _impl)
-""", "pkg/BUILD": 'load("//:defs.bzl", "commit")\ncommit(name = "c")\n'})
+""", "pkg/BUILD": 'load("//:defs.bzl", "commit")\ncommit(name = "c")\n'}
+
+
+@pytest.mark.parametrize("strategy", ["sandboxed", "local"])
+def test_a_sandboxed_action_reads_the_status_files(ws, bp, strategy):
+    root = ws(COMMIT)
     result = bp("build", "//pkg:c", "--stamp", f"--spawn_strategy={strategy}",
-                "--workspace_status_command=echo STABLE_COMMIT 42", cwd=root)
+                "--workspace_status_command=echo STABLE_COMMIT 42; echo SCM x", cwd=root)
     assert result.code == 0, result.err
-    assert (root / "bp-bin/pkg/commit.txt").read_text() == "STABLE_COMMIT 42\n"
+    assert (root / "bp-bin/pkg/commit.txt").read_text() == "STABLE_COMMIT 42\nSCM x\n"
+
+
+def test_a_remote_action_gets_the_status_files(remote_cluster, ws, tmp_path):
+    root = ws(COMMIT)
+
+    def build(status: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "buildpy", "--nohome_rc", "build", "//pkg:c", "--stamp",
+             f"--workspace_status_command={status}", "--curses=no",
+             f"--remote_executor={remote_cluster.endpoint}", f"--disk_cache={tmp_path / 'c'}"],
+            cwd=root, capture_output=True, text=True, timeout=300)
+
+    done = build("echo STABLE_COMMIT 7; echo SCM a")
+    assert done.returncode == 0, done.stderr
+    assert "(0 remote cache hits, 1 remote, 0 local" in done.stderr
+    assert (root / "bp-bin/pkg/commit.txt").read_text() == "STABLE_COMMIT 7\nSCM a\n"
+    done = build("echo STABLE_COMMIT 8; echo SCM b")
+    assert done.returncode == 0, done.stderr
+    assert "(0 remote cache hits, 1 remote, 0 local" in done.stderr
+    assert (root / "bp-bin/pkg/commit.txt").read_text() == "STABLE_COMMIT 8\nSCM b\n"
 
 
 def test_tools_are_built_unstamped(ws, bp):
