@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildpy.core.errors import UserError
+from buildpy.core.errors import UserError, environment_error
 
 STABLE = "bp-out/stable-status.txt"       # ctx.info_file, as an exec path
 VOLATILE = "bp-out/volatile-status.txt"   # ctx.version_file
@@ -113,5 +113,8 @@ def write_status(output_base: Path, contents: tuple[str, str]) -> None:
         except OSError:
             pass
         temporary = path.with_name(f".{name}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except OSError as error:   # a full disk, a read-only bp-out: the machine's fault
+            raise environment_error(error, path) or error
