@@ -221,3 +221,20 @@ def test_tools_are_built_unstamped(ws, bp):
     assert result.code == 0, result.err
     assert (root / "bp-bin/tools/use.txt").read_text() == "unstamped\n"
     assert (root / "bp-bin/pkg/which.txt").read_text() == "stamped\n"
+
+
+def test_genrule_stamp_makes_the_status_files_inputs(ws, bp):
+    """Bazel's genrule has a (little documented) boolean `stamp`: the status files are
+    inputs of its command, which reads them at their exec paths."""
+    root = _workspace(ws, **{"gen/BUILD": """
+        genrule(name = "stamped", outs = ["stamped.txt"], stamp = 1,
+                cmd = "grep ^STABLE_ bp-out/stable-status.txt > $@; " +
+                      "grep -c ^BUILD_TIMESTAMP bp-out/volatile-status.txt >> $@")
+        genrule(name = "plain", outs = ["plain.txt"], stamp = 0,
+                cmd = "cat bp-out/stable-status.txt > $@ 2>&1 || echo absent > $@")
+    """})
+    result = bp("build", "//gen:all", "--stamp", "--spawn_strategy=sandboxed",
+                "--workspace_status_command=./status.sh", cwd=root)
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/gen/stamped.txt").read_text() == "STABLE_GIT_COMMIT abc123\n1\n"
+    assert (root / "bp-bin/gen/plain.txt").read_text() == "absent\n"
