@@ -48,7 +48,10 @@ def status_contents(options: StatusOptions, workspace: Path) -> tuple[str, str]:
         volatile["BUILD_TIMESTAMP"] = str(int(time.time()))
         if options.command:
             for key, value in run_status_command(options.command, workspace):
-                (stable if key.startswith("STABLE_") else volatile)[key] = value
+                # as Bazel 4.2.3: a command's BUILD_HOST (or other key of the stable
+                # file) replaces bp's there
+                stable_key = key.startswith("STABLE_") or key in stable
+                (stable if stable_key else volatile)[key] = value
     return _render(stable), _render(volatile)
 
 
@@ -65,7 +68,7 @@ def _render(values: dict[str, str]) -> str:
 
 def run_status_command(command: str, workspace: Path) -> list[tuple[str, str]]:
     """The (key, value) pairs the command prints, one `KEY VALUE` line each (a line
-    with no value gives an empty one; blank lines are skipped). A program's path
+    with no space is skipped; a later line of a key wins). A program's path
     relative to the workspace (`tools/status.sh`) runs that program; anything else runs
     as `bash -c COMMAND`. It runs in the workspace root, with bp's environment; failing is a UserError naming it, its exit status
     and its stderr."""
@@ -90,10 +93,9 @@ def run_status_command(command: str, workspace: Path) -> list[tuple[str, str]]:
                         f"{done.returncode}" + (f"\n{stderr}" if stderr else ""), hint=_HINT)
     pairs = []
     for line in done.stdout.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        key, _, value = line.partition(" ")
-        pairs.append((key, value))
+        key, space, value = line.partition(" ")
+        if space:   # as in Bazel, a line with no space (blank or not) is no key
+            pairs.append((key, value))
     return pairs
 
 
