@@ -239,3 +239,28 @@ def test_genrule_stamp_makes_the_status_files_inputs(ws, bp):
     assert result.code == 0, result.err
     assert (root / "bp-bin/gen/stamped.txt").read_text() == "STABLE_GIT_COMMIT abc123\n1\n"
     assert (root / "bp-bin/gen/plain.txt").read_text() == "absent\n"
+
+
+def test_an_unstamped_build_after_a_stamped_one_is_as_from_scratch(ws, bp):
+    """The volatile file's content is left out of keys only while stamping: a tool (built
+    unstamped, in the exec configuration, whatever --stamp says) that read it during a
+    stamped build is built again when the file holds the fixed unstamped content."""
+    root = _workspace(ws, **{"tools/defs.bzl": """
+def _impl(ctx):
+    out = ctx.actions.declare_file("vtool.sh")
+    ctx.actions.run_shell(inputs = [ctx.version_file], outputs = [out], command =
+                          "echo \\"echo '$(grep TIMESTAMP %s)'\\" > %s" % (
+                              ctx.version_file.path, out.path))
+    return [DefaultInfo(files = depset([out]))]
+volatile_only = rule(implementation = _impl)
+""", "tools/BUILD": """
+        load(":defs.bzl", "volatile_only")
+        volatile_only(name = "vtool")
+        genrule(name = "vuse", outs = ["vuse.txt"], tools = [":vtool"],
+                cmd = "sh $(location :vtool) > $@")
+    """})
+    assert bp("build", "//tools:vuse", "--stamp", cwd=root).code == 0
+    assert (root / "bp-bin/tools/vuse.txt").read_text() != "BUILD_TIMESTAMP 0\n"
+    result = bp("build", "//tools:vuse", cwd=root)
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/tools/vuse.txt").read_text() == "BUILD_TIMESTAMP 0\n"

@@ -25,7 +25,7 @@ from buildpy.execution.execroot import build_runfiles
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
-from buildpy.execution.status import VOLATILE, VOLATILE_KEY
+from buildpy.execution.status import VOLATILE, volatile_key
 
 if TYPE_CHECKING:
     from buildpy.actions.key import FileDigest
@@ -128,7 +128,9 @@ class Executor:
                                 .encode())
         for path in sorted(inputs):
             info = inputs[path]
-            sha = VOLATILE_KEY if path == VOLATILE else info.sha256
+            sha = info.sha256
+            if path == VOLATILE:
+                sha = volatile_key(sha) or sha
             digest.update(f"\0{path}\0{sha}\0{int(info.executable)}".encode())
         return digest.hexdigest()
 
@@ -217,10 +219,10 @@ class Executor:
         from buildpy.actions.key import FileDigest, action_key
 
         files = self.key_files(inputs)[0]
-        if VOLATILE in files:   # as in Bazel, a change of the volatile status file alone
-            #                     does not run its readers again (a remote key has it)
-            files[VOLATILE] = FileDigest(hashlib.sha256(VOLATILE_KEY.encode()).hexdigest(),
-                                         len(VOLATILE_KEY))
+        stands_for = volatile_key(files[VOLATILE].hash) if VOLATILE in files else None
+        if stands_for is not None:   # as in Bazel, a change of the stamped volatile
+            #                          status file alone does not run its readers again
+            files[VOLATILE] = FileDigest(stands_for, 0)   # (a remote key has it as it is)
         return action_key(action, files, self.tools(action))
 
     def key_files(self, inputs: Mapping[str, FileInfo]

@@ -8,6 +8,7 @@ read the files (they are plain inputs) nor how a key treats the volatile one.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 import subprocess
@@ -19,8 +20,9 @@ from buildpy.core.errors import UserError, environment_error
 
 STABLE = "bp-out/stable-status.txt"       # ctx.info_file, as an exec path
 VOLATILE = "bp-out/volatile-status.txt"   # ctx.version_file
-# what the volatile file stands for in a local action key (its content does not count,
-# as in Bazel): any fixed text would do
+UNSTAMPED_VOLATILE = "BUILD_TIMESTAMP 0\n"   # the volatile file without --stamp
+# what the stamped volatile file stands for in a local action key (its content does not
+# count, as in Bazel): any fixed text would do. The unstamped file is keyed by content.
 VOLATILE_KEY = "bp-volatile-status"
 COMMAND_TIMEOUT = 600.0   # seconds a status command may run
 
@@ -41,7 +43,7 @@ def status_contents(options: StatusOptions, workspace: Path) -> tuple[str, str]:
     the time, and the lines of --workspace_status_command (STABLE_ keys to the stable
     file, the others to the volatile one)."""
     stable = {"BUILD_EMBED_LABEL": options.embed_label, "BUILD_HOST": "", "BUILD_USER": ""}
-    volatile = {"BUILD_TIMESTAMP": "0"}
+    volatile = {"BUILD_TIMESTAMP": "0"}   # UNSTAMPED_VOLATILE
     if options.stamp:
         stable["BUILD_HOST"] = socket.gethostname()
         stable["BUILD_USER"] = _user()
@@ -120,3 +122,13 @@ def write_status(output_base: Path, contents: tuple[str, str]) -> None:
             os.replace(temporary, path)
         except OSError as error:   # a full disk, a read-only bp-out: the machine's fault
             raise environment_error(error, path) or error
+
+
+def volatile_key(sha256: str) -> str | None:
+    """The SHA-256 that stands for the volatile file's content `sha256` in a local action
+    key: VOLATILE_KEY's for a stamped file, so that its changes alone run nothing again;
+    None (its own) for the fixed unstamped one, so that an unstamped build is keyed by
+    content (a tool that read a stamped file runs again once unstamped)."""
+    if sha256 == hashlib.sha256(UNSTAMPED_VOLATILE.encode()).hexdigest():
+        return None
+    return hashlib.sha256(VOLATILE_KEY.encode()).hexdigest()
