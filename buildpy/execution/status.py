@@ -1,8 +1,9 @@
 """The workspace status files (Bazel's WorkspaceStatusAction), written before actions run.
 
 `bp-out/stable-status.txt` and `bp-out/volatile-status.txt`: `KEY VALUE` lines, sorted.
-Knows --stamp, --embed_label, the status command and its keys; not the actions that
-read the files (they are plain inputs) nor how a key treats the volatile one.
+Knows --stamp, --embed_label, the status command and its keys, and what stands for the
+stamped volatile file in a local action key; not the actions that read the files (they
+are plain inputs) nor how keys are made.
 """
 
 from __future__ import annotations
