@@ -120,6 +120,11 @@ def _configuration_options(command):
                      help="Execution platforms to consider before the registered ones."),
         click.option("--extra_toolchains", multiple=True, metavar="PATTERN",
                      help="Toolchains to consider before the registered ones."),
+        click.option("--stamp/--nostamp", default=False, expose_value=False,
+                     callback=_remember("bp.stamp"),
+                     help="Stamp: bp-out/stable-status.txt and volatile-status.txt hold the "
+                          "host, user, time and --workspace_status_command's keys "
+                          "(//command_line_option:stamp is set); default: fixed contents."),
         # `--//pkg:flag=value` (a user-defined build setting) arrives as this option
         click.option(_SETTING_OPTION, multiple=True, hidden=True, expose_value=False,
                      callback=_remember_settings),
@@ -148,6 +153,13 @@ def _remember_settings(ctx: click.Context, _param, values) -> None:
     ctx.meta["bp.build_settings"] = tuple(tuple(v.split("=", 1)) for v in values)
 
 
+def _remember(key: str):
+    """A callback keeping an option's value in the context's meta."""
+    def remember(ctx: click.Context, _param, value) -> None:
+        ctx.meta[key] = value
+    return remember
+
+
 def _remember_list(key: str):
     """A callback keeping a repeatable, comma-separated option in the context's meta."""
     def remember(ctx: click.Context, _param, values) -> None:
@@ -167,7 +179,8 @@ def _build_options(platforms, compilation_mode, defines, host_platform,
         extra_toolchains=split(extra_toolchains),
         build_settings=click.get_current_context().meta.get("bp.build_settings", ()),
         aspects=click.get_current_context().meta.get("bp.aspects", ()),
-        output_groups=click.get_current_context().meta.get("bp.output_groups", ()))
+        output_groups=click.get_current_context().meta.get("bp.output_groups", ()),
+        stamp=bool(click.get_current_context().meta.get("bp.stamp")))
 
 
 @cli.command()
@@ -316,6 +329,14 @@ def _execution_options(command):
         click.option("--tracing", type=click.Choice(["never", "warn", "error"]),
                      default="never", show_default=True,
                      help="Report files actions read without declaring them (strace)."),
+        click.option("--workspace_status_command", default="", metavar="PROGRAM",
+                     expose_value=False, callback=_remember("bp.workspace_status_command"),
+                     help="With --stamp: run in the workspace root before the build; each "
+                          "`KEY VALUE` line goes to bp-out/stable-status.txt (STABLE_ keys) "
+                          "or bp-out/volatile-status.txt."),
+        click.option("--embed_label", default="", metavar="LABEL", expose_value=False,
+                     callback=_remember("bp.embed_label"),
+                     help="BUILD_EMBED_LABEL of bp-out/stable-status.txt."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -414,7 +435,9 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
 
     from buildpy.core.errors import UserError
     from buildpy.execution.local import ExecutionOptions
+    from buildpy.execution.status import StatusOptions
 
+    meta = click.get_current_context().meta
     per_mnemonic = {}
     for item in strategies:
         mnemonic, equals, name = item.partition("=")
@@ -428,7 +451,10 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
         disk_cache=Path(disk_cache).resolve() if disk_cache else None,
         disk_cache_max_size=_max_size(disk_cache_max_size), block_for_lock=block_for_lock,
         sandbox_debug=sandbox_debug, sandbox_mount_pairs=tuple(mount_pairs), tracing=tracing,
-        remote=_remote(remote_flags, disk_cache) if remote_flags else None)
+        remote=_remote(remote_flags, disk_cache) if remote_flags else None,
+        status=StatusOptions(stamp=bool(meta.get("bp.stamp")),
+                             command=meta.get("bp.workspace_status_command") or "",
+                             embed_label=meta.get("bp.embed_label") or ""))
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):

@@ -57,6 +57,7 @@ class BuildOptions:
     build_settings: tuple[tuple[str, str], ...] = ()   # --//pkg:flag=value, as given
     aspects: tuple[str, ...] = ()         # --aspects: //pkg:file.bzl%name
     output_groups: tuple[str, ...] = ()   # --output_groups: name, +name, -name
+    stamp: bool = False                   # --stamp: //command_line_option:stamp
 
     @staticmethod
     def parse_defines(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

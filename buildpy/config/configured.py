@@ -17,7 +17,7 @@ import networkx as nx
 from buildpy.core.errors import BpError, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
-from buildpy.config.configuration import BuildOptions, Configuration
+from buildpy.config.configuration import OPTION_PREFIX, BuildOptions, Configuration
 from buildpy.config.platforms import Platform, Platforms
 from buildpy.config.selects import Conditions
 from buildpy.config.settings import BuildSettings
@@ -92,6 +92,9 @@ class ConfiguredGraph:
         self.build_settings = BuildSettings(self.platforms)
         self.conditions = Conditions(self.platforms, self.build_settings)
         self._setting_values = self.build_settings.command_line(options.build_settings)
+        if options.stamp:   # --stamp: Bazel's option, as a transition would set it
+            self._setting_values = tuple(sorted(
+                self._setting_values + ((OPTION_PREFIX + "stamp", "true"),)))
         self.transitions = Transitions(self.loader, self.build_settings)
         self.host = self.platforms.platform(options.host_platform, "host platform")
         target_platform = self.platforms.platform(options.platforms[0]) \
@@ -120,8 +123,10 @@ class ConfiguredGraph:
         return config
 
     def exec_configuration(self, exec_platform: Platform) -> Configuration:
-        """Tools are built for the execution platform, optimized, as Bazel's exec config."""
-        return self._configuration(exec_platform, "opt", True)
+        """Tools are built for the execution platform, optimized, as Bazel's exec config
+        (which does not stamp: --stamp is for the target configuration)."""
+        settings = tuple(s for s in self._setting_values if s[0] != OPTION_PREFIX + "stamp")
+        return self._configuration(exec_platform, "opt", True, settings)
 
     def configuration(self, name: str) -> Configuration:
         """A configuration by hash (or unique hash prefix)."""

@@ -25,6 +25,7 @@ from buildpy.execution.execroot import build_runfiles
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
+from buildpy.execution.status import VOLATILE, volatile_key
 
 if TYPE_CHECKING:
     from buildpy.actions.key import FileDigest
@@ -127,7 +128,10 @@ class Executor:
                                 .encode())
         for path in sorted(inputs):
             info = inputs[path]
-            digest.update(f"\0{path}\0{info.sha256}\0{int(info.executable)}".encode())
+            sha = info.sha256
+            if path == VOLATILE:
+                sha = volatile_key(sha) or sha
+            digest.update(f"\0{path}\0{sha}\0{int(info.executable)}".encode())
         return digest.hexdigest()
 
     def tools(self, action: Action, env: tuple[tuple[str, str], ...] | None = None
@@ -212,9 +216,14 @@ class Executor:
     def key(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         # the REAPI messages (protobuf) load only once an action needs its key: a build
         # with nothing to run goes without them
-        from buildpy.actions.key import action_key
+        from buildpy.actions.key import FileDigest, action_key
 
-        return action_key(action, self.key_files(inputs)[0], self.tools(action))
+        files = self.key_files(inputs)[0]
+        stands_for = volatile_key(files[VOLATILE].hash) if VOLATILE in files else None
+        if stands_for is not None:   # as in Bazel, a change of the stamped volatile
+            #                          status file alone does not run its readers again
+            files[VOLATILE] = FileDigest(stands_for, 0)   # (a remote key has it as it is)
+        return action_key(action, files, self.tools(action))
 
     def key_files(self, inputs: Mapping[str, FileInfo]
                   ) -> tuple[dict[str, FileDigest | None], dict[str, str]]:

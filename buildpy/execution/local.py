@@ -29,6 +29,7 @@ from buildpy.execution.places import check_cache_dir, check_output_base, stamp_a
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
+from buildpy.execution.status import StatusOptions, status_contents, write_status
 
 STRATEGIES = ("local", "sandboxed", "linux-sandbox")
 
@@ -51,6 +52,7 @@ class ExecutionOptions:
     sandbox_mount_pairs: tuple[str, ...] = ()
     tracing: str = "never"
     remote: object | None = None   # buildpy.remote.execution.RemoteOptions, when enabled
+    status: StatusOptions = StatusOptions()   # --stamp, --workspace_status_command, ...
 
 
 class WorkspaceLock:
@@ -110,6 +112,9 @@ class LocalBuild:
             self.exec_root = exec_root_for(self.cache_dir, workspace)
             prepare_exec_root(self.exec_root, workspace, dict(
                 (name, path) for name, path in repos.items() if name), self.output_base)
+            # the status files, as source-like inputs under bp-out (ctx.info_file,
+            # ctx.version_file): written before any action runs, every build
+            write_status(self.output_base, status_contents(options.status, workspace))
             self.processes = ProcessRegistry(state / "running.log")
             if self.processes.reap():
                 self.say("killed the actions an interrupted bp left running")

@@ -889,6 +889,8 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         genfiles_dir = struct(path = config["bin_dir"]),
         workspace_name = workspace_name,
         build_file_path = entry["build_file_path"],
+        info_file = _status_file("stable-status.txt"),
+        version_file = _status_file("volatile-status.txt"),
         features = list(attr.get("features", [])),
         disabled_features = [],
         runfiles = runfiles,
@@ -911,6 +913,21 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             args = args,
         ),
         **extra
+    )
+
+def _status_file(name):
+    """ctx.info_file or ctx.version_file: a file of bp-out itself (Bazel's bazel-out), which
+    bp writes before the build's actions run (see docs/execution.md); no target owns it."""
+    return struct(
+        path = "bp-out/" + name,
+        short_path = name,
+        basename = name,
+        dirname = "bp-out",
+        extension = "txt",
+        is_source = False,
+        is_directory = False,
+        root = struct(path = "bp-out"),
+        owner = None,
     )
 
 def _predeclared_file(path, root, owner):

@@ -42,14 +42,14 @@ def genrule_impl(ctx):
         if TemplateVariableInfo in toolchain:
             variables.update(toolchain[TemplateVariableInfo].variables)
     command = "set -euo pipefail\n" + ctx._bp_expand_command("cmd", command, variables)
-    inputs = srcs
+    inputs = srcs + ([ctx.info_file, ctx.version_file] if ctx.attr.stamp else [])
     if len(command) > _MAX_COMMAND_CHARS:
         # Too long for `bash -c` (E2BIG): as Bazel does, write it to a script, an input
         # of the action, so the action's key covers the script's content.
         script = ctx.actions.declare_file(ctx.label.name + ".genrule_script.sh")
         ctx.actions.write(output = script, content = command + "\n")
         command = ["/bin/bash", script.path]
-        inputs = srcs + [script]
+        inputs = inputs + [script]
     ctx.actions.run_shell(
         command = command,
         inputs = inputs,

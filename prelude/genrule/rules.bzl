@@ -60,6 +60,11 @@ genrule = rule(
             doc = "Write the outputs under the bin directory instead of the genfiles " +
                   "directory.",
         ),
+        "stamp": attr.bool(
+            doc = "Make the workspace status files inputs of the command, which reads " +
+                  "them at `bp-out/stable-status.txt` and `bp-out/volatile-status.txt` " +
+                  "(with `--stamp`, they hold the build's status), as Bazel's genrule.",
+        ),
         "toolchains": attr.label_list(
             doc = "Targets that supply Make variables (such as `$(CC)`) to the command.",
         ),
