@@ -53,3 +53,16 @@ def test_an_executable_written_without_is_executable_runs(bp, root):
     assert os.access(root / "bp-bin/predeclared", os.X_OK)
     assert os.access(root / "bp-bin/declared.sh", os.X_OK)
     assert not os.access(root / "bp-bin/other.txt", os.X_OK)   # only the executable
+
+
+def test_a_genrule_executable_its_command_did_not_make_executable_runs(bp, ws):
+    root = ws({"BUILD": """
+        genrule(name = "script", outs = ["script.sh"], executable = True,
+                cmd = "printf '#!/bin/sh\\necho ran\\n' > $@")
+        genrule(name = "data", outs = ["data.txt"], cmd = "echo data > $@")
+    """})
+    result = bp("-C", str(root), "run", "//:script")   # (the program's output is not ours)
+    assert result.code == 0, result.err
+    assert os.access(root / "bp-bin/script.sh", os.X_OK)
+    assert bp("-C", str(root), "build", "//:data").code == 0
+    assert not os.access(root / "bp-bin/data.txt", os.X_OK)

@@ -50,7 +50,7 @@ class Action:
     content: str | None = None
     substitutions: tuple[tuple[str, str], ...] = ()
     target: str | None = None
-    is_executable: bool = False
+    is_executable: bool = False   # (of RUN: its outputs are made executable once it ran)
     use_default_shell_env: bool = False
     output_directories: tuple[str, ...] = ()   # the outputs that are directories (trees)
     timeout: float | None = None   # seconds the process may run (REAPI Action.timeout)
@@ -72,9 +72,10 @@ class Action:
     @property
     def payload(self) -> tuple | None:
         """What an in-process action writes, beside its inputs: the content, the
-        substitutions, the link target, the executable bit (None for RUN)."""
+        substitutions, the link target, the executable bit (for RUN, only whether its
+        outputs are made executable, and None if not)."""
         if self.kind is ActionKind.RUN:
-            return None
+            return ("executable",) if self.is_executable else None
         return (self.kind.value, self.content, self.substitutions, self.target,
                 self.is_executable)
 

@@ -94,9 +94,6 @@ def _file_data(path: str, owner: Label, is_source: bool, root: str,
             "owner": _label_data(owner)}
 
 
-_WRITES = (ActionKind.WRITE, ActionKind.TEMPLATE, ActionKind.SYMLINK)   # in-process
-
-
 class _Recorder:
     """The natives' side of analysis: files declared, actions, results, errors."""
 
@@ -210,12 +207,13 @@ class _Recorder:
             self._make_executable(executable)
 
     def _make_executable(self, path: str) -> None:
-        """A target's executable that this target writes itself is executable, as every
-        output is in Bazel, even when the rule's write() did not ask for it."""
+        """A target's executable that this target makes itself is executable, as every
+        output is in Bazel, even when the rule's write() did not ask for it or its
+        command (a genrule's `echo ... > $@`) did not make it so."""
         for index in range(self._first_action, len(self.actions)):
             action = self.actions[index]
-            if action.outputs == (path,) and action.kind in _WRITES and \
-                    not action.is_executable:
+            if path in action.outputs and not action.is_executable and (
+                    action.kind is ActionKind.RUN or action.outputs == (path,)):
                 self.actions[index] = dataclasses.replace(action, is_executable=True)
 
     def _tool_trees(self, paths: Iterable[str]) -> None:

@@ -372,6 +372,15 @@ class Executor:
         files, sources = self.key_files(inputs)
         return action_message(action, files, self.tools(action)), files, sources
 
+    def _made_executable(self, action: Action, remote: dict) -> dict:
+        """Make the outputs of a RUN action that makes a target's executable executable
+        (as Bazel makes every output): the files here, and those left on the server."""
+        for path in action.outputs:
+            full = os.path.join(self.exec_root, path)
+            if path not in remote and os.path.isfile(full) and not os.path.islink(full):
+                os.chmod(full, os.stat(full).st_mode | 0o111)
+        return {path: (sha, size, True) for path, (sha, size, _) in remote.items()}
+
     def _upload_result(self, pending: Pending, entries, result: SpawnResult | None) -> None:
         """Give a local run's result to the remote cache (--remote_upload_local_results)."""
         if pending.remote is None or result is None or pending.strategy.startswith("remote"):
@@ -417,6 +426,8 @@ class Executor:
                                     "rule's srcs, deps or data")
             warnings.append(message)
         remote = dict(result.remote_outputs) if result is not None else {}
+        if action.kind is ActionKind.RUN and action.is_executable:
+            remote = self._made_executable(action, remote)
         try:
             outputs, entries, problems = self.outputs.store_all(action, skip=remote)
         except OSError as error:   # a full disk, a cache removed under the build
