@@ -96,9 +96,9 @@ def _action(spec: TestSpec, unit: str, shard: int, workspace_name: str,
     env.update((name, paths[name]) for name in rooted)
     requirements = dict(spec.requirements)
     if not spec.cacheable:
-        requirements["no-cache"] = ""
+        requirements.setdefault("no-cache", "")
     if spec.local or local:
-        requirements["local"] = ""
+        requirements.setdefault("local", "")
     return Action(
         owner=spec.owner or spec.label, owner_label=spec.label,
         configuration=spec.configuration, mnemonic=TEST_MNEMONIC, kind=ActionKind.RUN,

@@ -195,13 +195,15 @@ class _Recorder:
 
     def result(self, tid: int, text: str) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env,
-        a test's [args, env] (expanded) or null, runfile links]."""
+        a test's [args, env (expanded), ExecutionInfo requirements] or null, runfile
+        links]."""
         files, executable, runfiles, environment, test, links = json.loads(text)
-        args, env = test or ((), {})
+        args, env, requirements = test or ((), {}, {})
         key = self.key(tid)
         result = self.results[key] = TargetResult(
             tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)),
-            tuple(args), tuple(sorted(env.items())), tuple(map(tuple, links)))
+            tuple(args), tuple(sorted(env.items())), tuple(map(tuple, links)),
+            tuple(sorted(requirements.items())))
         if executable is not None:
             self._executables.setdefault(executable, (key, result))
             self._make_executable(executable)

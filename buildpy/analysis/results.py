@@ -25,3 +25,5 @@ class TargetResult:
     # runfiles at names of their own (runfiles' symlinks and root_symlinks): (name in
     # the tree, exec path)
     runfile_links: tuple[tuple[str, str], ...] = ()
+    # a test's testing.ExecutionInfo requirements
+    test_requirements: tuple[tuple[str, str], ...] = ()

@@ -33,7 +33,8 @@ def test_spec(key, attrs: Mapping, result: TargetResult, *, timeout: float | Non
     env.update(result.environment)
     if test_filter:
         env["TESTBRIDGE_TEST_ONLY"] = test_filter
-    tags = set(attrs.get("tags", ()))
+    given = dict(result.test_requirements)   # testing.ExecutionInfo, as tags would
+    tags = set(attrs.get("tags", ())) | set(given)
     size = attrs.get("size", "medium")
     return TestSpec(
         label=str(key.label), package=key.label.package, name=key.label.name,
@@ -48,4 +49,5 @@ def test_spec(key, attrs: Mapping, result: TargetResult, *, timeout: float | Non
         cacheable=not tags & {"external", "no-cache"},
         local=bool(tags & {"local", "no-sandbox"} or attrs.get("local")),
         owner=str(key), configuration=key.config or "",
-        requirements=tuple(sorted((t, "") for t in tags & EXECUTION_TAGS)))
+        requirements=tuple(sorted({**{t: "" for t in tags & EXECUTION_TAGS},
+                                   **given}.items())))

@@ -10,6 +10,7 @@ load(
     "AnalysisFailureInfo",
     "AnalysisTestResultInfo",
     "DefaultInfo",
+    "ExecutionInfo",
     "OutputGroupInfo",
     "RunEnvironmentInfo",
     "TemplateVariableInfo",
@@ -609,6 +610,10 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
             [ctx._bp_expand_test(a, True) for a in (getattr(ctx.attr, "args", None) or [])],
             {k: ctx._bp_expand_test(v, False)
              for k, v in (getattr(ctx.attr, "env", None) or {}).items()},
+            # testing.ExecutionInfo: the test action's execution requirements
+            {str(k): str(v) for k, v in (getattr(target[ExecutionInfo], "requirements",
+                                                  None) or {}).items()}
+            if ExecutionInfo in target else {},
         ]
     _bp_analysis_result(tid, json.encode([
         [f.path for f in files.to_list()],

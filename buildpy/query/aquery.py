@@ -151,6 +151,9 @@ def text(action: Action, include_commandline: bool, include_artifacts: bool) -> 
     if include_commandline and action.argv:
         args = " \\\n    ".join(shlex.quote(a) for a in action.argv)
         lines.append(f"  Command Line: ({args})")
+    if action.execution_requirements:   # as Bazel shows them, an empty value as ''
+        lines.append("  ExecutionInfo: {" + ", ".join(
+            f"{k}: {v or repr('')}" for k, v in action.execution_requirements) + "}")
     if action.kind is ActionKind.WRITE:
         lines.append(f"  FileWriteContents: [{json.dumps(action.content)}]")
     return "\n".join(lines) + "\n"
