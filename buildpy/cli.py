@@ -113,7 +113,7 @@ def _configuration_options(command):
                      default="fastbuild", show_default=True, help="How to compile."),
         click.option("--define", "defines", metavar="NAME=VALUE", multiple=True,
                      help="A value for config_setting's define_values (repeatable)."),
-        click.option("--host_platform", default="@prelude//platforms:host",
+        click.option("--host_platform", default="@platforms//:host",
                      show_default=True, metavar="LABEL",
                      help="The platform bp runs on: the last execution platform."),
         click.option("--extra_execution_platforms", multiple=True, metavar="PATTERN",

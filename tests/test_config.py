@@ -11,7 +11,7 @@ CONFIG_WS = {
     "platforms/BUILD": '''
         package(default_visibility = ["//visibility:public"])
         platform(name = "x86", constraint_values = ["@platforms//os:linux", "@platforms//cpu:x86_64"])
-        platform(name = "arm", constraint_values = ["@prelude//platforms/os:linux",
+        platform(name = "arm", constraint_values = ["@platforms//os:linux",
                                                     "@platforms//cpu:aarch64"])
         platform(name = "arm_child", parents = [":arm"], exec_properties = {"pool": "big"})
         platform(name = "win", constraint_values = ["@platforms//os:windows",
@@ -155,8 +155,8 @@ def test_unknown_and_bad_platforms(cq):
         "platform\n")
     assert cq("//app:flags", "--platforms=//platforms:twice", code=2).startswith(
         "ERROR: platforms/BUILD:8:9: platform '//platforms:twice' has two values for "
-        "constraint setting '@prelude//platforms/cpu:cpu': "
-        "'@prelude//platforms/cpu:x86_64' and '@prelude//platforms/cpu:arm64'\n")
+        "constraint setting '@platforms//cpu:cpu': "
+        "'@platforms//cpu:x86_64' and '@platforms//cpu:arm64'\n")
 
 
 def test_incompatible_targets(cq):
@@ -165,8 +165,8 @@ def test_incompatible_targets(cq):
     assert cq("//app:windows_only", "--platforms=//platforms:x86", code=2).startswith(
         "ERROR: app/BUILD:20:8: target '//app:windows_only' is incompatible with the target "
         "platform '//platforms:x86' and was requested by name: it needs "
-        "'@prelude//platforms/os:windows'\n")
-    assert "it depends on '//app:windows_only', which needs '@prelude//platforms/os:windows'" \
+        "'@platforms//os:windows'\n")
+    assert "it depends on '//app:windows_only', which needs '@platforms//os:windows'" \
         in cq("//app:needs_windows", "--platforms=//platforms:x86", code=2)
     assert cq("//app:windows_only", "--platforms=//platforms:win")[0].startswith(
         "//app:windows_only (")
@@ -183,7 +183,7 @@ def test_toolchains_and_exec_configuration(cq):
     assert err == (
         "ERROR: app/BUILD:23:10: no matching toolchain for type '//tc:type', needed by "
         "'//app:tooled': target platform '//platforms:win', execution platforms tried: "
-        "'@prelude//platforms:host'\n"
+        "'@platforms//:host'\n"
         "hint: register a toolchain() of this type whose constraints these platforms meet "
         "(register_toolchains() in WORKSPACE, or --extra_toolchains)\n")
 
@@ -227,8 +227,8 @@ def test_registered_execution_platforms_and_extra_toolchains(bp, ws):
                    '''})
     listing = bp("-C", str(root), "config").out.splitlines()
     assert [line.split()[1:3] for line in listing[1:]] == [
-        ["target", "@prelude//platforms:host"], ["exec", "//platforms:arm"],
-        ["exec", "@prelude//platforms:host"]]
+        ["target", "@platforms//:host"], ["exec", "//platforms:arm"],
+        ["exec", "@platforms//:host"]]
     result = bp("-C", str(root), "cquery", "//app:tooled", "--platforms=//platforms:win",
                 "--extra_toolchains=//tc2:all", "--output=json")
     assert result.code == 0, result.err

@@ -51,7 +51,7 @@ class BuildOptions:
     platforms: tuple[str, ...] = ()
     compilation_mode: str = "fastbuild"
     defines: tuple[tuple[str, str], ...] = ()
-    host_platform: str = "@prelude//platforms:host"
+    host_platform: str = "@platforms//:host"
     extra_execution_platforms: tuple[str, ...] = ()
     extra_toolchains: tuple[str, ...] = ()
     build_settings: tuple[tuple[str, str], ...] = ()   # --//pkg:flag=value, as given

@@ -33,8 +33,8 @@ from buildpy.loading.target import (
     select_conditions,
 )
 
-OS_SETTING = Label("prelude", "platforms/os", "os")
-CPU_SETTING = Label("prelude", "platforms/cpu", "cpu")
+OS_SETTING = Label("platforms", "os", "os")
+CPU_SETTING = Label("platforms", "cpu", "cpu")
 TOOLCHAIN_EDGE = "$toolchain"
 ASPECT_EDGE = "$aspect "   # + "<aspect id>\t<attribute>": an aspect's tool or data
 

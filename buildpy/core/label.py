@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from buildpy.core.errors import UserError
 
 MAIN_REPO = ""
-# Repositories that are directories of another: `@platforms//os:linux` is the same
-# target as `@prelude//platforms/os:linux` (Bazel's constraint names, bp's prelude).
-REPO_ALIASES = {"platforms": ("prelude", "platforms")}
 _main_repository_name = ""   # `@<this name>//...` is the main repository, as in Bazel
 
 
@@ -148,11 +145,6 @@ def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
         raise _fail(text, f"invalid repository name '@{repo}'", what=what)
     if repo and repo == _main_repository_name:
         repo = MAIN_REPO
-    if repo in REPO_ALIASES:
-        repo, prefix = REPO_ALIASES[repo]
-        body = rest[2:]
-        rest = f"//{prefix}{body}" if body.startswith(":") or not body else \
-            f"//{prefix}/{body}"
     return repo, rest
 
 

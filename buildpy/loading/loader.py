@@ -35,6 +35,7 @@ from buildpy.loading.rule_class import (
 from buildpy.loading.target import Package
 
 PRELUDE_REPO = "prelude"
+PLATFORMS_REPO = "platforms"   # Bazel's constraints (os, cpu) and bp's platforms
 TOOLCHAINS_REPO = "toolchains"  # bp's default toolchains (the toolchains/ directory)
 PRELUDE_ENTRY = Label(PRELUDE_REPO, "", "prelude.bzl")
 # Bazel rule repositories that BUILD files load standard rules from (prelude/compat).
@@ -111,6 +112,7 @@ class Loader:
         self.reads = reads or ReadLog()   # the workspace's files read, as they were read
         prelude = prelude_root or default_prelude_root()
         self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
+                      PLATFORMS_REPO: prelude / "platforms",
                       TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
                       **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
