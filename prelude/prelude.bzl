@@ -1,6 +1,13 @@
 """Entry point of the prelude: gathers every standard rule into `NATIVE_RULES`; defines none."""
 
-load("@prelude//cc:rules.bzl", "cc_binary", "cc_library", "cc_test", "cc_toolchain")
+load(
+    "@prelude//cc:rules.bzl",
+    "cc_binary",
+    "cc_import",
+    "cc_library",
+    "cc_test",
+    "cc_toolchain",
+)
 load("@prelude//core:rules.bzl", "alias", "filegroup", "label_flag", "label_setting", "test_suite")
 load("@prelude//genrule:rules.bzl", "genrule")
 load(
@@ -19,6 +26,7 @@ load("@prelude//sh:rules.bzl", "sh_binary", "sh_library", "sh_test", "sh_toolcha
 NATIVE_RULES = {
     "alias": alias,
     "cc_binary": cc_binary,
+    "cc_import": cc_import,
     "cc_library": cc_library,
     "cc_test": cc_test,
     "cc_toolchain": cc_toolchain,

@@ -262,3 +262,51 @@ def test_deps_must_provide_ccinfo(ws):
         analyze(root, "//:app", platform=None)
     assert "in 'deps': '//:files' does not have mandatory provider 'CcInfo'" in \
         error.value.render()
+
+
+IMPORTS = {
+    "lib/reg.c": '#include <stdio.h>\n'
+                 'static void hello(void) __attribute__((constructor));\n'
+                 'static void hello(void) { printf("registered\\n"); }\n',
+    "lib/foo.c": "int foo(void) { return 42; }\n",
+    "lib/foo.h": "int foo(void);\n",
+    "lib/BUILD": """
+        package(default_visibility = ["//visibility:public"])
+        genrule(name = "reg_a", srcs = ["reg.c"], outs = ["libreg.a"],
+                cmd = "gcc -c $< -o $(@D)/reg.o && ar rcs $@ $(@D)/reg.o")
+        genrule(name = "so", srcs = ["foo.c"], outs = ["libfoo.so"],
+                cmd = "gcc -shared -fPIC $< -o $@")
+        cc_import(name = "reg", static_library = ":libreg.a", alwayslink = True)
+        cc_import(name = "foo", hdrs = ["foo.h"], shared_library = ":libfoo.so")
+    """,
+    "app/main.c": '#include <stdio.h>\n#include "lib/foo.h"\n'
+                  'int main(void) { printf("foo=%d\\n", foo()); return 0; }\n',
+    "app/BUILD": """
+        cc_binary(name = "app", srcs = ["main.c"], deps = ["//lib:foo", "//lib:reg"])
+        genrule(name = "run", outs = ["run.txt"], tools = [":app"],
+                cmd = "$(location :app) > $@")
+    """,
+}
+
+
+def test_cc_import_links_prebuilt_libraries(bp, ws):
+    """An alwayslink archive is linked whole (its constructor runs though nothing calls
+    it); a shared library is found at run time through the program's rpath."""
+    root = ws(IMPORTS)
+    result = bp("-C", str(root), "build", "//app:run")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/app/run.txt").read_text() == "registered\nfoo=42\n"
+    assert (root / "bp-out/linux_x86_64-opt-exec/bin/lib/_solib/libfoo.so").is_file()
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ('shared_library = "libx.so", system_provided = True',
+     "cc_import x: 'shared_library' should not be set when 'system_provided' is True"),
+    ('interface_library = "libx.so"',
+     "cc_import x: 'interface_library' needs 'shared_library' (or system_provided = True)"),
+])
+def test_cc_import_errors(bp, ws, attrs, message):
+    root = ws({"BUILD": f'cc_import(name = "x", {attrs})\n', "libx.so": ""})
+    result = bp("-C", str(root), "build", "//:x")
+    assert result.code == 2
+    assert message in result.err

@@ -553,12 +553,13 @@ def test_the_rule_repositories_one_file_per_rule_paths(ws):
     graph = load(root, "//a:all").graph
     assert graph.target(Label("", "a", "c")).kind_text == "cc_library rule"
     assert graph.target(Label("", "a", "p")).kind_text == "py_test rule"
-    root = ws({"b/BUILD": 'load("@rules_cc//cc:cc_import.bzl", "cc_import")'})
+    root = ws({"b/BUILD": 'load("@rules_cc//cc:cc_shared_library.bzl", "cc_shared_library")'})
     text = error_text(root, "//b:all")
-    assert text.startswith("b/BUILD:1:6: cannot load '@rules_cc//cc:cc_import.bzl': no such "
-                           "file"), text
+    assert text.startswith("b/BUILD:1:6: cannot load '@rules_cc//cc:cc_shared_library.bzl': "
+                           "no such file"), text
     assert "bp stands in for @rules_cc with its own rules, and has " \
-           "@rules_cc//cc:cc_binary.bzl, @rules_cc//cc:cc_library.bzl" in text
+           "@rules_cc//cc:cc_binary.bzl, @rules_cc//cc:cc_import.bzl, " \
+           "@rules_cc//cc:cc_library.bzl" in text
 
 
 def test_unknown_repository_and_non_bzl_loads(ws):

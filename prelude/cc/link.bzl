@@ -36,11 +36,37 @@ def linkopts(flags, deps):
     return depset([tuple(flags)] if flags else [],
                   transitive = [d[CcInfo].linkopts for d in deps], order = "topological")
 
+def _is_shared(library):
+    return library.extension in ("so", "dylib") or ".so." in library.basename
+
 def _gnu_library_args(library):
-    """A library on a GNU ld command line; `alwayslink` archives (`.lo`) linked whole."""
+    """A library on a GNU ld command line; `alwayslink` archives (`.lo`) linked whole; a
+    shared library by its directory and name, so that the program needs it by name (not
+    by this path) and finds it through its rpath."""
     if library.extension == "lo":
         return ["-Wl,--whole-archive", library, "-Wl,--no-whole-archive"]
+    if _is_shared(library):
+        return ["-L" + library.dirname, "-l:" + library.basename]
     return library
+
+def _relative(start, target):
+    """The relative path from directory `start` to directory `target` (exec paths)."""
+    a, b = start.split("/"), target.split("/")
+    common = 0
+    for i in range(min(len(a), len(b))):
+        if a[i] != b[i]:
+            break
+        common = i + 1
+    return "/".join([".."] * (len(a) - common) + b[common:]) or "."
+
+def _rpaths(out, libraries):
+    """`-rpath` flags by which program `out` finds its shared libraries at run time,
+    relative to itself (`$ORIGIN`), wherever the output tree is."""
+    dirs = {}
+    for library in libraries.to_list():
+        if _is_shared(library) and not library.is_source:
+            dirs[library.dirname] = True
+    return ["-Wl,-rpath,$ORIGIN/" + _relative(out.dirname, d) for d in dirs]
 
 def _apple_library_args(library):
     """A library on an Apple ld64 command line; `.lo` archives linked whole."""
@@ -65,6 +91,8 @@ def link(ctx, toolchain, objects, libraries, linkopts, uses_cxx, extra_inputs = 
     args.add_all(libraries, map_each = _apple_library_args if toolchain.os == "macos" else
                                        _gnu_library_args)
     args.add_all(toolchain.link_flags)
+    if toolchain.os != "macos":
+        args.add_all(_rpaths(out, libraries))
     args.add_all(linkopts, map_each = _flags_of)
     ctx.actions.run(
         executable = toolchain.ld or (toolchain.cxx if uses_cxx else toolchain.cc),

@@ -2,6 +2,7 @@
 build logic here."""
 
 load(":cc_binary.bzl", "cc_binary_impl")
+load(":cc_import.bzl", "cc_import_impl")
 load(":cc_library.bzl", "cc_library_impl")
 load(":cc_test.bzl", "cc_test_impl")
 load(":cc_toolchain.bzl", "cc_toolchain_impl")
@@ -223,6 +224,63 @@ cc_toolchain = rule(
         "os": attr.string(
             doc = "The operating system the tools produce code for, named as in " +
                   "`@platforms//os` (`linux`, `macos`, ...).",
+        ),
+    },
+)
+
+cc_import = rule(
+    implementation = cc_import_impl,
+    doc = "A prebuilt C or C++ library (static, shared or interface) and its headers, " +
+          "for cc_library, cc_binary and cc_test targets to depend on.",
+    attrs = {
+        "hdrs": attr.label_list(
+            allow_files = True,
+            doc = "The library's public headers.",
+        ),
+        "static_library": attr.label(
+            allow_single_file = [".a", ".lib", ".lo"],
+            doc = "A static archive; linked in preference to `shared_library`.",
+        ),
+        "pic_static_library": attr.label(
+            allow_single_file = [".pic.a", ".a", ".pic.lo", ".lo"],
+            doc = "A static archive of position-independent code.",
+        ),
+        "shared_library": attr.label(
+            allow_single_file = True,
+            doc = "A shared library (`.so`, `.dylib`); binaries load it at run time from " +
+                  "their runfiles' copy.",
+        ),
+        "interface_library": attr.label(
+            allow_single_file = [".ifso", ".tbd", ".lib", ".so", ".dylib"],
+            doc = "An interface library to link against instead of `shared_library`.",
+        ),
+        "system_provided": attr.bool(
+            doc = "The shared library is found on the system at run time; only " +
+                  "`interface_library` is linked against.",
+        ),
+        "alwayslink": attr.bool(
+            doc = "Link every object of `static_library` into binaries, even objects no " +
+                  "symbol refers to.",
+        ),
+        "includes": attr.string_list(
+            doc = "Directories, relative to the package, added to dependents' include path.",
+        ),
+        "strip_include_prefix": attr.string(
+            doc = "Prefix removed from the paths of `hdrs` when dependents include them.",
+        ),
+        "include_prefix": attr.string(
+            doc = "Prefix added to the paths of `hdrs` when dependents include them.",
+        ),
+        "linkopts": attr.string_list(
+            doc = "Linker flags for the binaries that link this library.",
+        ),
+        "deps": attr.label_list(
+            providers = [CcInfo],
+            doc = "Libraries this one needs.",
+        ),
+        "data": attr.label_list(
+            allow_files = True,
+            doc = "Files needed at run time.",
         ),
     },
 )

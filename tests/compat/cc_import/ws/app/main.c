@@ -1,0 +1,8 @@
+#include <stdio.h>
+
+#include "lib/foo.h"
+
+int main(void) {
+    printf("foo() = %d\n", foo());
+    return 0;
+}
