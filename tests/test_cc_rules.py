@@ -310,3 +310,45 @@ def test_cc_import_errors(bp, ws, attrs, message):
     result = bp("-C", str(root), "build", "//:x")
     assert result.code == 2
     assert message in result.err
+
+
+def test_cc_common_reports_what_bp_does_not_do(bp, ws):
+    root = ws({
+        "BUILD": 'load(":r.bzl", "r")\nr(name = "r")\n',
+        "r.bzl": """
+            load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain")
+
+            def _impl(ctx):
+                toolchain = find_cpp_toolchain(ctx)
+                print("compiler: %s %s" % (toolchain.compiler, toolchain.ar_executable))
+                cc_common.compile(actions = ctx.actions)
+
+            r = rule(implementation = _impl, attrs = {
+                "_cc_toolchain": attr.label(default = "@bazel_tools//tools/cpp:current_cc_toolchain"),
+            })
+        """,
+    })
+    result = bp("-C", str(root), "build", "//:r")
+    assert result.code == 2
+    assert "cc_common.compile is not supported by bp: bp reads and makes CcInfo" in result.err
+    assert "r.bzl:6, in _impl" in result.err   # the user's call
+
+
+def test_a_rule_asking_for_bazels_cpp_toolchain_type_gets_bps(bp, ws):
+    root = ws({
+        "BUILD": 'load(":r.bzl", "r")\nr(name = "r")\n',
+        "r.bzl": """
+            load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain",
+                 "use_cpp_toolchain")
+
+            def _impl(ctx):
+                out = ctx.actions.declare_file("cc.txt")
+                ctx.actions.write(out, find_cpp_toolchain(ctx).compiler_executable)
+                return [DefaultInfo(files = depset([out]))]
+
+            r = rule(implementation = _impl, toolchains = use_cpp_toolchain())
+        """,
+    })
+    result = bp("-C", str(root), "build", "//:r")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin/cc.txt").read_text().endswith("gcc")

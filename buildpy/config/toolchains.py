@@ -51,6 +51,7 @@ class Toolchains:
         self.registrations = tuple(registrations)
         self.exec_platforms = tuple(exec_platforms)
         self._cache: dict[tuple, Resolution] = {}
+        self._types: dict[Label, Label] = {}   # toolchain types, aliases followed
 
     def _satisfies(self, platform: Platform, values: Iterable[Label], what: str) -> bool:
         return all(self.platforms.has(platform, v, what) for v in values)
@@ -62,6 +63,13 @@ class Toolchains:
             self._cache[key] = self._resolve(owner, types, target_platform, config,
                                              exec_compatible_with)
         return self._cache[key]
+
+    def _type(self, label: Label) -> Label:
+        """A toolchain type through the aliases that name it (`@bazel_tools//tools/cpp:
+        toolchain_type` is bp's C++ type)."""
+        if label not in self._types:
+            self._types[label] = self.platforms.actual(label).label
+        return self._types[label]
 
     def _resolve(self, owner: Label, types: tuple[Label, ...], target_platform: Platform,
                  config: Configuration, exec_compatible_with: tuple[Label, ...]) -> Resolution:
@@ -95,8 +103,9 @@ class Toolchains:
 
     def _find(self, toolchain_type: Label, exec_platform: Platform, target_platform: Platform,
               config: Configuration) -> Registration | None:
+        wanted = self._type(toolchain_type)
         for registration in self.registrations:
-            if registration.type != toolchain_type:
+            if registration.type != wanted:
                 continue
             what = f"toolchain '{registration.label}'"
             if not self._satisfies(target_platform, registration.target_compatible_with, what):

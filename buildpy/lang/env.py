@@ -443,8 +443,9 @@ class StarlarkEnv:
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _CORE_NAMES)})\n'
                 text += f'load("{BUILTINS_ID}", ' + ", ".join(
                     f'{name} = "{value}"' for name, value in _TYPE_NAMES.items()) + ")\n"
-                if kind == "bzl":
+                if kind == "bzl":   # Bazel's globals of .bzl files, and its C++ API
                     text += f'load("{NATIVE_ID}", "native")\n'
+                    text += 'load("@prelude//cc:providers.bzl", "CcInfo", "cc_common")\n'
             self._injections[kind] = sl.parse("<bp-injected>", text.replace("'", '"'))
         return self._injections[kind]
 

@@ -2,8 +2,7 @@
 dependents to compile against and link; the attributes are declared in rules.bzl."""
 
 load(":compile.bzl", "include_dirs", "split_files", "virtual_includes")
-load(":link.bzl", "libraries", "linkopts")
-load(":providers.bzl", "CcInfo")
+load(":providers.bzl", "cc_info_of", "make_cc_info")
 
 def cc_import_impl(ctx):
     """The library dependents link: the static one when there is one (an `alwayslink`
@@ -39,14 +38,17 @@ def cc_import_impl(ctx):
         runtime.append(copy)
     elif interface != None:   # system_provided: linked against, found on the system
         own.append(interface)
-    cc_info = CcInfo(
-        headers = depset(headers, transitive = [d[CcInfo].headers for d in deps]),
-        include_dirs = depset(dirs, transitive = [d[CcInfo].include_dirs for d in deps],
-                              order = "preorder"),
-        defines = depset(transitive = [d[CcInfo].defines for d in deps]),
-        libraries = libraries(own, deps),
-        linkopts = linkopts(ctx.attr.linkopts, deps),
-        uses_cxx = True,   # a prebuilt library may well need the C++ runtime
+    infos = [cc_info_of(d) for d in deps]
+    cc_info = make_cc_info(
+        ctx.label,
+        depset(headers, transitive = [i.headers for i in infos]),
+        depset(dirs, transitive = [i.include_dirs for i in infos], order = "preorder"),
+        depset(transitive = [i.defines for i in infos]),
+        own,
+        ctx.attr.linkopts,
+        deps,
+        True,   # a prebuilt library may well need the C++ runtime
+        direct_headers = hdrs,
     )
     runfiles = ctx.runfiles(files = runtime + ctx.files.data).merge_all(
         [d[DefaultInfo].runfiles for d in deps + ctx.attr.data],

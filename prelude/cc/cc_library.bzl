@@ -12,8 +12,8 @@ load(
     "virtual_includes",
     "with_deps",
 )
-load(":link.bzl", "archive", "libraries", "linkopts")
-load(":providers.bzl", "CcInfo")
+load(":link.bzl", "archive")
+load(":providers.bzl", "make_cc_info")
 
 def cc_library_impl(ctx):
     """Objects from `srcs` in `lib<name>.a`; headers, include dirs, defines, archives and
@@ -44,13 +44,16 @@ def cc_library_impl(ctx):
     if objects:
         own.append(archive(ctx, toolchain, objects, ctx.attr.alwayslink))
     own += srcs.libraries
-    cc_info = CcInfo(
-        headers = info.headers,
-        include_dirs = info.include_dirs,
-        defines = info.defines,
-        libraries = libraries(own, deps + implementation_deps),
-        linkopts = linkopts(expand_flags(ctx, "linkopts"), deps + implementation_deps),
-        uses_cxx = uses_cxx(srcs.sources, deps + implementation_deps),
+    cc_info = make_cc_info(
+        ctx.label,
+        info.headers,
+        info.include_dirs,
+        info.defines,
+        own,
+        expand_flags(ctx, "linkopts"),
+        deps + implementation_deps,
+        uses_cxx(srcs.sources, deps + implementation_deps),
+        direct_headers = public,
     )
     runfiles = ctx.runfiles(files = ctx.files.data).merge_all(
         [d[DefaultInfo].runfiles for d in deps + implementation_deps + ctx.attr.data],

@@ -2,7 +2,7 @@
 against (headers, include directories, defines) and declares one CppCompile action per
 source. Knows nothing of archives or linking (link.bzl)."""
 
-load(":providers.bzl", "CcInfo")
+load(":providers.bzl", "cc_info_of")
 
 # The toolchain type every C++ rule declares; ctx.toolchains is keyed by it.
 CC_TOOLCHAIN_TYPE = "@toolchains//cc:toolchain_type"
@@ -57,7 +57,7 @@ def uses_cxx(sources, deps):
         if src.extension in _CXX_EXTENSIONS:
             return True
     for dep in deps:
-        if getattr(dep[CcInfo], "uses_cxx", False):
+        if getattr(cc_info_of(dep), "uses_cxx", False):
             return True
     return False
 
@@ -198,7 +198,7 @@ def compile_info(ctx, headers, deps, extra_include_dirs = []):
     """The target's headers, include dirs and defines joined with those of `deps`:
     struct(headers, include_dirs, defines), each a depset. For a library this is the
     part its dependents inherit."""
-    infos = [d[CcInfo] for d in deps]
+    infos = [cc_info_of(d) for d in deps]
     return struct(
         headers = depset(headers, transitive = [i.headers for i in infos]),
         include_dirs = depset(include_dirs(ctx) + extra_include_dirs,
@@ -210,7 +210,7 @@ def compile_info(ctx, headers, deps, extra_include_dirs = []):
 
 def with_deps(info, deps):
     """`info` plus what `deps` (such as `implementation_deps`) give the sources only."""
-    infos = [d[CcInfo] for d in deps]
+    infos = [cc_info_of(d) for d in deps]
     if not infos:
         return info
     return struct(

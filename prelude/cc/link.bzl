@@ -2,7 +2,7 @@
 link inputs (`CcInfo.libraries`, `CcInfo.linkopts`) they pass on. Knows nothing of
 sources or headers (compile.bzl)."""
 
-load(":providers.bzl", "CcInfo")
+load(":providers.bzl", "cc_info_of")
 
 def archive(ctx, toolchain, objects, alwayslink = False):
     """`lib<name>.a` from `objects` (`lib<name>.lo` when `alwayslink`: linked whole)."""
@@ -28,13 +28,13 @@ def archive(ctx, toolchain, objects, alwayslink = False):
 def libraries(direct, deps):
     """`CcInfo.libraries`: `direct` (this target's), then those of `deps`, dependents
     before dependencies."""
-    return depset(direct, transitive = [d[CcInfo].libraries for d in deps],
+    return depset(direct, transitive = [cc_info_of(d).libraries for d in deps],
                   order = "topological")
 
 def linkopts(flags, deps):
     """`CcInfo.linkopts`: this target's `flags` as one tuple, then those of `deps`."""
     return depset([tuple(flags)] if flags else [],
-                  transitive = [d[CcInfo].linkopts for d in deps], order = "topological")
+                  transitive = [cc_info_of(d).linkopts for d in deps], order = "topological")
 
 def _is_shared(library):
     return library.extension in ("so", "dylib") or ".so." in library.basename

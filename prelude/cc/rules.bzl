@@ -5,7 +5,7 @@ load(":cc_binary.bzl", "cc_binary_impl")
 load(":cc_import.bzl", "cc_import_impl")
 load(":cc_library.bzl", "cc_library_impl")
 load(":cc_test.bzl", "cc_test_impl")
-load(":cc_toolchain.bzl", "cc_toolchain_impl")
+load(":cc_toolchain.bzl", "cc_toolchain_impl", "current_cc_toolchain_impl")
 load(":compile.bzl", "CC_TOOLCHAIN_TYPE")
 load(":providers.bzl", "CcInfo")
 
@@ -283,4 +283,11 @@ cc_import = rule(
             doc = "Files needed at run time.",
         ),
     },
+)
+
+current_cc_toolchain = rule(
+    implementation = current_cc_toolchain_impl,
+    doc = "The C++ toolchain resolved for the target platform, as Bazel's " +
+          "`@bazel_tools//tools/cpp:current_cc_toolchain` gives it (cc_common.CcToolchainInfo).",
+    toolchains = [CC_TOOLCHAIN_TYPE],
 )

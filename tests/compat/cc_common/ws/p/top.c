@@ -1,0 +1,2 @@
+#include "p/base.h"
+int top(void) { return base() + 1; }
