@@ -27,6 +27,8 @@ from buildpy.lang.values import CallStack, Frame, Select
 BUILTINS_ID = "<builtins>"
 NATIVE_ID = "<native>"
 ANALYSIS_ID = "<analysis>"
+CC_GLOBALS_ID = "<cc globals>"   # CcInfo and cc_common, globals of .bzl files as in Bazel
+_CC_GLOBALS = Label("prelude", "cc", "providers.bzl")
 _BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
 _ANALYSIS_PATH = Path(__file__).with_name("analysis.bzl")
 _CORE_NAMES = ("rule", "aspect", "transition", "analysis_test_transition", "attr",
@@ -275,6 +277,8 @@ class StarlarkEnv:
             return self._native()
         if module_id == ANALYSIS_ID:
             return self._internal(ANALYSIS_ID, _ANALYSIS_PATH)
+        if module_id == CC_GLOBALS_ID:   # injected, not a load of the file: no load edge
+            return self.load(_CC_GLOBALS)
         current = self._current_package()
         try:
             label = parse_label(module_id, current)
@@ -445,7 +449,7 @@ class StarlarkEnv:
                     f'{name} = "{value}"' for name, value in _TYPE_NAMES.items()) + ")\n"
                 if kind == "bzl":   # Bazel's globals of .bzl files, and its C++ API
                     text += f'load("{NATIVE_ID}", "native")\n'
-                    text += 'load("@prelude//cc:providers.bzl", "CcInfo", "cc_common")\n'
+                    text += f'load("{CC_GLOBALS_ID}", "CcInfo", "cc_common")\n'
             self._injections[kind] = sl.parse("<bp-injected>", text.replace("'", '"'))
         return self._injections[kind]
 
