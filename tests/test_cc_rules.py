@@ -352,3 +352,22 @@ def test_a_rule_asking_for_bazels_cpp_toolchain_type_gets_bps(bp, ws):
     result = bp("-C", str(root), "build", "//:r")
     assert result.code == 0, result.err
     assert (root / "bp-bin/cc.txt").read_text().endswith("gcc")
+
+
+def test_find_cpp_toolchain_needs_a_way_to_the_toolchain(bp, ws):
+    root = ws({
+        "BUILD": 'load(":r.bzl", "r")\nr(name = "r")\n',
+        "r.bzl": """
+            load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain")
+
+            def _impl(ctx):
+                find_cpp_toolchain(ctx)
+
+            r = rule(implementation = _impl)
+        """,
+    })
+    result = bp("-C", str(root), "build", "//:r")
+    assert result.code == 2
+    assert "find_cpp_toolchain: the rule has no '_cc_toolchain' attribute and asks for no " \
+           "C++ toolchain; add toolchains = use_cpp_toolchain()" in result.err
+    assert "r.bzl:4, in _impl" in result.err

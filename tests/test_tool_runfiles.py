@@ -169,3 +169,17 @@ def test_runfiles_symlinks_take_only_relative_paths(ws, bp):
     assert "runfiles() 'symlinks': \"../escape.txt\" is not a relative path inside the " \
            "runfiles tree" in result.err
     assert "t/links.bzl:" in result.err
+
+
+@pytest.mark.parametrize("value, message", [
+    ('["d.txt"]', "runfiles() 'symlinks' must be a dict of paths to Files, got list"),
+    ('{"renamed/d.txt": "d.txt"}',
+     "runfiles() 'symlinks': the value of 'renamed/d.txt' must be a File, got \"d.txt\""),
+])
+def test_runfiles_symlinks_must_map_paths_to_files(ws, bp, value, message):
+    root = ws(dict(LINKS_WORKSPACE, **{"t/links.bzl": LINKS_WORKSPACE["t/links.bzl"].replace(
+        '{"renamed/d.txt": ctx.file.data}', value)}))
+    result = bp("-C", str(root), "build", "//t:linked_test")
+    assert result.code == 2
+    assert message in result.err
+    assert "t/links.bzl:" in result.err

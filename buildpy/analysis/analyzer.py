@@ -214,8 +214,7 @@ class _Recorder:
         command (a genrule's `echo ... > $@`) did not make it so."""
         for index in range(self._first_action, len(self.actions)):
             action = self.actions[index]
-            if path in action.outputs and not action.is_executable and (
-                    action.kind is ActionKind.RUN or action.outputs == (path,)):
+            if path in action.outputs and not action.is_executable:
                 self.actions[index] = dataclasses.replace(action, is_executable=True)
 
     def _tool_trees(self, paths: Iterable[str]) -> None:

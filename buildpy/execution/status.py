@@ -71,10 +71,10 @@ def _render(values: dict[str, str]) -> str:
 
 def run_status_command(command: str, workspace: Path) -> list[tuple[str, str]]:
     """The (key, value) pairs the command prints, one `KEY VALUE` line each (a line
-    with no space is skipped; a later line of a key wins). A program's path
-    relative to the workspace (`tools/status.sh`) runs that program; anything else runs
-    as `bash -c COMMAND`. It runs in the workspace root, with bp's environment; failing is a UserError naming it, its exit status
-    and its stderr."""
+    with no space is skipped; a later line of a key wins). A program's path relative to
+    the workspace (`tools/status.sh`) runs that program; anything else runs as `bash -c
+    COMMAND`. It runs in the workspace root, with bp's environment; failing is a
+    UserError naming it, its exit status and its stderr."""
     program = workspace / command
     argv = [str(program)] if not os.path.isabs(command) and program.is_file() else \
         ["/bin/bash", "-c", command]   # Bazel's form (a program, from the workspace root)
@@ -130,6 +130,8 @@ def volatile_key(sha256: str) -> str | None:
     key: VOLATILE_KEY's for a stamped file, so that its changes alone run nothing again;
     None (its own) for the fixed unstamped one, so that an unstamped build is keyed by
     content (a tool that read a stamped file runs again once unstamped)."""
-    if sha256 == hashlib.sha256(UNSTAMPED_VOLATILE.encode()).hexdigest():
-        return None
-    return hashlib.sha256(VOLATILE_KEY.encode()).hexdigest()
+    return None if sha256 == _UNSTAMPED_SHA256 else _STANDS_FOR
+
+
+_UNSTAMPED_SHA256 = hashlib.sha256(UNSTAMPED_VOLATILE.encode()).hexdigest()
+_STANDS_FOR = hashlib.sha256(VOLATILE_KEY.encode()).hexdigest()

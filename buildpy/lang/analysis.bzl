@@ -134,18 +134,24 @@ def _default_info(files, executable, runfiles, manifest = None):
 def _manifest_of(executable):
     """The MANIFEST of an executable's runfiles tree (`<executable>.runfiles/`): an action
     that has it among its inputs or tools runs with the tree beside the executable."""
-    path = executable.path + ".runfiles/MANIFEST"
-    short_path = executable.short_path + ".runfiles/MANIFEST"
+    return _file_at(executable.path + ".runfiles/MANIFEST",
+                    executable.short_path + ".runfiles/MANIFEST", executable.root,
+                    executable.owner)
+
+def _file_at(path, short_path, root, owner):
+    """A generated File that bp makes itself (not one Python declared): its name's parts
+    come from `path`."""
+    basename = path.rsplit("/", 1)[-1]
     return struct(
         path = path,
         short_path = short_path,
-        basename = "MANIFEST",
+        basename = basename,
         dirname = path.rsplit("/", 1)[0],
-        extension = "",
+        extension = basename.rsplit(".", 1)[1] if "." in basename else "",
         is_source = False,
         is_directory = False,
-        root = executable.root,
-        owner = executable.owner,
+        root = root,
+        owner = owner,
     )
 
 def _target(label, providers, legacy = {}):
@@ -221,6 +227,8 @@ def _symlink_entries(links, what, fail_here):
 def _tree_links(runfiles, workspace_name):
     """A runfiles tree's links that are not at their files' own paths: [name in the
     tree, exec path], the root symlinks last (they win, as in Bazel)."""
+    if not runfiles.symlinks._bp_node.size and not runfiles.root_symlinks._bp_node.size:
+        return []   # (most trees: no flattening)
     links = [[workspace_name + "/" + e.path, e.target_file.path]
              for e in runfiles.symlinks.to_list()]
     return links + [[e.path, e.target_file.path] for e in runfiles.root_symlinks.to_list()]
@@ -923,35 +931,14 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
 def _status_file(name):
     """ctx.info_file or ctx.version_file: a file of bp-out itself (Bazel's bazel-out), which
     bp writes before the build's actions run (see docs/execution.md); no target owns it."""
-    return struct(
-        path = "bp-out/" + name,
-        short_path = name,
-        basename = name,
-        dirname = "bp-out",
-        extension = "txt",
-        is_source = False,
-        is_directory = False,
-        root = struct(path = "bp-out"),
-        owner = None,
-    )
+    return _file_at("bp-out/" + name, name, struct(path = "bp-out"), None)
 
 def _predeclared_file(path, root, owner):
     """A File of this target's that no action has declared yet."""
-    basename = path.rsplit("/", 1)[-1]
     relative = path[len(root) + 1:]
     if relative.startswith("external/"):
         relative = "../" + relative[len("external/"):]
-    return _file(dict(
-        path = path,
-        short_path = relative,
-        basename = basename,
-        dirname = path.rsplit("/", 1)[0],
-        extension = basename.rsplit(".", 1)[1] if "." in basename else "",
-        is_source = False,
-        is_directory = False,
-        root = root,
-        owner = owner,
-    ))
+    return _file_at(path, relative, struct(path = root), _label(owner))
 
 def _paths(values, fail_here):
     return [f.path for f in _files_in(values, fail_here)]
