@@ -125,6 +125,11 @@ def _configuration_options(command):
                      help="Stamp: bp-out/stable-status.txt and volatile-status.txt hold the "
                           "host, user, time and --workspace_status_command's keys "
                           "(//command_line_option:stamp is set); default: fixed contents."),
+        click.option("--experimental_allow_unresolved_symlinks/"
+                     "--noexperimental_allow_unresolved_symlinks", default=False,
+                     expose_value=False, callback=_remember("bp.unresolved_symlinks"),
+                     help="Allow ctx.actions.declare_symlink: outputs that are symbolic "
+                          "links, kept as links (their text, not what they name)."),
         # `--//pkg:flag=value` (a user-defined build setting) arrives as this option
         click.option(_SETTING_OPTION, multiple=True, hidden=True, expose_value=False,
                      callback=_remember_settings),
@@ -180,7 +185,9 @@ def _build_options(platforms, compilation_mode, defines, host_platform,
         build_settings=click.get_current_context().meta.get("bp.build_settings", ()),
         aspects=click.get_current_context().meta.get("bp.aspects", ()),
         output_groups=click.get_current_context().meta.get("bp.output_groups", ()),
-        stamp=bool(click.get_current_context().meta.get("bp.stamp")))
+        stamp=bool(click.get_current_context().meta.get("bp.stamp")),
+        allow_unresolved_symlinks=bool(
+            click.get_current_context().meta.get("bp.unresolved_symlinks")))
 
 
 @cli.command()

@@ -145,6 +145,13 @@ def _tree_impl(ctx):
     return [DefaultInfo(files = depset([out]))]
 
 tree = rule(implementation = _tree_impl, attrs = {{"srcs": attr.label_list(allow_files = True)}})
+
+def _unresolved_impl(ctx):
+    out = ctx.actions.declare_symlink(ctx.label.name + ".link")
+    ctx.actions.symlink(output = out, target_path = "../" + ctx.attr.target)
+    return [DefaultInfo(files = depset([out]))]
+
+unresolved = rule(implementation = _unresolved_impl, attrs = {{"target": attr.string()}})
 '''
 
 
@@ -169,7 +176,7 @@ def render(model: dict) -> dict[str, str | None]:
         f'        cmd = "echo extra {n} > $@; cat $< >> $@")\n' for n in m["extras"])
     extra_locs = [f'":extra_{n}"' for n in m["extras"]]
     files["a/BUILD"] = f'''\
-load("//rules:defs.bzl", "link", "runner", "shell", "t", "tree", "w")
+load("//rules:defs.bzl", "link", "runner", "shell", "t", "tree", "unresolved", "w")
 
 w(name = "w", text = {_q(m["text"])}, exe = {m["exe"]})
 t(name = "t", src = "greet.tmpl", who = {_q(m["who"])})
@@ -177,12 +184,15 @@ link(name = "link", src = ":w")
 runner(name = "runner", srcs = [{", ".join(data)}], tool = "tool.sh")
 shell(name = "shell", srcs = [{", ".join(data)}])
 tree(name = "tree", srcs = ["data1.txt"])
+unresolved(name = "unresolved", target = {_q(m["who"])})
 
 genrule(name = "cat", srcs = [{", ".join(data)}], outs = ["cat.txt"],
         cmd = {_q(GENRULE_CMDS[m["cat_cmd"]])})
 genrule(name = "first", srcs = [":cat"], outs = ["first.txt"], cmd = "head -n 1 $< > $@")
 genrule(name = "chain", srcs = [":cat", ":w", ":t"], outs = ["chain.txt"],
         cmd = "cat $(location :cat) $(location :w) > $@; cat $(locations :t) >> $@")
+genrule(name = "unresolved_user", srcs = [":unresolved"], outs = ["unresolved_user.txt"],
+        cmd = "readlink $< > $@")
 genrule(name = "tree_user", srcs = [":tree"], outs = ["tree_user.txt"],
         cmd = "(cd $(location :tree) && find . -type f | LC_ALL=C sort | xargs cat) > $@")
 {extras}genrule(name = "all", srcs = [":chain", ":link", ":runner", ":shell"{"".join(", " + e for e in extra_locs)}],
@@ -400,6 +410,8 @@ def run_bp(root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
     home = cache.parent / "home"
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), HOME=str(home))
+    if args[0] in ("build", "test"):   # //a:unresolved declares a symlink
+        args = (args[0], "--experimental_allow_unresolved_symlinks", *args[1:])
     return subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), *args],
                           env=env, capture_output=True, text=True, timeout=600)
 
@@ -407,7 +419,8 @@ def run_bp(root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
 def snapshot(root: Path) -> dict[str, tuple[bytes | str, int]]:
     """Every file under bp-bin: relative path -> (bytes, permission bits). Symlinks are
     followed: their content is compared, not where they point (a runfiles tree's links
-    name their own workspace)."""
+    name their own workspace); a relative one is a declared symlink, compared by its
+    text."""
     result: dict[str, tuple[bytes | str, int]] = {}
     top = root / "bp-bin"
     if not top.exists():
@@ -418,6 +431,9 @@ def snapshot(root: Path) -> dict[str, tuple[bytes | str, int]]:
         for name in filenames:
             path = base / name
             rel = str(path.relative_to(top))
+            if path.is_symlink() and not os.path.isabs(os.readlink(path)):
+                result[rel] = (f"<symlink to {os.readlink(path)}>", 0)
+                continue
             try:
                 st = path.stat()
             except FileNotFoundError:

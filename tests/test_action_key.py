@@ -141,6 +141,7 @@ CHANGES = {
     "target": lambda a: replace(a, target="a/other.in"),
     "is_executable": lambda a: replace(a, is_executable=not a.is_executable),
     "output_directories": lambda a: replace(a, output_directories=a.outputs[:1]),
+    "output_symlinks": lambda a: replace(a, output_symlinks=a.outputs[:1]),
     "timeout": lambda a: replace(a, timeout=(a.timeout or 0) + 60.0),
 }
 

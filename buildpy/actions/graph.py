@@ -24,7 +24,8 @@ class ActionKind(enum.Enum):
     RUN = "run"            # runs argv
     WRITE = "write"        # writes `content` to its output
     TEMPLATE = "template"  # copies its input, applying `substitutions`
-    SYMLINK = "symlink"    # links its output to `target`
+    SYMLINK = "symlink"    # copies `target` to its output; or, when its output is a
+    #                        declared symlink, makes it a symbolic link whose text is `target`
     RUNFILES = "runfiles"  # links its inputs into a runfiles tree; `content` names the
     #                        workspace's directory in it, `substitutions` are links at names
     #                        of their own; its output is the tree's MANIFEST
@@ -53,6 +54,8 @@ class Action:
     is_executable: bool = False   # (of RUN: its outputs are made executable once it ran)
     use_default_shell_env: bool = False
     output_directories: tuple[str, ...] = ()   # the outputs that are directories (trees)
+    output_symlinks: tuple[str, ...] = ()   # the outputs that are symbolic links, kept as
+    #                                         links (ctx.actions.declare_symlink)
     timeout: float | None = None   # seconds the process may run (REAPI Action.timeout)
 
     @functools.cached_property
@@ -91,7 +94,8 @@ class Action:
         Metadata (owner, mnemonic, progress message) is not."""
         return (self.kind.value, self.argv, tuple(sorted(self.outputs)),
                 tuple(sorted(self.output_directories)), self.platform, self.payload,
-                self.cacheable, self.all_inputs, self.timeout)
+                self.cacheable, self.all_inputs, self.timeout,
+                tuple(sorted(self.output_symlinks)))
 
     @functools.cached_property
     def definition(self) -> str:
@@ -109,6 +113,7 @@ class Artifact:
     is_source: bool
     owner: str | None = None         # the target that declared an output
     is_directory: bool = False
+    is_symlink: bool = False   # an unresolved symbolic link (ctx.actions.declare_symlink)
 
 
 class Executable(Protocol):

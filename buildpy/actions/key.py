@@ -23,11 +23,13 @@ TOOL = "bp-tool"                      # in the salt: "PATH SHA256" of a tool
 
 @dataclass(frozen=True)
 class FileDigest:
-    """The content digest of one input file (SHA-256, as REAPI wants it)."""
+    """The content digest of one input file (SHA-256, as REAPI wants it); for an
+    unresolved symlink, that of its text, which `link` holds."""
 
     hash: str
     size: int
     is_executable: bool = False
+    link: str | None = None
 
 
 # an input root's files by path; None stands for an empty directory
@@ -41,16 +43,22 @@ def digest_of(data: bytes) -> reapi.Digest:
 def command(action: Action) -> reapi.Command:
     """The REAPI Command of an action, made from its one description (`Action.description`):
     argv, sorted env, output files and directories, and the execution platform's
-    properties. It is exactly what a remote executor receives."""
+    properties. It is exactly what a remote executor receives. An action with a declared
+    symlink among its outputs names them all in `output_paths` (REAPI v2.1), of which
+    the server reports whatever it finds, symbolic links as links; `output_files` asks
+    for files."""
     kind, argv, outputs, directories, platform, *_ = action.description()
-    return reapi.Command(
+    message = reapi.Command(
         arguments=list(argv),
         environment_variables=[reapi.Command.EnvironmentVariable(name=k, value=v)
                                for k, v in sorted(action.env)],
-        output_files=[o for o in outputs if o not in directories],
-        output_directories=list(directories),
-        platform=_platform(platform),
-    )
+        platform=_platform(platform))
+    if action.output_symlinks:
+        message.output_paths.extend(outputs)
+    else:
+        message.output_files.extend(o for o in outputs if o not in directories)
+        message.output_directories.extend(directories)
+    return message
 
 
 def _platform(properties) -> reapi.Platform:
@@ -93,6 +101,8 @@ def input_root(files: InputFiles) -> tuple[reapi.Digest, dict[str, bytes]]:
             child = node[name]
             if isinstance(child, dict):
                 directory.directories.add(name=name, digest=encode(child))
+            elif child.link is not None:
+                directory.symlinks.add(name=name, target=child.link)
             else:
                 directory.files.add(name=name, digest=reapi.Digest(
                     hash=child.hash, size_bytes=child.size), is_executable=child.is_executable)

@@ -82,7 +82,7 @@ def _label_data(label: Label) -> dict:
 
 
 def _file_data(path: str, owner: Label, is_source: bool, root: str,
-               is_directory: bool = False) -> dict:
+               is_directory: bool = False, is_symlink: bool = False) -> dict:
     relative = path[len(root) + 1:] if root and path.startswith(root + "/") else path
     if relative.startswith("external/"):
         relative = "../" + relative[len("external/"):]
@@ -90,7 +90,8 @@ def _file_data(path: str, owner: Label, is_source: bool, root: str,
     return {"path": path, "short_path": relative, "basename": basename,
             "dirname": posixpath.dirname(path),
             "extension": basename.rsplit(".", 1)[1] if "." in basename else "",
-            "is_source": is_source, "is_directory": is_directory, "root": root,
+            "is_source": is_source, "is_directory": is_directory, "is_symlink": is_symlink,
+            "root": root,
             "owner": _label_data(owner)}
 
 
@@ -122,7 +123,9 @@ class _Recorder:
             text += "\nStarlark stack (most recent call last):\n" + "\n".join(stack)
         return UserError(text, location=target.location)
 
-    def declare(self, tid: int, path: str, is_directory: bool, *, frames) -> dict:
+    def declare(self, tid: int, path: str, kind: str, *, frames) -> dict:
+        """A file that target `tid` declares: `kind` is "file", "directory" or
+        "symlink" (an unresolved symbolic link)."""
         key = self.key(tid)
         node = self.analyzer.configured.nodes[key]
         out_dir = self.analyzer.out_dir(node)
@@ -140,13 +143,14 @@ class _Recorder:
             raise self.error(tid, f"'{path}' clashes with '{clash.path}', declared by "
                                   f"'{clash.owner}': a file cannot also be a directory",
                              frames)
-        self.declared[path] = Artifact(path, False, str(key), is_directory)
+        is_directory, is_symlink = kind == "directory", kind == "symlink"
+        self.declared[path] = Artifact(path, False, str(key), is_directory, is_symlink)
         parent = posixpath.dirname(path)
         while parent and parent not in self._directories:
             self._directories.add(parent)
             parent = posixpath.dirname(parent)
         root = self.analyzer.bin_dir(node.configuration)
-        return _file_data(path, node.target.label, False, root, is_directory)
+        return _file_data(path, node.target.label, False, root, is_directory, is_symlink)
 
     def _clash(self, path: str) -> Artifact | None:
         """A declared file that is a parent directory of `path`, or lies below it."""
@@ -191,7 +195,8 @@ class _Recorder:
             target=data.get("target"), is_executable=bool(data.get("is_executable")),
             use_default_shell_env=bool(data.get("use_default_shell_env")),
             output_directories=tuple(o for o in data["outputs"]
-                                     if self.declared[o].is_directory)))
+                                     if self.declared[o].is_directory),
+            output_symlinks=tuple(o for o in data["outputs"] if self.declared[o].is_symlink)))
 
     def result(self, tid: int, text: str) -> None:
         """What target `tid` gives later phases: JSON [files, executable, runfiles, env,

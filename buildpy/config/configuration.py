@@ -36,6 +36,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "cxxopt": [], "conlyopt": [], "linkopt": [], "minimum_os_version": None,
     "compiler": None, "dynamic_mode": "default", "strip": "sometimes",
     "test_arg": [],   # set by a transition, it replaces the command line's --test_arg
+    "experimental_allow_unresolved_symlinks": False,   # ctx.actions.declare_symlink
 }
 
 
@@ -58,6 +59,7 @@ class BuildOptions:
     aspects: tuple[str, ...] = ()         # --aspects: //pkg:file.bzl%name
     output_groups: tuple[str, ...] = ()   # --output_groups: name, +name, -name
     stamp: bool = False                   # --stamp: //command_line_option:stamp
+    allow_unresolved_symlinks: bool = False   # --experimental_allow_unresolved_symlinks
 
     @staticmethod
     def parse_defines(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -92,9 +92,11 @@ class ConfiguredGraph:
         self.build_settings = BuildSettings(self.platforms)
         self.conditions = Conditions(self.platforms, self.build_settings)
         self._setting_values = self.build_settings.command_line(options.build_settings)
-        if options.stamp:   # --stamp: Bazel's option, as a transition would set it
-            self._setting_values = tuple(sorted(
-                self._setting_values + ((OPTION_PREFIX + "stamp", "true"),)))
+        # Bazel's options given on the command line, as a transition would set them
+        given = (("stamp", options.stamp),
+                 ("experimental_allow_unresolved_symlinks", options.allow_unresolved_symlinks))
+        self._setting_values = tuple(sorted(self._setting_values + tuple(
+            (OPTION_PREFIX + name, "true") for name, value in given if value)))
         self.transitions = Transitions(self.loader, self.build_settings)
         self.host = self.platforms.platform(options.host_platform, "host platform")
         target_platform = self.platforms.platform(options.platforms[0]) \

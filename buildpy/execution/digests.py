@@ -29,6 +29,12 @@ class FileInfo:
     size: int
     executable: bool
     directory: bool = False   # a tree artifact: sha256 is its `tree_digest`
+    link: str | None = None   # an unresolved symbolic link: its text (sha256 is the text's)
+
+    @staticmethod
+    def of_link(text: str) -> "FileInfo":
+        data = os.fsencode(text)
+        return FileInfo(hashlib.sha256(data).hexdigest(), len(data), False, link=text)
 
 
 @dataclass
@@ -120,6 +126,11 @@ class FileDigests:
                 info = self.digest(child.relative_to(self.root).as_posix())
                 files[relative] = (info.sha256, info.executable)
         return tree_digest(files, directories)
+
+    def link(self, path: str) -> FileInfo:
+        """The digest of the symbolic link at `path`, a declared symlink output: its
+        text, not what it names. Raises OSError when there is no link at `path`."""
+        return FileInfo.of_link(os.readlink(os.path.join(self._root, path)))
 
     def produced(self, path: str, sha256: str, size: int,
                  st: os.stat_result | None = None) -> FileInfo:

@@ -74,19 +74,26 @@ def runfiles_path(exec_path: str, workspace_name: str) -> str:
 
 def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
                    workspace_name: str, resolved: dict[str, str] | None = None,
-                   named: Iterable[tuple[str, str]] = ()) -> None:
+                   named: Iterable[tuple[str, str]] = (),
+                   unresolved: Mapping[str, str] | None = None) -> None:
     """A runfiles tree of symlinks to the (absolute, resolved) files in the exec root:
     `files` at their runfiles paths, then `named` (name in the tree, exec path), which
-    win over them.
+    win over them. The `unresolved` symlinks among them (exec path -> text) are links
+    with the same text, as Bazel keeps them.
 
     The tree's MANIFEST lists its links; an unchanged tree is left as it is. `resolved`
     caches the real paths of directories across the trees of one build.
     """
     resolved = {} if resolved is None else resolved
-    links = {runfiles_path(p, workspace_name): _real_path(exec_root, p, resolved)
-             for p in files}
+    unresolved = unresolved or {}
+
+    def target(path: str) -> str:
+        text = unresolved.get(path)
+        return text if text is not None else _real_path(exec_root, path, resolved)
+
+    links = {runfiles_path(p, workspace_name): target(p) for p in files}
     for name, path in named:
-        links[posixpath.normpath(name)] = _real_path(exec_root, path, resolved)
+        links[posixpath.normpath(name)] = target(path)
     manifest = "".join(f"{name} {target}\n" for name, target in sorted(links.items()))
     try:
         if (tree / "MANIFEST").read_text() == manifest:
@@ -108,6 +115,13 @@ def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
         except FileExistsError:
             pass
     (tree / "MANIFEST").write_text(manifest)
+
+
+def kept_link(link: str) -> bool:
+    """Whether a link of a runfiles tree is a declared symlink, which the tree holds as it
+    is: bp's own links are absolute and name files that exist."""
+    text = os.readlink(link)
+    return not os.path.isabs(text) or not os.path.exists(link)
 
 
 def _real_path(exec_root: Path, path: str, resolved: dict[str, str]) -> str:

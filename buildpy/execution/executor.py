@@ -21,7 +21,7 @@ from buildpy.actions.graph import RUNFILES_MANIFEST, Action, ActionKind
 from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs when it fails
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
-from buildpy.execution.execroot import build_runfiles
+from buildpy.execution.execroot import build_runfiles, kept_link
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
@@ -132,6 +132,8 @@ class Executor:
             if path == VOLATILE:
                 sha = volatile_key(sha) or sha
             digest.update(f"\0{path}\0{sha}\0{int(info.executable)}".encode())
+            if info.link is not None:
+                digest.update(b"\0link")
         return digest.hexdigest()
 
     def tools(self, action: Action, env: tuple[tuple[str, str], ...] | None = None
@@ -176,10 +178,12 @@ class Executor:
             self._fingerprints[action.outputs[0]] = (inputs, fingerprint)   # for later
             return None
         outputs = {}
+        links = action.output_symlinks
         for path, sha in record[1].items():
             try:
-                info = self.digests.digest(path)
-            except FileNotFoundError:
+                info = self.digests.link(path) if links and path in links else \
+                    self.digests.digest(path)
+            except OSError:
                 return None
             if info.sha256 != sha:
                 return None
@@ -244,7 +248,7 @@ class Executor:
             elif info.directory:
                 self._lay_out(path, files, sources, runfiles=False)
             else:
-                files[path] = FileDigest(info.sha256, info.size, info.executable)
+                files[path] = FileDigest(info.sha256, info.size, info.executable, info.link)
         return files, sources
 
     def _lay_out(self, tree: str, files: dict, sources: dict[str, str], runfiles: bool
@@ -264,6 +268,11 @@ class Executor:
                 if runfiles and directory == top and name == "MANIFEST":
                     continue
                 full = os.path.join(directory, name)
+                if runfiles and kept_link(full):   # a declared symlink, as it is
+                    link = FileInfo.of_link(os.readlink(full))
+                    files[f"{where}/{name}"] = FileDigest(link.sha256, link.size,
+                                                          link=link.link)
+                    continue
                 if runfiles:
                     target = os.path.realpath(full)
                     found = self.digests.digest(target)
@@ -313,12 +322,12 @@ class Executor:
         self.fetch(action.all_inputs)   # it runs here: what stayed remote comes first
         if action.kind is not ActionKind.RUN:
             try:
-                self._run_in_process(action)
+                self._run_in_process(action, inputs)
             except OSError as error:
                 return self._failed(pending, None, f"could not write its output: {error}",
                                     cause=error)
             return self.complete(pending, None)
-        spawn = self._spawn(action)
+        spawn = self._spawn(action, inputs)
         strategy = self.choose(action)
         pending.strategy = strategy.name
         start = self.traced if self.traced is not None else strategy.start
@@ -337,7 +346,7 @@ class Executor:
         action, remote = pending.action, self.remote
         message, files, sources = pending.remote
         if remote.executes(action):
-            spawn = self._spawn(action)
+            spawn = self._spawn(action, pending.inputs)
             pending.strategy = "remote"
             pending.running = remote.start(
                 action, message, files, sources,
@@ -387,16 +396,20 @@ class Executor:
             return
         message, files, sources = pending.remote
         outputs = {e.path: (e.sha256, e.size, e.executable) for e in entries
-                   if not e.is_directory}
+                   if not e.is_directory and not e.is_symlink}
         trees = {e.path: self.store.get_bytes(e.sha256) for e in entries if e.is_directory}
+        links = {e.path: os.fsdecode(self.store.get_bytes(e.sha256)) for e in entries
+                 if e.is_symlink}
         self.remote.upload_result(pending.action, message, files, sources, outputs, trees,
-                                  result)
+                                  links, result)
 
-    def _spawn(self, action: Action) -> Spawn:
+    def _spawn(self, action: Action, inputs: Mapping[str, FileInfo]) -> Spawn:
         return Spawn(argv=action.argv, env=dict(action.env), exec_root=self.exec_root,
                      inputs=action.all_inputs + runfiles_trees(action.all_inputs),
                      outputs=action.outputs, timeout=action.timeout,
                      output_directories=action.output_directories,
+                     input_symlinks=tuple(p for p, i in inputs.items() if i.link is not None),
+                     output_symlinks=action.output_symlinks,
                      label=action.owner_label, mnemonic=action.mnemonic,
                      requires_network="requires-network" in dict(
                          action.execution_requirements))
@@ -484,9 +497,9 @@ class Executor:
 
     # ---- running --------------------------------------------------------------------
 
-    def _run_in_process(self, action: Action) -> None:
-        """The kinds bp does itself: write a file, expand a template, copy a file, link a
-        runfiles tree."""
+    def _run_in_process(self, action: Action, inputs: Mapping[str, FileInfo]) -> None:
+        """The kinds bp does itself: write a file, expand a template, copy a file, make a
+        symlink, link a runfiles tree."""
         if action.kind is ActionKind.WRITE:
             self._write(action.outputs[0], (action.content or "").encode(),
                         action.is_executable)
@@ -498,7 +511,10 @@ class Executor:
         elif action.kind is ActionKind.RUNFILES:
             tree = self.exec_root / os.path.dirname(action.outputs[0])
             build_runfiles(tree, self.exec_root, action.inputs, action.content or "__main__",
-                           self._resolved, action.substitutions)
+                           self._resolved, action.substitutions,
+                           {p: i.link for p, i in inputs.items() if i.link is not None})
+        elif action.output_symlinks:   # ctx.actions.symlink(target_path = ...)
+            os.symlink(action.target, self.exec_root / action.outputs[0])
         elif action.kind is ActionKind.SYMLINK:
             data = (self.exec_root / (action.target or action.inputs[0])).read_bytes()
             self._write(action.outputs[0], data, True if action.is_executable else

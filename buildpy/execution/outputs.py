@@ -2,7 +2,7 @@
 content store when it succeeds, restored from a cache entry.
 
 A file output is one blob. A directory output (a tree artifact) is a REAPI `Tree` message,
-stored as a blob, whose files are blobs too. Knows paths, the content store and the Tree
+stored as a blob, whose files are blobs too. A declared symlink is a blob of its text. Knows paths, the content store and the Tree
 message; not action keys, strategies, nor the order of actions.
 """
 
@@ -62,10 +62,16 @@ class Outputs:
         entries: list[OutputEntry] = []
         problems: list[str] = []
         directories = set(action.output_directories)
+        links = set(action.output_symlinks)
         for output in action.outputs:
             if output in skip:   # left on a remote server
                 continue
             full = os.path.join(self.exec_root, output)
+            if output in links:
+                problem = self._store_link(full, output, infos, entries)
+                if problem:
+                    problems.append(problem)
+                continue
             try:
                 st = os.stat(full)
             except FileNotFoundError:   # a dangling symlink counts as missing too
@@ -96,6 +102,25 @@ class Outputs:
                 infos[output] = self.digests.produced(output, digest, st.st_size, st)
         return infos, tuple(entries), problems
 
+    def _store_link(self, full: str, output: str, infos: dict[str, FileInfo],
+                    entries: list[OutputEntry]) -> str | None:
+        """Store a declared symlink (its text, never what it names); what is wrong
+        with it, if anything."""
+        try:
+            text = os.readlink(full)
+        except FileNotFoundError:
+            return f"did not create its declared output {output}"
+        except OSError:
+            kind = "directory" if os.path.isdir(full) else "file"
+            return (f"created {output} as a {kind}, but declared it as a symlink "
+                    "(make it with ln -s or ctx.actions.symlink(target_path = ...), or "
+                    f"declare it with ctx.actions.declare_{kind})")
+        info = FileInfo.of_link(text)
+        self.store.put_bytes(os.fsencode(text))
+        entries.append(OutputEntry(output, info.sha256, info.size, False, is_symlink=True))
+        infos[output] = info
+        return None
+
     def _store_tree(self, root: str, output: str) -> tuple[str, int, FileInfo]:
         """Store each file of the tree at `root`, then its REAPI Tree message: the
         message's digest and size, and the tree's digest (from what was stored, not
@@ -124,6 +149,9 @@ class Outputs:
             if output.is_directory:
                 infos[output.path] = self._restore_tree(output)
                 continue
+            if output.is_symlink:
+                infos[output.path] = self._restore_link(output, path)
+                continue
             current = None
             if path.is_file() and not path.is_symlink():
                 current = self.digests.digest(output.path)
@@ -134,6 +162,18 @@ class Outputs:
                 current = self.digests.produced(output.path, output.sha256, output.size)
             infos[output.path] = current
         return infos
+
+    def _restore_link(self, output: OutputEntry, path: Path) -> FileInfo:
+        info = FileInfo.of_link(os.fsdecode(self.store.get_bytes(output.sha256)))
+        try:
+            if os.readlink(path) == info.link:
+                return info
+        except OSError:
+            pass
+        remove(os.fspath(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(info.link, path)
+        return info
 
     def _restore_tree(self, output: OutputEntry) -> FileInfo:
         from buildpy.execution.trees import decode_tree

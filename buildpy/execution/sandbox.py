@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+from buildpy.execution.execroot import kept_link
 from buildpy.execution.outputs import remove
 from buildpy.execution.symlinks import OutputLinkError, seal_outputs
 from buildpy.execution.spawn import (
@@ -88,11 +89,12 @@ def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
     """The declared inputs to place in a sandbox, as (exec path, is a directory).
 
     Inputs missing from the exec root are left out (the action then fails on them), and so
-    are inputs inside a declared directory input, which arrive with their directory.
+    are inputs inside a declared directory input, which arrive with their directory, and
+    declared symlinks, which `make_sandbox` makes as they are.
     """
     staged: list[tuple[str, bool]] = []
     directories: list[str] = []
-    for path in sorted(set(map(_check_exec_path, spawn.inputs))):
+    for path in sorted(set(map(_check_exec_path, spawn.inputs)) - set(spawn.input_symlinks)):
         if any(_under(path, d) for d in directories):
             continue
         source = spawn.exec_root / path
@@ -117,10 +119,12 @@ def mounted_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
         if not is_dir or not _holds_symlinks(source):
             mounts.append((path, is_dir))
             continue
+        kept = tree_links(spawn.exec_root, path)
         for directory, _, files in os.walk(source, followlinks=True):
             relative = os.path.relpath(directory, spawn.exec_root)
             mounts += ((os.path.join(relative, name), False) for name in sorted(files)
-                       if os.path.exists(os.path.join(directory, name)))
+                       if os.path.exists(os.path.join(directory, name))
+                       and os.path.join(relative, name) not in kept)
     if len(mounts) > _MANY_MOUNTS:
         writable = {os.path.dirname(p) for p in (*spawn.outputs, *spawn.output_directories)}
         return _coalesced(os.fspath(spawn.exec_root), mounts, writable)
@@ -173,6 +177,21 @@ def _coalesced(exec_root: str, mounts: list[tuple[str, bool]],
     return tuple(sorted(kept.items()))
 
 
+def tree_links(exec_root: Path, path: str) -> dict[str, str]:
+    """The declared symlinks in the runfiles tree at `path` (exec path -> text), which a
+    sandbox holds as links; none for another directory."""
+    if not path.endswith(".runfiles"):
+        return {}
+    found = {}
+    top = os.path.join(exec_root, path)
+    for directory, _, files in os.walk(top, followlinks=True):
+        for name in files:
+            full = os.path.join(directory, name)
+            if os.path.islink(full) and kept_link(full):
+                found[os.path.relpath(full, exec_root)] = os.readlink(full)
+    return found
+
+
 def _holds_symlinks(directory: str) -> bool:
     for parent, dirs, files in os.walk(directory):
         if any(os.path.islink(os.path.join(parent, name)) for name in (*dirs, *files)):
@@ -205,6 +224,14 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
             target.mkdir(exist_ok=True)
         else:
             target.touch()
+    links = {p: os.readlink(exec_root / p) for p in spawn.input_symlinks}
+    for path in spawn.inputs:
+        links.update(tree_links(exec_root, path))
+    for path, text in links.items():   # declared symlinks: the same link, not what it names
+        target = sandbox / _check_exec_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove(os.fspath(target))
+        os.symlink(text, target)
     for path in outputs:
         (sandbox / path).parent.mkdir(parents=True, exist_ok=True)
     for path in (*spawn.output_directories, *spawn.scratch_directories):
@@ -325,7 +352,8 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
     def then(result: SpawnResult) -> SpawnResult:
         notes = list(result.notes)
         try:
-            seal_outputs(sandbox, spawn.exec_root.absolute(), spawn.outputs,
+            seal_outputs(sandbox, spawn.exec_root.absolute(),
+                         [o for o in spawn.outputs if o not in spawn.output_symlinks],
                          spawn.output_directories, inputs)
             move_outputs(sandbox, spawn)   # even when it failed: a test's logs
         except OutputLinkError as error:

@@ -30,6 +30,8 @@ class Spawn:
     inputs: tuple[str, ...]          # exec paths the process may read
     outputs: tuple[str, ...]         # exec paths it must write
     output_directories: tuple[str, ...] = ()   # those of them that are directories
+    output_symlinks: tuple[str, ...] = ()   # those that are symbolic links, kept as links
+    input_symlinks: tuple[str, ...] = ()    # inputs that are symbolic links, staged as links
     label: str = ""
     mnemonic: str = ""
     requires_network: bool = False

@@ -120,6 +120,7 @@ class OutputEntry:
     size: int
     executable: bool
     is_directory: bool = False   # a tree artifact: sha256 names its REAPI Tree message
+    is_symlink: bool = False     # an unresolved symlink: sha256 names a blob of its text
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class ActionCache:
             return None
         try:
             outputs = tuple(OutputEntry(str(o[0]), str(o[1]), int(o[2]), bool(o[3]),
-                                        len(o) > 4 and bool(o[4]))
+                                        len(o) > 4 and bool(o[4]), len(o) > 5 and bool(o[5]))
                             for o in json.loads(row[0]))
         except (ValueError, TypeError, IndexError, KeyError):   # a damaged row: a miss
             self.drop(key)
@@ -195,7 +196,8 @@ class ActionCache:
         return CacheEntry(outputs, row[1], row[2], row[3])
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory]
+        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory,
+                               o.is_symlink][:6 if o.is_symlink else 5]
                               for o in entry.outputs])
         now = time.time()
         with self._lock:

@@ -113,6 +113,7 @@ def _file(data):
         extension = data["extension"],
         is_source = data["is_source"],
         is_directory = data["is_directory"],
+        is_symlink = data["is_symlink"],
         root = struct(path = data["root"]),
         owner = _label(data["owner"]),
     )
@@ -150,6 +151,7 @@ def _file_at(path, short_path, root, owner):
         extension = basename.rsplit(".", 1)[1] if "." in basename else "",
         is_source = False,
         is_directory = False,
+        is_symlink = False,
         root = root,
         owner = owner,
     )
@@ -673,27 +675,33 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
     def predeclared_executable():
         return predeclared[0] if predeclared[1] else None
 
-    def declare(name, sibling, is_directory):
+    def declare(name, sibling, kind):
         if type(name) != "string" or not name:
-            fail_here("declare_file() needs a file name, got %r" % (name,))
+            fail_here("declare_%s() needs a file name, got %r" % (kind, name))
         base = sibling.dirname if sibling != None else out_dir
-        declared = _file(_bp_declare(tid, base + "/" + name, is_directory, call_stack()))
+        declared = _file(_bp_declare(tid, base + "/" + name, kind, call_stack()))
         if predeclared[0] != None and declared.path == predeclared[0].path:
             predeclared[1] = True   # the rule declared `<name>` itself: the same file
         return declared
 
     def declare_file(filename, sibling = None):
-        return declare(filename, sibling, False)
+        return declare(filename, sibling, "file")
 
     def declare_directory(filename, sibling = None):
-        return declare(filename, sibling, True)
+        return declare(filename, sibling, "directory")
+
+    def declare_symlink(filename, sibling = None):
+        if not config["options"]["experimental_allow_unresolved_symlinks"]:
+            fail_here("actions.declare_symlink() is not allowed; use the " +
+                      "--experimental_allow_unresolved_symlinks command line option")
+        return declare(filename, sibling, "symlink")
 
     def record(kind, outputs, mnemonic, progress_message, data, inputs = []):
         if type(outputs) != "list" or not outputs:
             fail_here("%s() needs a non-empty list of output Files" % kind)
         for o in outputs:
             if predeclared[0] != None and not predeclared[1] and o == predeclared[0]:
-                _bp_declare(tid, o.path, False, call_stack())
+                _bp_declare(tid, o.path, "file", call_stack())
                 predeclared[1] = True
             if type(o) != "struct" or not hasattr(o, "is_source") or o.is_source:
                 fail_here("%s(): outputs must be Files that this target declared, got %r" %
@@ -725,7 +733,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         for a in arguments:
             if type(a) == "struct" and hasattr(a, "_bp_args") and a.param_file() != None:
                 params_count[0] += 1
-                params = declare("%s-%d.params" % (label.name, params_count[0]), None, False)
+                params = declare("%s-%d.params" % (label.name, params_count[0]), None, "file")
                 record("write", [params], "FileWrite", "Writing %s" % params.short_path,
                        dict(content = "\n".join(a.expand()) + "\n", is_executable = False))
                 out.append(a.param_file() % params.path)
@@ -793,10 +801,27 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
 
     def symlink(output, target_file = None, target_path = None, is_executable = False,
                 progress_message = None):
-        if target_file == None:
-            fail_here("symlink() needs target_file")
-        record("symlink", [output], "Symlink", progress_message or
-               "Linking %s" % output.short_path,
+        if (target_file == None) == (target_path == None):
+            fail_here("symlink() needs exactly one of target_file and target_path")
+        message = progress_message or "Linking %s" % output.short_path
+        if target_path != None:
+            if not getattr(output, "is_symlink", False):
+                fail_here("symlink() with \"target_path\" param requires that \"output\" " +
+                          "be declared as a symlink, not a file or directory (use " +
+                          "ctx.actions.declare_symlink())")
+            if is_executable:
+                fail_here("\"is_executable\" cannot be True when using \"target_path\"")
+            if type(target_path) != "string" or not target_path:
+                fail_here("symlink() target_path must be a non-empty string, got %r" %
+                          (target_path,))
+            record("symlink", [output], "UnresolvedSymlink", message,
+                   dict(target = target_path))
+            return
+        if getattr(output, "is_symlink", False):
+            fail_here("symlink() with \"target_file\" param requires that \"output\" be " +
+                      "declared as a file or directory, not a symlink (did you mean to use " +
+                      "declare_file() or declare_directory() instead of declare_symlink()?)")
+        record("symlink", [output], "Symlink", message,
                dict(inputs = [target_file.path], target = target_file.path,
                     is_executable = is_executable))
 
@@ -918,6 +943,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         actions = struct(
             declare_file = declare_file,
             declare_directory = declare_directory,
+            declare_symlink = declare_symlink,
             run = run,
             run_shell = run_shell,
             write = write,

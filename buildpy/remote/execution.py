@@ -10,6 +10,7 @@ stops) and uploads the results of local runs. The executor calls it through
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -25,7 +26,9 @@ from buildgrid.common.protos.google.rpc import code_pb2, error_details_pb2
 from buildpy.actions.graph import Action, ActionKind
 from buildpy.actions.key import InputFiles, command, digest_of, input_root
 from buildpy.core.errors import RemoteError, UserError
+from buildpy.execution.outputs import remove
 from buildpy.execution.spawn import SpawnResult
+from buildpy.execution.symlinks import ESCAPE_HINT
 from buildpy.execution.trees import decode_tree
 from buildpy.remote.cas import EMPTY, Blob, Cas, write_file
 from buildpy.remote.channel import Connection, parse_endpoint
@@ -366,7 +369,8 @@ class RemoteBackend:
         blobs += [Blob(reapi.Digest(hash=h, size_bytes=len(d)), d)
                   for h, d in directories.items()]
         for path, digest in files.items():
-            if digest is not None:   # None: an empty directory, in the Directory blobs
+            # None: an empty directory, in the Directory blobs; a link is its node there
+            if digest is not None and digest.link is None:
                 blobs.append(Blob(reapi.Digest(hash=digest.hash, size_bytes=digest.size),
                                   path=sources.get(path) or os.path.join(self.exec_root,
                                                                          path)))
@@ -393,17 +397,20 @@ class RemoteBackend:
     def upload_result(self, action: Action, message: reapi.Action,
                       files: InputFiles,
                       sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
-                      trees: Mapping[str, bytes], result: SpawnResult) -> None:
+                      trees: Mapping[str, bytes], links: Mapping[str, str],
+                      result: SpawnResult) -> None:
         """Store a local run's result in the remote cache (in the background): outputs
-        (file path -> (sha256, size, executable); directory path -> its Tree), stdout,
-        stderr, the Action and Command, then UpdateActionResult."""
+        (file path -> (sha256, size, executable); directory path -> its Tree; declared
+        symlink -> its text), stdout, stderr, the Action and Command, then
+        UpdateActionResult."""
         if not (self.options.upload_local_results and self.caches(action)):
             return
         self._pending.append(self._uploads.submit(
             self._store_result, action, message, files, sources, dict(outputs), dict(trees),
-            result))
+            dict(links), result))
 
-    def _store_result(self, action, message, files, sources, outputs, trees, result) -> None:
+    def _store_result(self, action, message, files, sources, outputs, trees, links,
+                      result) -> None:
         blobs = self._blobs(action, message, files, sources)[:2]
         answer = reapi.ActionResult(exit_code=result.exit_code)
         for data, name in ((result.stdout, "stdout_digest"), (result.stderr, "stderr_digest")):
@@ -422,6 +429,8 @@ class RemoteBackend:
             for name, (sha, size, _) in found.items():
                 blobs.append(Blob(reapi.Digest(hash=sha, size_bytes=size),
                                   path=os.path.join(self.exec_root, path, name)))
+        for path, text in sorted(links.items()):
+            answer.output_symlinks.add(path=path, target=text)
         self._upload(blobs)
         self.connection.call(self._cache.UpdateActionResult, reapi.UpdateActionResultRequest(
             instance_name=self.instance, action_digest=message_digest(message),
@@ -466,6 +475,8 @@ class RemoteBackend:
             write_file(os.path.join(self.exec_root, path), blobs[digest.hash], executable)
         with self._lock:
             self._present.update(blobs)
+        error = self._make_links(action, [*result.output_symlinks,
+                                          *result.output_file_symlinks])
 
         def printed(name: str) -> bytes:
             raw = getattr(result, f"{name}_raw")
@@ -474,7 +485,32 @@ class RemoteBackend:
             return blobs[getattr(result, f"{name}_digest").hash]
 
         return SpawnResult(result.exit_code, printed("stdout"), printed("stderr"),
-                           remote_outputs=tuple(sorted(remote.items())))
+                           remote_outputs=tuple(sorted(remote.items())), error=error)
+
+    def _make_links(self, action: Action, links) -> str | None:
+        """Put the result's symbolic links in place: a declared symlink as the link it
+        is; an output declared as a file is a copy of the file its link names, which must
+        be another output or an input (what is wrong, if anything)."""
+        copies = []
+        for link in links:
+            full = os.path.join(self.exec_root, link.path)
+            remove(full)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            if link.path in action.output_symlinks:
+                os.symlink(link.target, full)
+                continue
+            named = os.path.normpath(os.path.join(os.path.dirname(link.path), link.target))
+            if os.path.isabs(link.target) or named == ".." or named.startswith("../"):
+                return (f"declared output {link.path} is a symbolic link to "
+                        f"'{link.target}', out of the action's input root; {ESCAPE_HINT}")
+            copies.append((full, link.path, named))
+        for full, path, named in copies:
+            source = os.path.join(self.exec_root, named)
+            if not os.path.isfile(source):
+                return (f"declared output {path} is a symbolic link to '{named}', "
+                        "which the action neither read nor wrote")
+            shutil.copy(source, full)
+        return None
 
     def fetch(self, files: Mapping[str, tuple[str, int, bool]]) -> None:
         """Download outputs that stayed remote (exec path -> (sha256, size, executable))

@@ -233,6 +233,10 @@ class Worker:
         for path in outputs:
             (work / path).parent.mkdir(parents=True, exist_ok=True)
         directories = set(command.output_directories)
+        # output_paths (REAPI v2.1): each output is reported as what it is, a symbolic
+        # link as a link; output_files and output_directories ask for files and trees
+        as_found = tuple(os.path.join(command.working_directory, p)
+                         for p in command.output_paths)
         timeout = action.timeout.ToTimedelta().total_seconds() if \
             action.HasField("timeout") else None
         spawn = Spawn(argv=tuple(command.arguments),
@@ -242,6 +246,7 @@ class Worker:
                                     for p in outputs),
                       output_directories=tuple(os.path.join(command.working_directory, p)
                                                for p in directories),
+                      output_symlinks=as_found,
                       working_directory=command.working_directory, timeout=timeout or None,
                       requires_network=False)
         metadata.execution_start_timestamp.GetCurrentTime()
@@ -319,7 +324,9 @@ class Worker:
                                                *command.output_directories]
         for name in names:
             path = work / name
-            if path.is_dir():
+            if command.output_paths and path.is_symlink():
+                result.output_symlinks.add(path=name, target=os.readlink(path))
+            elif path.is_dir():
                 tree = encode_tree(os.fspath(path), put)
                 digest = digest_of(tree)
                 blobs.append(Blob(digest, tree))

@@ -1,0 +1,2 @@
+#!/bin/sh
+test "$(readlink pkg/m.far)" = ../nowhere/at/all
