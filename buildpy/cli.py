@@ -59,6 +59,61 @@ def cli(ctx: click.Context, workspace: str | None, bprc, nohome_rc, noworkspace_
     ctx.obj = Options(workspace)
 
 
+def _remember(key: str):
+    """A callback keeping an option's value in the context's meta."""
+    def remember(ctx: click.Context, _param, value) -> None:
+        ctx.meta[key] = value
+    return remember
+
+
+def _repository_options(command):
+    """The flags that say where external repositories come from (every command that
+    loads packages)."""
+    options = [
+        click.option("--repository_cache", metavar="DIR", expose_value=False,
+                     callback=_remember("bp.repository_cache"),
+                     help="Where downloads are kept by SHA-256, for every workspace "
+                          "(default: ~/.cache/bp/repository_cache; empty: none)."),
+        click.option("--distdir", metavar="DIR", multiple=True, expose_value=False,
+                     callback=_remember("bp.distdir"),
+                     help="A directory of archives to take downloads from, by file name "
+                          "(checked by digest; repeatable)."),
+        click.option("--registry", metavar="URL", multiple=True, expose_value=False,
+                     callback=_remember("bp.registry"),
+                     help="A Bzlmod registry (https:// or file://), tried in order "
+                          "(default: https://bcr.bazel.build)."),
+        click.option("--override_repository", metavar="NAME=PATH", multiple=True,
+                     expose_value=False, callback=_remember("bp.override_repository"),
+                     help="Use the directory PATH as repository @NAME (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _repo_options(configure: bool = False):
+    """The repository flags of the current command."""
+    from buildpy.external.repository import RepoOptions
+
+    from buildpy.core.errors import UserError
+
+    meta = click.get_current_context().meta
+    cache = meta.get("bp.repository_cache")
+    overrides = []
+    for text in meta.get("bp.override_repository") or ():
+        name, equals, path = text.partition("=")
+        if not equals or not name or not path:
+            raise UserError(f"invalid --override_repository '{text}': expected NAME=PATH",
+                            hint="for example --override_repository=rules_foo=/src/rules_foo")
+        overrides.append((name.lstrip("@"), Path(path).expanduser().resolve()))
+    return RepoOptions(repository_cache=Path(cache).expanduser() if cache else None,
+                       cache_off=cache == "",
+                       distdirs=tuple(Path(d).expanduser() for d in meta.get("bp.distdir")
+                                      or ()),
+                       overrides=tuple(overrides), configure=configure,
+                       registries=tuple(meta.get("bp.registry") or ()))
+
+
 @cli.command()
 @click.argument("expression", nargs=-1)
 @click.option("--output", type=click.Choice(OUTPUT_FORMATS), default="label",
@@ -79,6 +134,7 @@ def cli(ctx: click.Context, workspace: str | None, bprc, nohome_rc, noworkspace_
               help="In --output=graph, merge nodes with the same neighbours.")
 @click.option("--loading_timeout", type=float, default=60.0, show_default=True,
               help="Seconds a single BUILD or .bzl file may take to evaluate.")
+@_repository_options
 @click.pass_obj
 def query(options: Options, expression: tuple[str, ...], output: str, order_output: str,
           implicit_deps: bool, keep_going: bool, query_file: str | None,
@@ -97,7 +153,7 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
     from buildpy.session import run_query
 
     size, errors = run_query(
-        options.workspace, expression, query_file=query_file, output=output,
+        options.workspace, expression, repos=_repo_options(), query_file=query_file, output=output,
         order=order_output, implicit_deps=implicit_deps, keep_going=keep_going,
         universe_scope=universe_scope, factored=graph_factored,
         loading_timeout=loading_timeout, out=sys.stdout)
@@ -106,6 +162,7 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
 
 def _configuration_options(command):
     """The flags that choose a configuration (shared by cquery, config and build)."""
+    command = _repository_options(command)
     options = [
         click.option("--platforms", "platforms", metavar="LABEL", multiple=True,
                      help="The target platform (a platform() target); default: the host."),
@@ -156,13 +213,6 @@ def _starlark_flag(arg: str) -> str | None:
 
 def _remember_settings(ctx: click.Context, _param, values) -> None:
     ctx.meta["bp.build_settings"] = tuple(tuple(v.split("=", 1)) for v in values)
-
-
-def _remember(key: str):
-    """A callback keeping an option's value in the context's meta."""
-    def remember(ctx: click.Context, _param, value) -> None:
-        ctx.meta[key] = value
-    return remember
 
 
 def _remember_list(key: str):
@@ -224,7 +274,8 @@ def cquery(options: Options, expression, platforms, compilation_mode, defines,
     build = _build_options(platforms, compilation_mode, defines, host_platform,
                            extra_execution_platforms, extra_toolchains)
     size, errors = run_cquery(
-        options.workspace, expression, build, query_file=query_file, output=output,
+        options.workspace, expression, build, repos=_repo_options(),
+        query_file=query_file, output=output,
         starlark_expr=starlark_expr, order=order_output, implicit_deps=implicit_deps,
         keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
     _finish_query(size, errors)
@@ -263,7 +314,8 @@ def aquery(options: Options, expression, platforms, compilation_mode, defines, h
     build = _build_options(platforms, compilation_mode, defines, host_platform,
                            extra_execution_platforms, extra_toolchains)
     count, errors = run_aquery(
-        options.workspace, expression, build, query_file=query_file, output=output,
+        options.workspace, expression, build, repos=_repo_options(),
+        query_file=query_file, output=output,
         include_commandline=include_commandline, include_artifacts=include_artifacts,
         keep_going=keep_going, loading_timeout=loading_timeout, out=sys.stdout)
     _finish_query(count, errors)
@@ -285,7 +337,7 @@ def config(options: Options, configuration, platforms, compilation_mode, defines
 
     build = _build_options(platforms, compilation_mode, defines, host_platform,
                            extra_execution_platforms, extra_toolchains)
-    configs = list_configurations(options.workspace, build)
+    configs = list_configurations(options.workspace, build, repos=_repo_options())
     if configuration is None:
         click.echo("Available configurations:")
         for item in configs:
@@ -490,6 +542,7 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
                            tracing, remote_flags)
     progress = _progress(curses, color, subcommands, verbose_failures)
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
+                     repos=_repo_options(),
                      err=sys.stderr, only_executable=only_executable,
                      build_runfile_links=build_runfile_links, show_result=show_result)
 
@@ -645,6 +698,7 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
         test_args=tuple(test_arg),
         cache_results=not nocache_test_results and cache_test_results != "no")
     code = run_test(options.workspace, list(patterns), build_options, execution, test_options,
+                    repos=_repo_options(),
                     progress=_progress(curses, color, subcommands, verbose_failures),
                     err=sys.stderr, out=sys.stdout)
     if code:
@@ -688,6 +742,65 @@ def clean(options: Options, expunge: bool, trim: bool, disk_cache, disk_cache_ma
     root = workspace_root(options.workspace)
     for path in clean_outputs(root, expunge, cache_dir, block_for_lock, say):
         say(f"removed {path}")
+
+
+@cli.command()
+@click.argument("patterns", nargs=-1)
+@_repository_options
+@click.pass_obj
+def fetch(options: Options, patterns) -> None:
+    """Fetch the external repositories that PATTERNS need (every repository that
+    WORKSPACE defines, without PATTERNS), into bp-out/external and the repository cache,
+    so that later builds work offline."""
+    from buildpy.session import run_fetch
+
+    for name in run_fetch(options.workspace, list(patterns), repos=_repo_options()):
+        click.echo(f"INFO: @{name} is ready", err=True)
+
+
+@cli.command()
+@click.option("--configure", is_flag=True,
+              help="Only the repositories whose rule says configure = True.")
+@click.option("--only", multiple=True, metavar="NAME", help="Only repository NAME.")
+@_repository_options
+@click.pass_obj
+def sync(options: Options, configure: bool, only) -> None:
+    """Fetch the external repositories that WORKSPACE defines again, even those whose
+    definition has not changed."""
+    from buildpy.session import run_sync
+
+    for name in run_sync(options.workspace, repos=_repo_options(configure=configure),
+                         configure=configure, only=tuple(n.lstrip("@") for n in only)):
+        click.echo(f"INFO: fetched @{name}", err=True)
+
+
+@cli.group("mod")
+def mod() -> None:
+    """The Bzlmod module graph (MODULE.bazel)."""
+
+
+@mod.command("graph")
+@_repository_options
+@click.pass_obj
+def mod_graph(options: Options) -> None:
+    """Print the resolved module graph, from the root module."""
+    from buildpy.session import module_graph
+
+    for line in module_graph(options.workspace, repos=_repo_options()):
+        click.echo(line)
+
+
+@mod.command("deps")
+@click.argument("modules", nargs=-1, required=True)
+@_repository_options
+@click.pass_obj
+def mod_deps(options: Options, modules) -> None:
+    """Print the dependencies of MODULES (names, as in bazel_dep), as a tree."""
+    from buildpy.session import module_graph
+
+    for line in module_graph(options.workspace, repos=_repo_options(),
+                             start=tuple(m.split("@", 1)[0] for m in modules)):
+        click.echo(line)
 
 
 @cli.command("help")

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from buildpy.config.configuration import BuildOptions
-from buildpy.core.errors import BpError, UserError
+from buildpy.core.errors import BpError, UserError, did_you_mean
 from buildpy.core.label import Label, PackageId
 from buildpy.core.pattern import TargetPattern, parse_pattern
 from buildpy.core.workspace import Workspace, find_workspace_root
+from buildpy.external.repository import RepoOptions
 from buildpy.loading.loader import Loader
 from buildpy.loading.patterns import expand_patterns
 
@@ -39,9 +40,13 @@ def workspace_root(directory: str | None) -> Path:
     return find_workspace_root(Path(directory) if directory else Path.cwd())
 
 
-def open_session(directory: str | None, eval_timeout: float = 60.0) -> Session:
+def open_session(directory: str | None, eval_timeout: float = 60.0,
+                 repos: RepoOptions = RepoOptions()) -> Session:
     """A session on the workspace at or above `directory` (the working directory if
-    None), its WORKSPACE file read; every workspace file it reads is in `loader.reads`."""
+    None), its WORKSPACE file read (the repositories it loads from fetched); every
+    workspace file it reads is in `loader.reads`."""
+    import sys
+
     from buildpy.core.reads import ReadLog
 
     root = workspace_root(directory)
@@ -51,9 +56,90 @@ def open_session(directory: str | None, eval_timeout: float = 60.0) -> Session:
     offset = ""
     if directory is None and cwd != workspace.root and workspace.root in cwd.parents:
         offset = cwd.relative_to(workspace.root).as_posix()
-    loader = Loader(workspace, eval_timeout=eval_timeout, reads=reads)
+    loader = Loader(workspace, eval_timeout=eval_timeout, reads=reads, repo_options=repos,
+                    say=lambda line: print(f"INFO: {line}", file=sys.stderr, flush=True))
     loader.workspace_settings()
     return Session(workspace, offset, loader)
+
+
+def run_fetch(directory: str | None, words: list[str], *,
+              repos: RepoOptions = RepoOptions()) -> list[str]:
+    """`bp fetch`: the repositories that the patterns' targets and their dependencies
+    need (loading them fetches those), or every one WORKSPACE defines; their names."""
+    from buildpy.query.syntax import parse_query
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    session = open_session(directory, repos=repos)
+    repositories = session.loader.repos
+    if not words:
+        for name in repositories.definitions:
+            repositories.fetch(name)
+        return list(repositories.definitions)
+    env = TargetQueryEnvironment(session.loader, session.offset)
+    expression = " + ".join(repr(w) for w in words)
+    text = f"deps({expression})"
+    _evaluate(env, parse_query(text, None), text, None, False)
+    return [n for n in repositories.definitions if repositories.is_ready(n)]
+
+
+def module_graph(directory: str | None, *, repos: RepoOptions = RepoOptions(),
+                 start: tuple[str, ...] = ()) -> list[str]:
+    """`bp mod graph` / `bp mod deps`: the resolved module graph as Bazel prints it, a
+    tree from the root module (or from each module in `start`); a module already shown
+    is marked (*)."""
+    session = open_session(directory, repos=repos)
+    modules = session.loader.module_natives
+    if modules.root is None:
+        raise UserError("this workspace has no MODULE.bazel: there is no module graph",
+                        hint="bp mod works with Bzlmod workspaces")
+    root, selected = modules.root, modules.selected
+    unknown = [n for n in start if n not in selected and n != root.name]
+    if unknown:
+        raise UserError(f"no module '{unknown[0]}' in the graph"
+                        f"{did_you_mean(unknown[0], selected)}")
+    lines: list[str] = []
+    shown: set[str] = set()
+
+    def walk(module, prefix: str, is_root: bool) -> None:
+        deps = [d for d in module.deps if d.name in selected and (is_root or not d.dev)]
+        for index, dep in enumerate(deps):
+            last = index == len(deps) - 1
+            chosen = selected[dep.name]
+            again = dep.name in shown
+            lines.append(f"{prefix}{'└───' if last else '├───'}{dep.name}@"
+                         f"{chosen.version or '_'}{' (*)' if again else ''}")
+            if not again:
+                shown.add(dep.name)
+                walk(chosen, prefix + ("    " if last else "│   "), False)
+
+    tops = [root] if not start else [root if n == root.name else selected[n] for n in start]
+    for top in tops:
+        is_root = top is root
+        lines.append(f"<root> ({root.name or 'root'}@{root.version or '_'})" if is_root
+                     else f"{top.name}@{top.version or '_'}")
+        walk(top, "", is_root)
+    return lines
+
+
+def run_sync(directory: str | None, *, repos: RepoOptions = RepoOptions(),
+             configure: bool = False, only: tuple[str, ...] = ()) -> list[str]:
+    """`bp sync`: fetch WORKSPACE's repositories again (`configure`: only those whose
+    rule says configure = True; `only`: those named); their names."""
+    session = open_session(directory, repos=repos)
+    repositories = session.loader.repos
+    unknown = [n for n in only if n not in repositories.definitions]
+    if unknown:
+        raise UserError(f"no repository '@{unknown[0]}' is defined"
+                        f"{did_you_mean(unknown[0], repositories.definitions)}")
+    names = []
+    for name, definition in repositories.definitions.items():
+        if only and name not in only:
+            continue
+        if configure and not (definition.rule is not None and definition.rule.configure):
+            continue
+        repositories.fetch(name, force=True)
+        names.append(name)
+    return names
 
 
 @dataclass(frozen=True)
@@ -110,7 +196,8 @@ def _evaluate(env, expr, text: str, path: str, keep_going: bool):
     return result, errors
 
 
-def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str | None,
+def run_query(directory: str | None, words: tuple[str, ...], *,
+              repos: RepoOptions = RepoOptions(), query_file: str | None,
               output: str, order: str, implicit_deps: bool, keep_going: bool,
               universe_scope: str, factored: bool, loading_timeout: float,
               out: TextIO) -> tuple[int, list[BpError]]:
@@ -120,7 +207,7 @@ def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str 
     from buildpy.query.uquery import TargetQueryEnvironment
 
     expr, text, path = _parse_expression(words, query_file, "query")
-    session = open_session(directory, eval_timeout=loading_timeout)
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
     env = TargetQueryEnvironment(
         session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
         universe_scope=tuple(p for p in universe_scope.split(",") if p))
@@ -134,7 +221,7 @@ def run_query(directory: str | None, words: tuple[str, ...], *, query_file: str 
 
 
 def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOptions, *,
-               query_file: str | None, output: str, starlark_expr: str, order: str,
+               repos: RepoOptions = RepoOptions(), query_file: str | None, output: str, starlark_expr: str, order: str,
                implicit_deps: bool, keep_going: bool, loading_timeout: float,
                out: TextIO) -> tuple[int, list[BpError]]:
     """`bp cquery`: the same language over the configured graph."""
@@ -145,7 +232,7 @@ def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
 
     expr, text, path = _parse_expression(words, query_file, "cquery")
     formatter = Formatter(starlark_expr) if output == "starlark" else None
-    session = open_session(directory, eval_timeout=loading_timeout)
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
     env = ConfiguredQueryEnvironment(session.loader, session.offset, options,
                                      session.loader.workspace_settings(),
                                      keep_going=keep_going, implicit_deps=implicit_deps)
@@ -169,12 +256,13 @@ def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
     return len(result), errors
 
 
-def list_configurations(directory: str | None, options: BuildOptions) -> list:
+def list_configurations(directory: str | None, options: BuildOptions,
+                        repos: RepoOptions = RepoOptions()) -> list:
     """The target configuration and the exec configurations of the execution platforms."""
     from buildpy.config.configured import ConfiguredGraph
     from buildpy.loading.graph import GraphLoader
 
-    session = open_session(directory)
+    session = open_session(directory, repos=repos)
     graph = ConfiguredGraph(GraphLoader(session.loader), options,
                             session.loader.workspace_settings())
     configs = [graph.top]
@@ -184,7 +272,7 @@ def list_configurations(directory: str | None, options: BuildOptions) -> list:
 
 
 def run_aquery(directory: str | None, words: tuple[str, ...], options: BuildOptions, *,
-               query_file: str | None, output: str, include_commandline: bool,
+               repos: RepoOptions = RepoOptions(), query_file: str | None, output: str, include_commandline: bool,
                include_artifacts: bool, keep_going: bool, loading_timeout: float,
                out: TextIO) -> tuple[int, list[BpError]]:
     """`bp aquery`: the actions of the configured targets the expression picks."""
@@ -194,7 +282,7 @@ def run_aquery(directory: str | None, words: tuple[str, ...], options: BuildOpti
     expr, text, path = _parse_expression(words, query_file, "aquery")
     if isinstance(expr, Call) and expr.function == "emit":
         output = expr.args[0]   # `... | emit commands` chooses what is printed
-    session = open_session(directory, eval_timeout=loading_timeout)
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
     env = ActionQueryEnvironment(session.loader, session.offset, options,
                                  session.loader.workspace_settings(), keep_going=keep_going)
     result, errors = _evaluate(env, expr, text, path, keep_going)
@@ -310,7 +398,6 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
 
     from buildpy.analysis import snapshot
     from buildpy.execution.local import default_cache_dir
-    from buildpy.loading.glob import list_package
     from buildpy.loading.patterns import packages_below
 
     loader = session.loader
@@ -318,6 +405,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     key = hashlib.sha256(json.dumps({
         "words": words, "offset": session.offset, "options": repr(options),
         "keep_going": execution.keep_going, "workspace": str(session.workspace.root),
+        "repos": repr(loader.repos.options),
         "bp": snapshot.bp_digest([package_dir, loader.repos["prelude"],
                                   loader.repos["toolchains"]]),
     }, sort_keys=True).encode()).hexdigest()
@@ -328,7 +416,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         f"{key[:16]}.sha256"   # not shared: what this workspace saved, no other writer
     saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
     if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
-            lambda package: list_package(session.workspace, package),
+            loader.listing,
             lambda text: packages_below(loader, "", text)):
         return saved.payload
     patterns = session.parse_patterns(words)
@@ -467,7 +555,7 @@ class _AnalysisStream:
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False, build_runfile_links: bool = True,
-              show_result: int = 1) -> BuildOutcome:
+              show_result: int = 1, repos: RepoOptions = RepoOptions()) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
     `build_runfile_links` (as `bp run` always), the executables' runfiles trees too.
 
@@ -485,7 +573,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     output_base = check_output_base(workspace_root(directory), warn)
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
-    session = open_session(directory, eval_timeout=loading_timeout)
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"))
@@ -495,7 +583,7 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
         options.aspects or options.output_groups) else None
     plan = None
     try:
-        build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+        build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution, err=err)
         try:
             _use_remote(build, execution)
             if stream is not None:
@@ -656,7 +744,8 @@ def _link_bin(session: Session, output_dir: str) -> None:
 
 
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
-             test: TestOptions, *, progress, err: TextIO, out: TextIO) -> int:
+             test: TestOptions, *, progress, err: TextIO, out: TextIO,
+             repos: RepoOptions = RepoOptions()) -> int:
     """`bp test`: build the matched targets, then run their tests (suites expanded) as
     TestRunner actions of the same action graph: the others side by side, then the
     exclusive ones alone (and, with --test_output=streamed, every test, locally)."""
@@ -673,7 +762,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     warn = lambda line: err.write(line + "\n")   # noqa: E731
     check_output_base(workspace_root(directory), warn)   # up front, as bp build does
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
-    session = open_session(directory)
+    session = open_session(directory, repos=repos)
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(session.loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
@@ -724,7 +813,7 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         out.write(data.decode("utf-8", "replace"))
         out.flush()
 
-    build = LocalBuild(session.workspace.root, session.loader.repos, execution, err=err)
+    build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution, err=err)
     try:
         _use_remote(build, execution)
         run = TestRun(specs, build.exec_root, session.workspace.root, workspace_name,

@@ -66,7 +66,7 @@ def test_outside_a_workspace(bp, tmp_path):
     result = bp("query", "//...", cwd=tmp_path)
     assert result.code == 2
     assert result.err == (
-        f"ERROR: not inside a workspace: no WORKSPACE or WORKSPACE.bazel file in "
+        f"ERROR: not inside a workspace: no WORKSPACE, WORKSPACE.bazel or MODULE.bazel file in "
         f"'{tmp_path.resolve()}' or any directory above it\n"
         "hint: create an empty file named WORKSPACE at the root of your source tree "
         "(see WORKSPACE.example), or point bp at one with -C DIR\n")

@@ -11,15 +11,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "buildpy"
 ALLOWED = {
     "core": set(),
     "lang": {"core"},
-    "loading": {"core", "lang"},
+    "external": {"core"},   # repositories: definitions, fetching, downloads, archives
+    "loading": {"core", "lang", "external"},
     "actions": {"core"},
     "config": {"core", "lang", "loading"},
     "analysis": {"core", "lang", "loading", "config", "actions"},
     "query": {"core", "lang", "loading", "config", "analysis", "actions"},
     "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
-    "session": {"core", "lang", "loading", "config", "analysis", "actions", "query",
-                "execution", "remote"},
+    "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
+                "query", "execution", "remote"},
 }
 
 

@@ -59,7 +59,7 @@ def test_outside_a_workspace(tmp_path):
     with pytest.raises(UserError) as info:
         find_workspace_root(start)
     assert info.value.render() == (
-        f"not inside a workspace: no WORKSPACE or WORKSPACE.bazel file in '{start}' "
+        f"not inside a workspace: no WORKSPACE, WORKSPACE.bazel or MODULE.bazel file in '{start}' "
         "or any directory above it\n"
         "hint: create an empty file named WORKSPACE at the root of your source tree "
         "(see WORKSPACE.example), or point bp at one with -C DIR")

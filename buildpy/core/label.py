@@ -133,9 +133,13 @@ def validate_target_name(text: str, name: str, what: str = "label") -> None:
 
 
 def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
-    """Split `@repo//rest` into ("repo", "//rest"); no `@` gives (None, text)."""
+    """Split `@repo//rest` into ("repo", "//rest"); no `@` gives (None, text). A
+    canonical name (`@@repo//`, Bzlmod's) names the same repository: bp keeps one
+    namespace of repositories."""
     if not text.startswith("@"):
         return None, text
+    if text.startswith("@@"):
+        text = text[1:]
     end = text.find("//")
     repo = text[1:] if end < 0 else text[1:end]
     rest = "//" + repo if end < 0 else text[end:]

@@ -15,6 +15,7 @@ from buildpy.core.errors import UserError
 from buildpy.core.reads import ReadLog
 
 WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
+ROOT_MARKERS = (*WORKSPACE_FILES, "MODULE.bazel", "REPO.bazel")   # a workspace's root
 BUILD_FILES = ("BUILD.bazel", "BUILD")  # BUILD.bazel wins when both exist, as in Bazel
 IGNORE_FILES = (".bazelignore", ".bpignore")
 OUTPUT_DIR = "bp-out"
@@ -90,14 +91,15 @@ class Workspace:
 
 
 def find_workspace_root(start: Path) -> Path:
-    """The nearest ancestor of `start` (itself included) holding a WORKSPACE file."""
+    """The nearest ancestor of `start` (itself included) holding a WORKSPACE (or
+    MODULE.bazel, or REPO.bazel) file."""
     start = start.resolve()
     for directory in (start, *start.parents):
-        if any((directory / name).is_file() for name in WORKSPACE_FILES):
+        if any((directory / name).is_file() for name in ROOT_MARKERS):
             return directory
     raise UserError(
-        f"not inside a workspace: no WORKSPACE or WORKSPACE.bazel file in '{start}' "
-        "or any directory above it",
+        f"not inside a workspace: no WORKSPACE, WORKSPACE.bazel or MODULE.bazel file in "
+        f"'{start}' or any directory above it",
         hint="create an empty file named WORKSPACE at the root of your source tree "
              "(see WORKSPACE.example), or point bp at one with -C DIR",
     )

@@ -266,8 +266,8 @@ class LocalBuild:
 
 def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = True,
           say: Callable[[str], None] = lambda text: None) -> list[Path]:
-    """Remove the outputs (and with `expunge`, the workspace's state and exec root),
-    holding the workspace lock, which waits for (or with `block` False, fails on) a
+    """Remove the outputs (and with `expunge`, the fetched external repositories, the
+    workspace's state and exec root), holding the workspace lock, which waits for (or with `block` False, fails on) a
     running bp command. The lock file stays, so a bp that waits for it still excludes
     the next one."""
     removed = []
@@ -281,8 +281,8 @@ def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = 
     try:
         _unlink_convenience_links(workspace)
         for entry in output_base.iterdir():
-            if entry == state:
-                continue
+            if entry == state or (entry.name == "external" and not expunge):
+                continue   # fetched repositories stay, as in Bazel
             remove(os.fspath(entry))
         removed.append(output_base)
         if expunge:

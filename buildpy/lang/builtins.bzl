@@ -273,6 +273,11 @@ def bp_export_rules(globals):
         if type(value) == "function" and str(value).endswith("._bp_rule_instance"):
             value(__bp_export__ = (name, line))
             rules[name] = value
+        elif type(value) == "function" and str(value).endswith("._bp_repository_rule"):
+            value(__bp_export__ = name)
+            rules[name] = value
+        elif type(value) == "struct" and hasattr(value, "_bp_module_extension"):
+            rules[name] = value
         elif type(value) == "struct" and hasattr(value, "_bp_transition"):
             _bp_export_transition(value._bp_transition, name, call_stack())
             rules[name] = value
@@ -506,6 +511,52 @@ def register_toolchains(*toolchains):
 def register_execution_platforms(*platforms):
     _bp_register("execution_platforms", platforms, call_stack())
 
+def _plain(value):
+    """An attribute value of a repository as Python takes it: Labels as text."""
+    kind = type(value)
+    if kind == "struct" and hasattr(value, "__bp_label__"):
+        return value.__bp_label__
+    if kind in ("list", "tuple"):
+        return [_plain(v) for v in value]
+    if kind == "dict":
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+def local_repository(name, path, repo_mapping = {}):
+    _bp_define_repository("local_repository", name, dict(path = path), call_stack())
+
+def new_local_repository(name, path, build_file = None, build_file_content = None,
+                         workspace_file = None, workspace_file_content = None,
+                         repo_mapping = {}):
+    attrs = dict(path = path, build_file = _plain(build_file),
+                 build_file_content = build_file_content,
+                 workspace_file_content = workspace_file_content)
+    _bp_define_repository("new_local_repository", name,
+                          {k: v for k, v in attrs.items() if v != None}, call_stack())
+
+def bind(name, actual = None):
+    _bp_bind(name, _plain(actual), call_stack())
+
+def repository_rule(implementation = None, attrs = {}, local = False, environ = [],
+                    configure = False, remotable = False, doc = ""):
+    """Declares a repository rule: called in WORKSPACE (or a macro it calls) with a name
+    and attributes, it defines a repository, which `implementation(repository_ctx)`
+    makes when a build first needs it."""
+    if type(implementation) != "function":
+        _bp_declaration_error("repository_rule() needs 'implementation', a function " +
+                              "taking repository_ctx, not " + type(implementation),
+                              call_stack())
+    rule_id = _bp_declare_repository_rule(attrs, local, environ, configure, call_stack())
+
+    def _bp_repository_rule(**kwargs):
+        if "__bp_implementation__" in kwargs:
+            return struct(implementation = implementation, attrs = attrs)
+        if "__bp_export__" in kwargs:
+            return _bp_export_repository_rule(rule_id, kwargs["__bp_export__"], call_stack())
+        _bp_define_repository(rule_id, kwargs.pop("name", None), _plain(kwargs), call_stack())
+
+    return _bp_repository_rule
+
 DefaultInfo = provider(
     doc = "The files a target produces and the runfiles it needs.",
     fields = ["files", "runfiles", "data_runfiles", "default_runfiles", "executable",
@@ -575,6 +626,8 @@ def _kind(value):
     """Bazel's name of the type of one of bp's structs, or None for a plain struct."""
     if hasattr(value, "__bp_label__"):
         return "Label"
+    if hasattr(value, "_bp_path"):
+        return "path"
     if hasattr(value, "_bp_providers"):
         return "Target"
     if hasattr(value, "_bp_node"):
@@ -601,6 +654,8 @@ def bp_str(value):
         kind = _kind(value)
         if kind == "Label":
             return value.__bp_label__
+        if kind == "path":
+            return value._bp_path
         if kind != None:
             return bp_repr(value)
     elif type(value) != "string":
@@ -613,6 +668,8 @@ def bp_repr(value):
         kind = _kind(value)
         if kind == "Label":
             return "Label(%r)" % value.__bp_label__
+        if kind == "path":
+            return repr(value._bp_path)
         if kind == "Target":
             return "<%s %s>" % (getattr(value, "_bp_kind", "target"), value.label.__bp_label__)
         if kind == "File":
@@ -807,6 +864,91 @@ BUILD_NATIVES = {
 # What WORKSPACE files see.
 WORKSPACE_NATIVES = {
     "workspace": workspace,
+    "register_toolchains": register_toolchains,
+    "register_execution_platforms": register_execution_platforms,
+}
+
+def module_extension(implementation = None, tag_classes = {}, doc = "", environ = [],
+                     os_dependent = False, arch_dependent = False):
+    """Declares a module extension: MODULE.bazel files use it (use_extension), give it
+    tags, and import the repositories its implementation(module_ctx) defines."""
+    if type(implementation) != "function":
+        _bp_declaration_error("module_extension() needs 'implementation', a function " +
+                              "taking module_ctx, not " + type(implementation), call_stack())
+    return struct(_bp_module_extension = True, implementation = implementation,
+                  tag_classes = tag_classes)
+
+def tag_class(attrs = {}, doc = ""):
+    return struct(_bp_tag_class = True, attrs = attrs)
+
+def module(name = "", version = "", compatibility_level = 0, repo_name = "",
+           bazel_compatibility = []):
+    _bp_module(name, version, compatibility_level, repo_name, call_stack())
+
+def bazel_dep(name, version = "", max_compatibility_level = -1, repo_name = "",
+              dev_dependency = False):
+    _bp_bazel_dep(name, version, repo_name or name, dev_dependency, call_stack())
+
+def local_path_override(module_name, path):
+    _bp_override("local_path", module_name, dict(path = path), call_stack())
+
+def archive_override(module_name, urls = [], integrity = "", strip_prefix = "", patches = [],
+                     patch_cmds = [], patch_strip = 0):
+    _bp_override("archive", module_name, dict(
+        urls = [urls] if type(urls) == "string" else urls, integrity = integrity,
+        strip_prefix = strip_prefix, patches = _plain(patches), patch_cmds = patch_cmds,
+        patch_strip = patch_strip), call_stack())
+
+def git_override(module_name, remote, commit = "", patches = [], patch_cmds = [],
+                 patch_strip = 0, init_submodules = False, strip_prefix = "", tag = "",
+                 branch = ""):
+    _bp_override("git", module_name, dict(
+        remote = remote, commit = commit, tag = tag, branch = branch,
+        patches = _plain(patches), patch_cmds = patch_cmds, patch_strip = patch_strip,
+        init_submodules = init_submodules, strip_prefix = strip_prefix), call_stack())
+
+def single_version_override(module_name, version = "", registry = "", patches = [],
+                            patch_cmds = [], patch_strip = 0):
+    _bp_override("single_version", module_name, dict(version = version, registry = registry),
+                 call_stack())
+
+def multiple_version_override(module_name, versions, registry = ""):
+    _bp_declaration_error("multiple_version_override() is not supported by bp: each " +
+                          "module has one version", call_stack())
+
+def use_extension(extension_bzl_file, extension_name, dev_dependency = False, isolate = False):
+    usage = _bp_use_extension(extension_bzl_file, extension_name, dev_dependency,
+                              call_stack())
+
+    def _tag(tag):
+        def record(**kwargs):
+            _bp_extension_tag(usage["id"], tag, _plain(kwargs), call_stack())
+        return record
+
+    return struct(_bp_extension_usage = usage["id"],
+                  **{tag: _tag(tag) for tag in usage["tags"]})
+
+def use_repo(extension_proxy, *args, **kwargs):
+    if type(extension_proxy) != "struct" or not hasattr(extension_proxy, "_bp_extension_usage"):
+        _bp_declaration_error("use_repo() takes what use_extension() returned first",
+                              call_stack())
+    _bp_use_repo(extension_proxy._bp_extension_usage, list(args), kwargs, call_stack())
+
+def use_repo_rule(repo_rule_bzl_file, repo_rule_name):
+    rule_id = _bp_use_repo_rule(repo_rule_bzl_file, repo_rule_name, call_stack())
+
+    def _bp_repo_rule_proxy(name, **kwargs):
+        _bp_define_repository(rule_id, name, _plain(kwargs), call_stack())
+
+    return _bp_repo_rule_proxy
+
+# what `native` also holds, for the macros that WORKSPACE calls (not globals of BUILD files);
+# bazel_version is the Bazel whose rule API bp follows (bazel-skylib's versions.check reads it)
+WORKSPACE_NATIVES = {
+    "bazel_version": "7.4.1",
+    "local_repository": local_repository,
+    "new_local_repository": new_local_repository,
+    "bind": bind,
     "register_toolchains": register_toolchains,
     "register_execution_platforms": register_execution_platforms,
 }

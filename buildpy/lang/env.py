@@ -27,23 +27,30 @@ from buildpy.lang.values import CallStack, Frame, Select
 BUILTINS_ID = "<builtins>"
 NATIVE_ID = "<native>"
 ANALYSIS_ID = "<analysis>"
+REPOSITORY_ID = "<repository>"   # repository_ctx (repository.bzl)
 CC_GLOBALS_ID = "<cc globals>"   # CcInfo and cc_common, globals of .bzl files as in Bazel
 _CC_GLOBALS = Label("prelude", "cc", "providers.bzl")
 _BUILTINS_PATH = Path(__file__).with_name("builtins.bzl")
 _ANALYSIS_PATH = Path(__file__).with_name("analysis.bzl")
+_REPOSITORY_PATH = Path(__file__).with_name("repository.bzl")
 _CORE_NAMES = ("rule", "aspect", "transition", "analysis_test_transition", "attr",
                "provider", "select", "Label", "print", "depset",
                "DefaultInfo", "OutputGroupInfo", "RunEnvironmentInfo", "ToolchainInfo",
                "TemplateVariableInfo", "InstrumentedFilesInfo", "AnalysisFailureInfo",
                "AnalysisTestResultInfo", "platform_common",
-               "config_common", "testing", "coverage_common", "config")
+               "config_common", "testing", "coverage_common", "config", "repository_rule",
+               "module_extension", "tag_class")
 # What .bzl files see in place of Starlark's own functions and operators (rewrite.py)
 _TYPE_NAMES = {"str": "bp_str", "repr": "bp_repr", "type": "bp_type", "dir": "bp_dir",
                "_bp_at": "bp_at",
                "_bp_in": "bp_in", "_bp_not_in": "bp_not_in", "_bp_mod": "bp_mod",
                "_bp_format": "bp_format", "_bp_add": "bp_add"}
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
-                    "print", "Label")
+                    "print", "Label", "local_repository", "new_local_repository", "bind")
+_MODULE_NAMES = ("module", "bazel_dep", "local_path_override", "archive_override",
+                 "single_version_override", "git_override", "multiple_version_override",
+                 "use_extension", "use_repo", "use_repo_rule", "register_toolchains",
+                 "register_execution_platforms", "print", "Label")
 _MAX_CALL_DEPTH = 200
 MAX_LOAD_DEPTH = 100   # .bzl files loading each other; Python's recursion limit is near 190
 
@@ -155,6 +162,11 @@ class StarlarkEnv:
 
     def eval_workspace_file(self, source: SourceFile, text: str) -> None:
         self._evaluate(source, text, self._injection("workspace"),
+                       f"error evaluating {source.display}")
+
+    def eval_module_file(self, source: SourceFile, text: str) -> None:
+        """A MODULE.bazel file: module(), bazel_dep(), overrides, use_extension(), ..."""
+        self._evaluate(source, text, self._injection("module"),
                        f"error evaluating {source.display}")
 
     def load(self, label: Label) -> Any:
@@ -277,6 +289,8 @@ class StarlarkEnv:
             return self._native()
         if module_id == ANALYSIS_ID:
             return self._internal(ANALYSIS_ID, _ANALYSIS_PATH)
+        if module_id == REPOSITORY_ID:
+            return self._internal(REPOSITORY_ID, _REPOSITORY_PATH)
         if module_id == CC_GLOBALS_ID:   # injected, not a load of the file: no load edge
             return self.load(_CC_GLOBALS)
         current = self._current_package()
@@ -371,6 +385,41 @@ class StarlarkEnv:
             self._modules[f"<transitions {module_key}>"] = module
         return self.call(module, "apply", name, settings, attr, context=context)
 
+    def run_repository_rule(self, module_key: str, name: str, repository: str,
+                            attrs: dict, fetch_id: int, workspace_root: str,
+                            context: str) -> Any:
+        """Run the repository rule that .bzl file `module_key` exports as `name`, for
+        `repository` with `attrs` (repository.bzl's fetch)."""
+        return self._run_exported("fetch", module_key, name,
+                                  (repository, attrs, fetch_id, workspace_root), context)
+
+    def run_module_extension(self, module_key: str, name: str, modules: list,
+                             fetch_id: int, workspace_root: str, context: str) -> Any:
+        """Run the module extension that .bzl file `module_key` exports as `name`, for
+        the modules that use it (repository.bzl's run_extension)."""
+        return self._run_exported("run_extension", module_key, name,
+                                  (modules, fetch_id, workspace_root), context)
+
+    def _run_exported(self, helper: str, module_key: str, name: str, args: tuple,
+                      context: str) -> Any:
+        """Call repository.bzl's `helper` with what .bzl file `module_key` exports as
+        `name` (from its private `bp__rules`), then `args`."""
+        key = f"<{helper} {module_key}>"
+        module = self._modules.get(key)
+        if module is None:
+            absolute = "@" + module_key if module_key.startswith("//") else module_key
+            module = self.evaluate_generated(
+                f"<{helper} of {module_key}>",
+                f'load("{REPOSITORY_ID}", "{helper}")\n'
+                f'load("{absolute}", "{RULES_GLOBAL}")\n'
+                "def run(name, *args):\n"
+                f"    if name not in {RULES_GLOBAL}:\n"
+                f"        fail('{module_key} exports nothing named %s' % name)\n"
+                f"    return {helper}({RULES_GLOBAL}[name], *args)\n",
+                context)
+            self._modules[key] = module
+        return self.call(module, "run", name, *args, context=context)
+
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
         try:
@@ -398,7 +447,8 @@ class StarlarkEnv:
         """The module BUILD files see: builtins natives plus every rule of the prelude."""
         if NATIVE_ID not in self._modules:
             names = self._native_rule_names()
-            lines = ['load("<builtins>", "BUILD_NATIVES", "select", "Label", "print")']
+            lines = ['load("<builtins>", "BUILD_NATIVES", "WORKSPACE_NATIVES", "select", '
+                     '"Label", "print")']
             if self._prelude_entry is not None:
                 lines.append(f'load("{self._prelude_entry}", "NATIVE_RULES")')
             else:
@@ -406,6 +456,7 @@ class StarlarkEnv:
             lines += [
                 "def _merge():",
                 "    merged = dict(BUILD_NATIVES)",
+                "    merged.update(WORKSPACE_NATIVES)",
                 "    merged.update(NATIVE_RULES)",
                 "    return merged",
                 "_ALL = _merge()",
@@ -443,13 +494,16 @@ class StarlarkEnv:
                 text += f'load("{BUILTINS_ID}", _bp_add = "bp_add")\n'
             elif kind == "workspace":
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _WORKSPACE_NAMES)})\n'
+            elif kind == "module":
+                text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _MODULE_NAMES)})\n'
             else:
                 text = f'load("{BUILTINS_ID}", {", ".join(repr(n) for n in _CORE_NAMES)})\n'
                 text += f'load("{BUILTINS_ID}", ' + ", ".join(
                     f'{name} = "{value}"' for name, value in _TYPE_NAMES.items()) + ")\n"
                 if kind == "bzl":   # Bazel's globals of .bzl files, and its C++ API
                     text += f'load("{NATIVE_ID}", "native")\n'
-                    text += f'load("{CC_GLOBALS_ID}", "CcInfo", "cc_common")\n'
+                    text += (f'load("{CC_GLOBALS_ID}", "CcInfo", "cc_common", '
+                             '"DebugPackageInfo", "CcToolchainConfigInfo")\n')
             self._injections[kind] = sl.parse("<bp-injected>", text.replace("'", '"'))
         return self._injections[kind]
 

@@ -127,9 +127,9 @@ class PackageBuilder:
             return
         explicit = frozenset(attrs)
         attrs = {**self._defaults(rule), **attrs}
-        visibility = attrs["visibility"] if "visibility" in explicit else \
-            self.default_visibility
-        attrs["visibility"] = tuple(visibility)
+        visibility = tuple(map(_pseudo, attrs["visibility"])) if "visibility" in explicit \
+            else self.default_visibility
+        attrs["visibility"] = visibility
         self.raw[name] = dict(kwargs, kind=rule.kind)
         self.targets[name] = Target(
             label=label, kind=rule.kind, location=self._where.location(call),
@@ -204,7 +204,7 @@ class PackageBuilder:
         out = []
         for value in values:
             try:
-                out.append(parse_label(value, self.id))
+                out.append(_pseudo(parse_label(value, self.id)))
             except LabelError as e:
                 raise self.error(call, f"{e.message} in {what}", e.hint, keyword=what) from None
         return out
@@ -305,6 +305,13 @@ class PackageBuilder:
         path = source_path(label)
         return Target(label=label, kind=SOURCE_FILE, location=Location(path, 1, 1),
                       visibility=visibility, implicitly_exported=implicit)
+
+
+def _pseudo(label: Label) -> Label:
+    """//visibility:public and :private name no package: the same in every repository."""
+    if label.package == "visibility" and label.name in ("public", "private"):
+        return PUBLIC if label.name == "public" else PRIVATE
+    return label
 
 
 def source_path(label: Label) -> str:

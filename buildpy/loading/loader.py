@@ -7,9 +7,10 @@ the WORKSPACE file. Builds no graph (see graph.py) and resolves no select().
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -20,14 +21,15 @@ from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import (
     Label, LabelError, PackageId, parse_label, set_main_repository_name,
 )
-from buildpy.core.pattern import parse_pattern
 from buildpy.core.reads import ReadLog
-from buildpy.core.workspace import BUILD_FILES, WORKSPACE_FILES, Workspace
+from buildpy.core.workspace import BUILD_FILES, OUTPUT_DIR, WORKSPACE_FILES, Workspace
+from buildpy.external.repository import RepoOptions, Repositories
 from buildpy.lang.env import SourceFile, StarlarkEnv, to_starlark
 from buildpy.lang.values import Frame
 from buildpy.loading import glob as globbing
 from buildpy.loading.builder import FrameInfo, PackageBuilder
 from buildpy.loading.coerce import CoercionError, coerce_value
+from buildpy.loading.repositories import RepositoryNatives, WorkspaceRecord
 from buildpy.loading.rule_class import (
     ACCEPTED_RULE_PARAMS, AttrSpec, BuildSetting, DeclarationError, RuleClass, attr_spec,
     build_schema,
@@ -58,6 +60,38 @@ def default_prelude_root() -> Path:
     return default_data_root("prelude")
 
 
+def default_repository_cache() -> Path:
+    """Downloads by SHA-256, shared by every workspace: beside bp's disk cache."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bp" / "repository_cache"
+
+
+def _downloader(options: RepoOptions, say: Callable[[str], None]):
+    from buildpy.external.download import Downloader
+
+    cache = None if options.cache_off else (options.repository_cache or
+                                            default_repository_cache())
+    return Downloader(cache, options.distdirs, say)
+
+
+# the natives of MODULE.bazel files (buildpy/loading/modules.py)
+MODULE_NATIVES = ("_bp_module", "_bp_bazel_dep", "_bp_override", "_bp_use_extension",
+                  "_bp_extension_tag", "_bp_use_repo", "_bp_use_repo_rule")
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def _define_hint(repo: str) -> str:
+    return (f"define it in the WORKSPACE file, before its first use: for example "
+            f"local_repository(name = \"{repo}\", path = \"...\"), or http_archive(name = "
+            f"\"{repo}\", urls = [...], sha256 = \"...\") loaded from "
+            "@bazel_tools//tools/build_defs/repo:http.bzl")
+
+
 class NoSuchPackage(UserError):
     pass
 
@@ -69,12 +103,6 @@ class WorkspaceSettings:
     name: str = ""
     toolchains: tuple[str, ...] = ()
     execution_platforms: tuple[str, ...] = ()
-
-
-@dataclass
-class _WorkspaceRecorder:
-    name: str = ""
-    registered: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,15 +134,22 @@ class Loader:
 
     def __init__(self, workspace: Workspace, prelude_root: Path | None = None,
                  eval_timeout: float = 60.0, toolchains_root: Path | None = None,
-                 reads: ReadLog | None = None):
+                 reads: ReadLog | None = None, repo_options: RepoOptions = RepoOptions(),
+                 output_base: Path | None = None, say: Callable[[str], None] = _quiet):
         self.workspace = workspace
         set_main_repository_name(workspace.name)
         self.reads = reads or ReadLog()   # the workspace's files read, as they were read
         prelude = prelude_root or default_prelude_root()
-        self.repos = {"": workspace.root, PRELUDE_REPO: prelude,
-                      PLATFORMS_REPO: prelude / "platforms",
-                      TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
-                      **{name: prelude / "compat" / name for name in COMPAT_REPOS}}
+        self.workspace_natives = RepositoryNatives(self, _downloader(repo_options, say), say)
+        self._modules_args = (repo_options.registries, say)
+        self._module_natives: Any = None   # made when a MODULE.bazel is first evaluated
+        self.repos = Repositories(
+            {"": workspace.root, PRELUDE_REPO: prelude, PLATFORMS_REPO: prelude / "platforms",
+             TOOLCHAINS_REPO: toolchains_root or default_data_root("toolchains"),
+             **{name: prelude / "compat" / name for name in COMPAT_REPOS}},
+            workspace.root, output_base or workspace.root / OUTPUT_DIR,
+            self.workspace_natives.run_rule, repo_options, say,
+            replaceable=tuple(r for r in COMPAT_REPOS if r != "bazel_tools"))
         self.env = StarlarkEnv(self._resolve_bzl, self._natives(), eval_timeout=eval_timeout,
                                prelude_entry=PRELUDE_ENTRY, read=self._read_source,
                                plain_natives={
@@ -133,7 +168,6 @@ class Loader:
         self.aspect_exports: dict[tuple[str, str], str] = {}   # (module, name) -> id
         self._current: PackageBuilder | None = None
         self.analysis: Any = None   # the analyzer's recorder while analysis runs
-        self._workspace_recorder: _WorkspaceRecorder | None = None
         self._packages: dict[PackageId, Package | BpError] = {}
         self._settings: WorkspaceSettings | None = None
 
@@ -151,9 +185,11 @@ class Loader:
         root = self.repos.get(package.repo)
         if root is None:
             return None
+        tracked = package.repo in self.repos.definitions
         for name in ("BUILD.bazel", "BUILD"):
-            if (root / package.name / name).is_file():
-                return root / package.name / name
+            path = root / package.name / name
+            if self.reads.is_file(path) if tracked else path.is_file():
+                return path
         return None
 
     def is_package(self, package: PackageId) -> bool:
@@ -176,7 +212,8 @@ class Loader:
         if package.repo not in self.repos:
             raise NoSuchPackage(f"no such package '{package}': repository "
                                 f"'@{package.repo}' is not defined"
-                                f"{did_you_mean(package.repo, self.repos)}")
+                                f"{did_you_mean(package.repo, self.repos)}",
+                                hint=_define_hint(package.repo))
         path = self.build_file(package)
         if path is None:
             raise NoSuchPackage(
@@ -211,7 +248,7 @@ class Loader:
         (bp's prelude and toolchains are part of bp, which the saved analysis's key
         covers). A file that is not UTF-8 is an error at its first bad byte."""
         try:
-            if source.package.repo == "":
+            if source.package.repo == "" or source.package.repo in self.repos.definitions:
                 return self.reads.read_text(source.path)
             return source.path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
@@ -229,14 +266,16 @@ class Loader:
         root = self.repos.get(label.repo)
         if root is None:
             raise UserError(f"cannot load '{label}': repository '@{label.repo}' is not "
-                            f"defined{did_you_mean(label.repo, self.repos)}")
+                            f"defined{did_you_mean(label.repo, self.repos)}",
+                            hint=_define_hint(label.repo))
         if label.repo == "" and label.package and not self.is_package(label.package_id):
             head, _, tail = label.package.rpartition("/")
             hint = f"perhaps you meant '//{head}:{tail}/{label.name}'" if tail else None
             raise UserError(f"cannot load '{label}': '{label.package}' is not a package "
                             "(it has no BUILD file)", hint=hint)
         path = root / label.package / label.name
-        if not (self.reads.is_file(path) if label.repo == "" else path.is_file()):
+        tracked = label.repo == "" or label.repo in self.repos.definitions
+        if not (self.reads.is_file(path) if tracked else path.is_file()):
             if label.repo in COMPAT_REPOS:   # bp's stand-in: say what it has
                 files = sorted(f"@{label.repo}//{f.parent.relative_to(root).as_posix()}:"
                                f"{f.name}" for f in root.rglob("*.bzl"))
@@ -258,9 +297,11 @@ class Loader:
 
     def workspace_settings(self) -> WorkspaceSettings:
         if self._settings is None:
-            recorder = _WorkspaceRecorder()
-            self._workspace_recorder = recorder
+            recorder = WorkspaceRecord()
+            self.workspace_natives.record = recorder
             try:
+                if self.reads.is_file(self.workspace.root / "MODULE.bazel"):
+                    self._resolve_modules(recorder)
                 for name in WORKSPACE_FILES:
                     path = self.workspace.root / name
                     if self.reads.is_file(path):
@@ -268,11 +309,42 @@ class Loader:
                         self.env.eval_workspace_file(source, self._read_source(source))
                         break
             finally:
-                self._workspace_recorder = None
+                self.workspace_natives.record = None
             self._settings = WorkspaceSettings(
                 recorder.name, tuple(recorder.registered.get("toolchains", ())),
                 tuple(recorder.registered.get("execution_platforms", ())))
         return self._settings
+
+    @property
+    def module_natives(self):
+        """Bzlmod's natives and module graph (buildpy/loading/modules.py), loaded only for
+        a workspace that has a MODULE.bazel."""
+        if self._module_natives is None:
+            from buildpy.loading.modules import ModuleNatives
+
+            self._module_natives = ModuleNatives(self, *self._modules_args)
+        return self._module_natives
+
+    def in_module_file(self) -> bool:
+        return self._module_natives is not None and self._module_natives.current is not None
+
+    def _module_native(self, name: str, *args: Any, frames) -> Any:
+        return self.module_natives.natives()[name](*args, frames=frames)
+
+    def _resolve_modules(self, recorder: WorkspaceRecord) -> None:
+        """Bzlmod: the module graph, a repository per module, the extensions' repositories;
+        the modules' toolchains and platforms are registered, the root module's first."""
+        modules = self.module_natives
+        root = modules.resolve(self.workspace.root / "MODULE.bazel")
+        modules.run_extensions()
+        for module in [root, *modules.selected.values()]:
+            recorder.registered.setdefault("toolchains", []).extend(module.toolchains)
+            recorder.registered.setdefault("execution_platforms", []).extend(
+                module.platforms)
+
+    def read_workspace_file(self, path: Path) -> str:
+        """A file of the workspace, recorded as read."""
+        return self.reads.read_text(path)
 
     # ---- natives ---------------------------------------------------------------------
 
@@ -301,20 +373,33 @@ class Loader:
                 frames, "package_name").id.name,
             "_bp_repository_name": lambda *, frames: "@" + self._builder(
                 frames, "repository_name").id.repo,
-            "_bp_existing_rule": lambda name, *, frames: to_starlark(self._builder(
-                frames, "existing_rule").existing_rule(name)),
-            "_bp_existing_rules": lambda *, frames: to_starlark(self._builder(
-                frames, "existing_rules").existing_rules()),
+            "_bp_existing_rule": self._existing_rule,
+            "_bp_existing_rules": self._existing_rules,
             "_bp_host_info": lambda *, frames: {"os": host_os(), "cpu": host_cpu()},
-            "_bp_workspace": self._workspace,
+            **self.workspace_natives.natives(),
+            **{name: functools.partial(self._module_native, name) for name in MODULE_NATIVES},
             # analysis: forwarded to the analyzer's recorder while it runs
             "_bp_declare": lambda *a, frames: self.analysis.declare(*a, frames=frames),
             "_bp_action": lambda *a, frames: self.analysis.action(*a, frames=frames),
             "_bp_analysis_error": lambda *a, frames: self.analysis.fail(*a, frames=frames),
             "_bp_canonical_label": lambda *a, frames: self.analysis.canonical(*a,
                                                                                frames=frames),
-            "_bp_register": self._register,
         }
+
+    def _existing_rule(self, name: Any, *, frames) -> Any:
+        if self.workspace_natives.record is not None:   # in WORKSPACE: its repositories
+            if self.repos.builtin(name):
+                return {"name": name, "kind": "bp_builtin_repository"}
+            definition = self.repos.definitions.get(name)
+            return None if definition is None else to_starlark(
+                {"name": name, "kind": definition.kind, **definition.attrs})
+        return to_starlark(self._builder(frames, "existing_rule").existing_rule(name))
+
+    def _existing_rules(self, *, frames) -> Any:
+        if self.workspace_natives.record is not None:
+            return {name: self._existing_rule(name, frames=frames)
+                    for name in self.repos.definitions}
+        return to_starlark(self._builder(frames, "existing_rules").existing_rules())
 
     def _builder(self, frames: tuple[Frame, ...], what: str) -> PackageBuilder:
         if self._current is None or frames[0].path != self._current.build_file:
@@ -461,40 +546,31 @@ class Loader:
         return result
 
     def _listing(self, package: PackageId) -> tuple[list[str], list[str]]:
-        if package.repo != "":
-            return [], []
-        listing = globbing.list_package(self.workspace, package.name, strict=True)
-        self.reads.listed(package.name, listing)
+        key = package.name if package.repo == "" else str(package)
+        listing = self.listing(key, strict=True)
+        if package.repo == "" or package.repo in self.repos.definitions:
+            self.reads.listed(key, listing)
         return listing
+
+    def listing(self, key: str, strict: bool = False) -> tuple[list[str], list[str]]:
+        """The files and directories of a package: `pkg` in the main repository,
+        `@repo//pkg` in another one."""
+        if not key.startswith("@"):
+            return globbing.list_package(self.workspace, key, strict=strict)
+        repo, _, name = key[1:].partition("//")
+        return globbing.list_package(Workspace(self.repos[repo]), name, strict=strict)
+
+    def transitive_loads(self, module_key: str) -> set[str]:
+        return self._transitive_loads(module_key)
+
+    def bzl_path(self, module_key: str) -> Path:
+        """The file of a .bzl module by its key (its label's text)."""
+        text = "@" + module_key if module_key.startswith("//") else module_key
+        return self._resolve_bzl(parse_label(text, PackageId("", ""))).path
 
     def loaded_packages(self) -> list[Package]:
         """The packages loaded so far (without the ones that failed)."""
         return [p for p in self._packages.values() if isinstance(p, Package)]
-
-    def _workspace(self, name: Any, *, frames) -> None:
-        recorder = self._workspace_recorder
-        caller = self.env.caller(frames)
-        if recorder is None:
-            raise self.env.error_at(caller, "workspace() can only be used in the "
-                                            "WORKSPACE file")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", name):
-            raise self.env.error_at(caller, f"invalid workspace name {name!r}",
-                                    hint="use letters, digits, '_', '-' and '.', starting "
-                                         "with a letter")
-        recorder.name = name
-
-    def _register(self, what: str, labels: Any, *, frames) -> None:
-        recorder = self._workspace_recorder
-        caller = self.env.caller(frames)
-        if recorder is None:
-            raise self.env.error_at(caller, f"register_{what}() can only be used in the "
-                                            "WORKSPACE file")
-        for text in labels:
-            try:
-                parse_pattern(text)
-            except LabelError as e:
-                raise self.env.error_at(caller, e.message, e.hint) from None
-            recorder.registered.setdefault(what, []).append(text)
 
 
 def _check_rule_name(kind: str, test: bool, fail: Callable[[str, str], BpError]) -> None:

@@ -218,6 +218,18 @@ CcToolchainInfo = provider(
               "toolchain_id"],
 )
 
+# Bazel's other C++ globals, which rule sets (rules_cc's defs.bzl) re-export: accepted,
+# and made by bp's rules never
+DebugPackageInfo = provider(
+    doc = "A binary's debug information package (Bazel's; bp makes none).",
+    fields = ["target_label", "stripped_file", "unstripped_file", "dwp_file"],
+)
+
+CcToolchainConfigInfo = provider(
+    doc = "A cc_toolchain_config's result (Bazel's; bp's C++ toolchain has its own form).",
+    fields = [],
+)
+
 def cc_toolchain_info(toolchain):
     """CcToolchainInfo for bp's C++ toolchain (its ToolchainInfo)."""
     return CcToolchainInfo(

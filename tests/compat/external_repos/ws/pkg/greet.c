@@ -1,0 +1,3 @@
+#include "pkg/greet.h"
+
+const char *greeting(void) { return "hello through rules_cc and skylib"; }
