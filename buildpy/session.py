@@ -405,7 +405,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     key = hashlib.sha256(json.dumps({
         "words": words, "offset": session.offset, "options": repr(options),
         "keep_going": execution.keep_going, "workspace": str(session.workspace.root),
-        "repos": repr(loader.repos.options),
+        "repos": repr(loader.repos.options), "repositories": loader.repos.fingerprint(),
         "bp": snapshot.bp_digest([package_dir, loader.repos["prelude"],
                                   loader.repos["toolchains"]]),
     }, sort_keys=True).encode()).hexdigest()

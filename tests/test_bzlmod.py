@@ -18,6 +18,7 @@ import pytest
 
 BP = [sys.executable, "-m", "buildpy"]
 SKYLIB = Path("/usr/share/bazel/tools/skylib")
+RULES_CC = Path("/usr/share/bazel/rules/cc")
 
 EXTENSION = '''
 def _gen_impl(ctx):
@@ -187,20 +188,87 @@ def test_module_errors(ws, registry, tmp_path):
            "did you mean 'greetings'?" in done.stderr, done.stderr
 
 
-@pytest.mark.skipif(not (SKYLIB / "lib" / "paths.bzl").exists(),
-                    reason="Debian's bazel-skylib is not installed (scripts/install-test-deps)")
-def test_debians_skylib_as_a_local_path_override(ws, tmp_path):
+@pytest.mark.skipif(not (SKYLIB / "lib" / "paths.bzl").exists()
+                    or not (RULES_CC / "cc" / "defs.bzl").exists(),
+                    reason="Debian's bazel-skylib and bazel-rules-cc are not installed "
+                           "(scripts/install-test-deps)")
+def test_debians_skylib_and_rules_cc_as_local_path_overrides(ws, tmp_path):
+    """rules_cc's own MODULE.bazel is followed (its dependencies on bazel_skylib and
+    platforms); its cc_configure extension, which sets up Bazel's C++ toolchain, is
+    replaced by bp's toolchain."""
     root = ws({
         "MODULE.bazel": f"""
             bazel_dep(name = "bazel_skylib", version = "1.0.3")
+            bazel_dep(name = "rules_cc", version = "0.0.4")
             bazel_dep(name = "platforms", version = "0.0.4")   # bp's own
             local_path_override(module_name = "bazel_skylib", path = "{SKYLIB}")
+            local_path_override(module_name = "rules_cc", path = "{RULES_CC}")
         """,
         "BUILD": """
             load("@bazel_skylib//lib:paths.bzl", "paths")
             load("@bazel_skylib//rules:write_file.bzl", "write_file")
-            write_file(name = "w", out = paths.join("out", "w.txt"), content = ["written"])
+            load("@rules_cc//cc:defs.bzl", "cc_binary")
+            write_file(name = "w", out = paths.join("out", "w.c"),
+                       content = ["#include <stdio.h>",
+                                  "int main(void) { puts(\\"via rules_cc\\"); }"])
+            cc_binary(name = "hello", srcs = [":w"])
+            genrule(name = "run", outs = ["run.txt"], tools = [":hello"],
+                    cmd = "$(location :hello) > $@")
         """})
-    done = _bp(root, "build", "//:w")
+    if __import__("shutil").which("cc") is None and __import__("shutil").which("gcc") is None:
+        pytest.skip("no C compiler")
+    done = _bp(root, "build", "//:run")
     assert done.returncode == 0, done.stderr
-    assert (root / "bp-bin" / "out" / "w.txt").read_text() == "written"   # skylib 1.0.3
+    assert (root / "bp-bin" / "run.txt").read_text() == "via rules_cc\n"
+    done = _bp(root, "mod", "graph")
+    assert done.stdout.splitlines() == [
+        "<root> (root@_)", "├───bazel_skylib@_", "└───rules_cc@_",
+        "    └───bazel_skylib@_ (*)"], done.stdout
+
+
+@pytest.mark.skipif(__import__("shutil").which("git") is None, reason="no git")
+def test_git_override_from_a_local_clone(ws, registry, tmp_path):
+    remote = tmp_path / "b-git"
+    remote.mkdir()
+    (remote / "MODULE.bazel").write_text('module(name = "b", version = "3.0")\n')
+    (remote / "BUILD").write_text('genrule(name = "b", outs = ["b.txt"], cmd = "echo b from git '
+                                  '> $@", visibility = ["//visibility:public"])\n')
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-C", str(remote)]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "one"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    root = ws({
+        "MODULE.bazel": f"""
+            bazel_dep(name = "b", version = "1.0")
+            git_override(module_name = "b", remote = "{remote}", commit = "{commit}")
+        """,
+        "BUILD": 'genrule(name = "all", srcs = ["@b//:b"], outs = ["all.txt"], '
+                 'cmd = "cat $< > $@")\n'})
+    done = _bp(root, "build", registry, f"--repository_cache={tmp_path / 'repos'}", "//:all")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "all.txt").read_text() == "b from git\n"
+    done = _bp(root, "mod", "graph", registry)
+    assert done.stdout.splitlines() == ["<root> (root@_)", "└───b@_"]
+
+
+def test_each_module_has_its_own_repository_mapping(ws, registry, tmp_path):
+    """`@see` means module c inside d (its bazel_dep's repo_name), and module b in the
+    root module."""
+    _publish(tmp_path, "d", "1.0", {
+        "MODULE.bazel": 'module(name = "d", version = "1.0")\n'
+                        'bazel_dep(name = "c", version = "1.0", repo_name = "see")\n',
+        "BUILD": 'genrule(name = "d", srcs = ["@see//:ver"], outs = ["d.txt"], '
+                 'cmd = "cat $< > $@", visibility = ["//visibility:public"])\n'})
+    root = ws({
+        "MODULE.bazel": """
+            bazel_dep(name = "d", version = "1.0")
+            bazel_dep(name = "b", version = "1.0", repo_name = "see")
+        """,
+        "BUILD": 'genrule(name = "all", srcs = ["@d//:d", "@see//:b"], outs = ["all.txt"], '
+                 'cmd = "cat $(SRCS) > $@")\n'})
+    done = _bp(root, "build", registry, f"--repository_cache={tmp_path / 'repos'}", "//:all")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "all.txt").read_text() == "c 1.1\nB\n"   # b wants c 1.1
+    done = _bp(root, "query", registry, "deps(//:all)")
+    assert "@c//:ver" in done.stdout.split() and "@b//:b" in done.stdout.split(), done.stdout

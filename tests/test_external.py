@@ -450,3 +450,94 @@ def test_a_transient_server_error_is_retried(ws, server, tmp_path):
     done = _bp(root, "build", f"--repository_cache={tmp_path / 'repos'}", "//:use")
     assert done.returncode == 0, done.stderr
     assert requested == ["/lib-1.2.tar.gz", "/lib-1.2.tar.gz"]
+
+
+def test_configure_rules_are_fetched_again_by_sync_configure(ws, tmp_path):
+    counter = tmp_path / "runs"
+    root = ws({
+        "repo.bzl": f"""
+            def _impl(ctx):
+                ctx.execute(["sh", "-c", "echo run >> {counter}"])
+                ctx.file("WORKSPACE", "")
+                ctx.file("BUILD", "")
+
+            detected = repository_rule(implementation = _impl, configure = True)
+            plain = repository_rule(implementation = _impl)
+        """,
+        "BUILD": "",
+        "WORKSPACE": 'load("//:repo.bzl", "detected", "plain")\n'
+                     'detected(name = "d")\nplain(name = "p")\n'})
+    assert _bp(root, "fetch").returncode == 0
+    assert counter.read_text() == "run\nrun\n"
+    done = _bp(root, "sync", "--configure")
+    assert done.returncode == 0, done.stderr
+    assert "INFO: fetched @d" in done.stderr and "@p" not in done.stderr
+    assert counter.read_text() == "run\n" * 3
+
+
+def test_external_package_lists_the_workspace_repositories(ws, tmp_path):
+    root = ws({
+        "WORKSPACE": """
+            load("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+            http_archive(name = "lib", urls = ["file:///nowhere/lib.tar.gz"],
+                         strip_prefix = "lib-1.2")
+            local_repository(name = "near", path = "near")
+            bind(name = "json", actual = "@lib//:json")
+        """,
+        "BUILD": ""})
+    done = _bp(root, "query", "//external:*")
+    assert done.stdout.split() == ["//external:WORKSPACE", "//external:json",
+                                   "//external:lib", "//external:near"], done.stderr
+    done = _bp(root, "query", "--output=build", "//external:lib")
+    assert done.stdout.splitlines() == [
+        f"# {root}/WORKSPACE:2:13", "http_archive(", '  name = "lib",',
+        '  strip_prefix = "lib-1.2",', '  urls = ["file:///nowhere/lib.tar.gz"],', ")"]
+    done = _bp(root, "build", "//external:lib")
+    assert "'//external:lib' is a repository that WORKSPACE defines (http_archive), not a " \
+           "target to build" in done.stderr
+
+
+def test_a_rule_is_fetched_again_when_an_environ_variable_changes(ws, tmp_path):
+    import os
+
+    root = ws({
+        "repo.bzl": """
+            def _impl(ctx):
+                ctx.file("WORKSPACE", "")
+                ctx.file("BUILD", 'genrule(name = "v", outs = ["v.txt"], cmd = "echo %s > $@")'
+                         % ctx.os.environ.get("BP_TEST_FLAVOR", "none"))
+
+            flavored = repository_rule(implementation = _impl, environ = ["BP_TEST_FLAVOR"])
+        """,
+        "BUILD": "",
+        "WORKSPACE": 'load("//:repo.bzl", "flavored")\nflavored(name = "f")\n'})
+
+    def build(flavor: str) -> str:
+        env = dict(os.environ, BP_TEST_FLAVOR=flavor)
+        done = subprocess.run([*BP, "--nohome_rc", "build", "@f//:v"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return (root / "bp-out").glob("*/bin/external/f/v.txt").__next__().read_text()
+
+    assert build("sweet") == "sweet\n"
+    assert build("sour") == "sour\n"
+
+
+def test_bazel_tools_compiler_flag_and_platform_names(ws):
+    root = ws({"BUILD": """
+        config_setting(name = "gcc", flag_values = {"@bazel_tools//tools/cpp:compiler": "gcc"})
+        config_setting(name = "linux", constraint_values = ["@bazel_tools//platforms:linux"])
+        genrule(name = "which", outs = ["which.txt"], cmd = select({
+            ":gcc": "echo gcc > $@", "//conditions:default": "echo other > $@"}))
+        genrule(name = "os", outs = ["os.txt"], cmd = select({
+            ":linux": "echo linux > $@", "//conditions:default": "echo other > $@"}))
+    """})
+    done = _bp(root, "build", "--platforms=@bazel_tools//platforms:host_platform", "//:all")
+    assert done.returncode == 0, done.stderr
+    import platform
+    if platform.system() == "Linux":
+        assert (root / "bp-bin" / "which.txt").read_text() == "gcc\n"
+        assert (root / "bp-bin" / "os.txt").read_text() == "linux\n"
+    done = _bp(root, "build", "--@bazel_tools//tools/cpp:compiler=clang", "//:which")
+    assert done.returncode == 0, done.stderr
+    assert (root / "bp-bin" / "which.txt").read_text() == "other\n"

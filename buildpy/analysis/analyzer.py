@@ -522,6 +522,11 @@ class Analyzer:
             self.recorder.results[key] = TargetResult((file["path"],))
             return {"id": index, "kind": "file", "file": file}
         rule = target.rule_class
+        if rule.defined_in == "WORKSPACE":   # //external:<name>, for query only
+            raise UserError(f"'{target.label}' is a repository that WORKSPACE defines "
+                            f"({rule.kind}), not a target to build",
+                            location=target.location,
+                            hint=f"build the repository's targets: @{target.label.name}//...")
         rule_index = rules.get((rule.defined_in, rule.kind))
         if rule_index is None:
             rule_index = rules[(rule.defined_in, rule.kind)] = len(rules)

@@ -12,6 +12,9 @@ from buildpy.core.errors import UserError
 
 MAIN_REPO = ""
 _main_repository_name = ""   # `@<this name>//...` is the main repository, as in Bazel
+# Bzlmod: in repository R, `@name` means _repository_mapping[R][name] (a module's own
+# names for its dependencies); `@@name` is never mapped
+_repository_mapping: dict[str, dict[str, str]] = {}
 
 
 def set_main_repository_name(name: str) -> None:
@@ -19,6 +22,13 @@ def set_main_repository_name(name: str) -> None:
     name it, `@name//pkg:x`, then mean `//pkg:x`, so its files load once."""
     global _main_repository_name
     _main_repository_name = name
+
+
+def set_repository_mapping(mapping: dict[str, dict[str, str]]) -> None:
+    """What each repository's own names of other repositories mean (Bzlmod's repository
+    mapping: `repo_name`s and use_repo() aliases), by repository."""
+    global _repository_mapping
+    _repository_mapping = {repo: dict(names) for repo, names in mapping.items()}
 
 # Characters Bazel (LabelValidator) allows. Package names: printable 7-bit ASCII except
 # ':' and '\\'. Target names: the same plus ':' (not first) and any non-ASCII character.
@@ -159,6 +169,9 @@ def parse_label(text: str, current: PackageId | None = None) -> Label:
     if text == "":
         raise _fail(text, "empty label")
     repo, rest = split_repo(text)
+    if repo and _repository_mapping and not text.startswith("@@"):
+        repo = _repository_mapping.get(current.repo if current is not None else MAIN_REPO,
+                                       {}).get(repo, repo)
     if rest.startswith("//"):
         body = rest[2:]
         package, colon, name = body.partition(":")

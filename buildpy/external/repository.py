@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Mapping
 from buildpy.core.errors import Location, UserError
 
 NATIVE_KINDS = ("local_repository", "new_local_repository")
+STAND_IN = "bp_stand_in_repository"   # bp's own: the files its `files` attribute holds
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,9 @@ class Repositories(Mapping[str, Path]):
         try:
             if definition.kind == "new_local_repository":
                 self._new_local(definition, directory)
+            elif definition.kind == STAND_IN:
+                for name, content in definition.attrs["files"].items():
+                    (directory / name).write_text(content)
             else:
                 self.say(f"Fetching @{definition.name}")
                 self.run_rule(definition, directory)
@@ -206,6 +210,14 @@ class Repositories(Mapping[str, Path]):
             _remove(directory)   # nothing half-done stays to be trusted
             raise
         marker.write_text(json.dumps({"digest": digest}) + "\n")
+
+    def fingerprint(self) -> str:
+        """What every repository's contents depend on, in one digest (fetching nothing):
+        a saved analysis is reused only while it is the same."""
+        parts = {name: self._digest(d) for name, d in sorted(self.definitions.items())}
+        text = json.dumps([parts, sorted(self.aliases.items()),
+                           sorted((n, str(p)) for n, p in self.overrides.items())])
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def _digest(self, definition: RepoDef) -> str:
         """What the repository's contents depend on: its definition, the source of its

@@ -20,6 +20,7 @@ from buildpy.core.errors import (BpError, EnvError, Location, UserError, did_you
 from buildpy.core.host import host_cpu, host_os
 from buildpy.core.label import (
     Label, LabelError, PackageId, parse_label, set_main_repository_name,
+    set_repository_mapping,
 )
 from buildpy.core.reads import ReadLog
 from buildpy.core.workspace import BUILD_FILES, OUTPUT_DIR, WORKSPACE_FILES, Workspace
@@ -29,7 +30,9 @@ from buildpy.lang.values import Frame
 from buildpy.loading import glob as globbing
 from buildpy.loading.builder import FrameInfo, PackageBuilder
 from buildpy.loading.coerce import CoercionError, coerce_value
-from buildpy.loading.repositories import RepositoryNatives, WorkspaceRecord
+from buildpy.loading.repositories import (
+    EXTERNAL_PACKAGE, RepositoryNatives, WorkspaceRecord, external_package,
+)
 from buildpy.loading.rule_class import (
     ACCEPTED_RULE_PARAMS, AttrSpec, BuildSetting, DeclarationError, RuleClass, attr_spec,
     build_schema,
@@ -138,6 +141,7 @@ class Loader:
                  output_base: Path | None = None, say: Callable[[str], None] = _quiet):
         self.workspace = workspace
         set_main_repository_name(workspace.name)
+        set_repository_mapping({})   # (a MODULE.bazel sets it again)
         self.reads = reads or ReadLog()   # the workspace's files read, as they were read
         prelude = prelude_root or default_prelude_root()
         self.workspace_natives = RepositoryNatives(self, _downloader(repo_options, say), say)
@@ -193,7 +197,13 @@ class Loader:
         return None
 
     def is_package(self, package: PackageId) -> bool:
-        return self.build_file(package) is not None
+        return self.build_file(package) is not None or self._is_external(package)
+
+    def _is_external(self, package: PackageId) -> bool:
+        """Bazel's //external, the WORKSPACE's repositories (unless a real package)."""
+        return package == EXTERNAL_PACKAGE and bool(
+            self.repos.definitions or self.workspace_natives.binds) and \
+            self.build_file(package) is None
 
     def load_package(self, package: PackageId) -> Package:
         """The loaded package, or raises the error(s) of its BUILD file."""
@@ -215,6 +225,9 @@ class Loader:
                                 f"{did_you_mean(package.repo, self.repos)}",
                                 hint=_define_hint(package.repo))
         path = self.build_file(package)
+        if path is None and self._is_external(package):
+            self.workspace_settings()
+            return external_package(self.repos.definitions, self.workspace_natives.binds)
         if path is None:
             raise NoSuchPackage(
                 f"no such package '{package}': BUILD file not found in directory "
@@ -337,8 +350,13 @@ class Loader:
         modules = self.module_natives
         root = modules.resolve(self.workspace.root / "MODULE.bazel")
         modules.run_extensions()
+        set_repository_mapping(modules.mapping())
+        def kept(labels: list[str]) -> list[str]:
+            return [t for t in labels if not any(t.startswith(f"@{r}//")
+                                                 for r in modules.replaced)]
+
         for module in [root, *modules.selected.values()]:
-            recorder.registered.setdefault("toolchains", []).extend(module.toolchains)
+            recorder.registered.setdefault("toolchains", []).extend(kept(module.toolchains))
             recorder.registered.setdefault("execution_platforms", []).extend(
                 module.platforms)
 

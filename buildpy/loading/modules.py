@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from buildpy.core.errors import BpError, UserError, did_you_mean
 from buildpy.core.label import LabelError, PackageId, parse_label
 from buildpy.external.modules import Dep, ExtensionUsage, Module, Registry, select_versions
-from buildpy.external.repository import RepoDef
+from buildpy.external.repository import STAND_IN, RepoDef
 from buildpy.lang.env import SourceFile, to_starlark
 from buildpy.lang.values import Frame
 
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
 MODULE_FILE = "MODULE.bazel"
 _HTTP = ("@bazel_tools//tools/build_defs/repo:http.bzl", "http_archive")
+# Extensions that configure Bazel's own C++ toolchain: bp has its own, so it does not run
+# them; the repositories they would make are empty, and toolchains registered from those
+# repositories are left out.
+REPLACED_EXTENSIONS = {
+    ("@rules_cc//cc:extensions.bzl", "cc_configure"):
+        ("local_config_cc", "local_config_cc_toolchains", "local_config_xcode"),
+}
 _GIT = ("@bazel_tools//tools/build_defs/repo:git.bzl", "git_repository")
 
 
@@ -42,6 +49,7 @@ class ModuleNatives:
         self.root: Module | None = None
         self.selected: dict[str, Module] = {}
         self._usages: dict[int, ExtensionUsage] = {}
+        self.replaced: set[str] = set()   # repositories of REPLACED_EXTENSIONS
         self._tags: dict[int, list[str]] = {}        # line of a use_extension -> its tags
         self._ids = itertools.count(1)
 
@@ -99,11 +107,28 @@ class ModuleNatives:
             repos.aliases[root.name] = ""
         for name, module in self.selected.items():
             self._define_module_repo(name, module)
-        for module in [root, *self.selected.values()]:
-            for dep in module.deps:
+        for module in [root, *self.selected.values()]:   # for labels that no mapping
+            for dep in module.deps:                        # reaches (command lines)
                 if dep.repo_name != dep.name and dep.name in self.selected:
                     repos.aliases.setdefault(dep.repo_name, dep.name)
         return root
+
+    def mapping(self) -> dict[str, dict[str, str]]:
+        """Each module's repository mapping: its bazel_deps' repo_names and its
+        use_repo() aliases (the names that differ from the repositories'), and for the
+        root module its own name."""
+        mapping: dict[str, dict[str, str]] = {}
+        for repo, module in [("", self.root), *self.selected.items()]:
+            names = mapping.setdefault(repo, {})
+            for dep in module.deps:
+                if dep.repo_name != dep.name and dep.name in self.selected:
+                    names[dep.repo_name] = dep.name
+            for usage in module.extensions:
+                names.update((local, made) for local, made in usage.imports.items()
+                             if local != made)
+        if self.root.name:
+            mapping[""].setdefault(self.root.repo_name or self.root.name, "")
+        return {repo: names for repo, names in mapping.items() if names}
 
     def _module_of(self, name: str, version: str, asked) -> Module:
         override = self.root.overrides.get(name, {})
@@ -120,7 +145,12 @@ class ModuleNatives:
             path = directory / MODULE_FILE   # none: a module with no dependencies
             module = self.evaluate(path, f"@{name}//:{MODULE_FILE}", name) \
                 if path.is_file() else Module(name=name)
+            module.version = ""   # an overridden module has no version (`name@_`)
         else:
+            if not version:
+                raise UserError(f"bazel_dep() of '{name}' has no version", location=asked,
+                                hint="give it version = \"...\", or override it in the root "
+                                     "MODULE.bazel (local_path_override, archive_override)")
             text, base = self.registry.module_file(name, version, asked)
             self._sources[(name, version)] = base
             module = self.evaluate(Path(f"<registry>/{name}/{version}/{MODULE_FILE}"),
@@ -251,9 +281,16 @@ class ModuleNatives:
                 if usage.dev and module is not self.root:
                     continue
                 extensions.setdefault((usage.bzl, usage.name), []).append((repo, module, usage))
-        for (bzl, name), users in extensions.items():
-            self._run_extension(bzl, name, users)
         repos = self.loader.repos
+        for (bzl, name), users in extensions.items():
+            if (bzl, name) in REPLACED_EXTENSIONS:
+                for made in REPLACED_EXTENSIONS[(bzl, name)]:
+                    repos.define(RepoDef(made, STAND_IN, {"files": {
+                        "WORKSPACE": "", "BUILD.bazel": "# bp's own C++ toolchain stands "
+                        "in for this repository\n"}}, self.root.location))
+                    self.replaced.add(made)
+                continue
+            self._run_extension(bzl, name, users)
         for (bzl, name), users in extensions.items():
             for _, module, usage in users:
                 for local, made in usage.imports.items():

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from buildpy.core.errors import BpError, UserError
 from buildpy.core.label import LabelError, PackageId, parse_label
@@ -22,6 +22,7 @@ from buildpy.core.pattern import parse_pattern
 from buildpy.external.repository import NATIVE_KINDS, RepoDef, Repositories, RepoRule
 from buildpy.lang.env import StarlarkEnv, to_starlark
 from buildpy.lang.values import Frame
+from buildpy.loading.target import Package
 
 if TYPE_CHECKING:   # (a build with no repository to fetch does without them)
     from buildpy.external.context import RepoContext
@@ -38,7 +39,6 @@ class WorkspaceRecord:
 
     name: str = ""
     registered: dict[str, list[str]] = field(default_factory=dict)
-    binds: dict[str, str | None] = field(default_factory=dict)
 
 
 class RepositoryNatives:
@@ -50,6 +50,7 @@ class RepositoryNatives:
         self.downloader = downloader
         self.say = say
         self.record: WorkspaceRecord | None = None   # while WORKSPACE is evaluated
+        self.binds: dict[str, Any] = {}   # bind(): //external:<name>, for query
         self.rules: dict[int, RepoRule] = {}
         self._contexts: dict[int, RepoContext] = {}
         self._ids = itertools.count(1)
@@ -115,8 +116,8 @@ class RepositoryNatives:
             into.append(f"@{repo}{text}" if repo and text.startswith("//") else text)
 
     def _bind(self, name: Any, actual: Any, *, frames) -> None:
-        record = self._in_workspace("bind", frames)
-        record.binds[str(name)] = actual   # accepted; //external:<name> is not served
+        self._in_workspace("bind", frames)
+        self.binds[str(name)] = actual
 
     # ---- repository rules --------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class RepositoryNatives:
                                         "exported: assign it to a global of its .bzl file")
             self._check_attrs(name, rule, attrs, caller)
             kind = rule.name
-            self.repos.digests[name] = self._module_digest(rule.module)
+            self.repos.digests[name] = self.module_digest(rule.module)
         try:
             self.repos.define(RepoDef(name, kind, attrs, top, rule))
         except UserError as error:
@@ -209,9 +210,6 @@ class RepositoryNatives:
         del self._contexts[fetch_id]
 
     def module_digest(self, module_key: str) -> str:
-        return self._module_digest(module_key)
-
-    def _module_digest(self, module_key: str) -> str:
         """The digest of a .bzl file and those it loads: a repository re-fetched when
         its rule's code changes."""
         digest = hashlib.sha256()
@@ -232,9 +230,8 @@ class RepositoryNatives:
         from buildpy.external.context import RepoContext
 
         rule = definition.rule
-        fetch_id = next(self._ids)
-        self._contexts[fetch_id] = RepoContext(definition.name, directory, self.downloader,
-                                               self.say)
+        fetch_id = self.open_context(RepoContext(definition.name, directory, self.downloader,
+                                                 self.say))
         where = f"repository '@{definition.name}' ({definition.kind} at {definition.location})"
         try:
             self.env.run_repository_rule(
@@ -245,7 +242,7 @@ class RepositoryNatives:
                 error.message += f"\n(while fetching {where})"
             raise
         finally:
-            del self._contexts[fetch_id]
+            self.close_context(fetch_id)
 
     def _repo(self, fetch_id: int, op: str, args: Any, *, frames) -> Any:
         context = self._contexts.get(fetch_id)
@@ -275,3 +272,46 @@ class RepositoryNatives:
             raise UserError(f"'{text}' is not a file ({path})",
                             hint="name a file that exists in that repository")
         return os.fspath(path)
+
+
+EXTERNAL_PACKAGE = PackageId("", "external")
+
+
+def external_package(definitions: Mapping[str, RepoDef], binds: Mapping[str, Any]) -> Package:
+    """Bazel's `//external` package (WORKSPACE mode): a rule target per repository
+    definition (its kind the rule's name, its attributes as WORKSPACE gave them) and per
+    bind(), for query (`bp query //external:*`, `--output=build`)."""
+    from types import MappingProxyType
+
+    from buildpy.core.errors import Location
+    from buildpy.loading.rule_class import AttrSpec, RuleClass, build_schema
+    from buildpy.loading.target import PUBLIC, SOURCE_FILE, Target
+
+    targets: dict[str, Target] = {}
+    entries = [(d.name, d.kind, dict(d.attrs), d.location) for d in definitions.values()]
+    entries += [(name, "bind", {"actual": actual} if actual else {}, None)
+                for name, actual in binds.items()]
+    for name, kind, attrs, location in entries:
+        where = location or Location("WORKSPACE", 1, 1)
+        specs = {key: AttrSpec(key, _attr_type(value)) for key, value in attrs.items()}
+        rule = RuleClass(-1, kind, build_schema(specs, False, False), False, False, "", (),
+                         where, "WORKSPACE")
+        values = {**rule.defaults, **attrs, "name": name, "visibility": (PUBLIC,)}
+        targets[name] = Target(EXTERNAL_PACKAGE.label(name), kind, where,
+                               MappingProxyType(values), frozenset(attrs) | {"name"}, rule,
+                               visibility=(PUBLIC,))
+    targets.setdefault("WORKSPACE", Target(EXTERNAL_PACKAGE.label("WORKSPACE"), SOURCE_FILE,
+                                           Location("WORKSPACE", 1, 1)))
+    return Package(EXTERNAL_PACKAGE, "WORKSPACE", MappingProxyType(targets))
+
+
+def _attr_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, list):
+        return "string_list"
+    if isinstance(value, dict):
+        return "string_dict"
+    return "string"
