@@ -396,6 +396,10 @@ def _execution_options(command):
         click.option("--embed_label", default="", metavar="LABEL", expose_value=False,
                      callback=_remember("bp.embed_label"),
                      help="BUILD_EMBED_LABEL of bp-out/stable-status.txt."),
+        click.option("--explain", metavar="FILE", expose_value=False,
+                     callback=_remember("bp.explain"),
+                     help="Write why each action of the build ran, or which cache it "
+                          "came from, to FILE (as bp why says it)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -513,7 +517,8 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
         remote=_remote(remote_flags, disk_cache) if remote_flags else None,
         status=StatusOptions(stamp=bool(meta.get("bp.stamp")),
                              command=meta.get("bp.workspace_status_command") or "",
-                             embed_label=meta.get("bp.embed_label") or ""))
+                             embed_label=meta.get("bp.embed_label") or ""),
+        explain=Path(meta["bp.explain"]).resolve() if meta.get("bp.explain") else None)
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):
@@ -772,6 +777,38 @@ def sync(options: Options, configure: bool, only) -> None:
     for name in run_sync(options.workspace, repos=_repo_options(configure=configure),
                          configure=configure, only=tuple(n.lstrip("@") for n in only)):
         click.echo(f"INFO: fetched @{name}", err=True)
+
+
+@cli.command()
+@click.argument("what")
+@click.pass_obj
+def why(options: Options, what: str) -> None:
+    """Why the last build ran each action of WHAT (a target, or an output file): what
+    changed since the action's run before (an input's digest, the command line, the
+    environment, a tool, the content it writes), or which cache it came from."""
+    from buildpy.session import explain_last_build
+
+    for line in explain_last_build(options.workspace, what):
+        click.echo(line)
+
+
+@cli.command("log")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per action.")
+@click.pass_obj
+def log(options: Options, as_json: bool) -> None:
+    """The actions of the last build: how each was satisfied (ran locally, in a sandbox
+    or remotely; a local or remote cache hit), how long it took, and why it ran."""
+    import json
+
+    from buildpy.session import build_log
+
+    for entry in build_log(options.workspace):
+        if as_json:
+            click.echo(json.dumps(entry, sort_keys=True))
+            continue
+        reason = entry["reasons"][0].split("\n", 1)[0] if entry["reasons"] else ""
+        click.echo(f"{entry['how']:<14} {entry['duration']:7.2f} s  {entry['label']} "
+                   f"{entry['mnemonic']} {entry['output']}: {reason}")
 
 
 @cli.group("mod")

@@ -82,6 +82,63 @@ def run_fetch(directory: str | None, words: list[str], *,
     return [n for n in repositories.definitions if repositories.is_ready(n)]
 
 
+def _recorded_runs(directory: str | None, label: str | None = None,
+                   path: str | None = None) -> tuple[list, float | None]:
+    """The recorded runs (of a target, or of the action writing a file), and when the
+    last build started."""
+    from buildpy.execution.explain import last_build, runs
+    from buildpy.execution.state import open_files_db
+
+    root = workspace_root(directory)
+    if not (root / "bp-out" / ".bp-state" / "files.sqlite").exists():
+        raise UserError("no build of this workspace is recorded", hint="run bp build first")
+    db = open_files_db(root / "bp-out")
+    try:
+        return runs(db, label=label, path=path), last_build(db)
+    finally:
+        db.close()
+
+
+def build_log(directory: str | None) -> list[dict]:
+    """`bp log`: the actions the last build ran or took from a cache: how, how long,
+    why (those that were up to date are not listed)."""
+    found, last = _recorded_runs(directory)
+    return [{"label": r.label, "mnemonic": r.mnemonic, "output": r.output, "how": r.how,
+             "duration": round(r.duration, 3), "reasons": list(r.reasons)}
+            for r in found if r.build == last]
+
+
+def explain_last_build(directory: str | None, what: str) -> list[str]:
+    """`bp why`: how the last build satisfied the actions of target `what` (a label) or
+    of the action that writes output file `what`, and why each ran."""
+    import os
+
+    from buildpy.core.label import LabelError, parse_label
+    from buildpy.execution.explain import describe
+
+    root = workspace_root(directory)
+    cwd = Path.cwd().resolve()
+    offset = cwd.relative_to(root).as_posix() if directory is None and root in \
+        cwd.parents else ""
+    label, path = None, None
+    if what.startswith(("//", "@", ":")) or ":" in what:
+        try:
+            label = str(parse_label(what, PackageId("", offset if offset != "." else "")))
+        except LabelError as error:
+            raise UserError(error.message, hint=error.hint) from None
+    else:   # an output file: as given, under bp-bin, or an exec path
+        full = Path(what) if os.path.isabs(what) else (cwd / what)
+        real = os.path.realpath(full)
+        path = os.path.relpath(real, os.path.realpath(root / "bp-out"))
+        path = "bp-out/" + path if not path.startswith("..") else what
+    found, last = _recorded_runs(directory, label, path)
+    if not found:
+        raise UserError(f"no action of '{what}' is recorded in this workspace's builds",
+                        hint="name a target the last build built (//pkg:name), or one of "
+                             "its output files")
+    return describe(found, last)
+
+
 def module_graph(directory: str | None, *, repos: RepoOptions = RepoOptions(),
                  start: tuple[str, ...] = ()) -> list[str]:
     """`bp mod graph` / `bp mod deps`: the resolved module graph as Bazel prints it, a

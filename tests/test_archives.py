@@ -100,3 +100,14 @@ def test_minimal_version_selection_takes_the_highest_and_drops_the_unreachable()
     selected = select_versions(root, lambda name, version, at: graph[(name, version)])
     assert {n: m.version for n, m in selected.items()} == {"a": "1.0", "b": "1.0",
                                                             "c": "1.2"}
+
+
+@pytest.mark.skipif(__import__("shutil").which("zstd") is None, reason="no zstd program")
+def test_tar_zst_through_the_zstd_program(tmp_path):
+    import subprocess
+
+    _tar(tmp_path / "a.tar", [("top/f.txt", "zst\n")], "w")
+    subprocess.run(["zstd", "-q", str(tmp_path / "a.tar"), "-o", str(tmp_path / "a.tar.zst")],
+                   check=True)
+    extract(tmp_path / "a.tar.zst", tmp_path / "out", archive_type("a.tar.zst"), "top")
+    assert (tmp_path / "out/f.txt").read_text() == "zst\n"

@@ -22,6 +22,7 @@ from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs wh
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles, kept_link
+from buildpy.execution.explain import RunLog, differences, manifest
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
@@ -94,6 +95,7 @@ class Executor:
         self.remote = remote
         self.remote_only: dict[str, tuple[str, int, bool]] = {}   # outputs left remote
         self._db = None
+        self.runs: RunLog | None = None   # each action's last run and why (bp why)
         self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
@@ -115,6 +117,7 @@ class Executor:
     def load_done(self, db) -> None:
         """Read what completed in earlier builds of this workspace (the fast path)."""
         self._db = db
+        self.runs = RunLog(db)
         rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
         outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
         self._done = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
@@ -202,6 +205,8 @@ class Executor:
         self._done_dirty[action.outputs[0]] = entry
 
     def flush_done(self) -> None:
+        if self.runs is not None:
+            self.runs.flush()
         if not self._done_dirty:
             return
         rows = [(o, f, json.dumps(outs)) for o, (f, outs) in self._done_dirty.items()]
@@ -300,6 +305,7 @@ class Executor:
                 printed = SpawnResult(0, self._printed(entry.stdout),
                                       self._printed(entry.stderr))
                 self._remember_done(action, inputs, outputs)
+                self._log(action, inputs, "local-cache", 0.0, executed=False)
                 return Outcome(action, key, True, True, outputs, printed,
                                source="local-cache")
             except FileNotFoundError:   # a blob evicted (or removed): a plain miss
@@ -461,6 +467,7 @@ class Executor:
             self._upload_result(pending, entries, result)
         self._record(action, key, pending.inputs, outputs, duration, pending.strategy, hit)
         self._remember_done(action, pending.inputs, outputs)
+        self._log(action, pending.inputs, pending.strategy, duration, executed=not hit)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, hit, True, outputs, result, None, notes, source=source)
 
@@ -476,6 +483,8 @@ class Executor:
         """The outcome of a failed action, whose outputs are removed (none half-written
         stays at its final path); `cause` tells whether the machine is at fault."""
         self._discard_outputs(pending.action)
+        self._log(pending.action, pending.inputs, "failed",
+                  time.monotonic() - pending.started, executed=True)
         blame = environment_error(cause) if cause is not None else None
         return Outcome(pending.action, pending.key, False, False, {}, result, reason,
                        tuple(pending.warnings + list(notes)),
@@ -486,6 +495,24 @@ class Executor:
             return
         if action.kind is not ActionKind.RUNFILES:   # a tree compares its own MANIFEST
             self.outputs.clear(action.outputs)
+
+    def _log(self, action: Action, inputs: Mapping[str, FileInfo], how: str,
+             duration: float, executed: bool) -> None:
+        """Record how the action was satisfied, and why it ran: what changed in its
+        manifest since its last run (the same ingredients as its key)."""
+        if self.runs is None:
+            return
+        data = manifest(action, action.env, self.tools(action), inputs)
+        previous = self.runs.previous(action.outputs[0])
+        if executed and action.kind is not ActionKind.RUN:
+            how = "in-process"   # bp wrote the file itself
+        if not executed:
+            reasons = [f"a cache hit ({how})"]
+        else:
+            reasons = differences(previous, data)
+            if not reasons:
+                reasons = [_miss_reason(action, self.skip_lookup)]
+        self.runs.record(action, how, reasons, data, duration)
 
     def _keep(self, result: SpawnResult | None, stream: str) -> str | None:
         """What the action printed, stored to be shown again on cache hits."""
@@ -534,6 +561,16 @@ class Executor:
                           {p: i.sha256 for p, i in inputs.items()},
                           {p: i.sha256 for p, i in outputs.items()}, duration, strategy,
                           cached)
+
+
+def _miss_reason(action: Action, skip_lookup: frozenset[str]) -> str:
+    """Why an action ran when nothing it depends on changed since its last run."""
+    if not action.cacheable:
+        return "it is tagged no-cache: it runs every time"
+    if action.mnemonic in skip_lookup:
+        return "--nocache_test_results: tests run again"
+    return ("nothing it depends on changed since its last run, but its cache entry was "
+            "missing (evicted by the disk cache's size bound, or never stored)")
 
 
 def runfiles_trees(inputs: tuple[str, ...]) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ class ExecutionOptions:
     tracing: str = "never"
     remote: object | None = None   # buildpy.remote.execution.RemoteOptions, when enabled
     status: StatusOptions = StatusOptions()   # --stamp, --workspace_status_command, ...
+    explain: Path | None = None     # --explain: why each action of the build ran
 
 
 class WorkspaceLock:
@@ -238,11 +239,24 @@ class LocalBuild:
             self.cache.flush()
             self.processes.close()
             self._trim_cache()
+            if self.options.explain is not None:
+                self._explain(self.options.explain)
         finally:
             for db in (self._files_db, self.cache.db):   # (unmapped now, not when garbage
                 db.close()                               # is collected: tests build often)
             self.cache_use.release()
             self.lock.release()
+
+    def _explain(self, path: Path) -> None:
+        """--explain=FILE: why each action this build ran or took from a cache."""
+        from buildpy.execution.explain import describe, runs
+
+        build = self.executor.runs.build
+        lines = describe([r for r in runs(self._files_db) if r.build == build], build)
+        try:
+            path.write_text("".join(line + "\n" for line in lines))
+        except OSError as error:
+            self.say(f"WARNING: could not write --explain file {path}: {error.strerror}")
 
     def _trim_cache(self) -> None:
         """Keep the cache within --disk_cache_max_size, when this build stored new blobs

@@ -83,7 +83,7 @@ CACHE_LAYOUT = Layout(
     },
 )
 
-_FILES_TABLES = """
+_DIGEST_TABLES = """
 CREATE TABLE done (
     output TEXT PRIMARY KEY,       -- an action's first output
     fingerprint TEXT NOT NULL,     -- its command and input digests when it last completed
@@ -96,19 +96,37 @@ CREATE TABLE files (
     stamp_ns INTEGER               -- the build stamp when the file was hashed
 );
 """
+_RUNS_TABLES = """
+CREATE TABLE runs (                -- each action's last run, and why (explain.py)
+    output TEXT PRIMARY KEY,       -- its first output
+    label TEXT NOT NULL, mnemonic TEXT NOT NULL,
+    how TEXT NOT NULL,             -- local-cache, remote-cache, local, remote, failed, ...
+    reasons TEXT NOT NULL,         -- JSON: [why it ran, ...]
+    manifest TEXT NOT NULL,        -- JSON: what its key was made from
+    duration REAL NOT NULL,
+    build REAL NOT NULL            -- when the build that ran it started
+);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+_FILES_TABLES = _DIGEST_TABLES + _RUNS_TABLES
 
 FILES_LAYOUT = Layout(
     name="the file digests",
-    version=1,
+    version=2,
     schema=_FILES_TABLES,
     columns={
         "done": ("output", "fingerprint", "outputs"),
         "files": ("path", "size", "mtime_ns", "ctime_ns", "inode", "blake3", "sha256",
                   "executable", "stamp_ns"),
+        "runs": ("output", "label", "mnemonic", "how", "reasons", "manifest", "duration",
+                 "build"),
+        "meta": ("name", "value"),
     },
     migrations={
         # 0 -> 1: the layout before versions were recorded (version 1, as it was)
-        0: _FILES_TABLES.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"),
+        0: _DIGEST_TABLES.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"),
+        # 1 -> 2: each action's last run and why it ran (bp why, --explain)
+        1: _RUNS_TABLES,
     },
 )
 
