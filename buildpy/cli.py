@@ -91,11 +91,10 @@ def _repository_options(command):
     return command
 
 
-def _repo_options(configure: bool = False):
+def _repo_options():
     """The repository flags of the current command."""
-    from buildpy.external.repository import RepoOptions
-
     from buildpy.core.errors import UserError
+    from buildpy.external.repository import RepoOptions
 
     meta = click.get_current_context().meta
     cache = meta.get("bp.repository_cache")
@@ -110,7 +109,7 @@ def _repo_options(configure: bool = False):
                        cache_off=cache == "",
                        distdirs=tuple(Path(d).expanduser() for d in meta.get("bp.distdir")
                                       or ()),
-                       overrides=tuple(overrides), configure=configure,
+                       overrides=tuple(overrides),
                        registries=tuple(meta.get("bp.registry") or ()))
 
 
@@ -153,7 +152,8 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
     from buildpy.session import run_query
 
     size, errors = run_query(
-        options.workspace, expression, repos=_repo_options(), query_file=query_file, output=output,
+        options.workspace, expression, repos=_repo_options(), query_file=query_file,
+        output=output,
         order=order_output, implicit_deps=implicit_deps, keep_going=keep_going,
         universe_scope=universe_scope, factored=graph_factored,
         loading_timeout=loading_timeout, out=sys.stdout)
@@ -774,7 +774,7 @@ def sync(options: Options, configure: bool, only) -> None:
     definition has not changed."""
     from buildpy.session import run_sync
 
-    for name in run_sync(options.workspace, repos=_repo_options(configure=configure),
+    for name in run_sync(options.workspace, repos=_repo_options(),
                          configure=configure, only=tuple(n.lstrip("@") for n in only)):
         click.echo(f"INFO: fetched @{name}", err=True)
 

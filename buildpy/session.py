@@ -40,6 +40,15 @@ def workspace_root(directory: str | None) -> Path:
     return find_workspace_root(Path(directory) if directory else Path.cwd())
 
 
+def _offset(directory: str | None, root: Path) -> str:
+    """Where the user stands in the workspace at `root` (relative labels start there):
+    the working directory's path below it, unless -C named the directory."""
+    cwd = Path.cwd().resolve()
+    if directory is None and root in cwd.parents:
+        return cwd.relative_to(root).as_posix()
+    return ""
+
+
 def open_session(directory: str | None, eval_timeout: float = 60.0,
                  repos: RepoOptions = RepoOptions()) -> Session:
     """A session on the workspace at or above `directory` (the working directory if
@@ -52,10 +61,7 @@ def open_session(directory: str | None, eval_timeout: float = 60.0,
     root = workspace_root(directory)
     reads = ReadLog()
     workspace = Workspace.at(root, reads)
-    cwd = Path.cwd().resolve()
-    offset = ""
-    if directory is None and cwd != workspace.root and workspace.root in cwd.parents:
-        offset = cwd.relative_to(workspace.root).as_posix()
+    offset = _offset(directory, workspace.root)
     loader = Loader(workspace, eval_timeout=eval_timeout, reads=reads, repo_options=repos,
                     say=lambda line: print(f"INFO: {line}", file=sys.stderr, flush=True))
     loader.workspace_settings()
@@ -117,17 +123,14 @@ def explain_last_build(directory: str | None, what: str) -> list[str]:
     from buildpy.execution.explain import describe
 
     root = workspace_root(directory)
-    cwd = Path.cwd().resolve()
-    offset = cwd.relative_to(root).as_posix() if directory is None and root in \
-        cwd.parents else ""
     label, path = None, None
     if what.startswith(("//", "@", ":")) or ":" in what:
         try:
-            label = str(parse_label(what, PackageId("", offset if offset != "." else "")))
+            label = str(parse_label(what, PackageId("", _offset(directory, root))))
         except LabelError as error:
             raise UserError(error.message, hint=error.hint) from None
     else:   # an output file: as given, under bp-bin, or an exec path
-        full = Path(what) if os.path.isabs(what) else (cwd / what)
+        full = Path(what) if os.path.isabs(what) else (Path.cwd() / what)
         real = os.path.realpath(full)
         path = os.path.relpath(real, os.path.realpath(root / "bp-out"))
         path = "bp-out/" + path if not path.startswith("..") else what

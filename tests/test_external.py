@@ -541,3 +541,11 @@ def test_bazel_tools_compiler_flag_and_platform_names(ws):
     done = _bp(root, "build", "--@bazel_tools//tools/cpp:compiler=clang", "//:which")
     assert done.returncode == 0, done.stderr
     assert (root / "bp-bin" / "which.txt").read_text() == "other\n"
+
+
+def test_a_malformed_override_repository_is_refused(ws):
+    root = ws({"BUILD": ""})
+    done = _bp(root, "query", "--override_repository=nopath", "//...")
+    assert done.returncode != 0
+    assert "invalid --override_repository 'nopath': expected NAME=PATH" in done.stderr
+    assert "hint: for example --override_repository=rules_foo=/src/rules_foo" in done.stderr

@@ -134,6 +134,9 @@ def test_symlink_arguments_are_checked(ws, bp):
                 out = ctx.actions.declare_file(ctx.label.name)
                 if ctx.attr.mode == "path_to_file":
                     ctx.actions.symlink(output = out, target_path = "x")
+                elif ctx.attr.mode == "executable_link":
+                    link = ctx.actions.declare_symlink(ctx.label.name + ".link")
+                    ctx.actions.symlink(output = link, target_path = "x", is_executable = True)
                 else:
                     link = ctx.actions.declare_symlink(ctx.label.name + ".link")
                     ctx.actions.symlink(output = link, target_file = ctx.file.src)
@@ -146,6 +149,7 @@ def test_symlink_arguments_are_checked(ws, bp):
             load(":rules.bzl", "r")
             r(name = "a", mode = "path_to_file")
             r(name = "b", mode = "file_to_link", src = "BUILD")
+            r(name = "c", mode = "executable_link")
         """})
     done = bp("build", FLAG, "//:a", cwd=root)
     assert done.code == 2
@@ -155,6 +159,9 @@ def test_symlink_arguments_are_checked(ws, bp):
     assert done.code == 2
     assert 'symlink() with "target_file" param requires that "output" be declared as a ' \
            "file or directory, not a symlink" in done.err
+    done = bp("build", FLAG, "//:c", cwd=root)
+    assert done.code == 2
+    assert '"is_executable" cannot be True when using "target_path"' in done.err
 
 
 def test_a_file_where_a_symlink_was_declared_fails_the_action(ws):

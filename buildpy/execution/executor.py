@@ -76,7 +76,8 @@ class Remote(Protocol):
               look_up: bool = True) -> Running: ...
     def upload_result(self, action: Action, message, files: Mapping,
                       sources: Mapping[str, str], outputs: Mapping[str, tuple[str, int, bool]],
-                      trees: Mapping[str, bytes], result: SpawnResult) -> None: ...
+                      trees: Mapping[str, bytes], links: Mapping[str, str],
+                      result: SpawnResult) -> None: ...
     def fetch(self, files: Mapping[str, tuple[str, int, bool]]) -> None: ...
 
 
@@ -503,15 +504,13 @@ class Executor:
         if self.runs is None:
             return
         data = manifest(action, action.env, self.tools(action), inputs)
-        previous = self.runs.previous(action.outputs[0])
-        if executed and action.kind is not ActionKind.RUN:
-            how = "in-process"   # bp wrote the file itself
         if not executed:
             reasons = [f"a cache hit ({how})"]
         else:
-            reasons = differences(previous, data)
-            if not reasons:
-                reasons = [_miss_reason(action, self.skip_lookup)]
+            if action.kind is not ActionKind.RUN:
+                how = "in-process"   # bp wrote the file itself
+            reasons = differences(self.runs.previous(action.outputs[0]), data) or \
+                [_miss_reason(action, self.skip_lookup)]
         self.runs.record(action, how, reasons, data, duration)
 
     def _keep(self, result: SpawnResult | None, stream: str) -> str | None:

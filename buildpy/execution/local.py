@@ -18,6 +18,7 @@ from typing import Callable, Mapping, TextIO
 
 from buildpy.actions.graph import Action, ActionGraph
 from buildpy.core.errors import EnvError, UserError, environment_error
+from buildpy.core.host import bp_cache_home
 from buildpy.execution.cas import ContentStore
 from buildpy.execution.digests import FileDigests
 from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
@@ -35,8 +36,7 @@ STRATEGIES = ("local", "sandboxed", "linux-sandbox")
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bp"
+    return bp_cache_home()
 
 
 @dataclass(frozen=True)
@@ -281,9 +281,9 @@ class LocalBuild:
 def clean(workspace: Path, expunge: bool, cache_dir: Path | None, block: bool = True,
           say: Callable[[str], None] = lambda text: None) -> list[Path]:
     """Remove the outputs (and with `expunge`, the fetched external repositories, the
-    workspace's state and exec root), holding the workspace lock, which waits for (or with `block` False, fails on) a
-    running bp command. The lock file stays, so a bp that waits for it still excludes
-    the next one."""
+    workspace's state and exec root), holding the workspace lock, which waits for (or
+    with `block` False, fails on) a running bp command. The lock file stays, so a bp
+    that waits for it still excludes the next one."""
     removed = []
     output_base = workspace / "bp-out"
     state = output_base / ".bp-state"

@@ -2,8 +2,9 @@
 content store when it succeeds, restored from a cache entry.
 
 A file output is one blob. A directory output (a tree artifact) is a REAPI `Tree` message,
-stored as a blob, whose files are blobs too. A declared symlink is a blob of its text. Knows paths, the content store and the Tree
-message; not action keys, strategies, nor the order of actions.
+stored as a blob, whose files are blobs too. A declared symlink is a blob of its text.
+Knows paths, the content store and the Tree message; not action keys, strategies, nor the
+order of actions.
 """
 
 from __future__ import annotations

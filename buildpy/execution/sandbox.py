@@ -107,19 +107,21 @@ def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
     return tuple(staged)
 
 
-def mounted_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
+def mounted_inputs(spawn: Spawn, links: dict[str, str] | None = None
+                   ) -> tuple[tuple[str, bool], ...]:
     """The declared inputs to mount read-only in a linux sandbox, as (exec path, is a dir).
 
     A directory input holding symlinks (the exec root is a symlink forest) is mounted file
     by file: mounted whole, its links would point at a workspace the sandbox does not see.
+    The declared symlinks (`links`, as `input_links` gives them) are made, not mounted.
     """
+    kept = input_links(spawn) if links is None else links
     mounts: list[tuple[str, bool]] = []
     for path, is_dir in staged_inputs(spawn):
         source = os.path.join(spawn.exec_root, path)
         if not is_dir or not _holds_symlinks(source):
             mounts.append((path, is_dir))
             continue
-        kept = tree_links(spawn.exec_root, path)
         for directory, _, files in os.walk(source, followlinks=True):
             relative = os.path.relpath(directory, spawn.exec_root)
             mounts += ((os.path.join(relative, name), False) for name in sorted(files)
@@ -177,6 +179,15 @@ def _coalesced(exec_root: str, mounts: list[tuple[str, bool]],
     return tuple(sorted(kept.items()))
 
 
+def input_links(spawn: Spawn) -> dict[str, str]:
+    """The declared symlinks a sandbox holds as links (exec path -> text): those among
+    the inputs, and those in the inputs' runfiles trees."""
+    links = {p: os.readlink(spawn.exec_root / p) for p in spawn.input_symlinks}
+    for path in spawn.inputs:
+        links.update(tree_links(spawn.exec_root, path))
+    return links
+
+
 def tree_links(exec_root: Path, path: str) -> dict[str, str]:
     """The declared symlinks in the runfiles tree at `path` (exec path -> text), which a
     sandbox holds as links; none for another directory."""
@@ -200,7 +211,7 @@ def _holds_symlinks(directory: str) -> bool:
 
 
 def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...], *,
-                 copy_inputs: bool) -> Path:
+                 copy_inputs: bool, links: dict[str, str] | None = None) -> Path:
     """A fresh directory under `base` with the inputs and the outputs' parent directories.
 
     With `copy_inputs` each input is a copy of its file (or directory) in the exec root, so
@@ -224,9 +235,7 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
             target.mkdir(exist_ok=True)
         else:
             target.touch()
-    links = {p: os.readlink(exec_root / p) for p in spawn.input_symlinks}
-    for path in spawn.inputs:
-        links.update(tree_links(exec_root, path))
+    links = input_links(spawn) if links is None else links
     for path, text in links.items():   # declared symlinks: the same link, not what it names
         target = sandbox / _check_exec_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -335,11 +344,12 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
                       inputs: tuple[tuple[str, bool], ...], copy_inputs: bool,
                       command: Callable[[Path], list[str]],
-                      registry: ProcessRegistry | None) -> Running:
+                      registry: ProcessRegistry | None,
+                      links: dict[str, str] | None = None) -> Running:
     """Stage the sandbox and start `command(sandbox)` in it; when it ends, the outputs
     (their links resolved inside the sandbox) move back and the sandbox goes (unless
     kept)."""
-    sandbox = make_sandbox(base, spawn, inputs, copy_inputs=copy_inputs)
+    sandbox = make_sandbox(base, spawn, inputs, copy_inputs=copy_inputs, links=links)
     try:
         argv = command(sandbox)
         running = start_process(argv, spawn.environment(sandbox),
@@ -459,13 +469,14 @@ class LinuxSandboxStrategy(BlockingRun):
                 *spawn.argv]
 
     def start(self, spawn: Spawn) -> Running:
-        inputs = mounted_inputs(spawn)
+        links = input_links(spawn)   # (walked once: the mounts and the sandbox need them)
+        inputs = mounted_inputs(spawn, links)
         if 3 * len(inputs) > BWRAP_MAX_ARGS - 100:   # the system mounts take the rest
             raise OSError(errno.E2BIG, TOO_MANY_MOUNTS.format(
                 count=len(inputs), mnemonic=spawn.mnemonic or "<mnemonic>"))
         return _start_in_sandbox(spawn, self.base, self.keep, inputs, False,
                                  lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
-                                 self.registry)
+                                 self.registry, links)
 
 
 def _namespace_args(network: bool) -> list[str]:

@@ -214,8 +214,8 @@ class ActionCache:
         return CacheEntry(outputs, row[1], row[2], row[3])
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory,
-                               o.is_symlink][:6 if o.is_symlink else 5]
+        outputs = json.dumps([[o.path, o.sha256, o.size, o.executable, o.is_directory]
+                              + ([True] if o.is_symlink else [])   # (older bp: 5 fields)
                               for o in entry.outputs])
         now = time.time()
         with self._lock:

@@ -49,15 +49,14 @@ class RepoContext:
 
     @staticmethod
     def describe(path: Path) -> dict:
+        """What a Starlark `path` value holds (repository.bzl's _path)."""
         return {"path": str(path), "basename": path.name, "dirname": str(path.parent),
-                "exists": path.exists(), "is_dir": path.is_dir()}
+                "exists": path.exists(), "is_dir": path.is_dir(),
+                "realpath": os.path.realpath(path)}
 
     def op_readdir(self, path: str) -> list[dict]:
         base = self.path(path)
         return [self.describe(base / name) for name in sorted(os.listdir(base))]
-
-    def op_realpath(self, path: str) -> dict:
-        return self.describe(self.path(path).resolve())
 
     def op_read(self, path: str) -> str:
         try:

@@ -33,7 +33,6 @@ class RepoRule:
     is exported (module label and global name), which the fetch loads it by."""
 
     attrs: Mapping[str, Mapping[str, Any]]
-    local: bool
     environ: tuple[str, ...]
     configure: bool
     location: Location
@@ -52,9 +51,6 @@ class RepoDef:
     location: Location
     rule: RepoRule | None = None
 
-    def describe(self) -> str:
-        return f"{self.kind}(name = \"{self.name}\") at {self.location}"
-
 
 @dataclass(frozen=True)
 class RepoOptions:
@@ -65,7 +61,6 @@ class RepoOptions:
     distdirs: tuple[Path, ...] = ()        # --distdir
     overrides: tuple[tuple[str, Path], ...] = ()   # --override_repository=name=path
     registries: tuple[str, ...] = ()       # --registry (Bzlmod)
-    configure: bool = False                # bp sync --configure: re-run configure rules
 
 
 class Repositories(Mapping[str, Path]):
@@ -183,9 +178,7 @@ class Repositories(Mapping[str, Path]):
                 fcntl.flock(lock, fcntl.LOCK_EX)   # another bp fetching it: wait for it
                 digest = self._digest(definition)
                 marker = self.external / f"@{name}.marker"
-                configure = self.options.configure and definition.rule is not None and \
-                    definition.rule.configure
-                if force or configure or not _marker_holds(marker, digest):
+                if force or not _marker_holds(marker, digest):
                     self._fetch(definition, marker, digest)
         finally:
             self._fetching.pop()
@@ -260,29 +253,33 @@ class Repositories(Mapping[str, Path]):
             if entry.name not in ("BUILD", "BUILD.bazel", "WORKSPACE", "WORKSPACE.bazel"):
                 os.symlink(entry.path, directory / entry.name)
         if build_file is not None:
-            content = self.label_path(str(build_file), definition).read_text()
+            try:
+                content = self.label_path(str(build_file)).read_text()
+            except UserError as error:
+                raise UserError(f"new_local_repository '@{definition.name}': "
+                                f"{error.message}", location=definition.location,
+                                hint=error.hint) from None
         (directory / "BUILD.bazel").write_text(str(content))
         workspace = attrs.get("workspace_file_content") or \
             f'workspace(name = "{definition.name}")\n'
         (directory / "WORKSPACE").write_text(workspace)
 
-    def label_path(self, text: str, definition: RepoDef) -> Path:
-        """The file a label attribute names (`//:BUILD.foo`, `@other//pkg:f`)."""
+    def label_path(self, text: str) -> Path:
+        """The file a label names (`//:BUILD.foo`, `@other//pkg:f`), fetching its
+        repository if need be."""
         from buildpy.core.label import LabelError, PackageId, parse_label
 
         try:
             label = parse_label(text, PackageId("", ""))
         except LabelError as error:
-            raise UserError(f"'@{definition.name}': {error.message}",
-                            location=definition.location) from None
-        root = self.workspace_root if label.repo == "" else self.get(label.repo)
+            raise UserError(error.message, hint=error.hint) from None
+        root = self.get(label.repo)
         if root is None:
-            raise UserError(f"'@{definition.name}': repository '@{label.repo}' of "
-                            f"'{text}' is not defined", location=definition.location)
+            raise UserError(f"repository '@{label.repo}' of '{text}' is not defined")
         path = root / label.package / label.name
         if not path.is_file():
-            raise UserError(f"'@{definition.name}': '{text}' is not a file ({path})",
-                            location=definition.location)
+            raise UserError(f"'{text}' is not a file ({path})",
+                            hint="name a file that exists in that repository")
         return path
 
 

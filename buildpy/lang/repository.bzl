@@ -48,7 +48,7 @@ def _path(cid, described):
         is_dir = described["is_dir"],
         get_child = get_child,
         readdir = readdir,
-        realpath = _bp_repo(cid, "realpath", {"path": described["path"]}, call_stack())["path"] if described["exists"] else described["path"],
+        realpath = described["realpath"],
     )
 
 def _text(cid, value):

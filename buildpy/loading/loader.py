@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from buildpy.core.errors import (BpError, EnvError, Location, UserError, did_you_mean,
                                   invalid_utf8)
-from buildpy.core.host import host_cpu, host_os
+from buildpy.core.host import bp_cache_home, host_cpu, host_os
 from buildpy.core.label import (
     Label, LabelError, PackageId, parse_label, set_main_repository_name,
     set_repository_mapping,
@@ -65,10 +65,7 @@ def default_prelude_root() -> Path:
 
 def default_repository_cache() -> Path:
     """Downloads by SHA-256, shared by every workspace: beside bp's disk cache."""
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bp" / "repository_cache"
+    return bp_cache_home() / "repository_cache"
 
 
 def _downloader(options: RepoOptions, say: Callable[[str], None]):
@@ -342,23 +339,18 @@ class Loader:
         return self._module_natives is not None and self._module_natives.current is not None
 
     def _module_native(self, name: str, *args: Any, frames) -> Any:
-        return self.module_natives.natives()[name](*args, frames=frames)
+        return self.module_natives.natives[name](*args, frames=frames)
 
     def _resolve_modules(self, recorder: WorkspaceRecord) -> None:
         """Bzlmod: the module graph, a repository per module, the extensions' repositories;
         the modules' toolchains and platforms are registered, the root module's first."""
         modules = self.module_natives
-        root = modules.resolve(self.workspace.root / "MODULE.bazel")
+        modules.resolve(self.workspace.root / "MODULE.bazel")
         modules.run_extensions()
         set_repository_mapping(modules.mapping())
-        def kept(labels: list[str]) -> list[str]:
-            return [t for t in labels if not any(t.startswith(f"@{r}//")
-                                                 for r in modules.replaced)]
-
-        for module in [root, *modules.selected.values()]:
-            recorder.registered.setdefault("toolchains", []).extend(kept(module.toolchains))
-            recorder.registered.setdefault("execution_platforms", []).extend(
-                module.platforms)
+        toolchains, platforms = modules.registered()
+        recorder.registered.setdefault("toolchains", []).extend(toolchains)
+        recorder.registered.setdefault("execution_platforms", []).extend(platforms)
 
     def read_workspace_file(self, path: Path) -> str:
         """A file of the workspace, recorded as read."""

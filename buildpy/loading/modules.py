@@ -10,6 +10,7 @@ where repositories are kept.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -48,6 +49,7 @@ class ModuleNatives:
         self.current_repo = ""                      # its repository ("" for the root)
         self.root: Module | None = None
         self.selected: dict[str, Module] = {}
+        self._sources: dict[tuple[str, str], str] = {}   # (name, version) -> its registry
         self._usages: dict[int, ExtensionUsage] = {}
         self.replaced: set[str] = set()   # repositories of REPLACED_EXTENSIONS
         self._tags: dict[int, list[str]] = {}        # line of a use_extension -> its tags
@@ -57,6 +59,7 @@ class ModuleNatives:
     def env(self):
         return self.loader.env
 
+    @functools.cached_property
     def natives(self) -> dict[str, Callable[..., Any]]:
         return {
             "_bp_module": self._module,
@@ -99,7 +102,6 @@ class ModuleNatives:
         selected module; the root module."""
         root = self.evaluate(root_path, MODULE_FILE, "")
         self.root = root
-        self._sources: dict[tuple[str, str], str] = {}
         repos = self.loader.repos
         provided = frozenset(n for n in repos.fixed if n not in root.overrides)
         self.selected = select_versions(root, self._module_of, provided)
@@ -108,10 +110,22 @@ class ModuleNatives:
         for name, module in self.selected.items():
             self._define_module_repo(name, module)
         for module in [root, *self.selected.values()]:   # for labels that no mapping
-            for dep in module.deps:                        # reaches (command lines)
-                if dep.repo_name != dep.name and dep.name in self.selected:
-                    repos.aliases.setdefault(dep.repo_name, dep.name)
+            for repo_name, name in self._renamed(module):   # reaches (command lines)
+                repos.aliases.setdefault(repo_name, name)
         return root
+
+    def _renamed(self, module: Module) -> list[tuple[str, str]]:
+        """(repo_name, module) for the module's bazel_deps seen by another name."""
+        return [(d.repo_name, d.name) for d in module.deps
+                if d.repo_name != d.name and d.name in self.selected]
+
+    def registered(self) -> tuple[list[str], list[str]]:
+        """The toolchains and execution platforms the modules register, the root
+        module's first; none from a replaced extension's repositories."""
+        modules = [self.root, *self.selected.values()]
+        toolchains = [t for m in modules for t in m.toolchains
+                      if not any(t.startswith(f"@{r}//") for r in self.replaced)]
+        return toolchains, [p for m in modules for p in m.platforms]
 
     def mapping(self) -> dict[str, dict[str, str]]:
         """Each module's repository mapping: its bazel_deps' repo_names and its
@@ -120,9 +134,7 @@ class ModuleNatives:
         mapping: dict[str, dict[str, str]] = {}
         for repo, module in [("", self.root), *self.selected.items()]:
             names = mapping.setdefault(repo, {})
-            for dep in module.deps:
-                if dep.repo_name != dep.name and dep.name in self.selected:
-                    names[dep.repo_name] = dep.name
+            names.update(self._renamed(module))
             for usage in module.extensions:
                 names.update((local, made) for local, made in usage.imports.items()
                              if local != made)
@@ -202,10 +214,8 @@ class ModuleNatives:
 
     def _define_with(self, rule: tuple[str, str], name: str, attrs: dict, location) -> None:
         natives = self.loader.workspace_natives
-        rule_id = natives.exported_rule(*rule)
-        declared = natives.rules[rule_id]
-        self.loader.repos.digests[name] = natives.module_digest(declared.module)
-        self.loader.repos.define(RepoDef(name, declared.name, attrs, location, declared))
+        natives.define_with(natives.rules[natives.exported_rule(*rule)], name, attrs,
+                            location)
 
     # ---- natives ------------------------------------------------------------------------
 

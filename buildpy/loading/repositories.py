@@ -8,6 +8,7 @@ where repositories are kept (buildpy/external/repository.py), nor downloads.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from buildpy.core.errors import BpError, UserError
+from buildpy.core.errors import BpError, UserError, did_you_mean
 from buildpy.core.label import LabelError, PackageId, parse_label
 from buildpy.core.pattern import parse_pattern
 from buildpy.external.repository import NATIVE_KINDS, RepoDef, Repositories, RepoRule
@@ -52,6 +53,7 @@ class RepositoryNatives:
         self.record: WorkspaceRecord | None = None   # while WORKSPACE is evaluated
         self.binds: dict[str, Any] = {}   # bind(): //external:<name>, for query
         self.rules: dict[int, RepoRule] = {}
+        self._module_digests: dict[str, str] = {}
         self._contexts: dict[int, RepoContext] = {}
         self._ids = itertools.count(1)
 
@@ -134,16 +136,15 @@ class RepositoryNatives:
                                         "default")
             specs[name] = {k: v for k, v in spec.items() if not k.startswith("_bp")}
         rule_id = next(self._ids)
-        self.rules[rule_id] = RepoRule(specs, bool(local), tuple(environ or ()),
-                                       bool(configure), self.env.location(caller))
+        self.rules[rule_id] = RepoRule(specs, tuple(environ or ()), bool(configure),
+                                       self.env.location(caller))   # (`local`: accepted)
         return rule_id
 
     def _export_rule(self, rule_id: int, name: str, *, frames) -> None:
         rule = self.rules[rule_id]
         if not rule.name:
             module = self.env.module_key(frames[0].path)
-            self.rules[rule_id] = RepoRule(rule.attrs, rule.local, rule.environ,
-                                           rule.configure, rule.location, module, name)
+            self.rules[rule_id] = dataclasses.replace(rule, module=module, name=name)
 
     def _define(self, kind: Any, name: Any, attrs: Any, *, frames) -> None:
         """A repository definition: `kind` is a native one's name or a rule's id."""
@@ -166,17 +167,22 @@ class RepositoryNatives:
                 raise self.env.error_at(caller, f"repository rule for '{name}' is not "
                                         "exported: assign it to a global of its .bzl file")
             self._check_attrs(name, rule, attrs, caller)
-            kind = rule.name
-            self.repos.digests[name] = self.module_digest(rule.module)
         try:
-            self.repos.define(RepoDef(name, kind, attrs, top, rule))
+            if rule is None:
+                self.repos.define(RepoDef(name, kind, attrs, top))
+            else:
+                self.define_with(rule, name, attrs, top)
         except UserError as error:
             raise self.env.error_at(caller, error.message, error.hint) from None
+
+    def define_with(self, rule: RepoRule, name: str, attrs: dict, location) -> None:
+        """Define repository `name` made by repository rule `rule`."""
+        self.repos.digests[name] = self.module_digest(rule.module)
+        self.repos.define(RepoDef(name, rule.name, attrs, location, rule))
 
     def _check_attrs(self, name: str, rule: RepoRule, attrs: dict, caller: Frame) -> None:
         unknown = sorted(k for k in attrs if k not in rule.attrs)
         if unknown:
-            from buildpy.core.errors import did_you_mean
             raise self.env.error_at(
                 caller, f"{rule.name} '{name}' has no attribute '{unknown[0]}'"
                 f"{did_you_mean(unknown[0], rule.attrs)}")
@@ -211,7 +217,11 @@ class RepositoryNatives:
 
     def module_digest(self, module_key: str) -> str:
         """The digest of a .bzl file and those it loads: a repository re-fetched when
-        its rule's code changes."""
+        its rule's code changes. Read once per command and module (a WORKSPACE defines
+        many repositories with one rule)."""
+        known = self._module_digests.get(module_key)
+        if known is not None:
+            return known
         digest = hashlib.sha256()
         keys = {module_key} | self.loader.transitive_loads(module_key)
         for key in sorted(keys):
@@ -221,7 +231,8 @@ class RepositoryNatives:
                     path.read_bytes()).digest())
             except (BpError, OSError, LabelError):
                 digest.update(f"{key}\0?".encode())
-        return digest.hexdigest()
+        self._module_digests[module_key] = digest.hexdigest()
+        return self._module_digests[module_key]
 
     # ---- running a repository rule ------------------------------------------------
 
@@ -251,7 +262,7 @@ class RepositoryNatives:
                                     "valid: its fetch has ended")
         try:
             if op == "label_path":
-                return self._label_path(str(args["label"]))
+                return os.fspath(self.repos.label_path(str(args["label"])))
             if op == "arch":
                 import platform
 
@@ -262,16 +273,6 @@ class RepositoryNatives:
         except OSError as error:
             raise self.env.error_at(self._caller(frames),
                                     f"repository_ctx.{op}(): {error}") from None
-
-    def _label_path(self, text: str) -> str:
-        label = parse_label(text, PackageId("", ""))
-        if label.repo not in self.repos:
-            raise UserError(f"repository '@{label.repo}' of '{text}' is not defined")
-        path = self.repos[label.repo] / label.package / label.name
-        if not path.exists():
-            raise UserError(f"'{text}' is not a file ({path})",
-                            hint="name a file that exists in that repository")
-        return os.fspath(path)
 
 
 EXTERNAL_PACKAGE = PackageId("", "external")

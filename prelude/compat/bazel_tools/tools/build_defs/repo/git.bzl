@@ -2,7 +2,7 @@
 defines them: a clone of `remote` (a URL or a local path, so that a local clone serves
 it offline) at `commit`, `tag` or `branch`."""
 
-load(":utils.bzl", "patch", "update_attrs", "workspace_and_buildfile")
+load(":utils.bzl", "PATCH_AND_BUILD_FILE_ATTRS", "patch", "update_attrs", "workspace_and_buildfile")
 
 def _git(ctx, *args):
     done = ctx.execute(["git"] + list(args), environment = {"GIT_TERMINAL_PROMPT": "0"})
@@ -40,15 +40,9 @@ _COMMON = {
     "verbose": attr.bool(default = False),
     "strip_prefix": attr.string(default = ""),
     "patches": attr.label_list(default = []),
-    "patch_tool": attr.string(default = ""),
-    "patch_args": attr.string_list(default = ["-p0"]),
-    "patch_cmds": attr.string_list(default = []),
-    "patch_cmds_win": attr.string_list(default = []),
-    "build_file": attr.label(allow_single_file = True),
-    "build_file_content": attr.string(),
-    "workspace_file": attr.label(),
-    "workspace_file_content": attr.string(),
 }
+
+_COMMON.update(PATCH_AND_BUILD_FILE_ATTRS)
 
 def _git_repository_impl(ctx):
     commit = _clone(ctx)

@@ -1,7 +1,7 @@
 """http_archive, http_file and http_jar, as @bazel_tools//tools/build_defs/repo:http.bzl
 defines them: downloaded through bp's repository cache, checked by sha256 or integrity."""
 
-load(":utils.bzl", "patch", "update_attrs", "workspace_and_buildfile")
+load(":utils.bzl", "PATCH_AND_BUILD_FILE_ATTRS", "patch", "update_attrs", "workspace_and_buildfile")
 
 def _urls(ctx):
     urls = list(ctx.attr.urls)
@@ -39,21 +39,15 @@ def _http_archive_impl(ctx):
     patch(ctx)
     return update_attrs(ctx.attr, _ARCHIVE_ATTRS.keys(), {"sha256": download.sha256})
 
-_ARCHIVE_ATTRS = dict(_COMMON, **{
+_ARCHIVE_ATTRS = dict(_COMMON, **PATCH_AND_BUILD_FILE_ATTRS)
+
+_ARCHIVE_ATTRS.update({
     "strip_prefix": attr.string(doc = "A directory prefix to strip from the extracted files."),
     "add_prefix": attr.string(doc = "A directory prefix to add to the extracted files."),
     "type": attr.string(doc = "The archive type: zip, tar.gz, tar.xz, tar.bz2, tar.zst, ..."),
     "patches": attr.label_list(doc = "Patches applied after extraction."),
     "remote_patches": attr.string_dict(),
     "remote_patch_strip": attr.int(default = 0),
-    "patch_tool": attr.string(default = ""),
-    "patch_args": attr.string_list(default = ["-p0"]),
-    "patch_cmds": attr.string_list(default = []),
-    "patch_cmds_win": attr.string_list(default = []),
-    "build_file": attr.label(allow_single_file = True),
-    "build_file_content": attr.string(),
-    "workspace_file": attr.label(),
-    "workspace_file_content": attr.string(),
 })
 
 http_archive = repository_rule(implementation = _http_archive_impl, attrs = _ARCHIVE_ATTRS)

@@ -1,6 +1,19 @@
 """Helpers for repository rules, as @bazel_tools//tools/build_defs/repo:utils.bzl offers
 them: maybe(), patch(), workspace_and_buildfile(), update_attrs()."""
 
+# The attributes that patch() and workspace_and_buildfile() read, which the rules that
+# call them share
+PATCH_AND_BUILD_FILE_ATTRS = {
+    "patch_tool": attr.string(default = ""),
+    "patch_args": attr.string_list(default = ["-p0"]),
+    "patch_cmds": attr.string_list(default = []),
+    "patch_cmds_win": attr.string_list(default = []),
+    "build_file": attr.label(allow_single_file = True),
+    "build_file_content": attr.string(),
+    "workspace_file": attr.label(),
+    "workspace_file_content": attr.string(),
+}
+
 def maybe(repo_rule, name, **kwargs):
     """Define repository `name` with `repo_rule` unless something already defined it."""
     if not native.existing_rule(name):
