@@ -449,16 +449,21 @@ def _payload_classes() -> tuple[type, ...]:
     return (PlannedBuild, ActionGraph, Action, ActionKind, TargetResult)
 
 
-def _start_plan(session: Session, words: list[str], options: BuildOptions,
-                execution, say=lambda line: None) -> PlannedBuild | _Unplanned:
-    """The last analysis, if it is the one this workspace saved and nothing it read
-    changed; else load and configure."""
+def _plan_key(directory: str | None, words: list[str], options: BuildOptions, execution,
+              repos: RepoOptions) -> str:
+    """What a long-lived bp's kept state is for (watch mode): the same words and flags."""
+    return repr((directory, words, options, execution.keep_going, repos))
+
+
+def _saved_analysis(session: Session, words: list[str], options: BuildOptions,
+                    execution) -> tuple[str, Path, Path]:
+    """The key of this command's saved analysis, where it is saved, and where the
+    workspace keeps its digest."""
     import hashlib
     import json
 
     from buildpy.analysis import snapshot
     from buildpy.execution.local import default_cache_dir
-    from buildpy.loading.patterns import packages_below
 
     loader = session.loader
     package_dir = Path(__file__).resolve().parent   # all of bp's Python and Starlark
@@ -474,11 +479,30 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         f"{key[:16]}.pickle"   # in the cache: it outlives `bp clean`
     digest_path = session.workspace.root / "bp-out" / ".bp-state" / "analysis" / \
         f"{key[:16]}.sha256"   # not shared: what this workspace saved, no other writer
-    saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
-    if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
-            loader.listing,
-            lambda text: packages_below(loader, "", text)):
-        return saved.payload
+    return key, path, digest_path
+
+
+def _start_plan(session: Session, words: list[str], options: BuildOptions,
+                execution, say=lambda line: None, warm=None) -> PlannedBuild | _Unplanned:
+    """The last analysis, if nothing it read changed (kept in memory by `warm`, or the
+    one this workspace saved); else load and configure."""
+    import os
+
+    from buildpy.analysis import snapshot
+    from buildpy.loading.patterns import packages_below
+
+    loader = session.loader
+    if warm is not None:   # kept in memory, and not saved (its reads span many builds)
+        if warm.plan is not None:
+            return warm.plan
+        key, path, digest_path = "", Path(os.devnull), Path(os.devnull)
+    else:
+        key, path, digest_path = _saved_analysis(session, words, options, execution)
+        saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
+        if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
+                loader.listing,
+                lambda text: packages_below(loader, "", text)):
+            return saved.payload
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
@@ -494,13 +518,23 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
                       output_dir(configured.top), execution.keep_going, errors)
 
 
-def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
-    """Analyze (telling `on_part` of each part of the plan as it is analyzed)."""
+def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuild:
+    """Analyze (telling `on_part` of each part of the plan as it is analyzed); with
+    `warm`, only what changed since its last analysis, and keep this one there."""
     from buildpy.analysis.analyzer import Analyzer
 
     configured, keys = unplanned.configured, unplanned.keys
-    analysis = Analyzer(configured, unplanned.workspace_name).analyze(
-        keys, on_part, keep_going=unplanned.keep_going)
+    analyzer = warm.analyzer if warm is not None else None
+    if warm is not None:
+        warm.analyzer = None   # (until this analysis succeeds)
+    if analyzer is not None:
+        analysis = analyzer.analyze_again(configured, keys)
+    else:
+        analyzer = Analyzer(configured, unplanned.workspace_name,
+                            again=warm is not None and not unplanned.keep_going)
+        analysis = analyzer.analyze(keys, on_part, keep_going=unplanned.keep_going)
+    if warm is not None and analyzer.can_analyze_again and not analysis.errors:
+        warm.analyzer = analyzer
     executables = {}
     reported = []
     for key in keys:
@@ -511,9 +545,12 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None) -> PlannedBuild:
         if result.executable is not None:
             executables[str(key.label)] = replace(result, environment=dict(
                 result.environment))
-    return PlannedBuild(analysis.actions, _wanted_files(analysis, keys), executables,
+    plan = PlannedBuild(analysis.actions, _wanted_files(analysis, keys), executables,
                         tuple(reported), unplanned.output_dir, unplanned.workspace_name,
                         unplanned.errors + analysis.errors)
+    if warm is not None and not plan.errors:
+        warm.plan = plan
+    return plan
 
 
 def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,
@@ -615,12 +652,14 @@ class _AnalysisStream:
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False, build_runfile_links: bool = True,
-              show_result: int = 1, repos: RepoOptions = RepoOptions()) -> BuildOutcome:
+              show_result: int = 1, repos: RepoOptions = RepoOptions(),
+              warm=None) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
     `build_runfile_links` (as `bp run` always), the executables' runfiles trees too.
 
     A build that must analyze starts executing while the analysis goes on in another
-    process (on a machine that can fork)."""
+    process (on a machine that can fork), unless a long-lived bp keeps its state
+    (`warm`, a `buildpy.warm.Warm`): then it analyzes here, only what changed."""
 
     from buildpy.core import forked
     from buildpy.execution.local import LocalBuild, default_cache_dir
@@ -633,13 +672,16 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     output_base = check_output_base(workspace_root(directory), warn)
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
-    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
+    opened = lambda: open_session(directory, eval_timeout=loading_timeout,  # noqa: E731
+                                  repos=repos)
+    session = opened() if warm is None else warm.session_for(
+        _plan_key(directory, words, options, execution, repos), stamp, opened)
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
-                        lambda line: err.write(line + "\n"))
+                        lambda line: err.write(line + "\n"), warm)
     # (the files that --output_groups wants are known once the analysis has ended)
     stream = _AnalysisStream(session, start, stamp, links) if isinstance(
-        start, _Unplanned) and forked.can_fork() and not (
+        start, _Unplanned) and forked.can_fork() and warm is None and not (
         options.aspects or options.output_groups) else None
     plan = None
     try:
@@ -656,8 +698,9 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
             if stream is None or (stream.failed and not report.interrupted):
                 # (a stream fails when its process dies without a word: analyze here)
                 if isinstance(start, _Unplanned):
-                    plan = _analyze_plan(start)
-                    _save_plan(session, start, plan, stamp)
+                    plan = _analyze_plan(start, warm=warm)
+                    if warm is None:   # (a long-lived bp's reads are not one build's)
+                        _save_plan(session, start, plan, stamp)
                 else:
                     plan = start
                 graph, wanted = plan.actions, list(plan.wanted)

@@ -21,6 +21,7 @@ ALLOWED = {
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
                 "query", "execution", "remote"},
+    "warm": {"core", "loading"},   # what a long-lived bp keeps between builds
 }
 
 

@@ -109,6 +109,10 @@ class _Recorder:
         self._executables: dict[str, tuple[ConfiguredKey, TargetResult]] = {}
         self._trees: set[str] = set()
         self._first_action = 0   # the first action of the target being analyzed
+        # a later analysis (analyze_again): the outputs the plan's entries declared for
+        # it, and the tools' trees dropped with a tool that runs again (made again with it)
+        self.predeclared: set[str] = set()
+        self._lost_trees: set[str] = set()
 
     def key(self, tid: int) -> ConfiguredKey:
         return self.analyzer.plan_keys[tid]
@@ -212,6 +216,10 @@ class _Recorder:
         if executable is not None:
             self._executables.setdefault(executable, (key, result))
             self._make_executable(executable)
+            manifest = f"{executable}{RUNFILES_MANIFEST}"
+            if manifest in self._lost_trees:
+                self._lost_trees.discard(manifest)
+                self._tool_trees([manifest])
 
     def _make_executable(self, path: str) -> None:
         """A target's executable that this target makes itself is executable, as every
@@ -250,12 +258,27 @@ class _Recorder:
         except LabelError as error:
             raise self.error(tid, error.message, frames) from None
 
-    def discard(self, key: ConfiguredKey) -> None:
-        """Forget what a target whose analysis failed declared."""
+    def discard(self, key: ConfiguredKey, keep: set[str] | frozenset = frozenset()) -> None:
+        """Forget what a target declared (but the paths in `keep`) and did: its analysis
+        failed, or it runs again, or it is no longer in the graph."""
         owner = str(key)
-        self.actions = [a for a in self.actions if a.owner != owner]
-        for path in [p for p, a in self.declared.items() if a.owner == owner]:
+        actions = []
+        for action in self.actions:
+            if action.owner != owner:
+                actions.append(action)
+            elif action.kind is ActionKind.RUNFILES:   # a tool's tree: made again with it
+                self._trees.discard(action.outputs[0])
+                self._lost_trees.add(action.outputs[0])
+        self.actions = actions
+        for path in [p for p, a in self.declared.items() if a.owner == owner and p not in keep]:
             del self.declared[path]
+        for path in [p for p, (k, _) in self._executables.items() if k == key]:
+            del self._executables[path]
+
+    def again(self, tid: int) -> None:
+        """Target `tid` runs again in a later analysis."""
+        self.discard(self.key(tid), keep=self.predeclared)
+        self.start(tid)
 
     def start(self, tid: int) -> None:
         self.current = tid
@@ -268,11 +291,16 @@ class _Recorder:
 class Analyzer:
     """Analyzes configured targets of one ConfiguredGraph."""
 
-    def __init__(self, configured: ConfiguredGraph, workspace_name: str = ""):
+    def __init__(self, configured: ConfiguredGraph, workspace_name: str = "",
+                 again: bool = False):
+        """With `again`, the Analyzer keeps what it needs to analyze a graph configured
+        anew after BUILD files changed (`analyze_again`): each entry of its plan as
+        it was, its Starlark state."""
         self.configured = configured
         self.loader = configured.loader
         self.workspace_name = workspace_name or configured.settings.name or "__main__"
         self.plan_keys: list[ConfiguredKey] = []
+        self._texts: dict[ConfiguredKey, str] | None = {} if again else None
 
     # ---- paths ----------------------------------------------------------------------
 
@@ -315,12 +343,19 @@ class Analyzer:
         self.plan_keys = order
         self.ids = {key: i for i, key in enumerate(order)}
         self.recorder = recorder = _Recorder(self)
-        rules: dict[tuple[str, str], int] = {}
+        self._rules: dict[tuple[str, str], int] = {}
+        rules = self._rules
         self._rule_infos: list[dict] = []
         self._attr_specs: list[dict] = []
         self._configs: dict[Configuration | None, int] = {}
         self._config_infos: list[dict] = []
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
+        if self._texts is not None:
+            if self._cli_tools or self.configured.options.output_groups or any(
+                    info["aspects"] for info in self._rule_infos):
+                self._texts = None   # aspects read across targets: analyze afresh
+            else:
+                self._texts = {key: self._text(key, entry) for key, entry in zip(order, plan)}
         self.loader.analysis = recorder
         try:
             # JSON crosses into Starlark far faster than the values themselves
@@ -343,9 +378,11 @@ class Analyzer:
                 return parts[i]
 
             env = self.loader.env
-            module = env.run_generated(
+            self._shared, self._part = shared, part
+            self._module = module = env.run_generated(
                 "<analysis driver>", self._driver(rules),
-                {"_bp_plan_shared": lambda: shared, "_bp_plan_part": part},
+                {"_bp_plan_shared": lambda: self._shared,
+                 "_bp_plan_part": lambda i: self._part(i)},
                 context="error during analysis")
             errors: list[BpError] = []
             for i in range(len(parts)):
@@ -358,6 +395,90 @@ class Analyzer:
             self.loader.analysis = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
                               MappingProxyType(recorder.results), tuple(errors))
+
+    @property
+    def can_analyze_again(self) -> bool:
+        return self._texts is not None and hasattr(self, "_module")
+
+    def analyze_again(self, configured: ConfiguredGraph,
+                      keys: Iterable[ConfiguredKey]) -> AnalysisResult:
+        """A later analysis by the same Analyzer, in the same Starlark state, of a graph
+        configured anew after BUILD files changed (the .bzl files and the flags are the
+        same, or the caller makes a new Analyzer): targets keep their ids, and only the
+        ones whose plan entry changed, or that depend on a target whose providers
+        changed, run again (analysis.bzl's `analyze_again`). After an error the
+        Analyzer cannot be used again."""
+        assert self.can_analyze_again
+        texts = self._texts
+        self._texts = None   # (until this analysis succeeds)
+        self.configured = configured
+        keys = list(keys)
+        errors = configured.add(keys)
+        if errors:
+            raise ErrorGroup.of(errors)
+        order = self._order(list(dict.fromkeys(keys)))
+        for key in order:
+            if key not in self.ids:
+                self.ids[key] = len(self.plan_keys)
+                self.plan_keys.append(key)
+        recorder = self.recorder
+        wanted = set(order)
+        for key in [k for k in texts if k not in wanted]:   # gone from the graph
+            recorder.discard(key)
+            recorder.results.pop(key, None)
+            del texts[key]
+        rules_before, configs_before = len(self._rule_infos), len(self._config_infos)
+        recorder.predeclared = set()
+        entries = {}
+        for key in order:
+            entry = self._entry(self.ids[key], key, self._rules)
+            text = self._text(key, entry)
+            if texts.get(key) != text:
+                entries[key] = entry
+            texts[key] = text
+        # what may run again: the changed targets and what depends on them
+        graph = configured.graph
+        maybe = set(entries).union(*(nx.ancestors(graph, key) for key in entries))
+        plan = []
+        for key in order:
+            if key not in maybe:
+                continue
+            entry = entries.get(key) or self._entry(self.ids[key], key, self._rules)
+            entry["changed"] = key in entries
+            node = configured.nodes[key]
+            entry["inputs"] = sorted({self.ids[dep] for _, dep in node.deps} |
+                                     {self.ids[dep] for _, dep in node.toolchains})
+            plan.append(entry)
+        new_rules = [(rule, i) for rule, i in self._rules.items() if i >= rules_before]
+        if any(info["aspects"] for info in self._rule_infos[rules_before:]):
+            raise UserError("a rule that applies aspects appeared: analyze afresh")
+        self._shared = json.dumps({"rules": self._rule_infos[rules_before:],
+                                   "configs": self._config_infos[configs_before:]})
+        parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
+        self._part = parts.__getitem__
+        del plan
+        lines = self._rule_loads(new_rules)
+        lines.append("_MORE = json.decode(_bp_plan_shared())")
+        lines.append('again(STATE, _MORE["rules"], _MORE["configs"])')
+        lines += [f"RULES[{i}] = _rule_{i}" for _, i in new_rules]
+        self.loader.analysis = recorder
+        try:
+            self.loader.env.run_generated("<analysis driver>", "\n".join(lines) + "\n", {},
+                                          "error during analysis", self._module)
+            for i in range(len(parts)):
+                self._run_part(self._module, i, False, [], "analyze_again")
+        finally:
+            self.loader.analysis = None
+        self._texts = texts
+        return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
+                              MappingProxyType(dict(recorder.results)))
+
+    def _text(self, key: ConfiguredKey, entry: dict) -> str:
+        """A plan entry as analysis reads it, with what its actions get from the
+        configured target beyond it (the execution platform's properties)."""
+        node = self.configured.nodes[key]
+        platform = self.exec_properties(node) if node.target.is_rule else ()
+        return json.dumps([entry, platform])
 
     def _cli_aspect_tools(self) -> list[tuple[str, ConfiguredKey]]:
         """The tools and data of the --aspects aspects (their private label
@@ -408,14 +529,15 @@ class Analyzer:
             raise StarlarkEvalError(error.context, _user_frames(error.starlark_text),
                                     error.hint) from None
 
-    def _run_part(self, module: Any, i: int, keep_going: bool, errors: list[BpError]
-                  ) -> bool:
+    def _run_part(self, module: Any, i: int, keep_going: bool, errors: list[BpError],
+                  function: str = "analyze") -> bool:
         """Analyze part `i` of the plan (the targets not analyzed yet); False when a
         target failed and was set aside, so that the part must run again."""
         recorder = self.recorder
         try:
             self.loader.env.run_generated(
-                "<analysis driver>", f"analyze(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
+                "<analysis driver>",
+                f"{function}(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
                 {}, "error during analysis", module)
             return True
         except BpError as error:
@@ -489,25 +611,31 @@ class Analyzer:
         the plan then runs as a program of its own in the same module, so that Starlark
         can collect each part's garbage before the next."""
         lines = ['load("%s", "analysis_state", "analyze", "fail_targets", "cli_aspect", '
-                 '"top_level")' % ANALYSIS_ID]
-        modules: dict[str, int] = {}   # files with rules of private names
-        private = []
-        for (module, kind), index in rules.items():
-            absolute = "@" + module if module.startswith("//") else module
-            if not kind.startswith("_"):
-                lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
-                continue
-            if absolute not in modules:   # load() cannot name it: the file's rules can
-                modules[absolute] = len(modules)
-                lines.append(f'load("{absolute}", _rules_{modules[absolute]} = '
-                             f'"{RULES_GLOBAL}")')
-            private.append(f'_rule_{index} = _rules_{modules[absolute]}["{kind}"]')
-        lines += private
+                 '"top_level", "analyze_again", "again")' % ANALYSIS_ID]
+        lines += self._rule_loads(list(rules.items()))
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")
         lines.append("_SHARED = json.decode(_bp_plan_shared())")
         lines.append('STATE = analysis_state(_SHARED["rules"], _SHARED["configs"], '
                      '_SHARED["workspace_name"], _SHARED["aspects"])')
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _rule_loads(rules: list[tuple[tuple[str, str], int]]) -> list[str]:
+        """Statements that bind each rule to `_rule_<index>`."""
+        lines = []
+        modules: dict[str, int] = {}   # files with rules of private names
+        private = []
+        for (module, kind), index in rules:
+            absolute = "@" + module if module.startswith("//") else module
+            if not kind.startswith("_"):
+                lines.append(f'load("{absolute}", _rule_{index} = "{kind}")')
+                continue
+            if absolute not in modules:   # load() cannot name it: the file's rules can
+                modules[absolute] = index   # (a name no later analysis binds again)
+                lines.append(f'load("{absolute}", _rules_{modules[absolute]} = '
+                             f'"{RULES_GLOBAL}")')
+            private.append(f'_rule_{index} = _rules_{modules[absolute]}["{kind}"]')
+        return lines + private
 
     # ---- plan entries ----------------------------------------------------------------------
 
@@ -612,6 +740,7 @@ class Analyzer:
         node = self.configured.nodes[key]
         path = posixpath.join(self.out_dir(node), label.name)
         self.recorder.declared[path] = Artifact(path, False, str(key))
+        self.recorder.predeclared.add(path)
         return _file_data(path, label, False, self.bin_dir(node.configuration))
 
     def _file_of(self, node: ConfiguredTarget) -> dict:

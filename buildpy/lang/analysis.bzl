@@ -40,6 +40,7 @@ def analysis_state(rule_infos, configs, workspace_name, cli_aspects):
         "rule_views": {},
         "actions": {},
         "aspect_results": {},
+        "moved": {},   # analyze_again: the targets whose providers changed
     }
 
 def analyze(rules, state, plan):
@@ -56,6 +57,87 @@ def analyze(rules, state, plan):
             rule = entry["rule"]
             targets[entry["id"]] = _analyze_rule(rules[rule], rule_infos[rule], bases[rule],
                                                  entry, state)
+
+def analyze_again(rules, state, plan):
+    """A later analysis in the same state (a long-lived bp, watch mode): runs the entries
+    of this part of the plan that are new, whose inputs to analysis changed
+    (`entry["changed"]`), or that depend on a target whose providers changed (`moved`);
+    keeps the others' providers. A target analyzed again whose providers come out the
+    same as before does not make its dependents run (early cutoff)."""
+    targets, rule_infos, bases = state["targets"], state["rule_infos"], state["bases"]
+    moved = state["moved"]
+    for entry in plan:
+        tid = entry["id"]
+        old = targets.get(tid)
+        if old != None and not entry["changed"] and \
+           not [d for d in entry["inputs"] if d in moved]:
+            continue
+        if entry["kind"] == "file":
+            new = _file_target(entry)
+        else:
+            _bp_analysis_again(tid)
+            rule = entry["rule"]
+            new = _analyze_rule(rules[rule], rule_infos[rule], bases[rule], entry, state)
+        targets[tid] = new
+        if old == None or not _same(old, new):
+            moved[tid] = True
+
+def again(state, rule_infos, configs):
+    """Rule kinds and configurations that a later analysis in the same state adds."""
+    state["rule_infos"].extend(rule_infos)
+    state["bases"].extend([_rule_base(info) for info in rule_infos])
+    state["configs"].extend(configs)
+    state["moved"] = {}
+
+def _same(a, b):
+    """Are two values the same for whoever reads them? Depsets by their contents (a node
+    shared by both is not walked), Targets by their providers, runfiles by their files and
+    links; any other function only if it is the same function (a closure made again
+    counts as changed: that costs a needless analysis, never a wrong one)."""
+    stack = [(a, b)]
+    seen = {}
+    for _ in range(_FOREVER):
+        if not stack:
+            return True
+        x, y = stack.pop()
+        kind = type(x)
+        if kind != type(y):
+            return False
+        if kind in ("list", "tuple"):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y))
+        elif kind == "dict":
+            if list(x.keys()) != list(y.keys()):
+                return False
+            stack.extend([(x[k], y[k]) for k in x])
+        elif kind == "struct":
+            if hasattr(x, "_bp_node") and hasattr(x, "to_list"):   # a depset
+                if not hasattr(y, "_bp_node") or x.order != y.order:
+                    return False
+                x, y = x._bp_node, y._bp_node
+            if hasattr(x, "children") and hasattr(x, "size") and hasattr(x, "direct"):
+                if x.id == y.id:   # a node: the same one, or the same contents
+                    continue
+                pair = (x.id, y.id)
+                if pair in seen:
+                    continue
+                seen[pair] = True
+            fields = dir(x)
+            if fields != dir(y):
+                return False
+            skip = ["id"] if "children" in fields else []
+            if "_bp_providers" in fields:
+                stack.append((x._bp_providers(), y._bp_providers()))
+                skip = ["_bp_providers"]
+            elif "merge_all" in fields and "root_symlinks" in fields:   # runfiles
+                skip = ["merge", "merge_all"]
+            for f in fields:
+                if f not in skip:
+                    stack.append((getattr(x, f), getattr(y, f)))
+        elif x != y:
+            return False
+    return False
 
 def fail_targets(state, ids, label_data, message, allowed):
     """Targets whose analysis failed (the first of `ids`) or depends on one that did: with

@@ -156,6 +156,7 @@ class Loader:
                                plain_natives={
                                    "_bp_provider_name": self.provider_name,
                                    "_bp_analysis_start": lambda tid: self.analysis.start(tid),
+                                   "_bp_analysis_again": lambda tid: self.analysis.again(tid),
                                    "_bp_analysis_result": lambda tid, text:
                                        self.analysis.result(tid, text),
                                    "_bp_requested_files": lambda tid, text:
@@ -214,6 +215,13 @@ class Loader:
         if isinstance(cached, BpError):
             raise cached
         return cached
+
+    def forget_package(self, package: PackageId) -> None:
+        """Load `package` again when next asked (a long-lived bp: its BUILD file or its
+        listing changed). The caller forgets what `reads` had of it."""
+        cached = self._packages.pop(package, None)
+        if isinstance(cached, Package):
+            self.env.load_edges.pop(cached.build_file, None)
 
     def _load(self, package: PackageId) -> Package:
         if package.repo not in self.repos:

@@ -1,0 +1,207 @@
+"""A long-lived bp (watch mode) builds again after edits loading and analyzing only what
+the edits can change, and its outputs equal a build from scratch."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from buildpy.analysis import analyzer as analyzer_module
+from buildpy.config.configuration import BuildOptions
+from buildpy.core.errors import BpError
+from buildpy.execution.local import ExecutionOptions
+from buildpy.execution.progress import PlainProgress
+from buildpy.session import run_build
+from buildpy.warm import Warm
+
+BZL = '''
+NameInfo = provider(fields = ["text"])
+
+def _named_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".name")
+    text = ctx.attr.text + "".join([d[NameInfo].text for d in ctx.attr.deps])
+    ctx.actions.write(out, text)
+    return [DefaultInfo(files = depset([out])), NameInfo(text = text)]
+
+named = rule(implementation = _named_impl,
+             attrs = {"text": attr.string(), "deps": attr.label_list()})
+'''
+
+BUILD = '''
+load("//:defs.bzl", "named")
+
+genrule(name = "a", srcs = ["a.txt"], outs = ["a.out"], cmd = "cat $< > $@")
+genrule(name = "b", srcs = [":a"], outs = ["b.out"], cmd = "cat $< > $@; echo b >> $@")
+genrule(name = "c", srcs = [":b"], outs = ["c.out"], cmd = "cat $< > $@; echo c >> $@")
+filegroup(name = "docs", srcs = glob(["docs/*.md"]))
+genrule(name = "d", srcs = [":docs"], outs = ["d.out"], cmd = "cat $(SRCS) > $@")
+named(name = "n1", text = "one")
+named(name = "n2", text = "two", deps = [":n1"])
+'''
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "docs").mkdir(parents=True)
+    (root / "WORKSPACE").write_text("")
+    (root / "defs.bzl").write_text(BZL)
+    (root / "BUILD").write_text(BUILD)
+    (root / "a.txt").write_text("a\n")
+    (root / "docs" / "one.md").write_text("one\n")
+    return root
+
+
+class Counted:
+    """How many targets each analysis ran again (analysis.bzl's `analyze_again`)."""
+
+    def __init__(self, monkeypatch):
+        self.again: list[str] = []
+        original = analyzer_module._Recorder.again
+
+        def again(recorder, tid):
+            self.again.append(str(recorder.key(tid).label))
+            return original(recorder, tid)
+
+        monkeypatch.setattr(analyzer_module._Recorder, "again", again)
+
+    def take(self) -> list[str]:
+        taken, self.again = sorted(self.again), []
+        return taken
+
+
+def build(root: Path, cache: Path, warm: Warm | None) -> int:
+    err = io.StringIO()
+    outcome = run_build(str(root), ["//..."], BuildOptions(),
+                        ExecutionOptions(jobs=2, spawn_strategy="local", disk_cache=cache),
+                        progress=PlainProgress(err, False, False), err=err, warm=warm)
+    print(err.getvalue())   # (shown when a test fails)
+    return outcome.code
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    """The files built (a runfiles MANIFEST names the workspace's absolute paths)."""
+    out = next((root / "bp-out").glob("*-fastbuild")) / "bin"
+    return {p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*")) if p.is_file() and p.name != "MANIFEST"}
+
+
+def from_scratch(root: Path, tmp_path: Path) -> dict[str, bytes]:
+    copy = tmp_path / "scratch"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("bp-out"))
+    assert build(copy, tmp_path / "scratch-cache", None) == 0
+    return outputs(copy)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_edits_reanalyze_only_what_changed(workspace: Path, tmp_path: Path, monkeypatch):
+    counted = Counted(monkeypatch)
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    session, analyzer = warm.session, warm.analyzer
+    assert analyzer is not None and counted.take() == []
+
+    # a source edit: the plan is kept, nothing loads or analyzes again
+    (workspace / "a.txt").write_text("a, edited\n")
+    assert build(workspace, cache, warm) == 0
+    assert warm.session is session and counted.take() == []
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+    # one genrule's command: that target alone (its providers are the same)
+    edit(workspace / "BUILD", 'echo b >> $@', 'echo B >> $@')
+    assert build(workspace, cache, warm) == 0
+    assert warm.session is session and warm.analyzer is analyzer
+    assert counted.take() == ["//:b"]
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+    # a provider's value changes: its dependents run again
+    edit(workspace / "BUILD", 'text = "one"', 'text = "uno"')
+    assert build(workspace, cache, warm) == 0
+    assert counted.take() == ["//:n1", "//:n2"]
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+    # an output renamed: the target and what reads its files
+    edit(workspace / "BUILD", 'outs = ["b.out"]', 'outs = ["b2.out"]')
+    assert build(workspace, cache, warm) == 0
+    assert counted.take() == ["//:b", "//:c"]
+    assert outputs(workspace) == from_scratch(workspace, tmp_path) | {
+        "b.out": outputs(workspace)["b.out"]}   # (a stale output stays, as in Bazel)
+
+    # a file added where a glob looks: the package loads again
+    (workspace / "docs" / "two.md").write_text("two\n")
+    assert build(workspace, cache, warm) == 0
+    assert counted.take() == ["//:d", "//:docs"]
+    assert outputs(workspace)["d.out"] == b"one\ntwo\n"
+
+    # a new target
+    with open(workspace / "BUILD", "a") as f:
+        f.write('genrule(name = "e", srcs = [":c"], outs = ["e.out"], cmd = "cp $< $@")\n')
+    assert build(workspace, cache, warm) == 0
+    assert counted.take() == ["//:e"]
+    assert outputs(workspace)["e.out"] == outputs(workspace)["c.out"]
+
+
+def test_errors_and_bzl_edits(workspace: Path, tmp_path: Path, monkeypatch):
+    counted = Counted(monkeypatch)
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    session = warm.session
+
+    # a syntax error is reported; fixing it goes on from the state kept
+    edit(workspace / "BUILD", 'name = "c",', 'name = "c",,')
+    with pytest.raises(BpError) as error:
+        build(workspace, cache, warm)
+    assert "Parse error" in error.value.render()
+    edit(workspace / "BUILD", 'name = "c",,', 'name = "c",')
+    assert build(workspace, cache, warm) == 0
+    assert warm.session is session and counted.take() == []
+
+    # an analysis error (a missing dependency) likewise
+    edit(workspace / "BUILD", 'deps = [":n1"]', 'deps = [":n0"]')
+    with pytest.raises(BpError):
+        build(workspace, cache, warm)
+    edit(workspace / "BUILD", 'deps = [":n0"]', 'deps = [":n1"]')
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+    # a .bzl file: a new session
+    edit(workspace / "defs.bzl", "write(out, text)", 'write(out, text + "!")')
+    assert build(workspace, cache, warm) == 0
+    assert warm.session is not session
+    assert outputs(workspace)["n2.name"] == b"twoone!"
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+
+def test_a_tool_analyzed_again_keeps_its_runfiles_tree(workspace: Path, tmp_path: Path,
+                                                      monkeypatch):
+    """A tool's runfiles tree belongs to the tool: when only the tool runs again (its
+    providers the same), the tree is made again with it, for the genrule that uses it."""
+    counted = Counted(monkeypatch)
+    (workspace / "tool.sh").write_text('#!/bin/sh\ncat "$0.runfiles/__main__/data.txt" > "$1"\n')
+    (workspace / "tool.sh").chmod(0o755)
+    (workspace / "data.txt").write_text("data\n")
+    with open(workspace / "BUILD", "a") as f:
+        f.write('sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])\n'
+                'genrule(name = "use", outs = ["use.out"], tools = [":tool"], '
+                'cmd = "$(location :tool) $@")\n')
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace)["use.out"] == b"data\n"
+    edit(workspace / "BUILD", 'data = ["data.txt"])', 'data = ["data.txt"], tags = ["x"])')
+    (workspace / "data.txt").write_text("data, edited\n")
+    assert build(workspace, cache, warm) == 0
+    assert counted.take() == ["//:tool", "//:tool"]   # (target and exec configurations)
+    assert outputs(workspace)["use.out"] == b"data, edited\n"
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
