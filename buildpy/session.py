@@ -361,21 +361,31 @@ class BuildOutcome:
 
 
 def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
-                        options: BuildOptions, keep_going: bool):
+                        options: BuildOptions, keep_going: bool, warm=None):
+    """The graph configured (the one `warm` kept, grown again where it forgot), the keys
+    to build, and with -k the errors met."""
     from buildpy.config.configured import ConfiguredGraph
     from buildpy.core.errors import ErrorGroup
     from buildpy.loading.graph import GraphLoader
 
-    graph_loader = GraphLoader(session.loader)
+    configured = warm.configured if warm is not None else None
+    if warm is not None:
+        warm.configured = None   # (until this one is whole)
+    graph_loader = configured.graph_loader if configured is not None else \
+        GraphLoader(session.loader)
     load_errors = graph_loader.add(labels)
     if load_errors and not keep_going:
         raise ErrorGroup.of(load_errors)
-    configured = ConfiguredGraph(graph_loader, options, session.loader.workspace_settings())
+    if configured is None:
+        configured = ConfiguredGraph(graph_loader, options,
+                                     session.loader.workspace_settings())
     keys = [configured.key(label, configured.top) for label in labels
             if label in graph_loader.graph]
     errors = configured.add(keys)
     if errors and not keep_going:
         raise ErrorGroup.of(errors)
+    if warm is not None and not (load_errors or errors):
+        warm.configured = configured
     if errors:   # -k: leave out what cannot be configured, and what depends on it
         import networkx as nx
 
@@ -509,7 +519,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         from buildpy.core.errors import ErrorGroup
         raise ErrorGroup.of(pattern_errors)
     configured, keys, errors = _configured_targets(session, patterns, labels, options,
-                                                   execution.keep_going)
+                                                   execution.keep_going, warm)
     errors = tuple(pattern_errors) + errors
     from buildpy.analysis.analyzer import output_dir
 

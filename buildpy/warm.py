@@ -9,7 +9,8 @@ glob listings, the packages below recursive patterns) and forgets only what chan
 - nothing changed: the last plan is the plan (a source file's edit needs no loading
   or analysis);
 - BUILD files or glob listings of main-repository packages changed: those packages
-  are loaded again, the graph is configured again from the packages in memory, and the
+  are loaded again; the targets that looked at them are configured again (the whole
+  graph, if platforms, select() conditions, toolchains or build settings did); and the
   Analyzer analyzes only the targets whose inputs to analysis changed, and the targets
   that depend on one whose providers changed;
 - anything else (a .bzl file, WORKSPACE, MODULE.bazel, an ignore file, a package that
@@ -33,6 +34,7 @@ class Warm:
     key: str | None = None         # the words and flags the kept state was made for
     session: Any = None
     stamp_ns: int = 0              # taken before the session read its first file
+    configured: Any = None         # the last configured graph (and its target graph)
     analyzer: Any = None           # the last analysis's, when it can analyze again
     plan: Any = None               # the last plan, while nothing it was made from changed
 
@@ -40,7 +42,8 @@ class Warm:
         """The session for a build of `key`: the kept one with what changed forgotten,
         or a new one."""
         if self.key != key or self.session is None or not self._forget_changes():
-            self.key, self.stamp_ns, self.analyzer, self.plan = key, stamp_ns, None, None
+            self.key, self.stamp_ns = key, stamp_ns
+            self.configured = self.analyzer = self.plan = None
             self.session = None   # (if opening fails, the next build opens again)
             self.session = open_session()
         return self.session
@@ -81,6 +84,10 @@ class Warm:
             loader.forget_package(package)
         if changed:
             self.plan = None
+            if self.configured is not None:
+                self.configured.graph_loader.forget(changed)
+                if not self.configured.forget(changed):
+                    self.configured = None
         return True
 
 

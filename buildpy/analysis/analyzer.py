@@ -356,6 +356,7 @@ class Analyzer:
                 self._texts = None   # aspects read across targets: analyze afresh
             else:
                 self._texts = {key: self._text(key, entry) for key, entry in zip(order, plan)}
+                self._nodes = {key: self.configured.nodes[key] for key in order}
         self.loader.analysis = recorder
         try:
             # JSON crosses into Starlark far faster than the values themselves
@@ -427,10 +428,16 @@ class Analyzer:
             recorder.discard(key)
             recorder.results.pop(key, None)
             del texts[key]
+            self._nodes.pop(key, None)
         rules_before, configs_before = len(self._rule_infos), len(self._config_infos)
         recorder.predeclared = set()
         entries = {}
+        nodes = configured.nodes
         for key in order:
+            node = nodes[key]
+            if self._nodes.get(key) is node:   # the same configured target: the same entry
+                continue
+            self._nodes[key] = node
             entry = self._entry(self.ids[key], key, self._rules)
             text = self._text(key, entry)
             if texts.get(key) != text:

@@ -85,10 +85,15 @@ class ConfiguredGraph:
                  settings: WorkspaceSettings):
         self.graph_loader = graph_loader
         self.loader = graph_loader.loader
-        self.lookup = graph_loader.lookup
         self.options = options
         self.settings = settings
-        self.platforms = Platforms(self.lookup)
+        # the packages each node looked at while it was configured, and the ones that
+        # what all nodes share (platforms, conditions, toolchains, settings) looked at
+        self._looked: set[PackageId] | None = None
+        self.looked_at: dict[ConfiguredKey, frozenset[PackageId]] = {}
+        self.shared_packages: set[PackageId] = set()
+        self._dangling: list[tuple[ConfiguredKey, str, ConfiguredKey]] = []
+        self.platforms = Platforms(self._shared_lookup)
         self.build_settings = BuildSettings(self.platforms)
         self.conditions = Conditions(self.platforms, self.build_settings)
         self._setting_values = self.build_settings.command_line(options.build_settings)
@@ -159,7 +164,32 @@ class ConfiguredGraph:
         is_package = lambda path: self.loader.is_package(PackageId("", path))  # noqa: E731
         labels, _ = expand_patterns(self.loader, [parse_pattern(p, "", is_package)
                                                   for p in patterns])
-        return [self.lookup(label) for label in labels]
+        return [self._shared_lookup(label) for label in labels]
+
+    def lookup(self, label: Label) -> Target:
+        if self._looked is not None:
+            self._looked.add(label.package_id)
+        return self.graph_loader.lookup(label)
+
+    def _shared_lookup(self, label: Label) -> Target:
+        self.shared_packages.add(label.package_id)
+        return self.graph_loader.lookup(label)
+
+    def forget(self, packages: set[PackageId]) -> bool:
+        """A long-lived bp: these packages were loaded again. The nodes that looked at
+        them leave the graph (configured again by the next `add`); False when what all
+        nodes share looked at one, or a node failed: then make a new graph."""
+        if packages & self.shared_packages or self.failed:
+            return False
+        stale = {key for key, looked in self.looked_at.items() if looked & packages}
+        self._dangling += [(pred, attr, key) for key in stale
+                           for pred, _, attr in self.graph.in_edges(key, data="attr")
+                           if pred not in stale]
+        for key in stale:
+            del self.nodes[key], self.looked_at[key]
+        self.graph.remove_nodes_from(stale)
+        self._causes.clear()
+        return True
 
     # ---- nodes ----------------------------------------------------------------------
 
@@ -205,6 +235,7 @@ class ConfiguredGraph:
         """Configure `keys` and everything they depend on; returns the user errors met."""
         errors: list[BpError] = []
         queue = deque(k for k in keys if k not in self.nodes)
+        queue.extend(key for _, _, key in self._dangling)
         while queue:
             key = queue.popleft()
             if key in self.nodes:
@@ -221,12 +252,23 @@ class ConfiguredGraph:
                 self.graph.add_edge(key, dep, attr=attr)
                 if dep not in self.nodes:
                     queue.append(dep)
+        for pred, attr, key in self._dangling:
+            self.graph.add_edge(pred, key, attr=attr)
+        self._dangling = []
         return errors
 
     def _config(self, key: ConfiguredKey) -> Configuration | None:
         return self.configurations[key.config][0] if key.config else None
 
     def _configure(self, key: ConfiguredKey) -> ConfiguredTarget:
+        self._looked = {key.label.package_id}
+        try:
+            return self._configure_looking(key)
+        finally:
+            self.looked_at[key] = frozenset(self._looked)
+            self._looked = None
+
+    def _configure_looking(self, key: ConfiguredKey) -> ConfiguredTarget:
         target = self.lookup(key.label)
         config = self._config(key)
         if not target.is_rule:

@@ -77,6 +77,7 @@ class GraphLoader:
         self.graph = nx.DiGraph()
         self.packages: dict[PackageId, Package] = {}
         self.errors: list[BpError] = []
+        self._pending: set[Label] = set()   # targets whose edges to check again
 
     def package(self, package_id: PackageId) -> Package:
         package = self.packages.get(package_id)
@@ -117,10 +118,24 @@ class GraphLoader:
         path = self.loader.workspace.root / label.package / label.name
         return self.loader.reads.is_file(path) if label.repo == "" else path.is_file()
 
+    def forget(self, packages: set[PackageId]) -> None:
+        """A long-lived bp: these packages were loaded again. Their targets leave the
+        graph (added again when reached), and the targets that depended on one have their
+        dependencies checked again by the next `add`."""
+        stale = [label for label in self.graph if label.package_id in packages]
+        self._pending.update(p for label in stale for p in self.graph.predecessors(label)
+                             if p.package_id not in packages)
+        self.graph.remove_nodes_from(stale)
+        self._pending.difference_update(stale)
+        for package in packages:
+            self.packages.pop(package, None)
+
     def add(self, roots: Iterable[Label]) -> list[BpError]:
         """Load `roots` and everything they depend on; returns the user errors met."""
         errors: list[BpError] = []
-        queue = deque()
+        queue = deque(self.graph.nodes[label]["target"] for label in self._pending
+                      if label in self.graph)
+        self._pending = set()
         for label in roots:
             if label not in self.graph:
                 try:
