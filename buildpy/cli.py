@@ -812,17 +812,19 @@ def why(options: Options, what: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per action.")
 @click.pass_obj
 def log(options: Options, as_json: bool) -> None:
-    """The actions of the last build: how each was satisfied (ran locally, in a sandbox
-    or remotely; a local or remote cache hit), how long it took, and why it ran."""
+    """Every action of the last build: how each was satisfied (ran locally, in a sandbox
+    or remotely; a local or remote cache hit; up to date, nothing to do), how long it
+    took, and why."""
     import json
 
+    from buildpy.execution.explain import one_line
     from buildpy.session import build_log
 
     for entry in build_log(options.workspace):
         if as_json:
             click.echo(json.dumps(entry, sort_keys=True))
             continue
-        reason = entry["reasons"][0].split("\n", 1)[0] if entry["reasons"] else ""
+        reason = one_line(entry["reasons"][0]) if entry["reasons"] else ""
         click.echo(f"{entry['how']:<14} {entry['duration']:7.2f} s  {entry['label']} "
                    f"{entry['mnemonic']} {entry['output']}: {reason}")
 

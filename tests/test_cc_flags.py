@@ -1,8 +1,8 @@
 """Bazel's C++ flags of the command line (--copt, --cxxopt, --conlyopt, --linkopt): where
 they go in compile and link commands, that tools built for the exec configuration do not
 get them, that the output directory keeps its name, and, end to end with gcc, that they
-reach the compiler from the command line and from a .bprc, and that `bp why` names a
-changed flag."""
+reach the compiler from the command line and from a .bprc, that `bp why` names a changed
+flag and that `bp log` lists every action of a build that had nothing to do."""
 
 from __future__ import annotations
 
@@ -123,6 +123,9 @@ def test_copt_reaches_the_compiler_and_why_names_it(ws, tmp_path):
     lines = _bp(root, "why", "//:lib").stdout.splitlines()
     at = lines.index("  command line changed (one argument a line):")
     assert "      +-DFOO" in lines[at:at + 8], lines
+    # bp log: one line per action, summing up what changed on the command line
+    log = [line for line in _bp(root, "log").stdout.splitlines() if "lib.o" in line]
+    assert log and log[0].endswith("command line changed: +-DFOO"), log
 
 
 def test_a_bprc_gives_copt_to_build_and_aquery(ws, tmp_path):
@@ -143,3 +146,37 @@ def test_a_bprc_gives_copt_to_build_and_aquery(ws, tmp_path):
     assert argv[argv.index("-DFOO"):argv.index("-DFOO") + 2] == ["-DFOO", "-DMORE"]
     done = _bp(root, "cquery", "--copt=-DMORE", "//:lib")
     assert done.returncode == 0, done.stderr
+
+
+def test_log_lists_every_action_of_a_build_that_had_nothing_to_do(ws, tmp_path):
+    root = ws(FILES)
+    cache = f"--disk_cache={tmp_path / 'cache'}"
+    assert _bp(root, "build", cache, "--copt=-DFOO", "//:app").returncode == 0
+    first = [json.loads(line) for line in _bp(root, "log", "--json").stdout.splitlines()]
+    assert {e["how"] for e in first} <= {"local", "sandboxed", "linux-sandbox", "in-process"}
+    assert _bp(root, "build", cache, "--copt=-DFOO", "//:app").returncode == 0
+    again = [json.loads(line) for line in _bp(root, "log", "--json").stdout.splitlines()]
+    assert [(e["label"], e["output"]) for e in again] == \
+        [(e["label"], e["output"]) for e in first]
+    for entry, before in zip(again, first):
+        assert entry["how"] == "up-to-date" and entry["duration"] == 0.0
+        assert entry["last_run"]["how"] == before["how"]
+        assert entry["reasons"][0].startswith(
+            "up to date: nothing it depends on changed since its last run (")
+    text = _bp(root, "log").stdout.splitlines()
+    assert len(text) == len(again) and all(line.startswith("up-to-date") for line in text)
+    why = _bp(root, "why", "//:app").stdout.splitlines()
+    assert why and all("up to date in the last build" in line for line in why)
+    # one target rebuilt, by a changed source: the rest listed as up to date
+    (root / "app.c").write_text("int lib(void);\nint main(void) { return 0; }\n")
+    assert _bp(root, "build", cache, "--copt=-DFOO", "//:app").returncode == 0
+    hows = {e["output"].rsplit("/", 1)[-1]: e["how"] for e in
+            (json.loads(line) for line in _bp(root, "log", "--json").stdout.splitlines())}
+    assert hows["liblib.a"] == hows["lib.o"] == "up-to-date"
+    assert hows["app.o"] != "up-to-date"
+    # another target built: //:app's actions were not part of that build
+    assert _bp(root, "build", cache, "//:tool").returncode == 0
+    assert all(e["label"] == "//:tool" for e in (
+        json.loads(line) for line in _bp(root, "log", "--json").stdout.splitlines()))
+    why = _bp(root, "why", "//:app").stdout.splitlines()
+    assert "not part of the last build" in why[0], why
