@@ -187,6 +187,20 @@ def _configuration_options(command):
                      expose_value=False, callback=_remember("bp.unresolved_symlinks"),
                      help="Allow ctx.actions.declare_symlink: outputs that are symbolic "
                           "links, kept as links (their text, not what they name)."),
+        click.option("--copt", metavar="FLAG", multiple=True, expose_value=False,
+                     callback=_remember("bp.copt"),
+                     help="A flag for every C and C++ compile, after the toolchain's and "
+                          "before the target's copts (repeatable; one argument each)."),
+        click.option("--cxxopt", metavar="FLAG", multiple=True, expose_value=False,
+                     callback=_remember("bp.cxxopt"),
+                     help="A flag for C++ compiles only, after --copt (repeatable)."),
+        click.option("--conlyopt", metavar="FLAG", multiple=True, expose_value=False,
+                     callback=_remember("bp.conlyopt"),
+                     help="A flag for C compiles only, after --copt (repeatable)."),
+        click.option("--linkopt", metavar="FLAG", multiple=True, expose_value=False,
+                     callback=_remember("bp.linkopt"),
+                     help="A flag for every C++ link, after the targets' linkopts "
+                          "(repeatable)."),
         # `--//pkg:flag=value` (a user-defined build setting) arrives as this option
         click.option(_SETTING_OPTION, multiple=True, hidden=True, expose_value=False,
                      callback=_remember_settings),
@@ -237,7 +251,9 @@ def _build_options(platforms, compilation_mode, defines, host_platform,
         output_groups=click.get_current_context().meta.get("bp.output_groups", ()),
         stamp=bool(click.get_current_context().meta.get("bp.stamp")),
         allow_unresolved_symlinks=bool(
-            click.get_current_context().meta.get("bp.unresolved_symlinks")))
+            click.get_current_context().meta.get("bp.unresolved_symlinks")),
+        **{f"{name}s": tuple(click.get_current_context().meta.get(f"bp.{name}", ()))
+           for name in ("copt", "cxxopt", "conlyopt", "linkopt")})
 
 
 @cli.command()
@@ -796,17 +812,19 @@ def why(options: Options, what: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per action.")
 @click.pass_obj
 def log(options: Options, as_json: bool) -> None:
-    """The actions of the last build: how each was satisfied (ran locally, in a sandbox
-    or remotely; a local or remote cache hit), how long it took, and why it ran."""
+    """Every action of the last build: how each was satisfied (ran locally, in a sandbox
+    or remotely; a local or remote cache hit; up to date, nothing to do), how long it
+    took, and why."""
     import json
 
+    from buildpy.execution.explain import one_line
     from buildpy.session import build_log
 
     for entry in build_log(options.workspace):
         if as_json:
             click.echo(json.dumps(entry, sort_keys=True))
             continue
-        reason = entry["reasons"][0].split("\n", 1)[0] if entry["reasons"] else ""
+        reason = one_line(entry["reasons"][0]) if entry["reasons"] else ""
         click.echo(f"{entry['how']:<14} {entry['duration']:7.2f} s  {entry['label']} "
                    f"{entry['mnemonic']} {entry['output']}: {reason}")
 

@@ -89,10 +89,10 @@ def run_fetch(directory: str | None, words: list[str], *,
 
 
 def _recorded_runs(directory: str | None, label: str | None = None,
-                   path: str | None = None) -> tuple[list, float | None]:
-    """The recorded runs (of a target, or of the action writing a file), and when the
-    last build started."""
-    from buildpy.execution.explain import last_build, runs
+                   path: str | None = None) -> tuple[list, float | None, list | None]:
+    """The recorded runs (of a target, or of the action writing a file), when the last
+    build started, and the actions it found up to date (None: not recorded)."""
+    from buildpy.execution.explain import last_build, runs, unchanged
     from buildpy.execution.state import open_files_db
 
     root = workspace_root(directory)
@@ -100,18 +100,18 @@ def _recorded_runs(directory: str | None, label: str | None = None,
         raise UserError("no build of this workspace is recorded", hint="run bp build first")
     db = open_files_db(root / "bp-out")
     try:
-        return runs(db, label=label, path=path), last_build(db)
+        last = last_build(db)
+        return runs(db, label=label, path=path), last, unchanged(db, last)
     finally:
         db.close()
 
 
 def build_log(directory: str | None) -> list[dict]:
-    """`bp log`: the actions the last build ran or took from a cache: how, how long,
-    why (those that were up to date are not listed)."""
-    found, last = _recorded_runs(directory)
-    return [{"label": r.label, "mnemonic": r.mnemonic, "output": r.output, "how": r.how,
-             "duration": round(r.duration, 3), "reasons": list(r.reasons)}
-            for r in found if r.build == last]
+    """`bp log`: every action of the last build: how it was satisfied (ran, a cache hit,
+    or up to date), how long it took, why."""
+    from buildpy.execution.explain import log_entries
+
+    return log_entries(*_recorded_runs(directory))
 
 
 def explain_last_build(directory: str | None, what: str) -> list[str]:
@@ -134,12 +134,13 @@ def explain_last_build(directory: str | None, what: str) -> list[str]:
         real = os.path.realpath(full)
         path = os.path.relpath(real, os.path.realpath(root / "bp-out"))
         path = "bp-out/" + path if not path.startswith("..") else what
-    found, last = _recorded_runs(directory, label, path)
+    found, last, up_to_date = _recorded_runs(directory, label, path)
     if not found:
         raise UserError(f"no action of '{what}' is recorded in this workspace's builds",
                         hint="name a target the last build built (//pkg:name), or one of "
                              "its output files")
-    return describe(found, last)
+    return describe(found, last, None if up_to_date is None else
+                    {action.output for action in up_to_date})
 
 
 def module_graph(directory: str | None, *, repos: RepoOptions = RepoOptions(),

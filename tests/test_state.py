@@ -78,14 +78,15 @@ def test_an_unversioned_files_db_is_kept(tmp_path):
     _make(path, _UNVERSIONED_FILES + "INSERT INTO done VALUES ('o', 'f', '{}');")
     db = open_files_db(tmp_path / "out")
     assert db.execute("SELECT * FROM done").fetchall() == [("o", "f", "{}")]
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2   # migrated: runs too
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3   # migrated: runs too
     assert db.execute("SELECT * FROM runs").fetchall() == []
+    assert db.execute("SELECT * FROM unchanged").fetchall() == []
 
 
 @pytest.mark.parametrize("damage, reason", [
     ("garbage", "was damaged (file is not a database)"),
     ("old layout", "has tables this bp does not know"),
-    ("newer", "has version 99, newer than this bp's 2"),
+    ("newer", "has version 99, newer than this bp's 3"),
 ])
 def test_a_damaged_or_unknown_files_db_is_rebuilt_with_one_line(tmp_path, damage, reason):
     path = tmp_path / "out" / ".bp-state" / "files.sqlite"

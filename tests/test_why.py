@@ -1,6 +1,6 @@
-"""`bp why` and `--explain`: why each action of the last build ran (what changed in its
-manifest since its run before: an input, the command line, the content it writes), or
-which cache it came from, or that it was up to date."""
+"""`bp why`, `--explain` and `bp log`: why each action of the last build ran (what
+changed in its manifest since its run before: an input, the command line, the content it
+writes), or which cache it came from, or that it was up to date."""
 
 from __future__ import annotations
 
@@ -96,3 +96,37 @@ def test_why_without_a_record_says_so(ws):
     assert _bp(root, "build", "//:g").returncode == 0
     done = _bp(root, "why", "//:nope")
     assert "no action of '//:nope' is recorded in this workspace's builds" in done.stderr
+
+
+def test_why_names_a_changed_copt_and_log_lists_a_no_op_build(ws, tmp_path):
+    root = ws({"x/BUILD": 'cc_library(name = "lib", srcs = ["lib.c"])\n',
+               "x/lib.c": "int lib(void) { return 1; }\n"})
+    cache = f"--disk_cache={tmp_path / 'cache'}"
+    assert _bp(root, "build", cache, "//x:lib").returncode == 0
+    assert _bp(root, "build", cache, "--copt=-DFOO", "//x:lib").returncode == 0
+    lines = _why(root, "//x:lib")
+    compile_at = next(i for i, line in enumerate(lines) if " CppCompile " in line)
+    assert lines[compile_at + 1] == "  command line changed (one argument a line):"
+    assert "      +-DFOO" in lines[compile_at + 2:compile_at + 8], lines
+    done = _bp(root, "log")
+    assert any(line.endswith("lib.o: command line changed: +-DFOO")
+               for line in done.stdout.splitlines()), done.stdout
+    # nothing to do: every action is listed, up to date, with its last run
+    assert _bp(root, "build", cache, "--copt=-DFOO", "//x:lib").returncode == 0
+    entries = [__import__("json").loads(line)
+               for line in _bp(root, "log", "--json").stdout.splitlines()]
+    assert [e["mnemonic"] for e in entries] == ["CppCompile", "CppArchive"]
+    assert all(e["how"] == "up-to-date" and e["duration"] == 0.0 for e in entries)
+    assert entries[0]["last_run"]["how"] != "up-to-date"
+    assert all("up to date in the last build" in line for line in _why(root, "//x:lib"))
+
+
+def test_a_reason_on_one_line():
+    from buildpy.execution.explain import differences, one_line
+
+    found = differences({"argv": ["gcc", "-O0", "-c", "a.c"]},
+                        {"argv": ["gcc", "-O2", "--x", "-c", "a.c"]})
+    assert one_line(found[0]) == "command line changed: --O0 +-O2 +--x"
+    assert one_line("input a.txt changed: 1… -> 2…") == "input a.txt changed: 1… -> 2…"
+    assert one_line("the content it writes changed:\n    --- before") == \
+        "the content it writes changed:"

@@ -38,6 +38,10 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "test_arg": [],   # set by a transition, it replaces the command line's --test_arg
     "experimental_allow_unresolved_symlinks": False,   # ctx.actions.declare_symlink
 }
+# The C++ flags of the command line (--copt, --cxxopt, --conlyopt, --linkopt): part of the
+# target configuration (and its hash), but, as in Bazel, not of its output directory's
+# name; the exec configuration drops them (Bazel gives tools --host_copt instead).
+CC_FLAG_OPTIONS = ("copt", "cxxopt", "conlyopt", "linkopt")
 
 
 def bazel_cpu(os: str, cpu: str) -> str:
@@ -60,6 +64,17 @@ class BuildOptions:
     output_groups: tuple[str, ...] = ()   # --output_groups: name, +name, -name
     stamp: bool = False                   # --stamp: //command_line_option:stamp
     allow_unresolved_symlinks: bool = False   # --experimental_allow_unresolved_symlinks
+    copts: tuple[str, ...] = ()       # --copt: C and C++ compiles, each value one argument
+    cxxopts: tuple[str, ...] = ()     # --cxxopt: C++ compiles only
+    conlyopts: tuple[str, ...] = ()   # --conlyopt: C compiles only
+    linkopts: tuple[str, ...] = ()    # --linkopt: links
+
+    def cc_flags(self) -> tuple[tuple[str, str], ...]:
+        """The C++ flags given, as Configuration.cc_flags: (option name, JSON list)."""
+        given = zip(CC_FLAG_OPTIONS, (self.copts, self.cxxopts, self.conlyopts,
+                                      self.linkopts))
+        return tuple(sorted((name, json.dumps(list(values))) for name, values in given
+                            if values))
 
     @staticmethod
     def parse_defines(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -85,6 +100,9 @@ class Configuration:
     defines: tuple[tuple[str, str], ...] = ()
     is_exec: bool = False
     build_settings: tuple[tuple[str, str], ...] = ()   # (label, value as JSON), sorted
+    # --copt, --cxxopt, --conlyopt, --linkopt as given: (option name, JSON list), sorted.
+    # A transition that sets one of them does so in build_settings, which wins.
+    cc_flags: tuple[tuple[str, str], ...] = ()
 
     def settings(self) -> dict:
         settings = {
@@ -93,6 +111,8 @@ class Configuration:
             "defines": dict(self.defines), "is_exec": self.is_exec}
         if self.build_settings:
             settings["build_settings"] = dict(self.build_settings)
+        if self.cc_flags:
+            settings["cc_flags"] = {name: json.loads(v) for name, v in self.cc_flags}
         return settings
 
     @cached_property
@@ -123,5 +143,11 @@ class Configuration:
         return self.setting_values.get(OPTION_PREFIX + "cpu") or bazel_cpu(self.os, self.cpu)
 
     def option(self, name: str) -> Any:
-        """The value of one of OPTION_DEFAULTS's options in this configuration."""
-        return self.setting_values.get(OPTION_PREFIX + name, OPTION_DEFAULTS[name])
+        """The value of one of OPTION_DEFAULTS's options in this configuration: as a
+        transition set it, else as the command line gave it, else the default."""
+        if OPTION_PREFIX + name in self.setting_values:
+            return self.setting_values[OPTION_PREFIX + name]
+        for given, text in self.cc_flags:
+            if given == name:
+                return json.loads(text)
+        return OPTION_DEFAULTS[name]

@@ -125,13 +125,15 @@ class ConfiguredGraph:
             os=_name(platform.constraints.get(OS_SETTING)),
             cpu=_name(platform.constraints.get(CPU_SETTING)),
             compilation_mode=mode, defines=self.options.defines, is_exec=is_exec,
-            build_settings=self._setting_values if build_settings is None else build_settings)
+            build_settings=self._setting_values if build_settings is None else build_settings,
+            cc_flags=() if is_exec else self.options.cc_flags())
         self.configurations.setdefault(config.hash, (config, platform))
         return config
 
     def exec_configuration(self, exec_platform: Platform) -> Configuration:
         """Tools are built for the execution platform, optimized, as Bazel's exec config
-        (which does not stamp: --stamp is for the target configuration)."""
+        (which does not stamp, nor take --copt and the other C++ flags: those are for
+        the target configuration)."""
         settings = tuple(s for s in self._setting_values if s[0] != OPTION_PREFIX + "stamp")
         return self._configuration(exec_platform, "opt", True, settings)
 

@@ -192,6 +192,8 @@ class Executor:
             if info.sha256 != sha:
                 return None
             outputs[path] = info
+        if self.runs is not None:
+            self.runs.unchanged(action)   # (bp log lists it as up to date)
         return outputs
 
     def _remember_done(self, action: Action, inputs: Mapping[str, FileInfo],

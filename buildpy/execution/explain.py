@@ -1,7 +1,8 @@
 """Why an action ran: its manifest (everything its key is made from: argv, the resolved
 environment, the tools' identities, its inputs' digests, an in-process action's
 content) kept for its last run in this workspace, and the differences from the one
-before, in words. `bp why` and `--explain` read what the last build recorded.
+before, in words; and which actions a build found up to date. `bp why`, `--explain`
+and `bp log` read what the last build recorded.
 
 Knows actions, manifests and the workspace's state database; not the scheduler, nor
 how actions run.
@@ -10,9 +11,11 @@ how actions run.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import sqlite3
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -89,6 +92,17 @@ def differences(before: Mapping | None, now: Mapping) -> list[str]:
     return found
 
 
+def one_line(reason: str) -> str:
+    """A reason on one line (`bp log`): its first line; a changed command line as its
+    arguments removed (-) and added (+)."""
+    head, _, diff = reason.partition("\n")
+    if not head.startswith("command line changed"):
+        return head
+    lines = [line[4:] for line in diff.splitlines()[2:]]   # past "--- before", "+++ now"
+    return "command line changed: " + " ".join(
+        line for line in lines if line[:1] in ("-", "+"))
+
+
 def _short(digest: str | None) -> str:
     if digest is None:
         return "(none)"
@@ -123,14 +137,26 @@ class Run:
     build: float           # when the build that recorded it started
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """An action the last build found up to date (nothing ran, no cache was asked)."""
+
+    label: str
+    mnemonic: str
+    output: str
+
+
 class RunLog:
-    """The last run of each action of this workspace (by first output), with why it ran;
-    writes are buffered until `flush`."""
+    """The last run of each action of this workspace (by first output), with why it ran,
+    and the actions this build found up to date (one row for them all: a no-op build of
+    many actions writes one value, not a row each); writes are buffered until `flush`."""
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
         self.build = time.time()
         self._pending: dict[str, tuple] = {}
+        self._unchanged: list[tuple[str, str, str]] = []
+        self._unchanged_written = -1   # how many of them the last flush wrote
 
     def previous(self, output: str) -> dict | None:
         """The manifest of the last run of the action whose first output is `output`."""
@@ -145,19 +171,42 @@ class RunLog:
             action.outputs[0], action.owner_label, action.mnemonic, how,
             json.dumps(reasons), json.dumps(data, sort_keys=True), duration, self.build)
 
+    def unchanged(self, action: Action) -> None:
+        """The action was up to date: its outputs are as its last run left them."""
+        self._unchanged.append((action.outputs[0], action.owner_label, action.mnemonic))
+
     def flush(self) -> None:
+        unchanged = None
+        if len(self._unchanged) != self._unchanged_written:   # (NUL is in no path)
+            unchanged = zlib.compress("\0".join(itertools.chain.from_iterable(
+                self._unchanged)).encode(), 1)
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_build', ?)",
                             (self.build,))
             self.db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 self._pending.values())
+            if unchanged is not None:
+                self.db.execute("DELETE FROM unchanged")
+                self.db.execute("INSERT INTO unchanged VALUES (?, ?)", (self.build, unchanged))
         self._pending.clear()
+        self._unchanged_written = len(self._unchanged)
 
 
 def last_build(db: sqlite3.Connection) -> float | None:
     row = db.execute("SELECT value FROM meta WHERE name = 'last_build'").fetchone()
     return row[0] if row else None
+
+
+def unchanged(db: sqlite3.Connection, build: float | None) -> list[Unchanged] | None:
+    """The actions that `build` (the last one) found up to date; None when that build
+    recorded none (a bp from before they were recorded ran it)."""
+    row = db.execute("SELECT actions FROM unchanged WHERE build = ?", (build,)).fetchone()
+    if row is None:
+        return None
+    fields = zlib.decompress(row[0]).decode().split("\0")
+    return [Unchanged(fields[i + 1], fields[i + 2], fields[i])
+            for i in range(0, len(fields) - 2, 3)]
 
 
 def runs(db: sqlite3.Connection, label: str | None = None, path: str | None = None
@@ -177,16 +226,52 @@ def runs(db: sqlite3.Connection, label: str | None = None, path: str | None = No
     return sorted(found, key=lambda r: (r.label, r.output))
 
 
-def describe(found: list[Run], last: float | None) -> list[str]:
-    """`bp why`'s text: each action, how the last build satisfied it, and why."""
+def log_entries(found: list[Run], last: float | None,
+                up_to_date: list[Unchanged] | None) -> list[dict]:
+    """`bp log`'s entries: every action of the last build, by label and output, with how
+    it was satisfied (ran, a cache hit, or `up-to-date`), how long it took, and why."""
+    ran = {r.output: r for r in found if r.build == last}
+    earlier = {r.output: r for r in found}
+    entries = [{"label": r.label, "mnemonic": r.mnemonic, "output": r.output, "how": r.how,
+                "duration": round(r.duration, 3), "reasons": list(r.reasons)}
+               for r in ran.values()]
+    for action in up_to_date or ():
+        if action.output in ran:
+            continue
+        entry = {"label": action.label, "mnemonic": action.mnemonic, "output": action.output,
+                 "how": "up-to-date", "duration": 0.0}
+        previous = earlier.get(action.output)
+        if previous is None:
+            entry["reasons"] = ["up to date: its outputs are as its last run left them"]
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(previous.build))
+            entry["reasons"] = [f"up to date: nothing it depends on changed since its last "
+                                f"run ({_how(previous)}, in the build of {when})"]
+            entry["last_run"] = {"how": previous.how, "build": previous.build,
+                                 "duration": round(previous.duration, 3)}
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e["label"], e["output"]))
+
+
+def describe(found: list[Run], last: float | None,
+             up_to_date: set[str] | None = None) -> list[str]:
+    """`bp why`'s text: each action, how the last build satisfied it, and why.
+    `up_to_date`: the first outputs of the actions the last build found up to date
+    (None: not known, so every action not run by it is taken as up to date)."""
     lines: list[str] = []
     for run in found:
         head = f"{run.label}: {run.mnemonic} {run.output}"
-        if last is not None and run.build < last:
+        earlier = last is not None and run.build < last
+        if earlier and (up_to_date is None or run.output in up_to_date):
             lines.append(f"{head}: up to date in the last build (nothing it depends on "
                          f"changed since it last ran: {_how(run)})")
             continue
-        lines.append(f"{head}: {_how(run)}")
+        if earlier:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.build))
+            lines.append(f"{head}: not part of the last build; in the build of {when} it "
+                         f"was {_how(run)}")
+        else:
+            lines.append(f"{head}: {_how(run)}")
         lines += ["  " + reason.replace("\n", "\n  ") for reason in run.reasons]
     return lines
 

@@ -108,11 +108,17 @@ CREATE TABLE runs (                -- each action's last run, and why (explain.p
 );
 CREATE TABLE meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
-_FILES_TABLES = _DIGEST_TABLES + _RUNS_TABLES
+_UNCHANGED_TABLE = """
+CREATE TABLE unchanged (           -- the actions a build found up to date (explain.py)
+    build REAL PRIMARY KEY,        -- when that build started (only the last is kept)
+    actions BLOB NOT NULL          -- zlib'd: first output, label, mnemonic, ... NUL-separated
+);
+"""
+_FILES_TABLES = _DIGEST_TABLES + _RUNS_TABLES + _UNCHANGED_TABLE
 
 FILES_LAYOUT = Layout(
     name="the file digests",
-    version=2,
+    version=3,
     schema=_FILES_TABLES,
     columns={
         "done": ("output", "fingerprint", "outputs"),
@@ -121,12 +127,15 @@ FILES_LAYOUT = Layout(
         "runs": ("output", "label", "mnemonic", "how", "reasons", "manifest", "duration",
                  "build"),
         "meta": ("name", "value"),
+        "unchanged": ("build", "actions"),
     },
     migrations={
         # 0 -> 1: the layout before versions were recorded (version 1, as it was)
         0: _DIGEST_TABLES.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"),
         # 1 -> 2: each action's last run and why it ran (bp why, --explain)
         1: _RUNS_TABLES,
+        # 2 -> 3: the actions the last build found up to date (bp log lists them)
+        2: _UNCHANGED_TABLE,
     },
 )
 

@@ -255,9 +255,12 @@ def compile(ctx, toolchain, sources, info):
     """One CppCompile action per source; returns the object Files in source order.
 
     `info` (from compile_info) gives the headers (action inputs), `-I` directories and
-    `-D` defines; `local_defines` and `copts` are this target's own.
+    `-D` defines; `local_defines` and `copts` are this target's own. The command line's
+    flags come where Bazel puts them: after the toolchain's, includes and defines,
+    `--copt`, then `--conlyopt` (C) or `--cxxopt` (C++), then the target's `copts`.
     """
     copts = expand_flags(ctx, "copts")
+    cpp = ctx.fragments.cpp
     local_defines = [expand(ctx, "local_defines", d) for d in ctx.attr.local_defines]
     mode_flags = _MODE_FLAGS.get(ctx.configuration.compilation_mode, [])
     quote_dirs = _quote_dirs(ctx)
@@ -272,6 +275,11 @@ def compile(ctx, toolchain, sources, info):
         args.add_all(info.include_dirs, format_each = "-I%s")
         args.add_all(info.defines, format_each = "-D%s")
         args.add_all(local_defines, format_each = "-D%s")
+        args.add_all(cpp.copts)
+        if src.extension == "c":
+            args.add_all(cpp.conlyopts)
+        elif src.extension in _CXX_EXTENSIONS:
+            args.add_all(cpp.cxxopts)
         args.add_all(copts)
         args.add("-c", src)
         args.add("-o", obj)

@@ -81,8 +81,8 @@ def link(ctx, toolchain, objects, libraries, linkopts, uses_cxx, extra_inputs = 
     """The CppLink action making the executable `<name>`; returns its File.
 
     The command is `<driver> -o <name> <objects> <libraries> <toolchain link_flags>
-    <linkopts>`, where the driver is the toolchain's `ld`, or else `cxx` when C++ code
-    is linked in (for its runtime), or else `cc`.
+    <linkopts> <--linkopt flags>` (Bazel's order), where the driver is the toolchain's
+    `ld`, or else `cxx` when C++ code is linked in (for its runtime), or else `cc`.
     """
     out = ctx.actions.declare_file(ctx.label.name)
     args = ctx.actions.args()
@@ -94,6 +94,7 @@ def link(ctx, toolchain, objects, libraries, linkopts, uses_cxx, extra_inputs = 
     if toolchain.os != "macos":
         args.add_all(_rpaths(out, libraries))
     args.add_all(linkopts, map_each = _flags_of)
+    args.add_all(ctx.fragments.cpp.linkopts)
     ctx.actions.run(
         executable = toolchain.ld or (toolchain.cxx if uses_cxx else toolchain.cc),
         arguments = [args],
