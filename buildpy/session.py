@@ -529,23 +529,32 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
                       output_dir(configured.top), execution.keep_going, errors)
 
 
-def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuild:
-    """Analyze (telling `on_part` of each part of the plan as it is analyzed); with
-    `warm`, only what changed since its last analysis, and keep this one there."""
+def _analysis(configured, keys, workspace_name: str, keep_going: bool, on_part=None,
+              warm=None):
+    """The analysis of `keys`; with `warm`, only what changed since its last one (kept
+    there for the next)."""
     from buildpy.analysis.analyzer import Analyzer
 
-    configured, keys = unplanned.configured, unplanned.keys
     analyzer = warm.analyzer if warm is not None else None
     if warm is not None:
         warm.analyzer = None   # (until this analysis succeeds)
     if analyzer is not None:
         analysis = analyzer.analyze_again(configured, keys)
     else:
-        analyzer = Analyzer(configured, unplanned.workspace_name,
-                            again=warm is not None and not unplanned.keep_going)
-        analysis = analyzer.analyze(keys, on_part, keep_going=unplanned.keep_going)
+        analyzer = Analyzer(configured, workspace_name,
+                            again=warm is not None and not keep_going)
+        analysis = analyzer.analyze(keys, on_part, keep_going=keep_going)
     if warm is not None and analyzer.can_analyze_again and not analysis.errors:
         warm.analyzer = analyzer
+    return analysis
+
+
+def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuild:
+    """Analyze (telling `on_part` of each part of the plan as it is analyzed); with
+    `warm`, only what changed since its last analysis, and keep this one there."""
+    configured, keys = unplanned.configured, unplanned.keys
+    analysis = _analysis(configured, keys, unplanned.workspace_name, unplanned.keep_going,
+                         on_part, warm)
     executables = {}
     reported = []
     for key in keys:
@@ -859,24 +868,27 @@ def _link_bin(session: Session, output_dir: str) -> None:
 
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
              test: TestOptions, *, progress, err: TextIO, out: TextIO,
-             repos: RepoOptions = RepoOptions()) -> int:
+             repos: RepoOptions = RepoOptions(), warm=None) -> int:
     """`bp test`: build the matched targets, then run their tests (suites expanded) as
     TestRunner actions of the same action graph: the others side by side, then the
     exclusive ones alone (and, with --test_output=streamed, every test, locally)."""
     import os
 
     from buildpy.actions.tests import TEST_MNEMONIC
-    from buildpy.analysis.analyzer import Analyzer, output_dir
+    from buildpy.analysis.analyzer import output_dir
     from buildpy.analysis.tests import test_spec
     from buildpy.execution.local import LocalBuild, default_cache_dir
-    from buildpy.execution.places import check_cache_dir, check_output_base
+    from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
     from buildpy.execution.testrunner import TestProgress, TestRun
     from buildpy.query.uquery import TargetQueryEnvironment
 
     warn = lambda line: err.write(line + "\n")   # noqa: E731
-    check_output_base(workspace_root(directory), warn)   # up front, as bp build does
+    output_base = check_output_base(workspace_root(directory), warn)   # as bp build does
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
-    session = open_session(directory, repos=repos)
+    opened = lambda: open_session(directory, repos=repos)  # noqa: E731
+    session = opened() if warm is None else warm.session_for(
+        "test " + _plan_key(directory, words, options, execution, repos),
+        stamp_at(output_base / ".bp-state" / "analysis-stamp"), opened)
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(session.loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
@@ -891,11 +903,10 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     tests = [label for label in query.tests(labels)
              if _passes_filters(query.target(label), test)]
     configured, keys, errors = _configured_targets(session, patterns, list(dict.fromkeys(
-        labels + tests)), options, execution.keep_going)
+        labels + tests)), options, execution.keep_going, warm)
     errors = tuple(pattern_errors) + tuple(query.errors) + errors
     workspace_name = session.loader.workspace_settings().name or "__main__"
-    analysis = Analyzer(configured, workspace_name).analyze(
-        keys, keep_going=execution.keep_going)
+    analysis = _analysis(configured, keys, workspace_name, execution.keep_going, warm=warm)
     errors += analysis.errors
     _write_errors(errors, err)
     keys = [k for k in keys if k in analysis.targets]   # (-k: those analyzed)

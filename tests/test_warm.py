@@ -205,3 +205,33 @@ def test_a_tool_analyzed_again_keeps_its_runfiles_tree(workspace: Path, tmp_path
     assert counted.take() == ["//:tool", "//:tool"]   # (target and exec configurations)
     assert outputs(workspace)["use.out"] == b"data, edited\n"
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+
+def test_tests_kept_warm(workspace: Path, tmp_path: Path, monkeypatch):
+    """bp test in a long-lived bp: a test's changed attribute runs it (and only it) again."""
+    from buildpy.session import TestOptions, run_test
+
+    counted = Counted(monkeypatch)
+    (workspace / "check.sh").write_text('#!/bin/sh\ntest "$1" = yes\n')
+    (workspace / "check.sh").chmod(0o755)
+    with open(workspace / "BUILD", "a") as f:
+        f.write('sh_test(name = "check", srcs = ["check.sh"], args = ["yes"])\n')
+    warm = Warm()
+
+    def test() -> int:
+        err, out = io.StringIO(), io.StringIO()
+        code = run_test(str(workspace), ["//:check"], BuildOptions(),
+                        ExecutionOptions(jobs=2, spawn_strategy="local",
+                                         disk_cache=tmp_path / "cache"),
+                        TestOptions(), progress=PlainProgress(err, False, False), err=err,
+                        out=out, warm=warm)
+        print(err.getvalue(), out.getvalue())
+        return code
+
+    assert test() == 0
+    session = warm.session
+    edit(workspace / "BUILD", 'args = ["yes"]', 'args = ["no"]')
+    assert test() == 3   # Bazel's exit code for failed tests
+    assert warm.session is session and counted.take() == ["//:check"]
+    edit(workspace / "BUILD", 'args = ["no"]', 'args = ["yes"]')
+    assert test() == 0
