@@ -307,3 +307,23 @@ def test_only_changes_that_touch_the_closure_count(tmp_path):
     ignored = lambda directory: directory == "ignored"   # noqa: E731
     assert relevant_changes(changes, closure, root, ignored) == ["g/new.c", "p/a.c",
                                                                  "q/BUILD"]
+
+
+def test_ctrl_c_during_a_build_exits_8_and_leaves_no_process(watched, tmp_path):
+    marker = tmp_path / "action.pid"
+    files = dict(FILES, **{
+        "s/BUILD": f'genrule(name = "slow", srcs = ["in.txt"], outs = ["slow.txt"], '
+                   f'cmd = "echo $$$$ > {marker}.tmp; mv {marker}.tmp {marker}; '
+                   f'exec sleep 300")\n',
+        "s/in.txt": "one\n"})
+    watcher, root = watched("build", "--watch", "--spawn_strategy=local", "//s:slow",
+                            files=files)
+    deadline = time.monotonic() + WAIT
+    while not marker.exists():   # the action runs
+        assert time.monotonic() < deadline and watcher.process.poll() is None, watcher.seen
+        time.sleep(0.05)
+    action = int(marker.read_text())
+    assert alive(action)
+    assert watcher.stop() == 8
+    assert "ERROR: build interrupted" in watcher.seen
+    assert not alive(action) and session_members(action) == []
