@@ -327,3 +327,25 @@ def test_ctrl_c_during_a_build_exits_8_and_leaves_no_process(watched, tmp_path):
     assert watcher.stop() == 8
     assert "ERROR: build interrupted" in watcher.seen
     assert not alive(action) and session_members(action) == []
+
+
+def test_a_reused_saved_analysis_still_watches_its_build_files(tmp_path):
+    """The first iteration reuses the analysis a plain build saved; its BUILD file is in
+    the closure all the same."""
+    root = tmp_path / "ws"
+    write(root, FILES)
+    plain = subprocess.run([sys.executable, "-m", "buildpy", "build", "//p/..."], cwd=root,
+                           env=environment(tmp_path), capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    watcher = Watcher(root, tmp_path, "build", "--watch", "//p/...")
+    try:
+        assert watcher.summary().group(1, 2, 3) == ("initial build", "0", "3")
+        build = root / "p/BUILD"
+        build.write_text(build.read_text().replace("< $< > $@", "< $< | rev > $@", 1))
+        edited = watcher.summary()
+        assert edited.group(1, 2, 4) == ("1 file changed (p/BUILD)", "2", "OK")
+        assert (root / "bp-bin/p/twice.txt").read_text() == "OLLEH\nOLLEH\n"
+        assert watcher.stop() == 0
+    finally:
+        watcher.kill()
