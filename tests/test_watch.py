@@ -210,6 +210,13 @@ def test_a_watched_build_rebuilds_what_each_edit_affects(watched, tmp_path):
     assert last.group(1, 2, 4) == ("1 file changed (p/a.txt)", "2", "OK")
     assert (out / "twice.txt").read_text() == "AGAIN\nAGAIN\n"
     assert from_scratch_differences(root, tmp_path, "//p/...") == []
+
+    for name, text in (("p/a.txt", "burst\n"), ("p/one.in", "uno\n"), ("p/a.txt", "last\n")):
+        (root / name).write_text(text)   # a burst of saves: one iteration
+    burst = watcher.summary()
+    assert burst.group(1, 2, 4) == ("2 files changed (p/a.txt, p/one.in)", "3", "OK")
+    assert (out / "twice.txt").read_text() == "LAST\nLAST\n"
+    assert from_scratch_differences(root, tmp_path, "//p/...") == []
     assert watcher.stop() == 0
     assert "[watch] stopped" in watcher.seen
 
