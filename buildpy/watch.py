@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TextIO
 
-from buildpy.core.errors import BpError
+from buildpy.core.errors import BpError, EnvError
 from buildpy.core.workspace import BUILD_FILES
 
 EXIT_INTERRUPTED = 8
@@ -171,7 +171,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
                          rust_timeout=200, yield_on_timeout=True, raise_interrupt=True,
                          ignore_permission_denied=True)
     try:
-        next(events)   # watching from here on (what came before the first build is moot)
+        _next(events)   # watching from here on (what came before the first build is moot)
         closure = Closure()
         ignored: Callable[[str], bool] = lambda directory: False   # noqa: E731
         changed: list[str] = []
@@ -200,7 +200,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
             err.flush()
             changed = []
             while not changed:
-                batch = next(events)
+                batch = _next(events)
                 if not batch:
                     idle()
                 changed = relevant_changes(batch, closure, root, ignored)
@@ -209,6 +209,18 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
         return 0
     finally:
         events.close()
+
+
+def _next(events):
+    """The next batch of changes; a file system that cannot be watched is the
+    environment's fault (exit 36)."""
+    try:
+        return next(events)
+    except OSError as error:
+        hint = ("every directory of the workspace (bp-out too) takes one inotify watch: "
+                "raise the limit, e.g. `sysctl fs.inotify.max_user_watches=524288`"
+                if "limit" in str(error) else None)
+        raise EnvError(f"cannot watch the workspace for changes: {error}", hint=hint) from None
 
 
 class Program:

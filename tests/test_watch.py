@@ -356,3 +356,18 @@ def test_a_reused_saved_analysis_still_watches_its_build_files(tmp_path):
         assert watcher.stop() == 0
     finally:
         watcher.kill()
+
+
+def test_a_full_table_of_file_watches_is_the_environments_fault():
+    from buildpy.core.errors import EnvError
+    from buildpy.watch import _next
+
+    def events():
+        raise OSError("OS file watch limit reached. about [\"/ws\"]")
+        yield
+
+    with pytest.raises(EnvError) as raised:
+        _next(events())
+    assert raised.value.exit_code == 36
+    assert raised.value.message.startswith("cannot watch the workspace for changes: OS file")
+    assert "fs.inotify.max_user_watches" in raised.value.hint
