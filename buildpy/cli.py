@@ -558,14 +558,14 @@ _WATCH_HELP = ("Watch mode: after the first build, build again after every chang
                "directories), until Ctrl-C.")
 
 
-def _watch(options, iteration, after=lambda code: None, idle=lambda: None) -> int:
+def _watch(options, iteration, idle=lambda: None) -> int:
     """Run `iteration(state)` (an exit code) in watch mode: 0 when Ctrl-C stops the
     watch while it waits, 8 when it interrupts a build."""
     from buildpy.session import workspace_root
     from buildpy.watch import watch
 
     return watch(workspace_root(options.workspace), iteration, err=sys.stderr,
-                 report_error=lambda error: print_errors([error]), after=after, idle=idle)
+                 report_error=lambda error: print_errors([error]), idle=idle)
 
 
 @cli.command()
@@ -664,8 +664,8 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
         code = EXIT_INTERRUPTED
     except OSError as error:
         hint = "a script needs a #! line" if error.errno == 8 else None
-        raise UserError(f"cannot run {label} ({program}): {error.strerror}",
-                        hint=hint) from None
+        raise UserError(f"cannot run {label} ({program.relative_to(outcome.workspace)}): "
+                        f"{error.strerror}", hint=hint) from None
     raise SystemExit(code)
 
 
@@ -703,7 +703,8 @@ def _run_watched(options, target: str, args, once) -> int:
             try:
                 program.start([str(path), *args], env, cwd)
             except OSError as error:
-                raise UserError(f"cannot run {label} ({path}): {error.strerror}") from None
+                raise UserError(f"cannot run {label} ({path.relative_to(outcome.workspace)}"
+                                f"): {error.strerror}") from None
         return outcome.code
 
     try:

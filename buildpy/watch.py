@@ -151,13 +151,11 @@ def summary(changed: list[str], state: WatchState, seconds: float, code: int) ->
 def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
           report_error: Callable[[BpError], None],
           debounce_ms: int = 1600, step_ms: int = 50,
-          after: Callable[[int], None] = lambda code: None,
           idle: Callable[[], None] = lambda: None) -> int:
     """Run `iteration` (which returns an exit code, or raises a BpError that
     `report_error` shows), then again after each debounced batch of changes that touch
-    its input closure; `after(code)` follows each iteration, `idle()` runs about five
-    times a second while it waits. Returns 0 when Ctrl-C
-    stops the watch while it waits, 8 when it interrupts a build.
+    its input closure; `idle()` runs about five times a second while it waits. Returns
+    0 when Ctrl-C stops the watch while it waits, 8 when it interrupts a build.
 
     Watching starts before the first build, so an edit made while a build runs starts
     the next one. An iteration that failed before its actions were known (a BUILD
@@ -193,7 +191,6 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
             if state.workspace is not None:
                 ignored = state.workspace.is_ignored
             err.write(summary(changed, state, time.monotonic() - started, code) + "\n")
-            after(code)
             gc.collect()   # (a build runs with the cyclic collector off)
             err.write(f"[watch] Watching {len(closure.files)} files; Ctrl-C to stop\n")
             sys.stdout.flush()   # (a test summary goes there)
