@@ -65,11 +65,15 @@ class Closure:
 
 
 class WatchState:
-    """What one iteration tells the loop (run_build and run_test fill it in when given
-    one as `state`): what loading read, the actions planned, how many actions ran. An
-    in-memory analysis state kept across iterations would live here too."""
+    """One watch session's state, passed to every iteration (run_build and run_test fill
+    it in when given one as `state`). `begin()` clears what one iteration tells the
+    loop: what loading read, the actions planned, how many actions ran. What should
+    outlive an iteration (an in-memory analysis to reuse) would be kept beside it."""
 
     def __init__(self) -> None:
+        self.begin()
+
+    def begin(self) -> None:
         self.root: Path | None = None
         self.workspace = None        # the session's Workspace: its ignored directories
         self.reads = None            # the session's ReadLog, as it grows
@@ -173,8 +177,9 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
         closure = Closure()
         ignored: Callable[[str], bool] = lambda directory: False   # noqa: E731
         changed: list[str] = []
+        state = WatchState()
         while True:
-            state = WatchState()
+            state.begin()
             started = time.monotonic()
             try:
                 code = iteration(state)

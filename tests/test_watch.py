@@ -261,6 +261,10 @@ def test_bp_run_watch_restarts_the_program(watched, tmp_path):
     second = int(pids.read_text().split()[1])
     assert second != first and not alive(first) and session_members(first) == []
     assert alive(second)
+    build = root / "s/BUILD"
+    build.write_text(build.read_text() + "sh_binary(\n")   # a failed rebuild: watch on
+    assert watcher.summary().group(4) == "FAILED (exit 2)"
+    assert alive(second) and pids.read_text().count("\n") == 2
     assert watcher.stop() == 0
     assert not alive(second) and session_members(second) == []
 
