@@ -548,7 +548,7 @@ def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool
 
 
 def _run_build(options, patterns, build_flags, execution_flags, only_executable=False,
-               build_runfile_links=True, show_result=1, remote_flags=None):
+               build_runfile_links=True, show_result=1, remote_flags=None, state=None):
     from buildpy.session import run_build
 
     (platforms, compilation_mode, defines, host_platform, extra_execution_platforms,
@@ -565,7 +565,23 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
     return run_build(options.workspace, list(patterns), build, execution, progress=progress,
                      repos=_repo_options(),
                      err=sys.stderr, only_executable=only_executable,
-                     build_runfile_links=build_runfile_links, show_result=show_result)
+                     build_runfile_links=build_runfile_links, show_result=show_result,
+                     state=state)
+
+
+_WATCH_HELP = ("Watch mode: after the first build, build again after every change to a "
+               "file the build depends on (BUILD and .bzl files, sources, globbed "
+               "directories), until Ctrl-C.")
+
+
+def _watch(options, iteration, idle=lambda: None) -> int:
+    """Run `iteration(state)` (an exit code) in watch mode: 0 when Ctrl-C stops the
+    watch while it waits, 8 when it interrupts a build."""
+    from buildpy.session import workspace_root
+    from buildpy.watch import watch
+
+    return watch(workspace_root(options.workspace), iteration, err=sys.stderr,
+                 report_error=lambda error: print_errors([error]), idle=idle)
 
 
 @cli.command()
@@ -587,12 +603,13 @@ def _run_build(options, patterns, build_flags, execution_flags, only_executable=
 @click.option("--show_result", type=click.IntRange(min=0), default=1, show_default=True,
               metavar="N", help="List each target's output files when the build has at "
               "most N targets (0: never).")
+@click.option("--watch", is_flag=True, help=_WATCH_HELP)
 @click.pass_obj
 def build(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
           extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
           subcommands, color, curses, spawn_strategy, strategies, disk_cache,
           disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing,
-          build_runfile_links, show_result, **remote_flags) -> None:
+          build_runfile_links, show_result, watch, **remote_flags) -> None:
     """Build the targets PATTERNS match, running only the actions whose key changed.
 
     Outputs go to bp-out/<configuration>/bin/<package>/ (bp-bin points at the default
@@ -600,14 +617,19 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
     codes: 0 built, 1 build failed, 2 bad command line or BUILD file, 8 interrupted,
     36 environment problem, 37 internal error.
     """
-    outcome = _run_build(options, patterns, (platforms, compilation_mode, defines,
-                                             host_platform, extra_execution_platforms,
-                                             extra_toolchains),
-                         (jobs, keep_going, verbose_failures, subcommands, color, curses,
-                          spawn_strategy, strategies, disk_cache, disk_cache_max_size,
-                          block_for_lock, sandbox_debug, mount_pairs, tracing),
-                         build_runfile_links=build_runfile_links, show_result=show_result,
-                         remote_flags=remote_flags)
+    def once(state=None):
+        return _run_build(options, patterns, (platforms, compilation_mode, defines,
+                                              host_platform, extra_execution_platforms,
+                                              extra_toolchains),
+                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
+                           spawn_strategy, strategies, disk_cache, disk_cache_max_size,
+                           block_for_lock, sandbox_debug, mount_pairs, tracing),
+                          build_runfile_links=build_runfile_links, show_result=show_result,
+                          remote_flags=remote_flags, state=state)
+
+    if watch:
+        raise SystemExit(_watch(options, lambda state: once(state).code))
+    outcome = once()
     if outcome.code:
         raise SystemExit(outcome.code)
 
@@ -617,31 +639,57 @@ def build(options: Options, patterns, platforms, compilation_mode, defines, host
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @_configuration_options
 @_execution_options
+@click.option("--watch", is_flag=True, help=_WATCH_HELP + " The program is stopped (its "
+              "process group: SIGTERM, then SIGKILL) and started again after each "
+              "successful build.")
 @click.pass_obj
 def run(options: Options, target, args, platforms, compilation_mode, defines, host_platform,
         extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
         subcommands, color, curses, spawn_strategy, strategies, disk_cache,
-        disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing) -> None:
+        disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing,
+        watch) -> None:
     """Build TARGET, then run it with ARGS (after --) in the current directory.
 
     The program runs in its runfiles tree (`<program>.runfiles/<workspace name>`), as
     with `bazel run`, and sees RUNFILES_DIR and BUILD_WORKSPACE_DIRECTORY /
     BUILD_WORKING_DIRECTORY (where bp was started); its exit code is bp's.
     """
-    import os
     import subprocess
 
     from buildpy.core.errors import UserError
 
-    outcome = _run_build(options, [target], (platforms, compilation_mode, defines,
-                                             host_platform, extra_execution_platforms,
-                                             extra_toolchains),
-                         (jobs, keep_going, verbose_failures, subcommands, color, curses,
-                          spawn_strategy, strategies, disk_cache, disk_cache_max_size,
-                          block_for_lock, sandbox_debug, mount_pairs, tracing),
-                         only_executable=True)
+    def once(state=None):
+        return _run_build(options, [target], (platforms, compilation_mode, defines,
+                                              host_platform, extra_execution_platforms,
+                                              extra_toolchains),
+                          (jobs, keep_going, verbose_failures, subcommands, color, curses,
+                           spawn_strategy, strategies, disk_cache, disk_cache_max_size,
+                           block_for_lock, sandbox_debug, mount_pairs, tracing),
+                          only_executable=True, state=state)
+
+    if watch:
+        raise SystemExit(_run_watched(options, target, args, once))
+    outcome = once()
     if outcome.code:
         raise SystemExit(outcome.code)
+    label, program, env, cwd = _program(target, outcome)
+    click.echo(f"INFO: Running {label}", err=True)
+    try:
+        code = subprocess.run([str(program), *args], env=env, cwd=cwd).returncode
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except OSError as error:
+        hint = "a script needs a #! line" if error.errno == 8 else None
+        raise UserError(f"cannot run {label} ({program.relative_to(outcome.workspace)}): "
+                        f"{error.strerror}", hint=hint) from None
+    raise SystemExit(code)
+
+
+def _program(target: str, outcome):
+    """The one executable `bp run TARGET` built: its label, path, environment and
+    working directory (its runfiles tree)."""
+    from buildpy.core.errors import UserError
+
     if len(outcome.executables) != 1:
         raise UserError(f"'{target}' is not an executable target",
                         hint="bp run needs one *_binary, *_test or executable rule")
@@ -651,17 +699,34 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
                BUILD_WORKSPACE_DIRECTORY=str(outcome.workspace),
                BUILD_WORKING_DIRECTORY=os.getcwd(), **dict(result.environment))
     tree = Path(f"{program}.runfiles") / outcome.workspace_name
-    click.echo(f"INFO: Running {label}", err=True)
+    return label, program, env, tree if tree.is_dir() else None
+
+
+def _run_watched(options, target: str, args, once) -> int:
+    """`bp run --watch`: the program started after the first successful build, and
+    started again (the old one stopped) after each successful rebuild."""
+    from buildpy.core.errors import UserError
+    from buildpy.watch import Program
+
+    program = Program(sys.stderr)
+
+    def iteration(state) -> int:
+        outcome = once(state)
+        if outcome.code == 0:
+            label, path, env, cwd = _program(target, outcome)
+            program.stop()
+            click.echo(f"INFO: Running {label}", err=True)
+            try:
+                program.start([str(path), *args], env, cwd)
+            except OSError as error:
+                raise UserError(f"cannot run {label} ({path.relative_to(outcome.workspace)}"
+                                f"): {error.strerror}") from None
+        return outcome.code
+
     try:
-        code = subprocess.run([str(program), *args], env=env,
-                              cwd=tree if tree.is_dir() else None).returncode
-    except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
-    except OSError as error:
-        hint = "a script needs a #! line" if error.errno == 8 else None
-        raise UserError(f"cannot run {label} ({result.executable}): {error.strerror}",
-                        hint=hint) from None
-    raise SystemExit(code)
+        return _watch(options, iteration, idle=program.check)
+    finally:
+        program.stop()
 
 
 @cli.command()
@@ -687,6 +752,7 @@ def run(options: Options, target, args, platforms, compilation_mode, defines, ho
 @click.option("--cache_test_results", type=click.Choice(["yes", "no", "auto"]),
               default="auto", show_default=True)
 @click.option("--nocache_test_results", is_flag=True, help="Run every test again.")
+@click.option("--watch", is_flag=True, help=_WATCH_HELP)
 @click.pass_obj
 def test(options: Options, patterns, platforms, compilation_mode, defines, host_platform,
          extra_execution_platforms, extra_toolchains, jobs, keep_going, verbose_failures,
@@ -694,7 +760,7 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
          disk_cache_max_size, block_for_lock, sandbox_debug, mount_pairs, tracing, test_output,
          test_timeout, flaky_test_attempts,
          runs_per_test, test_filter, test_tag_filters, test_size_filters, test_lang_filters,
-         test_env, test_arg, cache_test_results, nocache_test_results,
+         test_env, test_arg, cache_test_results, nocache_test_results, watch,
          **remote_flags) -> None:
     """Build the targets PATTERNS match and run their tests (test_suites expanded).
 
@@ -718,10 +784,13 @@ def test(options: Options, patterns, platforms, compilation_mode, defines, host_
         lang_filters=split(test_lang_filters), test_env=tuple(test_env),
         test_args=tuple(test_arg),
         cache_results=not nocache_test_results and cache_test_results != "no")
-    code = run_test(options.workspace, list(patterns), build_options, execution, test_options,
-                    repos=_repo_options(),
-                    progress=_progress(curses, color, subcommands, verbose_failures),
-                    err=sys.stderr, out=sys.stdout)
+    def once(state=None) -> int:
+        return run_test(options.workspace, list(patterns), build_options, execution,
+                        test_options, repos=_repo_options(),
+                        progress=_progress(curses, color, subcommands, verbose_failures),
+                        err=sys.stderr, out=sys.stdout, state=state)
+
+    code = _watch(options, once) if watch else once()
     if code:
         raise SystemExit(code)
 

@@ -20,6 +20,7 @@ from buildpy.loading.patterns import expand_patterns
 
 if TYPE_CHECKING:   # networkx is imported only by the commands that need the graph
     from buildpy.loading.graph import TargetGraph
+    from buildpy.watch import Closure, WatchState
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class BuildOutcome:
     executables: dict
     workspace: Path
     workspace_name: str = "__main__"
+    inputs: Closure | None = None   # what the build depended on (when given a WatchState)
 
 
 def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
@@ -513,6 +515,8 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
                 loader.listing,
                 lambda text: packages_below(loader, "", text)):
+            for name in ("files", "listings", "recursive"):   # what it read (for --watch)
+                getattr(loader.reads, name).update(getattr(saved, name))
             return saved.payload
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(loader, patterns, execution.keep_going)
@@ -669,13 +673,44 @@ class _AnalysisStream:
         self._child.close(wait=self.plan is not None)
 
 
+class _Told:
+    """The analysis stream as the scheduler reads it, telling a WatchState of each
+    action that arrives."""
+
+    def __init__(self, stream: _AnalysisStream, state: WatchState):
+        self._stream, self._state = stream, state
+
+    ended = property(lambda self: self._stream.ended)
+    failed = property(lambda self: self._stream.failed)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def receive(self) -> list:
+        parts = self._stream.receive()
+        self._state.acting(a for actions, _ in parts for a in actions)
+        return parts
+
+
+def _kept(state: WatchState | None, warm):
+    """What a watch session keeps between its builds (`warm`, if given)."""
+    if warm is None and state is not None:
+        if state.kept is None:
+            from buildpy.warm import Warm
+
+            state.kept = Warm()
+        warm = state.kept
+    return warm
+
+
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
               *, progress, loading_timeout: float = 60.0, err: TextIO,
               only_executable: bool = False, build_runfile_links: bool = True,
               show_result: int = 1, repos: RepoOptions = RepoOptions(),
-              warm=None) -> BuildOutcome:
+              state: WatchState | None = None, warm=None) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
     `build_runfile_links` (as `bp run` always), the executables' runfiles trees too.
+    Tells `state` (watch mode) what it read, planned and ran.
 
     A build that must analyze starts executing while the analysis goes on in another
     process (on a machine that can fork), unless a long-lived bp keeps its state
@@ -692,10 +727,13 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     output_base = check_output_base(workspace_root(directory), warn)
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
     stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
+    warm = _kept(state, warm)
     opened = lambda: open_session(directory, eval_timeout=loading_timeout,  # noqa: E731
                                   repos=repos)
     session = opened() if warm is None else warm.session_for(
         _plan_key(directory, words, options, execution, repos), stamp, opened)
+    if state is not None:
+        state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"), warm)
@@ -711,7 +749,8 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
             if stream is not None:
                 from buildpy.actions.graph import ActionGraph
 
-                report = build.run(ActionGraph(()), [], progress, stream)
+                report = build.run(ActionGraph(()), [], progress,
+                                   stream if state is None else _Told(stream, state))
                 if stream.error is not None:
                     raise stream.error
                 plan = stream.plan
@@ -728,7 +767,11 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
                     graph, trees = plan.actions.with_runfiles_trees(plan.executables,
                                                                     plan.workspace_name)
                     wanted += trees
+                if state is not None:
+                    state.acting(graph.actions)
                 report = build.run(graph, wanted, progress)
+            if state is not None:
+                state.ran(report)
         finally:
             progress.close()
             build.close()
@@ -768,7 +811,16 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     err.write(_summary_line(report, execution))
     return BuildOutcome(code, plan.executables if plan is not None else {},
                         session.workspace.root,
-                        plan.workspace_name if plan is not None else "__main__")
+                        plan.workspace_name if plan is not None else "__main__",
+                        _planned(state, plan is not None))
+
+
+def _planned(state: WatchState | None, known: bool) -> Closure | None:
+    """What `state` holds as the build's input closure (whole if the plan is `known`)."""
+    if state is None:
+        return None
+    state.planned = known
+    return state.closure()
 
 
 _NOT_ANALYZED = ("FAILED: build did NOT complete successfully (targets that could not be "
@@ -868,10 +920,11 @@ def _link_bin(session: Session, output_dir: str) -> None:
 
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
              test: TestOptions, *, progress, err: TextIO, out: TextIO,
-             repos: RepoOptions = RepoOptions(), warm=None) -> int:
+             repos: RepoOptions = RepoOptions(), state: WatchState | None = None, warm=None) -> int:
     """`bp test`: build the matched targets, then run their tests (suites expanded) as
     TestRunner actions of the same action graph: the others side by side, then the
-    exclusive ones alone (and, with --test_output=streamed, every test, locally)."""
+    exclusive ones alone (and, with --test_output=streamed, every test, locally).
+    Tells `state` (watch mode) what it read, planned and ran."""
     import os
 
     from buildpy.actions.tests import TEST_MNEMONIC
@@ -885,10 +938,13 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
     warn = lambda line: err.write(line + "\n")   # noqa: E731
     output_base = check_output_base(workspace_root(directory), warn)   # as bp build does
     check_cache_dir(execution.disk_cache or default_cache_dir(), warn)
+    warm = _kept(state, warm)
     opened = lambda: open_session(directory, repos=repos)  # noqa: E731
     session = opened() if warm is None else warm.session_for(
         "test " + _plan_key(directory, words, options, execution, repos),
         stamp_at(output_base / ".bp-state" / "analysis-stamp"), opened)
+    if state is not None:
+        state.reading(session.workspace, session.loader.reads)
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(session.loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
@@ -946,6 +1002,9 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         if not test.cache_results:
             build.executor.skip_lookup = frozenset({TEST_MNEMONIC})
         graph = graph.extended(run.actions())
+        if state is not None:
+            state.acting(graph.actions)
+            state.planned = True
         hooked = TestProgress(progress, run)
         # the build and the tests in one run, each test once what it needs is built;
         # then the exclusive tests (all of them when streamed), one at a time
@@ -957,6 +1016,8 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         produced: set[str] = set()
         for paths, jobs in phases:
             report = build.run(graph, paths, hooked, jobs=jobs, retry=run.retry)
+            if state is not None:
+                state.ran(report)
             produced.update(report.produced)
             _link_bin(session, output_dir(configured.top))
             for error in report.errors:

@@ -11,6 +11,9 @@ sources to a fresh directory and builds them from scratch with an empty cache, a
 compares every output file's bytes and executable bit, and the outcome of
 `bp test //...`.
 
+`run_watch` does the same with one `bp build --watch //...` session making every
+incremental build (an iteration per edit).
+
 Not collected by pytest (no `test_` prefix): `tests/test_differential.py` runs a short
 seeded version, `scripts/differential` a long one.
 """
@@ -601,6 +604,143 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
                 if stop_at_first:
                     break
     finally:
+        if keep or failures:
+            out(f"workspace kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return failures
+
+
+# ---------------------------------------------------------------------------------------
+# Watch mode: one `bp build --watch //...` session through all the edits
+
+# flags are fixed for a watch session; `bp clean` would race with it
+WATCH_KINDS = [k for k in KINDS if k not in ("flag", "clean")]
+# written after each edit, last: an action's input, so its change starts an iteration,
+# and the first name in the summary's sorted list ("A" sorts before every other path)
+SENTINEL = "A/step.txt"
+WATCH_FILES = {"A/BUILD": 'genrule(name = "step", srcs = ["step.txt"], outs = ["step.out"], '
+                          'cmd = "cat $< > $@")\n'}
+WATCH_WAIT = 300.0   # seconds: the bound on each iteration
+
+
+class _Watch:
+    """A `bp build --watch //...` process; its output lines, read by a thread."""
+
+    def __init__(self, root: Path, cache: Path):
+        import queue
+        import threading
+
+        home = cache.parent / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, XDG_CACHE_HOME=str(cache), HOME=str(home),
+                   PYTHONUNBUFFERED="1")
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "buildpy", "-C", str(root), "build",
+             "--experimental_allow_unresolved_symlinks", "--watch", "//..."],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def summary(self, changed: str | None) -> str:
+        """The summary line of the iteration that saw `changed` (None: the first build),
+        once the watch waits again."""
+        import queue
+
+        deadline = time.monotonic() + WATCH_WAIT
+        found = None
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise RuntimeError("the watch ended or stopped answering:\n"
+                                   + "\n".join(self.seen[-60:]))
+            self.seen.append(line)
+            if line.startswith("[watch] ") and " run, " in line and (
+                    changed is None and "initial build" in line or
+                    changed is not None and f"changed ({changed}" in line):
+                found = line
+            elif found is not None and line.startswith("[watch] Watching"):
+                return found
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(60)
+
+
+def check_watched(ws_a: Path, line: str, output: list[str], scratch: Path) -> list[str]:
+    """The watched build's outputs against a from-scratch build of a copy."""
+    if not line.endswith(", OK"):
+        return [f"watched build failed: {line}\n" + "\n".join(output[-40:])]
+    ws_b = scratch / "b" / "ws"
+    if ws_b.parent.exists():
+        shutil.rmtree(ws_b.parent)
+    ws_b.parent.mkdir(parents=True)
+    copy_sources(ws_a, ws_b)
+    b = run_bp(ws_b, ws_b.parent / "cache", "build", "//...")
+    if b.returncode != 0:
+        return [f"from-scratch build failed ({b.returncode}):\n{b.stderr[-3000:]}"]
+    problems = compare(snapshot(ws_a), snapshot(ws_b), ws_a, ws_b, stale_ok=True)
+    ra, rb = run_launcher(ws_a), run_launcher(ws_b)
+    if ra != rb:
+        problems.append(f"running bp-bin/c/pybin differs: watched {ra} vs from scratch {rb}")
+    return problems
+
+
+def run_watch(steps: int, seed: int, keep: bool = False, out=print) -> list[Failure]:
+    """As `run`, with one watch session doing every incremental build: each edit (the
+    step number written to SENTINEL last) is awaited as one iteration's summary, then
+    the outputs are compared with a from-scratch build."""
+    rng = random.Random(seed)
+    schedule = list(WATCH_KINDS)
+    rng.shuffle(schedule)   # a BUILD, a .bzl and a source edit first: a short run has them
+    schedule.sort(key=lambda kind: kind not in ("attr", "bzl", "source"))
+    i, j = schedule.index("add_target"), schedule.index("remove_target")
+    schedule[min(i, j)], schedule[max(i, j)] = "add_target", "remove_target"
+    tmp = Path(tempfile.mkdtemp(prefix=f"bp-differential-watch-{seed}-"))
+    state = State(root=tmp / "a" / "ws", model=initial_model())
+    make_workspace(state.root, state.model)
+    write_files(state.root, dict(WATCH_FILES, **{SENTINEL: "step 0\n"}))
+    watch = _Watch(state.root, tmp / "a" / "cache")
+    failures: list[Failure] = []
+    edits: list[str] = []
+    try:
+        for step in range(steps + 1):
+            started = time.monotonic()
+            if step == 0:
+                desc = "initial workspace"
+                line = watch.summary(None)
+            else:
+                kind = [schedule[step - 1]] if step <= len(schedule) else WATCH_KINDS
+                desc = random_edit(state, rng, kind)
+                write_files(state.root, {SENTINEL: f"step {step}\n"})
+                line = watch.summary(SENTINEL)
+            edits.append(desc)
+            problems = check_watched(state.root, line, watch.seen, tmp)
+            took = time.monotonic() - started
+            out(f"step {step:4d} {'FAIL' if problems else 'ok  '} {took:5.1f}s  {desc}"
+                f"  {line.split(': ', 1)[1]}")
+            if problems:
+                failures.append(Failure(seed, step, list(edits), problems))
+                break
+    finally:
+        watch.stop()
         if keep or failures:
             out(f"workspace kept in {tmp}")
         else:

@@ -26,6 +26,19 @@ def test_a_short_seeded_differential_run_finds_no_mismatch():
     print(f"{SHORT_STEPS} steps in {time.monotonic() - started:.1f}s")
 
 
+WATCH_STEPS = int(os.environ.get("BP_DIFFERENTIAL_WATCH_STEPS", "3"))
+
+
+def test_a_short_seeded_watch_session_matches_from_scratch_builds():
+    """One `bp build --watch //...` through random edits (source, BUILD attributes, .bzl
+    code, added and removed targets...): after each iteration, the outputs of a
+    from-scratch build."""
+    lines: list[str] = []
+    failures = differential.run_watch(WATCH_STEPS, SHORT_SEED, out=lines.append)
+    assert not failures, "\n".join(lines) + "\n" + "\n".join(map(str, failures))
+    assert len([line for line in lines if line.startswith("step")]) == WATCH_STEPS + 1
+
+
 def test_the_comparison_sees_bytes_modes_and_missing_and_stale_files(tmp_path):
     a = {"x": (b"one", 0o444), "y": (b"y", 0o555), "only_a": (b"", 0o444)}
     b = {"x": (b"two", 0o444), "y": (b"y", 0o444), "only_b": (b"", 0o444)}

@@ -20,8 +20,9 @@ ALLOWED = {
     "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
-                "query", "execution", "remote"},
+                "query", "execution", "remote", "watch", "warm"},
     "warm": {"core", "loading"},   # what a long-lived bp keeps between builds
+    "watch": {"core"},   # watch mode's loop: what a build read, file events; beside session
 }
 
 
