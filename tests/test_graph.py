@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +142,158 @@ def test_an_empty_result_is_an_empty_graph(bp, root):
     assert done.code == 0
     assert done.out == "digraph mygraph {\n  node [shape=box];\n}\n"
     assert done.err == "INFO: Empty results\n"
+
+
+# ---- the page in a real browser --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright; both come from scripts/install-test-deps
+    and the test extras. Skips, saying which is missing, on a machine without them."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright for Python is not installed "
+        "(pip install -e '.[test]' brings it)")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("no Chromium on this machine (scripts/install-test-deps installs "
+                    "Debian's chromium package)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, timeout=20_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab; the test fails if the page logs an error or throws."""
+    tab = browser.new_page(viewport={"width": 1280, "height": 800})
+    tab.set_default_timeout(5_000)
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
+           else None)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on("request", lambda request: problems.append(f"fetched {request.url}")
+           if not request.url.startswith("file:") else None)
+    yield tab
+    tab.close()
+    assert problems == []
+
+
+def open_page(page, path: Path) -> None:
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-state=ready]", timeout=15_000)
+
+
+def node(page, label: str):
+    return page.locator(f"g.node[data-label={json.dumps(label)}]")
+
+
+def centre_of(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def scene_transform(page) -> str:
+    page.wait_for_function("() => new Promise(r => requestAnimationFrame(() => r(true)))")
+    return page.get_attribute("#scene", "transform")
+
+
+def test_the_page_shows_finds_and_explains_targets(bp, root, tmp_path, page):
+    target = tmp_path / "graph.html"
+    done = bp("-C", str(root), "graph", "deps(//app:app) + //lib:all", "--format=html",
+              f"--output_file={target}")
+    assert done.code == 0, done.err
+    labels = [n["label"] for n in embedded(target.read_text())["nodes"]]
+    open_page(page, target)
+    assert page.locator("g.node").count() == len(labels)
+    for label in labels:   # every target is drawn, inside the window after the fit
+        x, y = centre_of(node(page, label))
+        assert 0 < x < 1280 and 44 < y < 800, label
+    assert page.text_content("#counts") == f"{len(labels)} targets, 6 edges"
+
+    page.fill("#search", "MID")   # any case; the view centres on the match
+    assert page.locator("g.node.match").count() == 1
+    assert page.get_attribute("g.node.current", "data-label") == "//lib:mid"
+    assert page.text_content("#matches") == "1 of 1"
+    x, y = centre_of(node(page, "//lib:mid"))
+    assert abs(x - 640) < 2 and abs(y - (44 + 756 / 2)) < 2
+    page.press("#search", "Enter")   # selects it
+    assert page.text_content("#panel h2") == "//lib:mid"
+    assert page.text_content("#kind") == "filegroup rule"
+    assert page.locator("#rdeps a").all_text_contents() == [ODD, "//lib:stamped"]
+    assert page.locator("#deps a").all_text_contents() == ["//lib:base"]
+    assert page.locator("#attributes tr").all_inner_texts() == [
+        'srcs\t["//lib:base"]', 'tags\t["x"]']
+    page.fill("#search", "")
+    assert page.locator("g.node.match").count() == 0
+
+    page.keyboard.press("Escape")   # closes the panel
+    assert page.is_hidden("#panel")
+    node(page, "//lib:stamped").click()
+    assert page.text_content("#panel h2") == "//lib:stamped"
+    assert page.text_content("#kind") == "genrule rule"
+    assert "made by macro stamp(name = \"stamped\") at lib/BUILD:5:6" in page.text_content(
+        "#panel")
+    assert page.locator("#rdeps a").all_text_contents() == ["//app:app"]
+    assert page.get_attribute("g.node.selected", "data-label") == "//lib:stamped"
+    assert page.locator("g.node.rdep").count() == 1 and page.locator("g.node.dep").count() == 1
+    page.click("#rdeps a")   # a reverse dependency is a link to it
+    assert page.text_content("#panel h2") == "//app:app"
+    page.click(f"#deps a >> text={json.dumps('//lib:base')}")
+    assert page.locator("#rdeps a").all_text_contents() == ["//app:app", "//lib:mid"]
+    page.click("#panel .close")
+    assert page.is_hidden("#panel")
+
+    page.click("#fit")
+    node(page, ODD).click()   # a label with markup in it stays text
+    assert page.text_content("#panel h2") == ODD
+    assert page.locator("#panel b").count() == 0
+
+
+def test_the_page_pans_and_zooms(bp, root, tmp_path, page):
+    target = tmp_path / "graph.html"
+    assert bp("-C", str(root), "graph", "//...", "--format=html",
+              f"--output_file={target}").code == 0
+    open_page(page, target)
+    scale = lambda: float(re.search(r"scale\(([^)]+)\)", scene_transform(page)).group(1))  # noqa: E731
+    start = scale()
+    page.click("#zoom-in")
+    assert scale() == pytest.approx(start * 1.4)
+    page.click("#zoom-out")
+    page.click("#zoom-out")
+    assert scale() == pytest.approx(start / 1.4)
+    page.mouse.move(640, 700)
+    page.mouse.wheel(0, -200)
+    assert scale() > start / 1.4
+    page.click("#fit")
+    assert scale() == pytest.approx(start)
+    x, y = centre_of(node(page, "//app:app"))
+    page.mouse.move(5, 60)   # drag the background: the graph follows, nothing is selected
+    page.mouse.down()
+    page.mouse.move(105, 110, steps=5)
+    page.mouse.up()
+    moved = centre_of(node(page, "//app:app"))
+    assert moved == pytest.approx((x + 100, y + 50), abs=1)
+    assert page.is_hidden("#panel")
+
+
+def test_a_few_thousand_targets_lay_out_quickly(tmp_path, page):
+    count = 3000
+    rng = random.Random(20)
+    nodes = [{"label": f"//pkg{i // 10}:t{i}", "kind": "genrule rule", "rule": "genrule",
+              "location": f"pkg{i // 10}/BUILD:{i % 10 + 1}:1", "attrs": {},
+              "deps": sorted(rng.sample(range(i + 1, count), min(3, count - i - 1)))}
+             for i in range(count)]
+    nodes[-1]["deps"] = [0]   # a cycle through the whole graph
+    target = tmp_path / "big.html"
+    target.write_text(html_page({"expression": "//...", "nodes": nodes,
+                                 "edges": sum(len(n["deps"]) for n in nodes)}))
+    open_page(page, target)
+    assert page.locator("g.node").count() == count
+    assert int(page.get_attribute("body", "data-layout-ms")) < 5_000
+    page.fill("#search", "t2999")
+    assert page.text_content("#matches") == "1 of 1"
+    page.press("#search", "Enter")
+    assert page.locator("#deps a").all_text_contents() == ["//pkg0:t0"]
