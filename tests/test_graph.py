@@ -144,6 +144,57 @@ def test_an_empty_result_is_an_empty_graph(bp, root):
     assert done.err == "INFO: Empty results\n"
 
 
+_NAME_CHARS = "".join(chr(c) for c in range(0x20, 0x7f) if chr(c) not in "\\/:") + "é→中😀"
+
+
+def random_workspace(ws, seed: int, count: int = 25):
+    """A package of filegroups with names of any character a target name may hold, each
+    depending on some of the ones before it; returns (root, {label: its deps})."""
+    rng = random.Random(seed)
+    names: list[str] = []
+    while len(names) < count:
+        name = "t" + "".join(rng.choice(_NAME_CHARS) for _ in range(rng.randint(0, 8)))
+        if name not in names and not name.endswith(".") and name.strip() == name:
+            names.append(name)
+    lines, expected = [], {}
+    for i, name in enumerate(names):
+        deps = rng.sample(names[:i], min(i, rng.randint(0, 3)))
+        quoted = ", ".join(json.dumps(":" + d, ensure_ascii=False) for d in deps)
+        lines.append(f"filegroup(name = {json.dumps(name, ensure_ascii=False)}, "
+                     f"srcs = [{quoted}])")
+        expected[f"//p:{name}"] = sorted(f"//p:{d}" for d in deps)
+    return ws({"p/BUILD": "\n".join(lines) + "\n"}), expected
+
+
+def dot_graph(text: str) -> dict[str, list[str]]:
+    """Nodes and edges of the DOT that bp writes, every line checked on the way."""
+    lines = text.splitlines()
+    assert lines[:2] == ["digraph mygraph {", "  node [shape=box];"] and lines[-1] == "}"
+    string = r'"((?:[^"\\]|\\.)*)"'
+    graph: dict[str, list[str]] = {}
+    for line in lines[2:-1]:
+        match = re.fullmatch(rf"  {string}(?: -> {string})?", line)
+        assert match, line
+        source, dep = (re.sub(r"\\(.)", r"\1", g) if g is not None else None
+                       for g in match.groups())
+        graph.setdefault(source, [])
+        if dep is not None:
+            graph[source].append(dep)
+    return {label: sorted(deps) for label, deps in graph.items()}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_any_target_name_survives_dot_and_html(bp, ws, seed):
+    root, expected = random_workspace(ws, seed)
+    dot = bp("-C", str(root), "graph", "//p:all")
+    assert dot.code == 0, dot.err
+    assert dot_graph(dot.out) == expected
+    html = bp("-C", str(root), "graph", "//p:all", "--format=html")
+    assert html.code == 0, html.err
+    nodes = embedded(html.out)["nodes"]
+    assert {n["label"]: sorted(nodes[d]["label"] for d in n["deps"]) for n in nodes} == expected
+
+
 # ---- the page in a real browser --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -297,3 +348,18 @@ def test_a_few_thousand_targets_lay_out_quickly(tmp_path, page):
     assert page.text_content("#matches") == "1 of 1"
     page.press("#search", "Enter")
     assert page.locator("#deps a").all_text_contents() == ["//pkg0:t0"]
+
+
+def test_the_page_draws_any_label_as_text(bp, ws, tmp_path, page):
+    root, expected = random_workspace(ws, 7)
+    target = tmp_path / "graph.html"
+    assert bp("-C", str(root), "graph", "//p:all", "--format=html",
+              f"--output_file={target}").code == 0
+    open_page(page, target)
+    drawn = page.eval_on_selector_all(
+        "g.node", "nodes => nodes.map(n => [n.dataset.label, n.querySelector('text')"
+        ".textContent])")
+    assert sorted(label for label, _ in drawn) == sorted(expected)
+    assert all(text == label for label, text in drawn)
+    assert page.locator("#edges").get_attribute("d").count("M") == sum(
+        len(deps) for deps in expected.values())
