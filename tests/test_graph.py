@@ -137,6 +137,21 @@ def test_errors_are_those_of_bp_query(bp, root):
     assert "missing query expression" in done.err and "bp graph '//...'" in done.err
 
 
+def test_keep_going_draws_what_loaded_and_reports_the_rest(bp, root, tmp_path):
+    (root / "broken").mkdir()
+    (root / "broken" / "BUILD").write_text("filegroup(\n")
+    target = tmp_path / "graph.html"
+    done = bp("-C", str(root), "graph", "//app/... + //broken/...", "-k", "--format=html",
+              f"--output_file={target}")
+    assert done.code == 3
+    assert "error loading package '//broken'" in done.err
+    assert [n["label"] for n in embedded(target.read_text())["nodes"]] == ["//app:app"]
+    done = bp("-C", str(root), "graph", "//app/... + //broken/...")
+    query = bp("-C", str(root), "query", "//app/... + //broken/...")
+    assert done.code == query.code == 2 and done.out == ""
+    assert done.err == query.err and "error loading package '//broken'" in done.err
+
+
 def test_an_empty_result_is_an_empty_graph(bp, root):
     done = bp("-C", str(root), "graph", "//app:app - //app:app")
     assert done.code == 0
