@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -379,3 +380,23 @@ def test_the_page_draws_any_label_as_text(bp, ws, tmp_path, page):
     assert sum(d.count("M") for d in page.eval_on_selector_all(
         "#edges path", "paths => paths.map(p => p.getAttribute('d'))")) == sum(
         len(deps) for deps in expected.values())
+
+
+def test_a_link_to_the_page_can_name_a_target(bp, root, tmp_path, page):
+    target = tmp_path / "graph.html"
+    assert bp("-C", str(root), "graph", "//lib:*", "--format=html",
+              f"--output_file={target}").code == 0
+    page.goto(target.as_uri() + "#" + quote("//lib:stamped.txt"))
+    page.wait_for_selector("body[data-state=ready]", timeout=15_000)
+    assert page.text_content("#panel h2") == "//lib:stamped.txt"
+    assert page.text_content("#kind") == "generated file"
+    assert page.locator("#attributes").count() == 0
+    page.click("#panel p a")   # the rule that writes it
+    assert page.text_content("#panel h2") == "//lib:stamped"
+    assert page.locator("#deps a").all_text_contents() == ["//lib:mid"]
+    assert page.locator("#rdeps a").all_text_contents() == ["//lib:stamped.txt"]
+    page.click("#deps a")
+    page.click(f"#deps a >> text={json.dumps('//lib:base')}")
+    page.click("#deps a")
+    assert page.text_content("#panel h2") == "//lib:base.txt"
+    assert page.text_content("#panel").count("none in this graph") == 1   # no deps
