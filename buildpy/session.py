@@ -300,7 +300,7 @@ def run_graph(directory: str | None, words: tuple[str, ...], *,
     if format == "dot":
         out.write(graph_dot(env, nodes, result, factored=False))
     else:
-        out.write(html_page(graph_data(env, nodes, result, text.strip())))
+        out.write(html_page(graph_data(env, nodes, text.strip())))
     return len(result), errors
 
 

@@ -11,18 +11,16 @@ import json
 from importlib import resources
 from typing import Any
 
-from buildpy.query.engine import Result
 from buildpy.query.output import json_value
 
-FORMATS = ("dot", "html")
 _TEMPLATE = "graphview.html"
 _DATA_SLOT = "/*BP_GRAPH_DATA*/"
 
 
-def graph_data(env, nodes: list, result: Result, expression: str) -> dict[str, Any]:
-    """The result as plain JSON data: one entry per node (in `nodes`' order) with its
-    kind, location, explicit attributes and its dependencies within the result, as
-    indices into the node list."""
+def graph_data(env, nodes: list, expression: str) -> dict[str, Any]:
+    """A query's result (`nodes`) as plain JSON data: one entry per node, in order, with
+    its kind, location, explicit attributes and its dependencies among `nodes`, as
+    indices into the list."""
     index = {node: i for i, node in enumerate(nodes)}
     entries = []
     edges = 0
