@@ -160,6 +160,66 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
     _finish_query(size, errors)
 
 
+@cli.command()
+@click.argument("expression", nargs=-1)
+@click.option("--format", "graph_format", type=click.Choice(("dot", "html")), default="dot",
+              show_default=True,
+              help="dot: Graphviz DOT; html: one self-contained page to explore the graph in "
+                   "a browser (pan, zoom, search, a target's attributes and dependents).")
+@click.option("--output_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the graph to FILE instead of standard output.")
+@click.option("--implicit_deps/--noimplicit_deps", default=True,
+              help="Follow implicit dependencies (private attributes such as toolchains).")
+@click.option("-k", "--keep_going/--nokeep_going", default=False,
+              help="Show the partial result and the errors of broken packages (exit 3).")
+@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Read the expression from FILE instead of the command line.")
+@click.option("--universe_scope", default="", metavar="PATTERNS",
+              help="Comma-separated patterns whose closure is the universe of allrdeps() "
+                   "and rbuildfiles().")
+@click.option("--loading_timeout", type=float, default=60.0, show_default=True,
+              help="Seconds a single BUILD or .bzl file may take to evaluate.")
+@_repository_options
+@click.pass_obj
+def graph(options: Options, expression: tuple[str, ...], graph_format: str,
+          output_file: str | None, implicit_deps: bool, keep_going: bool,
+          query_file: str | None, universe_scope: str, loading_timeout: float) -> None:
+    """The dependency graph of the targets EXPRESSION returns (as in bp query).
+
+    \b
+      bp graph 'deps(//app:server)' | dot -Tsvg > deps.svg
+      bp graph 'rdeps(//..., //lib:util)' --format=html --output_file=rdeps.html
+
+    Only edges between targets of the result are drawn.
+    """
+    import io
+
+    from buildpy.session import run_graph
+
+    text = io.StringIO()
+    size, errors = run_graph(
+        options.workspace, expression, repos=_repo_options(), query_file=query_file,
+        format=graph_format, implicit_deps=implicit_deps, keep_going=keep_going,
+        universe_scope=universe_scope, loading_timeout=loading_timeout, out=text)
+    if output_file is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        _write_output_file(output_file, text.getvalue())
+        click.echo(f"INFO: wrote the graph of {size} target{'s' * (size != 1)} to "
+                   f"{output_file}", err=True)
+    _finish_query(size, errors)
+
+
+def _write_output_file(path: str, text: str) -> None:
+    """Write `text` to the user's --output_file; an OSError as an EnvError naming it."""
+    from buildpy.core.errors import EnvError
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise EnvError(f"cannot write --output_file '{path}': {error.strerror}") from None
+
+
 def _configuration_options(command):
     """The flags that choose a configuration (shared by cquery, config and build)."""
     command = _repository_options(command)

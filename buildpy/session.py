@@ -282,6 +282,30 @@ def run_query(directory: str | None, words: tuple[str, ...], *,
     return len(result), errors
 
 
+def run_graph(directory: str | None, words: tuple[str, ...], *,
+              repos: RepoOptions = RepoOptions(), query_file: str | None, format: str,
+              implicit_deps: bool, keep_going: bool, universe_scope: str,
+              loading_timeout: float, out: TextIO) -> tuple[int, list[BpError]]:
+    """`bp graph`: a query's result and the edges among it, as DOT or one HTML page."""
+    from buildpy.query.graphview import graph_data, html_page
+    from buildpy.query.output import graph_dot, ordered
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    expr, text, path = _parse_expression(words, query_file, "graph")
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
+    env = TargetQueryEnvironment(
+        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
+        universe_scope=tuple(p for p in universe_scope.split(",") if p))
+    result, errors = _evaluate(env, expr, text, path, keep_going)
+    env.ensure(result)
+    nodes = ordered(env, result, "auto", False)
+    if format == "dot":
+        out.write(graph_dot(env, nodes, result, factored=False))
+    else:
+        out.write(html_page(graph_data(env, nodes, text.strip())))
+    return len(result), errors
+
+
 def run_cquery(directory: str | None, words: tuple[str, ...], options: BuildOptions, *,
                repos: RepoOptions = RepoOptions(), query_file: str | None, output: str, starlark_expr: str, order: str,
                implicit_deps: bool, keep_going: bool, loading_timeout: float,

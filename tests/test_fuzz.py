@@ -251,7 +251,7 @@ def query_root(tmp_path_factory):
 
 
 @fuzz_settings(150)
-@given(text=fz.queries(), command=st.sampled_from(["query", "query", "cquery", "aquery"]),
+@given(text=fz.queries(), command=st.sampled_from(["query", "query", "cquery", "aquery", "graph"]),
        output=st.sampled_from([None, "label_kind", "build", "graph", "json", "location",
                                "package", "minrank", "maxrank"]),
        keep_going=st.booleans())

@@ -111,7 +111,7 @@ def graph_dot(env, nodes: list, result: Result, factored: bool) -> str:
     group_of = {}
     names = {}
     for key, members in groups.items():
-        text = "\\n".join(env.display(m) for m in sorted(members, key=_key(env)))
+        text = "\\n".join(_dot_escape(env.display(m)) for m in sorted(members, key=_key(env)))
         for member in members:
             group_of[member] = key
         names[key] = text
@@ -123,6 +123,11 @@ def graph_dot(env, nodes: list, result: Result, factored: bool) -> str:
             lines.append(f'  "{names[key]}" -> "{names[other]}"')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_escape(text: str) -> str:
+    """Text for inside a DOT quoted string (a target name may hold '"')."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 # ---- targets as text and records ------------------------------------------------------
