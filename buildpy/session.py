@@ -639,21 +639,6 @@ def _recording(command: str, directory: str | None, words: list[str], execution)
                      getattr(execution, "publish_all_actions", False))
 
 
-def _post_targets(record, reported, produced, workspace: Path, kinds=None,
-                  tests=()) -> None:
-    """The build events of the requested targets: configured, then completed (each
-    file it should make made)."""
-    events = record.events
-    if events is None:
-        return
-    record.post_actions()
-    events.expanded([label for label, _ in reported], kinds, tests)
-    tests = set(tests)
-    for label, files in reported:
-        events.completed(label, all(p in produced or not p.startswith("bp-out/")
-                                    for p in files), files, test=label in tests)
-
-
 def _run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
                *, progress, loading_timeout: float = 60.0, err: TextIO,
                only_executable: bool = False, build_runfile_links: bool = True,
@@ -750,7 +735,7 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
             for path in files[:8]:
                 err.write(f"  {path}\n")
     if plan is not None:   # (else the pattern's expansion is never posted: aborted)
-        _post_targets(record, reported, report.produced, session.workspace.root)
+        record.targets(reported, report.produced)
     _write_lines(record.summary(), err)
     if report.interrupted:
         err.write("ERROR: build interrupted\n")
@@ -875,22 +860,6 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         return record.code
 
 
-def _post_tests(record, results, reported, produced, workspace: Path, kinds) -> None:
-    """The build events of a test command's targets, and of each test's result."""
-    if record.events is None:
-        return
-    _post_targets(record, reported, produced, workspace, kinds,
-                  tests=[r.spec.label for r in results])
-    for result in results:
-        status = result.status.value
-        attempts = max(1, result.failed_attempts + (status in ("PASSED", "FLAKY")))
-        label, spec = result.spec.label, result.spec
-        record.events.test_result(label, status, attempts, result.duration, result.logs,
-                                  result.cached)
-        record.events.test_summary(label, status, spec.runs, spec.shard_count, attempts,
-                                   result.duration, result.logs, result.cached)
-
-
 def _run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
               test: TestOptions, *, progress, err: TextIO, out: TextIO,
               repos: RepoOptions = RepoOptions(), record) -> int:
@@ -997,7 +966,7 @@ def _run_test(directory: str | None, words: list[str], options: BuildOptions, ex
                 err.write(f"ERROR: {error}\n")
             if report.interrupted:
                 progress.close()
-                _post_targets(record, reported, produced, session.workspace.root, kinds)
+                record.targets(reported, produced, kinds)
                 _write_lines(record.summary(), err)
                 err.write("ERROR: testing interrupted\n" if run.ran else
                           "FAILED: build did NOT complete successfully; no tests ran\n")
@@ -1006,8 +975,7 @@ def _run_test(directory: str | None, words: list[str], options: BuildOptions, ex
                                     for o in report.failed):
                 progress.close()
                 results = run.results(produced) if run.ran else []
-                _post_tests(record, results, reported, produced, session.workspace.root,
-                            kinds)
+                record.tests(results, reported, produced, kinds)
                 _write_lines(record.summary(), err)
                 err.write("FAILED: build did NOT complete successfully"
                           f"{'' if run.ran else '; no tests ran'}\n")
@@ -1023,7 +991,7 @@ def _run_test(directory: str | None, words: list[str], options: BuildOptions, ex
         progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
-    _post_tests(record, results, reported, produced, session.workspace.root, kinds)
+    record.tests(results, reported, produced, kinds)
     _write_lines(record.summary(), err)
     code = _summary(results, session.workspace.root, out)
     if errors:

@@ -72,6 +72,33 @@ class Recording:
             if self.publish_all_actions or (not run.ok and run.mnemonic != TEST_MNEMONIC):
                 self.events.action(run)
 
+    def targets(self, reported: Sequence[tuple[str, Sequence[str]]], produced,
+                kinds: dict[str, str] | None = None, tests: Sequence[str] = ()) -> None:
+        """The events of the requested targets ((label, files) pairs): configured, then
+        completed, successfully when every file it should make under bp-out was made."""
+        if self.events is None:
+            return
+        self.post_actions()
+        self.events.expanded([label for label, _ in reported], kinds, tests)
+        tests = set(tests)
+        for label, files in reported:
+            self.events.completed(label, all(p in produced or not p.startswith("bp-out/")
+                                             for p in files), files, test=label in tests)
+
+    def tests(self, results, reported, produced, kinds: dict[str, str]) -> None:
+        """The events of a test command: its targets, then each test's result and
+        summary (testrunner.TestResult values)."""
+        if self.events is None:
+            return
+        self.targets(reported, produced, kinds, tests=[r.spec.label for r in results])
+        for result in results:
+            status, spec = result.status.value, result.spec
+            attempts = max(1, result.failed_attempts + (status in ("PASSED", "FLAKY")))
+            self.events.test_result(spec.label, status, attempts, result.duration,
+                                    result.logs, result.cached)
+            self.events.test_summary(spec.label, status, spec.runs, spec.shard_count,
+                                     attempts, result.duration, result.logs, result.cached)
+
     def summary(self) -> list[str]:
         return self.telemetry.summary()
 
