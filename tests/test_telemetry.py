@@ -4,6 +4,7 @@ real builds and tests; the critical path and lanes of the recorder on a fake clo
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -52,7 +53,8 @@ def _bp(bp, root: Path, *args: str):
 # ---- checks that hold for every trace and event file ------------------------------------
 
 def _trace(path: Path) -> list[dict]:
-    data = json.loads(path.read_text())
+    data = json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else
+                      path.read_text())
     events = data["traceEvents"]
     for event in events:
         assert {"ph", "ts", "pid", "tid", "name"} <= event.keys(), event
@@ -209,7 +211,7 @@ def test_an_error_before_the_build_still_finishes_the_event_file(bp, ws, tmp_pat
 
 def test_bp_test_reports_test_results_and_summaries(bp, ws, tmp_path):
     root = _workspace(ws)
-    profile, bep = tmp_path / "profile.json", tmp_path / "events.json"
+    profile, bep = tmp_path / "profile.json.gz", tmp_path / "events.json"   # gzipped
     result = _bp(bp, root, "test", "//a:t", "//a:bad", f"--profile={profile}",
                  f"--build_event_json_file={bep}")
     assert result.code == 3, result.err
