@@ -975,7 +975,7 @@ def _run_test(directory: str | None, words: list[str], options: BuildOptions, ex
                                     for o in report.failed):
                 progress.close()
                 results = run.results(produced) if run.ran else []
-                record.tests(results, reported, produced, kinds)
+                record.tests(run, results, reported, produced, kinds)
                 _write_lines(record.summary(), err)
                 err.write("FAILED: build did NOT complete successfully"
                           f"{'' if run.ran else '; no tests ran'}\n")
@@ -991,7 +991,7 @@ def _run_test(directory: str | None, words: list[str], options: BuildOptions, ex
         progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
-    record.tests(results, reported, produced, kinds)
+    record.tests(run, results, reported, produced, kinds)
     _write_lines(record.summary(), err)
     code = _summary(results, session.workspace.root, out)
     if errors:

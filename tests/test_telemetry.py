@@ -238,6 +238,34 @@ def test_bp_test_reports_test_results_and_summaries(bp, ws, tmp_path):
     assert "INFO: Elapsed time:" in result.err and "INFO: Cache hit rate:" in result.err
 
 
+def test_each_attempt_run_and_shard_has_its_test_result(bp, ws, tmp_path):
+    root = _workspace(ws)
+    marker = tmp_path / "failed-once"
+    (root / "f").mkdir()
+    (root / "f" / "BUILD").write_text('sh_test(name = "flaky", srcs = ["flaky.sh"])\n')
+    (root / "f" / "flaky.sh").write_text(   # fails its first attempt only
+        f"#!/bin/sh\nif [ -e {marker} ]; then exit 0; fi\ntouch {marker}; exit 1\n")
+    (root / "f" / "flaky.sh").chmod(0o755)
+    bep = tmp_path / "events.json"
+    result = _bp(bp, root, "test", "//f:flaky", "//a:t", "--flaky_test_attempts=2",
+                 "--runs_per_test=2", f"--build_event_json_file={bep}")
+    assert result.code == 0, result.err + result.out
+    stream = _events(bep)
+    ids = {(e["id"]["testResult"]["label"], e["id"]["testResult"]["run"],
+            e["id"]["testResult"]["attempt"]): e["testResult"]["status"]
+           for e in _find(stream, "testResult")}
+    assert ids[("//a:t", 1, 1)] == ids[("//a:t", 2, 1)] == "PASSED"
+    flaky = {key: status for key, status in ids.items() if key[0] == "//f:flaky"}
+    assert sorted(flaky.values()) == ["FAILED", "PASSED", "PASSED"], flaky
+    failed = [key for key, status in flaky.items() if status == "FAILED"]
+    assert [key[2] for key in failed] == [1] and (*failed[0][:2], 2) in flaky
+    summaries = {e["id"]["testSummary"]["label"]: e["testSummary"]
+                 for e in _find(stream, "testSummary")}
+    assert summaries["//f:flaky"]["overallStatus"] == "FLAKY"
+    assert summaries["//f:flaky"]["attemptCount"] == 3
+    assert summaries["//a:t"]["runCount"] == 2
+
+
 # ---- Ctrl-C -----------------------------------------------------------------------------
 
 def test_an_interrupted_build_finishes_its_event_file_and_trace(ws, tmp_path):

@@ -127,7 +127,7 @@ class BuildEvents:
             "status": TEST_STATUS.get(status, status),
             "testAttemptDurationMillis": str(round(duration_s * 1000)),
             "cachedLocally": cached,
-            "testActionOutput": [file_entry(p.name, p) for p in logs]})
+            "testActionOutput": [file_entry("test.log", p) for p in logs]})
 
     def test_summary(self, label: str, status: str, runs: int, shards: int,
                      attempts: int, duration_s: float, logs: Sequence[Path],

@@ -85,19 +85,23 @@ class Recording:
             self.events.completed(label, all(p in produced or not p.startswith("bp-out/")
                                              for p in files), files, test=label in tests)
 
-    def tests(self, results, reported, produced, kinds: dict[str, str]) -> None:
-        """The events of a test command: its targets, then each test's result and
-        summary (testrunner.TestResult values)."""
+    def tests(self, run, results, reported, produced, kinds: dict[str, str]) -> None:
+        """The events of a test command: its targets, then a result per attempt of each
+        run and shard of each test (a testrunner.TestRun's), and each test's summary."""
         if self.events is None:
             return
         self.targets(reported, produced, kinds, tests=[r.spec.label for r in results])
+        workspace = self.events.workspace
         for result in results:
             status, spec = result.status.value, result.spec
-            attempts = max(1, result.failed_attempts + (status in ("PASSED", "FLAKY")))
-            self.events.test_result(spec.label, status, attempts, result.duration,
-                                    result.logs, result.cached)
+            attempts = run.attempts(spec.label)
+            for one in attempts:
+                self.events.test_result(spec.label, one.status.value, one.attempt,
+                                        one.duration, [workspace / one.log], one.cached,
+                                        run=one.run, shard=one.shard)
             self.events.test_summary(spec.label, status, spec.runs, spec.shard_count,
-                                     attempts, result.duration, result.logs, result.cached)
+                                     len(attempts), result.duration, result.logs,
+                                     result.cached)
 
     def summary(self) -> list[str]:
         return self.telemetry.summary()
