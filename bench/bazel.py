@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.peers import (
     BenchError,
     Lab,
+    build_edits,
     changed_rebuilds,
     remove,
     repeated,
@@ -165,6 +166,10 @@ def measure_bazel(lab: Lab, bazel: str, overrides: list[str]) -> dict[str, dict[
                                            server.build)
         figures["root"] = changed_rebuilds(lab, "Bazel warm root rebuild", workspace, lab.root,
                                            server.build)
+        figures["build_edit"] = build_edits(lab, "Bazel warm BUILD edit", workspace,
+                                            server.build)
+        # ibazel reacts to an edit with a warm `bazel build`: the same two figures
+        figures["watch_leaf"], figures["watch_build"] = figures["leaf"], figures["build_edit"]
         rdeps = "rdeps(//..., //pkg0:t0)"
         server.query(rdeps)   # the warm-up: every package loaded in the server
         figures["rdeps"] = stats([server.query(rdeps) for _ in range(lab.runs)])

@@ -55,6 +55,21 @@ class Lab:
     def root(self) -> str:
         return "pkg0/src0.txt"
 
+    @property
+    def build_file(self) -> str:
+        """The BUILD file whose genrule t1 the BUILD-edit experiments change."""
+        return f"pkg{self.packages // 2}/BUILD"
+
+
+def edited_build(text: str, unique: str) -> str:
+    """`text` (a generated BUILD file) with one attribute of one genrule changed: t1's
+    command gains `; true <unique>` (a new command: its one action runs again)."""
+    start = text.index('name = "t1",')
+    line = text.index("    cmd = ", start)
+    end = text.index("\n", line)
+    quote = text.rindex('"', line, end)   # (a select()'s cmd: its last branch)
+    return text[:quote] + f"; true {unique}" + text[quote:]
+
 
 def remove(path: Path) -> None:
     """rm -rf, also through read-only directories (Bazel's output bases have them)."""
@@ -184,6 +199,105 @@ def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: B
     return stats(samples)
 
 
+def build_edits(lab: Lab, name: str, workspace: Path, build: Build) -> Stat:
+    """Times `build` after changing one genrule's attribute in a BUILD file; restores it
+    (and rebuilds, untimed) after."""
+    path = workspace / lab.build_file
+    original = path.read_text()
+    samples = []
+    try:
+        for i in range(lab.runs):
+            edit(path, edited_build(original, f"{i}{time.time_ns()}"), lab.scratch)
+            seconds, summary = build()
+            lab.say(f"  {name} {i + 1}/{lab.runs}: {seconds:.3f} s {summary}")
+            samples.append(seconds)
+            edit(path, original, lab.scratch)
+            build()
+    finally:
+        if path.read_text() != original:
+            path.write_text(original)
+    return stats(samples)
+
+
+class _Watch:
+    """A `bp build --watch` process and the lines it writes to stderr."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict):
+        import queue
+        import threading
+
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+
+        def read() -> None:
+            for line in self.process.stderr:
+                self.lines.put(line)
+            self.lines.put("")   # the end
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def next_summary(self, timeout: float) -> tuple[float, str]:
+        """When the next `[watch] ...: N actions run, ...` line came, and the line."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise BenchError(f"no watch iteration ended within {timeout:.0f} s") from None
+            if not line:
+                raise BenchError(f"bp --watch exited with {self.process.wait()}")
+            if line.startswith("[watch]") and " run, " in line:
+                return time.perf_counter(), line.strip()
+
+    def stop(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def watch_rebuilds(lab: Lab, argv: list[str], workspace: Path, env: dict
+                   ) -> dict[str, Stat]:
+    """bp --watch: seconds from an edit (the file written) to the end of the iteration
+    it starts, for a leaf source and for a BUILD file; each edit undone after, untimed."""
+    watch = _Watch(argv, workspace, env)
+    try:
+        _, line = watch.next_summary(3600)
+        lab.say(f"  bp --watch first build: {line}")
+        figures = {}
+        for key, relative, change in (
+                ("watch_leaf", lab.leaf,
+                 lambda text, i: f"{text.rstrip()} edited {i} {time.time_ns()}\n"),
+                ("watch_build", lab.build_file,
+                 lambda text, i: edited_build(text, f"{i}{time.time_ns()}"))):
+            path = workspace / relative
+            original = path.read_text()
+            samples = []
+            try:
+                for i in range(lab.runs):
+                    start = time.perf_counter()
+                    edit(path, change(original, i), lab.scratch)
+                    end, line = watch.next_summary(600)
+                    samples.append(end - start)
+                    lab.say(f"  bp {key} {i + 1}/{lab.runs}: {end - start:.3f} s {line}")
+                    edit(path, original, lab.scratch)
+                    watch.next_summary(600)
+            finally:
+                if path.read_text() != original:
+                    path.write_text(original)
+            figures[key] = stats(samples)
+        return figures
+    finally:
+        watch.stop()
+
+
 def _count(workspace: Path, output_dir: str) -> int:
     return sum(len(files) for _, _, files in os.walk(workspace / output_dir))
 
@@ -244,6 +358,8 @@ def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
     lab.say(f"bp full build: {format_stat(figures['full'])} "
             f"({_count(workspace, 'bp-out')} files in bp-out)")
     incremental(lab, figures, "bp", workspace, build)
+    figures["build_edit"] = build_edits(lab, "bp BUILD edit (fresh process)", workspace, build)
+    figures.update(watch_rebuilds(lab, command + ["--watch"], workspace, env))
 
     copies, samples = [], []
     saved = lab.scratch / "bp-out-saved"

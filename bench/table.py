@@ -55,6 +55,10 @@ ROWS = (
     Row("leaf", "rebuild, one leaf source changed",
         (Goal("bazel", 1.0, "<= Bazel"), Goal("ninja", 5.0, "<= 5x ninja"))),
     Row("root", "rebuild, one root source changed"),
+    Row("build_edit", "rebuild, one genrule attribute changed in a BUILD file",
+        (Goal(None, 1.5, "<= 1.5 s"),)),
+    Row("watch_leaf", "watch mode: leaf source edit to build done (Bazel: warm rebuild)"),
+    Row("watch_build", "watch mode: BUILD edit to build done (Bazel: warm rebuild)"),
     Row("cached", "fully cached rebuild (bp-out removed)", (Goal("copy", 2.0, "<= 2x cp -r"),)),
     Row("rss", "peak RSS", (Goal("bazel", 1.0, "< Bazel server", strict=True),)),
 )

@@ -476,6 +476,20 @@ def _execution_options(command):
                      callback=_remember("bp.explain"),
                      help="Write why each action of the build ran, or which cache it "
                           "came from, to FILE (as bp why says it)."),
+        click.option("--profile", metavar="FILE", expose_value=False,
+                     callback=_remember("bp.profile"),
+                     help="Write a trace of the command (its phases, each action on its "
+                          "lane, the critical path) to FILE, in Chrome's trace format "
+                          "(open it in Perfetto or chrome://tracing)."),
+        click.option("--build_event_json_file", metavar="FILE", expose_value=False,
+                     callback=_remember("bp.build_event_json_file"),
+                     help="Write the command's build events (Bazel's Build Event "
+                          "Protocol) to FILE as JSON, one event per line."),
+        click.option("--build_event_publish_all_actions/"
+                     "--nobuild_event_publish_all_actions", default=False,
+                     expose_value=False, callback=_remember("bp.publish_all_actions"),
+                     help="Report every action in the build events, not only the "
+                          "failed ones."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -594,7 +608,11 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
         status=StatusOptions(stamp=bool(meta.get("bp.stamp")),
                              command=meta.get("bp.workspace_status_command") or "",
                              embed_label=meta.get("bp.embed_label") or ""),
-        explain=Path(meta["bp.explain"]).resolve() if meta.get("bp.explain") else None)
+        explain=Path(meta["bp.explain"]).resolve() if meta.get("bp.explain") else None,
+        profile=Path(meta["bp.profile"]).resolve() if meta.get("bp.profile") else None,
+        build_event_json_file=Path(meta["bp.build_event_json_file"]).resolve()
+        if meta.get("bp.build_event_json_file") else None,
+        publish_all_actions=bool(meta.get("bp.publish_all_actions")))
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):

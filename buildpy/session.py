@@ -5,6 +5,7 @@ Commands in cli.py call these functions; they hold no state between invocations.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -625,6 +626,7 @@ class _AnalysisStream:
         from buildpy.core import forked
 
         self.plan: PlannedBuild | None = None
+        self.planned_at: float | None = None   # when the plan arrived (time.monotonic)
         self.error: BpError | None = None
         self._child = forked.start(lambda send: self._analyze(
             send, session, unplanned, stamp_ns, runfile_links))
@@ -688,6 +690,7 @@ class _AnalysisStream:
                 parts.append(value)
             elif kind == "plan":
                 self.plan = value[0]
+                self.planned_at = time.monotonic()
             else:
                 self.error = value[0]
         return parts
@@ -728,10 +731,34 @@ def _kept(state: WatchState | None, warm):
 
 
 def run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
-              *, progress, loading_timeout: float = 60.0, err: TextIO,
-              only_executable: bool = False, build_runfile_links: bool = True,
-              show_result: int = 1, repos: RepoOptions = RepoOptions(),
-              state: WatchState | None = None, warm=None) -> BuildOutcome:
+              **flags) -> BuildOutcome:
+    """`bp build` (and the build of `bp run`), its telemetry recorded: the summary
+    lines, and --profile and --build_event_json_file written however it ends."""
+    command = "run" if flags.get("only_executable") else "build"
+    with _recording(command, directory, words, execution) as record:
+        outcome = _run_build(directory, words, options, execution, record=record, **flags)
+        record.code = outcome.code
+        return outcome
+
+
+def _recording(command: str, directory: str | None, words: list[str], execution):
+    """The Recording of one command (what its flags ask for: --profile, ...)."""
+    from buildpy.execution.recording import Recording
+
+    try:
+        root = workspace_root(directory)
+    except BpError:   # the command reports it
+        root = Path(directory or ".").resolve()
+    return Recording(command, words, root, getattr(execution, "profile", None),
+                     getattr(execution, "build_event_json_file", None),
+                     getattr(execution, "publish_all_actions", False))
+
+
+def _run_build(directory: str | None, words: list[str], options: BuildOptions, execution,
+               *, progress, loading_timeout: float = 60.0, err: TextIO,
+               only_executable: bool = False, build_runfile_links: bool = True,
+               show_result: int = 1, repos: RepoOptions = RepoOptions(),
+               state: WatchState | None = None, warm=None, record) -> BuildOutcome:
     """`bp build`: load, configure, analyze, execute what the patterns need; with
     `build_runfile_links` (as `bp run` always), the executables' runfiles trees too.
     Tells `state` (watch mode) what it read, planned and ran.
@@ -761,29 +788,41 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
     links = build_runfile_links or only_executable
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"), warm)
+    clock = record.telemetry.clock
+    loaded = clock()
+    record.telemetry.phase("loading", record.telemetry.origin, loaded)
     # (the files that --output_groups wants are known once the analysis has ended)
     stream = _AnalysisStream(session, start, stamp, links) if isinstance(
         start, _Unplanned) and forked.can_fork() and warm is None and not (
         options.aspects or options.output_groups) else None
     plan = None
     try:
-        build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution, err=err)
+        build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution,
+                           err=err, telemetry=record.telemetry)
         try:
             _use_remote(build, execution)
             if stream is not None:
                 from buildpy.actions.graph import ActionGraph
 
-                report = build.run(ActionGraph(()), [], progress,
-                                   stream if state is None else _Told(stream, state))
+                executing = clock()
+                try:
+                    report = build.run(ActionGraph(()), [], progress,
+                                       stream if state is None else _Told(stream, state))
+                finally:   # (analysis beside execution: timed until the plan came)
+                    record.telemetry.phase("execution", executing)
+                    record.telemetry.phase("analysis", loaded, stream.planned_at or clock(),
+                                           lane="analysis (forked process)")
                 if stream.error is not None:
                     raise stream.error
                 plan = stream.plan
             if stream is None or (stream.failed and not report.interrupted):
                 # (a stream fails when its process dies without a word: analyze here)
                 if isinstance(start, _Unplanned):
+                    analyzing = clock()
                     plan = _analyze_plan(start, warm=warm)
                     if warm is None:   # (a long-lived bp's reads are not one build's)
                         _save_plan(session, start, plan, stamp)
+                    record.telemetry.phase("analysis", analyzing)
                 else:
                     plan = start
                 graph, wanted = plan.actions, list(plan.wanted)
@@ -793,7 +832,11 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
                     wanted += trees
                 if state is not None:
                     state.acting(graph.actions)
-                report = build.run(graph, wanted, progress)
+                executing = clock()
+                try:
+                    report = build.run(graph, wanted, progress)
+                finally:
+                    record.telemetry.phase("execution", executing)
             if state is not None:
                 state.ran(report)
         finally:
@@ -820,6 +863,9 @@ def run_build(directory: str | None, words: list[str], options: BuildOptions, ex
             err.write(f"Target {label} up-to-date:\n")
             for path in files[:8]:
                 err.write(f"  {path}\n")
+    if plan is not None:   # (else the pattern's expansion is never posted: aborted)
+        record.targets(reported, report.produced)
+    _write_lines(record.summary(), err)
     if report.interrupted:
         err.write("ERROR: build interrupted\n")
         code = 8
@@ -943,8 +989,19 @@ def _link_bin(session: Session, output_dir: str) -> None:
 
 
 def run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
-             test: TestOptions, *, progress, err: TextIO, out: TextIO,
-             repos: RepoOptions = RepoOptions(), state: WatchState | None = None, warm=None) -> int:
+             test: TestOptions, *, err: TextIO, **flags) -> int:
+    """`bp test`, its telemetry recorded (as `run_build`'s); the summary lines go to
+    stderr before the tests' summary."""
+    with _recording("test", directory, words, execution) as record:
+        record.code = _run_test(directory, words, options, execution, test, err=err,
+                                record=record, **flags)
+        return record.code
+
+
+def _run_test(directory: str | None, words: list[str], options: BuildOptions, execution,
+              test: TestOptions, *, progress, err: TextIO, out: TextIO,
+              repos: RepoOptions = RepoOptions(), state: WatchState | None = None,
+              warm=None, record) -> int:
     """`bp test`: build the matched targets, then run their tests (suites expanded) as
     TestRunner actions of the same action graph: the others side by side, then the
     exclusive ones alone (and, with --test_output=streamed, every test, locally).
@@ -984,9 +1041,13 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
              if _passes_filters(query.target(label), test)]
     configured, keys, errors = _configured_targets(session, patterns, list(dict.fromkeys(
         labels + tests)), options, execution.keep_going, warm)
+    telemetry = record.telemetry
+    analyzing = telemetry.clock()
+    telemetry.phase("loading", telemetry.origin, analyzing)
     errors = tuple(pattern_errors) + tuple(query.errors) + errors
     workspace_name = session.loader.workspace_settings().name or "__main__"
     analysis = _analysis(configured, keys, workspace_name, execution.keep_going, warm=warm)
+    telemetry.phase("analysis", analyzing)
     errors += analysis.errors
     _write_errors(errors, err)
     keys = [k for k in keys if k in analysis.targets]   # (-k: those analyzed)
@@ -1018,7 +1079,10 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         out.write(data.decode("utf-8", "replace"))
         out.flush()
 
-    build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution, err=err)
+    reported = [(str(k.label), tuple(analysis.targets[k].files)) for k in keys]
+    kinds = {str(k.label): configured.nodes[k].target.kind for k in keys}
+    build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution,
+                       err=err, telemetry=telemetry)
     try:
         _use_remote(build, execution)
         run = TestRun(specs, build.exec_root, session.workspace.root, workspace_name,
@@ -1039,7 +1103,11 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
             phases.append(([a.outputs[0] for a in later], 1))
         produced: set[str] = set()
         for paths, jobs in phases:
-            report = build.run(graph, paths, hooked, jobs=jobs, retry=run.retry)
+            executing = telemetry.clock()
+            try:
+                report = build.run(graph, paths, hooked, jobs=jobs, retry=run.retry)
+            finally:
+                telemetry.phase("execution", executing)
             if state is not None:
                 state.ran(report)
             produced.update(report.produced)
@@ -1048,16 +1116,21 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
                 err.write(f"ERROR: {error}\n")
             if report.interrupted:
                 progress.close()
+                record.targets(reported, produced, kinds)
+                _write_lines(record.summary(), err)
                 err.write("ERROR: testing interrupted\n" if run.ran else
                           "FAILED: build did NOT complete successfully; no tests ran\n")
                 return 8
             if report.errors or any(o.action.mnemonic != TEST_MNEMONIC
                                     for o in report.failed):
                 progress.close()
+                results = run.results(produced) if run.ran else []
+                record.tests(run, results, reported, produced, kinds)
+                _write_lines(record.summary(), err)
                 err.write("FAILED: build did NOT complete successfully"
                           f"{'' if run.ran else '; no tests ran'}\n")
                 if run.ran:   # (with -k, the tests whose dependencies built ran)
-                    _summary(run.results(produced), session.workspace.root, out)
+                    _summary(results, session.workspace.root, out)
                 return _failure_code(report, err)
         progress.close()
         if not test_keys:
@@ -1068,11 +1141,18 @@ def run_test(directory: str | None, words: list[str], options: BuildOptions, exe
         progress.close()   # (again: closing twice is harmless)
         build.digests.flush()
         build.close()
+    record.tests(run, results, reported, produced, kinds)
+    _write_lines(record.summary(), err)
     code = _summary(results, session.workspace.root, out)
     if errors:
         err.write(_NOT_ANALYZED)
         return 1
     return code
+
+
+def _write_lines(lines: list[str], err: TextIO) -> None:
+    for line in lines:
+        err.write(line + "\n")
 
 
 def _summary(results, workspace: Path, out: TextIO) -> int:

@@ -106,6 +106,7 @@ class Executor:
         self._exec_root_prefix = os.path.realpath(exec_root) + os.sep
         self.skip_lookup: frozenset[str] = frozenset()   # mnemonics run again, not looked
         #                                                  up (--nocache_test_results)
+        self.telemetry = None   # a telemetry.Telemetry told of the steps of each action
 
     def looks_up(self, action: Action) -> bool:
         """Whether an earlier result of the action may stand for running it: not for the
@@ -300,13 +301,17 @@ class Executor:
             key = hashlib.sha256(remote[0].SerializeToString(deterministic=True)).hexdigest()
         else:
             key = self.key(action, inputs)
+        started = time.monotonic()
         entry = self.cache.get(key) if self.looks_up(action) else None
+        self._step(action, "action cache lookup", started)
         warnings: list[str] = []
         if entry is not None and entry.exit_code == 0:
             try:
+                started = time.monotonic()
                 outputs = self.outputs.restore(entry.outputs)
                 printed = SpawnResult(0, self._printed(entry.stdout),
                                       self._printed(entry.stderr))
+                self._step(action, "restore outputs", started)
                 self._remember_done(action, inputs, outputs)
                 self._log(action, inputs, "local-cache", 0.0, executed=False)
                 return Outcome(action, key, True, True, outputs, printed,
@@ -328,7 +333,10 @@ class Executor:
             step = self._begin_remote(pending)
             if step is not None:
                 return step
-        self.fetch(action.all_inputs)   # it runs here: what stayed remote comes first
+        if self.remote_only:   # it runs here: what stayed remote comes first
+            started = time.monotonic()
+            self.fetch(action.all_inputs)
+            self._step(action, "download inputs", started)
         if action.kind is not ActionKind.RUN:
             try:
                 self._run_in_process(action, inputs)
@@ -365,7 +373,9 @@ class Executor:
         if not (self.looks_up(action) and remote.caches(action)):
             return None
         try:
+            started = time.monotonic()
             hit = remote.lookup(action, message)
+            self._step(action, "remote cache lookup", started)
         except BpError as error:   # the server failed: fall back, or fail the action
             if not getattr(remote, "local_fallback", False):
                 return self._failed(pending, None, error.message, remote=True)
@@ -451,7 +461,9 @@ class Executor:
         if action.kind is ActionKind.RUN and action.is_executable:
             remote = self._made_executable(action, remote)
         try:
+            started = time.monotonic()
             outputs, entries, problems = self.outputs.store_all(action, skip=remote)
+            self._step(action, "store outputs", started)
         except OSError as error:   # a full disk, a cache removed under the build
             return self._failed(pending, result, f"could not store its outputs: {error}",
                                 cause=error)
@@ -473,6 +485,10 @@ class Executor:
         self._log(action, pending.inputs, pending.strategy, duration, executed=not hit)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, hit, True, outputs, result, None, notes, source=source)
+
+    def _step(self, action: Action, name: str, started: float) -> None:
+        if self.telemetry is not None:
+            self.telemetry.step(action, name, started)
 
     def abandon(self, pending: Pending) -> None:
         """The build is stopping: kill the action and remove what it wrote so far."""

@@ -31,6 +31,7 @@ from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
 from buildpy.execution.status import StatusOptions, status_contents, write_status
+from buildpy.execution.telemetry import Telemetry
 
 STRATEGIES = ("local", "sandboxed", "linux-sandbox")
 
@@ -54,6 +55,9 @@ class ExecutionOptions:
     remote: object | None = None   # buildpy.remote.execution.RemoteOptions, when enabled
     status: StatusOptions = StatusOptions()   # --stamp, --workspace_status_command, ...
     explain: Path | None = None     # --explain: why each action of the build ran
+    profile: Path | None = None     # --profile: a Chrome trace of the command
+    build_event_json_file: Path | None = None   # --build_event_json_file: BEP as JSON lines
+    publish_all_actions: bool = False   # --build_event_publish_all_actions
 
 
 class WorkspaceLock:
@@ -98,9 +102,10 @@ class WorkspaceLock:
 
 class LocalBuild:
     def __init__(self, workspace: Path, repos: Mapping[str, Path], options: ExecutionOptions,
-                 err: TextIO = sys.stderr):
+                 err: TextIO = sys.stderr, telemetry: Telemetry | None = None):
         self.workspace = workspace
         self.options = options
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.remote = None
         self.err = err
         self.output_base = check_output_base(workspace, self.say)
@@ -131,6 +136,7 @@ class LocalBuild:
                                      self.strategy_for, options.tracing,
                                      self._traced if options.tracing != "never" else None)
             self.executor.load_done(files_db)
+            self.executor.telemetry = self.telemetry
         except BaseException:
             if self.cache_use is not None:
                 self.cache_use.release()
@@ -154,6 +160,8 @@ class LocalBuild:
         """Look actions up in (and run them on) `remote` too (an executor.Remote)."""
         self.remote = remote
         self.executor.remote = remote
+        if hasattr(remote, "telemetry"):
+            remote.telemetry = self.telemetry
 
     def say(self, text: str) -> None:
         """One line to the user: INFO, unless it is a WARNING already."""
@@ -221,9 +229,11 @@ class LocalBuild:
         durations = self.cache.durations(
             None if feed is not None else ((a.owner_label, a.mnemonic) for a in graph.actions))
         scheduler = Scheduler(graph, self.executor, jobs or self.options.jobs,
-                              self.options.keep_going, progress, durations, retry)
+                              self.options.keep_going, progress, durations, retry,
+                              self.telemetry)
         try:
             report = scheduler.run(wanted, feed)
+            self.telemetry.counted(report)
             if report.ok:   # what the command asked for is here, even if built remotely
                 self.executor.fetch(scheduler.wanted)
             return report

@@ -17,6 +17,7 @@ from buildpy.actions.tests import TEST_MNEMONIC
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
 from buildpy.execution.spawn import SpawnResult
+from buildpy.execution.telemetry import Telemetry
 
 
 class Progress(Protocol):
@@ -68,7 +69,8 @@ class Scheduler:
     def __init__(self, graph: ActionGraph, executor: Executor, jobs: int,
                  keep_going: bool, progress: Progress,
                  durations: Mapping[tuple[str, str], float] | None = None,
-                 retry: Callable[[Outcome], bool] | None = None):
+                 retry: Callable[[Outcome], bool] | None = None,
+                 telemetry: Telemetry | None = None):
         self.actions: list[Action] = list(graph.actions)
         self.producers: dict[str, int] = dict(graph.producers)
         self.executor = executor
@@ -77,6 +79,7 @@ class Scheduler:
         self.progress = progress
         self.durations = durations or {}
         self.retry = retry
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.stopped = False
         self.report = BuildReport()
         self.wanted: list[str] = []   # every path asked for
@@ -213,6 +216,7 @@ class Scheduler:
 
     def _finished(self, index: int, outcome: Outcome | None) -> None:
         report = self.report
+        self.telemetry.finished(self.actions[index], outcome)
         if outcome is not None and not outcome.ok and self.retry is not None and \
                 self.retry(outcome):
             heapq.heappush(self._ready, (-self._priority.get(index, 0.0), index))
@@ -246,8 +250,11 @@ class Scheduler:
                 self._release(index)
                 continue
             self.progress.started(self.actions[index], report.total)
+            self.telemetry.started(self.actions[index], (
+                self.actions[d].outputs[0] for d in self._deps[index]))
             step = self._begin(index, inputs)
             if isinstance(step, Pending):
+                self.telemetry.strategy(step.action, step.strategy)
                 if step.strategy == "remote":
                     self.progress.runs_remotely(step.action)
                 fd = step.running.fileno()
@@ -265,6 +272,7 @@ class Scheduler:
             if slot >= 0:
                 self._exits.unregister(slot)
             self.executor.abandon(pending)
+            self.telemetry.abandoned(pending.action)
         self._running.clear()
 
     def _begin(self, index: int, inputs: dict[str, FileInfo] | str

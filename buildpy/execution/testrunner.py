@@ -41,6 +41,19 @@ class TestResult:
     logs: list[Path] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of one run of one shard of a test, as the build events report it."""
+
+    run: int       # from 1
+    shard: int     # from 1
+    attempt: int   # from 1
+    status: Status
+    cached: bool
+    duration: float   # 0.0 when not known (an attempt before the last)
+    log: str          # exec path of its log
+
+
 @dataclass
 class _Unit:
     """One run of one shard: its action and what became of it."""
@@ -175,6 +188,27 @@ class TestRun:
             else:
                 self._results[spec.label] = TestResult(spec)
         return [self._results[spec.label] for spec in self.specs]
+
+    def attempts(self, label: str) -> list[Attempt]:
+        """Each attempt of each run and shard of the test `label` (once `results` is
+        known): the failed attempts before the last (their logs kept as
+        test_attempt_N.log), then the last one (test.log)."""
+        units = self._units.get(label, [])
+        found = []
+        for index, unit in enumerate(units):
+            if unit.status is None:
+                continue
+            shards = unit.spec.shard_count
+            run, shard = index // shards + 1, index % shards + 1
+            passed = unit.status in (Status.PASSED, Status.FLAKY)
+            earlier = unit.failed if passed else max(0, unit.failed - 1)
+            for attempt in range(1, earlier + 1):
+                found.append(Attempt(run, shard, attempt, Status.FAILED, False, 0.0,
+                                     f"{unit.directory}/test_attempt_{attempt}.log"))
+            found.append(Attempt(run, shard, earlier + 1,
+                                 Status.PASSED if passed else unit.status, unit.cached,
+                                 unit.duration, f"{unit.directory}/test.log"))
+        return found
 
     # ---- results --------------------------------------------------------------------
 

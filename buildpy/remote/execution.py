@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -183,6 +184,7 @@ class RemoteBackend:
         self._running: set[RemoteRunning] = set()
         self.local_fallback = options.local_fallback
         self.down: RemoteError | None = None   # the server failed: later calls fail fast
+        self.telemetry = None   # a telemetry.Telemetry told of each action's steps
 
     # ---- what may go where ------------------------------------------------------------
 
@@ -276,16 +278,22 @@ class RemoteBackend:
         digest = message_digest(message)
         blobs = self._blobs(action, message, files, sources)
         if look_up:
+            started = time.monotonic()
             answer = self.start_lookup(action, digest)
             self._upload(blobs[:2])
             hit = answer()
+            self._step(action, "remote cache lookup", started)
             if hit is not None:
                 return hit
+            started = time.monotonic()
             self._upload(blobs[2:], new=0)
         else:
+            started = time.monotonic()
             self._upload(blobs)
+        self._step(action, "upload inputs", started)
         request = reapi.ExecuteRequest(instance_name=self.instance, action_digest=digest,
                                        skip_cache_lookup=True)
+        started = time.monotonic()
         for attempt in range(2):
             response = self._stream(request, running)
             status = response.status
@@ -300,7 +308,10 @@ class RemoteBackend:
             raise RemoteError(f"remote executor {self.connection.endpoint.text}: "
                               f"{action.mnemonic} for '{action.owner_label}' failed: "
                               f"{code_pb2.Code.Name(status.code)}: {status.message}")
+        self._step(action, "execute remotely", started)
+        started = time.monotonic()
         result = self._download(action, response.result)
+        self._step(action, "download outputs", started)
         if status.code == code_pb2.DEADLINE_EXCEEDED:
             return SpawnResult(result.exit_code or 1, result.stdout, result.stderr,
                                timed_out=True)
@@ -356,6 +367,11 @@ class RemoteBackend:
                     name=running.operation), timeout=5, metadata=self.connection.metadata())
             except grpc.RpcError:
                 pass
+
+    def _step(self, action: Action, name: str, started: float) -> None:
+        """Tell the build's telemetry of a step of `action` (from another thread)."""
+        if self.telemetry is not None:
+            self.telemetry.step(action, name, started)
 
     # ---- uploads -------------------------------------------------------------------
 
