@@ -57,8 +57,9 @@ class Lab:
 
     @property
     def build_file(self) -> str:
-        """The BUILD file whose genrule t1 the BUILD-edit experiments change."""
-        return f"pkg{self.packages // 2}/BUILD"
+        """The BUILD file whose genrule t1 the BUILD-edit experiments change: the leaf
+        package's (as the leaf source's, nothing else reads what t1 makes)."""
+        return f"pkg{self.packages - 1}/BUILD"
 
 
 def edited_build(text: str, unique: str) -> str:
@@ -238,7 +239,13 @@ class _Watch:
         threading.Thread(target=read, daemon=True).start()
 
     def next_summary(self, timeout: float) -> tuple[float, str]:
-        """When the next `[watch] ...: N actions run, ...` line came, and the line."""
+        """When the next `[watch] ...: N actions run, ...` line came, and the line;
+        returns once bp watches again (its `[watch] Watching` line)."""
+        summary = self._line(lambda line: " run, " in line, timeout)
+        self._line(lambda line: line.startswith("[watch] Watching"), timeout)
+        return summary
+
+    def _line(self, wanted, timeout: float) -> tuple[float, str]:
         import queue
 
         deadline = time.monotonic() + timeout
@@ -249,7 +256,7 @@ class _Watch:
                 raise BenchError(f"no watch iteration ended within {timeout:.0f} s") from None
             if not line:
                 raise BenchError(f"bp --watch exited with {self.process.wait()}")
-            if line.startswith("[watch]") and " run, " in line:
+            if line.startswith("[watch]") and wanted(line):
                 return time.perf_counter(), line.strip()
 
     def stop(self) -> None:

@@ -719,6 +719,17 @@ class _Told:
         return parts
 
 
+def _linked(plan: PlannedBuild, warm):
+    """The plan's graph with its executables' runfiles trees (the same graph as the last
+    build's for the same plan, kept in memory by `warm`)."""
+    if warm is not None and warm.linked[0] is plan:
+        return warm.linked[1:]
+    graph, trees = plan.actions.with_runfiles_trees(plan.executables, plan.workspace_name)
+    if warm is not None:
+        warm.linked = (plan, graph, trees)
+    return graph, trees
+
+
 def _kept(state: WatchState | None, warm):
     """What a watch session keeps between its builds (`warm`, if given)."""
     if warm is None and state is not None:
@@ -782,7 +793,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     opened = lambda: open_session(directory, eval_timeout=loading_timeout,  # noqa: E731
                                   repos=repos)
     session = opened() if warm is None else warm.session_for(
-        _plan_key(directory, words, options, execution, repos), stamp, opened)
+        _plan_key(directory, words, options, execution, repos), stamp, opened,
+        state.touched if state is not None else None)
     if state is not None:
         state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
@@ -827,14 +839,14 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                     plan = start
                 graph, wanted = plan.actions, list(plan.wanted)
                 if links:
-                    graph, trees = plan.actions.with_runfiles_trees(plan.executables,
-                                                                    plan.workspace_name)
+                    graph, trees = _linked(plan, warm)
                     wanted += trees
                 if state is not None:
                     state.acting(graph.actions)
                 executing = clock()
                 try:
-                    report = build.run(graph, wanted, progress)
+                    report = build.run(graph, wanted, progress,
+                                       settled=warm.settled if warm is not None else None)
                 finally:
                     record.telemetry.phase("execution", executing)
             if state is not None:

@@ -20,13 +20,14 @@ glob listings, the packages below recursive patterns) and forgets only what chan
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from buildpy.core.label import PackageId
 from buildpy.core.reads import listing_digest
 from buildpy.core.workspace import BUILD_FILES
+from buildpy.execution.settled import Settled
 
 
 @dataclass
@@ -37,18 +38,24 @@ class Warm:
     configured: Any = None         # the last configured graph (and its target graph)
     analyzer: Any = None           # the last analysis's, when it can analyze again
     plan: Any = None               # the last plan, while nothing it was made from changed
+    settled: Settled = field(default_factory=Settled)   # actions known up to date
+    linked: tuple = (None, None, ())   # the last plan, with its runfiles trees
 
-    def session_for(self, key: str, stamp_ns: int, open_session: Callable[[], Any]) -> Any:
+    def session_for(self, key: str, stamp_ns: int, open_session: Callable[[], Any],
+                    touched: set[str] | None = None) -> Any:
         """The session for a build of `key`: the kept one with what changed forgotten,
-        or a new one."""
-        if self.key != key or self.session is None or not self._forget_changes():
+        or a new one. `touched`, when given, holds every path under the workspace that
+        changed since the last build began (watch mode's file events): only those are
+        checked again, with the files read outside the workspace."""
+        self.settled.touch(touched)
+        if self.key != key or self.session is None or not self._forget_changes(touched):
             self.key, self.stamp_ns = key, stamp_ns
             self.configured = self.analyzer = self.plan = None
             self.session = None   # (if opening fails, the next build opens again)
             self.session = open_session()
         return self.session
 
-    def _forget_changes(self) -> bool:
+    def _forget_changes(self, touched: set[str] | None) -> bool:
         """Forget the packages whose BUILD file or listing changed (and the last plan,
         if anything changed); False when the change needs a new session."""
         from buildpy.loading.patterns import packages_below
@@ -56,8 +63,19 @@ class Warm:
         loader = self.session.loader
         reads = loader.reads
         root = loader.workspace.root
+        inside = str(root) + os.sep
+        if touched is not None and any(_moves_packages(path, reads, inside)
+                                       for path in touched):
+            touched = None   # check everything
+        files = reads.files if touched is None else {
+            path: proof for path, proof in reads.files.items()
+            if path in touched or not path.startswith(inside)}
+        under = set() if touched is None else _listings_under(touched, reads, inside)
+        listings = reads.listings if touched is None else {   # (other repositories': all)
+            name: digest for name, digest in reads.listings.items()
+            if name.startswith("@") or name in under}
         changed: set[PackageId] = set()
-        for path, proof in list(reads.files.items()):
+        for path, proof in list(files.items()):
             if proof is None:
                 if not os.path.exists(path):
                     continue
@@ -68,7 +86,7 @@ class Warm:
                 return False
             changed.add(package)
             del reads.files[path]
-        for name, digest in list(reads.listings.items()):
+        for name, digest in list(listings.items()):
             if name.startswith("@"):
                 if listing_digest(loader.listing(name)) != digest:
                     return False
@@ -76,7 +94,7 @@ class Warm:
             if listing_digest(loader.listing(name)) != digest:
                 changed.add(PackageId("", name))
                 del reads.listings[name]
-        for pattern, packages in list(reads.recursive.items()):
+        for pattern, packages in list(reads.recursive.items() if touched is None else ()):
             del reads.recursive[pattern]
             if tuple(packages_below(loader, "", pattern)) != packages:
                 return False   # a package appeared or vanished
@@ -89,6 +107,33 @@ class Warm:
                 if not self.configured.forget(changed):
                     self.configured = None
         return True
+
+
+def _moves_packages(path: str, reads, inside: str) -> bool:
+    """Whether a change at `path` may add or remove packages: a BUILD file, a directory,
+    or a path gone that held a package the recursive patterns found."""
+    if os.path.basename(path) in BUILD_FILES or os.path.isdir(path):
+        return True
+    if os.path.lexists(path) or not path.startswith(inside):
+        return False
+    relative = path[len(inside):]
+    return any(p == relative or p.startswith(relative + "/")
+               for packages in reads.recursive.values() for p in packages)
+
+
+def _listings_under(touched: set[str], reads, inside: str) -> set[str]:
+    """The glob listings (main-repository packages) that a touched path may be in: the
+    listings of its directory's ancestors."""
+    found = set()
+    for path in touched:
+        if not path.startswith(inside):
+            continue
+        parts = path[len(inside):].split("/")[:-1]
+        for end in range(len(parts) + 1):
+            name = "/".join(parts[:end])
+            if name in reads.listings:
+                found.add(name)
+    return found
 
 
 def _package_of(path: Path, root: Path) -> PackageId | None:

@@ -73,9 +73,12 @@ class WatchState:
 
     def __init__(self) -> None:
         self.kept = None
+        self._sources_of: tuple = (None, frozenset(), frozenset())   # the last graph's
         self.begin()
 
-    def begin(self) -> None:
+    def begin(self, touched: set[str] | None = None) -> None:
+        # every path that changed since the last iteration began (None: not known)
+        self.touched = touched
         self.root: Path | None = None
         self.workspace = None        # the session's Workspace: its ignored directories
         self.reads = None            # the session's ReadLog, as it grows
@@ -89,11 +92,19 @@ class WatchState:
 
     def acting(self, actions: Iterable) -> None:
         """The source inputs of `actions`: inputs no action of theirs writes, in the
-        workspace (not under bp-out, nor in an external repository)."""
+        workspace (not under bp-out, nor in an external repository). (The same list
+        of actions as the last iteration's, kept in memory, has the same sources.)"""
+        if isinstance(actions, (list, tuple)) and actions is self._sources_of[0]:
+            self.sources.update(self._sources_of[1])
+            return
+        given = actions
         actions = list(actions)
         outputs = {o for a in actions for o in a.outputs}
-        self.sources.update(p for a in actions for p in a.all_inputs
-                            if p not in outputs and not p.startswith(("bp-out/", "external/")))
+        sources = frozenset(p for a in actions for p in a.all_inputs if p not in outputs and
+                            not p.startswith(("bp-out/", "external/")))
+        self.sources.update(sources)
+        if isinstance(given, (list, tuple)):
+            self._sources_of = (given, sources, frozenset())
 
     def ran(self, report) -> None:
         self.executed += report.executed
@@ -103,7 +114,12 @@ class WatchState:
         if self.root is None:
             return Closure()
         root = self.root
-        files = {str(root / p) for p in self.sources}
+        given, sources, absolute = self._sources_of
+        if self.sources != sources or not absolute:
+            prefix = f"{root}/"
+            absolute = frozenset(prefix + p for p in self.sources)
+            self._sources_of = (given, frozenset(self.sources), absolute)
+        files = set(absolute)
         listed: set[str] = set()
         below: set[str] = set()
         if self.reads is not None:
@@ -179,9 +195,11 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
         closure = Closure()
         ignored: Callable[[str], bool] = lambda directory: False   # noqa: E731
         changed: list[str] = []
+        touched: set[str] | None = None   # (the first build: not known)
         state = WatchState()
         while True:
-            state.begin()
+            state.begin(touched)
+            touched = set()
             started = time.monotonic()
             try:
                 code = iteration(state)
@@ -207,6 +225,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
                 batch = _next(events)
                 if not batch:
                     idle()
+                touched.update(path for _, path in batch)
                 changed = relevant_changes(batch, closure, root, ignored)
     except KeyboardInterrupt:   # while waiting: the user is done watching
         err.write("[watch] stopped\n")

@@ -21,7 +21,7 @@ ALLOWED = {
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
                 "query", "execution", "remote", "watch", "warm"},
-    "warm": {"core", "loading"},   # what a long-lived bp keeps between builds
+    "warm": {"core", "loading", "execution"},   # what a long-lived bp keeps between builds
     "watch": {"core"},   # watch mode's loop: what a build read, file events; beside session
 }
 

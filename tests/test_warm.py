@@ -175,6 +175,15 @@ def test_errors_and_bzl_edits(workspace: Path, tmp_path: Path, monkeypatch):
     assert build(workspace, cache, warm) == 0
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
 
+    # a cycle made by an edit is named; undoing it goes on
+    edit(workspace / "BUILD", 'srcs = ["a.txt"]', 'srcs = ["a.txt", ":c"]')
+    with pytest.raises(BpError) as error:
+        build(workspace, cache, warm)
+    assert "cycle" in error.value.render()
+    edit(workspace / "BUILD", 'srcs = ["a.txt", ":c"]', 'srcs = ["a.txt"]')
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
     # a .bzl file: a new session
     edit(workspace / "defs.bzl", "write(out, text)", 'write(out, text + "!")')
     assert build(workspace, cache, warm) == 0
@@ -235,3 +244,56 @@ def test_tests_kept_warm(workspace: Path, tmp_path: Path, monkeypatch):
     assert warm.session is session and counted.take() == ["//:check"]
     edit(workspace / "BUILD", 'args = ["no"]', 'args = ["yes"]')
     assert test() == 0
+
+
+def test_actions_no_change_touched_are_not_looked_at(workspace: Path, tmp_path: Path,
+                                                     monkeypatch):
+    """Told every path that changed (watch mode's file events), a long-lived bp looks
+    only at the actions those paths touch and what depends on them; the others are up
+    to date without a look. Anything else (a build between, a path outside) looks at all."""
+    from buildpy.execution.executor import Executor
+    from buildpy.watch import WatchState
+
+    looked: list[str] = []
+    original = Executor.up_to_date
+
+    def up_to_date(executor, action, inputs):
+        looked.append(action.owner_label)
+        return original(executor, action, inputs)
+
+    monkeypatch.setattr(Executor, "up_to_date", up_to_date)
+    state = WatchState()
+    cache = tmp_path / "cache"
+
+    def watched(touched: set[str] | None) -> int:
+        looked.clear()
+        state.begin(touched)
+        err = io.StringIO()
+        code = run_build(str(workspace), ["//..."], BuildOptions(),
+                         ExecutionOptions(jobs=2, spawn_strategy="local", disk_cache=cache),
+                         progress=PlainProgress(err, False, False), err=err,
+                         state=state).code
+        print(err.getvalue())
+        looked.sort()
+        return code
+
+    assert watched(None) == 0
+    assert watched(set()) == 0   # nothing changed: nothing looked at
+    assert looked == []
+    (workspace / "a.txt").write_text("a, again\n")
+    assert watched({str(workspace / "a.txt"), str(workspace / "README")}) == 0
+    assert looked == ["//:a", "//:b", "//:c"]   # what reads a.txt, and what reads that
+    assert outputs(workspace)["c.out"] == b"a, again\nb\nc\n"
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+    # an output changed behind bp's back (its event seen): made again
+    c_out = next((workspace / "bp-out").glob("*-fastbuild")) / "bin" / "c.out"
+    c_out.write_text("tampered\n")
+    assert watched({str(c_out)}) == 0
+    assert looked == ["//:c"]
+    assert c_out.read_text() == "a, again\nb\nc\n"
+
+    # another bp built in between: everything is looked at again
+    assert build(workspace, cache, None) == 0
+    assert watched(set()) == 0
+    assert looked == ["//:a", "//:b", "//:c", "//:d", "//:n1", "//:n2"]   # every action

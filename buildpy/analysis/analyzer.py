@@ -113,6 +113,7 @@ class _Recorder:
         # it, and the tools' trees dropped with a tool that runs again (made again with it)
         self.predeclared: set[str] = set()
         self._lost_trees: set[str] = set()
+        self.moved: set[int] = set()   # targets analyzed again whose providers changed
 
     def key(self, tid: int) -> ConfiguredKey:
         return self.analyzer.plan_keys[tid]
@@ -288,6 +289,15 @@ class _Recorder:
         raise self.error(tid, message, frames)
 
 
+@dataclass
+class _Feed:
+    """What the analysis driver's natives hand Starlark: the plan's shared part, and
+    each part of it (`part(i)`)."""
+
+    shared: str | None
+    part: Callable[[int], str] | None
+
+
 class Analyzer:
     """Analyzes configured targets of one ConfiguredGraph."""
 
@@ -358,9 +368,12 @@ class Analyzer:
                 self._texts = {key: self._text(key, entry) for key, entry in zip(order, plan)}
                 self._nodes = {key: self.configured.nodes[key] for key in order}
         self.loader.analysis = recorder
+        # (the natives hold the feed, never the Analyzer: Starlark's module holds them,
+        # and a cycle through it is never collected)
+        feed = self._feed = _Feed(None, None)
         try:
             # JSON crosses into Starlark far faster than the values themselves
-            shared = json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
+            feed.shared = json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
                                  "workspace_name": self.workspace_name,
                                  "aspects": bool(self.configured.options.aspects)})
             parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
@@ -378,12 +391,11 @@ class Analyzer:
                     tell()
                 return parts[i]
 
-            env = self.loader.env
-            self._shared, self._part = shared, part
-            self._module = module = env.run_generated(
+            feed.part = part
+            module = self.loader.env.run_generated(
                 "<analysis driver>", self._driver(rules),
-                {"_bp_plan_shared": lambda: self._shared,
-                 "_bp_plan_part": lambda i: self._part(i)},
+                {"_bp_plan_shared": lambda: feed.shared,
+                 "_bp_plan_part": lambda i: feed.part(i)},
                 context="error during analysis")
             errors: list[BpError] = []
             for i in range(len(parts)):
@@ -392,8 +404,11 @@ class Analyzer:
             self._top_level(module, keys)
             if on_part is not None:
                 tell()
+            if self._texts is not None:
+                self._module = module   # analyze_again runs in it
         finally:
             self.loader.analysis = None
+            feed.shared = feed.part = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
                               MappingProxyType(recorder.results), tuple(errors))
 
@@ -417,14 +432,13 @@ class Analyzer:
         errors = configured.add(keys)
         if errors:
             raise ErrorGroup.of(errors)
-        order = self._order(list(dict.fromkeys(keys)))
-        for key in order:
+        nodes = configured.nodes
+        for key in nodes:
             if key not in self.ids:
                 self.ids[key] = len(self.plan_keys)
                 self.plan_keys.append(key)
         recorder = self.recorder
-        wanted = set(order)
-        for key in [k for k in texts if k not in wanted]:   # gone from the graph
+        for key in [k for k in texts if k not in nodes]:   # gone from the graph
             recorder.discard(key)
             recorder.results.pop(key, None)
             del texts[key]
@@ -432,9 +446,7 @@ class Analyzer:
         rules_before, configs_before = len(self._rule_infos), len(self._config_infos)
         recorder.predeclared = set()
         entries = {}
-        nodes = configured.nodes
-        for key in order:
-            node = nodes[key]
+        for key, node in nodes.items():
             if self._nodes.get(key) is node:   # the same configured target: the same entry
                 continue
             self._nodes[key] = node
@@ -443,27 +455,11 @@ class Analyzer:
             if texts.get(key) != text:
                 entries[key] = entry
             texts[key] = text
-        # what may run again: the changed targets and what depends on them
-        graph = configured.graph
-        maybe = set(entries).union(*(nx.ancestors(graph, key) for key in entries))
-        plan = []
-        for key in order:
-            if key not in maybe:
-                continue
-            entry = entries.get(key) or self._entry(self.ids[key], key, self._rules)
-            entry["changed"] = key in entries
-            node = configured.nodes[key]
-            entry["inputs"] = sorted({self.ids[dep] for _, dep in node.deps} |
-                                     {self.ids[dep] for _, dep in node.toolchains})
-            plan.append(entry)
         new_rules = [(rule, i) for rule, i in self._rules.items() if i >= rules_before]
         if any(info["aspects"] for info in self._rule_infos[rules_before:]):
             raise UserError("a rule that applies aspects appeared: analyze afresh")
-        self._shared = json.dumps({"rules": self._rule_infos[rules_before:],
-                                   "configs": self._config_infos[configs_before:]})
-        parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
-        self._part = parts.__getitem__
-        del plan
+        self._feed.shared = json.dumps({"rules": self._rule_infos[rules_before:],
+                                        "configs": self._config_infos[configs_before:]})
         lines = self._rule_loads(new_rules)
         lines.append("_MORE = json.decode(_bp_plan_shared())")
         lines.append('again(STATE, _MORE["rules"], _MORE["configs"])')
@@ -472,13 +468,61 @@ class Analyzer:
         try:
             self.loader.env.run_generated("<analysis driver>", "\n".join(lines) + "\n", {},
                                           "error during analysis", self._module)
-            for i in range(len(parts)):
-                self._run_part(self._module, i, False, [], "analyze_again")
+            self._run_again(self._order_again(keys, entries), entries)
         finally:
             self.loader.analysis = None
+            self._feed.shared = self._feed.part = None
         self._texts = texts
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
                               MappingProxyType(dict(recorder.results)))
+
+    def _order_again(self, keys: list[ConfiguredKey], changed: Iterable[ConfiguredKey]
+                     ) -> list[ConfiguredKey]:
+        """The changed targets and what depends on them, dependencies first (a cycle,
+        which goes through a changed target, reported as `_order` does)."""
+        graph = self.configured.graph
+        maybe = set(changed).union(*(nx.ancestors(graph, key) for key in changed))
+        try:
+            return list(reversed(list(nx.topological_sort(graph.subgraph(maybe)))))
+        except nx.NetworkXUnfeasible:
+            self._order(keys)   # raises, naming the cycle
+            raise
+
+    def _run_again(self, order: list[ConfiguredKey], changed: dict[ConfiguredKey, dict]
+                   ) -> None:
+        """Analyze again, dependencies first, the targets whose entry `changed` and the
+        ones that depend on a target whose providers changed (which analysis tells as it
+        goes: `recorder.moved`). Entries go in batches; a target whose only reason to
+        run would be a dependency in the batch not yet run waits for that batch's answer."""
+        configured, recorder = self.configured, self.recorder
+        successors = configured.graph.succ
+        moved: set[ConfiguredKey] = set()
+        batch: list[dict] = []
+        in_batch: set[ConfiguredKey] = set()
+
+        def run() -> None:
+            recorder.moved = set()
+            self._feed.part = lambda i: json.dumps(batch)
+            self._run_part(self._module, 0, False, [], "analyze_again")
+            moved.update(self.plan_keys[tid] for tid in recorder.moved)
+            batch.clear()
+            in_batch.clear()
+
+        for key in order:
+            deps = successors[key]
+            if key not in changed and in_batch and not any(d in moved for d in deps) and \
+                    any(d in in_batch for d in deps):
+                run()   # whether it runs depends on what that batch gives
+            if key in changed or any(d in moved for d in deps):
+                node = configured.nodes[key]
+                entry = changed.get(key) or self._entry(self.ids[key], key, self._rules)
+                entry["changed"] = key in changed
+                entry["inputs"] = sorted({self.ids[dep] for _, dep in node.deps} |
+                                         {self.ids[dep] for _, dep in node.toolchains})
+                batch.append(entry)
+                in_batch.add(key)
+        if batch:
+            run()
 
     def _text(self, key: ConfiguredKey, entry: dict) -> str:
         """A plan entry as analysis reads it, with what its actions get from the

@@ -93,6 +93,7 @@ class ConfiguredGraph:
         self.looked_at: dict[ConfiguredKey, frozenset[PackageId]] = {}
         self.shared_packages: set[PackageId] = set()
         self._dangling: list[tuple[ConfiguredKey, str, ConfiguredKey]] = []
+        self._keys: dict[tuple[Label, str | None], ConfiguredKey] = {}   # key()'s answers
         self.platforms = Platforms(self._shared_lookup)
         self.build_settings = BuildSettings(self.platforms)
         self.conditions = Conditions(self.platforms, self.build_settings)
@@ -187,15 +188,28 @@ class ConfiguredGraph:
         self._dangling += [(pred, attr, key) for key in stale
                            for pred, _, attr in self.graph.in_edges(key, data="attr")
                            if pred not in stale]
+        for key in stale.union(*(nx.ancestors(self.graph, key) for key in stale)):
+            self._causes.pop(key, None)   # (its compatibility may follow a stale one's)
         for key in stale:
             del self.nodes[key], self.looked_at[key]
         self.graph.remove_nodes_from(stale)
-        self._causes.clear()
+        self._keys = {memo: key for memo, key in self._keys.items()
+                      if memo[0].package_id not in packages}
         return True
 
     # ---- nodes ----------------------------------------------------------------------
 
     def key(self, label: Label, config: Configuration | None) -> ConfiguredKey:
+        memo = (label, config.hash if config is not None else None)
+        known = self._keys.get(memo)
+        if known is not None:
+            if self._looked is not None:   # (what it looked at, as the lookup would say)
+                self._looked.add(label.package_id)
+            return known
+        known = self._keys[memo] = self._key(label, config)
+        return known
+
+    def _key(self, label: Label, config: Configuration | None) -> ConfiguredKey:
         target = self.lookup(label)
         if config is None or target.kind in (SOURCE_FILE, PACKAGE_GROUP):
             return ConfiguredKey(target.label, None)

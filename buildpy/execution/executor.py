@@ -22,7 +22,7 @@ from buildpy.actions.tests import TEST_MNEMONIC   # a test run keeps its logs wh
 from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles, kept_link
-from buildpy.execution.explain import RunLog, differences, manifest
+from buildpy.execution.explain import RunLog, differences, last_build, manifest
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
@@ -119,6 +119,7 @@ class Executor:
     def load_done(self, db) -> None:
         """Read what completed in earlier builds of this workspace (the fast path)."""
         self._db = db
+        self.previous_build = last_build(db)   # (the build before this one, by any bp)
         self.runs = RunLog(db)
         rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
         outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
@@ -157,19 +158,40 @@ class Executor:
         else:
             env = self.environment(action) if env is None else env
             key = (program, next((v for k, v in env if k == "PATH"), DEFAULT_PATH))
+        return self.tools_for(key)
+
+    def _identity(self, key: str | tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        """A tool's real path and digest, by its absolute path or (name, PATH)."""
+        found = key if isinstance(key, str) else shutil.which(key[0], path=key[1])
+        if found is None:
+            return ()
+        real = os.path.realpath(found)
+        if real.startswith(self._exec_root_prefix):
+            return ()
+        try:
+            return ((real, self.digests.digest(real).sha256),)
+        except OSError:
+            return ()   # it will fail to start, and say so
+
+    @property
+    def tool_identities(self) -> dict:
+        """The tools this build resolved, for `tools_changed` in a later build."""
+        return dict(self._tools)
+
+    def tools_changed(self, identities: Mapping) -> bool:
+        """Whether a tool an earlier build resolved is now another program or file."""
+        return any(self.tools_for(key) != known for key, known in identities.items())
+
+    def tools_for(self, key: str | tuple[str, str]) -> tuple[tuple[str, str], ...]:
         known = self._tools.get(key)
         if known is None:
-            found = program if isinstance(key, str) else shutil.which(program, path=key[1])
-            known = ()
-            if found is not None:
-                real = os.path.realpath(found)
-                if not real.startswith(self._exec_root_prefix):
-                    try:
-                        known = ((real, self.digests.digest(real).sha256),)
-                    except OSError:
-                        known = ()   # it will fail to start, and say so
-            self._tools[key] = known
+            known = self._tools[key] = self._identity(key)
         return known
+
+    def settled(self, action: Action) -> None:
+        """The action is up to date, known without looking (a long-lived bp)."""
+        if self.runs is not None:
+            self.runs.unchanged(action)
 
     def up_to_date(self, action: Action, inputs: Mapping[str, FileInfo]
                    ) -> dict[str, FileInfo] | None:

@@ -27,6 +27,7 @@ from buildpy.execution.execroot import exec_root_for, prepare_exec_root
 from buildpy.execution.executor import Executor, Outcome
 from buildpy.execution.outputs import remove
 from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
+from buildpy.execution.settled import Settled
 from buildpy.execution.scheduler import BuildReport, Feed, Progress, Scheduler
 from buildpy.execution.spawn import LocalStrategy, ProcessRegistry, Strategy
 from buildpy.execution.state import open_cache_db, open_files_db
@@ -223,16 +224,26 @@ class LocalBuild:
 
     def run(self, graph: ActionGraph, wanted: list[str], progress: Progress,
             feed: Feed | None = None, *, jobs: int | None = None,
-            retry: Callable[[Outcome], bool] | None = None) -> BuildReport:
+            retry: Callable[[Outcome], bool] | None = None,
+            settled: Settled | None = None) -> BuildReport:
         """Build `wanted` (and what `feed` adds to the graph and wants while it runs),
-        `jobs` at a time (default --jobs); `retry` as the Scheduler's."""
-        durations = self.cache.durations(
-            None if feed is not None else ((a.owner_label, a.mnemonic) for a in graph.actions))
+        `jobs` at a time (default --jobs); `retry` as the Scheduler's. With `settled`
+        (a long-lived bp's), the actions it knows to be up to date are not looked at,
+        and it learns what this build leaves up to date."""
+        if feed is not None:   # (a graph still growing: not one settled knows)
+            settled = None
+        known = settled.up_to_date(graph.actions, self.workspace, self.executor) \
+            if settled is not None else None
+        durations = self.cache.durations(None if feed is not None else (
+            (a.owner_label, a.mnemonic) for i, a in enumerate(graph.actions)
+            if not known or i not in known))   # (for the order of what may run)
         scheduler = Scheduler(graph, self.executor, jobs or self.options.jobs,
                               self.options.keep_going, progress, durations, retry,
-                              self.telemetry)
+                              self.telemetry, known)
         try:
             report = scheduler.run(wanted, feed)
+            if settled is not None:
+                settled.learn(graph.actions, report, self.executor)
             self.telemetry.counted(report)
             if report.ok:   # what the command asked for is here, even if built remotely
                 self.executor.fetch(scheduler.wanted)

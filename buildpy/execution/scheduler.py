@@ -70,8 +70,12 @@ class Scheduler:
                  keep_going: bool, progress: Progress,
                  durations: Mapping[tuple[str, str], float] | None = None,
                  retry: Callable[[Outcome], bool] | None = None,
-                 telemetry: Telemetry | None = None):
+                 telemetry: Telemetry | None = None,
+                 settled: Mapping[int, Mapping[str, FileInfo]] | None = None):
+        """`settled`: actions (by index) known to be up to date, with their outputs,
+        without looking at their files (a long-lived bp's, see settled.py)."""
         self.actions: list[Action] = list(graph.actions)
+        self._settled = settled or {}
         self.producers: dict[str, int] = dict(graph.producers)
         self.executor = executor
         self.jobs = max(1, jobs)
@@ -112,11 +116,15 @@ class Scheduler:
         deps_of, dependents, succeeded = self._deps, self._dependents, self._succeeded
         stack = [producers[p] for p in paths if p in producers]
         new: list[int] = []
+        settled = self._settled
         while stack:
             index = stack.pop()
             if index in needed:
                 continue
             needed.add(index)
+            if index in settled:   # up to date, and so is all it needs
+                self._settle(index, settled[index])
+                continue
             new.append(index)
             deps = deps_of[index] = {producers[p] for p in actions[index].all_inputs
                                      if p in producers}
@@ -139,6 +147,18 @@ class Scheduler:
         for index in new:
             if self._waiting[index] == 0 and index not in self._blocked:
                 heapq.heappush(self._ready, (0.0, index))
+
+    def _settle(self, index: int, outputs: Mapping[str, FileInfo]) -> None:
+        report = self.report
+        report.total += 1
+        report.cached += 1
+        report.sources["local-cache"] = report.sources.get("local-cache", 0) + 1
+        report.produced.update(outputs)
+        self._deps[index] = set()
+        self._dependents[index] = []
+        self._succeeded.add(index)
+        self._done += 1
+        self.executor.settled(self.actions[index])
 
     def prioritize(self) -> None:
         """Longest critical path first, over all that is needed (once the graph is

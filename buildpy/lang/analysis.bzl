@@ -81,6 +81,7 @@ def analyze_again(rules, state, plan):
         targets[tid] = new
         if old == None or not _same(old, new):
             moved[tid] = True
+            _bp_analysis_moved(tid)
 
 def again(state, rule_infos, configs):
     """Rule kinds and configurations that a later analysis in the same state adds."""

@@ -157,6 +157,8 @@ class Loader:
                                    "_bp_provider_name": self.provider_name,
                                    "_bp_analysis_start": lambda tid: self.analysis.start(tid),
                                    "_bp_analysis_again": lambda tid: self.analysis.again(tid),
+                                   "_bp_analysis_moved": lambda tid:
+                                       self.analysis.moved.add(tid),
                                    "_bp_analysis_result": lambda tid, text:
                                        self.analysis.result(tid, text),
                                    "_bp_requested_files": lambda tid, text:
