@@ -373,9 +373,10 @@ class Analyzer:
         feed = self._feed = _Feed(None, None)
         try:
             # JSON crosses into Starlark far faster than the values themselves
-            feed.shared = json.dumps({"rules": self._rule_infos, "configs": self._config_infos,
-                                 "workspace_name": self.workspace_name,
-                                 "aspects": bool(self.configured.options.aspects)})
+            feed.shared = json.dumps({
+                "rules": self._rule_infos, "configs": self._config_infos,
+                "workspace_name": self.workspace_name,
+                "aspects": bool(self.configured.options.aspects)})
             parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
             del plan
             told = [0, 0]   # actions and results already told to on_part

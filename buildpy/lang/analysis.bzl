@@ -95,47 +95,49 @@ def _same(a, b):
     shared by both is not walked), Targets by their providers, runfiles by their files and
     links; any other function only if it is the same function (a closure made again
     counts as changed: that costs a needless analysis, never a wrong one)."""
-    stack = [(a, b)]
+    stack = [(a, b, False)]   # (x, y, both are depset nodes)
     seen = {}
     for _ in range(_FOREVER):
         if not stack:
             return True
-        x, y = stack.pop()
+        x, y, nodes = stack.pop()
+        if nodes:
+            if x.id == y.id or (x.id, y.id) in seen:   # the same node, or compared
+                continue
+            seen[(x.id, y.id)] = True
+            if x.size != y.size or len(x.children) != len(y.children):
+                return False
+            stack.append((x.direct, y.direct, False))
+            stack.extend([(c, d, True) for c, d in zip(x.children, y.children)])
+            continue
         kind = type(x)
         if kind != type(y):
             return False
         if kind in ("list", "tuple"):
             if len(x) != len(y):
                 return False
-            stack.extend(zip(x, y))
+            stack.extend([(c, d, False) for c, d in zip(x, y)])
         elif kind == "dict":
             if list(x.keys()) != list(y.keys()):
                 return False
-            stack.extend([(x[k], y[k]) for k in x])
+            stack.extend([(x[k], y[k], False) for k in x])
         elif kind == "struct":
-            if hasattr(x, "_bp_node") and hasattr(x, "to_list"):   # a depset
-                if not hasattr(y, "_bp_node") or x.order != y.order:
-                    return False
-                x, y = x._bp_node, y._bp_node
-            if hasattr(x, "children") and hasattr(x, "size") and hasattr(x, "direct"):
-                if x.id == y.id:   # a node: the same one, or the same contents
-                    continue
-                pair = (x.id, y.id)
-                if pair in seen:
-                    continue
-                seen[pair] = True
             fields = dir(x)
             if fields != dir(y):
                 return False
-            skip = ["id"] if "children" in fields else []
-            if "_bp_providers" in fields:
-                stack.append((x._bp_providers(), y._bp_providers()))
+            if "_bp_node" in fields and "to_list" in fields:   # a depset
+                if x.order != y.order:
+                    return False
+                stack.append((x._bp_node, y._bp_node, True))
+                continue
+            skip = []
+            if "_bp_providers" in fields:   # a Target
+                stack.append((x._bp_providers(), y._bp_providers(), False))
                 skip = ["_bp_providers"]
             elif "merge_all" in fields and "root_symlinks" in fields:   # runfiles
                 skip = ["merge", "merge_all"]
-            for f in fields:
-                if f not in skip:
-                    stack.append((getattr(x, f), getattr(y, f)))
+            stack.extend([(getattr(x, f), getattr(y, f), False) for f in fields
+                          if f not in skip])
         elif x != y:
             return False
     return False
