@@ -810,7 +810,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     plan = None
     try:
         build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution,
-                           err=err, telemetry=record.telemetry)
+                           err=err, telemetry=record.telemetry,
+                           memory=warm.memory if warm is not None else None)
         try:
             _use_remote(build, execution)
             if stream is not None:
@@ -854,6 +855,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
         finally:
             progress.close()
             build.close()
+            if warm is not None:
+                warm.memory = build.memory()
     finally:
         if stream is not None:
             stream.close()

@@ -40,6 +40,7 @@ class Warm:
     plan: Any = None               # the last plan, while nothing it was made from changed
     settled: Settled = field(default_factory=Settled)   # actions known up to date
     linked: tuple = (None, None, ())   # the last plan, with its runfiles trees
+    memory: dict | None = None   # the last build's file digests and completed actions
 
     def session_for(self, key: str, stamp_ns: int, open_session: Callable[[], Any],
                     touched: set[str] | None = None) -> Any:
@@ -110,9 +111,12 @@ class Warm:
 
 
 def _moves_packages(path: str, reads, inside: str) -> bool:
-    """Whether a change at `path` may add or remove packages: a BUILD file, a directory,
-    or a path gone that held a package the recursive patterns found."""
-    if os.path.basename(path) in BUILD_FILES or os.path.isdir(path):
+    """Whether a change at `path` may add or remove packages: a BUILD file made or gone
+    (not one read before and still there: an edit), a directory, or a path gone that
+    held a package the recursive patterns found."""
+    if os.path.basename(path) in BUILD_FILES:
+        return reads.files.get(path) is None or not os.path.isfile(path)
+    if os.path.isdir(path):
         return True
     if os.path.lexists(path) or not path.startswith(inside):
         return False

@@ -93,7 +93,8 @@ class ConfiguredGraph:
         self.looked_at: dict[ConfiguredKey, frozenset[PackageId]] = {}
         self.shared_packages: set[PackageId] = set()
         self._dangling: list[tuple[ConfiguredKey, str, ConfiguredKey]] = []
-        self._keys: dict[tuple[Label, str | None], ConfiguredKey] = {}   # key()'s answers
+        # key()'s answers, by the package of the label asked about
+        self._keys: dict[tuple[str, str], dict[tuple[Label, str | None], ConfiguredKey]] = {}
         self.platforms = Platforms(self._shared_lookup)
         self.build_settings = BuildSettings(self.platforms)
         self.conditions = Conditions(self.platforms, self.build_settings)
@@ -193,20 +194,22 @@ class ConfiguredGraph:
         for key in stale:
             del self.nodes[key], self.looked_at[key]
         self.graph.remove_nodes_from(stale)
-        self._keys = {memo: key for memo, key in self._keys.items()
-                      if memo[0].package_id not in packages}
+        for package in packages:
+            self._keys.pop((package.repo, package.name), None)
         return True
 
     # ---- nodes ----------------------------------------------------------------------
 
     def key(self, label: Label, config: Configuration | None) -> ConfiguredKey:
         memo = (label, config.hash if config is not None else None)
-        known = self._keys.get(memo)
+        keys = self._keys.get((label.repo, label.package))
+        known = keys.get(memo) if keys is not None else None
         if known is not None:
             if self._looked is not None:   # (what it looked at, as the lookup would say)
                 self._looked.add(label.package_id)
             return known
-        known = self._keys[memo] = self._key(label, config)
+        known = self._key(label, config)
+        self._keys.setdefault((label.repo, label.package), {})[memo] = known
         return known
 
     def _key(self, label: Label, config: Configuration | None) -> ConfiguredKey:

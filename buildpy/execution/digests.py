@@ -83,12 +83,15 @@ def tree_digest(files: Mapping[str, tuple[str, bool]], directories: Iterable[str
 class FileDigests:
     """Digests of files below `root`, by path relative to it, cached in SQLite."""
 
-    def __init__(self, db: sqlite3.Connection, root: Path, stamp_ns: int):
+    def __init__(self, db: sqlite3.Connection, root: Path, stamp_ns: int,
+                 rows: dict | None = None):
+        """`rows`: the rows a long-lived bp kept from its last build (each one says what
+        a file held at its stat data, whoever wrote the database since), or read here."""
         self.db = db
         self.root = root
         self._root = str(root)
         self.stamp_ns = stamp_ns
-        self._rows: dict[str, _Row] = {
+        self._rows: dict[str, _Row] = rows if rows is not None else {
             r[0]: _Row(*r[1:]) for r in db.execute(
                 "SELECT path, size, mtime_ns, ctime_ns, inode, blake3, sha256, executable, "
                 "stamp_ns FROM files")}
@@ -141,6 +144,11 @@ class FileDigests:
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                                   None, sha256, executable, self.stamp_ns))
         return FileInfo(sha256, size, executable)
+
+    @property
+    def rows(self) -> dict:
+        """What a long-lived bp keeps for its next build (`rows` of the next one)."""
+        return self._rows
 
     def forget(self, path: str) -> None:
         self._rows.pop(path, None)

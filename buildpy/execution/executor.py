@@ -116,14 +116,24 @@ class Executor:
 
     # ---- the fast path: nothing changed since this action last completed here -----
 
-    def load_done(self, db) -> None:
-        """Read what completed in earlier builds of this workspace (the fast path)."""
+    def load_done(self, db, kept: dict | None = None) -> None:
+        """Read what completed in earlier builds of this workspace (the fast path), or
+        take what a long-lived bp `kept` of it, if no other bp built since (each record
+        is checked against the action's inputs and its outputs on disk either way)."""
         self._db = db
         self.previous_build = last_build(db)   # (the build before this one, by any bp)
         self.runs = RunLog(db)
+        if kept is not None and kept.get("build") == self.previous_build:
+            self._done = kept["done"]
+            return
         rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
         outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
         self._done = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
+
+    def keep_done(self) -> dict:
+        """What `load_done(kept=...)` takes in a long-lived bp's next build."""
+        return {"build": self.runs.build if self.runs is not None else None,
+                "done": self._done}
 
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         """What the action key covers, hashed cheaply (no REAPI messages): the action's

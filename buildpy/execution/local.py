@@ -103,7 +103,11 @@ class WorkspaceLock:
 
 class LocalBuild:
     def __init__(self, workspace: Path, repos: Mapping[str, Path], options: ExecutionOptions,
-                 err: TextIO = sys.stderr, telemetry: Telemetry | None = None):
+                 err: TextIO = sys.stderr, telemetry: Telemetry | None = None,
+                 memory: dict | None = None):
+        """`memory`: what a long-lived bp kept from its last build (`memory()`): the
+        file digests and completed actions read from the state database, so that it
+        need not read them again."""
         self.workspace = workspace
         self.options = options
         self.telemetry = telemetry if telemetry is not None else Telemetry()
@@ -127,7 +131,8 @@ class LocalBuild:
                 self.say("killed the actions an interrupted bp left running")
             self.stamp = stamp_at(state / "stamp")
             files_db = self._files_db = open_files_db(self.output_base, self.say)
-            self.digests = FileDigests(files_db, self.exec_root, self.stamp)
+            memory = memory or {}
+            self.digests = FileDigests(files_db, self.exec_root, self.stamp, memory.get("rows"))
             self.cache = open_cache_db(self.cache_dir, self.say)
             self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
             self._strategies: dict[str | None, Strategy] = {}
@@ -136,7 +141,7 @@ class LocalBuild:
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
                                      self.strategy_for, options.tracing,
                                      self._traced if options.tracing != "never" else None)
-            self.executor.load_done(files_db)
+            self.executor.load_done(files_db, memory.get("done"))
             self.executor.telemetry = self.telemetry
         except BaseException:
             if self.cache_use is not None:
@@ -252,6 +257,10 @@ class LocalBuild:
             self.digests.flush()
             self.executor.flush_done()
             self.cache.flush()
+
+    def memory(self) -> dict:
+        """What a long-lived bp keeps for its next build (`memory` of the next one)."""
+        return {"rows": self.digests.rows, "done": self.executor.keep_done()}
 
     def close(self) -> None:
         try:

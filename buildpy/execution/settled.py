@@ -35,11 +35,10 @@ class Settled:
         self._outputs: dict[str, tuple[Action, Mapping[str, FileInfo]]] = {}   # by output
         self._readers: dict[str, list[str]] = {}   # input path -> first outputs of readers
         self._writers: dict[str, str] = {}         # output path -> first output
-        self._paths: list[str] = []                # every input and output, sorted
+        self._paths: list[str] | None = None       # every input and output, sorted
         self._build: float | None = None
         self._tools: dict = {}
         self._touched: set[str] | None = None   # since the build it learned from began
-        self._actions: Sequence[Action] | None = None   # what it learned from
         self._known: Mapping[int, Mapping[str, FileInfo]] = {}   # what it told then
 
     def touch(self, paths: set[str] | None) -> None:
@@ -52,41 +51,50 @@ class Settled:
     def learn(self, actions: Sequence[Action], report: BuildReport,
               executor: Executor) -> None:
         """After a build: the actions whose outputs it produced are up to date, if it
-        succeeded (else nothing is known)."""
+        succeeded (else nothing is known). Only what changed is learned anew: an
+        action it knew and told up to date stays as it was."""
         known, self._known = self._known, {}
         self._touched = set()   # (what happens from now on is told by the next touch)
         if not report.ok or executor.remote is not None or executor.runs is None:
-            self._outputs, self._readers, self._writers, self._paths = {}, {}, {}, []
-            self._actions = None
+            self._outputs, self._readers, self._writers, self._paths = {}, {}, {}, None
             return
         self._build = executor.runs.build
         self._tools = executor.tool_identities
         produced = report.produced
-        if actions is self._actions:   # the same graph: only what was looked at is news
-            for index, action in enumerate(actions):
-                first = action.outputs[0]
-                if index not in known and first in self._outputs:
-                    try:
-                        self._outputs[first] = (action, {path: produced[path]
-                                                         for path in action.outputs})
-                    except KeyError:
-                        del self._outputs[first]
-            return
-        self._outputs, self._readers, self._writers, self._paths = {}, {}, {}, []
-        self._actions = actions
-        for action in actions:
+        current: set[str] = set()
+        for index, action in enumerate(actions):
+            first = action.outputs[0]
+            current.add(first)
+            if index in known:   # told up to date (the same action): as it was
+                continue
+            if first in self._outputs:
+                self._unlearn(first)
             if any(p.startswith("external/") for p in action.all_inputs):
                 continue
             try:
                 outputs = {path: produced[path] for path in action.outputs}
             except KeyError:   # not built by this build
                 continue
-            first = action.outputs[0]
             self._outputs[first] = (action, outputs)
             for path in action.all_inputs:
                 self._readers.setdefault(path, []).append(first)
             self._writers.update(dict.fromkeys(outputs, first))
-        self._paths = sorted({*self._readers, *self._writers})
+            self._paths = None
+        for first in [f for f in self._outputs if f not in current]:
+            self._unlearn(first)
+
+    def _unlearn(self, first: str) -> None:
+        action, outputs = self._outputs.pop(first)
+        for path in action.all_inputs:
+            readers = self._readers.get(path)
+            if readers is not None and first in readers:
+                readers.remove(first)
+                if not readers:
+                    del self._readers[path]
+        for path in outputs:
+            if self._writers.get(path) == first:
+                del self._writers[path]
+        self._paths = None
 
     def up_to_date(self, actions: Sequence[Action], workspace: Path, executor: Executor
                    ) -> dict[int, Mapping[str, FileInfo]]:
@@ -138,10 +146,13 @@ class Settled:
             while parent:   # a file inside a directory that is an input or output
                 affected.append(parent)
                 parent = os.path.dirname(parent)
-            start = bisect.bisect_left(self._paths, path + "/")   # a directory gone
-            while start < len(self._paths) and self._paths[start].startswith(path + "/"):
-                affected.append(self._paths[start])
-                start += 1
+            if not os.path.lexists(absolute):   # perhaps a directory gone: what was in it
+                if self._paths is None:
+                    self._paths = sorted({*self._readers, *self._writers})
+                start = bisect.bisect_left(self._paths, path + "/")
+                while start < len(self._paths) and self._paths[start].startswith(path + "/"):
+                    affected.append(self._paths[start])
+                    start += 1
             for each in affected:
                 found.update(self._readers.get(each, ()))
                 if each in writers:
