@@ -181,14 +181,26 @@ def incremental(lab, figures: dict, tool: str, workspace, build) -> None:
     figures["root"] = changed_rebuilds(lab, f"{tool} root rebuild", workspace, lab.root, build)
 
 
-def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: Build) -> Stat:
-    """Times `build` after changing `source`; restores it (and rebuilds, untimed) after."""
+def edited_source(text: str, i: int) -> str:
+    """A source's text, changed for run `i` (a new content every time)."""
+    return f"{text.rstrip()} edited {i} {time.time_ns()}\n"
+
+
+def edited_genrule(text: str, i: int) -> str:
+    """A generated BUILD file's text with genrule t1's command changed for run `i`."""
+    return edited_build(text, f"{i}{time.time_ns()}")
+
+
+def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: Build,
+                     change: Callable[[str, int], str] = edited_source) -> Stat:
+    """Times `build` after changing `source` (its text by `change`); restores it (and
+    rebuilds, untimed) after."""
     path = workspace / source
     original = path.read_text()
     samples = []
     try:
         for i in range(lab.runs):
-            edit(path, f"{original.rstrip()} edited {i} {time.time_ns()}\n", lab.scratch)
+            edit(path, change(original, i), lab.scratch)
             seconds, summary = build()
             lab.say(f"  {name} {i + 1}/{lab.runs}: {seconds:.3f} s {summary}")
             samples.append(seconds)
@@ -201,23 +213,8 @@ def changed_rebuilds(lab: Lab, name: str, workspace: Path, source: str, build: B
 
 
 def build_edits(lab: Lab, name: str, workspace: Path, build: Build) -> Stat:
-    """Times `build` after changing one genrule's attribute in a BUILD file; restores it
-    (and rebuilds, untimed) after."""
-    path = workspace / lab.build_file
-    original = path.read_text()
-    samples = []
-    try:
-        for i in range(lab.runs):
-            edit(path, edited_build(original, f"{i}{time.time_ns()}"), lab.scratch)
-            seconds, summary = build()
-            lab.say(f"  {name} {i + 1}/{lab.runs}: {seconds:.3f} s {summary}")
-            samples.append(seconds)
-            edit(path, original, lab.scratch)
-            build()
-    finally:
-        if path.read_text() != original:
-            path.write_text(original)
-    return stats(samples)
+    """Times `build` after changing one genrule's attribute in a BUILD file."""
+    return changed_rebuilds(lab, name, workspace, lab.build_file, build, edited_genrule)
 
 
 class _Watch:
@@ -279,11 +276,8 @@ def watch_rebuilds(lab: Lab, argv: list[str], workspace: Path, env: dict
         _, line = watch.next_summary(3600)
         lab.say(f"  bp --watch first build: {line}")
         figures = {}
-        for key, relative, change in (
-                ("watch_leaf", lab.leaf,
-                 lambda text, i: f"{text.rstrip()} edited {i} {time.time_ns()}\n"),
-                ("watch_build", lab.build_file,
-                 lambda text, i: edited_build(text, f"{i}{time.time_ns()}"))):
+        for key, relative, change in (("watch_leaf", lab.leaf, edited_source),
+                                      ("watch_build", lab.build_file, edited_genrule)):
             path = workspace / relative
             original = path.read_text()
             samples = []

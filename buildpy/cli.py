@@ -113,6 +113,30 @@ def _repo_options():
                        registries=tuple(meta.get("bp.registry") or ()))
 
 
+def _target_query_options(command):
+    """The flags of the commands that evaluate a query over the target graph (bp query,
+    bp graph), with the repository flags."""
+    options = [
+        click.option("--implicit_deps/--noimplicit_deps", default=True,
+                     help="Follow implicit dependencies (private attributes such as "
+                          "toolchains)."),
+        click.option("-k", "--keep_going/--nokeep_going", default=False,
+                     help="Print the partial result and the errors of broken packages "
+                          "(exit 3)."),
+        click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Read the expression from FILE instead of the command line."),
+        click.option("--universe_scope", default="", metavar="PATTERNS",
+                     help="Comma-separated patterns whose closure is the universe of "
+                          "allrdeps() and rbuildfiles()."),
+        click.option("--loading_timeout", type=float, default=60.0, show_default=True,
+                     help="Seconds a single BUILD or .bzl file may take to evaluate."),
+        _repository_options,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("expression", nargs=-1)
 @click.option("--output", type=click.Choice(OUTPUT_FORMATS), default="label",
@@ -120,20 +144,9 @@ def _repo_options():
 @click.option("--order_output", type=click.Choice(ORDERS), default="auto", show_default=True,
               help="auto: sorted (path order for somepath); deps/full: dependents before "
                    "dependencies; no: unordered.")
-@click.option("--implicit_deps/--noimplicit_deps", default=True,
-              help="Follow implicit dependencies (private attributes such as toolchains).")
-@click.option("-k", "--keep_going/--nokeep_going", default=False,
-              help="Print the partial result and the errors of broken packages (exit 3).")
-@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Read the expression from FILE instead of the command line.")
-@click.option("--universe_scope", default="", metavar="PATTERNS",
-              help="Comma-separated patterns whose closure is the universe of allrdeps() "
-                   "and rbuildfiles().")
 @click.option("--graph:factored/--nograph:factored", "graph_factored", default=True,
               help="In --output=graph, merge nodes with the same neighbours.")
-@click.option("--loading_timeout", type=float, default=60.0, show_default=True,
-              help="Seconds a single BUILD or .bzl file may take to evaluate.")
-@_repository_options
+@_target_query_options
 @click.pass_obj
 def query(options: Options, expression: tuple[str, ...], output: str, order_output: str,
           implicit_deps: bool, keep_going: bool, query_file: str | None,
@@ -168,18 +181,7 @@ def query(options: Options, expression: tuple[str, ...], output: str, order_outp
                    "a browser (pan, zoom, search, a target's attributes and dependents).")
 @click.option("--output_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the graph to FILE instead of standard output.")
-@click.option("--implicit_deps/--noimplicit_deps", default=True,
-              help="Follow implicit dependencies (private attributes such as toolchains).")
-@click.option("-k", "--keep_going/--nokeep_going", default=False,
-              help="Show the partial result and the errors of broken packages (exit 3).")
-@click.option("--query_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Read the expression from FILE instead of the command line.")
-@click.option("--universe_scope", default="", metavar="PATTERNS",
-              help="Comma-separated patterns whose closure is the universe of allrdeps() "
-                   "and rbuildfiles().")
-@click.option("--loading_timeout", type=float, default=60.0, show_default=True,
-              help="Seconds a single BUILD or .bzl file may take to evaluate.")
-@_repository_options
+@_target_query_options
 @click.pass_obj
 def graph(options: Options, expression: tuple[str, ...], graph_format: str,
           output_file: str | None, implicit_deps: bool, keep_going: bool,

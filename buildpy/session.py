@@ -259,6 +259,22 @@ def _evaluate(env, expr, text: str, path: str, keep_going: bool):
     return result, errors
 
 
+def _target_query(directory: str | None, words: tuple[str, ...], command: str, *,
+                  repos: RepoOptions, query_file: str | None, implicit_deps: bool,
+                  keep_going: bool, universe_scope: str, loading_timeout: float):
+    """A query over the target graph (bp query, bp graph), evaluated: its environment,
+    its parsed expression and text, its result, and the errors kept (with -k)."""
+    from buildpy.query.uquery import TargetQueryEnvironment
+
+    expr, text, path = _parse_expression(words, query_file, command)
+    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
+    env = TargetQueryEnvironment(
+        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
+        universe_scope=tuple(p for p in universe_scope.split(",") if p))
+    result, errors = _evaluate(env, expr, text, path, keep_going)
+    return env, expr, text, result, errors
+
+
 def run_query(directory: str | None, words: tuple[str, ...], *,
               repos: RepoOptions = RepoOptions(), query_file: str | None,
               output: str, order: str, implicit_deps: bool, keep_going: bool,
@@ -267,14 +283,11 @@ def run_query(directory: str | None, words: tuple[str, ...], *,
     """`bp query`: parse, evaluate, print to `out`; returns (result size, errors kept)."""
     from buildpy.query.output import ordered, write
     from buildpy.query.syntax import Call
-    from buildpy.query.uquery import TargetQueryEnvironment
 
-    expr, text, path = _parse_expression(words, query_file, "query")
-    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
-    env = TargetQueryEnvironment(
-        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
-        universe_scope=tuple(p for p in universe_scope.split(",") if p))
-    result, errors = _evaluate(env, expr, text, path, keep_going)
+    env, expr, text, result, errors = _target_query(
+        directory, words, "query", repos=repos, query_file=query_file,
+        implicit_deps=implicit_deps, keep_going=keep_going, universe_scope=universe_scope,
+        loading_timeout=loading_timeout)
     if output in ("graph", "minrank", "maxrank") or order in ("deps", "full"):
         env.ensure(result)
     path_result = isinstance(expr, Call) and expr.function == "somepath"
@@ -290,14 +303,11 @@ def run_graph(directory: str | None, words: tuple[str, ...], *,
     """`bp graph`: a query's result and the edges among it, as DOT or one HTML page."""
     from buildpy.query.graphview import graph_data, html_page
     from buildpy.query.output import graph_dot, ordered
-    from buildpy.query.uquery import TargetQueryEnvironment
 
-    expr, text, path = _parse_expression(words, query_file, "graph")
-    session = open_session(directory, eval_timeout=loading_timeout, repos=repos)
-    env = TargetQueryEnvironment(
-        session.loader, session.offset, keep_going=keep_going, implicit_deps=implicit_deps,
-        universe_scope=tuple(p for p in universe_scope.split(",") if p))
-    result, errors = _evaluate(env, expr, text, path, keep_going)
+    env, _, text, result, errors = _target_query(
+        directory, words, "graph", repos=repos, query_file=query_file,
+        implicit_deps=implicit_deps, keep_going=keep_going, universe_scope=universe_scope,
+        loading_timeout=loading_timeout)
     env.ensure(result)
     nodes = ordered(env, result, "auto", False)
     if format == "dot":
@@ -567,9 +577,8 @@ def _analysis(configured, keys, workspace_name: str, keep_going: bool, on_part=N
     analyzer = warm.analyzer if warm is not None else None
     if warm is not None:
         warm.analyzer = None   # (until this analysis succeeds)
-    if analyzer is not None:
-        analysis = analyzer.analyze_again(configured, keys)
-    else:
+    analysis = analyzer.analyze_again(configured, keys) if analyzer is not None else None
+    if analysis is None:
         analyzer = Analyzer(configured, workspace_name,
                             again=warm is not None and not keep_going)
         analysis = analyzer.analyze(keys, on_part, keep_going=keep_going)

@@ -297,3 +297,37 @@ def test_actions_no_change_touched_are_not_looked_at(workspace: Path, tmp_path: 
     assert build(workspace, cache, None) == 0
     assert watched(set()) == 0
     assert looked == ["//:a", "//:b", "//:c", "//:d", "//:n1", "//:n2"]   # every action
+
+
+def test_a_rule_with_aspects_appearing_analyzes_afresh(workspace: Path, tmp_path: Path):
+    """Aspects read across targets: a BUILD edit that brings the first target of a rule
+    applying one analyzes the whole graph again, in the same session."""
+    with open(workspace / "defs.bzl", "a") as f:
+        f.write('''
+Seen = provider(fields = ["names"])
+
+def _seen_impl(target, ctx):
+    return [Seen(names = [str(target.label.name)])]
+
+seen = aspect(implementation = _seen_impl)
+
+def _report_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".seen")
+    ctx.actions.write(out, ",".join([n for d in ctx.attr.deps for n in d[Seen].names]))
+    return [DefaultInfo(files = depset([out]))]
+
+report = rule(implementation = _report_impl,
+              attrs = {"deps": attr.label_list(aspects = [seen])})
+''')
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    session = warm.session
+    edit(workspace / "BUILD", 'load("//:defs.bzl", "named")',
+         'load("//:defs.bzl", "named", "report")')
+    with open(workspace / "BUILD", "a") as f:
+        f.write('report(name = "r", deps = [":n1", ":n2"])\n')
+    assert build(workspace, cache, warm) == 0
+    assert warm.session is session and warm.analyzer is None   # (aspects: never again)
+    assert outputs(workspace)["r.seen"] == b"n1,n2"
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)

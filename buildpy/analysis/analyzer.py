@@ -418,13 +418,14 @@ class Analyzer:
         return self._texts is not None and hasattr(self, "_module")
 
     def analyze_again(self, configured: ConfiguredGraph,
-                      keys: Iterable[ConfiguredKey]) -> AnalysisResult:
+                      keys: Iterable[ConfiguredKey]) -> AnalysisResult | None:
         """A later analysis by the same Analyzer, in the same Starlark state, of a graph
         configured anew after BUILD files changed (the .bzl files and the flags are the
         same, or the caller makes a new Analyzer): targets keep their ids, and only the
         ones whose plan entry changed, or that depend on a target whose providers
-        changed, run again (analysis.bzl's `analyze_again`). After an error the
-        Analyzer cannot be used again."""
+        changed, run again (analysis.bzl's `analyze_again`). None when the graph now
+        has a rule that applies aspects (which read across targets): analyze afresh.
+        After an error, or None, the Analyzer cannot be used again."""
         assert self.can_analyze_again
         texts = self._texts
         self._texts = None   # (until this analysis succeeds)
@@ -458,7 +459,7 @@ class Analyzer:
             texts[key] = text
         new_rules = [(rule, i) for rule, i in self._rules.items() if i >= rules_before]
         if any(info["aspects"] for info in self._rule_infos[rules_before:]):
-            raise UserError("a rule that applies aspects appeared: analyze afresh")
+            return None
         self._feed.shared = json.dumps({"rules": self._rule_infos[rules_before:],
                                         "configs": self._config_infos[configs_before:]})
         lines = self._rule_loads(new_rules)

@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from buildpy.query.output import json_value
+from buildpy.query.output import generator_data, json_value
 
 _TEMPLATE = "graphview.html"
 _DATA_SLOT = "/*BP_GRAPH_DATA*/"
@@ -35,9 +35,7 @@ def graph_data(env, nodes: list, expression: str) -> dict[str, Any]:
             entry["attrs"] = {name: json_value(target.attrs[name])
                               for name in sorted(target.explicit - {"name"})}
             if target.generator is not None:
-                entry["generator"] = {"name": target.generator.name,
-                                      "function": target.generator.function,
-                                      "location": str(target.generator.location)}
+                entry["generator"] = generator_data(target.generator)
         elif target.generating_rule is not None:
             entry["generating_rule"] = str(target.generating_rule)
         entries.append(entry)

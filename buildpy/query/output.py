@@ -186,6 +186,12 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def generator_data(generator) -> dict:
+    """The macro that made a target, as JSON: its name, function and location."""
+    return {"name": generator.name, "function": generator.function,
+            "location": str(generator.location)}
+
+
 def record(env, node) -> dict:
     """A target as a plain JSON object (--output=json)."""
     target: Target = env.target(node)
@@ -198,9 +204,7 @@ def record(env, node) -> dict:
         data["explicit"] = sorted(target.explicit)
         data["deps"] = _dependency_labels(target)
         if target.generator is not None:
-            data["generator"] = {"name": target.generator.name,
-                                 "function": target.generator.function,
-                                 "location": str(target.generator.location)}
+            data["generator"] = generator_data(target.generator)
     elif target.generating_rule is not None:
         data["generating_rule"] = str(target.generating_rule)
     elif target.kind == PACKAGE_GROUP:
