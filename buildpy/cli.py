@@ -1326,6 +1326,9 @@ def _command(args: list[str]) -> int:
     except BaseException as error:   # a Rust panic (PanicException) is no Exception
         if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
             raise   # SystemExit, GeneratorExit: not errors
+        if _interrupted(error):
+            click.echo("ERROR: interrupted", err=True)
+            return EXIT_INTERRUPTED
         environment = _environment_error(error)
         if environment is None:   # a bug of ours: say so, with the traceback to report
             import traceback
@@ -1336,6 +1339,19 @@ def _command(args: list[str]) -> int:
         print_errors([environment])
         code = environment.exit_code
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether `error` stands for a Ctrl-C: Python wraps an exception raised in some
+    hooks (a dataclass field's `__set_name__` while a module is imported) in a
+    RuntimeError whose cause is the KeyboardInterrupt."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _environment_error(error: Exception):

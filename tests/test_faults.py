@@ -232,6 +232,7 @@ def test_a_signal_while_bp_starts_exits_8_without_a_traceback(tmp_path):
     The moments are spread over the start; the interpreter's own first milliseconds may
     still die by the signal (or, for SIGINT, in `site`), which no code of bp can help."""
     (tmp_path / "WORKSPACE").write_text("")
+    (tmp_path / "BUILD").write_text('filegroup(name = "all")\n')   # a query that ends: 0
     bp = Path(sys.executable).parent / "bp"
     for delay in (0.03, 0.08, 0.15, 0.25):
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -244,6 +245,24 @@ def test_a_signal_while_bp_starts_exits_8_without_a_traceback(tmp_path):
             err = err.decode(errors="replace")
             assert not _bp_traceback(err), f"{signum.name} after {delay}s:\n{err}"
             assert process.returncode in (0, 8, -signum, 1), err
+
+
+def test_an_interrupt_wrapped_by_python_still_exits_8(monkeypatch, capsys):
+    """Python wraps an exception raised in a class's `__set_name__` (a dataclass field)
+    in a RuntimeError: a Ctrl-C while bp imports such a module reaches bp's handler as
+    that RuntimeError, and is still an interruption, not a bug of bp."""
+    from buildpy import cli
+
+    def interrupted_import(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as signal_error:
+            raise RuntimeError("Error calling __set_name__ on 'Field'") from signal_error
+
+    monkeypatch.setattr(cli.cli, "main", interrupted_import)
+    assert cli._command(["version"]) == 8
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
 
 
 def test_a_build_stopped_at_a_random_moment_leaves_nothing_and_resumes(tmp_path):
