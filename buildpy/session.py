@@ -531,9 +531,11 @@ def _saved_analysis(session: Session, words: list[str], options: BuildOptions,
 
 
 def _start_plan(session: Session, words: list[str], options: BuildOptions,
-                execution, say=lambda line: None, warm=None) -> PlannedBuild | _Unplanned:
+                execution, say=lambda line: None, warm=None,
+                where: tuple[str, Path, Path] | None = None) -> PlannedBuild | _Unplanned:
     """The last analysis, if nothing it read changed (kept in memory by `warm`, or the
-    one this workspace saved); else load and configure."""
+    one this workspace saved: where `_saved_analysis` says, or `where`); else load and
+    configure."""
     import os
 
     from buildpy.analysis import snapshot
@@ -545,7 +547,8 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
             return warm.plan
         key, path, digest_path = "", Path(os.devnull), Path(os.devnull)
     else:
-        key, path, digest_path = _saved_analysis(session, words, options, execution)
+        key, path, digest_path = where or _saved_analysis(session, words, options,
+                                                          execution)
         saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
         if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
                 loader.listing,
@@ -635,6 +638,7 @@ class _AnalysisStream:
         from buildpy.core import forked
 
         self.plan: PlannedBuild | None = None
+        self.reads = None   # with the plan: what loading and analysis read (a ReadLog)
         self.planned_at: float | None = None   # when the plan arrived (time.monotonic)
         self.error: BpError | None = None
         self._child = forked.start(lambda send: self._analyze(
@@ -677,7 +681,7 @@ class _AnalysisStream:
         except BpError as error:   # the parent raises it
             send(("error", error))
             raise
-        send(("plan", replace(plan, actions=None)))
+        send(("plan", replace(plan, actions=None), session.loader.reads))
         _save_plan(session, unplanned, plan, stamp_ns)
 
     @property
@@ -698,7 +702,7 @@ class _AnalysisStream:
             if kind == "part":
                 parts.append(value)
             elif kind == "plan":
-                self.plan = value[0]
+                self.plan, self.reads = value
                 self.planned_at = time.monotonic()
             else:
                 self.error = value[0]
@@ -807,8 +811,25 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     if state is not None:
         state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
+    where = quick = unmoved = None
+    if warm is None:
+        from buildpy import noop
+        from buildpy.execution.lastbuild import Unmoved
+
+        where = _saved_analysis(session, words, options, execution)
+        if noop.applies(execution, only_executable):
+            quick = noop.place(session.workspace.root, where[0], execution, links)
+            proved = _last_proof(session, quick, execution)
+            if proved is not None:
+                done = _told_no_op(session, proved, execution, output_base, err, record,
+                                   show_result)
+                if done is not None:
+                    progress.close()
+                    return done
+                unmoved = Unmoved(proved[0])   # (what it still says: fewer to look at)
+            noop.forget(quick)   # (until this build has succeeded)
     start = _start_plan(session, words, options, execution,
-                        lambda line: err.write(line + "\n"), warm)
+                        lambda line: err.write(line + "\n"), warm, where)
     clock = record.telemetry.clock
     loaded = clock()
     record.telemetry.phase("loading", record.telemetry.origin, loaded)
@@ -855,12 +876,15 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                     state.acting(graph.actions)
                 executing = clock()
                 try:
-                    report = build.run(graph, wanted, progress,
-                                       settled=warm.settled if warm is not None else None)
+                    known = warm.settled if warm is not None else unmoved
+                    report = build.run(graph, wanted, progress, settled=known)
                 finally:
                     record.telemetry.phase("execution", executing)
             if state is not None:
                 state.ran(report)
+            if quick is not None and report.ok and plan is not None and not plan.errors:
+                _prove(build, quick, stamp, stream.reads if stream is not None and
+                       stream.reads is not None else session.loader.reads, plan)
         finally:
             progress.close()
             build.close()
@@ -870,10 +894,21 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
         if stream is not None:
             stream.close()
     # with no plan, the build stopped (a failure, Ctrl-C) before the analysis ended
-    output_dir = plan.output_dir if plan is not None else start.output_dir
-    reported = plan.reported if plan is not None else ()
+    code = _build_ended(session, plan.output_dir if plan is not None else start.output_dir,
+                        plan.reported if plan is not None else (),
+                        plan.errors if plan is not None else (), plan is not None, report,
+                        execution, record, err, only_executable, show_result)
+    return BuildOutcome(code, plan.executables if plan is not None else {},
+                        session.workspace.root,
+                        plan.workspace_name if plan is not None else "__main__",
+                        _planned(state, plan is not None))
+
+
+def _build_ended(session: Session, output_dir: str, reported, analysis_errors,
+                 planned: bool, report, execution, record, err: TextIO,
+                 only_executable: bool, show_result: int) -> int:
+    """Say how the build ended (as Bazel does), and return its exit code."""
     _link_bin(session, output_dir)
-    analysis_errors = plan.errors if plan is not None else ()
     _write_errors(analysis_errors, err)
     for error in report.errors:
         err.write(f"ERROR: {error}\n")
@@ -887,7 +922,7 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
             err.write(f"Target {label} up-to-date:\n")
             for path in files[:8]:
                 err.write(f"  {path}\n")
-    if plan is not None:   # (else the pattern's expansion is never posted: aborted)
+    if planned:   # (else the pattern's expansion is never posted: aborted)
         record.targets(reported, report.produced)
     _write_lines(record.summary(), err)
     if report.interrupted:
@@ -903,10 +938,73 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     else:
         code = 0
     err.write(_summary_line(report, execution))
-    return BuildOutcome(code, plan.executables if plan is not None else {},
-                        session.workspace.root,
-                        plan.workspace_name if plan is not None else "__main__",
-                        _planned(state, plan is not None))
+    return code
+
+
+def _last_proof(session: Session, quick, execution):
+    """The proof the last build of this command left, and what was kept with it, when
+    the command and what its analysis read are the same (noop.py); else None."""
+    from buildpy import noop
+    from buildpy.execution.execroot import exec_root_for
+    from buildpy.execution.local import default_cache_dir
+    from buildpy.loading.patterns import packages_below
+
+    if not quick.path.exists():
+        return None
+    loader = session.loader
+    return noop.proof(quick, loader.listing, lambda text: packages_below(loader, "", text),
+                      exec_root_for(execution.disk_cache or default_cache_dir(),
+                                    session.workspace.root))
+
+
+def _told_no_op(session: Session, proved, execution, output_base: Path, err: TextIO,
+                record, show_result: int) -> BuildOutcome | None:
+    """The outcome of a build that the proof of its last one shows to have nothing to
+    do (no file it proves has moved), told as such a build tells it; else None."""
+    from buildpy.execution.execroot import exec_root_for
+    from buildpy.execution.explain import mark_up_to_date
+    from buildpy.execution.local import WorkspaceLock, default_cache_dir, said
+    from buildpy.execution.scheduler import BuildReport
+    from buildpy.execution.state import open_files_db
+
+    proof, kept = proved
+    say = lambda line: err.write(said(line))   # noqa: E731
+    lock = WorkspaceLock(output_base / ".bp-state" / "lock", execution.block_for_lock, say)
+    try:
+        if proof.changed(exec_root_for(execution.disk_cache or default_cache_dir(),
+                                       session.workspace.root), first=True) != []:
+            return None
+        db = open_files_db(output_base, say)
+        try:
+            mark_up_to_date(db, proof.unchanged)
+        finally:
+            db.close()
+    finally:
+        lock.release()
+    reported = [(label, tuple(files)) for label, files in kept["reported"]]
+    report = BuildReport(total=proof.actions, cached=proof.actions,
+                         sources={"local-cache": proof.actions})
+    report.produced.update((path, None) for _, files in reported for path in files)
+    record.telemetry.counted(report)
+    code = _build_ended(session, kept["output_dir"], reported, (), True, report, execution,
+                        record, err, False, show_result)
+    return BuildOutcome(code, {}, session.workspace.root, kept["workspace_name"])
+
+
+def _prove(build, quick, stamp_ns: int, reads, plan: PlannedBuild) -> None:
+    """After a build that succeeded: keep the proof that it left nothing to do, if the
+    build can give one (noop.py)."""
+    from buildpy import noop
+
+    proof = build.prove()
+    if proof is None:
+        return
+    try:
+        noop.keep(quick, proof, stamp_ns, reads, build.exec_root, {
+            "reported": [[label, list(files)] for label, files in plan.reported],
+            "output_dir": plan.output_dir, "workspace_name": plan.workspace_name})
+    except OSError:   # (a full disk, say: the next build goes the ordinary way)
+        noop.forget(quick)
 
 
 def _planned(state: WatchState | None, known: bool) -> Closure | None:

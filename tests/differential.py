@@ -260,7 +260,7 @@ def make_workspace(root: Path, model: dict | None = None) -> dict:
 # Edits
 
 KINDS = ["source", "same_size", "attr", "bzl", "add_target", "remove_target",
-         "delete_source", "flag", "touch", "clean"]
+         "delete_source", "flag", "touch", "clean", "nothing"]
 
 
 @dataclass
@@ -399,6 +399,8 @@ def random_edit(state: State, rng: random.Random, kinds: list[str] | None = None
         if bp is not None:
             bp("clean")
         desc = "bp clean (outputs come back from the cache)"
+    elif kind == "nothing":
+        desc = "no edit (the build may be told a no-op from the last one's proof)"
     else:
         raise ValueError(f"unknown edit kind {kind}")
     write_files(state.root, render(m))
@@ -614,8 +616,8 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
 # ---------------------------------------------------------------------------------------
 # Watch mode: one `bp build --watch //...` session through all the edits
 
-# flags are fixed for a watch session; `bp clean` would race with it
-WATCH_KINDS = [k for k in KINDS if k not in ("flag", "clean")]
+# flags are fixed for a watch session; `bp clean` would race with it; no edit, no iteration
+WATCH_KINDS = [k for k in KINDS if k not in ("flag", "clean", "nothing")]
 # written after each edit, last: an action's input, so its change starts an iteration,
 # and the first name in the summary's sorted list ("A" sorts before every other path)
 SENTINEL = "A/step.txt"

@@ -20,9 +20,10 @@ ALLOWED = {
     "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
-                "query", "execution", "remote", "watch", "warm"},
+                "query", "execution", "remote", "watch", "warm", "noop"},
     "warm": {"core", "loading", "execution"},   # what a long-lived bp keeps between builds
     "watch": {"core"},   # watch mode's loop: what a build read, file events; beside session
+    "noop": {"core", "analysis", "execution"},   # a no-op build told from the last one's proof
 }
 
 

@@ -97,18 +97,30 @@ class FileDigests:
                 "stamp_ns FROM files")}
         self._dirty: dict[str, _Row] = {}
         self.hashed = 0   # how many files were read this build
+        # the digest each file, directory or declared symlink had when this build first
+        # looked at it (an output: when its action last wrote it); `unsteady` once one
+        # looked different later: see lastbuild.py
+        self.seen: dict[str, str] = {}
+        self.fresh: set[str] = set()   # the files whose rows this build wrote
+        self.trees: set[str] = set()   # those of `seen` that are directories
+        self.links: set[str] = set()   # and declared symlinks
+        self.unsteady = False
 
     def digest(self, path: str) -> FileInfo:
         """The digest of `path`; raises FileNotFoundError when it does not exist."""
         full = os.path.join(self._root, path)
         st = os.stat(full)
         if stat.S_ISDIR(st.st_mode):
-            return self._directory(path, Path(full))
+            info = self._directory(path, Path(full))
+            self._see(path, info.sha256)
+            self.trees.add(path)
+            return info
         row = self._rows.get(path)
         executable = bool(st.st_mode & 0o111)
         if row is not None and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == (
                 st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
                 and row.mtime_ns < row.stamp_ns and row.ctime_ns < row.stamp_ns:
+            self._see(path, row.sha256)
             return FileInfo(row.sha256, row.size, row.executable)
         self.hashed += 1
         b3 = _hash(full, blake3.blake3)
@@ -116,7 +128,23 @@ class FileDigests:
                                                                             hashlib.sha256)
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, b3,
                                   sha, executable, self.stamp_ns))
+        self._see(path, sha)
         return FileInfo(sha, st.st_size, executable)
+
+    def replaced(self, path: str) -> None:
+        """What stood at `path` is gone (an output cleared or restored): what this build
+        saw of it, and in it, no longer tells what is there."""
+        self.seen.pop(path, None)
+        self.links.discard(path)
+        if path in self.trees:
+            inside = path + "/"
+            for other in [p for p in self.seen if p.startswith(inside)]:
+                del self.seen[other]
+            self.trees = {t for t in self.trees if t != path and not t.startswith(inside)}
+
+    def _see(self, path: str, sha256: str) -> None:
+        if self.seen.setdefault(path, sha256) != sha256:
+            self.unsteady = True
 
     def _directory(self, path: str, full: Path) -> FileInfo:
         """A directory's digest (`tree_digest`), its files' digests from this cache."""
@@ -133,7 +161,10 @@ class FileDigests:
     def link(self, path: str) -> FileInfo:
         """The digest of the symbolic link at `path`, a declared symlink output: its
         text, not what it names. Raises OSError when there is no link at `path`."""
-        return FileInfo.of_link(os.readlink(os.path.join(self._root, path)))
+        info = FileInfo.of_link(os.readlink(os.path.join(self._root, path)))
+        self._see(path, info.sha256)
+        self.links.add(path)
+        return info
 
     def produced(self, path: str, sha256: str, size: int,
                  st: os.stat_result | None = None) -> FileInfo:
@@ -143,6 +174,7 @@ class FileDigests:
         executable = bool(st.st_mode & 0o111)
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                                   None, sha256, executable, self.stamp_ns))
+        self.seen[path] = sha256   # (its action wrote it anew)
         return FileInfo(sha256, size, executable)
 
     @property
@@ -158,6 +190,7 @@ class FileDigests:
     def _remember(self, path: str, row: _Row) -> None:
         self._rows[path] = row
         self._dirty[path] = row
+        self.fresh.add(path)
 
     def flush(self) -> None:
         """Write what changed, in one transaction."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from buildpy.execution.cas import ContentStore, CorruptBlob
 from buildpy.execution.digests import FileDigests, FileInfo
 from buildpy.execution.execroot import build_runfiles, kept_link
 from buildpy.execution.explain import RunLog, differences, last_build, manifest
+from buildpy.execution.lastbuild import tool_path
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
 from buildpy.execution.state import ActionCache, CacheEntry
@@ -172,11 +172,8 @@ class Executor:
 
     def _identity(self, key: str | tuple[str, str]) -> tuple[tuple[str, str], ...]:
         """A tool's real path and digest, by its absolute path or (name, PATH)."""
-        found = key if isinstance(key, str) else shutil.which(key[0], path=key[1])
-        if found is None:
-            return ()
-        real = os.path.realpath(found)
-        if real.startswith(self._exec_root_prefix):
+        real = tool_path(key, self._exec_root_prefix)
+        if real is None:
             return ()
         try:
             return ((real, self.digests.digest(real).sha256),)
@@ -228,6 +225,12 @@ class Executor:
         if self.runs is not None:
             self.runs.unchanged(action)   # (bp log lists it as up to date)
         return outputs
+
+    def recorded_outputs(self, action: Action) -> Mapping[str, str]:
+        """The outputs' digests (path -> SHA-256) the action's last completion left, as
+        the up-to-date check compares them; empty when there is none."""
+        record = self._done.get(action.outputs[0])
+        return record[1] if record is not None else {}
 
     def _remember_done(self, action: Action, inputs: Mapping[str, FileInfo],
                        outputs: Mapping[str, FileInfo]) -> None:

@@ -17,7 +17,7 @@ import sqlite3
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from buildpy.actions.graph import Action, ActionKind
 
@@ -177,20 +177,35 @@ class RunLog:
 
     def flush(self) -> None:
         unchanged = None
-        if len(self._unchanged) != self._unchanged_written:   # (NUL is in no path)
-            unchanged = zlib.compress("\0".join(itertools.chain.from_iterable(
-                self._unchanged)).encode(), 1)
+        if len(self._unchanged) != self._unchanged_written:
+            unchanged = packed(self._unchanged)
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_build', ?)",
-                            (self.build,))
             self.db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 self._pending.values())
-            if unchanged is not None:
-                self.db.execute("DELETE FROM unchanged")
-                self.db.execute("INSERT INTO unchanged VALUES (?, ?)", (self.build, unchanged))
+            _mark_build(self.db, self.build, unchanged)
         self._pending.clear()
         self._unchanged_written = len(self._unchanged)
+
+
+def packed(unchanged: Iterable[tuple[str, str, str]]) -> bytes:
+    """(first output, label, mnemonic) of actions found up to date, as stored."""
+    return zlib.compress("\0".join(itertools.chain.from_iterable(unchanged)).encode(), 1)
+
+
+def mark_up_to_date(db: sqlite3.Connection, unchanged: bytes) -> None:
+    """Record a build, now, that found the actions `unchanged` (`packed`) up to date and
+    ran nothing (a no-op build proved from stat data: lastbuild.py)."""
+    with db:
+        db.execute("BEGIN")
+        _mark_build(db, time.time(), unchanged)
+
+
+def _mark_build(db: sqlite3.Connection, build: float, unchanged: bytes | None) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('last_build', ?)", (build,))
+    if unchanged is not None:   # (NUL is in no path)
+        db.execute("DELETE FROM unchanged")
+        db.execute("INSERT INTO unchanged VALUES (?, ?)", (build, unchanged))
 
 
 def last_build(db: sqlite3.Connection) -> float | None:

@@ -24,7 +24,9 @@ from buildpy.execution.digests import FileDigests
 from buildpy.execution.eviction import DEFAULT_MAX_SIZE, CacheUse, Eviction, evict, \
     format_size, needs_eviction
 from buildpy.execution.execroot import exec_root_for, prepare_exec_root
+from buildpy.execution import lastbuild
 from buildpy.execution.executor import Executor, Outcome
+from buildpy.execution.lastbuild import Proof, Unmoved
 from buildpy.execution.outputs import remove
 from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
 from buildpy.execution.settled import Settled
@@ -59,6 +61,11 @@ class ExecutionOptions:
     profile: Path | None = None     # --profile: a Chrome trace of the command
     build_event_json_file: Path | None = None   # --build_event_json_file: BEP as JSON lines
     publish_all_actions: bool = False   # --build_event_publish_all_actions
+
+
+def said(text: str) -> str:
+    """A line of bp's to the user: INFO, unless it is a WARNING already."""
+    return (text if text.startswith("WARNING: ") else f"INFO: {text}") + "\n"
 
 
 class WorkspaceLock:
@@ -137,6 +144,7 @@ class LocalBuild:
             self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
             self._strategies: dict[str | None, Strategy] = {}
             self._can_trace: bool | None = None
+            self._scheduler: Scheduler | None = None
             self._check_mount_pairs()
             self.executor = Executor(self.exec_root, self.digests, self.store, self.cache,
                                      self.strategy_for, options.tracing,
@@ -171,8 +179,7 @@ class LocalBuild:
 
     def say(self, text: str) -> None:
         """One line to the user: INFO, unless it is a WARNING already."""
-        self.err.write(text if text.startswith("WARNING: ") else f"INFO: {text}")
-        self.err.write("\n")
+        self.err.write(said(text))
         self.err.flush()
 
     def _traced(self, spawn):
@@ -230,11 +237,12 @@ class LocalBuild:
     def run(self, graph: ActionGraph, wanted: list[str], progress: Progress,
             feed: Feed | None = None, *, jobs: int | None = None,
             retry: Callable[[Outcome], bool] | None = None,
-            settled: Settled | None = None) -> BuildReport:
+            settled: Settled | Unmoved | None = None) -> BuildReport:
         """Build `wanted` (and what `feed` adds to the graph and wants while it runs),
         `jobs` at a time (default --jobs); `retry` as the Scheduler's. With `settled`
-        (a long-lived bp's), the actions it knows to be up to date are not looked at,
-        and it learns what this build leaves up to date."""
+        (a long-lived bp's Settled, or what the last build's proof still says), the
+        actions it knows to be up to date are not looked at, and it learns what this
+        build leaves up to date."""
         if feed is not None:   # (a graph still growing: not one settled knows)
             settled = None
         known = settled.up_to_date(graph.actions, self.workspace, self.executor) \
@@ -245,6 +253,7 @@ class LocalBuild:
         scheduler = Scheduler(graph, self.executor, jobs or self.options.jobs,
                               self.options.keep_going, progress, durations, retry,
                               self.telemetry, known)
+        self._scheduler = scheduler
         try:
             report = scheduler.run(wanted, feed)
             if settled is not None:
@@ -257,6 +266,15 @@ class LocalBuild:
             self.digests.flush()
             self.executor.flush_done()
             self.cache.flush()
+
+    def prove(self) -> Proof | None:
+        """After a run that succeeded: the proof that all it needed is up to date
+        (lastbuild.py), for the same command to check next time; None where there is
+        none (a remote build's outputs may be elsewhere)."""
+        if self.remote is not None or self._scheduler is None:
+            return None
+        return lastbuild.prove(self._scheduler.needed_actions(), self.executor,
+                               self.output_base / ".bp-state" / "lastbuild-stamp")
 
     def memory(self) -> dict:
         """What a long-lived bp keeps for its next build (`memory` of the next one)."""

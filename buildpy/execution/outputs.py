@@ -51,6 +51,7 @@ class Outputs:
         action made read-only). A failed or interrupted action leaves no output behind."""
         for path in paths:
             remove(os.path.join(self.exec_root, path))
+            self.digests.replaced(path)
 
     # ---- storing -------------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class Outputs:
         except OSError:
             pass
         remove(os.fspath(path))
+        self.digests.replaced(output.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(info.link, path)
         return info
@@ -182,6 +184,7 @@ class Outputs:
         files, directories = decode_tree(self.store.get_bytes(output.sha256))
         root = self.exec_root / output.path
         remove(os.fspath(root))
+        self.digests.replaced(output.path)
         root.mkdir(parents=True)
         for relative in directories:
             (root / relative).mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,8 @@ from buildpy.execution.schema import move_aside
 
 # what the state directories hold: True for a directory, False for a regular file
 _OUTPUT_STATE = {"stamp": False, "analysis-stamp": False, "lock": False,
-                 "running.log": False, "analysis": True}
+                 "running.log": False, "analysis": True, "noop": True,
+                 "lastbuild-stamp": False}
 _CACHE_STATE = {"gc.lock": False, "cas": True, "cas/tmp": True, "analysis": True,
                 "execroot": True, "sandbox": True}
 

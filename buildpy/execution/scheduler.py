@@ -122,8 +122,10 @@ class Scheduler:
             if index in needed:
                 continue
             needed.add(index)
-            if index in settled:   # up to date, and so is all it needs
+            if index in settled:   # up to date, and so is all it needs (counted, logged)
                 self._settle(index, settled[index])
+                stack.extend(producers[p] for p in actions[index].all_inputs
+                             if p in producers)
                 continue
             new.append(index)
             deps = deps_of[index] = {producers[p] for p in actions[index].all_inputs
@@ -147,6 +149,10 @@ class Scheduler:
         for index in new:
             if self._waiting[index] == 0 and index not in self._blocked:
                 heapq.heappush(self._ready, (0.0, index))
+
+    def needed_actions(self) -> list[Action]:
+        """Every action the wanted files need."""
+        return [self.actions[i] for i in sorted(self._needed)]
 
     def _settle(self, index: int, outputs: Mapping[str, FileInfo]) -> None:
         report = self.report

@@ -1,0 +1,279 @@
+"""The proof that a build command's last run left everything it needs up to date, so that
+the same command, run again, can say so from stat data alone (a no-op build, as ninja
+does), without reading its saved analysis or looking at one action.
+
+A build that succeeded looked at every input and output of every action it needed
+(`FileDigests.seen`: the digest each had, checked or made by the build) and resolved
+every tool. The next build of the same command, from the same analysis, would find
+every action up to date exactly when each of those files still has that digest and
+each tool resolves to the same file: the up-to-date check (`Executor.up_to_date`)
+compares nothing else. The proof is the stat data of each file, taken where its digest
+is to be trusted (`digests.py`: timestamps older than the stamp taken before the file
+was hashed); a file the build wrote last (a racy row) is hashed again under a new stamp
+before it is written down. A directory (an input, a tree artifact) counts by its files
+and by the stat data of every directory in it, which moves when an entry comes or goes;
+a declared symlink by its own stat data (lstat). An output the build wrote without
+looking at it afterwards (a tree, a link) is looked at as the next build's check
+would. No proof is written when the build saw a file with two digests (edited while it
+ran), read the workspace status files (every build writes them anew), or needed an
+action that is never taken as up to date.
+
+Knows files, stat data and tools; not what the caller keeps beside the proof (the
+analysis' own reads, the lines to print), which it stores without looking.
+"""
+
+from __future__ import annotations
+
+import marshal
+import operator
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from buildpy.execution.digests import FileInfo, take_stamp
+from buildpy.execution.explain import packed
+from buildpy.execution.outputs import remove
+from buildpy.execution.status import STABLE, VOLATILE
+
+if TYPE_CHECKING:
+    from buildpy.actions.graph import Action
+    from buildpy.execution.executor import Executor
+
+_MAGIC = "bp last build 2"
+KEPT = 8   # proofs kept per workspace (different commands)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The files (exec paths, or absolute for tools), directories and declared symlinks,
+    each with its stat data (size, mtime, ctime, inode; a link's own, from lstat); the
+    tools (how each was found -> its real path); and the actions the build needed, as
+    `mark_up_to_date` takes them."""
+
+    paths: tuple[str, ...]
+    stats: tuple[tuple[int, int, int, int], ...]
+    directories: tuple[str, ...]
+    directory_stats: tuple[tuple[int, int, int, int], ...]
+    links: tuple[str, ...]
+    link_stats: tuple[tuple[int, int, int, int], ...]
+    tools: tuple[tuple[Any, str | None], ...]
+    actions: int
+    unchanged: bytes
+
+    def changed(self, exec_root: Path, first: bool = False) -> list[str] | None:
+        """The files whose stat data moved since the proof (none: it holds; with
+        `first`, the first one found); None when a tool is another file, or a directory
+        or a declared symlink moved (what is in them is not known file by file)."""
+        prefix = os.path.realpath(exec_root) + os.sep
+        if any(tool_path(key, prefix) != real for key, real in self.tools):
+            return None
+        root = os.fspath(exec_root)
+        if _moved(root, os.stat, self.directories, self.directory_stats, True) or \
+                _moved(root, os.lstat, self.links, self.link_stats, True):
+            return None
+        return _moved(root, os.stat, self.paths, self.stats, first)
+
+
+def _moved(root: str, look, paths: tuple[str, ...],
+           stats: tuple[tuple[int, int, int, int], ...], first: bool) -> list[str]:
+    moved = []
+    join = os.path.join
+    for path, known in zip(paths, stats):
+        try:
+            if _stat_data(look(join(root, path))) == known:
+                continue
+        except OSError:
+            pass
+        moved.append(path)
+        if first:
+            break
+    return moved
+
+
+class Unmoved:
+    """What a proof still says when some of its files moved: every action whose inputs
+    and outputs are all files it proves, none of them moved, is up to date, unless it
+    reads what an action not known so writes. Given to `LocalBuild.run` as `settled`
+    (the protocol of settled.py's, which knows the same from file events): those
+    actions are not looked at, and count as looked at for the next proof."""
+
+    def __init__(self, proof: Proof):
+        self.proof = proof
+
+    def up_to_date(self, actions: Sequence[Action], workspace: Path, executor: Executor
+                   ) -> dict[int, Mapping[str, FileInfo]]:
+        proof, digests = self.proof, executor.digests
+        moved = proof.changed(executor.exec_root)   # (now: under the build's lock)
+        if moved is None or any(os.path.isabs(p) for p in moved):
+            return {}   # (a tool's own file: which actions run it is not recorded)
+        rows = digests.rows
+        gone = set(moved)
+        # proved, unmoved, and the digest kept for it is the one proved
+        good = {path for path, known in zip(proof.paths, proof.stats)
+                if path not in gone and path in rows and _row_stat(rows[path]) == known}
+        unknown: set[int] = set()
+        unknown_outputs: set[str] = set()
+        grown = True
+        while grown:   # (until what reads an output of an unknown action is unknown too)
+            grown = False
+            for index, action in enumerate(actions):
+                if index in unknown:
+                    continue
+                inputs = action.all_inputs
+                if not (good.issuperset(inputs) and good.issuperset(action.outputs)
+                        and unknown_outputs.isdisjoint(inputs)
+                        and executor.looks_up(action)):
+                    unknown.add(index)
+                    unknown_outputs.update(action.outputs)
+                    grown = True
+        known: dict[int, Mapping[str, FileInfo]] = {}
+        seen = digests.seen
+        for index, action in enumerate(actions):
+            if index in unknown:
+                continue
+            known[index] = {path: FileInfo(rows[path].sha256, rows[path].size,
+                                           rows[path].executable)
+                            for path in action.outputs}
+            for path in action.all_inputs:
+                seen[path] = rows[path].sha256
+            for path in action.outputs:
+                seen[path] = rows[path].sha256
+        return known
+
+    def learn(self, actions: Sequence[Action], report, executor: Executor) -> None:
+        """(Nothing to learn: the build proves anew when it succeeds.)"""
+
+
+def _stat_data(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def tool_path(key: str | tuple[str, str], exec_root_prefix: str) -> str | None:
+    """The real path of a tool, by its absolute path or (name, PATH); None when it is not
+    found, or is a file of the exec root (an input, proved as such)."""
+    import shutil
+
+    found = key if isinstance(key, str) else shutil.which(key[0], path=key[1])
+    if found is None:
+        return None
+    real = os.path.realpath(found)
+    return None if real.startswith(exec_root_prefix) else real
+
+
+def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Proof | None:
+    """The proof that `actions` (all that a build which succeeded needed) are up to date,
+    or None where it cannot be given (see the module's docstring)."""
+    digests = executor.digests
+    seen, rows = digests.seen, digests.rows
+    needed = list(actions)
+    if digests.unsteady or STABLE in seen or VOLATILE in seen or \
+            any(not executor.looks_up(a) for a in needed):
+        return None   # (the status files are written anew by every build that runs)
+    trees, links = digests.trees, digests.links
+    try:
+        # from here on, a file that changes has timestamps no older than `stamp`
+        stamp = digests.stamp_ns = take_stamp(stamp_path)
+        # what the build wrote last, hashed again (a row kept from an earlier build is
+        # never racy: `digest` reuses no other); a directory or link it wrote, never
+        # looked at since, looked at as the next build's up-to-date check would
+        for path in [p for p in digests.fresh if p in seen and p not in trees
+                     and p not in links and _racy(rows[p], rows[p].stamp_ns)]:
+            digests.digest(path)
+        for action in needed:
+            for path in action.outputs:
+                if path not in seen:
+                    found = digests.link(path) if path in action.output_symlinks else \
+                        digests.digest(path)
+                    if found.sha256 != executor.recorded_outputs(action).get(path):
+                        return None
+        link_paths = tuple(links)
+        link_stats = tuple(_stat_data(os.lstat(os.path.join(digests.root, p)))
+                           for p in link_paths)
+        directories = _directories_below(digests, seen)
+    except OSError:
+        return None
+    finally:
+        digests.flush()
+    if directories is None or digests.unsteady or \
+            not seen.keys() >= {p for a in needed for p in a.all_inputs}:
+        return None
+    if any(_racy(rows[p], rows[p].stamp_ns) for p in digests.fresh if p in seen
+           and p not in trees and p not in links) or any(
+            _racy_stat(known, stamp) for known in (*directories.values(), *link_stats)):
+        return None   # changed since the build looked, or just now: no proof
+    # the newest first: what was edited lately is the likeliest to be edited again, and
+    # a build finds it early when it looks for the first file that moved
+    files = [p for p in seen if p not in trees and p not in links]
+    newest = sorted(range(len(files)), key=[rows[p].mtime_ns for p in files].__getitem__,
+                    reverse=True)
+    files = [files[i] for i in newest]
+    stats = tuple(map(_row_stat, map(rows.__getitem__, files)))
+    prefix = os.path.realpath(executor.exec_root) + os.sep
+    tools = tuple((key, known[0][0] if known else None)
+                  for key, known in executor.tool_identities.items())
+    if any(tool_path(key, prefix) != real for key, real in tools):
+        return None
+    unchanged = packed((a.outputs[0], a.owner_label, a.mnemonic) for a in needed)
+    return Proof(tuple(files), stats, tuple(directories), tuple(directories.values()),
+                 link_paths, link_stats, tools, len(needed), unchanged)
+
+
+_row_stat = operator.attrgetter("size", "mtime_ns", "ctime_ns", "inode")
+
+
+def _racy(row, stamp_ns: int) -> bool:
+    return row.mtime_ns >= stamp_ns or row.ctime_ns >= stamp_ns
+
+
+def _racy_stat(known: tuple[int, int, int, int], stamp_ns: int) -> bool:
+    return known[1] >= stamp_ns or known[2] >= stamp_ns
+
+
+def _directories_below(digests, seen) -> dict[str, tuple[int, int, int, int]] | None:
+    """The stat data of each directory in (and of) the directories the build looked at:
+    a file added or removed anywhere in one changes its directory's. None when a file
+    is there that the build did not see (it came after)."""
+    found: dict[str, tuple[int, int, int, int]] = {}
+    root = os.fspath(digests.root)
+    for tree in digests.trees:
+        for directory, _, files in os.walk(os.path.join(root, tree)):
+            relative = os.path.relpath(directory, root)
+            found[relative] = _stat_data(os.stat(directory))
+            if any(os.path.join(relative, name) not in seen for name in files):
+                return None
+    return found
+
+
+def save(path: Path, key: str, proof: Proof, kept: dict) -> None:
+    """Write the proof for the command `key`, with what the caller keeps beside it
+    (`kept`: marshal's plain values); atomically, so that a killed bp leaves the old
+    file or the new one, and only the newest KEPT files of the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove(os.fspath(path))   # (whatever stands there: a damaged state is replaced)
+    data = marshal.dumps((_MAGIC, key, *(getattr(proof, f.name) for f in fields(Proof)),
+                          kept))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    others = sorted(path.parent.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[KEPT:]:
+        remove(os.fspath(old))
+
+
+def load(path: Path, key: str) -> tuple[Proof, dict] | None:
+    """The proof saved for the command `key` and what was kept beside it; None when
+    there is none, or it is for another command, another format, or damaged."""
+    try:
+        data = marshal.loads(path.read_bytes())
+        magic, saved_key, *values, kept = data
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if magic != _MAGIC or saved_key != key or len(values) != len(fields(Proof)):
+        return None
+    return Proof(*values), kept
+
+
+def forget(path: Path) -> None:
+    """No proof for this command any more (a build of it is under way)."""
+    remove(os.fspath(path))

@@ -1,0 +1,94 @@
+"""A no-op build told from the last one, in a fresh process: when a build command ran
+before and succeeded, and nothing that build depended on has changed, bp says so without
+reading the saved analysis or looking at one action.
+
+What the build depended on is (1) the command itself: its words, flags, the workspace,
+bp, the environment (the key of the proof); (2) what loading and analysis read: the
+saved analysis' own evidence, checked as the saved analysis is (`Snapshot.valid`); and
+(3) the files and tools the up-to-date checks looked at (`execution/lastbuild.py`).
+When all three hold, the build would find every action up to date: it records that
+(for `bp log` and `bp why`) and prints what such a build prints. When only (3) fails,
+for some files, the build goes the ordinary way but need not look at the actions the
+proof still shows up to date (`lastbuild.Unmoved`). Anything else (no proof, a changed
+BUILD file, a flag that writes files of its own) takes the ordinary way; a build that
+succeeds proves again for next time. tests/test_noop.py edits each kind of input and
+checks that the next build is not taken for a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from buildpy.execution import lastbuild
+
+# Variables a shell changes between commands that no build reads (the rest of the
+# environment is part of the key: --action_env, a tool's PATH, repository rules)
+_VOLATILE_ENV = ("_", "OLDPWD", "SHLVL")
+
+
+@dataclass(frozen=True)
+class Place:
+    key: str
+    path: Path
+
+
+def applies(execution, only_executable: bool) -> bool:
+    """Whether a build may be told a no-op this way: not for `bp run`, nor a remote
+    build (outputs may stay remote), nor with flags that want files written for this
+    build (--profile, --build_event_json_file, --explain)."""
+    return not only_executable and execution.remote is None and not (
+        getattr(execution, "profile", None) or execution.build_event_json_file
+        or execution.explain) and execution.tracing in ("never", None)
+
+
+def place(workspace: Path, analysis_key: str, execution, runfile_links: bool) -> Place:
+    """Where the proof of this command is kept, and its key: the saved analysis' key
+    (words, flags, workspace, repositories, bp), the execution flags and the
+    environment."""
+    environment = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE_ENV)
+    key = hashlib.sha256(json.dumps({
+        "analysis": analysis_key, "execution": repr(execution), "links": runfile_links,
+        "environment": environment}).encode()).hexdigest()
+    return Place(key, workspace / "bp-out" / ".bp-state" / "noop" / key[:16])
+
+
+def forget(place: Place) -> None:
+    lastbuild.forget(place.path)
+
+
+def keep(place: Place, proof: lastbuild.Proof, stamp_ns: int, reads, exec_root: Path,
+         shown: dict) -> None:
+    """Save the proof after a build that succeeded, with the analysis' reads (taken
+    after `stamp_ns`) and what a no-op build prints (`shown`: marshal's plain values)."""
+    files = {path: None if proof is None else (proof.size, proof.mtime_ns, proof.ctime_ns,
+                                               proof.inode, proof.sha256)
+             for path, proof in reads.files.items()}
+    lastbuild.save(place.path, place.key, proof, {
+        "stamp": stamp_ns, "files": files, "listings": dict(reads.listings),
+        "recursive": dict(reads.recursive), "exec_root": os.fspath(exec_root), **shown})
+
+
+def proof(place: Place, list_package: Callable, packages_below: Callable, exec_root: Path
+          ) -> tuple[lastbuild.Proof, dict[str, Any]] | None:
+    """The proof and what was kept with it, when it is for this command and nothing that
+    loading and analysis read has changed; else None. What it says of the files is the
+    caller's to ask (`Proof.changed`, `unmoved`)."""
+    from buildpy.analysis.snapshot import Snapshot
+    from buildpy.core.reads import FileProof
+
+    found = lastbuild.load(place.path, place.key)
+    if found is None:
+        return None
+    proof, kept = found
+    if kept["exec_root"] != os.fspath(exec_root):
+        return None
+    files = {path: None if values is None else FileProof(*values)
+             for path, values in kept["files"].items()}
+    reads = Snapshot(place.key, kept["stamp"], files, kept["listings"], kept["recursive"])
+    return found if reads.valid(list_package, packages_below) else None
+

@@ -1,0 +1,290 @@
+"""A no-op build told from the proof the last build left (noop.py, execution/lastbuild.py):
+taken only when nothing the build depended on changed. Each kind of input is changed in
+turn; the build after it must take the ordinary way (and build the right thing), and
+the one after that is a no-op again."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from buildpy import session as session_module
+from buildpy.execution import lastbuild
+from buildpy.execution.digests import FileDigests
+from buildpy.execution.executor import Executor
+from buildpy.execution.state import open_files_db
+
+RULES = """
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.run_shell(outputs = [out], inputs = ctx.files.srcs,
+                          command = "cat $@ > " + out.path + "; echo " + ctx.attr.word +
+                                    " >> " + out.path,
+                          arguments = [f.path for f in ctx.files.srcs])
+    return [DefaultInfo(files = depset([out]))]
+
+joined = rule(implementation = _impl,
+              attrs = {"srcs": attr.label_list(allow_files = True), "word": attr.string()})
+
+def _tool_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.run(executable = "noop_tool", arguments = [out.path], outputs = [out],
+                    use_default_shell_env = True)
+    return [DefaultInfo(files = depset([out]))]
+
+tool = rule(implementation = _tool_impl)
+
+def _tree_impl(ctx):
+    tree = ctx.actions.declare_directory(ctx.label.name)
+    ctx.actions.run_shell(outputs = [tree], inputs = ctx.files.srcs,
+                          command = "mkdir -p $1/sub && cp $2 $1/sub/",
+                          arguments = [tree.path, ctx.files.srcs[0].path])
+    return [DefaultInfo(files = depset([tree]))]
+
+tree = rule(implementation = _tree_impl,
+            attrs = {"srcs": attr.label_list(allow_files = True)})
+"""
+
+BUILD = """
+load(":rules.bzl", "joined", "tool", "tree")
+genrule(name = "g", srcs = ["a.txt"], outs = ["g.txt"], cmd = "cat $< > $@")
+joined(name = "j", srcs = glob(["parts/*.txt"]) + [":g"], word = "end")
+tool(name = "tool")
+tree(name = "tree", srcs = ["parts/1.txt"])
+genrule(name = "count", srcs = [":tree"], outs = ["count.txt"],
+        cmd = "find $(SRCS) -type f | wc -l > $@")
+"""
+
+
+@pytest.fixture
+def build(bp, ws, tmp_path, monkeypatch):
+    """`build(*flags)`: `bp build //...` in the test's workspace; returns (result, whether
+    it was told a no-op from the last build's proof)."""
+    tools = tmp_path / "tools"
+    first, second = tools / "first", tools / "second"
+    for directory in (first, second):
+        directory.mkdir(parents=True)
+    _tool(first / "noop_tool", "first")
+    monkeypatch.setenv("PATH", f"{second}:{first}:{os.environ['PATH']}")
+    monkeypatch.setenv("NOOP_WORD", "one")
+    root = ws({"rules.bzl": RULES, "BUILD": BUILD, "a.txt": "a\n", "parts/1.txt": "p1\n"})
+    ordinary = []
+    start_plan = session_module._start_plan
+
+    def counted(*args, **kwargs):
+        ordinary.append(True)
+        return start_plan(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "_start_plan", counted)
+    looked_at = []
+    up_to_date = Executor.up_to_date
+
+    def looked(self, action, inputs):
+        looked_at.append(str(action.owner_label))
+        return up_to_date(self, action, inputs)
+
+    monkeypatch.setattr(Executor, "up_to_date", looked)
+    cache = f"--disk_cache={tmp_path / 'cache'}"
+
+    def run(*flags: str):
+        ordinary.clear()
+        looked_at.clear()
+        result = bp("--nohome_rc", "build", cache, "--spawn_strategy=local", *flags,
+                    "//...", cwd=root)
+        assert result.code == 0, result.err
+        return result, not ordinary
+
+    run.root, run.tools, run.looked_at = root, (first, second), looked_at
+    return run
+
+
+def _tool(path: Path, word: str) -> None:
+    path.write_text(f'#!/bin/sh\necho {word} > "$1"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def _out(root: Path, name: str) -> str:
+    return (root / "bp-bin" / name).read_text()
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("INFO: Elapsed")]
+
+
+def test_a_no_op_is_told_from_the_proof_until_an_input_changes(build):
+    root = build.root
+    result, told = build()
+    assert not told
+    assert _out(root, "j.txt") == "p1\na\nend\n"
+    ordinary, told = build()   # (the first build proved what it wrote)
+    assert told
+    again, told = build()
+    assert told and _lines(again.err) == _lines(ordinary.err)
+    assert "INFO: 5 actions: 0 executed, 5 cache hits" in again.err
+
+    def changed(edit, *flags: str) -> None:
+        edit()
+        _, told = build(*flags)
+        assert not told, edit.__doc__
+        _, told = build(*flags)
+        assert told, edit.__doc__
+
+    (root / "a.txt").write_text("b\n")
+    _, told = build()
+    assert not told
+    # what the proof still shows up to date is not looked at: only what reads a.txt, and
+    # what makes a directory (whose digest is not kept file by file) and reads it
+    assert sorted(build.looked_at) == ["//:count", "//:g", "//:j", "//:tree"]
+    assert _out(root, "g.txt") == "b\n" and _out(root, "j.txt") == "p1\nb\nend\n"
+    _, told = build()
+    assert told
+
+    def glob_grows():
+        """a file that a glob() matches"""
+        (root / "parts" / "2.txt").write_text("p2\n")
+    changed(glob_grows)
+    assert _out(root, "j.txt") == "p1\np2\nb\nend\n"
+
+    def bzl():
+        """a .bzl file"""
+        path = root / "rules.bzl"
+        path.write_text(path.read_text().replace('" >> "', '" more >> "'))
+    changed(bzl)
+    assert _out(root, "j.txt") == "p1\np2\nb\nend more\n"
+
+    def build_file():
+        """a BUILD file"""
+        path = root / "BUILD"
+        path.write_text(path.read_text().replace('word = "end"', 'word = "stop"'))
+    changed(build_file)
+    assert _out(root, "j.txt") == "p1\np2\nb\nstop more\n"
+
+    def new_package():
+        """a new package below //..."""
+        (root / "sub").mkdir()
+        (root / "sub" / "BUILD").write_text(
+            'genrule(name = "s", outs = ["s.txt"], cmd = "echo s > $@")\n')
+    changed(new_package)
+    assert _out(root, "sub/s.txt") == "s\n"
+
+    def output_removed():
+        """an output removed"""
+        (root / "bp-bin" / "g.txt").unlink()
+    changed(output_removed)
+    assert _out(root, "g.txt") == "b\n"
+
+    def output_edited():
+        """an output edited by hand"""
+        path = root / "bp-bin" / "j.txt"
+        path.chmod(0o644)
+        path.write_text("tampered\n")
+    changed(output_edited)
+    assert _out(root, "j.txt") == "p1\np2\nb\nstop more\n"
+
+    def file_in_a_tree():
+        """a file added inside an output directory (a tree artifact)"""
+        sub = root / "bp-bin" / "tree" / "sub"
+        sub.chmod(0o755)
+        (sub / "extra.txt").write_text("x\n")
+    changed(file_in_a_tree)
+    assert _out(root, "count.txt").strip() == "1"
+
+    def environment():
+        """a variable of the environment (the proof's key holds all of it)"""
+        os.environ["NOOP_WORD"] = "two"
+    changed(environment)
+
+    def tool_shadowed():
+        """a tool found earlier on PATH than before"""
+        _tool(build.tools[1] / "noop_tool", "second")
+    changed(tool_shadowed)
+    assert _out(root, "tool.txt") == "second\n"
+
+    def tool_edited():
+        """the tool's own file"""
+        _tool(build.tools[1] / "noop_tool", "third")
+    changed(tool_edited)
+    assert _out(root, "tool.txt") == "third\n"
+
+    def nothing():
+        """other flags: another command"""
+    changed(nothing, "--keep_going")
+    _, told = build()   # (each command keeps its own proof)
+    assert told
+
+
+def test_the_ordinary_way_where_a_proof_cannot_be_given(build, tmp_path):
+    root = build.root
+    build()
+    # flags that write files of this build's own
+    for flag in (f"--explain={tmp_path / 'explain.txt'}",
+                 f"--profile={tmp_path / 'p.json'}"):
+        _, told = build(flag)
+        assert not told
+    # an action that edits its own input while the build runs: the next build sees it
+    path = root / "BUILD"
+    path.write_text(path.read_text().replace(
+        'cmd = "cat $< > $@"', 'cmd = "cat $< > $@; echo more >> $<"'))
+    _, told = build()
+    assert not told
+    _, told = build()
+    assert not told and _out(root, "g.txt") == "a\nmore\n"
+    path.write_text(BUILD + 'genrule(name = "st", outs = ["st.txt"], stamp = 1, '
+                    'cmd = "cat bp-out/stable-status.txt > $@")\n')
+    for _ in range(2):   # the status files are written anew by every build
+        _, told = build()
+        assert not told
+
+
+def test_a_failed_build_leaves_no_proof_and_bp_log_after_a_no_op(build, bp):
+    root = build.root
+    build()
+    path = root / "BUILD"
+    text = path.read_text()
+    path.write_text(text.replace('cmd = "cat $< > $@"', 'cmd = "exit 1"'))
+    result = bp("--nohome_rc", "build", "--spawn_strategy=local", "//...", cwd=root)
+    assert result.code == 1
+    path.write_text(text)
+    _, told = build()
+    assert not told
+    _, told = build()
+    assert told
+    log = bp("--nohome_rc", "log", cwd=root)
+    assert log.code == 0, log.err
+    assert log.out.count("up to date") == 5, log.out
+
+
+def test_no_proof_when_a_file_looked_different_during_the_build(tmp_path):
+    """Two digests of one file, or of one directory, in one build: nothing to vouch
+    for."""
+    (tmp_path / "f").write_text("one")
+    (tmp_path / "d").mkdir()
+    db = open_files_db(tmp_path / "out")
+    digests = FileDigests(db, tmp_path, stamp_ns=0)
+    digests.digest("f")
+    digests.digest("d")
+    assert not digests.unsteady and digests.trees == {"d"}
+    (tmp_path / "f").write_text("two!")
+    digests.digest("f")
+    assert digests.unsteady
+    digests = FileDigests(db, tmp_path, stamp_ns=0)
+    digests.digest("d")
+    (tmp_path / "d" / "new").write_text("")
+    digests.digest("d")
+    assert digests.unsteady
+    db.close()
+
+
+def test_a_damaged_or_foreign_proof_is_no_proof(tmp_path):
+    proof = lastbuild.Proof(("a",), ((1, 2, 3, 4),), ("d",), ((0, 1, 1, 2),), ("l",),
+                            ((5, 6, 7, 8),), (), 1, b"")
+    path = tmp_path / "noop" / "k"
+    lastbuild.save(path, "key", proof, {"x": 1})
+    assert lastbuild.load(path, "key") == (proof, {"x": 1})
+    assert lastbuild.load(path, "other") is None
+    path.write_bytes(path.read_bytes()[:-3])
+    assert lastbuild.load(path, "key") is None
+    assert lastbuild.load(tmp_path / "missing", "key") is None
