@@ -200,3 +200,26 @@ def test_a_stop_signal_while_load_resolves_a_module_is_an_interruption(ws, bp, m
     result = bp("query", "//...", cwd=root)
     assert result.code == 8, result.err
     assert "error evaluating" not in result.err
+
+
+def test_a_stop_signal_in_python_code_that_starlark_calls_is_an_interruption(ws, bp,
+                                                                            monkeypatch):
+    """A Ctrl-C whose handler runs in Python code that Starlark called, before that code
+    could catch it (on entering the function), reaches Starlark, which reports it as an
+    error of the file: bp still stops with exit 8 (the start-up signal test caught one
+    while the prelude's providers were declared)."""
+    from buildpy.lang import env
+
+    wrapped = env._wrapped
+
+    def signalled(this, name):
+        native = wrapped(this, name)
+        if name != "_bp_declare_provider":
+            return native
+        return lambda *args: (os.kill(os.getpid(), signal.SIGINT), native(*args))[1]
+
+    monkeypatch.setattr(env, "_wrapped", signalled)
+    root = ws({"BUILD": 'genrule(name = "g", outs = ["g.txt"], cmd = "echo > $@")'})
+    result = bp("query", "//...", cwd=root)
+    assert result.code == 8, result.err
+    assert "error" not in result.err.replace("ERROR: interrupted", "")

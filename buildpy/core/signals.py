@@ -15,7 +15,26 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_INTERRUPTED = 8
 
 
+_interruptions = 0
+
+
+def interruptions() -> int:
+    """How many stop signals (Ctrl-C included) have interrupted this process. Python
+    code that Starlark calls may be interrupted, and Starlark then reports the
+    KeyboardInterrupt as an error of the file it evaluates: whoever gets that error
+    compares this count with the one from before the evaluation."""
+    return _interruptions
+
+
+def _ctrl_c(signum, frame) -> None:
+    global _interruptions
+    _interruptions += 1
+    raise KeyboardInterrupt
+
+
 def _interrupt(signum, frame) -> None:
+    global _interruptions
+    _interruptions += 1
     # once: a second signal must not cut short the cleanup the first one started
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
@@ -29,7 +48,7 @@ def stop_signals_interrupt() -> Iterator[None]:
     it."""
     previous = {}
     try:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _ctrl_c)
         for number in STOP_SIGNALS:
             previous[number] = signal.signal(number, _interrupt)
     except ValueError:   # not the main thread: signals cannot be handled here

@@ -19,6 +19,7 @@ import starlark as sl
 
 from buildpy.core.errors import BpError, Location, UserError
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
+from buildpy.core.signals import interruptions
 from buildpy.lang.limits import Bounds, StderrHold, is_panic, panic_error
 from buildpy.lang.nesting import check_nesting
 from buildpy.lang.rewrite import Rewrite, helper_lines, parse, restore, rewrite
@@ -216,6 +217,7 @@ class StarlarkEnv:
         if source.package.repo != "bp":   # bp's own code need not be checked
             check_nesting(text, source.display)   # deeper code would crash the parser
         self._stack.append((source.display, source))
+        interrupted = interruptions()
         try:
             with self._stderr_hold:
                 ast = sl.parse(source.display, changed.text if changed else text)
@@ -229,6 +231,8 @@ class StarlarkEnv:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
+            if interruptions() != interrupted:   # (Ctrl-C in Python code Starlark called)
+                raise KeyboardInterrupt from None
             message = self._restore(str(error))
             if "Evaluation cancelled" in message and bounds is not None and bounds.exceeded:
                 raise UserError(f"{context}: evaluation {bounds.exceeded} and was stopped"
@@ -422,6 +426,7 @@ class StarlarkEnv:
 
     def call(self, module: Any, function: str, *args: Any, context: str) -> Any:
         """Call a Starlark function of a frozen module; errors become bp errors."""
+        interrupted = interruptions()
         try:
             with self._stderr_hold:
                 return module.call(function, *args)
@@ -429,6 +434,8 @@ class StarlarkEnv:
             stashed, self._stashed = self._stashed, None
             if stashed is not None:
                 raise stashed from None
+            if interruptions() != interrupted:   # (Ctrl-C in Python code Starlark called)
+                raise KeyboardInterrupt from None
             message = self._restore(str(error))
             raise StarlarkEvalError(context, message, _hint_for(message)) from None
         except BaseException as error:
