@@ -26,9 +26,11 @@ from typing import Any, Callable
 
 from buildpy.execution import lastbuild
 
-# Variables a shell changes between commands that no build reads (the rest of the
-# environment is part of the key: --action_env, a tool's PATH, repository rules)
-_VOLATILE_ENV = ("_", "OLDPWD", "SHLVL")
+# What a build reads of the environment, besides what the saved analysis' key holds (the
+# `environ` of repository rules): PATH (for the actions that take the shell's, and to
+# find tools), where the shared cache is, and bp's own variables. Another terminal, or
+# a changed LANG, still finds the proof.
+_ENVIRONMENT = ("PATH", "HOME", "XDG_CACHE_HOME")
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,10 @@ def applies(execution, only_executable: bool) -> bool:
 
 def place(workspace: Path, analysis_key: str, execution, runfile_links: bool) -> Place:
     """Where the proof of this command is kept, and its key: the saved analysis' key
-    (words, flags, workspace, repositories, bp), the execution flags and the
-    environment."""
-    environment = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE_ENV)
+    (words, flags, workspace, repositories, bp), the execution flags and what a build
+    reads of the environment."""
+    environment = sorted((k, v) for k, v in os.environ.items()
+                         if k in _ENVIRONMENT or k.startswith("BP_"))
     key = hashlib.sha256(json.dumps({
         "analysis": analysis_key, "execution": repr(execution), "links": runfile_links,
         "environment": environment}).encode()).hexdigest()

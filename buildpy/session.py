@@ -791,6 +791,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     process (on a machine that can fork), unless a long-lived bp keeps its state
     (`warm`, a `buildpy.warm.Warm`): then it analyzes here, only what changed."""
 
+    import os
+
     from buildpy.core import forked
     from buildpy.execution.local import LocalBuild, default_cache_dir
     from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
@@ -821,12 +823,13 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
             quick = noop.place(session.workspace.root, where[0], execution, links)
             proved = _last_proof(session, quick, execution)
             if proved is not None:
-                done = _told_no_op(session, proved, execution, output_base, err, record,
+                told = _told_no_op(session, proved, execution, output_base, err, record,
                                    show_result)
-                if done is not None:
+                if isinstance(told, BuildOutcome):
                     progress.close()
-                    return done
-                unmoved = Unmoved(proved[0])   # (what it still says: fewer to look at)
+                    return told
+                if told is not None:   # what it still says: fewer actions to look at
+                    unmoved = Unmoved(proved[0], told)
             noop.forget(quick)   # (until this build has succeeded)
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"), warm, where)
@@ -843,6 +846,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                            err=err, telemetry=record.telemetry,
                            memory=warm.memory if warm is not None else None)
         try:
+            if build.lock.previous != f"pid {os.getpid()}":
+                unmoved = None   # (another bp held the lock since: more may have moved)
             _use_remote(build, execution)
             if stream is not None:
                 from buildpy.actions.graph import ActionGraph
@@ -958,9 +963,10 @@ def _last_proof(session: Session, quick, execution):
 
 
 def _told_no_op(session: Session, proved, execution, output_base: Path, err: TextIO,
-                record, show_result: int) -> BuildOutcome | None:
+                record, show_result: int) -> BuildOutcome | list[str] | None:
     """The outcome of a build that the proof of its last one shows to have nothing to
-    do (no file it proves has moved), told as such a build tells it; else None."""
+    do (no file it proves has moved), told as such a build tells it; else the files
+    that moved (None: a tool, a directory or a link did)."""
     from buildpy.execution.execroot import exec_root_for
     from buildpy.execution.explain import mark_up_to_date
     from buildpy.execution.local import WorkspaceLock, default_cache_dir, said
@@ -971,9 +977,10 @@ def _told_no_op(session: Session, proved, execution, output_base: Path, err: Tex
     say = lambda line: err.write(said(line))   # noqa: E731
     lock = WorkspaceLock(output_base / ".bp-state" / "lock", execution.block_for_lock, say)
     try:
-        if proof.changed(exec_root_for(execution.disk_cache or default_cache_dir(),
-                                       session.workspace.root), first=True) != []:
-            return None
+        moved = proof.changed(exec_root_for(execution.disk_cache or default_cache_dir(),
+                                            session.workspace.root))
+        if moved != []:
+            return moved
         db = open_files_db(output_base, say)
         try:
             mark_up_to_date(db, proof.unchanged)

@@ -76,6 +76,7 @@ def build(bp, ws, tmp_path, monkeypatch):
 
     def counted(*args, **kwargs):
         ordinary.append(True)
+        run.between()
         return start_plan(*args, **kwargs)
 
     monkeypatch.setattr(session_module, "_start_plan", counted)
@@ -98,6 +99,7 @@ def build(bp, ws, tmp_path, monkeypatch):
         return result, not ordinary
 
     run.root, run.tools, run.looked_at = root, (first, second), looked_at
+    run.between = lambda: None   # what happens after the proof was checked
     return run
 
 
@@ -193,9 +195,12 @@ def test_a_no_op_is_told_from_the_proof_until_an_input_changes(build):
     assert _out(root, "count.txt").strip() == "1"
 
     def environment():
-        """a variable of the environment (the proof's key holds all of it)"""
-        os.environ["NOOP_WORD"] = "two"
+        """PATH (for actions that take the shell's environment, and to find tools)"""
+        os.environ["PATH"] += os.pathsep + str(root / "no-such-directory")
     changed(environment)
+    os.environ["NOOP_WORD"] = "two"   # (no build reads it)
+    _, told = build()
+    assert told
 
     def tool_shadowed():
         """a tool found earlier on PATH than before"""
@@ -237,6 +242,20 @@ def test_the_ordinary_way_where_a_proof_cannot_be_given(build, tmp_path):
     for _ in range(2):   # the status files are written anew by every build
         _, told = build()
         assert not told
+
+
+def test_what_moved_is_not_trusted_once_another_bp_held_the_lock(build):
+    """Which files moved is found under the workspace lock; if another bp took the lock
+    before this build took it again (it could have changed outputs), every action is
+    looked at."""
+    root = build.root
+    build()
+    (root / "a.txt").write_text("b\n")
+    lock = root / "bp-out" / ".bp-state" / "lock"
+    build.between = lambda: lock.write_text("pid 1")   # as another bp leaves it
+    _, told = build()
+    assert not told and len(build.looked_at) == 5
+    assert _out(root, "g.txt") == "b\n"
 
 
 def test_a_failed_build_leaves_no_proof_and_bp_log_after_a_no_op(build, bp):

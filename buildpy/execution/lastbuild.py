@@ -61,10 +61,10 @@ class Proof:
     actions: int
     unchanged: bytes
 
-    def changed(self, exec_root: Path, first: bool = False) -> list[str] | None:
-        """The files whose stat data moved since the proof (none: it holds; with
-        `first`, the first one found); None when a tool is another file, or a directory
-        or a declared symlink moved (what is in them is not known file by file)."""
+    def changed(self, exec_root: Path) -> list[str] | None:
+        """The files whose stat data moved since the proof (none: it holds); None when a
+        tool is another file, or a directory or a declared symlink moved (what is in
+        them is not known file by file)."""
         prefix = os.path.realpath(exec_root) + os.sep
         if any(tool_path(key, prefix) != real for key, real in self.tools):
             return None
@@ -72,7 +72,7 @@ class Proof:
         if _moved(root, os.stat, self.directories, self.directory_stats, True) or \
                 _moved(root, os.lstat, self.links, self.link_stats, True):
             return None
-        return _moved(root, os.stat, self.paths, self.stats, first)
+        return _moved(root, os.stat, self.paths, self.stats, False)
 
 
 def _moved(root: str, look, paths: tuple[str, ...],
@@ -92,26 +92,28 @@ def _moved(root: str, look, paths: tuple[str, ...],
 
 
 class Unmoved:
-    """What a proof still says when some of its files moved: every action whose inputs
-    and outputs are all files it proves, none of them moved, is up to date, unless it
-    reads what an action not known so writes. Given to `LocalBuild.run` as `settled`
-    (the protocol of settled.py's, which knows the same from file events): those
-    actions are not looked at, and count as looked at for the next proof."""
+    """What a proof still says when some of its files moved (`moved`, from
+    `Proof.changed`): every action whose inputs and outputs are all files it proves,
+    none of them moved, is up to date, unless it reads what an action not known so
+    writes. Given to `LocalBuild.run` as `settled` (the protocol of settled.py's, which
+    knows the same from file events): those actions are not looked at, and count as
+    looked at for the next proof. `moved` must still be all that moved: the caller
+    found it under the workspace lock and no other bp held the lock since."""
 
-    def __init__(self, proof: Proof):
+    def __init__(self, proof: Proof, moved: list[str]):
         self.proof = proof
+        self.moved = moved
 
     def up_to_date(self, actions: Sequence[Action], workspace: Path, executor: Executor
                    ) -> dict[int, Mapping[str, FileInfo]]:
-        proof, digests = self.proof, executor.digests
-        moved = proof.changed(executor.exec_root)   # (now: under the build's lock)
-        if moved is None or any(os.path.isabs(p) for p in moved):
+        if any(os.path.isabs(p) for p in self.moved):
             return {}   # (a tool's own file: which actions run it is not recorded)
-        rows = digests.rows
-        gone = set(moved)
+        rows = executor.digests.rows
+        gone = set(self.moved)
         # proved, unmoved, and the digest kept for it is the one proved
-        good = {path for path, known in zip(proof.paths, proof.stats)
-                if path not in gone and path in rows and _row_stat(rows[path]) == known}
+        good = {path for path, known in zip(self.proof.paths, self.proof.stats)
+                if path not in gone and (row := rows.get(path)) is not None
+                and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == known}
         unknown: set[int] = set()
         unknown_outputs: set[str] = set()
         grown = True
@@ -128,16 +130,17 @@ class Unmoved:
                     unknown_outputs.update(action.outputs)
                     grown = True
         known: dict[int, Mapping[str, FileInfo]] = {}
-        seen = digests.seen
+        seen = executor.digests.seen
         for index, action in enumerate(actions):
             if index in unknown:
                 continue
-            known[index] = {path: FileInfo(rows[path].sha256, rows[path].size,
-                                           rows[path].executable)
-                            for path in action.outputs}
-            for path in action.all_inputs:
-                seen[path] = rows[path].sha256
+            outputs = {}
             for path in action.outputs:
+                row = rows[path]
+                outputs[path] = FileInfo(row.sha256, row.size, row.executable)
+                seen[path] = row.sha256
+            known[index] = outputs
+            for path in action.all_inputs:
                 seen[path] = rows[path].sha256
         return known
 
@@ -202,12 +205,7 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
            and p not in trees and p not in links) or any(
             _racy_stat(known, stamp) for known in (*directories.values(), *link_stats)):
         return None   # changed since the build looked, or just now: no proof
-    # the newest first: what was edited lately is the likeliest to be edited again, and
-    # a build finds it early when it looks for the first file that moved
     files = [p for p in seen if p not in trees and p not in links]
-    newest = sorted(range(len(files)), key=[rows[p].mtime_ns for p in files].__getitem__,
-                    reverse=True)
-    files = [files[i] for i in newest]
     stats = tuple(map(_row_stat, map(rows.__getitem__, files)))
     prefix = os.path.realpath(executor.exec_root) + os.sep
     tools = tuple((key, known[0][0] if known else None)

@@ -72,12 +72,14 @@ class WorkspaceLock:
     """One bp command at a time per workspace: others wait (or fail).
 
     The lock file itself is never removed (not even by `bp clean --expunge`): a bp
-    waiting on it would otherwise hold a lock on a file nobody else opens.
+    waiting on it would otherwise hold a lock on a file nobody else opens. It names the
+    last holder (`previous`, as found when the lock was taken): a process that finds
+    its own pid there knows that no other bp held the lock since it released it.
     """
 
     def __init__(self, path: Path, block: bool, say: Callable[[str], None]):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "a+")
+        self.handle = open(path, "a+", errors="replace")   # (a damaged one is read too)
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -92,6 +94,8 @@ class WorkspaceLock:
                 "it to finish...")
             fcntl.flock(self.handle, fcntl.LOCK_EX)
         try:
+            self.handle.seek(0)
+            self.previous = self.handle.read().strip()
             self.handle.seek(0)
             self.handle.truncate()
             self.handle.write(f"pid {os.getpid()}")
