@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bazel import measure_bazel, prepare_repositories
 from bench.bazel import version as bazel_version
 from bench.peers import BenchError, Lab, measure_bp, measure_ninja, remove
-from bench.table import Results, Stat, format_table
+from bench.table import Results, Stat, format_growth, format_table
 
 TOOLS = ("bp", "ninja", "bazel")
 
@@ -106,6 +106,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bazel-runs", type=int, default=None, metavar="N",
                         help="repetitions for Bazel (default: --runs); a cold Bazel build "
                              "of P=1000 takes minutes")
+    parser.add_argument("--bazel-sizes", default=None, metavar="P,...",
+                        help="the sizes at which Bazel is measured (default: those up to "
+                             "1000)")
     parser.add_argument("--peers", default="bp,ninja,bazel",
                         help="which tools to measure, among bp, ninja, bazel")
     parser.add_argument("--bp", default=None, help="the bp executable (default: the venv's)")
@@ -116,8 +119,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.sizes = [int(s) for s in args.sizes.split(",") if s]
+        args.bazel_sizes = [s for s in args.sizes if s <= 1000] if args.bazel_sizes is None \
+            else [int(s) for s in args.bazel_sizes.split(",") if s]
     except ValueError:
-        parser.error(f"--sizes: expected numbers like 100,1000, got {args.sizes!r}")
+        parser.error("--sizes and --bazel-sizes: expected numbers like 100,1000")
     args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in args.peers if p not in TOOLS]
     if unknown:
@@ -146,7 +151,10 @@ def report(results: Results, peers: list[str], info: list[str], notes: list[str]
     text = "".join(f"- {line}\n" for line in info)
     text += "".join(f"- note: {note}\n" for note in notes)
     columns = [p for p in peers if p != "bp"] + (["copy"] if "bp" in peers else [])
-    return text + "\n" + format_table(results, columns)
+    growth = format_growth(results, [p for p in peers if p != "bp"])
+    return text + "\n" + format_table(results, columns) + (
+        "\nHow each figure grows with P (the exponent of the power law that fits):\n\n" +
+        growth if growth else "")
 
 
 def _measure(tool: str, lab: Lab, tools: dict[str, str], overrides: list[str] | None
@@ -189,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             results[size] = {}
             for tool in ("bp", "ninja", "bazel"):
                 if tool not in tools:
+                    continue
+                if tool == "bazel" and size not in args.bazel_sizes:
+                    notes.append(f"P={size}: Bazel not measured (see --bazel-sizes)")
                     continue
                 runs = (args.bazel_runs or args.runs) if tool == "bazel" else args.runs
                 directory = scratch / f"p{size}"

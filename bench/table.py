@@ -5,6 +5,7 @@ Knows nothing about how a figure was measured or which tools are installed.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -140,3 +141,68 @@ def format_table(results: Results, peers: list[str]) -> str:
                    [goal_verdicts(row, figures)]
             lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines) + "\n"
+
+
+# At the largest size (P=10,000), issue 21's absolute bounds: (peer or None, factor,
+# text); every bp figure must also grow at most linearly with P
+SCALE_SIZE = 10000
+SCALE_GOALS = {
+    "cold_query": (None, 12.0, "<= 12 s"),
+    "noop": (None, 3.0, "<= 3 s"),
+    "rss": (None, 3 * 1024, "<= 3 GiB"),
+    "full": ("ninja", 1.6, "<= 1.6x ninja"),
+}
+
+
+def growth_exponent(points: list[tuple[int, float]]) -> float | None:
+    """The exponent k of the power law value = c * P^k that fits (P, value) best (least
+    squares on logarithms); None with fewer than two sizes."""
+    points = [(p, v) for p, v in points if p > 0 and v > 0]
+    if len({p for p, _ in points}) < 2:
+        return None
+    xs = [math.log(p) for p, _ in points]
+    ys = [math.log(v) for _, v in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / \
+        sum((x - mx) ** 2 for x in xs)
+
+
+def format_growth(results: Results, peers: list[str]) -> str:
+    """How each figure grows with P, as a Markdown table (empty with one size): its
+    median at each size, the exponent of the power law that fits them, and for bp the
+    scale goals (at most linear; the bounds at P=10,000)."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        return ""
+    lines = ["| measurement | tool | " + " | ".join(f"P={s}" for s in sizes) +
+             " | exponent | goal met? |",
+             "|---|---|" + "---:|" * len(sizes) + "---:|---|"]
+    for row in ROWS:
+        for tool in ["bp"] + peers:
+            stats = [results[s].get(tool, {}).get(row.key) for s in sizes]
+            points = [(s, stat.median) for s, stat in zip(sizes, stats) if stat is not None]
+            exponent = growth_exponent(points)
+            if exponent is None:
+                continue
+            verdicts = []
+            if tool == "bp":
+                verdicts.append(f"at most linear: {'yes' if exponent <= 1.0 else 'no'}")
+                verdicts += _scale_verdicts(row, results.get(SCALE_SIZE, {}))
+            cells = [format_value(stat.median, stat.unit) if stat is not None else "-"
+                     for stat in stats]
+            lines.append(f"| {row.title} | {PEER_NAMES.get(tool, tool)} | " +
+                         " | ".join(cells) + f" | {exponent:.2f} | " +
+                         "; ".join(verdicts) + (" |" if verdicts else "|"))
+    return "\n".join(lines) + "\n"
+
+
+def _scale_verdicts(row: Row, figures: dict[str, dict[str, Stat]]) -> list[str]:
+    goal = SCALE_GOALS.get(row.key)
+    bp = figures.get("bp", {}).get(row.key)
+    if goal is None or bp is None:
+        return []
+    peer, factor, text = goal
+    value = bp.median if peer is None else ratio(bp, figures.get(peer, {}).get(row.key))
+    if value is None:
+        return []
+    return [f"{text} at P={SCALE_SIZE}: {'yes' if value <= factor else 'no'}"]

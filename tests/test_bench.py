@@ -14,7 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.gen_monorepo import generate, plan
-from bench.table import ROWS, Stat, format_stat, format_table, goal_verdicts
+from bench.table import (ROWS, Stat, format_growth, format_stat, format_table, goal_verdicts,
+                         growth_exponent)
 
 
 def _query(workspace: Path, text: str) -> list[str]:
@@ -108,3 +109,23 @@ def test_stat_and_goal_edge_cases():
     equal = {"bp": {"rss": Stat(5, 5, 5, 1, "MiB")}, "bazel": {"rss": Stat(5, 5, 5, 1, "MiB")}}
     assert goal_verdicts(rss, equal) == "< Bazel server: no"
     assert goal_verdicts(rss, {"bp": equal["bp"]}) == ""   # no peer, no verdict
+
+
+def test_growth_table_fits_a_power_law_and_judges_the_scale_goals():
+    def figures(full: float, noop: float, ninja_full: float) -> dict:
+        return {"bp": {"full": Stat(full, full, full, 1), "noop": Stat(noop, noop, noop, 1)},
+                "ninja": {"full": Stat(ninja_full, ninja_full, ninja_full, 1)}}
+
+    results = {100: figures(2.0, 0.1, 1.0), 1000: figures(20.0, 0.5, 10.0),
+               10000: figures(200.0, 2.5, 100.0)}
+    assert growth_exponent([(100, 2.0), (1000, 20.0), (10000, 200.0)]) == pytest.approx(1.0)
+    assert growth_exponent([(100, 1.0), (1000, 100.0)]) == pytest.approx(2.0)
+    assert growth_exponent([(100, 1.0)]) is None
+    table = format_growth(results, ["ninja"]).splitlines()
+    assert table[0] == "| measurement | tool | P=100 | P=1000 | P=10000 | exponent | goal met? |"
+    assert table[2] == ("| full build -j2 | bp | 2.00 s | 20.0 s | 200.0 s | 1.00 "
+                        "| at most linear: yes; <= 1.6x ninja at P=10000: no |")
+    assert table[3] == "| full build -j2 | ninja | 1.00 s | 10.0 s | 100.0 s | 1.00 | |"
+    assert table[4] == ("| no-op build | bp | 0.100 s | 0.500 s | 2.50 s | 0.70 "
+                        "| at most linear: yes; <= 3 s at P=10000: yes |")
+    assert format_growth({100: results[100]}, ["ninja"]) == ""   # one size: no growth
