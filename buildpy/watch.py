@@ -191,7 +191,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
                          rust_timeout=200, yield_on_timeout=True, raise_interrupt=True,
                          ignore_permission_denied=True)
     try:
-        _next(events)   # watching from here on (what came before the first build is moot)
+        _next(events, root)   # watching from here on (what came before the first build is moot)
         closure = Closure()
         ignored: Callable[[str], bool] = lambda directory: False   # noqa: E731
         changed: list[str] = []
@@ -222,7 +222,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
             err.flush()
             changed = []
             while not changed:
-                batch = _next(events)
+                batch = _next(events, root)
                 if not batch:
                     idle()
                 touched.update(path for _, path in batch)
@@ -234,7 +234,7 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
         events.close()
 
 
-def _next(events):
+def _next(events, root: Path):
     """The next batch of changes; a file system that cannot be watched is the
     environment's fault (exit 36)."""
     try:
@@ -243,7 +243,8 @@ def _next(events):
         hint = ("every directory of the workspace (bp-out too) takes one inotify watch: "
                 "raise the limit, e.g. `sysctl fs.inotify.max_user_watches=524288`"
                 if "limit" in str(error) else None)
-        raise EnvError(f"cannot watch the workspace for changes: {error}", hint=hint) from None
+        raise EnvError(f"cannot watch the workspace {root} for changes: {error}",
+                       hint=hint) from None
 
 
 class Program:

@@ -371,7 +371,7 @@ def test_a_full_table_of_file_watches_is_the_environments_fault():
         yield
 
     with pytest.raises(EnvError) as raised:
-        _next(events())
+        _next(events(), Path("/ws"))
     assert raised.value.exit_code == 36
-    assert raised.value.message.startswith("cannot watch the workspace for changes: OS file")
+    assert raised.value.message.startswith("cannot watch the workspace /ws for changes: OS file")
     assert "fs.inotify.max_user_watches" in raised.value.hint
