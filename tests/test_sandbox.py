@@ -6,6 +6,7 @@ import dataclasses
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from buildpy.execution import sandbox as sandbox_module
 from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, SandboxedStrategy,
                                        fallback_warning, parse_mount_pair,
                                        undeclared_input_hint)
+from buildpy.execution.sandboxdirs import SandboxDirs
 from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn, wait
 from buildpy.execution.symlinks import ESCAPE_HINT
 from buildpy.execution.tracing import Access, parse_log, start_traced, tracing_available
@@ -86,17 +88,26 @@ def run(strategy, spawn, cancel=None):
     return strategy.run(spawn, cancel or threading.Event())
 
 
+def assert_nothing_left(strategy, base: Path) -> None:
+    """Between actions the sandbox base holds empty directories only (kept for the next
+    action); once the strategy is closed, nothing."""
+    assert [p for p in base.rglob("*") if p.is_symlink() or not p.is_dir()] == []
+    strategy.close()
+    assert list(base.iterdir()) == []
+
+
 @pytest.mark.parametrize("kind", SANDBOXES)
 def test_declared_output_is_moved_back_replacing_the_old_one(kind, strategy, make, exec_root,
                                                               tmp_path):
     (exec_root / "out").mkdir()
     (exec_root / "out" / "x").write_text("stale\n")
-    result = run(strategy(kind), make("cat a/in.txt > out/x"))
+    sandbox = strategy(kind)
+    result = run(sandbox, make("cat a/in.txt > out/x"))
     assert (result.exit_code, result.stderr) == (0, b"")
     assert (exec_root / "out" / "x").read_text() == "hello\n"
     assert not (exec_root / "out" / "x").is_symlink()
     assert result.sandbox is None
-    assert list((tmp_path / "sandbox").iterdir()) == []
+    assert_nothing_left(sandbox, tmp_path / "sandbox")
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
@@ -168,18 +179,28 @@ def test_output_link_out_of_the_sandbox_is_refused(kind, link, strategy, make, e
 
 @pytest.mark.parametrize("kind", SANDBOXES)
 @pytest.mark.parametrize("code", [0, 1])
-def test_an_output_under_a_linked_directory_is_refused(kind, code, strategy, make, exec_root,
-                                                       tmp_path):
-    """The output's parent replaced by a link to a host directory: moving `out/x` back
-    would move (take away) the host's file."""
+@pytest.mark.parametrize("outputs, linked", [(["out/x"], "out"),
+                                             (["out/y", "out/sub/x"], "out/sub")])
+def test_an_output_under_a_linked_directory_is_refused(kind, code, outputs, linked, strategy,
+                                                       make, exec_root, tmp_path):
+    """The output's parent replaced by a link to a host directory: moving the output back
+    would move (take away) the host's file. Under linux-sandbox the outputs' own
+    directories are mount points, which the process cannot replace: only one below them
+    can become a link."""
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     (hidden / "x").write_text("PRIVATE\n")
-    result = run(strategy(kind), make(f"rm -rf out; ln -s {hidden} out; exit {code}"))
-    assert result.error == (f"declared output 'out/x' is under a symbolic link ('out', to "
-                            f"'{hidden}'); {ESCAPE_HINT}")
+    result = run(strategy(kind), make(f"rm -rf {linked}; ln -s {hidden} {linked}; exit {code}",
+                                      outputs=outputs))
+    output = outputs[-1]
+    if kind == "linux-sandbox" and linked == "out":
+        assert result.error is None
+        assert b"rm: cannot remove 'out': Device or resource busy" in result.stderr
+    else:
+        assert result.error == (f"declared output '{output}' is under a symbolic link "
+                                f"('{linked}', to '{hidden}'); {ESCAPE_HINT}")
     assert (hidden / "x").read_text() == "PRIVATE\n"
-    assert not os.path.lexists(exec_root / "out" / "x")
+    assert not os.path.lexists(exec_root / output)
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
@@ -258,24 +279,25 @@ def test_cancel_kills_the_whole_process_group(kind, strategy, make, tmp_path):
         cancel = threading.Event()
         threading.Timer(0.2, cancel.set).start()
         start = time.monotonic()
+        sandbox = strategy(kind, registry=registry)
         with pytest.raises(Cancelled):
-            run(strategy(kind, registry=registry), make(f"sleep {marker}; echo late > out/x"),
-                cancel)
+            run(sandbox, make(f"sleep {marker}; echo late > out/x"), cancel)
         assert time.monotonic() - start < 2
         deadline = time.monotonic() + 2
         while _alive(marker) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not _alive(marker)
-        assert list((tmp_path / "sandbox").iterdir()) == []
+        assert_nothing_left(sandbox, tmp_path / "sandbox")
         assert registry.running() == {}
     finally:
         registry.close()   # it made this process a subreaper
 
 
 def test_timeout_is_reported_and_the_sandbox_removed(strategy, make, tmp_path):
-    result = run(strategy("sandboxed"), make("sleep 5", timeout=0.2))
+    sandbox = strategy("sandboxed")
+    result = run(sandbox, make("sleep 5", timeout=0.2))
     assert result.timed_out
-    assert list((tmp_path / "sandbox").iterdir()) == []
+    assert_nothing_left(sandbox, tmp_path / "sandbox")
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
@@ -358,6 +380,79 @@ def test_output_inside_a_directory_input_survives(kind, strategy, make, exec_roo
                                       outputs=["a/dir/new.txt"]))
     assert result.exit_code == 0, result.stderr
     assert (exec_root / "a" / "dir" / "new.txt").read_text() == "new\n"
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_reused_directory_shows_nothing_of_the_last_action(kind, reuse, strategy, make,
+                                                             exec_root):
+    """Action A reads inputs (one inside its outputs' directory, where bubblewrap makes
+    its mount point on the disk), writes outputs, a declared directory, stray files and
+    directories, and changes the mode of a directory B needs too; B, in the same
+    directory, sees its own input and its outputs' directories (as made afresh), and
+    nothing else: not A's inputs, outputs, stray files, nor the directory of A's output
+    `out/k` that B does not need."""
+    (exec_root / "out").mkdir()
+    (exec_root / "out" / "ref.txt").write_text("ref\n")
+    sandbox = strategy(kind, reuse=reuse)
+    first = run(sandbox, make(
+        "pwd > out/x; echo k > out/k/x; echo f > out/d/f; echo junk > out/extra; "
+        "mkdir -p out/new/deeper; echo junk > out/new/deeper/f; echo junk > stray.txt; "
+        "mkdir -p a/junk; echo z > out/sub/z; chmod 700 out/sub",
+        inputs=["a/in.txt", "a/dir", "out/ref.txt"],
+        outputs=["out/x", "out/k/x", "out/d", "out/sub/z"], output_directories=["out/d"]))
+    assert (first.exit_code, first.stderr) == (0, b"")
+    assert (exec_root / "out" / "d" / "f").read_text() == "f\n"
+    second = run(sandbox, make(
+        'seen=$(find . -mindepth 1 | sort); stat -c %a out/sub > out/sub/mode; '
+        'pwd > out/where; echo "$seen" > out/y', inputs=["a/other.txt"],
+        outputs=["out/y", "out/sub/mode", "out/where"]))
+    assert (second.exit_code, second.stderr) == (0, b"")
+    assert (exec_root / "out" / "y").read_text().split() == [
+        "./a", "./a/other.txt", "./out", "./out/sub"]
+    assert (exec_root / "out" / "sub" / "mode").read_text() == f"{0o777 & ~_umask():o}\n"
+    same = (exec_root / "out" / "where").read_text() == (exec_root / "out" / "x").read_text()
+    assert same == reuse
+    assert_nothing_left(sandbox, sandbox.base)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_killed_bps_sandbox_directories_go_when_the_next_takes_one(tmp_path):
+    """A bp killed with -9 leaves its sandbox directories; the next bp to use the base
+    removes them, and nothing of a bp still running, nor what --sandbox_debug kept."""
+    base = tmp_path / "sandbox"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from buildpy.execution.sandboxdirs import SandboxDirs; "
+         "d = SandboxDirs(Path(sys.argv[1])).take(); (d.path / 'left').write_text('x'); "
+         "print(d.path, flush=True); time.sleep(60)", str(base)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        left = Path(child.stdout.readline().strip())
+        assert (left / "left").exists()
+        alive = SandboxDirs(base)
+        alive.take()
+        (base / "Genrule-kept").mkdir()   # as --sandbox_debug keeps one
+        later = SandboxDirs(base)
+        assert os.path.exists(left)   # its bp still runs
+        later.take()
+        assert os.path.exists(left)
+    finally:
+        child.kill()
+        child.wait()
+    again = SandboxDirs(base)
+    again.take()
+    assert not os.path.exists(left.parent)
+    assert sorted(p.name for p in base.iterdir()) == sorted(
+        ["Genrule-kept", alive.root.name, later.root.name, again.root.name])
+    for dirs in (alive, later, again):
+        dirs.close()
+    assert [p.name for p in base.iterdir()] == ["Genrule-kept"]
 
 
 def test_registry_kills_only_the_groups_it_started(tmp_path):

@@ -53,6 +53,7 @@ class ExecutionOptions:
     disk_cache_max_size: int = DEFAULT_MAX_SIZE   # bytes; 0: no bound
     block_for_lock: bool = True
     sandbox_debug: bool = False
+    reuse_sandbox_directories: bool = True
     sandbox_mount_pairs: tuple[str, ...] = ()
     tracing: str = "never"
     remote: object | None = None   # buildpy.remote.execution.RemoteOptions, when enabled
@@ -227,14 +228,16 @@ class LocalBuild:
             if available:
                 return sandbox.LinuxSandboxStrategy(   # mount pairs were checked up front
                     base, keep=self.options.sandbox_debug,
-                    mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes)
+                    mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes,
+                    reuse=self.options.reuse_sandbox_directories)
             if name is None:
                 self.say(sandbox.default_fallback_note(reason))
             else:
                 self.say(f"WARNING: {sandbox.fallback_warning(reason)}")
         if name in ("sandboxed", "linux-sandbox", None):
             return sandbox.SandboxedStrategy(base, keep=self.options.sandbox_debug,
-                                             registry=self.processes)
+                                             registry=self.processes,
+                                             reuse=self.options.reuse_sandbox_directories)
         raise UserError(f"unknown strategy '{name}'",
                         hint="choose one of: " + ", ".join(STRATEGIES))
 
@@ -290,6 +293,8 @@ class LocalBuild:
                 self.remote.close()   # waits for the uploads of local results
             self.cache.flush()
             self.processes.close()
+            for strategy in self._strategies.values():   # (no process runs any more)
+                strategy.close()
             self._trim_cache()
             if self.options.explain is not None:
                 self._explain(self.options.explain)

@@ -1,10 +1,12 @@
-"""Sandboxed spawns: run a process in a fresh tree that holds only its declared inputs.
+"""Sandboxed spawns: run a process in a tree that holds only its declared inputs.
 
-`sandboxed` (portable) links the declared inputs into a temporary directory and runs the
-process there; `linux-sandbox` runs the same tree under bubblewrap, with the inputs
-read-only, a private /tmp and no network. Both move the declared outputs back into the
-exec root and nothing else. This module knows nothing of caches, keys or the action
-graph: it sees one `Spawn` at a time.
+`sandboxed` (portable) copies the declared inputs into a sandbox directory and runs the
+process there; `linux-sandbox` runs it under bubblewrap, in a tmpfs holding the inputs
+read-only and the outputs' directories bound in from the sandbox directory, with a
+private /tmp and no network. Both move the declared outputs back into the exec root and
+nothing else, and reuse sandbox directories from one action to the next (sandboxdirs.py).
+This module knows nothing of caches, keys or the action graph: it sees one `Spawn` at a
+time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Callable, Iterable
 
 from buildpy.execution.execroot import kept_link
 from buildpy.execution.outputs import remove
+from buildpy.execution.sandboxdirs import SandboxDirs
 from buildpy.execution.symlinks import OutputLinkError, seal_outputs
 from buildpy.execution.spawn import (
     BlockingRun, ProcessRegistry, Running, Spawn, SpawnResult, start_process,
@@ -85,6 +89,11 @@ def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent + "/")
 
 
+def _within(path: str, directories: Iterable[str]) -> bool:
+    """Whether `path` is at or below one of `directories` ("" is the top)."""
+    return any(not d or _under(path, d) for d in directories)
+
+
 def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
     """The declared inputs to place in a sandbox, as (exec path, is a directory).
 
@@ -94,13 +103,14 @@ def staged_inputs(spawn: Spawn) -> tuple[tuple[str, bool], ...]:
     """
     staged: list[tuple[str, bool]] = []
     directories: list[str] = []
+    exec_root = os.fspath(spawn.exec_root)
     for path in sorted(set(map(_check_exec_path, spawn.inputs)) - set(spawn.input_symlinks)):
         if any(_under(path, d) for d in directories):
             continue
-        source = spawn.exec_root / path
-        if not os.path.exists(source):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(os.path.join(exec_root, path)).st_mode)
+        except OSError:   # missing (or unreadable)
             continue
-        is_dir = source.is_dir()
         if is_dir:
             directories.append(path)
         staged.append((path, is_dir))
@@ -212,23 +222,31 @@ def _holds_symlinks(directory: str) -> bool:
 
 def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...], *,
                  copy_inputs: bool, links: dict[str, str] | None = None) -> Path:
-    """A fresh directory under `base` with the inputs and the outputs' parent directories.
+    """A fresh directory under `base`, staged (`stage_tree`): kept by --sandbox_debug."""
+    base.mkdir(parents=True, exist_ok=True)
+    prefix = re.sub(r"[^\w.-]", "_", spawn.mnemonic or "spawn") + "-"
+    sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    stage_tree(sandbox, spawn, inputs, copy_inputs=copy_inputs, links=links)
+    return sandbox
+
+
+def stage_tree(sandbox: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...], *,
+               copy_inputs: bool, links: dict[str, str] | None = None) -> None:
+    """Put the inputs and the outputs' parent directories in `sandbox`, a directory that
+    holds none of the inputs (and no directory but those `tree_directories` names).
 
     With `copy_inputs` each input is a copy of its file (or directory) in the exec root, so
     that a write to an input changes the copy only; without, it is an empty file or
     directory for bubblewrap to mount the input on, read-only.
     """
     outputs = tuple(map(_check_exec_path, spawn.outputs))
-    base.mkdir(parents=True, exist_ok=True)
-    prefix = re.sub(r"[^\w.-]", "_", spawn.mnemonic or "spawn") + "-"
-    sandbox = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     exec_root = spawn.exec_root.absolute()
     for path, is_dir in inputs:
         target = sandbox / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if copy_inputs and is_dir:
+        if copy_inputs and is_dir:   # (an output's directory inside it may exist already)
             shutil.copytree(exec_root / path, target, ignore_dangling_symlinks=True,
-                            copy_function=shutil.copy)
+                            copy_function=shutil.copy, dirs_exist_ok=True)
         elif copy_inputs:
             shutil.copy(exec_root / path, target)
         elif is_dir:
@@ -247,7 +265,38 @@ def make_sandbox(base: Path, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
         (sandbox / path).mkdir(parents=True, exist_ok=True)   # as in Bazel: they exist
     (sandbox / _check_exec_path(spawn.working_directory or ".")).mkdir(parents=True,
                                                                        exist_ok=True)
-    return sandbox
+
+
+def tree_directories(spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
+                     links: dict[str, str]) -> tuple[str, ...]:
+    """The directories `stage_tree` makes (with their parents): those of the inputs,
+    links and outputs, the declared output and scratch directories, the working
+    directory. A reused sandbox directory keeps them for the next action."""
+    parents = {os.path.dirname(p) for p in (*(p for p, _ in inputs), *links, *spawn.outputs)}
+    return (*parents, *spawn.output_directories, *spawn.scratch_directories,
+            _working_directory(spawn))
+
+
+def writable_directories(spawn: Spawn) -> tuple[str, ...]:
+    """The directories a linux sandbox binds writable from its sandbox directory: those
+    of the outputs and the scratch directories, none inside another ("" for all of it,
+    when an output is at the top)."""
+    found: list[str] = []
+    for path in sorted({os.path.dirname(o) for o in map(_check_exec_path, spawn.outputs)}
+                       | set(map(_check_exec_path, spawn.scratch_directories)),
+                       key=lambda p: (p.count("/"), p)):
+        if not _within(path, found):
+            found.append(path)
+    return tuple(found)
+
+
+def _working_directory(spawn: Spawn) -> str:
+    path = _check_exec_path(spawn.working_directory or ".")
+    return "" if path == "." else path
+
+
+def _inside(root: Path | str, path: str) -> str:
+    return os.path.join(root, path) if path else os.fspath(root)
 
 
 def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
@@ -341,22 +390,27 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 
 # --- the strategies ---------------------------------------------------------------------
 
-def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
-                      inputs: tuple[tuple[str, bool], ...], copy_inputs: bool,
+def _start_in_sandbox(spawn: Spawn, sandbox: Path, release: Callable[[], None],
+                      inputs: tuple[tuple[str, bool], ...], start_in: str,
                       command: Callable[[Path], list[str]],
-                      registry: ProcessRegistry | None,
-                      links: dict[str, str] | None = None) -> Running:
-    """Stage the sandbox and start `command(sandbox)` in it; when it ends, the outputs
-    (their links resolved inside the sandbox) move back and the sandbox goes (unless
-    kept)."""
-    sandbox = make_sandbox(base, spawn, inputs, copy_inputs=copy_inputs, links=links)
+                      registry: ProcessRegistry | None, kept: bool = False) -> Running:
+    """Start `command(sandbox)` in the staged `sandbox` (in its directory `start_in`);
+    when it ends, the outputs (their links resolved inside the sandbox) move back and
+    `release()` clears the sandbox, once; a `kept` one stays, and the result says how to
+    enter it again."""
+    released = []
+
+    def cleanup() -> None:
+        if not released:
+            released.append(True)
+            release()
+
     try:
         argv = command(sandbox)
         running = start_process(argv, spawn.environment(sandbox),
-                                sandbox / spawn.working_directory, spawn.timeout, registry)
+                                Path(_inside(sandbox, start_in)), spawn.timeout, registry)
     except BaseException:
-        if not keep:
-            remove(os.fspath(sandbox))
+        cleanup()
         raise
 
     def then(result: SpawnResult) -> SpawnResult:
@@ -375,59 +429,108 @@ def _start_in_sandbox(spawn: Spawn, base: Path, keep: bool,
             hint = undeclared_input_hint(spawn, result.stderr, sandbox)
             if hint:
                 notes.append(hint)
-        if keep:
+        cleanup()
+        if kept:
             notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
                          f"{reenter_command(sandbox, spawn, argv)}")
             return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
-        remove(os.fspath(sandbox))
         return dataclasses.replace(result, notes=tuple(notes))
-
-    def cleanup() -> None:
-        if not keep:
-            remove(os.fspath(sandbox))
 
     running.then, running.cleanup = then, cleanup
     return running
 
 
+def _start_reused(spawn: Spawn, dirs: SandboxDirs, visible: tuple[str, ...],
+                  needed: Iterable[str], inputs: tuple[tuple[str, bool], ...],
+                  start_in: str, command: Callable[[Path], list[str]],
+                  registry: ProcessRegistry | None,
+                  stage: Callable[[Path], None] | None = None) -> Running:
+    """`_start_in_sandbox` in a reused directory: the directories `needed` made and
+    (below `visible`, what the process can see of it) nothing else, then `stage`d; after
+    the action, emptied for the next one. That nothing of an earlier action shows is
+    what tests/test_sandbox.py's test_a_reused_directory_shows_nothing_of_the_last_action
+    checks."""
+    directory = dirs.take()
+
+    def release() -> None:
+        dirs.give_back(directory, visible)
+
+    try:
+        directory.prepare(visible, needed)
+        if stage is not None:
+            stage(directory.path)
+    except BaseException:
+        release()
+        raise
+    return _start_in_sandbox(spawn, directory.path, release, inputs, start_in, command,
+                             registry)
+
+
+def _kept() -> None:
+    """What releasing a sandbox kept by --sandbox_debug does: nothing."""
+
+
 class SandboxedStrategy(BlockingRun):
-    """Runs the process in a fresh directory holding copies of its declared inputs.
+    """Runs the process in a directory holding copies of its declared inputs.
 
     Portable; it hides undeclared files from relative paths and keeps the inputs safe from
     writes (the process changes its copies), but it does not hide the rest of the file
-    system from absolute paths, nor stop the network.
+    system from absolute paths, nor stop the network. The directory is reused by a later
+    action (`reuse`), emptied of all but the directories that action needs; with `keep`
+    (--sandbox_debug) each action gets a fresh one, kept.
     """
 
     name = "sandboxed"
 
     def __init__(self, base: Path, keep: bool = False,
-                 registry: ProcessRegistry | None = None):
+                 registry: ProcessRegistry | None = None, reuse: bool = True):
         self.base = Path(base)
         self.keep = keep
         self.registry = registry
+        self.dirs = SandboxDirs(self.base, reuse)
 
     def start(self, spawn: Spawn) -> Running:
-        return _start_in_sandbox(spawn, self.base, self.keep, staged_inputs(spawn), True,
-                                 lambda sandbox: list(spawn.argv), self.registry)
+        inputs, links = staged_inputs(spawn), input_links(spawn)
+        working = _working_directory(spawn)
+        if self.keep:
+            sandbox = make_sandbox(self.base, spawn, inputs, copy_inputs=True, links=links)
+            return _start_in_sandbox(spawn, sandbox, _kept, inputs, working,
+                                     lambda _: list(spawn.argv), self.registry, kept=True)
+        return _start_reused(   # the process sees all of the directory
+            spawn, self.dirs, ("",), tree_directories(spawn, inputs, links), inputs, working,
+            lambda _: list(spawn.argv), self.registry,
+            lambda path: stage_tree(path, spawn, inputs, copy_inputs=True, links=links))
+
+    def close(self) -> None:
+        self.dirs.close()
 
 
 class LinuxSandboxStrategy(BlockingRun):
     """Runs the process under bubblewrap: declared inputs read-only, no network.
 
-    The sandbox directory is the working directory, mounted writable at its own path, with
-    each declared input mounted read-only on it; the system directories are read-only,
-    /tmp, /dev and /proc private. The workspace is not visible.
+    The process's tree is a tmpfs at the sandbox directory's path, in which bubblewrap
+    mounts each declared input read-only and binds the outputs' directories writable from
+    the sandbox directory (`writable_directories`): what the process writes anywhere else
+    is gone when it ends, and the inputs' mount points (which bubblewrap makes) cost no
+    file on the disk. The system directories are read-only, /tmp, /dev and /proc private;
+    the workspace is not visible. The sandbox directory is reused by a later action
+    (`reuse`), emptied of all but the directories that action needs. With `keep`
+    (--sandbox_debug) each action gets a fresh directory holding its whole tree (a mount
+    point for each input), bound writable whole, and kept.
     """
 
     name = "linux-sandbox"
 
     def __init__(self, base: Path, keep: bool = False,
                  mount_pairs: Iterable[str | tuple[Path | str, Path | str]] = (),
-                 bwrap: str | None = None, registry: ProcessRegistry | None = None):
+                 bwrap: str | None = None, registry: ProcessRegistry | None = None,
+                 reuse: bool = True):
         self.base = Path(base)
         self.keep = keep
         self.registry = registry
+        self.dirs = SandboxDirs(self.base, reuse)
         self.bwrap = bwrap or shutil.which("bwrap") or "bwrap"
+        self.system = _system_args()   # (the same for every action of a build)
         pairs = []
         for pair in mount_pairs:
             source, destination = (parse_mount_pair(pair) if isinstance(pair, str)
@@ -455,28 +558,57 @@ class LinuxSandboxStrategy(BlockingRun):
         return True, ""
 
     def bwrap_argv(self, spawn: Spawn, sandbox: Path,
-                   inputs: tuple[tuple[str, bool], ...] | None = None) -> list[str]:
-        """The bwrap command line running `spawn` in the staged `sandbox` directory."""
-        argv = [self.bwrap, *_namespace_args(spawn.requires_network), *_system_args()]
+                   inputs: tuple[tuple[str, bool], ...] | None = None,
+                   links: dict[str, str] | None = None, *, staged: bool = False
+                   ) -> list[str]:
+        """The bwrap command line running `spawn` in `sandbox`, which holds its writable
+        directories (`writable_directories`) only: the tree is a tmpfs at its path, with
+        those directories bound in, the inputs mounted and the declared symlinks
+        (`links`, as `input_links` gives them) made. A `staged` sandbox is the whole tree
+        instead (`make_sandbox`), bound writable."""
+        argv = [self.bwrap, *_namespace_args(spawn.requires_network), *self.system]
         for source, destination in self.mount_pairs:
             argv += ["--ro-bind", os.fspath(source), os.fspath(destination)]
         root = os.fspath(sandbox)
-        argv += ["--bind", root, root]
+        working = _working_directory(spawn)
+        if staged:
+            argv += ["--bind", root, root]
+        else:
+            links = input_links(spawn) if links is None else links
+            writable = writable_directories(spawn)
+            argv += ["--tmpfs", root]
+            if working and not _within(working, writable):
+                argv += ["--dir", _inside(root, working)]
+            for path in writable:
+                argv += ["--bind", _inside(root, path), _inside(root, path)]
         exec_root = spawn.exec_root.absolute()
         for path, _ in mounted_inputs(spawn) if inputs is None else inputs:
             argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
-        return [*argv, "--chdir", os.path.join(root, spawn.working_directory), "--",
-                *spawn.argv]
+        for path, text in (links or {}).items() if not staged else ():
+            argv += ["--symlink", text, os.path.join(root, _check_exec_path(path))]
+        return [*argv, "--chdir", _inside(root, working), "--", *spawn.argv]
 
     def start(self, spawn: Spawn) -> Running:
         links = input_links(spawn)   # (walked once: the mounts and the sandbox need them)
         inputs = mounted_inputs(spawn, links)
-        if 3 * len(inputs) > BWRAP_MAX_ARGS - 100:   # the system mounts take the rest
+        count = len(inputs) + len(links)
+        if 3 * count > BWRAP_MAX_ARGS - 100:   # the system mounts take the rest
             raise OSError(errno.E2BIG, TOO_MANY_MOUNTS.format(
-                count=len(inputs), mnemonic=spawn.mnemonic or "<mnemonic>"))
-        return _start_in_sandbox(spawn, self.base, self.keep, inputs, False,
-                                 lambda sandbox: self.bwrap_argv(spawn, sandbox, inputs),
-                                 self.registry, links)
+                count=count, mnemonic=spawn.mnemonic or "<mnemonic>"))
+        if self.keep:
+            sandbox = make_sandbox(self.base, spawn, inputs, copy_inputs=False, links=links)
+            return _start_in_sandbox(spawn, sandbox, _kept, inputs, "",
+                                     lambda s: self.bwrap_argv(spawn, s, inputs, staged=True),
+                                     self.registry, kept=True)
+        writable = writable_directories(spawn)
+        working = _working_directory(spawn)
+        needed = [*(os.path.dirname(o) for o in spawn.outputs), *spawn.output_directories,
+                  *spawn.scratch_directories, *([working] if _within(working, writable) else [])]
+        return _start_reused(spawn, self.dirs, writable, needed, inputs, "",
+                             lambda s: self.bwrap_argv(spawn, s, inputs, links), self.registry)
+
+    def close(self) -> None:
+        self.dirs.close()
 
 
 def _namespace_args(network: bool) -> list[str]:

@@ -80,6 +80,9 @@ class Strategy(Protocol):
 
     def run(self, spawn: Spawn, cancel: threading.Event) -> SpawnResult: ...
 
+    def close(self) -> None:
+        """The build is over: remove what the strategy kept for its actions."""
+
 
 _JOURNAL_LINE = re.compile(rb"([+-])([0-9]+)(?: ([0-9]+(?:\.[0-9]*)?))?")
 
@@ -401,3 +404,6 @@ class LocalStrategy(BlockingRun):
         root = spawn.exec_root
         return start_process(list(spawn.argv), spawn.environment(root),
                              root / spawn.working_directory, spawn.timeout, self.registry)
+
+    def close(self) -> None:
+        pass

@@ -33,7 +33,13 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
     of the file it names, resolved as the sandboxed process saw it; a declared input is
     read from `exec_root` (in a linux sandbox only its mount point is in the directory).
     Raises OutputLinkError for a link out of the sandbox, a dangling link or a loop."""
-    resolver = _Resolver(sandbox, exec_root, inputs)
+    made: list[_Resolver] = []
+
+    def resolver() -> _Resolver:   # (made for the first link: most outputs hold none)
+        if not made:
+            made.append(_Resolver(sandbox, exec_root, inputs))
+        return made[0]
+
     directories = set(directories)
     for output in outputs:
         _check_parents(sandbox, output)
@@ -43,14 +49,14 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
                 raise OutputLinkError(
                     f"declared directory output '{output}' is a symbolic link "
                     f"(to '{os.readlink(full)}'); create the directory itself")
-            _replace(full, resolver.file(output, output))
+            _replace(full, resolver().file(output, output))
         elif output in directories and os.path.isdir(full):
             for parent, names, files in os.walk(full):
                 for name in (*names, *files):
                     path = os.path.join(parent, name)
                     if os.path.islink(path):
                         inside = os.path.relpath(path, sandbox)
-                        _replace(Path(path), resolver.file(inside, output))
+                        _replace(Path(path), resolver().file(inside, output))
 
 
 def _check_parents(sandbox: Path, output: str) -> None:

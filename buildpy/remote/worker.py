@@ -136,6 +136,7 @@ class Worker:
                 raise self.connection.error(error, "UpdateBotSession") from None
             self._take(session)
         self._cancel_all()
+        self.strategy.close()   # (a cancelled action's directory goes with the rest)
         self.connection.close()
         return 0
 
