@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,9 +42,9 @@ class Place:
 def applies(execution, only_executable: bool) -> bool:
     """Whether a build may be told a no-op this way: not for `bp run`, nor a remote
     build (outputs may stay remote), nor with flags that want files written for this
-    build (--profile, --build_event_json_file, --explain)."""
+    build (--profile, --build_event_json_file, --explain), nor one traced (--tracing)."""
     return not only_executable and execution.remote is None and not (
-        getattr(execution, "profile", None) or execution.build_event_json_file
+        execution.profile or execution.build_event_json_file
         or execution.explain) and execution.tracing in ("never", None)
 
 
@@ -68,9 +68,8 @@ def keep(place: Place, proof: lastbuild.Proof, stamp_ns: int, reads, exec_root: 
          shown: dict) -> None:
     """Save the proof after a build that succeeded, with the analysis' reads (taken
     after `stamp_ns`) and what a no-op build prints (`shown`: marshal's plain values)."""
-    files = {path: None if proof is None else (proof.size, proof.mtime_ns, proof.ctime_ns,
-                                               proof.inode, proof.sha256)
-             for path, proof in reads.files.items()}
+    files = {path: None if read is None else astuple(read)
+             for path, read in reads.files.items()}
     lastbuild.save(place.path, place.key, proof, {
         "stamp": stamp_ns, "files": files, "listings": dict(reads.listings),
         "recursive": dict(reads.recursive), "exec_root": os.fspath(exec_root), **shown})
@@ -80,7 +79,7 @@ def proof(place: Place, list_package: Callable, packages_below: Callable, exec_r
           ) -> tuple[lastbuild.Proof, dict[str, Any]] | None:
     """The proof and what was kept with it, when it is for this command and nothing that
     loading and analysis read has changed; else None. What it says of the files is the
-    caller's to ask (`Proof.changed`, `unmoved`)."""
+    caller's to ask (`Proof.changed`, `lastbuild.Unmoved`)."""
     from buildpy.analysis.snapshot import Snapshot
     from buildpy.core.reads import FileProof
 

@@ -791,8 +791,6 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     process (on a machine that can fork), unless a long-lived bp keeps its state
     (`warm`, a `buildpy.warm.Warm`): then it analyzes here, only what changed."""
 
-    import os
-
     from buildpy.core import forked
     from buildpy.execution.local import LocalBuild, default_cache_dir
     from buildpy.execution.places import check_cache_dir, check_output_base, stamp_at
@@ -816,21 +814,16 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     where = quick = unmoved = None
     if warm is None:
         from buildpy import noop
-        from buildpy.execution.lastbuild import Unmoved
 
         where = _saved_analysis(session, words, options, execution)
         if noop.applies(execution, only_executable):
             quick = noop.place(session.workspace.root, where[0], execution, links)
-            proved = _last_proof(session, quick, execution)
-            if proved is not None:
-                told = _told_no_op(session, proved, execution, output_base, err, record,
-                                   show_result)
-                if isinstance(told, BuildOutcome):
-                    progress.close()
-                    return told
-                if told is not None:   # what it still says: fewer actions to look at
-                    unmoved = Unmoved(proved[0], told)
-            noop.forget(quick)   # (until this build has succeeded)
+            told = _from_last_proof(session, quick, execution, output_base, err, record,
+                                    show_result)
+            if isinstance(told, BuildOutcome):
+                progress.close()
+                return told
+            unmoved = told
     start = _start_plan(session, words, options, execution,
                         lambda line: err.write(line + "\n"), warm, where)
     clock = record.telemetry.clock
@@ -846,7 +839,7 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                            err=err, telemetry=record.telemetry,
                            memory=warm.memory if warm is not None else None)
         try:
-            if build.lock.previous != f"pid {os.getpid()}":
+            if not build.lock.held_here_last:
                 unmoved = None   # (another bp held the lock since: more may have moved)
             _use_remote(build, execution)
             if stream is not None:
@@ -946,41 +939,37 @@ def _build_ended(session: Session, output_dir: str, reported, analysis_errors,
     return code
 
 
-def _last_proof(session: Session, quick, execution):
-    """The proof the last build of this command left, and what was kept with it, when
-    the command and what its analysis read are the same (noop.py); else None."""
+def _from_last_proof(session: Session, quick, execution, output_base: Path,
+                     err: TextIO, record, show_result: int):
+    """What the proof the last build of this command left says (noop.py): the outcome
+    of a build with nothing to do, told as such a build tells it; or which actions are
+    still up to date (a lastbuild.Unmoved) when some files moved; or None. The proof
+    goes either way, until this build has succeeded."""
     from buildpy import noop
     from buildpy.execution.execroot import exec_root_for
-    from buildpy.execution.local import default_cache_dir
-    from buildpy.loading.patterns import packages_below
-
-    if not quick.path.exists():
-        return None
-    loader = session.loader
-    return noop.proof(quick, loader.listing, lambda text: packages_below(loader, "", text),
-                      exec_root_for(execution.disk_cache or default_cache_dir(),
-                                    session.workspace.root))
-
-
-def _told_no_op(session: Session, proved, execution, output_base: Path, err: TextIO,
-                record, show_result: int) -> BuildOutcome | list[str] | None:
-    """The outcome of a build that the proof of its last one shows to have nothing to
-    do (no file it proves has moved), told as such a build tells it; else the files
-    that moved (None: a tool, a directory or a link did)."""
-    from buildpy.execution.execroot import exec_root_for
     from buildpy.execution.explain import mark_up_to_date
+    from buildpy.execution.lastbuild import Unmoved
     from buildpy.execution.local import WorkspaceLock, default_cache_dir, said
     from buildpy.execution.scheduler import BuildReport
     from buildpy.execution.state import open_files_db
+    from buildpy.loading.patterns import packages_below
 
+    loader = session.loader
+    exec_root = exec_root_for(execution.disk_cache or default_cache_dir(),
+                              session.workspace.root)
+    proved = noop.proof(quick, loader.listing, lambda text: packages_below(loader, "", text),
+                        exec_root) if quick.path.exists() else None
+    if proved is None:
+        noop.forget(quick)
+        return None
     proof, kept = proved
     say = lambda line: err.write(said(line))   # noqa: E731
     lock = WorkspaceLock(output_base / ".bp-state" / "lock", execution.block_for_lock, say)
     try:
-        moved = proof.changed(exec_root_for(execution.disk_cache or default_cache_dir(),
-                                            session.workspace.root))
+        moved = proof.changed(exec_root)
         if moved != []:
-            return moved
+            noop.forget(quick)
+            return None if moved is None else Unmoved(proof, moved)
         db = open_files_db(output_base, say)
         try:
             mark_up_to_date(db, proof.unchanged)

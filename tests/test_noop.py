@@ -5,6 +5,7 @@ the one after that is a no-op again."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -307,3 +308,22 @@ def test_a_damaged_or_foreign_proof_is_no_proof(tmp_path):
     path.write_bytes(path.read_bytes()[:-3])
     assert lastbuild.load(path, "key") is None
     assert lastbuild.load(tmp_path / "missing", "key") is None
+
+
+def test_a_proof_that_cannot_be_written_is_no_proof(build, monkeypatch):
+    """A full disk as the proof is saved: the build still succeeds, and the next one
+    goes the ordinary way."""
+    save = lastbuild.save
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lastbuild, "save", full)
+    for _ in range(2):
+        _, told = build()
+        assert not told
+    monkeypatch.setattr(lastbuild, "save", save)
+    _, told = build()
+    assert not told
+    _, told = build()
+    assert told

@@ -158,30 +158,26 @@ def test_errors_and_bzl_edits(workspace: Path, tmp_path: Path, monkeypatch):
     assert build(workspace, cache, warm) == 0
     session = warm.session
 
+    def broken_then_mended(old: str, new: str) -> BpError:
+        """The error of a build after an edit of the BUILD file; the edit undone, the
+        next build succeeds."""
+        edit(workspace / "BUILD", old, new)
+        with pytest.raises(BpError) as error:
+            build(workspace, cache, warm)
+        edit(workspace / "BUILD", new, old)
+        assert build(workspace, cache, warm) == 0
+        return error.value
+
     # a syntax error is reported; fixing it goes on from the state kept
-    edit(workspace / "BUILD", 'name = "c",', 'name = "c",,')
-    with pytest.raises(BpError) as error:
-        build(workspace, cache, warm)
-    assert "Parse error" in error.value.render()
-    edit(workspace / "BUILD", 'name = "c",,', 'name = "c",')
-    assert build(workspace, cache, warm) == 0
+    assert "Parse error" in broken_then_mended('name = "c",', 'name = "c",,').render()
     assert warm.session is session and counted.take() == []
 
     # an analysis error (a missing dependency) likewise
-    edit(workspace / "BUILD", 'deps = [":n1"]', 'deps = [":n0"]')
-    with pytest.raises(BpError):
-        build(workspace, cache, warm)
-    edit(workspace / "BUILD", 'deps = [":n0"]', 'deps = [":n1"]')
-    assert build(workspace, cache, warm) == 0
+    broken_then_mended('deps = [":n1"]', 'deps = [":n0"]')
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
 
     # a cycle made by an edit is named; undoing it goes on
-    edit(workspace / "BUILD", 'srcs = ["a.txt"]', 'srcs = ["a.txt", ":c"]')
-    with pytest.raises(BpError) as error:
-        build(workspace, cache, warm)
-    assert "cycle" in error.value.render()
-    edit(workspace / "BUILD", 'srcs = ["a.txt", ":c"]', 'srcs = ["a.txt"]')
-    assert build(workspace, cache, warm) == 0
+    assert "cycle" in broken_then_mended('srcs = ["a.txt"]', 'srcs = ["a.txt", ":c"]').render()
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
 
     # a .bzl file: a new session

@@ -48,6 +48,26 @@ class _Row:
     executable: bool
     stamp_ns: int
 
+    @property
+    def stat(self) -> tuple[int, int, int, int]:
+        return self.size, self.mtime_ns, self.ctime_ns, self.inode
+
+    @property
+    def trusted(self) -> bool:
+        """Whether its stat data vouches for its digest: the file's timestamps are older
+        than the stamp taken before it was hashed (else it may have changed again in the
+        same clock tick)."""
+        return self.mtime_ns < self.stamp_ns and self.ctime_ns < self.stamp_ns
+
+    @property
+    def info(self) -> FileInfo:
+        return FileInfo(self.sha256, self.size, self.executable)
+
+
+def stat_data(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What a row keeps of a file's stat data: size, mtime, ctime, inode."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
 
 def take_stamp(path: Path) -> int:
     """The file system's current time: the mtime of a file written now."""
@@ -117,11 +137,9 @@ class FileDigests:
             return info
         row = self._rows.get(path)
         executable = bool(st.st_mode & 0o111)
-        if row is not None and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == (
-                st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
-                and row.mtime_ns < row.stamp_ns and row.ctime_ns < row.stamp_ns:
+        if row is not None and row.stat == stat_data(st) and row.trusted:
             self._see(path, row.sha256)
-            return FileInfo(row.sha256, row.size, row.executable)
+            return row.info
         self.hashed += 1
         b3 = _hash(full, blake3.blake3)
         sha = row.sha256 if row is not None and row.blake3 == b3 else _hash(full,

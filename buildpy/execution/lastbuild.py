@@ -25,13 +25,12 @@ analysis' own reads, the lines to print), which it stores without looking.
 from __future__ import annotations
 
 import marshal
-import operator
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from buildpy.execution.digests import FileInfo, take_stamp
+from buildpy.execution.digests import FileInfo, stat_data, take_stamp
 from buildpy.execution.explain import packed
 from buildpy.execution.outputs import remove
 from buildpy.execution.status import STABLE, VOLATILE
@@ -81,7 +80,7 @@ def _moved(root: str, look, paths: tuple[str, ...],
     join = os.path.join
     for path, known in zip(paths, stats):
         try:
-            if _stat_data(look(join(root, path))) == known:
+            if stat_data(look(join(root, path))) == known:
                 continue
         except OSError:
             pass
@@ -113,7 +112,7 @@ class Unmoved:
         # proved, unmoved, and the digest kept for it is the one proved
         good = {path for path, known in zip(self.proof.paths, self.proof.stats)
                 if path not in gone and (row := rows.get(path)) is not None
-                and (row.size, row.mtime_ns, row.ctime_ns, row.inode) == known}
+                and row.stat == known}
         unknown: set[int] = set()
         unknown_outputs: set[str] = set()
         grown = True
@@ -136,9 +135,8 @@ class Unmoved:
                 continue
             outputs = {}
             for path in action.outputs:
-                row = rows[path]
-                outputs[path] = FileInfo(row.sha256, row.size, row.executable)
-                seen[path] = row.sha256
+                outputs[path] = rows[path].info
+                seen[path] = rows[path].sha256
             known[index] = outputs
             for path in action.all_inputs:
                 seen[path] = rows[path].sha256
@@ -146,10 +144,6 @@ class Unmoved:
 
     def learn(self, actions: Sequence[Action], report, executor: Executor) -> None:
         """(Nothing to learn: the build proves anew when it succeeds.)"""
-
-
-def _stat_data(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def tool_path(key: str | tuple[str, str], exec_root_prefix: str) -> str | None:
@@ -181,7 +175,7 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
         # never racy: `digest` reuses no other); a directory or link it wrote, never
         # looked at since, looked at as the next build's up-to-date check would
         for path in [p for p in digests.fresh if p in seen and p not in trees
-                     and p not in links and _racy(rows[p], rows[p].stamp_ns)]:
+                     and p not in links and not rows[p].trusted]:
             digests.digest(path)
         for action in needed:
             for path in action.outputs:
@@ -191,7 +185,7 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
                     if found.sha256 != executor.recorded_outputs(action).get(path):
                         return None
         link_paths = tuple(links)
-        link_stats = tuple(_stat_data(os.lstat(os.path.join(digests.root, p)))
+        link_stats = tuple(stat_data(os.lstat(os.path.join(digests.root, p)))
                            for p in link_paths)
         directories = _directories_below(digests, seen)
     except OSError:
@@ -201,12 +195,12 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
     if directories is None or digests.unsteady or \
             not seen.keys() >= {p for a in needed for p in a.all_inputs}:
         return None
-    if any(_racy(rows[p], rows[p].stamp_ns) for p in digests.fresh if p in seen
+    if any(not rows[p].trusted for p in digests.fresh if p in seen
            and p not in trees and p not in links) or any(
             _racy_stat(known, stamp) for known in (*directories.values(), *link_stats)):
         return None   # changed since the build looked, or just now: no proof
     files = [p for p in seen if p not in trees and p not in links]
-    stats = tuple(map(_row_stat, map(rows.__getitem__, files)))
+    stats = tuple(rows[p].stat for p in files)
     prefix = os.path.realpath(executor.exec_root) + os.sep
     tools = tuple((key, known[0][0] if known else None)
                   for key, known in executor.tool_identities.items())
@@ -215,13 +209,6 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
     unchanged = packed((a.outputs[0], a.owner_label, a.mnemonic) for a in needed)
     return Proof(tuple(files), stats, tuple(directories), tuple(directories.values()),
                  link_paths, link_stats, tools, len(needed), unchanged)
-
-
-_row_stat = operator.attrgetter("size", "mtime_ns", "ctime_ns", "inode")
-
-
-def _racy(row, stamp_ns: int) -> bool:
-    return row.mtime_ns >= stamp_ns or row.ctime_ns >= stamp_ns
 
 
 def _racy_stat(known: tuple[int, int, int, int], stamp_ns: int) -> bool:
@@ -237,7 +224,7 @@ def _directories_below(digests, seen) -> dict[str, tuple[int, int, int, int]] | 
     for tree in digests.trees:
         for directory, _, files in os.walk(os.path.join(root, tree)):
             relative = os.path.relpath(directory, root)
-            found[relative] = _stat_data(os.stat(directory))
+            found[relative] = stat_data(os.stat(directory))
             if any(os.path.join(relative, name) not in seen for name in files):
                 return None
     return found

@@ -108,6 +108,11 @@ class WorkspaceLock:
                 pass
             raise environment_error(error, path) or error from None
 
+    @property
+    def held_here_last(self) -> bool:
+        """Whether this process held the lock last before taking it now."""
+        return self.previous == f"pid {os.getpid()}"
+
     def release(self) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()

@@ -155,11 +155,8 @@ class Scheduler:
         return [self.actions[i] for i in sorted(self._needed)]
 
     def _settle(self, index: int, outputs: Mapping[str, FileInfo]) -> None:
-        report = self.report
-        report.total += 1
-        report.cached += 1
-        report.sources["local-cache"] = report.sources.get("local-cache", 0) + 1
-        report.produced.update(outputs)
+        self.report.total += 1
+        self._up_to_date(outputs)
         self._deps[index] = set()
         self._dependents[index] = []
         self._succeeded.add(index)
@@ -342,10 +339,15 @@ class Scheduler:
         outputs = self.executor.up_to_date(action, inputs)
         if outputs is None:
             return inputs
-        self.report.produced.update(outputs)
-        self.report.cached += 1
-        self.report.sources["local-cache"] = self.report.sources.get("local-cache", 0) + 1
+        self._up_to_date(outputs)
         return None
+
+    def _up_to_date(self, outputs: Mapping[str, FileInfo]) -> None:
+        """An action found up to date: counted as a local cache hit, its outputs made."""
+        report = self.report
+        report.produced.update(outputs)
+        report.cached += 1
+        report.sources["local-cache"] = report.sources.get("local-cache", 0) + 1
 
     def _transitive(self, index: int) -> set[int]:
         out: set[int] = set()
