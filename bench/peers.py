@@ -341,7 +341,8 @@ def measure_bp(lab: Lab, bp: str, python: str) -> dict[str, dict[str, Stat]]:
         seconds, stderr = timed_output(command, workspace, env)
         return seconds, _bp_summary(stderr)
 
-    def clean() -> None:
+    def clean() -> None:   # (and the analysis server stopped, as Bazel's is)
+        run(base + ["shutdown"], workspace, env)
         remove(workspace / "bp-out")
         remove(workspace / "bp-bin")
 

@@ -461,6 +461,17 @@ def _execution_options(command):
                      help="Wait for another bp command in this workspace (or fail)."),
         click.option("--sandbox_debug/--nosandbox_debug", default=False,
                      help="Keep sandboxes and print how to enter them."),
+        click.option("--analysis_server", type=click.Choice(["auto", "yes", "no"]),
+                     default="auto", show_default=True, expose_value=False,
+                     callback=_remember("bp.analysis_server"),
+                     help="Keep the analysis in a server after a build analyzed, so that the "
+                          "next build of the same command, after BUILD files changed, "
+                          "analyzes only what changed (auto: when the build has 1,000 "
+                          "targets or more)."),
+        click.option("--max_idle_secs", type=click.IntRange(min=1), default=3 * 3600,
+                     show_default=True, expose_value=False, metavar="N",
+                     callback=_remember("bp.max_idle_secs"),
+                     help="How long the analysis server waits for a build before it exits."),
         click.option("--reuse_sandbox_directories/--noreuse_sandbox_directories",
                      default=True, expose_value=False,
                      callback=_remember("bp.reuse_sandbox_directories"),
@@ -620,7 +631,9 @@ def _execution(jobs, keep_going, spawn_strategy, strategies, disk_cache, disk_ca
         profile=Path(meta["bp.profile"]).resolve() if meta.get("bp.profile") else None,
         build_event_json_file=Path(meta["bp.build_event_json_file"]).resolve()
         if meta.get("bp.build_event_json_file") else None,
-        publish_all_actions=bool(meta.get("bp.publish_all_actions")))
+        publish_all_actions=bool(meta.get("bp.publish_all_actions")),
+        analysis_server=meta.get("bp.analysis_server", "auto"),
+        max_idle_secs=meta.get("bp.max_idle_secs", 3 * 3600))
 
 
 def _progress(curses: str, color: str, subcommands: bool, verbose_failures: bool):
@@ -916,8 +929,24 @@ def clean(options: Options, expunge: bool, trim: bool, disk_cache, disk_cache_ma
             f"({format_size(done.freed)}) and {done.entries} action cache entries")
         return
     root = workspace_root(options.workspace)
+    if expunge:   # (as Bazel's: the server goes too)
+        from buildpy import server
+
+        server.shutdown(root)
     for path in clean_outputs(root, expunge, cache_dir, block_for_lock, say):
         say(f"removed {path}")
+
+
+@cli.command()
+@click.pass_obj
+def shutdown(options: Options) -> None:
+    """Stop this workspace's analysis server (the analysis a build keeps for the next
+    one; see --analysis_server), freeing its memory."""
+    from buildpy import server
+    from buildpy.session import workspace_root
+
+    if server.shutdown(workspace_root(options.workspace)):
+        click.echo("INFO: the analysis server stopped", err=True)
 
 
 @cli.command()

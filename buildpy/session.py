@@ -488,6 +488,10 @@ class _Unplanned:
     keep_going: bool = False
     errors: tuple = ()   # with -k: the targets that could not be configured
 
+    @property
+    def where(self) -> tuple[str, Path, Path]:
+        return self.key, self.path, self.digest_path
+
 
 def _payload_classes() -> tuple[type, ...]:
     """Every class a saved PlannedBuild holds: the only classes read back from it."""
@@ -553,9 +557,11 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
                 loader.listing,
                 lambda text: packages_below(loader, "", text)):
-            for name in ("files", "listings", "recursive"):   # what it read (for --watch)
-                getattr(loader.reads, name).update(getattr(saved, name))
-            return saved.payload
+            return _reusing(loader, saved)
+        if execution.analysis_server != "no":
+            served = _served(session, (key, path, digest_path))
+            if served is not None:
+                return _reusing(loader, served)
     patterns = session.parse_patterns(words)
     labels, pattern_errors = expand_patterns(loader, patterns, execution.keep_going)
     if pattern_errors and not execution.keep_going:
@@ -569,6 +575,126 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
                       output_dir(configured.top), execution.keep_going, errors)
+
+
+def _reusing(loader: Loader, saved) -> PlannedBuild:
+    """The plan of a saved (or served) analysis, what it read now known as read here."""
+    for name in ("files", "listings", "recursive"):   # (for --watch, and the no-op proof)
+        getattr(loader.reads, name).update(getattr(saved, name))
+    return saved.payload
+
+
+# ---- the analysis server (buildpy/server.py) ------------------------------------------
+
+# An analysis of fewer targets than this takes about as long as a server's answer
+# (reading the plan back), and its server would only take memory.
+_SERVER_TARGETS = 1000
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """What an analysis server needs beyond the analysis it keeps: the command it
+    analyzes (to load it again when a .bzl file changed, as watch mode does), and how
+    long it waits for a request."""
+
+    directory: str | None
+    words: list[str]
+    options: BuildOptions
+    execution: Any
+    repos: RepoOptions
+    loading_timeout: float
+    key: str   # of the saved analysis (_saved_analysis): the command it answers for
+
+    @staticmethod
+    def wanted(execution, unplanned: _Unplanned) -> bool:
+        return not unplanned.keep_going and (execution.analysis_server == "yes" or (
+            execution.analysis_server == "auto" and
+            len(unplanned.configured.nodes) >= _SERVER_TARGETS))
+
+
+def _served(session: Session, where: tuple[str, Path, Path]):
+    """The analysis this workspace's server holds for the command of `where`'s key,
+    brought up to date there (a Snapshot, which the server then saves `where` this
+    build would), or None when no server has it; its error if the analysis failed."""
+    from buildpy import server
+    from buildpy.analysis import snapshot
+
+    key = where[0]
+    classes = _payload_classes() + _error_classes()
+    reply = server.ask(session.workspace.root, ("plan", where),
+                       lambda data: snapshot.loads(data, classes))
+    if not isinstance(reply, snapshot.Snapshot) or reply.key != key:
+        return None
+    if isinstance(reply.payload, BpError):
+        raise reply.payload
+    return reply if isinstance(reply.payload, PlannedBuild) else None
+
+
+def _error_classes() -> tuple[type, ...]:
+    """The classes of the errors a server may answer with (as loaded in this process)."""
+    from buildpy.core.errors import Location
+
+    found, stack = [], [BpError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return (*found, Location)
+
+
+def _start_server(warm, serving: _Serving) -> None:
+    """Fork the server that keeps `warm` (a build's analysis process's state): each
+    request for the same command's plan gets it up to date, as a watch session's next
+    build would (what changed loaded, configured and analyzed again), and the
+    Snapshot it answers with is saved once sent (the next build with nothing changed
+    reads it without asking)."""
+    from buildpy import server
+    from buildpy.analysis import snapshot
+    from buildpy.core.reads import ReadLog
+
+    key = serving.key
+
+    def answer(request):
+        try:
+            kind, (asked, path, digest_path) = request
+        except (TypeError, ValueError):
+            kind = asked = None
+        if kind != "plan" or asked != key:
+            server.say("asked for another command's analysis")
+            return "another command's analysis", None
+        began = time.monotonic()
+        try:
+            plan = _served_plan(warm, serving)
+        except BpError as error:
+            server.say(f"answered with an error in {time.monotonic() - began:.2f} s")
+            return snapshot.Snapshot.of(key, 0, ReadLog(), error), None
+        server.say(f"answered in {time.monotonic() - began:.2f} s")
+        reply = snapshot.Snapshot.of(key, warm.stamp_ns, warm.session.loader.reads, plan)
+
+        def save() -> None:
+            try:
+                snapshot.save(path, digest_path, reply)
+            except OSError as error:   # (the next build asks again)
+                server.say(f"could not save the analysis: {error}")
+
+        return reply, save
+
+    server.start(warm.session.workspace.root, answer, serving.execution.max_idle_secs)
+
+
+def _served_plan(warm, serving: _Serving) -> PlannedBuild:
+    """The plan of `warm`'s command now: what changed since its last plan forgotten
+    (everything the session read is checked), and loaded, configured and analyzed
+    again."""
+    from buildpy.execution.places import check_output_base, stamp_at
+
+    output_base = check_output_base(warm.session.workspace.root)
+    stamp = stamp_at(output_base / ".bp-state" / "analysis-stamp")
+    session = warm.session_for(warm.key, stamp, lambda: open_session(
+        serving.directory, eval_timeout=serving.loading_timeout, repos=serving.repos))
+    start = _start_plan(session, serving.words, serving.options, serving.execution,
+                        warm=warm)
+    return start if isinstance(start, PlannedBuild) else _analyze_plan(start, warm=warm)
 
 
 def _analysis(configured, keys, workspace_name: str, keep_going: bool, on_part=None,
@@ -623,18 +749,20 @@ def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,
 
     if plan.errors:
         return
-    snapshot.save(unplanned.path, unplanned.digest_path, snapshot.Snapshot.of(
-        unplanned.key, stamp_ns, session.loader.reads, plan))
+    key, path, digest_path = unplanned.where
+    snapshot.save(path, digest_path, snapshot.Snapshot.of(key, stamp_ns,
+                                                          session.loader.reads, plan))
 
 
 class _AnalysisStream:
     """Analysis in a forked process, while the parent builds what it has analyzed so
     far (the scheduler's Feed): each part of the plan arrives as its actions (with the
     runfiles trees of requested executables) and the files newly wanted; then the plan,
-    without its actions; then the child saves the analysis and exits."""
+    without its actions; then the child saves the analysis and exits, or with
+    `serving`, becomes the analysis server (buildpy/server.py) that keeps it."""
 
     def __init__(self, session: Session, unplanned: _Unplanned, stamp_ns: int,
-                 runfile_links: bool):
+                 runfile_links: bool, serving: _Serving | None = None):
         from buildpy.core import forked
 
         self.plan: PlannedBuild | None = None
@@ -642,11 +770,11 @@ class _AnalysisStream:
         self.planned_at: float | None = None   # when the plan arrived (time.monotonic)
         self.error: BpError | None = None
         self._child = forked.start(lambda send: self._analyze(
-            send, session, unplanned, stamp_ns, runfile_links))
+            send, session, unplanned, stamp_ns, runfile_links, serving))
 
     @staticmethod
     def _analyze(send, session: Session, unplanned: _Unplanned, stamp_ns: int,
-                 runfile_links: bool) -> None:
+                 runfile_links: bool, serving: _Serving | None) -> None:
         from buildpy.actions.graph import RUNFILES_MANIFEST, ActionKind, runfiles_trees
 
         requested = set(unplanned.keys)
@@ -676,13 +804,21 @@ class _AnalysisStream:
                 producers[tree.outputs[0]] = tree
             send(("part", fresh + trees, wanted))
 
+        warm = None
+        if serving is not None:   # what watch mode keeps, to analyze again
+            from buildpy.warm import Warm
+
+            warm = Warm(key=unplanned.key, session=session, stamp_ns=stamp_ns,
+                        configured=unplanned.configured)
         try:
-            plan = _analyze_plan(unplanned, on_part)
+            plan = _analyze_plan(unplanned, on_part, warm)
         except BpError as error:   # the parent raises it
             send(("error", error))
             raise
         send(("plan", replace(plan, actions=None), session.loader.reads))
         _save_plan(session, unplanned, plan, stamp_ns)
+        if warm is not None and warm.analyzer is not None and warm.plan is plan:
+            _start_server(warm, serving)
 
     @property
     def ended(self) -> bool:
@@ -830,9 +966,12 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     loaded = clock()
     record.telemetry.phase("loading", record.telemetry.origin, loaded)
     # (the files that --output_groups wants are known once the analysis has ended)
-    stream = _AnalysisStream(session, start, stamp, links) if isinstance(
-        start, _Unplanned) and forked.can_fork() and warm is None and not (
-        options.aspects or options.output_groups) else None
+    stream = None
+    if isinstance(start, _Unplanned) and forked.can_fork() and warm is None and not (
+            options.aspects or options.output_groups):
+        serving = _Serving(directory, words, options, execution, repos, loading_timeout,
+                           start.key) if _Serving.wanted(execution, start) else None
+        stream = _AnalysisStream(session, start, stamp, links, serving)
     plan = None
     try:
         build = LocalBuild(session.workspace.root, session.loader.repos.roots(), execution,

@@ -488,11 +488,14 @@ def outcome_of_tests(proc: subprocess.CompletedProcess) -> tuple[int, list[str]]
     return proc.returncode, sorted(outcome)
 
 
-def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> list[str]:
-    """Build `ws_a` incrementally and a copy of it from scratch; the differences. The
-    from-scratch side runs in a thread while the incremental side runs its tests."""
+def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path,
+               served: bool = False) -> list[str]:
+    """Build `ws_a` incrementally (with `served`, through its analysis server) and a copy
+    of it from scratch; the differences. The from-scratch side runs in a thread while
+    the incremental side runs its tests."""
     problems: list[str] = []
-    a = run_bp(ws_a, cache_a, "build", "//...", *flags)
+    flags_a = [*flags, "--analysis_server=yes"] if served else flags
+    a = run_bp(ws_a, cache_a, "build", "//...", *flags_a)
     if a.returncode != 0:
         problems.append(f"incremental build failed ({a.returncode}):\n{a.stderr[-3000:]}")
     if "damaged" in a.stderr:
@@ -517,7 +520,7 @@ def check_step(ws_a: Path, cache_a: Path, flags: list[str], scratch: Path) -> li
         if a.returncode == 0:
             snap_a = snapshot(ws_a)
             ra = run_launcher(ws_a)
-            ta = outcome_of_tests(run_bp(ws_a, cache_a, "test", "//...", *flags))
+            ta = outcome_of_tests(run_bp(ws_a, cache_a, "test", "//...", *flags_a))
         b, snap_b, rb, tb = b_side.result()
     if b.returncode != 0:
         problems.append(f"from-scratch build failed ({b.returncode}):\n{b.stderr[-3000:]}")
@@ -574,10 +577,11 @@ class Failure:
 
 
 def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = None,
-        stop_at_first: bool = True, out=print) -> list[Failure]:
+        stop_at_first: bool = True, out=print, served: bool = False) -> list[Failure]:
     """Step 0 builds the initial workspace; each further step applies one random edit
     and checks. The first steps make each kind of edit once, in an order the seed
-    shuffles, so that a short run covers them all."""
+    shuffles, so that a short run covers them all. With `served`, each incremental
+    build asks the workspace's analysis server (buildpy/server.py), stopped at the end."""
     rng = random.Random(seed)
     schedule = list(kinds or KINDS)   # the first steps make every kind of edit once
     rng.shuffle(schedule)
@@ -598,7 +602,7 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
                     random_edit(state, rng, kind,
                                 bp=lambda *args: run_bp(state.root, cache_a, *args)))
             edits.append(desc)
-            problems = check_step(state.root, cache_a, state.flags, tmp)
+            problems = check_step(state.root, cache_a, state.flags, tmp, served)
             took = time.monotonic() - started
             out(f"step {step:4d} {'FAIL' if problems else 'ok  '} {took:5.1f}s  {desc}")
             if problems:
@@ -606,6 +610,8 @@ def run(steps: int, seed: int, keep: bool = False, kinds: list[str] | None = Non
                 if stop_at_first:
                     break
     finally:
+        if served:
+            run_bp(state.root, cache_a, "shutdown")
         if keep or failures:
             out(f"workspace kept in {tmp}")
         else:

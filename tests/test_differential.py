@@ -26,6 +26,17 @@ def test_a_short_seeded_differential_run_finds_no_mismatch():
     print(f"{SHORT_STEPS} steps in {time.monotonic() - started:.1f}s")
 
 
+SERVED_STEPS = int(os.environ.get("BP_DIFFERENTIAL_SERVED_STEPS", "8"))
+
+
+def test_a_short_seeded_run_through_the_analysis_server_finds_no_mismatch():
+    """Every incremental build asks the workspace's analysis server (buildpy/server.py),
+    which analyzes the BUILD, .bzl and flag edits again in its kept state."""
+    lines: list[str] = []
+    failures = differential.run(SERVED_STEPS, SHORT_SEED + 1, out=lines.append, served=True)
+    assert not failures, "\n".join(lines) + "\n" + "\n".join(map(str, failures))
+
+
 WATCH_STEPS = int(os.environ.get("BP_DIFFERENTIAL_WATCH_STEPS", "3"))
 
 

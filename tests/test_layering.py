@@ -20,10 +20,11 @@ ALLOWED = {
     "execution": {"core", "actions"},   # runs actions; knows neither loading nor analysis
     "remote": {"core", "actions", "execution"},   # REAPI client, worker, local cluster
     "session": {"core", "lang", "external", "loading", "config", "analysis", "actions",
-                "query", "execution", "remote", "watch", "warm", "noop"},
+                "query", "execution", "remote", "watch", "warm", "noop", "server"},
     "warm": {"core", "loading", "execution"},   # what a long-lived bp keeps between builds
     "watch": {"core"},   # watch mode's loop: what a build read, file events; beside session
     "noop": {"core", "analysis", "execution"},   # a no-op build told from the last one's proof
+    "server": set(),   # the analysis server's socket and process; what it answers is session's
 }
 
 

@@ -201,6 +201,15 @@ def load(path: Path, digest_path: Path, key: str, payload_classes: Iterable[type
     return snapshot
 
 
+def loads(data: bytes, payload_classes: Iterable[type]) -> Any:
+    """What `data` (a pickle) holds, built of Snapshot, FileProof and `payload_classes`
+    only; None when it holds anything else or cannot be read."""
+    try:
+        return _Unpickler(data, _allowed(payload_classes)).load()
+    except Exception:   # noqa: BLE001 - whatever the bytes are, the answer is "none"
+        return None
+
+
 def _read_regular_file(path: Path, size: int) -> bytes | None:
     """The bytes of `path` if it is a regular file of `size` bytes, else None: a FIFO,
     a device or a huge file put in its place neither blocks bp nor fills its memory."""

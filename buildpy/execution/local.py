@@ -62,6 +62,8 @@ class ExecutionOptions:
     profile: Path | None = None     # --profile: a Chrome trace of the command
     build_event_json_file: Path | None = None   # --build_event_json_file: BEP as JSON lines
     publish_all_actions: bool = False   # --build_event_publish_all_actions
+    analysis_server: str = "auto"   # keep the analysis in a server: yes, no, auto
+    max_idle_secs: int = 3 * 3600   # how long the analysis server waits for a request
 
 
 def said(text: str) -> str:

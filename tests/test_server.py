@@ -1,0 +1,211 @@
+"""The analysis server (buildpy/server.py, session._start_server): a fresh `bp build` after
+BUILD or .bzl files changed gets its plan from the analysis the last build kept, brought
+up to date there; errors come back as they would from a local analysis; a server that
+is gone, stopped or idle is never missed. Every bp runs as a process of its own (the
+server is forked from the analysis process of a build), with a private TMPDIR, so the
+servers these tests start are theirs, and each test stops them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from buildpy import server
+
+RULES = """
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".txt")
+    ctx.actions.write(out, PREFIX + ctx.attr.word + "\\n")
+    return [DefaultInfo(files = depset([out]))]
+
+PREFIX = "said: "
+
+say = rule(implementation = _impl, attrs = {"word": attr.string()})
+"""
+
+BUILD = """
+load(":rules.bzl", "say")
+say(name = "a", word = "one")
+genrule(name = "g", srcs = [":a"], outs = ["g.txt"], cmd = "tr a-z A-Z < $< > $@")
+"""
+
+WAIT = 60.0   # seconds: the bound on each wait for a server to come or go
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """`served(*args)` runs bp in the workspace `served.root` (a process, with its own
+    TMPDIR); `served.pids()` are the servers its log tells of. All stopped at the end."""
+    temp = tmp_path / "t"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    root = tmp_path / "ws"
+    root.mkdir()
+    for name, text in {"WORKSPACE": "", "rules.bzl": RULES, "BUILD": BUILD}.items():
+        (root / name).write_text(text)
+    env = dict(os.environ, TMPDIR=str(temp))
+
+    class Served:
+        def __init__(self):
+            self.root = root
+
+        def __call__(self, *args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "buildpy", "-C", str(root), *args],
+                                  env=env, capture_output=True, text=True, timeout=300)
+
+        def build(self, *flags: str) -> subprocess.CompletedProcess:
+            return self("build", "//...", "--analysis_server=yes", *flags)
+
+        def log(self) -> str:
+            try:
+                return server.log_path(root).read_text()
+            except OSError:   # (none yet, or a directory the test made public)
+                return ""
+
+        def pids(self) -> list[int]:
+            return [int(p) for p in re.findall(r"listening on .* \(pid (\d+)\)", self.log())]
+
+        def output(self, name: str) -> str:
+            return (root / "bp-bin" / name).read_text()
+
+    run = Served()
+    yield run
+    run("shutdown")
+    for pid in run.pids():
+        _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Is `pid` a live process (not a zombie: the servers are no children of ours)?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {WAIT:.0f} s for {what}"
+        time.sleep(0.05)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_a_build_file_edit_is_analyzed_by_the_server(served):
+    first = served.build()
+    assert first.returncode == 0, first.stderr
+    assert served.output("g.txt") == "SAID: ONE\n"
+    [pid] = served.pids()
+    assert _alive(pid)
+
+    _edit(served.root / "BUILD", '"one"', '"two"')
+    second = served.build()
+    assert second.returncode == 0, second.stderr
+    assert served.output("g.txt") == "SAID: TWO\n"
+    assert served.pids() == [pid], "the build analyzed here, and started a server again"
+    assert served.log().count("answered in") == 1
+
+    # a target added, and a .bzl edit (the server opens the workspace afresh)
+    with (served.root / "BUILD").open("a") as build_file:
+        build_file.write('say(name = "b", word = "three")\n')
+    _edit(served.root / "rules.bzl", '"said: "', '"told: "')
+    third = served.build()
+    assert third.returncode == 0, third.stderr
+    assert served.output("g.txt") == "TOLD: TWO\n"
+    assert served.output("b.txt") == "told: three\n"
+    assert served.pids() == [pid]
+
+    # nothing changed since: the analysis the server saved with its answer is read back
+    assert served.build().returncode == 0
+    assert served.log().count("answered in") == 2
+
+
+def test_a_build_file_error_comes_back_from_the_server_and_so_does_its_fix(served):
+    assert served.build().returncode == 0
+    _edit(served.root / "BUILD", 'word = "one"', 'word = "one", colour = "red"')
+    broken = served.build()
+    assert broken.returncode == 2   # as without a server: a BUILD file's error
+    assert "BUILD:3:" in broken.stderr and "colour" in broken.stderr, broken.stderr
+    assert "answered with an error" in served.log()
+
+    _edit(served.root / "BUILD", ', colour = "red"', "")
+    fixed = served.build()
+    assert fixed.returncode == 0, fixed.stderr
+    assert served.output("g.txt") == "SAID: ONE\n"
+    assert len(served.pids()) == 1
+
+
+def test_a_killed_server_is_not_missed(served):
+    assert served.build().returncode == 0
+    [pid] = served.pids()
+    os.kill(pid, signal.SIGKILL)
+    _wait_until(lambda: not _alive(pid), "the killed server to go")
+    _edit(served.root / "BUILD", '"one"', '"four"')
+    after = served.build()
+    assert after.returncode == 0, after.stderr
+    assert served.output("g.txt") == "SAID: FOUR\n"
+    assert len(served.pids()) == 2   # analyzed here, and kept by a new server
+
+
+def test_another_command_replaces_the_server(served):
+    assert served.build().returncode == 0
+    [old] = served.pids()
+    other = served("build", "//:a", "--analysis_server=yes")
+    assert other.returncode == 0, other.stderr
+    assert "another command's analysis" in served.log()
+    _wait_until(lambda: not _alive(old), "the replaced server to exit")
+    assert len(served.pids()) == 2 and _alive(served.pids()[1])
+
+
+def test_shutdown_and_the_idle_bound_stop_the_server(served):
+    assert served.build().returncode == 0
+    [pid] = served.pids()
+    stopped = served("shutdown")
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr
+    _wait_until(lambda: not _alive(pid), "the server to stop")
+    assert not server.socket_path(served.root).exists()
+    assert "stopped" not in served("shutdown").stderr   # none left
+
+    _edit(served.root / "BUILD", '"one"', '"five"')
+    assert served.build("--max_idle_secs=1").returncode == 0
+    idle = served.pids()[-1]
+    _wait_until(lambda: not _alive(idle), "the idle server to exit")
+    assert "no request for 1 s" in served.log()
+
+
+def test_a_small_build_keeps_no_server_unless_asked(served):
+    assert served("build", "//...").returncode == 0   # --analysis_server=auto
+    assert served.pids() == []
+    assert not server.socket_path(served.root).exists()
+
+
+def test_a_server_directory_others_may_enter_is_not_used(served):
+    directory = server.socket_path(served.root).parent
+    directory.chmod(0o755)
+    try:
+        result = served.build()
+        assert result.returncode == 0, result.stderr
+        assert served.pids() == []   # no server, and the build as without one
+    finally:
+        directory.chmod(0o700)
