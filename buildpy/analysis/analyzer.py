@@ -407,6 +407,9 @@ class Analyzer:
                 tell()
             if self._texts is not None:
                 self._module = module   # analyze_again runs in it
+                # the rule kinds and configurations its state holds (an analysis again
+                # that runs no target leaves the ones it added for the next to send)
+                self._sent = len(self._rule_infos), len(self._config_infos)
         finally:
             self.loader.analysis = None
             feed.shared = feed.part = None
@@ -445,7 +448,7 @@ class Analyzer:
             recorder.results.pop(key, None)
             del texts[key]
             self._nodes.pop(key, None)
-        rules_before, configs_before = len(self._rule_infos), len(self._config_infos)
+        rules_before, configs_before = self._sent
         recorder.predeclared = set()
         entries = {}
         for key, node in nodes.items():
@@ -463,14 +466,13 @@ class Analyzer:
         self._feed.shared = json.dumps({"rules": self._rule_infos[rules_before:],
                                         "configs": self._config_infos[configs_before:]})
         lines = self._rule_loads(new_rules)
-        lines.append("_MORE = json.decode(_bp_plan_shared())")
-        lines.append('again(STATE, _MORE["rules"], _MORE["configs"])')
+        lines.append("again(STATE, json.decode(_bp_plan_shared()))")
         lines += [f"RULES[{i}] = _rule_{i}" for _, i in new_rules]
         self.loader.analysis = recorder
         try:
-            self.loader.env.run_generated("<analysis driver>", "\n".join(lines) + "\n", {},
-                                          "error during analysis", self._module)
-            self._run_again(self._order_again(keys, entries), entries)
+            if self._run_again(self._order_again(keys, entries), entries,
+                               "\n".join(lines) + "\n"):
+                self._sent = len(self._rule_infos), len(self._config_infos)
         finally:
             self.loader.analysis = None
             self._feed.shared = self._feed.part = None
@@ -490,12 +492,15 @@ class Analyzer:
             self._order(keys)   # raises, naming the cycle
             raise
 
-    def _run_again(self, order: list[ConfiguredKey], changed: dict[ConfiguredKey, dict]
-                   ) -> None:
+    def _run_again(self, order: list[ConfiguredKey], changed: dict[ConfiguredKey, dict],
+                   driver: str) -> bool:
         """Analyze again, dependencies first, the targets whose entry `changed` and the
         ones that depend on a target whose providers changed (which analysis tells as it
         goes: `recorder.moved`). Entries go in batches; a target whose only reason to
-        run would be a dependency in the batch not yet run waits for that batch's answer."""
+        run would be a dependency in the batch not yet run waits for that batch's answer.
+        The `driver` (the rules and configurations new to the state) runs in the first
+        batch's program: each program run in the kept module costs a pass over its heap.
+        With no batch it need not run (the next analysis sends them); True if it ran."""
         configured, recorder = self.configured, self.recorder
         successors = configured.graph.succ
         moved: set[ConfiguredKey] = set()
@@ -503,9 +508,11 @@ class Analyzer:
         in_batch: set[ConfiguredKey] = set()
 
         def run() -> None:
+            nonlocal driver
             recorder.moved = set()
             self._feed.part = lambda i: json.dumps(batch)
-            self._run_part(self._module, 0, False, [], "analyze_again")
+            self._run_part(self._module, 0, False, [], "analyze_again", driver)
+            driver = ""
             moved.update(self.plan_keys[tid] for tid in recorder.moved)
             batch.clear()
             in_batch.clear()
@@ -525,6 +532,7 @@ class Analyzer:
                 in_batch.add(key)
         if batch:
             run()
+        return not driver
 
     def _text(self, key: ConfiguredKey, entry: dict) -> str:
         """A plan entry as analysis reads it, with what its actions get from the
@@ -583,14 +591,15 @@ class Analyzer:
                                     error.hint) from None
 
     def _run_part(self, module: Any, i: int, keep_going: bool, errors: list[BpError],
-                  function: str = "analyze") -> bool:
-        """Analyze part `i` of the plan (the targets not analyzed yet); False when a
-        target failed and was set aside, so that the part must run again."""
+                  function: str = "analyze", before: str = "") -> bool:
+        """Analyze part `i` of the plan (the targets not analyzed yet), after the
+        statements `before`; False when a target failed and was set aside, so that the
+        part must run again."""
         recorder = self.recorder
         try:
             self.loader.env.run_generated(
                 "<analysis driver>",
-                f"{function}(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
+                f"{before}{function}(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
                 {}, "error during analysis", module)
             return True
         except BpError as error:

@@ -83,11 +83,12 @@ def analyze_again(rules, state, plan):
             moved[tid] = True
             _bp_analysis_moved(tid)
 
-def again(state, rule_infos, configs):
-    """Rule kinds and configurations that a later analysis in the same state adds."""
-    state["rule_infos"].extend(rule_infos)
-    state["bases"].extend([_rule_base(info) for info in rule_infos])
-    state["configs"].extend(configs)
+def again(state, more):
+    """The rule kinds and configurations that a later analysis in the same state adds
+    (`more["rules"]`, `more["configs"]`)."""
+    state["rule_infos"].extend(more["rules"])
+    state["bases"].extend([_rule_base(info) for info in more["rules"]])
+    state["configs"].extend(more["configs"])
     state["moved"] = {}
 
 def _same(a, b):
