@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 _HEADER = struct.Struct("<Q")
 _CHECK_EVERY = 30.0   # seconds between the server's checks that its socket is still its own
+_LOG_BOUND = 1 << 20   # bytes: a longer log starts afresh with the next server
 SHUTDOWN = ("shutdown", None)
 
 
@@ -77,9 +78,10 @@ def ask(workspace: Path, request: tuple[str, Any], loads: Callable[[bytes], Any]
     return None if data is None else loads(data)
 
 
-def shutdown(workspace: Path) -> bool:
-    """Stop the server of `workspace`; False when there was none."""
-    return ask(workspace, SHUTDOWN, pickle.loads) is not None
+def shutdown(workspace: Path, timeout: float = 60.0) -> bool:
+    """Stop the server of `workspace` (once it has answered the build it may be
+    answering); False when there was none, or it did not answer within `timeout`."""
+    return ask(workspace, SHUTDOWN, pickle.loads, timeout) is not None
 
 
 def start(workspace: Path, answer: Callable[[tuple[str, Any]], tuple[Any, Callable | None]],
@@ -98,7 +100,9 @@ def start(workspace: Path, answer: Callable[[tuple[str, Any]], tuple[Any, Callab
         listener.listen(8)
         os.rename(fresh, path)   # (a client never sees a socket no one listens on)
         inode = os.stat(path).st_ino
-        log = open(log_path(workspace), "ab", buffering=0)   # noqa: SIM115 - the server's
+        log_file = log_path(workspace)
+        big = log_file.exists() and log_file.stat().st_size > _LOG_BOUND
+        log = open(log_file, "wb" if big else "ab", buffering=0)   # noqa: SIM115 - its own
     except OSError:
         return None
     for stream in (sys.stdout, sys.stderr):

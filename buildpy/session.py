@@ -559,7 +559,7 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
                 lambda text: packages_below(loader, "", text)):
             return _reusing(loader, saved)
         if execution.analysis_server != "no":
-            served = _served(session, (key, path, digest_path))
+            served = _served(session, (key, path, digest_path), say)
             if served is not None:
                 return _reusing(loader, served)
     patterns = session.parse_patterns(words)
@@ -612,22 +612,27 @@ class _Serving:
             len(unplanned.configured.nodes) >= _SERVER_TARGETS))
 
 
-def _served(session: Session, where: tuple[str, Path, Path]):
+def _served(session: Session, where: tuple[str, Path, Path], say):
     """The analysis this workspace's server holds for the command of `where`'s key,
     brought up to date there (a Snapshot, which the server then saves `where` this
-    build would), or None when no server has it; its error if the analysis failed."""
+    build would), or None when no server has it; its error if the analysis failed.
+    What loading said there (print() in a BUILD file, warnings) is said here."""
     from buildpy import server
     from buildpy.analysis import snapshot
 
-    key = where[0]
     classes = _payload_classes() + _error_classes()
     reply = server.ask(session.workspace.root, ("plan", where),
                        lambda data: snapshot.loads(data, classes))
-    if not isinstance(reply, snapshot.Snapshot) or reply.key != key:
+    if not isinstance(reply, tuple) or len(reply) != 2:
         return None
-    if isinstance(reply.payload, BpError):
-        raise reply.payload
-    return reply if isinstance(reply.payload, PlannedBuild) else None
+    found, said = reply
+    if not isinstance(found, snapshot.Snapshot) or found.key != where[0]:
+        return None
+    for line in str(said).splitlines():
+        say(line)
+    if isinstance(found.payload, BpError):
+        raise found.payload
+    return found if isinstance(found.payload, PlannedBuild) else None
 
 
 def _error_classes() -> tuple[type, ...]:
@@ -648,6 +653,9 @@ def _start_server(warm, serving: _Serving) -> None:
     build would (what changed loaded, configured and analyzed again), and the
     Snapshot it answers with is saved once sent (the next build with nothing changed
     reads it without asking)."""
+    import contextlib
+    import io
+
     from buildpy import server
     from buildpy.analysis import snapshot
     from buildpy.core.reads import ReadLog
@@ -663,11 +671,13 @@ def _start_server(warm, serving: _Serving) -> None:
             server.say("asked for another command's analysis")
             return "another command's analysis", None
         began = time.monotonic()
+        said = io.StringIO()   # (the client says it)
         try:
-            plan = _served_plan(warm, serving)
+            with contextlib.redirect_stderr(said):
+                plan = _served_plan(warm, serving)
         except BpError as error:
             server.say(f"answered with an error in {time.monotonic() - began:.2f} s")
-            return snapshot.Snapshot.of(key, 0, ReadLog(), error), None
+            return (snapshot.Snapshot.of(key, 0, ReadLog(), error), said.getvalue()), None
         server.say(f"answered in {time.monotonic() - began:.2f} s")
         reply = snapshot.Snapshot.of(key, warm.stamp_ns, warm.session.loader.reads, plan)
 
@@ -677,7 +687,7 @@ def _start_server(warm, serving: _Serving) -> None:
             except OSError as error:   # (the next build asks again)
                 server.say(f"could not save the analysis: {error}")
 
-        return reply, save
+        return (reply, said.getvalue()), save
 
     server.start(warm.session.workspace.root, answer, serving.execution.max_idle_secs)
 

@@ -120,8 +120,11 @@ def test_a_build_file_edit_is_analyzed_by_the_server(served):
     assert _alive(pid)
 
     _edit(served.root / "BUILD", '"one"', '"two"')
+    with (served.root / "BUILD").open("a") as build_file:
+        build_file.write('print("loaded again")\n')
     second = served.build()
     assert second.returncode == 0, second.stderr
+    assert "DEBUG: " in second.stderr and "loaded again" in second.stderr   # said there
     assert served.output("g.txt") == "SAID: TWO\n"
     assert served.pids() == [pid], "the build analyzed here, and started a server again"
     assert served.log().count("answered in") == 1
