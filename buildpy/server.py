@@ -16,6 +16,7 @@ module knows sockets and processes; what the server answers is the caller's.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -182,6 +183,7 @@ def _serve(listener: socket.socket, path: Path, inode: int,
             _reply(connection, reply)
         if after is not None:
             after()
+        gc.collect()   # (bp builds with the cyclic collector off: a server collects between)
         deadline = time.monotonic() + idle_secs
     if _still_mine(path, inode):
         path.unlink(missing_ok=True)
