@@ -94,17 +94,23 @@ def start(workspace: Path, answer: Callable[[tuple[str, Any]], tuple[Any, Callab
     try:
         path = socket_path(workspace)
         shutdown(workspace)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        fresh = path.with_name(f"{path.stem}.{os.getpid()}.sock")
+        log_file = log_path(workspace)
+        big = log_file.exists() and log_file.stat().st_size > _LOG_BOUND
+        log = open(log_file, "wb" if big else "ab", buffering=0)   # noqa: SIM115 - its own
+    except OSError:
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fresh = path.with_name(f"{path.stem}.{os.getpid()}.sock")
+    try:
         fresh.unlink(missing_ok=True)
         listener.bind(str(fresh))
         listener.listen(8)
         os.rename(fresh, path)   # (a client never sees a socket no one listens on)
         inode = os.stat(path).st_ino
-        log_file = log_path(workspace)
-        big = log_file.exists() and log_file.stat().st_size > _LOG_BOUND
-        log = open(log_file, "wb" if big else "ab", buffering=0)   # noqa: SIM115 - its own
     except OSError:
+        listener.close()
+        log.close()
+        fresh.unlink(missing_ok=True)
         return None
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
