@@ -463,11 +463,12 @@ def _execution_options(command):
                      help="Keep sandboxes and print how to enter them."),
         click.option("--analysis_server", type=click.Choice(["auto", "yes", "no"]),
                      default="auto", show_default=True, expose_value=False,
+                     envvar="BP_ANALYSIS_SERVER", show_envvar=True,
                      callback=_remember("bp.analysis_server"),
                      help="Keep the analysis in a server after a build analyzed, so that the "
                           "next build of the same command, after BUILD files changed, "
                           "analyzes only what changed (auto: when the build has 1,000 "
-                          "targets or more)."),
+                          "rule targets or more)."),
         click.option("--max_idle_secs", type=click.IntRange(min=1), default=3 * 3600,
                      show_default=True, expose_value=False, metavar="N",
                      callback=_remember("bp.max_idle_secs"),

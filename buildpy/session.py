@@ -586,9 +586,9 @@ def _reusing(loader: Loader, saved) -> PlannedBuild:
 
 # ---- the analysis server (buildpy/server.py) ------------------------------------------
 
-# An analysis of fewer targets than this takes about as long as a server's answer
+# An analysis of fewer rule targets than this takes about as long as a server's answer
 # (reading the plan back), and its server would only take memory.
-_SERVER_TARGETS = 1000
+_SERVER_RULES = 1000
 
 
 @dataclass(frozen=True)
@@ -607,9 +607,11 @@ class _Serving:
 
     @staticmethod
     def wanted(execution, unplanned: _Unplanned) -> bool:
-        return not unplanned.keep_going and (execution.analysis_server == "yes" or (
-            execution.analysis_server == "auto" and
-            len(unplanned.configured.nodes) >= _SERVER_TARGETS))
+        if unplanned.keep_going or execution.analysis_server == "no":
+            return False
+        return execution.analysis_server == "yes" or sum(
+            node.target.is_rule for node in unplanned.configured.nodes.values()
+        ) >= _SERVER_RULES
 
 
 def _served(session: Session, where: tuple[str, Path, Path], say):

@@ -20,6 +20,9 @@ def _private_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    # no analysis server outlives a test (forked from pytest itself, for an in-process
+    # bp): the tests of the server ask for one with --analysis_server=yes
+    monkeypatch.setenv("BP_ANALYSIS_SERVER", "no")
 
 
 @dataclass

@@ -198,7 +198,7 @@ def test_shutdown_and_the_idle_bound_stop_the_server(served):
 
 
 def test_a_small_build_keeps_no_server_unless_asked(served):
-    assert served("build", "//...").returncode == 0   # --analysis_server=auto
+    assert served("build", "//...", "--analysis_server=auto").returncode == 0
     assert served.pids() == []
     assert not server.socket_path(served.root).exists()
 
