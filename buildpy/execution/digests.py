@@ -16,7 +16,7 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import blake3
 
@@ -126,7 +126,8 @@ class FileDigests:
         self.trees: set[str] = set()   # those of `seen` that are directories
         self.links: set[str] = set()   # and declared symlinks
         self.unsteady = False
-        self._vouched: dict[str, int] = {}   # path -> its place in `_proved`
+        self._vouched: dict[str, int] = {}   # path -> its place in `_proved`, until
+        #                                      this build writes a row of its own for it
         self._proved: tuple[tuple, tuple, tuple] = ((), (), ())
 
     def digest(self, path: str) -> FileInfo:
@@ -233,33 +234,33 @@ class FileDigests:
         not moved since a build took their digests, found so under the workspace lock)
         as seen by this build, without reading their rows; except for `moved`: the files
         of the proof whose stat data moved, and those it leaves to be looked at."""
-        self._vouched = {path: place for place, path in enumerate(paths)
-                         if path not in moved}
-        self._proved = (stats, sha256s, executables)
+        vouched = dict(zip(paths, range(len(paths))))
+        digests = dict(zip(paths, sha256s))
+        for path in moved:
+            vouched.pop(path, None)
+            digests.pop(path, None)
         seen = self.seen
-        for path, place in self._vouched.items():
-            if seen.setdefault(path, sha256s[place]) != sha256s[place]:
-                self.unsteady = True
+        if any(digests[path] != seen[path] for path in digests.keys() & seen.keys()):
+            self.unsteady = True   # (seen before, and not as the proof says)
+        seen.update(digests)
+        self._vouched, self._proved = vouched, (stats, sha256s, executables)
 
-    def entries(self, paths: Iterable[str]) -> tuple[tuple[tuple[int, int, int, int], ...],
+    def entries(self, paths: Sequence[str]) -> tuple[tuple[tuple[int, int, int, int], ...],
                                                      tuple[str, ...], tuple[bool, ...]]:
         """Each file's stat data, digest and executable bit as this build saw it (three
         columns): as a proof vouched for it, unless this build hashed or wrote it."""
-        vouched, fresh, rows = self._vouched, self.fresh, self._rows
-        proved_stats, proved_sha256s, proved_executables = self._proved
-        stats, sha256s, executables = [], [], []
-        for path in paths:
-            place = vouched.get(path)
-            if place is not None and path not in fresh:
-                stats.append(proved_stats[place])
-                sha256s.append(proved_sha256s[place])
-                executables.append(proved_executables[place])
-            else:
-                row = rows[path]
-                stats.append(row.stat)
-                sha256s.append(row.sha256)
-                executables.append(row.executable)
-        return tuple(stats), tuple(sha256s), tuple(executables)
+        places = list(map(self._vouched.get, paths))   # (most of them, after an edit)
+        stats, sha256s, executables = (list(column) for column in self._proved)
+        # the others by this build's own rows, put after the proof's entries
+        own = [index for index, place in enumerate(places) if place is None]
+        rows = [self._rows[paths[index]] for index in own]
+        for offset, index in enumerate(own):
+            places[index] = len(stats) + offset
+        stats += [row.stat for row in rows]
+        sha256s += [row.sha256 for row in rows]
+        executables += [row.executable for row in rows]
+        return tuple(tuple(map(column.__getitem__, places))
+                     for column in (stats, sha256s, executables))
 
     def trusted(self, path: str) -> bool:
         """Whether the row kept for `path` vouches for its digest (`_Row.trusted`)."""
@@ -267,6 +268,7 @@ class FileDigests:
         return row is not None and row.trusted
 
     def _remember(self, path: str, row: _Row) -> None:
+        self._vouched.pop(path, None)   # (what this build wrote, it vouches for itself)
         self._rows[path] = row
         self._dirty[path] = row
         self.fresh.add(path)
