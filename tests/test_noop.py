@@ -253,7 +253,8 @@ def test_each_proof_after_an_edit_keeps_every_file_as_it_is(build, tmp_path):
 def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch):
     """A build that looks at few files reads their rows one by one, and from the `_FEW`th
     all at once: the answers are the same either way, none hashed again, and a
-    long-lived bp's `rows` holds every row."""
+    long-lived bp's `rows` holds every row once all were read (before, none: the next
+    build reads them again)."""
     for index in range(5):
         (tmp_path / f"f{index}").write_text(f"content {index}")
     db = open_files_db(tmp_path / "out")
@@ -263,6 +264,7 @@ def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch)
     first.flush()
     monkeypatch.setattr(digests_module, "_FEW", 2)
     again = FileDigests(db, tmp_path, later)
+    assert again.digest("f0") == digests["f0"] and again.rows is None
     assert {path: again.digest(path) for path in digests} == digests
     assert again.hashed == 0 and again.rows.keys() == digests.keys()
     db.close()

@@ -222,11 +222,11 @@ class FileDigests:
         self._all = True
 
     @property
-    def rows(self) -> dict:
-        """What a long-lived bp keeps for its next build (`rows` of the next one)."""
-        if not self._all:
-            self._read_all()
-        return self._rows
+    def rows(self) -> dict | None:
+        """What a long-lived bp keeps for its next build (`rows` of the next one): every
+        row, when this build read them all; else None (the next build reads rows from
+        the database as this one did, which holds all this one wrote once it flushed)."""
+        return self._rows if self._all else None
 
     def vouch(self, paths: tuple[str, ...], stats: tuple, sha256s: tuple[str, ...],
               executables: tuple[bool, ...], moved: set[str]) -> None:
