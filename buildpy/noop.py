@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,7 +69,10 @@ def keep(place: Place, proof: lastbuild.Proof, stamp_ns: int, reads, exec_root: 
          shown: dict) -> None:
     """Save the proof after a build that succeeded, with the analysis' reads (taken
     after `stamp_ns`) and what a no-op build prints (`shown`: marshal's plain values)."""
-    files = {path: None if read is None else astuple(read)
+    from buildpy.core.reads import FileProof
+
+    plain = attrgetter(*(f.name for f in fields(FileProof)))   # (astuple copies deeply)
+    files = {path: None if read is None else plain(read)
              for path, read in reads.files.items()}
     lastbuild.save(place.path, place.key, proof, {
         "stamp": stamp_ns, "files": files, "listings": dict(reads.listings),

@@ -6,6 +6,8 @@ the one after that is a no-op again."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import marshal
 import os
 import stat
 from pathlib import Path
@@ -13,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from buildpy import session as session_module
+from buildpy.execution import digests as digests_module
 from buildpy.execution import lastbuild
-from buildpy.execution.digests import FileDigests
+from buildpy.execution.digests import FileDigests, stat_data
+from buildpy.execution.execroot import exec_root_for
 from buildpy.execution.executor import Executor
 from buildpy.execution.state import open_files_db
 
@@ -222,6 +226,50 @@ def test_a_no_op_is_told_from_the_proof_until_an_input_changes(build):
     assert told
 
 
+def test_each_proof_after_an_edit_keeps_every_file_as_it_is(build, tmp_path):
+    """A build after an edit takes the digests of what the proof still vouches for from
+    the proof itself (no digest row read), and writes the next proof from those and what
+    it looked at: edit after edit, every file of the proof has, on disk, the stat data,
+    digest, size and executable bit the proof keeps for it."""
+    root = build.root
+    exec_root = exec_root_for(tmp_path / "cache", root)
+    build()
+    for name, text in [("a.txt", "b\n"), ("parts/1.txt", "q1\n"), ("a.txt", "c\n"),
+                       ("parts/1.txt", "p1\n")]:
+        (root / name).write_text(text)
+        _, told = build()
+        assert not told and "//:tool" not in build.looked_at
+        (path,) = (root / "bp-out" / ".bp-state" / "noop").iterdir()
+        proof, _ = lastbuild.load(path, marshal.loads(path.read_bytes())[1])
+        assert proof.changed(exec_root) == []
+        for place, file in enumerate(proof.paths):
+            full = exec_root / file
+            data, st = full.read_bytes(), full.stat()
+            assert (proof.stats[place], proof.sha256s[place], proof.executables[place]) == (
+                stat_data(st), hashlib.sha256(data).hexdigest(), bool(st.st_mode & 0o111))
+    assert _out(root, "j.txt") == "p1\nc\nend\n"
+
+
+def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch):
+    """A build that looks at few files reads their rows one by one, and from the `_FEW`th
+    all at once: the answers are the same either way, none hashed again, and a
+    long-lived bp's `rows` holds every row once all were read (before, none: the next
+    build reads them again)."""
+    for index in range(5):
+        (tmp_path / f"f{index}").write_text(f"content {index}")
+    db = open_files_db(tmp_path / "out")
+    later = 1 << 62   # (a stamp after every file's timestamps: no row is racy)
+    first = FileDigests(db, tmp_path, later)
+    digests = {f"f{i}": first.digest(f"f{i}") for i in range(5)}
+    first.flush()
+    monkeypatch.setattr(digests_module, "_FEW", 2)
+    again = FileDigests(db, tmp_path, later)
+    assert again.digest("f0") == digests["f0"] and again.rows is None
+    assert {path: again.digest(path) for path in digests} == digests
+    assert again.hashed == 0 and again.rows.keys() == digests.keys()
+    db.close()
+
+
 def test_the_ordinary_way_where_a_proof_cannot_be_given(build, tmp_path):
     root = build.root
     build()
@@ -299,8 +347,8 @@ def test_no_proof_when_a_file_looked_different_during_the_build(tmp_path):
 
 
 def test_a_damaged_or_foreign_proof_is_no_proof(tmp_path):
-    proof = lastbuild.Proof(("a",), ((1, 2, 3, 4),), ("d",), ((0, 1, 1, 2),), ("l",),
-                            ((5, 6, 7, 8),), (), 1, b"")
+    proof = lastbuild.Proof(("a",), ((1, 2, 3, 4),), ("0" * 64,), (False,), ("d",),
+                            ((0, 1, 1, 2),), ("l",), ((5, 6, 7, 8),), (), 1, b"")
     path = tmp_path / "noop" / "k"
     lastbuild.save(path, "key", proof, {"x": 1})
     assert lastbuild.load(path, "key") == (proof, {"x": 1})

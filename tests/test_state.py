@@ -232,3 +232,31 @@ def test_bad_sizes(text):
 
 def test_format_size():
     assert [format_size(n) for n in (12, 2048, 10 << 30)] == ["12 B", "2.0 KiB", "10.0 GiB"]
+
+
+def test_durations_of_a_few_actions_are_those_read_from_every_row(tmp_path, monkeypatch):
+    """A build with few actions to look at finds their last durations by the table's
+    key; the answer is the one all rows give: the latest run that was not a cache hit."""
+    import itertools
+    import time
+    import types
+
+    from buildpy.execution import state
+
+    clock = itertools.count(1000)   # (each run finishes after the one before)
+    monkeypatch.setattr(state, "time", types.SimpleNamespace(
+        time=lambda: float(next(clock)), monotonic=time.monotonic))
+    cache = open_cache_db(tmp_path)
+    runs = [("//a:a", "Genrule", "a1", 1.0, False), ("//a:a", "Genrule", "a2", 2.0, False),
+            ("//a:a", "Genrule", "a3", 9.0, True), ("//b:b", "Genrule", "b", 3.0, False),
+            ("//c:c", "CppCompile", "c", 4.0, True)]
+    for label, mnemonic, output, duration, cached in runs:
+        cache.record("k", label, mnemonic, output, {}, {}, duration, "local", cached)
+        cache.flush()
+    wanted = [("//a:a", "Genrule"), ("//b:b", "Genrule"), ("//c:c", "CppCompile"),
+              ("//d:d", "Genrule")]
+    few = cache.durations(wanted)
+    monkeypatch.setattr(state, "_FEW_DURATIONS", 0)
+    assert few == cache.durations(wanted) == {("//a:a", "Genrule"): 2.0,
+                                             ("//b:b", "Genrule"): 3.0}
+    cache.db.close()

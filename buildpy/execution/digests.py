@@ -16,11 +16,13 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import blake3
 
 _CHUNK = 1 << 20
+_FEW = 200   # rows read one by one before all are read at once (see FileDigests._row)
+_COLUMNS = "path, size, mtime_ns, ctime_ns, inode, blake3, sha256, executable, stamp_ns"
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,14 @@ class FileDigests:
     def __init__(self, db: sqlite3.Connection, root: Path, stamp_ns: int,
                  rows: dict | None = None):
         """`rows`: the rows a long-lived bp kept from its last build (each one says what
-        a file held at its stat data, whoever wrote the database since), or read here."""
+        a file held at its stat data, whoever wrote the database since), or read here:
+        one by one while few are asked for, all at once from the `_FEW`th on."""
         self.db = db
         self.root = root
         self._root = str(root)
         self.stamp_ns = stamp_ns
-        self._rows: dict[str, _Row] = rows if rows is not None else {
-            r[0]: _Row(*r[1:]) for r in db.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, blake3, sha256, executable, "
-                "stamp_ns FROM files")}
+        self._rows: dict[str, _Row | None] = rows if rows is not None else {}
+        self._all = rows is not None   # whether `_rows` holds every row there is
         self._dirty: dict[str, _Row] = {}
         self.hashed = 0   # how many files were read this build
         # the digest each file, directory or declared symlink had when this build first
@@ -125,6 +126,9 @@ class FileDigests:
         self.trees: set[str] = set()   # those of `seen` that are directories
         self.links: set[str] = set()   # and declared symlinks
         self.unsteady = False
+        self._vouched: dict[str, int] = {}   # path -> its place in `_proved`, until
+        #                                      this build writes a row of its own for it
+        self._proved: tuple[tuple, tuple, tuple] = ((), (), ())
 
     def digest(self, path: str) -> FileInfo:
         """The digest of `path`; raises FileNotFoundError when it does not exist."""
@@ -135,7 +139,7 @@ class FileDigests:
             self._see(path, info.sha256)
             self.trees.add(path)
             return info
-        row = self._rows.get(path)
+        row = self._row(path)
         executable = bool(st.st_mode & 0o111)
         if row is not None and row.stat == stat_data(st) and row.trusted:
             self._see(path, row.sha256)
@@ -195,17 +199,76 @@ class FileDigests:
         self.seen[path] = sha256   # (its action wrote it anew)
         return FileInfo(sha256, size, executable)
 
-    @property
-    def rows(self) -> dict:
-        """What a long-lived bp keeps for its next build (`rows` of the next one)."""
-        return self._rows
+    def _row(self, path: str) -> _Row | None:
+        """The row kept for `path`, if any. A build that looks at few files (after a
+        one-file edit, the proof vouching for the rest) reads their rows one by one; one
+        that looks at more reads all rows at once, which is cheaper from about `_FEW`
+        files on (a point query costs what reading a few hundred rows does)."""
+        rows = self._rows
+        if path in rows or self._all:
+            return rows.get(path)
+        if len(rows) >= _FEW:
+            self._read_all()
+            return self._rows.get(path)
+        found = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE path = ?",
+                                (path,)).fetchone()
+        row = rows[path] = _Row(*found[1:]) if found is not None else None
+        return row
 
-    def forget(self, path: str) -> None:
-        self._rows.pop(path, None)
-        self._dirty.pop(path, None)
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+    def _read_all(self) -> None:
+        read = {r[0]: _Row(*r[1:]) for r in self.db.execute(f"SELECT {_COLUMNS} FROM files")}
+        read.update(self._rows)   # (what this build wrote or found is the newer)
+        self._rows = {path: row for path, row in read.items() if row is not None}
+        self._all = True
+
+    @property
+    def rows(self) -> dict | None:
+        """What a long-lived bp keeps for its next build (`rows` of the next one): every
+        row, when this build read them all; else None (the next build reads rows from
+        the database as this one did, which holds all this one wrote once it flushed)."""
+        return self._rows if self._all else None
+
+    def vouch(self, paths: tuple[str, ...], stats: tuple, sha256s: tuple[str, ...],
+              executables: tuple[bool, ...], moved: set[str]) -> None:
+        """Take the digests a proof vouches for (lastbuild.py: files whose stat data has
+        not moved since a build took their digests, found so under the workspace lock)
+        as seen by this build, without reading their rows; except for `moved`: the files
+        of the proof whose stat data moved, and those it leaves to be looked at."""
+        vouched = dict(zip(paths, range(len(paths))))
+        digests = dict(zip(paths, sha256s))
+        for path in moved:
+            vouched.pop(path, None)
+            digests.pop(path, None)
+        seen = self.seen
+        if any(digests[path] != seen[path] for path in digests.keys() & seen.keys()):
+            self.unsteady = True   # (seen before, and not as the proof says)
+        seen.update(digests)
+        self._vouched, self._proved = vouched, (stats, sha256s, executables)
+
+    def entries(self, paths: Sequence[str]) -> tuple[tuple[tuple[int, int, int, int], ...],
+                                                     tuple[str, ...], tuple[bool, ...]]:
+        """Each file's stat data, digest and executable bit as this build saw it (three
+        columns): as a proof vouched for it, unless this build hashed or wrote it."""
+        places = list(map(self._vouched.get, paths))   # (most of them, after an edit)
+        stats, sha256s, executables = (list(column) for column in self._proved)
+        # the others by this build's own rows, put after the proof's entries
+        own = [index for index, place in enumerate(places) if place is None]
+        rows = [self._rows[paths[index]] for index in own]
+        for offset, index in enumerate(own):
+            places[index] = len(stats) + offset
+        stats += [row.stat for row in rows]
+        sha256s += [row.sha256 for row in rows]
+        executables += [row.executable for row in rows]
+        return tuple(tuple(map(column.__getitem__, places))
+                     for column in (stats, sha256s, executables))
+
+    def trusted(self, path: str) -> bool:
+        """Whether the row kept for `path` vouches for its digest (`_Row.trusted`)."""
+        row = self._rows.get(path)
+        return row is not None and row.trusted
 
     def _remember(self, path: str, row: _Row) -> None:
+        self._vouched.pop(path, None)   # (what this build wrote, it vouches for itself)
         self._rows[path] = row
         self._dirty[path] = row
         self.fresh.add(path)

@@ -4,19 +4,21 @@ does), without reading its saved analysis or looking at one action.
 
 A build that succeeded looked at every input and output of every action it needed
 (`FileDigests.seen`: the digest each had, checked or made by the build) and resolved
-every tool. The next build of the same command, from the same analysis, would find
-every action up to date exactly when each of those files still has that digest and
-each tool resolves to the same file: the up-to-date check (`Executor.up_to_date`)
-compares nothing else. The proof is the stat data of each file, taken where its digest
-is to be trusted (`digests.py`: timestamps older than the stamp taken before the file
-was hashed); a file the build wrote last (a racy row) is hashed again under a new stamp
-before it is written down. A directory (an input, a tree artifact) counts by its files
-and by the stat data of every directory in it, which moves when an entry comes or goes;
-a declared symlink by its own stat data (lstat). An output the build wrote without
-looking at it afterwards (a tree, a link) is looked at as the next build's check
-would. No proof is written when the build saw a file with two digests (edited while it
-ran), read the workspace status files (every build writes them anew), or needed an
-action that is never taken as up to date.
+every tool. The next build of the same command, from the same analysis, would find every
+action up to date exactly when each of those files still has that digest and each tool
+resolves to the same file: the up-to-date check (`Executor.up_to_date`) compares nothing
+else. The proof is the stat data of each file, taken where its digest is to be trusted
+(`digests.py`: timestamps older than the stamp taken before the file was hashed), with
+that digest; a file the build wrote last (a racy row) is hashed again under a new stamp
+before it is written down. A build after an edit takes the digests of the files that did
+not move from the proof (`Unmoved`), reading no digest row for them, and proves in turn
+from those and what it looked at itself. A directory (an input, a tree artifact) counts
+by its files and by the stat data of every directory in it, which moves when an entry
+comes or goes; a declared symlink by its own stat data (lstat). An output the build
+wrote without looking at it afterwards (a tree, a link) is looked at as the next build's
+check would. No proof is written when the build saw a file with two digests (edited
+while it ran), read the workspace status files (every build writes them anew), or needed
+an action that is never taken as up to date.
 
 Knows files, stat data and tools; not what the caller keeps beside the proof (the
 analysis' own reads, the lines to print), which it stores without looking.
@@ -39,19 +41,22 @@ if TYPE_CHECKING:
     from buildpy.actions.graph import Action
     from buildpy.execution.executor import Executor
 
-_MAGIC = "bp last build 2"
+_MAGIC = "bp last build 3"   # 3: digests kept
 KEPT = 8   # proofs kept per workspace (different commands)
 
 
 @dataclass(frozen=True)
 class Proof:
-    """The files (exec paths, or absolute for tools), directories and declared symlinks,
-    each with its stat data (size, mtime, ctime, inode; a link's own, from lstat); the
-    tools (how each was found -> its real path); and the actions the build needed, as
-    `mark_up_to_date` takes them."""
+    """The files (exec paths, or absolute for tools), each with its stat data (size,
+    mtime, ctime, inode), digest and executable bit; the directories and declared
+    symlinks with their stat data (a link's own, from lstat); the tools (how each was
+    found -> its real path); and the actions the build needed, as `mark_up_to_date`
+    takes them."""
 
     paths: tuple[str, ...]
     stats: tuple[tuple[int, int, int, int], ...]
+    sha256s: tuple[str, ...]
+    executables: tuple[bool, ...]
     directories: tuple[str, ...]
     directory_stats: tuple[tuple[int, int, int, int], ...]
     links: tuple[str, ...]
@@ -63,24 +68,31 @@ class Proof:
     def changed(self, exec_root: Path) -> list[str] | None:
         """The files whose stat data moved since the proof (none: it holds); None when a
         tool is another file, or a directory or a declared symlink moved (what is in
-        them is not known file by file)."""
+        them is not known file by file), or the exec root is gone."""
         prefix = os.path.realpath(exec_root) + os.sep
         if any(tool_path(key, prefix) != real for key, real in self.tools):
             return None
-        root = os.fspath(exec_root)
-        if _moved(root, os.stat, self.directories, self.directory_stats, True) or \
-                _moved(root, os.lstat, self.links, self.link_stats, True):
-            return None
-        return _moved(root, os.stat, self.paths, self.stats, False)
-
-
-def _moved(root: str, look, paths: tuple[str, ...],
-           stats: tuple[tuple[int, int, int, int], ...], first: bool) -> list[str]:
-    moved = []
-    join = os.path.join
-    for path, known in zip(paths, stats):
         try:
-            if stat_data(look(join(root, path))) == known:
+            root = os.open(exec_root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            if _moved(root, os.stat, self.directories, self.directory_stats, True) or \
+                    _moved(root, os.lstat, self.links, self.link_stats, True):
+                return None
+            return _moved(root, os.stat, self.paths, self.stats, False)
+        finally:
+            os.close(root)
+
+
+def _moved(root: int, look, paths: tuple[str, ...],
+           stats: tuple[tuple[int, int, int, int], ...], first: bool) -> list[str]:
+    """The paths (below the directory open as `root`, or absolute) whose stat data is
+    not `stats`; with `first`, the first such path only."""
+    moved = []
+    for path, known in zip(paths, stats):
+        try:   # (relative to a directory's descriptor: no path to join, a shorter walk)
+            if stat_data(look(path, dir_fd=root)) == known:
                 continue
         except OSError:
             pass
@@ -95,8 +107,9 @@ class Unmoved:
     `Proof.changed`): every action whose inputs and outputs are all files it proves,
     none of them moved, is up to date, unless it reads what an action not known so
     writes. Given to `LocalBuild.run` as `settled` (the protocol of settled.py's, which
-    knows the same from file events): those actions are not looked at, and count as
-    looked at for the next proof. `moved` must still be all that moved: the caller
+    knows the same from file events): those actions are not looked at, and the files
+    the proof still vouches for count as looked at, with the digests it kept, for the
+    next proof (`FileDigests.vouch`). `moved` must still be all that moved: the caller
     found it under the workspace lock and no other bp held the lock since."""
 
     def __init__(self, proof: Proof, moved: list[str]):
@@ -107,40 +120,39 @@ class Unmoved:
                    ) -> dict[int, Mapping[str, FileInfo]]:
         if any(os.path.isabs(p) for p in self.moved):
             return {}   # (a tool's own file: which actions run it is not recorded)
-        rows = executor.digests.rows
-        gone = set(self.moved)
-        # proved, unmoved, and the digest kept for it is the one proved
-        good = {path for path, known in zip(self.proof.paths, self.proof.stats)
-                if path not in gone and (row := rows.get(path)) is not None
-                and row.stat == known}
-        unknown: set[int] = set()
+        proof, moved = self.proof, set(self.moved)
+        if proof.directories:   # (a file in a tree artifact goes with the tree, whose
+            #                     action may write it anew: it is looked at as the tree)
+            inside = set(proof.directories)
+            moved.update(p for p in proof.paths if os.path.dirname(p) in inside)
+        digests = executor.digests
+        digests.vouch(proof.paths, proof.stats, proof.sha256s, proof.executables, moved)
+        good = set(proof.paths).difference(moved)
+        candidates: list[int] = []
         unknown_outputs: set[str] = set()
-        grown = True
-        while grown:   # (until what reads an output of an unknown action is unknown too)
-            grown = False
-            for index, action in enumerate(actions):
-                if index in unknown:
-                    continue
-                inputs = action.all_inputs
-                if not (good.issuperset(inputs) and good.issuperset(action.outputs)
-                        and unknown_outputs.isdisjoint(inputs)
-                        and executor.looks_up(action)):
-                    unknown.add(index)
-                    unknown_outputs.update(action.outputs)
-                    grown = True
-        known: dict[int, Mapping[str, FileInfo]] = {}
-        seen = executor.digests.seen
         for index, action in enumerate(actions):
-            if index in unknown:
-                continue
-            outputs = {}
-            for path in action.outputs:
-                outputs[path] = rows[path].info
-                seen[path] = rows[path].sha256
-            known[index] = outputs
-            for path in action.all_inputs:
-                seen[path] = rows[path].sha256
-        return known
+            inputs = action.all_inputs
+            if good.issuperset(inputs) and good.issuperset(action.outputs) and \
+                    unknown_outputs.isdisjoint(inputs) and executor.looks_up(action):
+                candidates.append(index)
+            else:
+                unknown_outputs.update(action.outputs)
+        while True:   # (until nothing reads an output of an action not known so)
+            still = []
+            for index in candidates:
+                if unknown_outputs.isdisjoint(actions[index].all_inputs):
+                    still.append(index)
+                else:
+                    unknown_outputs.update(actions[index].outputs)
+            if len(still) == len(candidates):
+                break
+            candidates = still
+        outputs = [path for index in candidates for path in actions[index].outputs]
+        stats, sha256s, executables = digests.entries(outputs)
+        infos = dict(zip(outputs, map(FileInfo, sha256s, [s[0] for s in stats],
+                                      executables)))
+        return {index: {path: infos[path] for path in actions[index].outputs}
+                for index in candidates}
 
     def learn(self, actions: Sequence[Action], report, executor: Executor) -> None:
         """(Nothing to learn: the build proves anew when it succeeds.)"""
@@ -162,7 +174,7 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
     """The proof that `actions` (all that a build which succeeded needed) are up to date,
     or None where it cannot be given (see the module's docstring)."""
     digests = executor.digests
-    seen, rows = digests.seen, digests.rows
+    seen = digests.seen
     needed = list(actions)
     if digests.unsteady or STABLE in seen or VOLATILE in seen or \
             any(not executor.looks_up(a) for a in needed):
@@ -175,7 +187,7 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
         # never racy: `digest` reuses no other); a directory or link it wrote, never
         # looked at since, looked at as the next build's up-to-date check would
         for path in [p for p in digests.fresh if p in seen and p not in trees
-                     and p not in links and not rows[p].trusted]:
+                     and p not in links and not digests.trusted(p)]:
             digests.digest(path)
         for action in needed:
             for path in action.outputs:
@@ -195,20 +207,21 @@ def prove(actions: Iterable[Action], executor: Executor, stamp_path: Path) -> Pr
     if directories is None or digests.unsteady or \
             not seen.keys() >= {p for a in needed for p in a.all_inputs}:
         return None
-    if any(not rows[p].trusted for p in digests.fresh if p in seen
+    if any(not digests.trusted(p) for p in digests.fresh if p in seen
            and p not in trees and p not in links) or any(
             _racy_stat(known, stamp) for known in (*directories.values(), *link_stats)):
         return None   # changed since the build looked, or just now: no proof
-    files = [p for p in seen if p not in trees and p not in links]
-    stats = tuple(rows[p].stat for p in files)
+    files = tuple(p for p in seen if p not in trees and p not in links)
+    stats, sha256s, executables = digests.entries(files)
     prefix = os.path.realpath(executor.exec_root) + os.sep
     tools = tuple((key, known[0][0] if known else None)
                   for key, known in executor.tool_identities.items())
     if any(tool_path(key, prefix) != real for key, real in tools):
         return None
     unchanged = packed((a.outputs[0], a.owner_label, a.mnemonic) for a in needed)
-    return Proof(tuple(files), stats, tuple(directories), tuple(directories.values()),
-                 link_paths, link_stats, tools, len(needed), unchanged)
+    return Proof(files, stats, sha256s, executables, tuple(directories),
+                 tuple(directories.values()), link_paths, link_stats, tools, len(needed),
+                 unchanged)
 
 
 def _racy_stat(known: tuple[int, int, int, int], stamp_ns: int) -> bool:

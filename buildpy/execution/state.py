@@ -47,6 +47,8 @@ CREATE TABLE gc (                  -- eviction's own notes: when it last listed 
 );
 """
 
+_FEW_DURATIONS = 100   # actions whose durations are looked up one by one (`_durations_of`)
+
 CACHE_LAYOUT = Layout(
     name="the action cache",
     version=2,
@@ -253,14 +255,27 @@ class ActionCache:
     def durations(self, labels_and_mnemonics: Iterable[tuple[str, str]] | None) -> dict:
         """The last recorded duration of each (label, mnemonic) (None: of all), for
         scheduling."""
+        wanted = None if labels_and_mnemonics is None else set(labels_and_mnemonics)
+        if wanted is not None and len(wanted) <= _FEW_DURATIONS:
+            return self._durations_of(wanted)
         with self._lock:
             rows = self.db.execute("SELECT label, mnemonic, duration FROM last_runs "
                                    "WHERE cached = 0 ORDER BY finished").fetchall()
-        if labels_and_mnemonics is None:
-            return {(label, mnemonic): duration for label, mnemonic, duration in rows}
-        wanted = set(labels_and_mnemonics)
         return {(label, mnemonic): duration for label, mnemonic, duration in rows
-                if (label, mnemonic) in wanted}
+                if wanted is None or (label, mnemonic) in wanted}
+
+    def _durations_of(self, wanted: set[tuple[str, str]]) -> dict:
+        """`durations` of a few actions (a build after a small edit), each found by the
+        table's key instead of reading every row."""
+        found = {}
+        with self._lock:
+            for label, mnemonic in wanted:
+                row = self.db.execute(
+                    "SELECT duration FROM last_runs WHERE label = ? AND mnemonic = ? AND "
+                    "cached = 0 ORDER BY finished DESC LIMIT 1", (label, mnemonic)).fetchone()
+                if row is not None:
+                    found[label, mnemonic] = row[0]
+        return found
 
     def flush(self) -> None:
         with self._lock:
