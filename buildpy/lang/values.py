@@ -75,3 +75,9 @@ class CallStack(Sequence):
 
     def __len__(self) -> int:
         return len(self._parsed())
+
+    def __iter__(self):   # (Sequence's own would index frame by frame)
+        return iter(self._parsed())
+
+    def index(self, value, *bounds) -> int:
+        return self._parsed().index(value, *bounds)

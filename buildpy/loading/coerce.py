@@ -245,6 +245,8 @@ def _coerce(spec: AttrSpec, value: Any, package: PackageId) -> Any:
 
 
 def _no_duplicates(spec: AttrSpec, labels: tuple) -> None:
+    if len(set(labels)) == len(labels):
+        return
     seen = set()
     for label in labels:
         if label in seen:

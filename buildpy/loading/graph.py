@@ -147,6 +147,7 @@ class GraphLoader:
                 queue.append(target)
         while queue:
             target = queue.popleft()
+            edges = []   # added together: networkx's per-call work is done once
             for attr, dep_label in target.dependencies():
                 try:
                     dep = self._dependency(target, attr, dep_label)
@@ -159,7 +160,9 @@ class GraphLoader:
                 if dep_label not in self.graph:
                     self.graph.add_node(dep_label, target=dep)
                     queue.append(dep)
-                self.graph.add_edge(target.label, dep_label, attr=attr)
+                edges.append((target.label, dep_label, {"attr": attr}))
+            if edges:
+                self.graph.add_edges_from(edges)
         return errors
 
     def snapshot(self) -> TargetGraph:
