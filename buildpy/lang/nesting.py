@@ -28,7 +28,8 @@ _TOKEN = re.compile(
     r"|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<comma>,)"
     r"|(?P<newline>\n[ \t]*)"
     rf"|(?P<op>{_OPERATORS}|\b(?:and|or|not|in|if|lambda)\b)")
-_INDENT = re.compile(r"\n([ \t]*)")
+_INDENTED = re.compile(r"\n[ \t]+")   # (with the line break: one longer than the indent)
+_WITHOUT_OPERATORS = str.maketrans("", "", "([{-+*/%|&^~<>.@")
 
 
 class TooDeep(UserError):
@@ -54,10 +55,10 @@ def _quick_bound(code: str) -> int:
     spelled across a string, as in `i"x"n`, appears when they are taken out, and that is
     a syntax error, which the parser reports before anything is compiled.)"""
     bound = 1   # the statement itself
-    bound += sum(code.count(c) for c in "([{-+*/%|&^~<>.@")
+    bound += len(code) - len(code.translate(_WITHOUT_OPERATORS))
     bound += sum(code.count(word) for word in _KEYWORDS)
     bound += code.count("lambda") * _LAMBDA_WEIGHT
-    return bound + max((len(m) for m in _INDENT.findall(code)), default=0)
+    return bound + max(map(len, _INDENTED.findall(code)), default=1) - 1
 
 
 class _Group:
