@@ -653,3 +653,22 @@ def test_a_finished_command_leaves_no_starlark_environment_behind(bp, ws, monkey
         assert bp("-C", str(root), command, "//p:all").code == 0
     gc.collect()
     assert made and [ref() for ref in made] == [None] * len(made)
+
+
+def test_a_call_stack_text_parses_into_its_frames():
+    """starlark's call_stack(): each frame's line, then the line of source it is at;
+    a blank line may come between frames."""
+    from buildpy.lang.values import CallStack, Frame
+
+    text = ("Traceback (most recent call last):\n"
+            "  * pkg/BUILD:3, in <module>\n"
+            "      my_macro(name = \"a:1, in b\")\n"
+            "  * pkg/defs.bzl:12, in my_macro\n"
+            "      genrule(\n\n"
+            "  * <builtins>:195, in _bp_rule_instance\n"
+            "      return x\n")
+    frames = CallStack(text)
+    assert list(frames) == [Frame("pkg/BUILD", 3, "<module>"),
+                            Frame("pkg/defs.bzl", 12, "my_macro"),
+                            Frame("<builtins>", 195, "_bp_rule_instance")]
+    assert frames.index(frames[1]) == 1 and len(frames) == 3
