@@ -123,6 +123,18 @@ def test_bazel_build_file_loads_unchanged(ws):
     assert graph.target(Label("", "pkg", "lib_test")).attrs["testonly"] is True
 
 
+def test_a_rule_call_returns_none_with_plain_and_with_configurable_attributes(ws):
+    """A rule's closure gives a BUILD file None, whichever way its attributes crossed to
+    Python (one JSON text, or values one by one for a select())."""
+    root = ws({"p/BUILD": (
+        'a = genrule(name = "a", outs = ["a.txt"], cmd = "")\n'
+        'b = genrule(name = "b", outs = ["b.txt"], cmd = select({"//conditions:default": ""}))\n'
+        'c = native.genrule(name = "c", outs = ["c.txt"], cmd = "")\n'
+        '[fail("a rule call returned %s" % [a, b, c]) for _ in [1]\n'
+        ' if [a, b, c] != [None, None, None] or type(a) != "NoneType"]\n')})
+    assert [str(l) for l in sorted(load(root, "//p:all").labels)] == ["//p:a", "//p:b", "//p:c"]
+
+
 def test_star_pattern_includes_files_and_build_file(ws):
     root = ws({"p/BUILD": 'genrule(name = "g", srcs = ["in.txt"], outs = ["o.txt"], cmd = "")'})
     assert [str(l) for l in sorted(load(root, "//p:*").labels)] == [
