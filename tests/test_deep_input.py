@@ -281,3 +281,30 @@ def test_a_load_chain_too_deep_is_an_error_naming_it(bp, ws):
         2, "ERROR: load() statements nest too deeply: more than 100 .bzl files each loaded by "
            "the one before (//:b0.bzl -> ... -> //:b99.bzl -> //:b100.bzl)\n"
            "hint: load what a file needs from fewer levels of files\n")
+
+
+def test_the_quick_bounds_never_let_through_what_the_scan_refuses(monkeypatch):
+    """check_nesting skips the exact scan when a quick bound (first of the text as
+    written, strings and comments in) is within the limit. With a small limit, random
+    text shows that check_nesting refuses exactly what the scan refuses."""
+    import random
+
+    from buildpy.lang import nesting
+
+    pieces = ["(", ")", "[", "]", "{", "}", "+", "-", "*", ".", "a.b", "x", "1.5", "in",
+              "not", "lambda", "if", "and", ":", ",", '"s(["', "'q+.'", '"""d\n  {"""',
+              "r'\\''", "# c[(\n", "\n", "\n    ", "\n\t", "  ", "   "]
+    rng = random.Random(21)
+    refused = 0
+    for _ in range(3000):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40)))
+        monkeypatch.setattr(nesting, "MAX_DEPTH", rng.randrange(2, 12))
+        try:
+            nesting._Scan(text, "BUILD").run()
+        except TooDeep:
+            refused += 1
+            with pytest.raises(TooDeep):
+                check_nesting(text, "BUILD")
+        else:
+            check_nesting(text, "BUILD")
+    assert refused > 300   # (the text reaches the limits often enough to test them)

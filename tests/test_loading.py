@@ -123,6 +123,18 @@ def test_bazel_build_file_loads_unchanged(ws):
     assert graph.target(Label("", "pkg", "lib_test")).attrs["testonly"] is True
 
 
+def test_a_rule_call_returns_none_with_plain_and_with_configurable_attributes(ws):
+    """A rule's closure gives a BUILD file None, whichever way its attributes crossed to
+    Python (one JSON text, or values one by one for a select())."""
+    root = ws({"p/BUILD": (
+        'a = genrule(name = "a", outs = ["a.txt"], cmd = "")\n'
+        'b = genrule(name = "b", outs = ["b.txt"], cmd = select({"//conditions:default": ""}))\n'
+        'c = native.genrule(name = "c", outs = ["c.txt"], cmd = "")\n'
+        '[fail("a rule call returned %s" % [a, b, c]) for _ in [1]\n'
+        ' if [a, b, c] != [None, None, None] or type(a) != "NoneType"]\n')})
+    assert [str(l) for l in sorted(load(root, "//p:all").labels)] == ["//p:a", "//p:b", "//p:c"]
+
+
 def test_star_pattern_includes_files_and_build_file(ws):
     root = ws({"p/BUILD": 'genrule(name = "g", srcs = ["in.txt"], outs = ["o.txt"], cmd = "")'})
     assert [str(l) for l in sorted(load(root, "//p:*").labels)] == [
@@ -653,3 +665,22 @@ def test_a_finished_command_leaves_no_starlark_environment_behind(bp, ws, monkey
         assert bp("-C", str(root), command, "//p:all").code == 0
     gc.collect()
     assert made and [ref() for ref in made] == [None] * len(made)
+
+
+def test_a_call_stack_text_parses_into_its_frames():
+    """starlark's call_stack(): each frame's line, then the line of source it is at;
+    a blank line may come between frames."""
+    from buildpy.lang.values import CallStack, Frame
+
+    text = ("Traceback (most recent call last):\n"
+            "  * pkg/BUILD:3, in <module>\n"
+            "      my_macro(name = \"a:1, in b\")\n"
+            "  * pkg/defs.bzl:12, in my_macro\n"
+            "      genrule(\n\n"
+            "  * <builtins>:195, in _bp_rule_instance\n"
+            "      return x\n")
+    frames = CallStack(text)
+    assert list(frames) == [Frame("pkg/BUILD", 3, "<module>"),
+                            Frame("pkg/defs.bzl", 12, "my_macro"),
+                            Frame("<builtins>", 195, "_bp_rule_instance")]
+    assert frames.index(frames[1]) == 1 and len(frames) == 3

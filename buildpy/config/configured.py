@@ -109,6 +109,7 @@ class ConfiguredGraph:
         target_platform = self.platforms.platform(options.platforms[0]) \
             if options.platforms else self.host
         self.configurations: dict[str, tuple[Configuration, Platform]] = {}
+        self._exec_configurations: dict[Label, Configuration] = {}   # by platform
         self.top = self._configuration(target_platform, options.compilation_mode, False)
         self.graph = nx.DiGraph()
         self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
@@ -135,9 +136,15 @@ class ConfiguredGraph:
     def exec_configuration(self, exec_platform: Platform) -> Configuration:
         """Tools are built for the execution platform, optimized, as Bazel's exec config
         (which does not stamp, nor take --copt and the other C++ flags: those are for
-        the target configuration)."""
-        settings = tuple(s for s in self._setting_values if s[0] != OPTION_PREFIX + "stamp")
-        return self._configuration(exec_platform, "opt", True, settings)
+        the target configuration). One per platform: every target asks for it, and a
+        configuration's hash is a digest to compute."""
+        config = self._exec_configurations.get(exec_platform.label)
+        if config is None:
+            settings = tuple(s for s in self._setting_values
+                             if s[0] != OPTION_PREFIX + "stamp")
+            config = self._configuration(exec_platform, "opt", True, settings)
+            self._exec_configurations[exec_platform.label] = config
+        return config
 
     def configuration(self, name: str) -> Configuration:
         """A configuration by hash (or unique hash prefix)."""
@@ -267,10 +274,9 @@ class ConfiguredGraph:
                 node = ConfiguredTarget(key, self.lookup(key.label), self._config(key))
             self.nodes[key] = node
             self.graph.add_node(key)
-            for attr, dep in node.deps:
-                self.graph.add_edge(key, dep, attr=attr)
-                if dep not in self.nodes:
-                    queue.append(dep)
+            if node.deps:
+                self.graph.add_edges_from((key, dep, {"attr": attr}) for attr, dep in node.deps)
+                queue.extend(dep for _, dep in node.deps if dep not in self.nodes)
         for pred, attr, key in self._dangling:
             self.graph.add_edge(pred, key, attr=attr)
         self._dangling = []
@@ -343,7 +349,8 @@ class ConfiguredGraph:
                         attrs[name]) for _, branch in branches]
                     continue
                 dep_config = branches[0][1]
-            deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
+            if attrs[name]:   # (most label attributes of most targets are empty)
+                deps += [(name, self.key(label, dep_config)) for label in labels_in(attrs[name])]
         applied = [a for name in target.rule_class.dependency_attrs
                    for a in target.rule_class.attrs[name].aspects]
         if applied:

@@ -192,8 +192,10 @@ def rule(implementation = None, attrs = {}, executable = False, test = False, do
         if computed:
             kwargs = _with_computed_defaults(kwargs, computed, attrs, call_stack())
         if _json_plain(kwargs):  # one string crosses to Python instead of every value
-            return _bp_instantiate_json(rule_id, json.encode(kwargs), call_stack())
-        return _bp_instantiate(rule_id, kwargs, call_stack())
+            _bp_instantiate_json(json.encode([rule_id, kwargs]), call_stack())
+        else:
+            _bp_instantiate(rule_id, kwargs, call_stack())
+        return None
 
     return _bp_rule_instance
 

@@ -53,6 +53,10 @@ _MODULE_NAMES = ("module", "bazel_dep", "local_path_override", "archive_override
                  "use_extension", "use_repo", "use_repo_rule", "register_toolchains",
                  "register_execution_platforms", "print", "Label")
 _MAX_CALL_DEPTH = 200
+# What a native returns when the Starlark that calls it ignores the result: an opaque
+# value crosses back as it is, where None takes a round trip through JSON (a few
+# microseconds, for each of the thousands of targets a BUILD file tree declares).
+IGNORED = sl.OpaquePythonObject(None)
 MAX_LOAD_DEPTH = 100   # .bzl files loading each other; Python's recursion limit is near 190
 
 

@@ -47,7 +47,9 @@ class Frame:
     function: str
 
 
-_FRAME = re.compile(r"^\s*\* (.*):(\d+), in (.*)$", re.M)
+# (`[ \t]*`, not `\s*`: a match starts on the frame's own line, and the search does not
+# try every line break as the start of a run of blank lines)
+_FRAME = re.compile(r"^[ \t]*\* (.*):(\d+), in (.*)$", re.M)
 
 
 def parse_call_stack(text: str) -> tuple[Frame, ...]:
@@ -75,3 +77,9 @@ class CallStack(Sequence):
 
     def __len__(self) -> int:
         return len(self._parsed())
+
+    def __iter__(self):   # (Sequence's own would index frame by frame)
+        return iter(self._parsed())
+
+    def index(self, value, *bounds) -> int:
+        return self._parsed().index(value, *bounds)

@@ -47,7 +47,8 @@ class PackageBuilder:
         self._where = where
         self.targets: dict[str, Target] = {}
         self.raw: dict[str, dict[str, Any]] = {}
-        self._declared: dict[str, str] = {}  # name -> "kind at location", errors or not
+        # name -> (kind, location) of every target declared, with errors or not
+        self._declared: dict[str, tuple[str, Location]] = {}
         self.errors: list[BpError] = []
         self.default_visibility: tuple[Label, ...] = (PRIVATE,)
         self.default_testonly = False
@@ -93,15 +94,17 @@ class PackageBuilder:
             return
         label = self.id.label(name)
         what = f"{rule.kind} rule '{label}'"
-        if not self._unique(name, call, f"{rule.kind} rule"):
+        location = self._where.location(call)
+        if not self._unique(name, call, f"{rule.kind} rule", location):
             return
         attrs: dict[str, Any] = {}
         errors_before = len(self.errors)
         computed = kwargs.pop(COMPUTED_DEFAULTS, None) or {}
+        schema = rule.attrs
         for key, value in [*kwargs.items(), *computed.items()]:
-            spec = rule.attrs.get(key)
+            spec = schema.get(key)
             if spec is None:
-                public = [a for a in rule.attrs if not a.startswith("_")]
+                public = [a for a in schema if not a.startswith("_")]
                 self.errors.append(self.error(
                     call, f"{what}: no such attribute '{key}' in '{rule.kind}' rule"
                     f"{did_you_mean(key, public)}", keyword=key))
@@ -118,47 +121,46 @@ class PackageBuilder:
             except CoercionError as e:
                 self.errors.append(self.error(call, f"{what}: {e.message}", e.hint,
                                               keyword=key))
-        for attr_name, spec in rule.attrs.items():
-            if spec.mandatory and kwargs.get(attr_name) is None:
+        for attr_name in rule.mandatory_attrs:
+            if kwargs.get(attr_name) is None:
                 self.errors.append(self.error(
                     call, f"{what}: missing value for mandatory attribute '{attr_name}'",
                     hint=f"add {attr_name} = ... to the call"))
         if len(self.errors) > errors_before:
             return
         explicit = frozenset(attrs)
-        attrs = {**self._defaults(rule), **attrs}
-        visibility = tuple(map(_pseudo, attrs["visibility"])) if "visibility" in explicit \
+        values = dict(rule.defaults)   # then the package's defaults, then the call's
+        values["testonly"] = self.default_testonly or rule.test or values["testonly"]
+        values["deprecation"] = self.default_deprecation
+        values.update(attrs)
+        visibility = tuple(map(_pseudo, values["visibility"])) if "visibility" in explicit \
             else self.default_visibility
-        attrs["visibility"] = visibility
+        values["visibility"] = visibility
         self.raw[name] = dict(kwargs, kind=rule.kind)
         self.targets[name] = Target(
-            label=label, kind=rule.kind, location=self._where.location(call),
-            attrs=MappingProxyType(attrs), explicit=explicit, rule_class=rule,
-            generator=self._generator(frames, call, name), visibility=tuple(visibility))
+            label=label, kind=rule.kind, location=location,
+            attrs=MappingProxyType(values), explicit=explicit, rule_class=rule,
+            generator=self._generator(frames, call, name, location),
+            visibility=tuple(visibility))
 
-    def _defaults(self, rule: RuleClass) -> dict[str, Any]:
-        defaults = dict(rule.defaults)
-        defaults["testonly"] = self.default_testonly or rule.test or defaults["testonly"]
-        defaults["deprecation"] = self.default_deprecation
-        return defaults
-
-    def _unique(self, name: str, call: Frame, kind: str) -> bool:
+    def _unique(self, name: str, call: Frame, kind: str, location: Location) -> bool:
         existing = self._declared.get(name)
         if existing is None:
-            self._declared[name] = f"{kind} at {self._where.location(call)}"
+            self._declared[name] = (kind, location)
             return True
         self.errors.append(self.error(
-            call, f"target '{name}' is already defined as a {existing}",
+            call, f"target '{name}' is already defined as a {existing[0]} at {existing[1]}",
             hint="give one of them another name", keyword="name"))
         return False
 
-    def _generator(self, frames: tuple[Frame, ...], call: Frame, name: str) -> Generator | None:
+    def _generator(self, frames: tuple[Frame, ...], call: Frame, name: str,
+                   location: Location) -> Generator | None:
         index = frames.index(call)
         if len(frames) - index <= 2:  # BUILD frame, then the rule itself: no macro
             return None
         function = frames[index + 1].function
         macro_name = self._macro_name(call.line) or name
-        return Generator(function, macro_name, self._where.location(call))
+        return Generator(function, macro_name, location)
 
     def _macro_name(self, line: int) -> str | None:
         if self._calls is None:
@@ -231,7 +233,8 @@ class PackageBuilder:
         call = self._build_frame(frames)
         if not isinstance(name, str):
             raise self.error(call, "package_group: 'name' must be a string")
-        if not self._unique(name, call, "package group"):
+        location = self._where.location(call)
+        if not self._unique(name, call, "package group", location):
             return
         specs = []
         for spec in packages if isinstance(packages, list) else [packages]:
@@ -245,7 +248,7 @@ class PackageBuilder:
         included = tuple(self._labels(includes, call, "includes"))
         self.targets[name] = Target(
             label=self.id.label(name), kind=PACKAGE_GROUP,
-            location=self._where.location(call),
+            location=location,
             attrs=MappingProxyType({"packages": tuple(specs), "includes": included}),
             visibility=(PUBLIC,))
 

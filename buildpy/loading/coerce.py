@@ -141,59 +141,102 @@ def _dict(spec: AttrSpec, value: Any, key, item) -> MappingProxyType:
     return MappingProxyType(out)
 
 
+# One function per attribute type: (spec, value, package) -> the coerced value. A string
+# or int that does not fit is reported with the whole value it is part of, a label
+# with the item itself.
+
+def _checked_string(spec: AttrSpec, item: Any, whole: Any) -> str:
+    if not isinstance(item, str):
+        raise _mismatch(spec, whole)
+    return item
+
+
+def _checked_int(spec: AttrSpec, item: Any, whole: Any) -> int:
+    if isinstance(item, bool):  # Bazel's tristate ints accept True/False
+        return int(item)
+    if not isinstance(item, int):
+        raise _mismatch(spec, whole)
+    return item
+
+
+def _string(spec: AttrSpec, value: Any, package: PackageId) -> str:
+    return _checked_string(spec, value, value)
+
+
+def _int(spec: AttrSpec, value: Any, package: PackageId) -> int:
+    return _checked_int(spec, value, value)
+
+
+def _bool(spec: AttrSpec, value: Any, package: PackageId) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):  # legacy 0/1 booleans
+        return bool(value)
+    raise _mismatch(spec, value)
+
+
+def _string_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
+    return _list(spec, value, lambda v: _checked_string(spec, v, value))
+
+
+def _int_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
+    return _list(spec, value, lambda v: _checked_int(spec, v, value))
+
+
+def _label_or_none(spec: AttrSpec, value: Any, package: PackageId) -> Label | None:
+    return None if value is None else _label(spec, value, package)
+
+
+def _label_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
+    result = _list(spec, value, lambda v: _label(spec, v, package))
+    _no_duplicates(spec, result)
+    return result
+
+
+def _output_or_none(spec: AttrSpec, value: Any, package: PackageId) -> Label | None:
+    return None if value is None else _output(spec, value, package)
+
+
+def _output_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
+    result = _list(spec, value, lambda v: _output(spec, v, package))
+    _no_duplicates(spec, result)
+    return result
+
+
+def _string_dict(spec: AttrSpec, value: Any, package: PackageId) -> MappingProxyType:
+    string = lambda v: _checked_string(spec, v, value)  # noqa: E731
+    return _dict(spec, value, string, string)
+
+
+def _string_list_dict(spec: AttrSpec, value: Any, package: PackageId) -> MappingProxyType:
+    string = lambda v: _checked_string(spec, v, value)  # noqa: E731
+    return _dict(spec, value, string, lambda v: _list(spec, v, string))
+
+
+def _label_keyed_string_dict(spec: AttrSpec, value: Any,
+                             package: PackageId) -> MappingProxyType:
+    return _dict(spec, value, lambda k: _label(spec, k, package),
+                 lambda v: _checked_string(spec, v, value))
+
+
+def _string_keyed_label_dict(spec: AttrSpec, value: Any,
+                             package: PackageId) -> MappingProxyType:
+    return _dict(spec, value, lambda k: _checked_string(spec, k, value),
+                 lambda v: _label(spec, v, package))
+
+
+_COERCE = {
+    "string": _string, "int": _int, "bool": _bool, "string_list": _string_list,
+    "int_list": _int_list, "label": _label_or_none, "label_list": _label_list,
+    "output": _output_or_none, "output_list": _output_list, "string_dict": _string_dict,
+    "string_list_dict": _string_list_dict,
+    "label_keyed_string_dict": _label_keyed_string_dict,
+    "string_keyed_label_dict": _string_keyed_label_dict,
+}
+
+
 def _coerce(spec: AttrSpec, value: Any, package: PackageId) -> Any:
-    kind = spec.type
-
-    def string(v: Any) -> str:
-        if not isinstance(v, str):
-            raise _mismatch(spec, value)
-        return v
-
-    def integer(v: Any) -> int:
-        if isinstance(v, bool):  # Bazel's tristate ints accept True/False
-            return int(v)
-        if not isinstance(v, int):
-            raise _mismatch(spec, value)
-        return v
-
-    def label(v: Any) -> Label:
-        return _label(spec, v, package)
-
-    if kind == "string":
-        result: Any = string(value)
-    elif kind == "int":
-        result = integer(value)
-    elif kind == "bool":
-        if isinstance(value, bool):
-            result = value
-        elif isinstance(value, int) and value in (0, 1):  # legacy 0/1 booleans
-            result = bool(value)
-        else:
-            raise _mismatch(spec, value)
-    elif kind == "string_list":
-        result = _list(spec, value, string)
-    elif kind == "int_list":
-        result = _list(spec, value, integer)
-    elif kind == "label":
-        result = None if value is None else label(value)
-    elif kind == "label_list":
-        result = _list(spec, value, label)
-        _no_duplicates(spec, result)
-    elif kind == "output":
-        result = None if value is None else _output(spec, value, package)
-    elif kind == "output_list":
-        result = _list(spec, value, lambda v: _output(spec, v, package))
-        _no_duplicates(spec, result)
-    elif kind == "string_dict":
-        result = _dict(spec, value, string, string)
-    elif kind == "string_list_dict":
-        result = _dict(spec, value, string, lambda v: _list(spec, v, string))
-    elif kind == "label_keyed_string_dict":
-        result = _dict(spec, value, label, string)
-    elif kind == "string_keyed_label_dict":
-        result = _dict(spec, value, string, label)
-    else:
-        raise AssertionError(kind)
+    result = _COERCE[spec.type](spec, value, package)
     if spec.values and result not in spec.values:
         choices = ", ".join(_show(v) for v in spec.values)
         raise CoercionError(f"attribute '{spec.name}' has value {_show(result)}, which is "
@@ -202,6 +245,8 @@ def _coerce(spec: AttrSpec, value: Any, package: PackageId) -> Any:
 
 
 def _no_duplicates(spec: AttrSpec, labels: tuple) -> None:
+    if len(set(labels)) == len(labels):
+        return
     seen = set()
     for label in labels:
         if label in seen:

@@ -76,6 +76,9 @@ class GraphLoader:
         self.loader = loader
         self.graph = nx.DiGraph()
         self.packages: dict[PackageId, Package] = {}
+        # the same packages by (repository, name): a lookup of a label (the graph's most
+        # frequent step) then makes no PackageId
+        self._by_name: dict[tuple[str, str], Package] = {}
         self.errors: list[BpError] = []
         self._pending: set[Label] = set()   # targets whose edges to check again
 
@@ -84,10 +87,12 @@ class GraphLoader:
         if package is None:
             package = self.loader.load_package(package_id)
             self.packages[package_id] = package
+            self._by_name[package_id.repo, package_id.name] = package
         return package
 
     def lookup(self, label: Label) -> Target:
-        package = self.package(label.package_id)
+        package = self._by_name.get((label.repo, label.package)) or \
+            self.package(label.package_id)
         target = package.targets.get(label.name)
         if target is None:
             raise self._missing(package, label)
@@ -129,6 +134,7 @@ class GraphLoader:
         self._pending.difference_update(stale)
         for package in packages:
             self.packages.pop(package, None)
+            self._by_name.pop((package.repo, package.name), None)
 
     def add(self, roots: Iterable[Label]) -> list[BpError]:
         """Load `roots` and everything they depend on; returns the user errors met."""
@@ -147,6 +153,7 @@ class GraphLoader:
                 queue.append(target)
         while queue:
             target = queue.popleft()
+            edges = []   # added together: networkx's per-call work is done once
             for attr, dep_label in target.dependencies():
                 try:
                     dep = self._dependency(target, attr, dep_label)
@@ -159,7 +166,9 @@ class GraphLoader:
                 if dep_label not in self.graph:
                     self.graph.add_node(dep_label, target=dep)
                     queue.append(dep)
-                self.graph.add_edge(target.label, dep_label, attr=attr)
+                edges.append((target.label, dep_label, {"attr": attr}))
+            if edges:
+                self.graph.add_edges_from(edges)
         return errors
 
     def snapshot(self) -> TargetGraph:

@@ -25,7 +25,7 @@ from buildpy.core.label import (
 from buildpy.core.reads import ReadLog
 from buildpy.core.workspace import BUILD_FILES, OUTPUT_DIR, WORKSPACE_FILES, Workspace
 from buildpy.external.repository import RepoOptions, Repositories
-from buildpy.lang.env import SourceFile, StarlarkEnv, to_starlark
+from buildpy.lang.env import IGNORED, SourceFile, StarlarkEnv, to_starlark
 from buildpy.lang.values import Frame
 from buildpy.loading import glob as globbing
 from buildpy.loading.builder import FrameInfo, PackageBuilder
@@ -380,8 +380,8 @@ class Loader:
                 self.aspect_exports.setdefault(
                     (self.env.module_key(frames[0].path), name), aspect_id),
             "_bp_instantiate": self._instantiate,
-            "_bp_instantiate_json": lambda rule_id, text, *, frames: self._instantiate(
-                rule_id, json.loads(text), frames=frames),
+            "_bp_instantiate_json": lambda text, *, frames: self._instantiate(
+                *json.loads(text), frames=frames),   # [rule id, attributes]
             "_bp_glob": self._glob,
             "_bp_package": lambda kwargs, *, frames: self._builder(frames, "package").package(
                 kwargs, frames),
@@ -537,7 +537,9 @@ class Loader:
     def provider_name(self, provider_id: int) -> str:
         return self.providers[provider_id] or f"provider #{provider_id}"
 
-    def _instantiate(self, rule_id: int, kwargs: dict[str, Any], *, frames) -> None:
+    def _instantiate(self, rule_id: int, kwargs: dict[str, Any], *, frames) -> Any:
+        """A rule called in a BUILD file: its target, added to the package being built.
+        Returns IGNORED (the rule's closure returns None to the BUILD file)."""
         rule = self.rule_classes[rule_id]
         if rule.kind is None:
             raise self.env.error_at(
@@ -545,6 +547,7 @@ class Loader:
                 f"the rule declared at {rule.location} has no name",
                 hint="assign it to a global in its .bzl file: my_rule = rule(...)")
         self._builder(frames, rule.kind).add_rule(rule, kwargs, frames)
+        return IGNORED
 
     def _glob(self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any,
               *, frames) -> list[str]:

@@ -6,6 +6,7 @@ given in BUILD files (see coerce.py) and does not run implementations.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -157,6 +158,10 @@ class RuleClass:
                      if spec.is_label and not spec.nodep)
 
     @cached_property
+    def mandatory_attrs(self) -> tuple[str, ...]:
+        return tuple(name for name, spec in self.attrs.items() if spec.mandatory)
+
+    @cached_property
     def output_attrs(self) -> tuple[str, ...]:
         return tuple(name for name, spec in self.attrs.items() if spec.is_output)
 
@@ -231,8 +236,9 @@ OVERRIDABLE = frozenset({"data", "exec_properties", "output_licenses", "licenses
                          "testonly", "tags"})
 
 
-def common_attr_names(executable: bool, test: bool) -> set[str]:
-    return {a.name for a in _common_attrs(executable, test)}
+@functools.cache
+def common_attr_names(executable: bool, test: bool) -> frozenset[str]:
+    return frozenset(a.name for a in _common_attrs(executable, test))
 
 
 def build_schema(declared: Mapping[str, AttrSpec], executable: bool,

@@ -83,12 +83,15 @@ class Target:
                 if label.package != "visibility" and label.name not in _VISIBILITY_NAMES:
                     yield ("visibility", label)
             return
+        attrs = self.attrs
         for name in self.rule_class.dependency_attrs:
-            for label in labels_in(self.attrs.get(name), conditions=False):
-                yield (name, label)
-        for label in self.attrs.get(IMPLICIT_TESTS, ()):
+            value = attrs.get(name)
+            if value:   # (most label attributes of most targets are empty)
+                for label in labels_in(value, conditions=False):
+                    yield (name, label)
+        for label in attrs.get(IMPLICIT_TESTS, ()):
             yield (IMPLICIT_TESTS, label)
-        for label in dict.fromkeys(select_conditions(self.attrs[n] for n in self.explicit)):
+        for label in dict.fromkeys(select_conditions(attrs[n] for n in self.explicit)):
             yield (CONDITION_EDGE, label)
 
 
