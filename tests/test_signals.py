@@ -223,3 +223,24 @@ def test_a_stop_signal_in_python_code_that_starlark_calls_is_an_interruption(ws,
     result = bp("query", "//...", cwd=root)
     assert result.code == 8, result.err
     assert "error" not in result.err.replace("ERROR: interrupted", "")
+
+
+def test_an_interrupt_python_cannot_raise_where_it_lands_is_raised_right_after(capsys):
+    """A Ctrl-C whose handler runs in a weakref callback (the import system has them) is
+    "ignored" by Python, which prints a traceback and goes on: under bp's handlers it is
+    raised again in the code that runs next, with nothing printed."""
+    import weakref
+
+    from buildpy.core.signals import stop_signals_interrupt
+
+    class Thing:
+        pass
+
+    with stop_signals_interrupt(), pytest.raises(KeyboardInterrupt):
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGINT))
+        del thing   # the callback runs here, and its KeyboardInterrupt is unraisable
+        for _ in range(100_000):   # (bounded: the interrupt lands in the first steps)
+            pass
+        del ref
+    assert "Exception ignored" not in capsys.readouterr().err

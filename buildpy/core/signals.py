@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -41,11 +42,36 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+# An interruption raised where Python cannot raise it (a weakref callback, as the import
+# system runs: Python prints "Exception ignored in ..." and goes on) is raised again a
+# moment later, by a timer, in whatever code runs then.
+_LATER = 0.001   # seconds
+_hooks: list = []   # the unraisable hooks stop_signals_interrupt took the place of
+
+
+def _unraisable(event) -> None:
+    if event.exc_type is not None and issubclass(event.exc_type, KeyboardInterrupt):
+        signal.signal(signal.SIGALRM, _raise_later)
+        signal.setitimer(signal.ITIMER_REAL, _LATER)
+    else:
+        _hooks[-1](event)
+
+
+def _raise_later(signum, frame) -> None:
+    while frame is not None:
+        if frame.f_code is _unraisable.__code__:   # (raised there, it would be lost too)
+            signal.setitimer(signal.ITIMER_REAL, _LATER)
+            return
+        frame = frame.f_back
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
     """Within this block, SIGTERM and SIGHUP raise KeyboardInterrupt, as SIGINT does (in
     the main thread; elsewhere this does nothing); the previous handlers come back after
-    it."""
+    it. An interruption Python cannot raise where it lands is raised a moment later."""
     previous = {}
     try:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, _ctrl_c)
@@ -53,8 +79,13 @@ def stop_signals_interrupt() -> Iterator[None]:
             previous[number] = signal.signal(number, _interrupt)
     except ValueError:   # not the main thread: signals cannot be handled here
         pass
+    if previous:
+        _hooks.append(sys.unraisablehook)
+        sys.unraisablehook = _unraisable
     try:
         yield
     finally:
+        if previous:
+            sys.unraisablehook = _hooks.pop()
         for number, handler in previous.items():
             signal.signal(number, handler)
