@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from buildpy.execution.execroot import kept_link
+from buildpy.execution.execroot import kept_link, real_path
 from buildpy.execution.outputs import remove
 from buildpy.execution.sandboxdirs import SandboxDirs
 from buildpy.execution.sandboxslots import SlotError, SlotRunning, Slots, slot_argv
@@ -578,6 +578,8 @@ class LinuxSandboxStrategy(BlockingRun):
         self.mount_pairs = tuple(pairs)
         # Actions run in slots (sandboxslots.py) unless each gets a kept sandbox, or a
         # mount pair goes where each action's own /tmp or /dev/shm would cover it.
+        self._resolved: dict[str, str] = {}   # real paths of the inputs' directories: the
+        # exec root is made before the build, its links fixed for the build (execroot.py)
         covered = any(_under(os.fspath(d), t) for _, d in self.mount_pairs
                       for t in ("/tmp", "/dev/shm"))
         self._slots = Slots(slot_argv(self.bwrap, self._shared(False), self.base),
@@ -642,11 +644,12 @@ class LinuxSandboxStrategy(BlockingRun):
         here, where their symbolic links point, as bubblewrap resolves them."""
         tree = Tree.of(spawn, sandbox, inputs, links)
         base = os.fspath(self.base)
+        exec_root = spawn.exec_root.absolute()
         return {"argv": list(spawn.argv), "env": spawn.environment(sandbox),
                 "base": base, "root": os.fspath(sandbox), "dirs": tree.directories,
                 "binds": [[os.path.relpath(p, base), p] for p in tree.writable],
-                "inputs": [[os.path.realpath(source), target, is_dir]
-                           for source, target, is_dir in tree.inputs],
+                "inputs": [[real_path(exec_root, path, self._resolved), target, is_dir]
+                           for (path, _), (_, target, is_dir) in zip(inputs, tree.inputs)],
                 "links": tree.links, "cwd": tree.working}
 
     def start(self, spawn: Spawn) -> Running:

@@ -7,8 +7,8 @@ before the first action (an action's setup unmounts the host view it was loaded 
 
 The slot's bubblewrap gives what every action shares: the user, network, UTS and cgroup
 namespaces, the read-only system directories, /dev (read-only) and the mount pairs, plus
-in its /tmp two sources for the actions' mounts: the host's tree read-only (`HOST`) and
-the sandbox base writable (`SANDBOXES`). For each request (a length, then that many bytes
+in its /tmp the sources of the actions' mounts (`SOURCES`): the host's tree read-only and
+the sandbox base writable. For each request (a length, then that many bytes
 of JSON, with the action's stdout and stderr descriptors attached) the helper forks a
 setup process that makes new mount, PID and IPC namespaces and lays out the tree
 bubblewrap would have made for the action alone: a new /tmp and /dev/shm, a tmpfs at the
@@ -41,10 +41,13 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
-# In the slot's /tmp, which each action's own /tmp covers: the host's tree, read-only (the
-# inputs' sources), and the sandbox base, writable (the outputs' directories' sources).
-HOST = "/tmp/.bp-host"
-SANDBOXES = "/tmp/.bp-sandboxes"
+# In a tmpfs in the slot's /tmp (below each action's own /tmp): the host's tree, read-only
+# (the inputs' sources), and the sandbox base, writable (the outputs' directories'
+# sources); unmounted from each action's namespace at once, in one call (each unmount
+# call waits for the kernel's RCU grace period, most of what it costs).
+SOURCES = "/tmp/.bp"
+HOST = SOURCES + "/host"
+SANDBOXES = SOURCES + "/sandboxes"
 SETUP_FAILED = 125      # the exit code when the action's tree could not be made
 READY = b"ready\n"      # the helper's first line, once it can make namespaces
 
@@ -80,8 +83,9 @@ def _lay_out(request: dict) -> None:
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare", "")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # the sources, reached through descriptors once the action's /tmp covers them
-    host = "/proc/self/fd/%d" % os.open(HOST, os.O_PATH | os.O_CLOEXEC)
-    sandboxes = "/proc/self/fd/%d/" % os.open(SANDBOXES, os.O_PATH | os.O_CLOEXEC)
+    sources = "/proc/self/fd/%d" % os.open(SOURCES, os.O_PATH | os.O_CLOEXEC)
+    host = sources + HOST[len(SOURCES):]
+    sandboxes = sources + SANDBOXES[len(SOURCES):] + "/"
     _tmpfs("/tmp")   # first: the sandbox base may be under /tmp
     _tmpfs("/dev/shm")
     os.makedirs(request["base"], 0o755, exist_ok=True)
@@ -98,8 +102,8 @@ def _lay_out(request: dict) -> None:
     for text, path in request["links"]:
         os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         os.symlink(text, path)
-    for source in (host, sandboxes):   # gone from this namespace, even below its /tmp
-        _check(_libc.umount2(source.rstrip("/").encode(), MNT_DETACH), "umount", source)
+    # gone from this namespace, even below its /tmp
+    _check(_libc.umount2(sources.encode(), MNT_DETACH), "umount", SOURCES)
 
 
 def _init(request: dict) -> None:
@@ -160,6 +164,8 @@ def _setup(request: dict, out: int, err: int) -> None:
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
+        for fd in {null, out, err} - {0, 1, 2}:   # the action gets these three only
+            os.close(fd)
         _lay_out(request)
         init = os.fork()
         if init == 0:
@@ -202,6 +208,7 @@ def _can_make_namespaces() -> str:
 
 def main(fd: int) -> None:
     channel = socket.socket(fileno=fd)
+    channel.set_inheritable(False)   # (no action sees it)
     refused = _can_make_namespaces()
     channel.sendall(f"{refused}\n".encode() if refused else READY)
     if refused:

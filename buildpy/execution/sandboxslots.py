@@ -44,8 +44,8 @@ def slot_argv(bwrap: str, shared: list[str], base: Path) -> list[str]:
     read-only and the sandbox `base` writable as the helper's sources, then the helper."""
     python = os.path.realpath(sys.executable)
     return [bwrap, *shared, "--remount-ro", "/dev",   # (`shared` ends with /tmp)
-            "--ro-bind", "/", sandboxhelper.HOST, "--bind", os.fspath(base),
-            sandboxhelper.SANDBOXES, "--chdir", "/", "--",
+            "--tmpfs", sandboxhelper.SOURCES, "--ro-bind", "/", sandboxhelper.HOST,
+            "--bind", os.fspath(base), sandboxhelper.SANDBOXES, "--chdir", "/", "--",
             sandboxhelper.HOST + python, "-I", "-S", "-c", _helper_source()]
 
 
@@ -124,9 +124,20 @@ class Slot:
         if self.registry is not None:
             self.registry.remove(self.process.pid)
 
-    def close(self) -> None:
-        self.kill()
+    def close(self, wait: float = 0.0) -> None:
+        """Close the socket, then kill the slot, or with `wait`, give its helper that
+        long to see the socket closed and end (each process then waits for its child,
+        so that the slot's time counts in bp's children's)."""
         self.channel.close()
+        if wait:
+            try:
+                self.process.wait(wait)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                if self.registry is not None:
+                    self.registry.remove(self.process.pid)
+        self.kill()
 
 
 class Slots:
@@ -151,8 +162,8 @@ class Slots:
     def close(self) -> None:
         with self._lock:
             free, self._free = self._free, []
-        for slot in free:
-            slot.close()
+        for slot in free:   # (idle: each helper ends as soon as it sees its socket close)
+            slot.close(wait=1.0)
 
 
 class SlotRunning:
