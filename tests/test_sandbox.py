@@ -261,6 +261,53 @@ def test_linux_sandbox_mounts_extra_pairs_read_only(strategy, make, tmp_path):
     assert not (extra / "new").exists()
 
 
+# What an action can see of its sandbox and its process: the tree, the ids, the
+# capabilities, the signals it ignores, the network devices, the processes, the open
+# files.
+SEEN = ("ls -a / /tmp /dev /dev/shm; find . | sort; cat a/in.txt; id; "
+        "grep -E '^(Cap|NoNewPrivs|Sig(Ign|Blk))' /proc/self/status; cat /proc/net/dev; "
+        "ls /proc | grep -c '^[0-9]'; touch /tmp/t /dev/shm/t; ls /tmp /dev/shm; umask; "
+        "echo x > a/in.txt; echo $?; yes | head -c1; ulimit -a; ls /proc/self/fd")
+
+
+def test_an_action_in_a_slot_sees_what_it_would_alone(strategy, make, tmp_path):
+    """sandboxslots.py's promise: a slot's helper makes the tree and the process that a
+    bubblewrap of the action's own makes."""
+    seen = []
+    for slots in (False, True):
+        linux = strategy("linux-sandbox", slots=slots)
+        for _ in range(2):   # (in a slot, the second time in the same slot)
+            result = run(linux, make("{ " + SEEN + "; } > out/x 2>&1"))
+            assert result.exit_code == 0, result.stderr
+            seen.append((tmp_path / "execroot" / "out" / "x").read_text())
+        assert (linux._slots is not None) == slots
+        linux.close()
+    assert seen[0] == seen[1] == seen[2] == seen[3]
+    assert "hello" in seen[0] and "Read-only file system" in seen[0]
+
+
+def test_linux_sandbox_timeout_kills_the_slot_and_the_next_action_runs(strategy, make,
+                                                                       tmp_path):
+    linux = strategy("linux-sandbox")
+    result = run(linux, make("sleep 5", timeout=0.2))
+    assert result.timed_out and result.exit_code == -9
+    after = run(linux, make("cat a/in.txt > out/x"))
+    assert after.exit_code == 0, after.stderr
+    assert (tmp_path / "execroot" / "out" / "x").read_text() == "hello\n"
+    assert_nothing_left(linux, tmp_path / "sandbox")
+
+
+def test_linux_sandbox_runs_a_script_without_an_interpreter_line(strategy, make, exec_root):
+    """As C's execvp (bubblewrap's) does: a file without #! runs under /bin/sh."""
+    script = exec_root / "a" / "tool"
+    script.write_text("echo from-script > out/x\n")
+    script.chmod(0o755)
+    spawn = dataclasses.replace(make("", inputs=("a/tool",)), argv=("a/tool",))
+    result = run(strategy("linux-sandbox"), spawn)
+    assert result.exit_code == 0, result.stderr
+    assert (exec_root / "out" / "x").read_text() == "from-script\n"
+
+
 def _alive(marker: str) -> bool:
     for entry in Path("/proc").iterdir():
         try:

@@ -89,7 +89,7 @@ def build_runfiles(tree: Path, exec_root: Path, files: Iterable[str],
 
     def target(path: str) -> str:
         text = unresolved.get(path)
-        return text if text is not None else _real_path(exec_root, path, resolved)
+        return text if text is not None else real_path(exec_root, path, resolved)
 
     links = {runfiles_path(p, workspace_name): target(p) for p in files}
     for name, path in named:
@@ -124,7 +124,7 @@ def kept_link(link: str) -> bool:
     return not os.path.isabs(text) or not os.path.exists(link)
 
 
-def _real_path(exec_root: Path, path: str, resolved: dict[str, str]) -> str:
+def real_path(exec_root: Path, path: str, resolved: dict[str, str]) -> str:
     """os.path.realpath(exec_root / path), resolving each directory once."""
     full = os.path.join(exec_root, path)
     if os.path.islink(full):

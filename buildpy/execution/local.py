@@ -299,9 +299,9 @@ class LocalBuild:
             if self.remote is not None:
                 self.remote.close()   # waits for the uploads of local results
             self.cache.flush()
+            for strategy in self._strategies.values():   # (no action runs any more; a
+                strategy.close()                         # strategy's slots end here)
             self.processes.close()
-            for strategy in self._strategies.values():   # (no process runs any more)
-                strategy.close()
             self._trim_cache()
             if self.options.explain is not None:
                 self._explain(self.options.explain)

@@ -25,9 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from buildpy.execution.execroot import kept_link
+from buildpy.execution.execroot import kept_link, real_path
 from buildpy.execution.outputs import remove
 from buildpy.execution.sandboxdirs import SandboxDirs
+from buildpy.execution.sandboxslots import SlotError, SlotRunning, Slots, slot_argv
 from buildpy.execution.symlinks import OutputLinkError, seal_outputs
 from buildpy.execution.spawn import (
     BlockingRun, ProcessRegistry, Running, Spawn, SpawnResult, start_process,
@@ -390,14 +391,24 @@ def _as_exec_path(token: str, roots: list[str]) -> str | None:
 
 # --- the strategies ---------------------------------------------------------------------
 
+def _process(spawn: Spawn, start_in: str, command: Callable[[Path], list[str]],
+             registry: ProcessRegistry | None) -> Callable[[Path], Running]:
+    """What starts `command(sandbox)` as a process of its own, in the sandbox's directory
+    `start_in`."""
+    def launch(sandbox: Path) -> Running:
+        return start_process(command(sandbox), spawn.environment(sandbox),
+                             Path(_inside(sandbox, start_in)), spawn.timeout, registry)
+    return launch
+
+
 def _start_in_sandbox(spawn: Spawn, sandbox: Path, release: Callable[[], None],
-                      inputs: tuple[tuple[str, bool], ...], start_in: str,
-                      command: Callable[[Path], list[str]],
-                      registry: ProcessRegistry | None, kept: bool = False) -> Running:
-    """Start `command(sandbox)` in the staged `sandbox` (in its directory `start_in`);
-    when it ends, the outputs (their links resolved inside the sandbox) move back and
-    `release()` clears the sandbox, once; a `kept` one stays, and the result says how to
-    enter it again."""
+                      inputs: tuple[tuple[str, bool], ...],
+                      launch: Callable[[Path], Running], kept: list[str] | None = None
+                      ) -> Running:
+    """`launch(sandbox)` in the staged `sandbox`; when it ends, the outputs (their links
+    resolved inside the sandbox) move back and `release()` clears the sandbox, once; a
+    sandbox `kept` (the command line it ran) stays, and the result says how to enter it
+    again."""
     released = []
 
     def cleanup() -> None:
@@ -406,9 +417,7 @@ def _start_in_sandbox(spawn: Spawn, sandbox: Path, release: Callable[[], None],
             release()
 
     try:
-        argv = command(sandbox)
-        running = start_process(argv, spawn.environment(sandbox),
-                                Path(_inside(sandbox, start_in)), spawn.timeout, registry)
+        running = launch(sandbox)
     except BaseException:
         cleanup()
         raise
@@ -430,9 +439,9 @@ def _start_in_sandbox(spawn: Spawn, sandbox: Path, release: Callable[[], None],
             if hint:
                 notes.append(hint)
         cleanup()
-        if kept:
+        if kept is not None:
             notes.append(f"sandbox kept at {sandbox}; to run the action in it again: "
-                         f"{reenter_command(sandbox, spawn, argv)}")
+                         f"{reenter_command(sandbox, spawn, kept)}")
             return dataclasses.replace(result, sandbox=sandbox, notes=tuple(notes))
         return dataclasses.replace(result, notes=tuple(notes))
 
@@ -442,8 +451,7 @@ def _start_in_sandbox(spawn: Spawn, sandbox: Path, release: Callable[[], None],
 
 def _start_reused(spawn: Spawn, dirs: SandboxDirs, visible: tuple[str, ...],
                   needed: Iterable[str], inputs: tuple[tuple[str, bool], ...],
-                  start_in: str, command: Callable[[Path], list[str]],
-                  registry: ProcessRegistry | None,
+                  launch: Callable[[Path], Running],
                   stage: Callable[[Path], None] | None = None) -> Running:
     """`_start_in_sandbox` in a reused directory: the directories `needed` made and
     (below `visible`, what the process can see of it) nothing else, then `stage`d; after
@@ -462,8 +470,7 @@ def _start_reused(spawn: Spawn, dirs: SandboxDirs, visible: tuple[str, ...],
     except BaseException:
         release()
         raise
-    return _start_in_sandbox(spawn, directory.path, release, inputs, start_in, command,
-                             registry)
+    return _start_in_sandbox(spawn, directory.path, release, inputs, launch)
 
 
 def _kept() -> None:
@@ -492,17 +499,47 @@ class SandboxedStrategy(BlockingRun):
     def start(self, spawn: Spawn) -> Running:
         inputs, links = staged_inputs(spawn), input_links(spawn)
         working = _working_directory(spawn)
+        launch = _process(spawn, working, lambda _: list(spawn.argv), self.registry)
         if self.keep:
             sandbox = make_sandbox(self.base, spawn, inputs, copy_inputs=True, links=links)
-            return _start_in_sandbox(spawn, sandbox, _kept, inputs, working,
-                                     lambda _: list(spawn.argv), self.registry, kept=True)
+            return _start_in_sandbox(spawn, sandbox, _kept, inputs, launch,
+                                     kept=list(spawn.argv))
         return _start_reused(   # the process sees all of the directory
-            spawn, self.dirs, ("",), tree_directories(spawn, inputs, links), inputs, working,
-            lambda _: list(spawn.argv), self.registry,
+            spawn, self.dirs, ("",), tree_directories(spawn, inputs, links), inputs, launch,
             lambda path: stage_tree(path, spawn, inputs, copy_inputs=True, links=links))
 
     def close(self) -> None:
         self.dirs.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """A linux sandbox's tree, as absolute paths: a tmpfs at the sandbox directory's path
+    holding `directories` (made empty), the `writable` directories bound from the same
+    paths in the sandbox directory, each input mounted read-only from its `source` in the
+    exec root (source, target, is a directory), the declared symlinks (text, path), and
+    the `working` directory the process starts in."""
+
+    directories: list[str]
+    writable: list[str]
+    inputs: list[tuple[str, str, bool]]
+    links: list[tuple[str, str]]
+    working: str
+
+    @staticmethod
+    def of(spawn: Spawn, sandbox: Path, inputs: tuple[tuple[str, bool], ...],
+           links: dict[str, str]) -> Tree:
+        root = os.fspath(sandbox)
+        working = _working_directory(spawn)
+        writable = writable_directories(spawn)
+        exec_root = os.fspath(spawn.exec_root.absolute())
+        return Tree(
+            [_inside(root, working)] if working and not _within(working, writable) else [],
+            [_inside(root, path) for path in writable],
+            [(os.path.join(exec_root, path), os.path.join(root, path), is_dir)
+             for path, is_dir in inputs],
+            [(text, os.path.join(root, _check_exec_path(path))) for path, text in links.items()],
+            _inside(root, working))
 
 
 class LinuxSandboxStrategy(BlockingRun):
@@ -524,7 +561,7 @@ class LinuxSandboxStrategy(BlockingRun):
     def __init__(self, base: Path, keep: bool = False,
                  mount_pairs: Iterable[str | tuple[Path | str, Path | str]] = (),
                  bwrap: str | None = None, registry: ProcessRegistry | None = None,
-                 reuse: bool = True):
+                 reuse: bool = True, slots: bool = True):
         self.base = Path(base)
         self.keep = keep
         self.registry = registry
@@ -539,6 +576,14 @@ class LinuxSandboxStrategy(BlockingRun):
                 raise ValueError(f"--sandbox_add_mount_pair: '{source}' does not exist")
             pairs.append((source, destination))
         self.mount_pairs = tuple(pairs)
+        # Actions run in slots (sandboxslots.py) unless each gets a kept sandbox, or a
+        # mount pair goes where each action's own /tmp or /dev/shm would cover it.
+        self._resolved: dict[str, str] = {}   # real paths of the inputs' directories: the
+        # exec root is made before the build, its links fixed for the build (execroot.py)
+        covered = any(_under(os.fspath(d), t) for _, d in self.mount_pairs
+                      for t in ("/tmp", "/dev/shm"))
+        self._slots = Slots(slot_argv(self.bwrap, self._shared(False), self.base),
+                            registry) if slots and not keep and not covered else None
 
     @staticmethod
     def available(bwrap: str | None = None) -> tuple[bool, str]:
@@ -564,29 +609,48 @@ class LinuxSandboxStrategy(BlockingRun):
         """The bwrap command line running `spawn` in `sandbox`, which holds its writable
         directories (`writable_directories`) only: the tree is a tmpfs at its path, with
         those directories bound in, the inputs mounted and the declared symlinks
-        (`links`, as `input_links` gives them) made. A `staged` sandbox is the whole tree
-        instead (`make_sandbox`), bound writable."""
-        argv = [self.bwrap, *_namespace_args(spawn.requires_network), *self.system]
-        for source, destination in self.mount_pairs:
-            argv += ["--ro-bind", os.fspath(source), os.fspath(destination)]
+        (`links`, as `input_links` gives them) made (`Tree`). A `staged` sandbox is the
+        whole tree instead (`make_sandbox`), bound writable."""
+        argv = [self.bwrap, *self._shared(spawn.requires_network)]
         root = os.fspath(sandbox)
-        working = _working_directory(spawn)
+        tree = Tree.of(spawn, sandbox, mounted_inputs(spawn) if inputs is None else inputs,
+                       {} if staged else input_links(spawn) if links is None else links)
         if staged:
             argv += ["--bind", root, root]
         else:
-            links = input_links(spawn) if links is None else links
-            writable = writable_directories(spawn)
             argv += ["--tmpfs", root]
-            if working and not _within(working, writable):
-                argv += ["--dir", _inside(root, working)]
-            for path in writable:
-                argv += ["--bind", _inside(root, path), _inside(root, path)]
+            for path in tree.directories:
+                argv += ["--dir", path]
+            for path in tree.writable:
+                argv += ["--bind", path, path]
+        for source, target, _ in tree.inputs:
+            argv += ["--ro-bind", source, target]
+        for text, path in tree.links:
+            argv += ["--symlink", text, path]
+        return [*argv, "--chdir", tree.working, "--", *spawn.argv]
+
+    def _shared(self, network: bool) -> list[str]:
+        """bwrap's arguments for what each action's sandbox holds alike: the namespaces,
+        the system directories, the mount pairs."""
+        argv = [*_namespace_args(network), *self.system]
+        for source, destination in self.mount_pairs:
+            argv += ["--ro-bind", os.fspath(source), os.fspath(destination)]
+        return argv
+
+    def helper_request(self, spawn: Spawn, sandbox: Path,
+                       inputs: tuple[tuple[str, bool], ...], links: dict[str, str]) -> dict:
+        """What a slot's helper needs to make the tree `bwrap_argv` describes (not
+        staged) and run `spawn` in it (sandboxhelper.py): the inputs' sources resolved
+        here, where their symbolic links point, as bubblewrap resolves them."""
+        tree = Tree.of(spawn, sandbox, inputs, links)
+        base = os.fspath(self.base)
         exec_root = spawn.exec_root.absolute()
-        for path, _ in mounted_inputs(spawn) if inputs is None else inputs:
-            argv += ["--ro-bind", os.fspath(exec_root / path), os.path.join(root, path)]
-        for path, text in (links or {}).items() if not staged else ():
-            argv += ["--symlink", text, os.path.join(root, _check_exec_path(path))]
-        return [*argv, "--chdir", _inside(root, working), "--", *spawn.argv]
+        return {"argv": list(spawn.argv), "env": spawn.environment(sandbox),
+                "base": base, "root": os.fspath(sandbox), "dirs": tree.directories,
+                "binds": [[os.path.relpath(p, base), p] for p in tree.writable],
+                "inputs": [[real_path(exec_root, path, self._resolved), target, is_dir]
+                           for (path, _), (_, target, is_dir) in zip(inputs, tree.inputs)],
+                "links": tree.links, "cwd": tree.working}
 
     def start(self, spawn: Spawn) -> Running:
         links = input_links(spawn)   # (walked once: the mounts and the sandbox need them)
@@ -597,17 +661,39 @@ class LinuxSandboxStrategy(BlockingRun):
                 count=count, mnemonic=spawn.mnemonic or "<mnemonic>"))
         if self.keep:
             sandbox = make_sandbox(self.base, spawn, inputs, copy_inputs=False, links=links)
-            return _start_in_sandbox(spawn, sandbox, _kept, inputs, "",
-                                     lambda s: self.bwrap_argv(spawn, s, inputs, staged=True),
-                                     self.registry, kept=True)
+            staged = self.bwrap_argv(spawn, sandbox, inputs, staged=True)
+            return _start_in_sandbox(spawn, sandbox, _kept, inputs,
+                                     _process(spawn, "", lambda _: staged, self.registry),
+                                     kept=staged)
         writable = writable_directories(spawn)
         working = _working_directory(spawn)
         needed = [*(os.path.dirname(o) for o in spawn.outputs), *spawn.output_directories,
                   *spawn.scratch_directories, *([working] if _within(working, writable) else [])]
-        return _start_reused(spawn, self.dirs, writable, needed, inputs, "",
-                             lambda s: self.bwrap_argv(spawn, s, inputs, links), self.registry)
+        launch = _process(spawn, "", lambda s: self.bwrap_argv(spawn, s, inputs, links),
+                          self.registry)
+        if self._slots is not None and not spawn.requires_network:
+            launch = self._in_slot(spawn, inputs, links, launch)
+        return _start_reused(spawn, self.dirs, writable, needed, inputs, launch)
+
+    def _in_slot(self, spawn: Spawn, inputs: tuple[tuple[str, bool], ...],
+                 links: dict[str, str], alone: Callable[[Path], Running]
+                 ) -> Callable[[Path], Running]:
+        """What runs `spawn` in a slot (sandboxslots.py); where a slot cannot start, this
+        and every later action run under a bubblewrap of their own (`alone`) instead."""
+        def launch(sandbox: Path) -> Running:
+            if self._slots is None:
+                return alone(sandbox)
+            request = self.helper_request(spawn, sandbox, inputs, links)
+            try:
+                return SlotRunning(self._slots, request, spawn.timeout)
+            except SlotError:
+                self._slots = None
+                return alone(sandbox)
+        return launch
 
     def close(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
         self.dirs.close()
 
 

@@ -282,6 +282,11 @@ class Running:
         self.timed_out = True
         kill_group(self.process)
 
+    @property
+    def ended(self) -> bool:
+        """Whether it was finished or abandoned."""
+        return self.process.returncode is not None
+
     def _reap(self) -> None:
         kill_group(self.process)   # whatever it left behind, before the pid can be reused
         self.process.wait()
@@ -294,19 +299,36 @@ class Running:
     def finish(self) -> SpawnResult:
         """The result of the exited (or killed) process, post-processed by `then`."""
         self._reap()
-        out, err = self.capture
-        out.seek(0)
-        err.seek(0)
-        result = SpawnResult(self.process.returncode, out.read(), err.read(),
-                             time.monotonic() - self.started, self.timed_out)
-        _captures.give_back(self.capture)
-        return self.then(result)
+        return self.then(captured(self.capture, self.process.returncode, self.started,
+                                  self.timed_out))
 
     def abandon(self) -> None:
         """Kill the process group and undo the staging: the build is stopping."""
         self._reap()
         _captures.give_back(self.capture)
         self.cleanup()
+
+
+def captured(capture: tuple, exit_code: int, started: float, timed_out: bool) -> SpawnResult:
+    """The result of a process that ended with `exit_code`, its output read from the
+    `capture` files (given back for the next process)."""
+    out, err = capture
+    out.seek(0)
+    err.seek(0)
+    result = SpawnResult(exit_code, out.read(), err.read(), time.monotonic() - started,
+                         timed_out)
+    _captures.give_back(capture)
+    return result
+
+
+def take_capture() -> tuple:
+    """Files for a process's stdout and stderr: `captured` gives them back."""
+    return _captures.take()
+
+
+def give_back_capture(capture: tuple) -> None:
+    """The capture of a process whose output nobody reads (it was abandoned)."""
+    _captures.give_back(capture)
 
 
 def start_process(argv: list[str], env: Mapping[str, str], cwd: Path,
@@ -335,9 +357,9 @@ def wait(running: Running, cancel: threading.Event) -> SpawnResult:
     """Block until `running` ends; kill it on timeout; on cancel kill it and raise
     Cancelled."""
     exited = None
-    if running.pidfd is not None:
+    if running.fileno() is not None:
         exited = select.poll()
-        exited.register(running.pidfd, select.POLLIN)
+        exited.register(running.fileno(), select.POLLIN)
     try:
         while True:
             if exited is not None:
@@ -353,7 +375,7 @@ def wait(running: Running, cancel: threading.Event) -> SpawnResult:
             if running.overdue(time.monotonic()):
                 running.kill_for_timeout()
     except BaseException:
-        if running.process.returncode is None:
+        if not running.ended:
             running.abandon()
         raise
     return running.finish()

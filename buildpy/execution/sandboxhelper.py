@@ -1,0 +1,261 @@
+"""The program a linux-sandbox slot runs inside its bubblewrap: it makes each action's
+namespace and starts the action, one action at a time, for as long as the build lasts.
+
+It is not imported by bp: `sandboxslots.py` runs this file's source with `python -I -S -c`
+inside one bubblewrap per slot, so it imports the standard library only, and all of it
+before the first action (an action's setup unmounts the host view it was loaded from).
+
+The slot's bubblewrap gives what every action shares: the user, network, UTS and cgroup
+namespaces, the read-only system directories, /dev (read-only) and the mount pairs, plus
+in its /tmp the sources of the actions' mounts (`SOURCES`): the host's tree read-only and
+the sandbox base writable. For each request (a length, then that many bytes
+of JSON, with the action's stdout and stderr descriptors attached) the helper makes new
+mount, PID and IPC namespaces for itself and lays out in them the tree bubblewrap would
+have made for the action alone: a new /tmp and /dev/shm, a tmpfs at the sandbox base
+holding the sandbox directory, the outputs' directories bound writable from it, each
+declared input bound read-only (from the host's tree, read-only itself), the declared
+symlinks; then it unmounts the sources, forks the PID namespace's first process and goes
+back to its own namespaces. That process mounts the namespace's /proc and starts the
+action with posix_spawn (no copy of a Python process's pages: a fork, and the copies its
+reference counts then make, cost a millisecond here) in a session of its own, reaps it
+and what it leaves, as bubblewrap's own first process does, and exits with the action's
+exit code (128 + the signal for a signal). The helper answers each request with that
+code, as one line; its first line says that it can make the namespaces (`READY`), or why
+not.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import socket
+import struct
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+# In a tmpfs in the slot's /tmp (below each action's own /tmp): the host's tree, read-only
+# (the inputs' sources), and the sandbox base, writable (the outputs' directories'
+# sources); unmounted from each action's namespace at once, in one call (each unmount
+# call waits for the kernel's RCU grace period, most of what it costs).
+SOURCES = "/tmp/.bp"
+HOST = SOURCES + "/host"
+SANDBOXES = SOURCES + "/sandboxes"
+SETUP_FAILED = 125      # the exit code when the action's tree could not be made
+READY = b"ready\n"      # the helper's first line, once it can make namespaces
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str, path: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what} {path}: {os.strerror(error)}")
+
+
+def _mount(source, target: str, kind, flags: int, data=None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(),
+                       kind and kind.encode(), ctypes.c_ulong(flags),
+                       data and data.encode()), "mount", target)
+
+
+def _tmpfs(path: str) -> None:
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+
+
+def _mount_point(path: str, is_dir: bool) -> None:
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if is_dir:
+        os.makedirs(path, 0o755, exist_ok=True)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
+
+
+def _lay_out(request: dict) -> None:
+    """The action's tree, in new mount, PID and IPC namespaces of this process's own
+    (`_start` leaves them again)."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare", "")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # the sources, reached through a descriptor once the action's /tmp covers them
+    held = os.open(SOURCES, os.O_PATH | os.O_CLOEXEC)
+    try:
+        sources = "/proc/self/fd/%d" % held
+        host = sources + HOST[len(SOURCES):]
+        sandboxes = sources + SANDBOXES[len(SOURCES):] + "/"
+        _tmpfs("/tmp")   # first: the sandbox base may be under /tmp
+        _tmpfs("/dev/shm")
+        os.makedirs(request["base"], 0o755, exist_ok=True)
+        _tmpfs(request["base"])
+        os.makedirs(request["root"], 0o755)
+        for path in request["dirs"]:
+            os.makedirs(path, 0o755, exist_ok=True)
+        for source, target in request["binds"]:
+            _mount_point(target, True)
+            _mount(sandboxes + source, target, None, MS_BIND | MS_REC)
+        for source, target, is_dir in request["inputs"]:
+            _mount_point(target, is_dir)
+            _mount(host + source, target, None, MS_BIND | MS_REC)
+        for text, path in request["links"]:
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            os.symlink(text, path)
+        # gone from this namespace, even below its /tmp
+        _check(_libc.umount2(sources.encode(), MNT_DETACH), "umount", SOURCES)
+    finally:
+        os.close(held)
+
+
+def _init(request: dict, out: int, err: int) -> None:
+    """PID 1 of the action's namespace: stdin /dev/null, the captures as stdout and
+    stderr, its /proc, then the action, reaped with every orphan it leaves; exits with
+    the action's code."""
+    code = 1
+    try:
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in {null, out, err} - {0, 1, 2}:   # the action gets these three only
+            os.close(fd)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        try:
+            os.chdir(request["cwd"])
+        except OSError as error:
+            os.write(2, f"bwrap: Can't chdir to {request['cwd']}: {error.strerror}\n".encode())
+            return
+        action = _spawnp(request["argv"], request["env"])
+        if isinstance(action, OSError):
+            os.write(2, f"bwrap: execvp {request['argv'][0]}: {action.strerror}\n".encode())
+            return
+        while True:
+            pid, status = os.wait()
+            if pid == action:
+                code = _code(status)
+                return
+    except OSError as error:
+        os.write(2, f"linux-sandbox: cannot start the action: {error}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _code(status: int) -> int:
+    """An exit code as bubblewrap gives it: 128 + the signal for a signal."""
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _spawnp(argv: list[str], env: dict[str, str]) -> int | OSError:
+    """Start argv[0] in a session of its own as C's execvp finds and runs it (bubblewrap's
+    way): looked up on the action's PATH (a denied candidate remembered, the search going
+    on), a file without a #! line run by /bin/sh. Returns its pid, or why it could not."""
+    program = argv[0]
+    paths = [program] if "/" in program else \
+        [os.path.join(d or ".", program) for d in env.get("PATH", "/bin:/usr/bin").split(":")]
+    failed = denied = None
+    for path in paths:
+        started = _posix_spawn(path, argv, env)
+        if isinstance(started, int):
+            return started
+        failed = started
+        if started.errno == errno.ENOEXEC:
+            return _posix_spawn("/bin/sh", ["/bin/sh", path, *argv[1:]], env)
+        if started.errno == errno.EACCES:
+            denied = started
+        elif started.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE):
+            return started
+    return denied or failed
+
+
+_SETSIGDEF, _SETSID = 0x04, 0x80
+_ALL_SIGNALS = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t of every signal
+
+
+def _posix_spawn(path: str, argv: list[str], env: dict[str, str]) -> int | OSError:
+    """posix_spawn (vfork and exec: no copy of this process's pages) in a new session,
+    every signal at its default (as bubblewrap leaves them; Python's own posix_spawn
+    cannot name glibc's two internal signals, which its child would then ignore)."""
+    attr = ctypes.create_string_buffer(1024)   # (a posix_spawnattr_t is 336 bytes)
+    _libc.posix_spawnattr_init(attr)
+    _libc.posix_spawnattr_setflags(attr, ctypes.c_short(_SETSIGDEF | _SETSID))
+    _libc.posix_spawnattr_setsigdefault(attr, _ALL_SIGNALS)
+    words = [word.encode() for word in argv]
+    pairs = [f"{name}={value}".encode() for name, value in env.items()]
+    pid = ctypes.c_int()
+    error = _libc.posix_spawn(ctypes.byref(pid), path.encode(), None, attr,
+                              (ctypes.c_char_p * (len(words) + 1))(*words, None),
+                              (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None))
+    _libc.posix_spawnattr_destroy(attr)
+    return OSError(error, os.strerror(error)) if error else pid.value
+
+
+def _start(request: dict, out: int, err: int, home: tuple[int, int, int]) -> int | None:
+    """The action's namespaces and tree, made in this process, then their first process
+    forked into them; this process goes back to its own namespaces (`home`: descriptors
+    of its mount, IPC and PID namespaces). Returns that process's pid, or None (said on
+    `err`) when the tree could not be made."""
+    try:
+        _lay_out(request)
+        return os.fork() or _init(request, out, err)
+    except OSError as error:
+        os.write(err, f"linux-sandbox: cannot make the action's sandbox: {error}\n".encode())
+        return None
+    finally:
+        for fd, kind in zip(home, (CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID)):
+            _check(_libc.setns(fd, kind), "setns", "")
+
+
+def _receive(channel: socket.socket) -> tuple[dict, list[int]] | None:
+    header, fds, _, _ = socket.recv_fds(channel, 8, 2)
+    if not header:
+        return None
+    size, = struct.unpack("!Q", header)
+    body = bytearray()
+    while len(body) < size:
+        chunk = channel.recv(size - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return json.loads(body), fds
+
+
+def _can_make_namespaces() -> str:
+    """"" when this process may make the namespaces each action needs, else why not."""
+    probe = os.fork()
+    if probe == 0:
+        os._exit(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) and
+                 ctypes.get_errno() or 0)
+    _, status = os.waitpid(probe, 0)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+    return code and f"cannot make namespaces: {os.strerror(code)}"
+
+
+def main(fd: int) -> None:
+    channel = socket.socket(fileno=fd)
+    channel.set_inheritable(False)   # (no action sees it)
+    refused = _can_make_namespaces()
+    channel.sendall(f"{refused}\n".encode() if refused else READY)
+    if refused:
+        return
+    home = tuple(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                 for name in ("mnt", "ipc", "pid"))
+    while True:
+        received = _receive(channel)
+        if received is None:
+            return
+        request, (out, err) = received
+        init = _start(request, out, err, home)
+        os.close(out)
+        os.close(err)
+        code = SETUP_FAILED if init is None else _code(os.waitpid(init, 0)[1])
+        channel.sendall(b"%d\n" % code)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
