@@ -174,17 +174,27 @@ def _spawnp(argv: list[str], env: dict[str, str]) -> int | OSError:
 
 
 _SETSIGDEF, _SETSID = 0x04, 0x80
-_ALL_SIGNALS = ctypes.create_string_buffer(b"\xff" * 128)   # a sigset_t of every signal
+# the signals an action starts with at their default: all but those bp itself ignored
+# (a bp started in the background ignores SIGINT and SIGQUIT, and so does what it starts
+# under the other strategies); a sigset_t, signal n at bit n - 1
+_DEFAULTS = ctypes.create_string_buffer(b"\xff" * 128)
+
+
+def _keep_ignored(signals: list[int]) -> None:
+    for number in signals:
+        byte, bit = divmod(number - 1, 8)
+        _DEFAULTS[byte] = _DEFAULTS[byte][0] & ~(1 << bit)
 
 
 def _posix_spawn(path: str, argv: list[str], env: dict[str, str]) -> int | OSError:
     """posix_spawn (vfork and exec: no copy of this process's pages) in a new session,
-    every signal at its default (as bubblewrap leaves them; Python's own posix_spawn
-    cannot name glibc's two internal signals, which its child would then ignore)."""
+    every signal at its default but those bp ignores (as a process bp starts gets them;
+    Python's own posix_spawn cannot name glibc's two internal signals, which its child
+    would then ignore)."""
     attr = ctypes.create_string_buffer(1024)   # (a posix_spawnattr_t is 336 bytes)
     _libc.posix_spawnattr_init(attr)
     _libc.posix_spawnattr_setflags(attr, ctypes.c_short(_SETSIGDEF | _SETSID))
-    _libc.posix_spawnattr_setsigdefault(attr, _ALL_SIGNALS)
+    _libc.posix_spawnattr_setsigdefault(attr, _DEFAULTS)
     words = [word.encode() for word in argv]
     pairs = [f"{name}={value}".encode() for name, value in env.items()]
     pid = ctypes.c_int()
@@ -258,4 +268,5 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
+    _keep_ignored([int(n) for n in sys.argv[2].split(",") if n])
     main(int(sys.argv[1]))

@@ -59,6 +59,14 @@ def _helper_source() -> str:
     return _source[0]
 
 
+def _ignored() -> list[int]:
+    """The signals this process ignores that a process it starts keeps ignored (Python
+    ignores SIGPIPE and SIGXFSZ itself, and subprocess puts them back)."""
+    own = (signal.SIGPIPE, getattr(signal, "SIGXFSZ", signal.SIGPIPE))
+    return [int(n) for n in signal.valid_signals()
+            if n not in own and signal.getsignal(n) == signal.SIG_IGN]
+
+
 class Slot:
     """One slot's bubblewrap and the socket to its helper."""
 
@@ -69,7 +77,8 @@ class Slot:
         started = registry.starting() if registry is not None else ProcessRegistry.now()
         try:
             self.process = subprocess.Popen(
-                [*argv, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                [*argv, str(theirs.fileno()), ",".join(map(str, _ignored()))],
+                pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                 start_new_session=True)
         except OSError as error:
