@@ -649,8 +649,9 @@ def _error_classes() -> tuple[type, ...]:
     return (*found, Location)
 
 
-def _start_server(warm, serving: _Serving) -> None:
-    """Fork the server that keeps `warm` (a build's analysis process's state): each
+def _start_server(warm, serving: _Serving) -> int | None:
+    """Fork the server that keeps `warm` (a build's analysis process's state), and
+    return its pid (None when it cannot listen): each
     request for the same command's plan gets it up to date, as a watch session's next
     build would (what changed loaded, configured and analyzed again), and the
     Snapshot it answers with is saved once sent (the next build with nothing changed
@@ -691,7 +692,8 @@ def _start_server(warm, serving: _Serving) -> None:
 
         return (reply, said.getvalue()), save
 
-    server.start(warm.session.workspace.root, answer, serving.execution.max_idle_secs)
+    return server.start(warm.session.workspace.root, answer,
+                        serving.execution.max_idle_secs)
 
 
 def _served_plan(warm, serving: _Serving) -> PlannedBuild:
@@ -781,6 +783,7 @@ class _AnalysisStream:
         self.reads = None   # with the plan: what loading and analysis read (a ReadLog)
         self.planned_at: float | None = None   # when the plan arrived (time.monotonic)
         self.error: BpError | None = None
+        self.server: int | None = None   # the pid of the analysis server it started
         self._child = forked.start(lambda send: self._analyze(
             send, session, unplanned, stamp_ns, runfile_links, serving))
 
@@ -827,10 +830,13 @@ class _AnalysisStream:
         except BpError as error:   # the parent raises it
             send(("error", error))
             raise
+        if warm is not None and warm.analyzer is not None and warm.plan is plan:
+            # (before the plan: the build must know the server's pid before it ends, or
+            # it kills the server as an orphan of its actions, which it becomes once
+            # this process exits while the build is their subreaper)
+            send(("server", _start_server(warm, serving)))
         send(("plan", replace(plan, actions=None), session.loader.reads))
         _save_plan(session, unplanned, plan, stamp_ns)
-        if warm is not None and warm.analyzer is not None and warm.plan is plan:
-            _start_server(warm, serving)
 
     @property
     def ended(self) -> bool:
@@ -852,6 +858,8 @@ class _AnalysisStream:
             elif kind == "plan":
                 self.plan, self.reads = value
                 self.planned_at = time.monotonic()
+            elif kind == "server":
+                self.server = value[0]
             else:
                 self.error = value[0]
         return parts
@@ -1004,6 +1012,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                     record.telemetry.phase("execution", executing)
                     record.telemetry.phase("analysis", loaded, stream.planned_at or clock(),
                                            lane="analysis (forked process)")
+                if stream.server is not None:
+                    build.processes.spare(stream.server)
                 if stream.error is not None:
                     raise stream.error
                 plan = stream.plan

@@ -109,6 +109,7 @@ class ProcessRegistry:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._live: set[int] = set()
+        self._spared: set[int] = set()   # started by bp's own children, to outlive it
         self._subreaper = None
         self._lock = threading.Lock()
         self._swept = 0.0
@@ -145,7 +146,12 @@ class ProcessRegistry:
         (not the running actions themselves); returns how many."""
         if self._subreaper is None:
             return 0
-        return self._subreaper.kill_orphans(keep=set(self._live))
+        return self._subreaper.kill_orphans(keep=self._live | self._spared)
+
+    def spare(self, pid: int) -> None:
+        """Never kill `pid` as an orphan: a process bp's own child started to outlive
+        the build (the analysis server), which comes to bp when that child exits."""
+        self._spared.add(pid)
 
     def running(self) -> dict[int, float]:
         """The groups started and not yet ended, with their start times. Lines a crash
@@ -193,7 +199,7 @@ class ProcessRegistry:
                 except (ProcessLookupError, PermissionError):
                     pass
             if self._subreaper is not None:
-                self._subreaper.close(keep=live)
+                self._subreaper.close(keep=live | self._spared)
         finally:
             os.close(self._fd)
 
