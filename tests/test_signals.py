@@ -244,3 +244,34 @@ def test_an_interrupt_python_cannot_raise_where_it_lands_is_raised_right_after(c
             pass
         del ref
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_an_orphan_the_registry_spares_outlives_the_build(tmp_path):
+    """The analysis server comes to bp as an orphan when the analysis process exits;
+    the build spares it (ProcessRegistry.spare), and kills the other orphans."""
+    from buildpy.execution.spawn import ProcessRegistry
+
+    registry = ProcessRegistry(tmp_path / "running.log")
+    registry.starting()   # (the first spawn makes bp the subreaper)
+    pids = []
+    for name in ("spared", "killed"):
+        pidfile = tmp_path / name
+        subprocess.run(["sh", "-c", f"setsid sh -c 'echo $$ > {pidfile}; sleep 1000 & "
+                        "wait' > /dev/null 2>&1 & sleep 0.01"], start_new_session=True,
+                       check=True)
+        pids.append(int(_until(lambda: pidfile.exists() and pidfile.read_text().strip(),
+                               20, "the orphan never started")))
+    spared, killed = pids
+    registry.spare(spared)
+    try:
+        _until(lambda: Path(f"/proc/{killed}").exists() and registry.kill_orphans() >= 1,
+               20, "the orphan was never killed")
+        registry.close()
+        assert Path(f"/proc/{spared}").exists()
+        assert not Path(f"/proc/{killed}").exists()
+    finally:
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
