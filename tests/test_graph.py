@@ -258,6 +258,9 @@ def node(page, label: str):
 
 
 def centre_of(locator) -> tuple[float, float]:
+    """Where the node is drawn once the page has applied the view's last move (the page
+    sets the transform in the next animation frame: a loaded machine measured before it)."""
+    locator.page.wait_for_function("() => new Promise(r => requestAnimationFrame(() => r(true)))")
     box = locator.bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
