@@ -178,7 +178,10 @@ def _serve(listener: socket.socket, path: Path, inode: int,
             if _peer_uid(connection) != os.getuid():
                 continue
             try:
-                request = pickle.loads(_receive(connection) or pickle.dumps(None))
+                data = _receive(connection)
+                if data is None:   # (the client went away before it asked)
+                    continue
+                request = pickle.loads(data)
             except (OSError, pickle.UnpicklingError, EOFError):
                 continue
             if request == SHUTDOWN:

@@ -651,11 +651,10 @@ def _error_classes() -> tuple[type, ...]:
 
 def _start_server(warm, serving: _Serving) -> int | None:
     """Fork the server that keeps `warm` (a build's analysis process's state), and
-    return its pid (None when it cannot listen): each
-    request for the same command's plan gets it up to date, as a watch session's next
-    build would (what changed loaded, configured and analyzed again), and the
-    Snapshot it answers with is saved once sent (the next build with nothing changed
-    reads it without asking)."""
+    return its pid (None when it cannot listen). Each request for the same command's
+    plan gets it up to date, as a watch session's next build would (what changed
+    loaded, configured and analyzed again), and the Snapshot it answers with is saved
+    once sent (the next build with nothing changed reads it without asking)."""
     import contextlib
     import io
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from buildpy import server
+from tests.test_watch import alive   # (not a zombie: the servers are no children of ours)
 
 RULES = """
 def _impl(ctx):
@@ -90,15 +91,6 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
-    """Is `pid` a live process (not a zombie: the servers are no children of ours)?"""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_until(condition, what: str) -> None:
     deadline = time.monotonic() + WAIT
     while not condition():
@@ -117,7 +109,7 @@ def test_a_build_file_edit_is_analyzed_by_the_server(served):
     assert first.returncode == 0, first.stderr
     assert served.output("g.txt") == "SAID: ONE\n"
     [pid] = served.pids()
-    assert _alive(pid)
+    assert alive(pid)
 
     _edit(served.root / "BUILD", '"one"', '"two"')
     with (served.root / "BUILD").open("a") as build_file:
@@ -163,7 +155,7 @@ def test_a_killed_server_is_not_missed(served):
     assert served.build().returncode == 0
     [pid] = served.pids()
     os.kill(pid, signal.SIGKILL)
-    _wait_until(lambda: not _alive(pid), "the killed server to go")
+    _wait_until(lambda: not alive(pid), "the killed server to go")
     _edit(served.root / "BUILD", '"one"', '"four"')
     after = served.build()
     assert after.returncode == 0, after.stderr
@@ -177,8 +169,8 @@ def test_another_command_replaces_the_server(served):
     other = served("build", "//:a", "--analysis_server=yes")
     assert other.returncode == 0, other.stderr
     assert "another command's analysis" in served.log()
-    _wait_until(lambda: not _alive(old), "the replaced server to exit")
-    assert len(served.pids()) == 2 and _alive(served.pids()[1])
+    _wait_until(lambda: not alive(old), "the replaced server to exit")
+    assert len(served.pids()) == 2 and alive(served.pids()[1])
 
 
 def test_shutdown_and_the_idle_bound_stop_the_server(served):
@@ -186,14 +178,14 @@ def test_shutdown_and_the_idle_bound_stop_the_server(served):
     [pid] = served.pids()
     stopped = served("shutdown")
     assert stopped.returncode == 0 and "stopped" in stopped.stderr
-    _wait_until(lambda: not _alive(pid), "the server to stop")
+    _wait_until(lambda: not alive(pid), "the server to stop")
     assert not server.socket_path(served.root).exists()
     assert "stopped" not in served("shutdown").stderr   # none left
 
     _edit(served.root / "BUILD", '"one"', '"five"')
     assert served.build("--max_idle_secs=1").returncode == 0
     idle = served.pids()[-1]
-    _wait_until(lambda: not _alive(idle), "the idle server to exit")
+    _wait_until(lambda: not alive(idle), "the idle server to exit")
     assert "no request for 1 s" in served.log()
 
 
@@ -212,3 +204,29 @@ def test_a_server_directory_others_may_enter_is_not_used(served):
         assert served.pids() == []   # no server, and the build as without one
     finally:
         directory.chmod(0o700)
+
+
+def test_an_answer_bp_cannot_read_is_no_answer(monkeypatch, tmp_path):
+    """session._served reads a reply as a saved analysis is read (only the classes a plan
+    or an error holds): anything else, or another command's analysis, and the build
+    analyzes itself."""
+    import pickle
+    from types import SimpleNamespace
+
+    from buildpy import session as session_module
+    from buildpy.analysis.snapshot import Snapshot
+    from buildpy.core.reads import ReadLog
+
+    where = ("key", tmp_path / "saved", tmp_path / "digest")
+    session = SimpleNamespace(workspace=SimpleNamespace(root=tmp_path))
+    said: list[str] = []
+
+    def served(reply) -> object:
+        data = pickle.dumps(reply)
+        monkeypatch.setattr(server, "ask", lambda root, request, loads: loads(data))
+        return session_module._served(session, where, said.append)
+
+    assert served((Snapshot.of("key", 0, ReadLog(), SimpleNamespace()), "")) is None   # refused
+    assert served((Snapshot.of("other", 0, ReadLog(), None), "")) is None
+    assert served("another command's analysis") is None
+    assert said == []

@@ -21,14 +21,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from buildpy.execution import sandboxhelper
 from buildpy.execution.spawn import (
-    ProcessRegistry, SpawnResult, captured, give_back_capture, take_capture,
+    FreeList, ProcessRegistry, SpawnResult, captured, give_back_capture, take_capture,
 )
 
 READY_TIMEOUT = 10.0   # seconds for a new slot's helper to start
@@ -149,30 +148,15 @@ class Slot:
         self.kill()
 
 
-class Slots:
+class Slots(FreeList):
     """The slots of one strategy: taken for an action, given back after it."""
 
     def __init__(self, argv: list[str], registry: ProcessRegistry | None):
-        self.argv = argv
-        self.registry = registry
-        self._free: list[Slot] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> Slot:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return Slot(self.argv, self.registry)
-
-    def give_back(self, slot: Slot) -> None:
-        with self._lock:
-            self._free.append(slot)
+        super().__init__(lambda: Slot(argv, registry))
 
     def close(self) -> None:
-        with self._lock:
-            free, self._free = self._free, []
-        for slot in free:   # (idle: each helper ends as soon as it sees its socket close)
-            slot.close(wait=1.0)
+        for slot in self.drain():   # (idle: each helper ends as soon as it sees its
+            slot.close(wait=1.0)    # socket close)
 
 
 class SlotRunning:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -217,26 +217,44 @@ def _session_leader_start(pid: int) -> float | None:
     return int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-class _Captures:
+class FreeList:
+    """Things made once and used again by one action at a time: `take()` a free one (or
+    a new one, from `make`), `give_back()` it after; safe across threads."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make = make
+        self._free: list = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Any:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return self._make()
+
+    def give_back(self, item: Any) -> None:
+        with self._lock:
+            self._free.append(item)
+
+    def drain(self) -> list:
+        """The free ones, no longer kept."""
+        with self._lock:
+            free, self._free = self._free, []
+        return free
+
+
+class _Captures(FreeList):
     """Files for the stdout and stderr of running processes, reused: files rather than
     pipes, so there is nothing to drain while a process runs."""
 
     def __init__(self):
-        self._free: list[tuple] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> tuple:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        super().__init__(lambda: (tempfile.TemporaryFile(), tempfile.TemporaryFile()))
 
     def give_back(self, files: tuple) -> None:
         for handle in files:
             handle.seek(0)
             handle.truncate()
-        with self._lock:
-            self._free.append(files)
+        super().give_back(files)
 
 
 _captures = _Captures()

@@ -7,7 +7,7 @@ mappings, and `select()`s keep every branch (each coerced). Knows nothing of tar
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable
 
 from buildpy.core.label import Label, LabelError, PackageId, parse_label
 from buildpy.lang.values import Select, SelectorList
@@ -183,24 +183,20 @@ def _int_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
     return _list(spec, value, lambda v: _checked_int(spec, v, value))
 
 
-def _label_or_none(spec: AttrSpec, value: Any, package: PackageId) -> Label | None:
-    return None if value is None else _label(spec, value, package)
+def _or_none(one: Callable[[AttrSpec, Any, PackageId], Label]):
+    """A single label attribute (`_label` or `_output`), None allowed."""
+    def coerce(spec: AttrSpec, value: Any, package: PackageId) -> Label | None:
+        return None if value is None else one(spec, value, package)
+    return coerce
 
 
-def _label_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
-    result = _list(spec, value, lambda v: _label(spec, v, package))
-    _no_duplicates(spec, result)
-    return result
-
-
-def _output_or_none(spec: AttrSpec, value: Any, package: PackageId) -> Label | None:
-    return None if value is None else _output(spec, value, package)
-
-
-def _output_list(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
-    result = _list(spec, value, lambda v: _output(spec, v, package))
-    _no_duplicates(spec, result)
-    return result
+def _unique_list(one: Callable[[AttrSpec, Any, PackageId], Label]):
+    """A list of labels (`_label` or `_output`), none twice."""
+    def coerce(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
+        result = _list(spec, value, lambda v: one(spec, v, package))
+        _no_duplicates(spec, result)
+        return result
+    return coerce
 
 
 def _string_dict(spec: AttrSpec, value: Any, package: PackageId) -> MappingProxyType:
@@ -227,8 +223,9 @@ def _string_keyed_label_dict(spec: AttrSpec, value: Any,
 
 _COERCE = {
     "string": _string, "int": _int, "bool": _bool, "string_list": _string_list,
-    "int_list": _int_list, "label": _label_or_none, "label_list": _label_list,
-    "output": _output_or_none, "output_list": _output_list, "string_dict": _string_dict,
+    "int_list": _int_list, "label": _or_none(_label),
+    "label_list": _unique_list(_label), "output": _or_none(_output),
+    "output_list": _unique_list(_output), "string_dict": _string_dict,
     "string_list_dict": _string_list_dict,
     "label_keyed_string_dict": _label_keyed_string_dict,
     "string_keyed_label_dict": _string_keyed_label_dict,
