@@ -297,6 +297,63 @@ def test_linux_sandbox_timeout_kills_the_slot_and_the_next_action_runs(strategy,
     assert_nothing_left(linux, tmp_path / "sandbox")
 
 
+def test_a_slot_started_ahead_runs_the_first_action_or_ends_unused(strategy, make,
+                                                                  tmp_path):
+    """linux-sandbox's slot started before any action wants it (LocalBuild does so while
+    it looks at what is up to date) runs the first action; one no action took ends
+    with the strategy, leaving no process behind."""
+    registry = ProcessRegistry(tmp_path / "running")
+    try:
+        linux = strategy("linux-sandbox", registry=registry)
+        linux.prestart()
+        started = set(registry.running())
+        assert len(started) == 1
+        result = run(linux, make("cat a/in.txt > out/x"))
+        assert result.exit_code == 0, result.stderr
+        assert set(registry.running()) == started   # (that slot, not another)
+        assert_nothing_left(linux, tmp_path / "sandbox")
+        assert registry.running() == {}
+
+        unused = strategy("linux-sandbox", registry=registry)
+        unused.prestart()
+        (pid,) = registry.running()
+        unused.close()
+        assert registry.running() == {} and not Path(f"/proc/{pid}").exists()
+    finally:
+        registry.close()
+
+
+def test_a_build_with_nothing_to_run_leaves_no_slot(bwrap_status, ws, bp):
+    """A build that looks at its actions starts linux-sandbox's first slot ahead; when
+    every action is up to date, the slot ends with the build."""
+    if not bwrap_status[0]:
+        pytest.skip(bwrap_status[1])
+    root = ws({"BUILD": 'genrule(name = "g", srcs = ["in.txt"], outs = ["g.out"], '
+                        'cmd = "cat $< > $@")\n', "in.txt": "in\n"})
+    assert bp("build", "//:g", cwd=root).code == 0
+    (root / "in.txt").write_text("in\n")   # (the same bytes: looked at, up to date)
+    done = bp("build", "//:g", cwd=root)
+    assert done.code == 0 and "1 cache hit" in done.err, done.err
+    journal = root / "bp-out" / ".bp-state" / "running.log"
+    assert ProcessRegistry(journal).running() == {}
+
+
+def test_builds_run_their_actions_in_the_slot_started_ahead(bwrap_status, ws):
+    """The slot a bp process starts ahead of its first action serves it, build after
+    build (it once died with the thread that started it: bubblewrap's
+    --die-with-parent)."""
+    if not bwrap_status[0]:
+        pytest.skip(bwrap_status[1])
+    root = ws({"BUILD": 'genrule(name = "g", srcs = ["in.txt"], outs = ["g.out"], '
+                        'cmd = "cat $< > $@")\n'})
+    for i in range(6):
+        (root / "in.txt").write_text(f"edit {i}\n")
+        done = subprocess.run([sys.executable, "-m", "buildpy", "build", "//:g"], cwd=root,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert (root / "bp-bin" / "g.out").read_text() == f"edit {i}\n"
+
+
 def test_linux_sandbox_runs_a_script_without_an_interpreter_line(strategy, make, exec_root):
     """As C's execvp (bubblewrap's) does: a file without #! runs under /bin/sh."""
     script = exec_root / "a" / "tool"

@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,7 @@ class LocalBuild:
             self.cache = open_cache_db(self.cache_dir, self.say)
             self.store = ContentStore(self.cache_dir / "cas", self.cache.use_blob)
             self._strategies: dict[str | None, Strategy] = {}
+            self._prepared: _Prepared | None = None
             self._can_trace: bool | None = None
             self._scheduler: Scheduler | None = None
             self._check_mount_pairs()
@@ -231,12 +233,9 @@ class LocalBuild:
 
         base = self.cache_dir / "sandbox"
         if name in ("linux-sandbox", None):
-            available, reason = sandbox.LinuxSandboxStrategy.available()
-            if available:
-                return sandbox.LinuxSandboxStrategy(   # mount pairs were checked up front
-                    base, keep=self.options.sandbox_debug,
-                    mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes,
-                    reuse=self.options.reuse_sandbox_directories)
+            made, reason = self._linux_sandbox()
+            if made is not None:
+                return made
             if name is None:
                 self.say(sandbox.default_fallback_note(reason))
             else:
@@ -248,6 +247,39 @@ class LocalBuild:
         raise UserError(f"unknown strategy '{name}'",
                         hint="choose one of: " + ", ".join(STRATEGIES))
 
+    def _linux_sandbox(self) -> tuple[Strategy | None, str]:
+        """linux-sandbox, or None and why bubblewrap cannot run here: made ahead by
+        `_prepare` if it began, else now."""
+        prepared, self._prepared = self._prepared, None
+        done = prepared.result() if prepared is not None else None
+        if done is not None:
+            return done
+        from buildpy.execution import sandbox
+
+        available, reason = sandbox.LinuxSandboxStrategy.available()
+        return (self._new_linux_sandbox(), "") if available else (None, reason)
+
+    def _new_linux_sandbox(self) -> Strategy:
+        from buildpy.execution import sandbox
+
+        return sandbox.LinuxSandboxStrategy(   # mount pairs were checked up front
+            self.cache_dir / "sandbox", keep=self.options.sandbox_debug,
+            mount_pairs=self.options.sandbox_mount_pairs, registry=self.processes,
+            reuse=self.options.reuse_sandbox_directories)
+
+    def _prepare(self) -> None:
+        """Make the default strategy (linux-sandbox) while bp looks at what is up to
+        date, in case an action runs (_Prepared)."""
+        if self.options.spawn_strategy not in (None, "linux-sandbox") or \
+                self.remote is not None or self._prepared is not None or \
+                self._strategies.get(self.options.spawn_strategy) is not None:
+            return
+        try:
+            made = self._new_linux_sandbox()
+        except (OSError, ValueError):
+            return   # (made again when needed, where it fails for real)
+        self._prepared = _Prepared(made)
+
     def run(self, graph: ActionGraph, wanted: list[str], progress: Progress,
             feed: Feed | None = None, *, jobs: int | None = None,
             retry: Callable[[Outcome], bool] | None = None,
@@ -257,6 +289,7 @@ class LocalBuild:
         (a long-lived bp's Settled, or what the last build's proof still says), the
         actions it knows to be up to date are not looked at, and it learns what this
         build leaves up to date."""
+        self._prepare()
         if feed is not None:   # (a graph still growing: not one settled knows)
             settled = None
         known = settled.up_to_date(graph.actions, self.workspace, self.executor) \
@@ -299,6 +332,8 @@ class LocalBuild:
             if self.remote is not None:
                 self.remote.close()   # waits for the uploads of local results
             self.cache.flush()
+            if self._prepared is not None:   # (made, never used)
+                self._prepared.close()
             for strategy in self._strategies.values():   # (no action runs any more; a
                 strategy.close()                         # strategy's slots end here)
             self.processes.close()
@@ -400,3 +435,41 @@ def _unlink_convenience_links(workspace: Path) -> None:
     for link in (workspace / "bp-bin",):
         if link.is_symlink():
             link.unlink()
+
+
+
+class _Prepared:
+    """linux-sandbox made ahead of the first action: its first slot starts at once, and
+    bubblewrap is probed in a thread. Both are about 30 ms of waiting for other
+    processes, which the first action would otherwise wait for. (The slot starts in the
+    caller's thread: bubblewrap dies with the thread that started it.)"""
+
+    def __init__(self, made: Strategy):
+        self.made = made
+        try:
+            made.prestart()
+        except OSError:
+            pass   # (the probe says why)
+        self._available: bool | None = None   # (None: the probe itself failed)
+        self._reason = ""
+        self._thread = threading.Thread(target=self._probe, name="bp-probe", daemon=True)
+        self._thread.start()
+
+    def _probe(self) -> None:
+        from buildpy.execution import sandbox
+
+        self._available, self._reason = sandbox.LinuxSandboxStrategy.available()
+
+    def result(self) -> tuple[Strategy | None, str] | None:
+        """The strategy, or None and why bubblewrap cannot run here; None when the
+        probe failed."""
+        self._thread.join()
+        if self._available:
+            return self.made, ""
+        self.made.close()
+        return (None, self._reason) if self._available is not None else None
+
+    def close(self) -> None:
+        """Never used: its slot ends."""
+        self._thread.join()
+        self.made.close()

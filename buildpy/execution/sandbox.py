@@ -691,6 +691,12 @@ class LinuxSandboxStrategy(BlockingRun):
                 return alone(sandbox)
         return launch
 
+    def prestart(self) -> None:
+        """Start a slot ahead of the first action (sandboxslots.Slots.prestart)."""
+        if self._slots is not None:
+            self.base.mkdir(parents=True, exist_ok=True)   # (the slot mounts it)
+            self._slots.prestart()
+
     def close(self) -> None:
         if self._slots is not None:
             self._slots.close()

@@ -69,8 +69,12 @@ def _ignored() -> list[int]:
 class Slot:
     """One slot's bubblewrap and the socket to its helper."""
 
-    def __init__(self, argv: list[str], registry: ProcessRegistry | None):
+    def __init__(self, argv: list[str], registry: ProcessRegistry | None,
+                 wait: bool = True):
+        """Start the slot and, with `wait`, wait for its helper to be ready (else the
+        first `send` does)."""
         self.registry = registry
+        self._ready = False
         ours, theirs = socket.socketpair()
         errors = tempfile.TemporaryFile()
         started = registry.starting() if registry is not None else ProcessRegistry.now()
@@ -89,16 +93,28 @@ class Slot:
         if registry is not None:
             registry.add(self.process.pid, started)
         self.channel = ours
+        self._errors = errors
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait for the helper's word that it is ready; SlotError if it does not come."""
+        if self._ready:
+            return
+        ours, errors = self.channel, self._errors
         ready = select.select([ours], [], [], READY_TIMEOUT)[0] and ours.recv(256)
         if ready != sandboxhelper.READY:
             self.close()
             errors.seek(0)
             detail = (ready or b"").decode(errors="replace").strip() or \
                 errors.read().decode(errors="replace").strip() or "no answer"
+            errors.close()
             raise SlotError(f"the linux-sandbox helper did not start ({detail})")
         errors.close()
+        self._ready = True
 
     def send(self, request: dict, stdout: int, stderr: int) -> None:
+        self.wait_ready()
         body = json.dumps(request).encode()
         socket.send_fds(self.channel, [struct.pack("!Q", len(body))], [stdout, stderr])
         self.channel.sendall(body)
@@ -153,6 +169,12 @@ class Slots(FreeList):
 
     def __init__(self, argv: list[str], registry: ProcessRegistry | None):
         super().__init__(lambda: Slot(argv, registry))
+        self._argv, self._registry = argv, registry
+
+    def prestart(self) -> None:
+        """Start a slot now, free for the first action: its helper gets ready meanwhile
+        (the action waits for it, or fails over as for any slot that cannot start)."""
+        self.give_back(Slot(self._argv, self._registry, wait=False))
 
     def close(self) -> None:
         for slot in self.drain():   # (idle: each helper ends as soon as it sees its
