@@ -86,11 +86,12 @@ def shutdown(workspace: Path, timeout: float = 60.0) -> bool:
 
 
 def start(workspace: Path, answer: Callable[[tuple[str, Any]], tuple[Any, Callable | None]],
-          idle_secs: float) -> int | None:
+          idle_secs: float, prepare: Callable[[], None] = lambda: None) -> int | None:
     """Fork the server of `workspace` (stopping the one before it) and return its pid,
-    or None when no server can listen there. In the server, `answer(request)` gives the
-    reply and what to do once it is sent (or None); it runs until `idle_secs` pass with
-    no request, a SHUTDOWN request, or a newer server's socket in the place of its own."""
+    or None when no server can listen there. In the server, `prepare()` runs first (a
+    request that comes meanwhile waits), and `answer(request)` gives the reply and what
+    to do once it is sent (or None); it runs until `idle_secs` pass with no request, a
+    SHUTDOWN request, or a newer server's socket in the place of its own."""
     try:
         path = socket_path(workspace)
         shutdown(workspace)
@@ -129,6 +130,7 @@ def start(workspace: Path, answer: Callable[[tuple[str, Any]], tuple[Any, Callab
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         _let_go(null, {0, 1, 2, null, listener.fileno()})
+        prepare()
         _serve(listener, path, inode, answer, idle_secs)
     except BaseException:   # noqa: BLE001 - said in the log; the server is gone either way
         import traceback

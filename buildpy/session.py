@@ -688,11 +688,12 @@ def _start_server(warm, serving: _Serving) -> int | None:
                 snapshot.save(path, digest_path, reply)
             except OSError as error:   # (the next build asks again)
                 server.say(f"could not save the analysis: {error}")
+            warm.prepare()
 
         return (reply, said.getvalue()), save
 
     return server.start(warm.session.workspace.root, answer,
-                        serving.execution.max_idle_secs)
+                        serving.execution.max_idle_secs, warm.prepare)
 
 
 def _served_plan(warm, serving: _Serving) -> PlannedBuild:
@@ -737,19 +738,30 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuil
                          on_part, warm)
     executables = {}
     reported = []
+    wanted: dict[str, None] = {}
+    last = warm.targets if warm is not None else {}
+    kept = {}   # (a long-lived bp: a target analyzed to the same result, planned the same)
     for key in keys:
         result = analysis.targets.get(key)
         if result is None:
             continue
-        reported.append((str(key.label), tuple(result.files)))
-        if result.executable is not None:
-            executables[str(key.label)] = replace(result, environment=dict(
-                result.environment))
-    plan = PlannedBuild(analysis.actions, _wanted_files(analysis, keys), executables,
-                        tuple(reported), unplanned.output_dir, unplanned.workspace_name,
+        planned = last.get(key)
+        if planned is None or planned[0] is not result:
+            planned = (result, (str(key.label), tuple(result.files)),
+                       None if result.executable is None else replace(
+                           result, environment=dict(result.environment)),
+                       dict.fromkeys(_files_wanted(result)))
+        kept[key] = planned
+        _, shown, executable, files = planned
+        reported.append(shown)
+        if executable is not None:
+            executables[shown[0]] = executable
+        wanted.update(files)
+    plan = PlannedBuild(analysis.actions, tuple(wanted), executables, tuple(reported),
+                        unplanned.output_dir, unplanned.workspace_name,
                         unplanned.errors + analysis.errors)
     if warm is not None and not plan.errors:
-        warm.plan = plan
+        warm.plan, warm.targets = plan, kept
     return plan
 
 
@@ -889,12 +901,15 @@ class _Told:
 
 def _linked(plan: PlannedBuild, warm):
     """The plan's graph with its executables' runfiles trees (the same graph as the last
-    build's for the same plan, kept in memory by `warm`)."""
-    if warm is not None and warm.linked[0] is plan:
+    build's for the same plan, kept in memory by `warm`, and the same tree actions for
+    the same executables)."""
+    if warm is None:
+        return plan.actions.with_runfiles_trees(plan.executables, plan.workspace_name)
+    if warm.linked[0] is plan:
         return warm.linked[1:]
-    graph, trees = plan.actions.with_runfiles_trees(plan.executables, plan.workspace_name)
-    if warm is not None:
-        warm.linked = (plan, graph, trees)
+    graph, trees = plan.actions.with_runfiles_trees(plan.executables, plan.workspace_name,
+                                                    warm.trees)
+    warm.linked = (plan, graph, trees)
     return graph, trees
 
 

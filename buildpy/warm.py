@@ -39,7 +39,9 @@ class Warm:
     analyzer: Any = None           # the last analysis's, when it can analyze again
     plan: Any = None               # the last plan, while nothing it was made from changed
     settled: Settled = field(default_factory=Settled)   # actions known up to date
+    targets: dict = field(default_factory=dict)   # the last plan's part of each target
     linked: tuple = (None, None, ())   # the last plan, with its runfiles trees
+    trees: dict = field(default_factory=dict)   # the runfiles tree actions made for it
     memory: dict | None = None   # the last build's file digests and completed actions
 
     def session_for(self, key: str, stamp_ns: int, open_session: Callable[[], Any],
@@ -52,9 +54,21 @@ class Warm:
         if self.key != key or self.session is None or not self._forget_changes(touched):
             self.key, self.stamp_ns = key, stamp_ns
             self.configured = self.analyzer = self.plan = None
+            self.targets, self.trees = {}, {}
             self.session = None   # (if opening fails, the next build opens again)
             self.session = open_session()
         return self.session
+
+    def prepare(self) -> None:
+        """Between builds: make the next analysis again cheaper ahead of it (see
+        Analyzer.prepare_again); one that cannot be made ready is forgotten."""
+        from buildpy.core.errors import BpError
+
+        if self.analyzer is not None:
+            try:
+                self.analyzer.prepare_again()
+            except BpError:
+                self.analyzer = None
 
     def _forget_changes(self, touched: set[str] | None) -> bool:
         """Forget the packages whose BUILD file or listing changed (and the last plan,

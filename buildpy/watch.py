@@ -106,6 +106,11 @@ class WatchState:
         if isinstance(given, (list, tuple)):
             self._sources_of = (given, sources, frozenset())
 
+    def prepare(self) -> None:
+        """Between iterations: make the next one cheaper ahead of it (Warm.prepare)."""
+        if self.kept is not None:
+            self.kept.prepare()
+
     def ran(self, report) -> None:
         self.executed += report.executed
         self.cached += report.total - report.executed - len(report.failed) - report.skipped
@@ -172,7 +177,7 @@ def summary(changed: list[str], state: WatchState, seconds: float, code: int) ->
 
 def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
           report_error: Callable[[BpError], None],
-          debounce_ms: int = 1600, step_ms: int = 50,
+          debounce_ms: int = 1600, step_ms: int = 20,
           idle: Callable[[], None] = lambda: None) -> int:
     """Run `iteration` (which returns an exit code, or raises a BpError that
     `report_error` shows), then again after each debounced batch of changes that touch
@@ -216,6 +221,8 @@ def watch(root: Path, iteration: Callable[[WatchState], int], *, err: TextIO,
             if state.workspace is not None:
                 ignored = state.workspace.is_ignored
             err.write(summary(changed, state, time.monotonic() - started, code) + "\n")
+            err.flush()
+            state.prepare()   # (changes made meanwhile are seen next)
             gc.collect()   # (a build runs with the cyclic collector off)
             err.write(f"[watch] Watching {len(closure.files)} files; Ctrl-C to stop\n")
             sys.stdout.flush()   # (a test summary goes there)

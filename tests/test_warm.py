@@ -151,6 +151,84 @@ def test_edits_reanalyze_only_what_changed(workspace: Path, tmp_path: Path, monk
     assert outputs(workspace)["e.out"] == outputs(workspace)["c.out"]
 
 
+def test_analyses_again_after_the_first_is_frozen(workspace: Path, tmp_path: Path,
+                                                  monkeypatch):
+    """Between builds a long-lived bp freezes the first analysis's Starlark state and
+    goes on in a module of its own (Warm.prepare): the providers kept from the first
+    analysis are read by targets analyzed again, a rule kind new to the state joins
+    it, and a target that fails and is mended analyzes again, as before."""
+    counted = Counted(monkeypatch)
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    analyzer = warm.analyzer
+    warm.prepare()
+    warm.prepare()   # (once is enough)
+    assert warm.analyzer is analyzer
+
+    # n2 runs again, reading n1's providers as the first analysis left them
+    edit(workspace / "BUILD", 'text = "two"', 'text = "deux"')
+    assert build(workspace, cache, warm) == 0
+    assert warm.analyzer is analyzer and counted.take() == ["//:n2"]
+    assert outputs(workspace)["n2.name"] == b"deuxone"
+
+    # a rule kind the first analysis never ran, in a .bzl file of its own
+    (workspace / "more.bzl").write_text(
+        'load("//:defs.bzl", "NameInfo")\n'
+        "def _shout_impl(ctx):\n"
+        '    out = ctx.actions.declare_file(ctx.label.name + ".shout")\n'
+        "    ctx.actions.write(out, ctx.attr.dep[NameInfo].text.upper())\n"
+        "    return [DefaultInfo(files = depset([out]))]\n"
+        'shout = rule(implementation = _shout_impl, attrs = {"dep": attr.label()})\n')
+    edit(workspace / "BUILD", 'load("//:defs.bzl", "named")',
+         'load("//:defs.bzl", "named")\nload("//:more.bzl", "shout")\n'
+         'shout(name = "s", dep = ":n2")')
+    assert build(workspace, cache, warm) == 0
+    assert warm.analyzer is analyzer and counted.take() == ["//:s"]
+    assert outputs(workspace)["s.shout"] == b"DEUXONE"
+    warm.prepare()
+    edit(workspace / "BUILD", 'text = "one"', 'text = "un"')
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace)["s.shout"] == b"DEUXUN"
+
+    # an analysis error after the freeze; mended, the analysis goes on
+    edit(workspace / "BUILD", 'dep = ":n2"', 'dep = ":a"')
+    with pytest.raises(BpError) as error:
+        build(workspace, cache, warm)
+    assert "NameInfo" in error.value.render()
+    edit(workspace / "BUILD", 'dep = ":a"', 'dep = ":n2"')
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+
+def test_a_frozen_provider_changed_by_a_dependent_is_an_error(workspace: Path,
+                                                              tmp_path: Path):
+    """Once the first analysis is frozen, a rule that appends to a list it got from a
+    dependency's providers fails as in Bazel, with a hint to copy it."""
+    (workspace / "grow.bzl").write_text(
+        'GrowInfo = provider(fields = ["items"])\n'
+        "def _grow_impl(ctx):\n"
+        "    items = [ctx.label.name]\n"
+        "    for dep in ctx.attr.deps:\n"
+        "        items = dep[GrowInfo].items\n"
+        "        items.append(ctx.attr.text)\n"
+        "    return [GrowInfo(items = items)]\n"
+        'grow = rule(implementation = _grow_impl,\n'
+        '            attrs = {"deps": attr.label_list(), "text": attr.string()})\n')
+    with open(workspace / "BUILD", "a") as f:
+        f.write('load("//:grow.bzl", "grow")\n'
+                'grow(name = "g1")\ngrow(name = "g2", deps = [":g1"], text = "x")\n')
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    warm.prepare()
+    edit(workspace / "BUILD", 'text = "x"', 'text = "y"')
+    with pytest.raises(BpError) as error:
+        build(workspace, cache, warm)
+    assert "Immutable" in error.value.render()
+    assert "copy it first" in (error.value.hint or "")
+
+
 def test_errors_and_bzl_edits(workspace: Path, tmp_path: Path, monkeypatch):
     counted = Counted(monkeypatch)
     warm = Warm()

@@ -149,6 +149,21 @@ class ActionGraph:
                             hint="pass every declared file as an output of some action")
         return ActionGraph(actions, producers)
 
+    def made_inputs(self) -> list[tuple[int, ...]]:
+        """For each action, the actions that write its inputs; computed once per graph
+        (a long-lived bp builds the same graph again after a source file's edit)."""
+        made = self.__dict__.get("_made_inputs")
+        if made is None:
+            producers = self.producers
+            made = [tuple(producers[p] for p in action.all_inputs if p in producers)
+                    for action in self.actions]
+            self.__dict__["_made_inputs"] = made
+        return made
+
+    def __getstate__(self) -> dict:   # (what it computes for itself is not saved)
+        return {name: value for name, value in self.__dict__.items()
+                if name != "_made_inputs"}
+
     def extended(self, actions: Iterable[Action]) -> "ActionGraph":
         """This graph plus `actions`, which must not write what another action writes."""
         everything = self.actions + tuple(actions)
@@ -158,17 +173,19 @@ class ActionGraph:
         return ActionGraph(everything, producers)
 
     def with_runfiles_trees(self, executables: Mapping[str, Executable],
-                            workspace_name: str) -> tuple["ActionGraph", list[str]]:
+                            workspace_name: str, made: dict | None = None
+                            ) -> tuple["ActionGraph", list[str]]:
         """This graph plus a SymlinkTree action per executable (label -> what analysis
         said of it) that links its runfiles tree, unless the graph has it (a tool's); and
-        the trees' MANIFESTs (to want them built)."""
+        the trees' MANIFESTs (to want them built). `made` (a long-lived bp's) keeps the
+        actions made, to give the same one again for the same executable."""
         def producer(path: str) -> Action | None:
             index = self.producers.get(path)
             return self.actions[index] if index is not None else None
 
         wanted = [f"{r.executable}{RUNFILES_MANIFEST}" for r in executables.values()
                   if r.executable is not None]
-        trees = runfiles_trees(executables, producer, workspace_name, set())
+        trees = runfiles_trees(executables, producer, workspace_name, set(), made)
         return self.extended(trees), list(dict.fromkeys(wanted))
 
     def graph(self) -> nx.DiGraph:
@@ -204,12 +221,16 @@ def claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index:
 
 def runfiles_trees(executables: Mapping[str, Executable],
                    producer: Callable[[str], Action | None], workspace_name: str,
-                   seen: set[str]) -> list[Action]:
+                   seen: set[str], made: dict | None = None) -> list[Action]:
     """A SymlinkTree action per executable (label -> what analysis said of it) whose
     tree is not in `seen` (which they join) and that no action makes yet (`producer`
     gives the action that writes a file): an alias and its actual target share one
-    tree, and a tool's tree is made by analysis."""
+    tree, and a tool's tree is made by analysis. `made`, if given, holds the actions
+    made before, reused for the same executable (the same object)."""
     trees = []
+    last = made.copy() if made is not None else {}
+    if made is not None:
+        made.clear()
     for label, result in executables.items():
         executable = result.executable
         if executable is None or executable in seen or \
@@ -217,9 +238,17 @@ def runfiles_trees(executables: Mapping[str, Executable],
             continue
         seen.add(executable)
         owner = producer(executable)
-        trees.append(runfiles_tree(
-            owner.owner if owner else label, label, owner.configuration if owner else "",
-            executable, result.runfiles, workspace_name, result.runfile_links))
+        how = (result, owner.owner if owner else label,
+               owner.configuration if owner else "", workspace_name)
+        known = last.get(label)
+        if known is not None and known[0] is how[0] and known[1:-1] == how[1:]:
+            tree = known[-1]
+        else:
+            tree = runfiles_tree(how[1], label, how[2], executable, result.runfiles,
+                                 workspace_name, result.runfile_links)
+        if made is not None:
+            made[label] = (*how, tree)
+        trees.append(tree)
     return trees
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 from buildpy.core.errors import BpError, environment_error
 from buildpy.actions.graph import RUNFILES_MANIFEST, Action, ActionKind
@@ -195,10 +195,10 @@ class Executor:
             known = self._tools[key] = self._identity(key)
         return known
 
-    def settled(self, action: Action) -> None:
-        """The action is up to date, known without looking (a long-lived bp)."""
+    def settled(self, actions: Iterable[Action]) -> None:
+        """The actions are up to date, known without looking (a long-lived bp)."""
         if self.runs is not None:
-            self.runs.unchanged(action)
+            self.runs.unchanged(actions)
 
     def up_to_date(self, action: Action, inputs: Mapping[str, FileInfo]
                    ) -> dict[str, FileInfo] | None:
@@ -223,7 +223,7 @@ class Executor:
                 return None
             outputs[path] = info
         if self.runs is not None:
-            self.runs.unchanged(action)   # (bp log lists it as up to date)
+            self.runs.unchanged((action,))   # (bp log lists it as up to date)
         return outputs
 
     def recorded_outputs(self, action: Action) -> Mapping[str, str]:

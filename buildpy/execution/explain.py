@@ -171,9 +171,9 @@ class RunLog:
             action.outputs[0], action.owner_label, action.mnemonic, how,
             json.dumps(reasons), json.dumps(data, sort_keys=True), duration, self.build)
 
-    def unchanged(self, action: Action) -> None:
-        """The action was up to date: its outputs are as its last run left them."""
-        self._unchanged.append((action.outputs[0], action.owner_label, action.mnemonic))
+    def unchanged(self, actions: Iterable[Action]) -> None:
+        """The actions were up to date: their outputs are as their last run left them."""
+        self._unchanged += [(a.outputs[0], a.owner_label, a.mnemonic) for a in actions]
 
     def flush(self) -> None:
         unchanged = None

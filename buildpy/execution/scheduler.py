@@ -75,6 +75,8 @@ class Scheduler:
         """`settled`: actions (by index) known to be up to date, with their outputs,
         without looking at their files (a long-lived bp's, see settled.py)."""
         self.actions: list[Action] = list(graph.actions)
+        # the actions that make each action's inputs (None: not looked up yet)
+        self._made: list[tuple[int, ...] | None] = list(graph.made_inputs())
         self._settled = settled or {}
         self.producers: dict[str, int] = dict(graph.producers)
         self.executor = executor
@@ -106,32 +108,37 @@ class Scheduler:
         """More actions; one that writes what another writes is an error (UserError)."""
         first = len(self.actions)
         self.actions.extend(actions)
+        self._made += [None] * len(actions)
         for index in range(first, len(self.actions)):
             claim_outputs(self.producers, self.actions, index)
 
     def want(self, paths: Sequence[str]) -> None:
         """Build `paths` too: what makes them, and everything that needs."""
         self.wanted.extend(paths)
-        producers, actions, needed = self.producers, self.actions, self._needed
+        producers, made, needed = self.producers, self._made, self._needed
         deps_of, dependents, succeeded = self._deps, self._dependents, self._succeeded
         stack = [producers[p] for p in paths if p in producers]
         new: list[int] = []
         settled = self._settled
+        known: list[int] = []   # up to date, and so is all they need (counted, logged)
         while stack:
             index = stack.pop()
             if index in needed:
                 continue
             needed.add(index)
-            if index in settled:   # up to date, and so is all it needs (counted, logged)
-                self._settle(index, settled[index])
-                stack.extend(producers[p] for p in actions[index].all_inputs
-                             if p in producers)
+            deps = made[index]
+            if deps is None:   # (an action the graph grew by)
+                deps = made[index] = tuple(producers[p] for p in self.actions[index].all_inputs
+                                           if p in producers)
+            stack += deps
+            if index in settled:
+                known.append(index)
                 continue
             new.append(index)
-            deps = deps_of[index] = {producers[p] for p in actions[index].all_inputs
-                                     if p in producers}
+            deps_of[index] = set(deps)
             dependents[index] = []
-            stack.extend(deps)
+        if known:
+            self._settle(known)
         self.report.total += len(new)
         for index in new:
             waiting = 0
@@ -154,14 +161,19 @@ class Scheduler:
         """Every action the wanted files need."""
         return [self.actions[i] for i in sorted(self._needed)]
 
-    def _settle(self, index: int, outputs: Mapping[str, FileInfo]) -> None:
-        self.report.total += 1
-        self._up_to_date(outputs)
-        self._deps[index] = set()
-        self._dependents[index] = []
-        self._succeeded.add(index)
-        self._done += 1
-        self.executor.settled(self.actions[index])
+    def _settle(self, indices: list[int]) -> None:
+        """Actions known to be up to date: their outputs made, counted as local cache
+        hits. (Nothing waits on them, so they need no edges.)"""
+        report, settled, actions = self.report, self._settled, self.actions
+        produced = report.produced
+        for index in indices:
+            produced.update(settled[index])
+        report.total += len(indices)
+        report.cached += len(indices)
+        report.sources["local-cache"] = report.sources.get("local-cache", 0) + len(indices)
+        self._succeeded.update(indices)
+        self._done += len(indices)
+        self.executor.settled([actions[index] for index in indices])
 
     def prioritize(self) -> None:
         """Longest critical path first, over all that is needed (once the graph is

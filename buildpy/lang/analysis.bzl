@@ -91,6 +91,18 @@ def again(state, more):
     state["configs"].extend(more["configs"])
     state["moved"] = {}
 
+def state_again(base):
+    """The state of the later analyses of a long-lived bp: the first analysis's (`base`,
+    frozen) copied at its top level only. What they change then lives in a heap of its
+    own, small: Starlark's collector walks every value not frozen whenever a program
+    runs, and the first analysis's values are most of them."""
+    state = dict(base)
+    for name in ("targets", "entries", "rule_views", "actions", "aspect_results", "moved"):
+        state[name] = dict(base[name])
+    for name in ("rule_infos", "bases", "configs"):
+        state[name] = list(base[name])
+    return state
+
 def _same(a, b):
     """Are two values the same for whoever reads them? Depsets by their contents (a node
     shared by both is not walked), Targets by their providers, runfiles by their files and

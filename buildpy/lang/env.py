@@ -91,6 +91,10 @@ def _hint_for(message: str) -> str | None:
                 "select() only where the `+` is written next to the select(...) call; write "
                 "it there, or move the string into each branch, e.g. "
                 "select({\"//c:x\": \"echo \" + \"a\"})")
+    if "error: Immutable" in message:
+        return ("a frozen value cannot change: a .bzl file's globals once it is loaded, "
+                "and another target's providers once analyzed (as in Bazel); copy it "
+                "first, e.g. `items = list(dep[MyInfo].items)`")
     return None
 
 
@@ -145,6 +149,7 @@ class StarlarkEnv:
         this = weakref.ref(self)
         self._loader = sl.FileLoader(lambda module_id: this()._load_callback(module_id))
         self._modules: dict[str, Any] = {}        # module key -> FrozenModule
+        self._given: dict[str, Any] = {}   # what a generated program loads by name (run_generated)
         self._sources: dict[str, list[str]] = {}  # display path -> its lines
         self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
         self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
@@ -291,6 +296,8 @@ class StarlarkEnv:
             raise self._abort(error) from None
 
     def _load_by_id(self, module_id: str) -> Any:
+        if module_id in self._given:
+            return self._given[module_id]
         if module_id == BUILTINS_ID:
             return self._builtins()
         if module_id == NATIVE_ID:
@@ -364,17 +371,23 @@ class StarlarkEnv:
         return self._evaluate(source, text, None, context).freeze()
 
     def run_generated(self, display: str, text: str, natives: dict[str, Callable[..., Any]],
-                      context: str, module: Any = None) -> Any:
+                      context: str, module: Any = None,
+                      given: Mapping[str, Any] | None = None) -> Any:
         """Run a program bp wrote itself, with extra plain natives, for its effects: no
         time limit, and nothing frozen. Starlark collects garbage only between top-level
         statements, so a long job written as many statements keeps its heap small.
-        Returns the module, in which more programs may run (after an error too)."""
+        `given` names frozen modules the program may load() by those names. Returns the
+        module, in which more programs may run (after an error too)."""
         if module is None:
             module = sl.Module()
             for name, fn in natives.items():
                 module.add_callable(name, fn)
         source = SourceFile(PackageId("bp", ""), Path(display), display)
-        self._evaluate(source, text, None, context, module, bounded=False)
+        before, self._given = self._given, dict(given or {})
+        try:
+            self._evaluate(source, text, None, context, module, bounded=False)
+        finally:
+            self._given = before
         return module
 
     def transition_outputs(self, module_key: str, name: str, settings: dict, attr: dict,

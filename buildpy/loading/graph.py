@@ -127,7 +127,8 @@ class GraphLoader:
         """A long-lived bp: these packages were loaded again. Their targets leave the
         graph (added again when reached), and the targets that depended on one have their
         dependencies checked again by the next `add`."""
-        stale = [label for label in self.graph if label.package_id in packages]
+        stale = [label for package in packages if package in self.packages
+                 for label in self.packages[package].labels if label in self.graph]
         self._pending.update(p for label in stale for p in self.graph.predecessors(label)
                              if p.package_id not in packages)
         self.graph.remove_nodes_from(stale)

@@ -18,6 +18,9 @@ from buildpy.loading.loader import Loader
 
 def packages_below(loader: Loader, repo: str, package: str) -> list[str]:
     if repo == "":
+        known = loader.reads.recursive.get(package)
+        if known is not None:   # seen by this session (a long-lived bp checks it again
+            return list(known)  # before each build, and forgets it if it moved: warm.py)
         packages = _utf8_only(loader.workspace.packages_below(package))
         loader.reads.found_below(package, packages)   # what a saved analysis relies on
         return packages
@@ -93,8 +96,7 @@ def _expand_one(loader: Loader, pattern: TargetPattern, keep_going: bool,
                 raise
             errors.extend(error.errors if isinstance(error, ErrorGroup) else [error])
             continue
-        labels.extend(t.label for t in package.targets.values()
-                      if t.is_rule or not rules_only)
+        labels.extend(package.rule_labels if rules_only else package.labels)
     return labels
 
 

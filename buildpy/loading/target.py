@@ -5,6 +5,7 @@ Knows their shape and the dependency edges their attributes imply; not how they 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping
@@ -139,6 +140,16 @@ class Package:
     targets: Mapping[str, Target]
     loads: tuple[str, ...] = ()          # labels of the .bzl files loaded, transitively
     default_visibility: tuple[Label, ...] = (PRIVATE,)
+
+    @functools.cached_property
+    def labels(self) -> tuple[Label, ...]:
+        """Its targets' labels, in declaration order (computed once: a long-lived bp
+        expands the same package's patterns at every build)."""
+        return tuple(t.label for t in self.targets.values())
+
+    @functools.cached_property
+    def rule_labels(self) -> tuple[Label, ...]:
+        return tuple(t.label for t in self.targets.values() if t.is_rule)
 
     @property
     def build_label(self) -> Label:
