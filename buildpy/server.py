@@ -20,6 +20,7 @@ import gc
 import hashlib
 import os
 import pickle
+import select
 import signal
 import socket
 import stat
@@ -34,6 +35,7 @@ _HEADER = struct.Struct("<Q")
 _CHECK_EVERY = 30.0   # seconds between the server's checks that its socket is still its own
 _LOG_BOUND = 1 << 20   # bytes: a longer log starts afresh with the next server
 SHUTDOWN = ("shutdown", None)
+WAITING_AFTER = 5.0   # seconds without an answer before a client says it waits
 
 
 def _private_directory() -> Path:
@@ -62,9 +64,11 @@ def log_path(workspace: Path) -> Path:
 
 
 def ask(workspace: Path, request: tuple[str, Any], loads: Callable[[bytes], Any],
-        timeout: float | None = None) -> Any:
+        timeout: float | None = None, waiting: Callable[[], None] = lambda: None) -> Any:
     """The answer of the server of `workspace` to `request` (read by `loads`), or None
-    when there is no server, it is not this user's, or it went away mid-answer."""
+    when there is no server, it is not this user's, or it went away mid-answer.
+    `waiting()` is called once if no answer has begun after WAITING_AFTER seconds (the
+    server answers one build at a time, and an answer may be a whole analysis)."""
     try:
         path = socket_path(workspace)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -73,6 +77,8 @@ def ask(workspace: Path, request: tuple[str, Any], loads: Callable[[bytes], Any]
             if _peer_uid(connection) != os.getuid():
                 return None
             _send(connection, pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            if not select.select([connection], [], [], WAITING_AFTER)[0]:
+                waiting()
             data = _receive(connection)
     except OSError:   # no server (or a stale socket), or it died: the caller does the work
         return None

@@ -623,8 +623,12 @@ def _served(session: Session, where: tuple[str, Path, Path], say):
     from buildpy.analysis import snapshot
 
     classes = _payload_classes() + _error_classes()
-    reply = server.ask(session.workspace.root, ("plan", where),
-                       lambda data: snapshot.loads(data, classes))
+    root = session.workspace.root
+    reply = server.ask(root, ("plan", where), lambda data: snapshot.loads(data, classes),
+                       waiting=lambda: say(
+                           "INFO: waiting for the analysis server of this workspace, "
+                           "busy with another build or a long analysis (its log: "
+                           f"{server.log_path(root)}; `bp shutdown` stops it)"))
     if not isinstance(reply, tuple) or len(reply) != 2:
         return None
     found, said = reply

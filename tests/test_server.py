@@ -221,12 +221,60 @@ def test_an_answer_bp_cannot_read_is_no_answer(monkeypatch, tmp_path):
     session = SimpleNamespace(workspace=SimpleNamespace(root=tmp_path))
     said: list[str] = []
 
-    def served(reply) -> object:
+    def served(reply, wait: bool = False) -> object:
         data = pickle.dumps(reply)
-        monkeypatch.setattr(server, "ask", lambda root, request, loads: loads(data))
+
+        def ask(root, request, loads, waiting):
+            if wait:
+                waiting()
+            return loads(data)
+
+        monkeypatch.setattr(server, "ask", ask)
         return session_module._served(session, where, said.append)
 
     assert served((Snapshot.of("key", 0, ReadLog(), SimpleNamespace()), "")) is None   # refused
     assert served((Snapshot.of("other", 0, ReadLog(), None), "")) is None
     assert served("another command's analysis") is None
     assert said == []
+    assert served("another command's analysis", wait=True) is None
+    assert said == [f"INFO: waiting for the analysis server of this workspace, busy with "
+                    f"another build or a long analysis (its log: {server.log_path(tmp_path)}; "
+                    f"`bp shutdown` stops it)"]
+
+
+def test_a_client_says_once_that_it_waits_for_a_busy_server(monkeypatch, tmp_path):
+    """A server that has not begun its answer after WAITING_AFTER seconds: the client
+    says so once and waits on; one that goes away without an answer gives none (the
+    build then analyzes itself)."""
+    import pickle
+    import socket
+    import threading
+
+    monkeypatch.setattr(server, "WAITING_AFTER", 0.05)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    path = server.socket_path(workspace)
+    said: list[str] = []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.settimeout(30)
+
+    def busy() -> None:   # reads the request, then goes away once the client waits
+        connection, _ = listener.accept()
+        with connection:
+            server._receive(connection)
+            deadline = time.monotonic() + 30
+            while not said and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        assert server.ask(workspace, ("plan", None), pickle.loads,
+                          waiting=lambda: said.append("waiting")) is None
+    finally:
+        thread.join(30)
+        listener.close()
+        path.unlink(missing_ok=True)
+    assert said == ["waiting"]
