@@ -85,7 +85,15 @@ def stop_signals_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
+        # an interruption still to be raised is raised here, as the block ends, not
+        # later, outside it (unless the block ends with one already)
+        pending = bool(previous) and signal.getsignal(signal.SIGALRM) is _raise_later
+        if pending:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
         if previous:
             sys.unraisablehook = _hooks.pop()
         for number, handler in previous.items():
             signal.signal(number, handler)
+        if pending and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            raise KeyboardInterrupt
