@@ -312,7 +312,7 @@ class Analyzer:
         self.workspace_name = workspace_name or configured.settings.name or "__main__"
         self.plan_keys: list[ConfiguredKey] = []
         self._texts: dict[ConfiguredKey, str] | None = {} if again else None
-        self._rebased = False   # analyze_again's module is its own (_rebase)
+        self.prepared_again = False   # analyze_again's module is its own (prepare_again)
 
     # ---- paths ----------------------------------------------------------------------
 
@@ -491,7 +491,7 @@ class Analyzer:
         values not frozen, about 60 ms at 10,000 targets for the first analysis's,
         and every analysis again runs one or more. Freezing them costs about four such
         passes, once."""
-        if self._rebased:
+        if self.prepared_again:
             return
         feed = self._feed
         base = self._module.freeze()
@@ -505,7 +505,7 @@ class Analyzer:
             "STATE = state_again(_BASE_STATE)\n",
             {"_bp_plan_shared": lambda: feed.shared, "_bp_plan_part": lambda i: feed.part(i)},
             "error during analysis", given={_BASE: base})
-        self._rebased = True
+        self.prepared_again = True
 
     def _order_again(self, keys: list[ConfiguredKey], changed: Iterable[ConfiguredKey]
                      ) -> list[ConfiguredKey]:

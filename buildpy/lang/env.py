@@ -149,7 +149,7 @@ class StarlarkEnv:
         this = weakref.ref(self)
         self._loader = sl.FileLoader(lambda module_id: this()._load_callback(module_id))
         self._modules: dict[str, Any] = {}        # module key -> FrozenModule
-        self._given: dict[str, Any] = {}   # what a generated program loads by name (run_generated)
+        self._given: dict[str, Any] = {}   # loadable by a program run_generated runs
         self._sources: dict[str, list[str]] = {}  # display path -> its lines
         self._packages: dict[str, PackageId] = {}  # display path -> package it sits in
         self._stack: list[tuple[str, SourceFile | None]] = []  # files being evaluated
