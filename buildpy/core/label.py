@@ -40,6 +40,11 @@ _REPO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 # (so no '.', '..' or empty segment) are valid package and target names.
 _SEGMENT = r"[A-Za-z0-9_+=,@~-][A-Za-z0-9_.+=,@~-]*"
 _PLAIN_PATH = re.compile(f"{_SEGMENT}(?:/{_SEGMENT})*")
+# The labels BUILD files mostly write, `//pkg:name` and `name` or `:name` in the current
+# package, with plain segments only: they need none of parse_label's other steps (a text
+# starting with '@' names a repository and is never taken by these).
+_PLAIN_ABSOLUTE = re.compile(f"//((?:{_SEGMENT}(?:/{_SEGMENT})*)?):({_SEGMENT}(?:/{_SEGMENT})*)")
+_PLAIN_RELATIVE = re.compile(f":?({_SEGMENT}(?:/{_SEGMENT})*)")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -164,6 +169,20 @@ def split_repo(text: str, what: str = "label") -> tuple[str | None, str]:
 
 def parse_label(text: str, current: PackageId | None = None) -> Label:
     """Parse `text` as a label, resolving relative forms against package `current`."""
+    if type(text) is str and not text.startswith("@"):   # the fast path (see _PLAIN_ABSOLUTE)
+        plain = _PLAIN_ABSOLUTE.fullmatch(text)
+        if plain is not None:
+            return Label(current.repo if current is not None else MAIN_REPO, plain[1], plain[2])
+        if current is not None:
+            plain = _PLAIN_RELATIVE.fullmatch(text)
+            if plain is not None:
+                return Label(current.repo, current.name, plain[1])
+    return _parse_label(text, current)
+
+
+def _parse_label(text: str, current: PackageId | None) -> Label:
+    """parse_label, every form and every error (test_label.py checks that the fast path
+    gives what this gives)."""
     if not isinstance(text, str):
         raise LabelError(f"expected a label string, got {type(text).__name__} {text!r}")
     if text == "":
