@@ -54,7 +54,8 @@ _FRAME = re.compile(r"^[ \t]*\* (.*):(\d+), in (.*)$", re.M)
 
 def parse_call_stack(text: str) -> tuple[Frame, ...]:
     """Frames of a `call_stack()` text, outermost first."""
-    return tuple(Frame(m[1], int(m[2]), m[3]) for m in _FRAME.finditer(text))
+    return tuple([Frame(path, int(line), function)
+                  for path, line, function in _FRAME.findall(text)])
 
 
 class CallStack(Sequence):
