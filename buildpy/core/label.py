@@ -47,6 +47,9 @@ _PLAIN_ABSOLUTE = re.compile(f"//((?:{_SEGMENT}(?:/{_SEGMENT})*)?):({_SEGMENT}(?
 _PLAIN_RELATIVE = re.compile(f":?({_SEGMENT}(?:/{_SEGMENT})*)")
 
 
+_set = object.__setattr__   # (how a frozen dataclass sets its fields)
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class PackageId:
     """A package: its repository (`""` for the main workspace) and its path."""
@@ -62,17 +65,23 @@ class PackageId:
         return Label(self.repo, self.name, target)
 
 
-@dataclass(frozen=True, order=True, slots=True)
+@dataclass(frozen=True, order=True, slots=True, init=False)
 class Label:
     """A target's name: repository, package path and target name, already validated."""
 
     repo: str
     package: str
     name: str
-    _hash: int = field(init=False, repr=False, compare=False, default=0)
+    _hash: int = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:   # labels are hashed millions of times: once is enough
-        object.__setattr__(self, "_hash", hash((self.repo, self.package, self.name)))
+    def __init__(self, repo: str, package: str, name: str) -> None:
+        # (written out: a cold query makes 70,000 labels, and the generated __init__ with
+        # a __post_init__ took half again as long.) Labels are hashed millions of times:
+        # once is enough.
+        _set(self, "repo", repo)
+        _set(self, "package", package)
+        _set(self, "name", name)
+        _set(self, "_hash", hash((repo, package, name)))
 
     def __hash__(self) -> int:
         return self._hash
