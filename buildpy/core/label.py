@@ -34,7 +34,9 @@ def set_repository_mapping(mapping: dict[str, dict[str, str]]) -> None:
 # ':' and '\\'. Target names: the same plus ':' (not first) and any non-ASCII character.
 # Bazel's label docs list fewer (no space, no '`'), but Bazel accepts these.
 _PACKAGE_CHARS = re.compile(r"[ -9;-\[\]-~]*")
-_TARGET_CHARS = re.compile(r"[ -\[\]-~\u0080-\U0010ffff]*")
+# (targets: every character but controls and '\\', as `[ -\[\]-~\u0080-\U0010ffff]`, which
+# takes 1.5 ms to compile)
+_TARGET_CHARS = re.compile(r"[^\x00-\x1f\\\x7f]*")
 _REPO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 # The common case, checked first: segments of ordinary characters not starting with '.'
 # (so no '.', '..' or empty segment) are valid package and target names.
