@@ -184,3 +184,32 @@ def test_package_id():
     assert PackageId("", "x").label("t") == Label("", "x", "t")
     assert sorted([PackageId("r", "a"), PackageId("", "b"), PackageId("", "a")]) == [
         PackageId("", "a"), PackageId("", "b"), PackageId("r", "a")]
+
+
+def _outcome(parse, text, current):
+    try:
+        return parse(text, current)
+    except LabelError as e:
+        return ("error", e.message, e.hint)
+
+
+def test_the_fast_path_parses_as_every_form_does():
+    """parse_label takes plain `//pkg:name`, `name` and `:name` without its general steps
+    (core/label.py, _PLAIN_ABSOLUTE): random texts over the characters that matter give
+    what the general path gives, labels and errors alike, in the main repository, in
+    another one, and outside any package."""
+    import random
+
+    from buildpy.core.label import _parse_label
+
+    rng = random.Random(7)
+    pieces = ["a", "b7", "_x", "-", ".", "..", "/", "//", ":", "@", "@@", "+", "~", " ",
+              "é", "\\", "...", "c.txt", "=", ",", "$"]
+    taken = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        for current in (HERE, PackageId("ext", "p"), None):
+            fast = _outcome(parse_label, text, current)
+            assert fast == _outcome(_parse_label, text, current), (text, current)
+            taken += isinstance(fast, Label)
+    assert taken > 5000   # (the pieces make many valid labels, not only errors)

@@ -47,14 +47,16 @@ class Frame:
     function: str
 
 
-# (`[ \t]*`, not `\s*`: a match starts on the frame's own line, and the search does not
-# try every line break as the start of a run of blank lines)
-_FRAME = re.compile(r"^[ \t]*\* (.*):(\d+), in (.*)$", re.M)
+# A frame's line, from the line break before it (a literal first character lets the
+# search skip ahead to line breaks; `[ \t]*`, not `\s*`: a match starts on the frame's
+# own line, and does not try every line break as the start of a run of blank lines)
+_FRAME = re.compile(r"\n[ \t]*\* ([^\n]*):(\d+), in ([^\n]*)")
 
 
 def parse_call_stack(text: str) -> tuple[Frame, ...]:
     """Frames of a `call_stack()` text, outermost first."""
-    return tuple(Frame(m[1], int(m[2]), m[3]) for m in _FRAME.finditer(text))
+    return tuple([Frame(path, int(line), function)
+                  for path, line, function in _FRAME.findall("\n" + text)])
 
 
 class CallStack(Sequence):

@@ -129,7 +129,7 @@ class PackageBuilder:
         if len(self.errors) > errors_before:
             return
         explicit = frozenset(attrs)
-        values = dict(rule.defaults)   # then the package's defaults, then the call's
+        values = rule.defaults.copy()   # then the package's defaults, then the call's
         values["testonly"] = self.default_testonly or rule.test or values["testonly"]
         values["deprecation"] = self.default_deprecation
         values.update(attrs)

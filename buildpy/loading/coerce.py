@@ -51,7 +51,7 @@ def _show(value: Any) -> str:
 
 def coerce_value(spec: AttrSpec, value: Any, package: PackageId) -> Any:
     """The coerced value of attribute `spec`; raises CoercionError on a type mismatch."""
-    if isinstance(value, list) and any(isinstance(v, Select) for v in value):
+    if isinstance(value, list) and Select in map(type, value):   # (no subclass of Select)
         if not spec.configurable:
             raise CoercionError(f"attribute '{spec.name}' is not configurable",
                                 hint="use a plain value instead of select()")
@@ -193,10 +193,31 @@ def _or_none(one: Callable[[AttrSpec, Any, PackageId], Label]):
 def _unique_list(one: Callable[[AttrSpec, Any, PackageId], Label]):
     """A list of labels (`_label` or `_output`), none twice."""
     def coerce(spec: AttrSpec, value: Any, package: PackageId) -> tuple:
-        result = _list(spec, value, lambda v: one(spec, v, package))
+        result = _label_strings(spec, value, package, outputs=one is _output)
+        if result is None:
+            result = _list(spec, value, lambda v: one(spec, v, package))
         _no_duplicates(spec, result)
         return result
     return coerce
+
+
+def _label_strings(spec: AttrSpec, value: Any, package: PackageId,
+                   outputs: bool) -> tuple | None:
+    """The common label list, label strings only (of this package, for `outputs`), parsed
+    as they are (the item-by-item path costs several calls a label); None for anything
+    else (a Label() value, a label that does not parse, an output elsewhere, not a list,
+    an empty list that must not be), which that path then converts or reports
+    (tests/test_coerce.py: both paths agree)."""
+    if type(value) is not list or not (value or spec.allow_empty):
+        return None
+    try:
+        labels = tuple([parse_label(item, package) for item in value])
+    except LabelError:
+        return None
+    if outputs and any(label.package != package.name or label.repo != package.repo
+                       for label in labels):
+        return None
+    return labels
 
 
 def _string_dict(spec: AttrSpec, value: Any, package: PackageId) -> MappingProxyType:

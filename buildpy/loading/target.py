@@ -92,8 +92,11 @@ class Target:
                     yield (name, label)
         for label in attrs.get(IMPLICIT_TESTS, ()):
             yield (IMPLICIT_TESTS, label)
-        for label in dict.fromkeys(select_conditions(attrs[n] for n in self.explicit)):
-            yield (CONDITION_EDGE, label)
+        configurable = [value for value in map(attrs.__getitem__, self.explicit)
+                        if isinstance(value, (Select, SelectorList))]
+        if configurable:   # (most targets have none)
+            for label in dict.fromkeys(select_conditions(configurable)):
+                yield (CONDITION_EDGE, label)
 
 
 def select_conditions(values: Iterable[Any]) -> Iterator[Label]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Any, Callable, Iterable, Mapping, TextIO
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TextIO
 
 from buildpy.core.label import Label
 from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.target import GENERATED_FILE, PACKAGE_GROUP, SOURCE_FILE, Target
 from buildpy.query.engine import Result
+
+if TYPE_CHECKING:   # networkx is imported only where a format or an order needs the graph:
+    import networkx as nx   # (a default `bp query //...` prints sorted labels, without it)
 
 FORMATS = ("label", "label_kind", "build", "graph", "json", "streamed_jsonproto", "minrank",
            "maxrank", "package", "location")
@@ -27,6 +28,8 @@ def ordered(env, result: Result, order: str, path_result: bool) -> list:
         return list(result)
     if order == "auto":
         return sorted(result, key=_key(env))
+    import networkx as nx
+
     graph = _subgraph(env, result)
     try:
         return list(nx.lexicographical_topological_sort(graph, key=env.display))
@@ -39,6 +42,8 @@ def _key(env) -> Callable:
 
 
 def _subgraph(env, result: Result) -> nx.DiGraph:
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(result)
     for node in result:
@@ -80,6 +85,8 @@ def write(env, nodes: list, result: Result, output: str, out: TextIO,
 
 def _ranks(env, result: Result, maximum: bool) -> dict:
     """Rank of every node: its shortest (or longest) distance from a root of the result."""
+    import networkx as nx
+
     graph = _subgraph(env, result)
     condensed = nx.condensation(graph)
     members = condensed.graph["mapping"]

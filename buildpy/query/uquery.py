@@ -6,6 +6,7 @@ QueryEnvironment. Nodes are Labels. Knows nothing of configurations or actions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -16,7 +17,6 @@ from buildpy.config.selects import concat
 from buildpy.core.pattern import parse_pattern
 from buildpy.lang.values import Select, SelectorList
 from buildpy.loading.builder import source_path
-from buildpy.loading.graph import GraphLoader
 from buildpy.loading.loader import Loader
 from buildpy.loading.patterns import about_the_pattern, expand_patterns, packages_below
 from buildpy.loading.target import IMPLICIT_TESTS, SOURCE_FILE, Target, labels_in
@@ -35,9 +35,16 @@ class TargetQueryEnvironment:
         self.keep_going = keep_going
         self.implicit_deps = implicit_deps
         self.universe_scope = universe_scope
-        self.graph_loader = GraphLoader(loader)
         self.errors: list[BpError] = []
         self._extra: dict[Label, Target] = {}   # .bzl files named by buildfiles()
+
+    @functools.cached_property
+    def graph_loader(self):
+        """The target graph, made when a query first needs edges or targets: a query
+        that only expands patterns (`bp query //...`) needs neither it nor networkx."""
+        from buildpy.loading.graph import GraphLoader
+
+        return GraphLoader(self.loader)
 
     # ---- nodes --------------------------------------------------------------------
 
