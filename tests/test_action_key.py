@@ -189,3 +189,41 @@ def test_a_tool_found_outside_the_build_is_part_of_the_key():
     assert action_key(ACTION, FILES, gcc) != action_key(ACTION, FILES)
     assert action_key(ACTION, FILES, gcc) != action_key(ACTION, FILES, (("/usr/bin/gcc-12",
                                                                           "b" * 64),))
+
+
+def test_the_local_key_changes_with_everything_the_remote_key_does(tmp_path):
+    """Where no remote side needs the REAPI Action, the action key is the executor's
+    fingerprint, made without protobuf. The action's own fields reach it through its
+    definition (the test above); what joins at execution must reach it too: the
+    environment, the tools' identities, and each input's path, content, executable bit
+    and kind (file or declared symlink)."""
+    from buildpy.execution.digests import FileInfo
+    from buildpy.execution.executor import Executor
+
+    executor = Executor(tmp_path, None, None, None, lambda action: None)
+    gcc = ("gcc", "/usr/bin")
+    executor._tools[gcc] = executor._tools["gcc", "/bin"] = (   # as if found on PATH
+        ("/usr/bin/gcc-12", "a" * 64),)
+    action = replace(ACTION, env=(("PATH", "/usr/bin"), ("LANG", "C")))
+    inputs = {"a/b.c": FileInfo("c" * 64, 6, False), "a/b.h": FileInfo("h" * 64, 0, False)}
+    base = executor.fingerprint(action, inputs)
+    assert executor.fingerprint(replace(action, env=tuple(reversed(action.env))),
+                                dict(reversed(list(inputs.items())))) == base
+    changed = [
+        executor.fingerprint(replace(action, env=(("PATH", "/usr/bin"), ("LANG", "de"))),
+                             inputs),
+        executor.fingerprint(replace(action, env=(("PATH", "/bin"), ("LANG", "C"))), inputs),
+        executor.fingerprint(replace(action, argv=("a/gcc",) + action.argv[1:]), inputs),
+        executor.fingerprint(action, dict(inputs, **{"a/b.h": FileInfo("x" * 64, 0, False)})),
+        executor.fingerprint(action, dict(inputs, **{"a/b.h": FileInfo("h" * 64, 0, True)})),
+        executor.fingerprint(action, dict(inputs, **{"a/b.h": FileInfo(
+            "h" * 64, 0, False, link="b.c")})),
+        executor.fingerprint(action, {"a/b.c": inputs["a/b.c"], "a/c.h": inputs["a/b.h"]}),
+        executor.fingerprint(action, dict(inputs, **{"a/d.h": inputs["a/b.h"]})),
+        executor.fingerprint(replace(action, inputs=action.inputs + ("a/d.h",)), inputs),
+    ]
+    executor._tools[gcc] = (("/usr/bin/gcc-13", "a" * 64),)
+    changed.append(executor.fingerprint(action, inputs))
+    executor._tools[gcc] = (("/usr/bin/gcc-12", "b" * 64),)
+    changed.append(executor.fingerprint(action, inputs))
+    assert len({base, *changed}) == len(changed) + 1

@@ -304,20 +304,36 @@ def move_outputs(sandbox: Path, spawn: Spawn) -> tuple[str, ...]:
     """Move each declared output the action wrote back to the exec root; returns them."""
     moved = []
     for path in spawn.outputs:
-        source = sandbox / path
-        if not os.path.lexists(source):
-            continue
-        destination = spawn.exec_root / path
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        remove(os.fspath(destination))
-        try:
+        source = os.path.join(sandbox, path)
+        destination = os.path.join(spawn.exec_root, path)
+        try:   # the common case, in one call: a file over nothing or over a file
             os.replace(source, destination)
         except OSError as error:
-            if error.errno != errno.EXDEV:
+            if not os.path.lexists(source):
+                continue
+            if error.errno not in _MOVED_SLOWLY:
                 raise
-            shutil.move(os.fspath(source), os.fspath(destination))   # another file system
+            _move(source, destination)
         moved.append(path)
     return tuple(moved)
+
+
+# why a plain rename of an output failed, when it can still be moved: no parent
+# directory yet, a directory in the way (or over a file), another file system
+_MOVED_SLOWLY = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENOTEMPTY, errno.EEXIST,
+                 errno.EXDEV}
+
+
+def _move(source: str, destination: str) -> None:
+    """Move `source` to `destination`, whatever is there now, making its parents."""
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    remove(destination)
+    try:
+        os.replace(source, destination)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.move(source, destination)   # another file system
 
 
 def reenter_command(sandbox: Path, spawn: Spawn, argv: Iterable[str]) -> str:

@@ -41,8 +41,9 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
         return made[0]
 
     directories = set(directories)
+    checked: set[str] = set()
     for output in outputs:
-        _check_parents(sandbox, output)
+        _check_parents(sandbox, output, checked)
         full = sandbox / output
         if os.path.islink(full):
             if output in directories:
@@ -59,16 +60,22 @@ def seal_outputs(sandbox: Path, exec_root: Path, outputs: Iterable[str],
                         _replace(Path(path), resolver().file(inside, output))
 
 
-def _check_parents(sandbox: Path, output: str) -> None:
+def _check_parents(sandbox: Path, output: str, checked: set[str]) -> None:
     """An output's parent directories must be directories: through a link, moving the
-    output back would move a host file that the link names."""
+    output back would move a host file that the link names. `checked` holds the parents
+    found to be no links already (an action's outputs share most of theirs)."""
     parts = output.split("/")[:-1]
+    top = os.fspath(sandbox)
     for depth in range(1, len(parts) + 1):
         parent = "/".join(parts[:depth])
-        if os.path.islink(sandbox / parent):
+        if parent in checked:
+            continue
+        full = os.path.join(top, parent)
+        if os.path.islink(full):
             raise OutputLinkError(
                 f"declared output '{output}' is under a symbolic link ('{parent}', to "
-                f"'{os.readlink(sandbox / parent)}'); {ESCAPE_HINT}")
+                f"'{os.readlink(full)}'); {ESCAPE_HINT}")
+        checked.add(parent)
 
 
 def _replace(link: Path, source: str) -> None:
