@@ -40,7 +40,6 @@ class Pending:
 
     action: Action
     key: str
-    fingerprint: str    # the local key, which the up-to-date record keeps
     inputs: Mapping[str, FileInfo]
     started: float
     strategy: str
@@ -139,9 +138,7 @@ class Executor:
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         """What the action key covers, hashed cheaply (no REAPI messages): the action's
         definition (its one description, digested in analysis), its environment, the
-        identities of its tools, and its inputs' digests. It is the up-to-date check's
-        fingerprint and, wherever no remote side needs the REAPI Action, the action key
-        itself (`begin`)."""
+        identities of its tools, and its inputs' digests."""
         env = self.environment(action)
         digest = hashlib.sha256(f"{action.definition}{env!r}{self.tools(action, env)!r}"
                                 .encode())
@@ -212,7 +209,7 @@ class Executor:
             return None
         fingerprint = self.fingerprint(action, inputs)
         if record[0] != fingerprint:
-            self._fingerprints[action.outputs[0]] = (inputs, fingerprint)   # for `begin`
+            self._fingerprints[action.outputs[0]] = (inputs, fingerprint)   # for later
             return None
         outputs = {}
         links = action.output_symlinks
@@ -235,17 +232,13 @@ class Executor:
         record = self._done.get(action.outputs[0])
         return record[1] if record is not None else {}
 
-    def _fingerprint_of(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
-        """`fingerprint`, taken from the up-to-date check when it computed it for these
-        very inputs."""
-        known = self._fingerprints.pop(action.outputs[0], None)
-        return known[1] if known is not None and known[0] is inputs else \
-            self.fingerprint(action, inputs)
-
-    def _remember_done(self, action: Action, fingerprint: str,
+    def _remember_done(self, action: Action, inputs: Mapping[str, FileInfo],
                        outputs: Mapping[str, FileInfo]) -> None:
         if self._db is None:
             return
+        known = self._fingerprints.pop(action.outputs[0], None)
+        fingerprint = known[1] if known is not None and known[0] is inputs else \
+            self.fingerprint(action, inputs)
         entry = (fingerprint, {p: i.sha256 for p, i in outputs.items()})
         self._done[action.outputs[0]] = entry
         self._done_dirty[action.outputs[0]] = entry
@@ -337,22 +330,12 @@ class Executor:
         """Restore the action from the cache, or run it: in-process kinds to the end, a
         process up to its start (the caller waits for it, then calls `complete`)."""
         action = action.with_env(self.environment(action))
-        fingerprint = self._fingerprint_of(action, inputs)
         remote = None
         if self.remote is not None and action.kind is ActionKind.RUN:
             remote = self._remote_action(action, inputs)   # (message, files, sources)
             key = hashlib.sha256(remote[0].SerializeToString(deterministic=True)).hexdigest()
-        elif any(p.endswith(RUNFILES_MANIFEST) or i.directory for p, i in inputs.items()):
-            key = self.key(action, inputs)   # trees laid out by content: in another
-            #                                  checkout, the same key
         else:
-            # Fast path: no server sees this action's key, so it need not be the digest
-            # of a REAPI Action (building one costs about 0.1 ms of protobuf an action).
-            # It assumes the fingerprint covers all the REAPI Action does (argv, env,
-            # outputs, platform, timeout, cacheability, payload, tools, every input's
-            # path, digest and kind): tests/test_action_key.py,
-            # test_the_local_key_changes_with_everything_the_remote_key_does.
-            key = fingerprint
+            key = self.key(action, inputs)
         started = time.monotonic()
         entry = self.cache.get(key) if self.looks_up(action) else None
         self._step(action, "action cache lookup", started)
@@ -364,7 +347,7 @@ class Executor:
                 printed = SpawnResult(0, self._printed(entry.stdout),
                                       self._printed(entry.stderr))
                 self._step(action, "restore outputs", started)
-                self._remember_done(action, fingerprint, outputs)
+                self._remember_done(action, inputs, outputs)
                 self._log(action, inputs, "local-cache", 0.0, executed=False)
                 return Outcome(action, key, True, True, outputs, printed,
                                source="local-cache")
@@ -374,8 +357,8 @@ class Executor:
                 warnings.append(f"cache entry of {action.mnemonic} for '{action.owner_label}' "
                                 f"was damaged ({type(error).__name__}); running it again")
                 self.cache.drop(key)
-        pending = Pending(action, key, fingerprint, inputs, time.monotonic(), "local",
-                          warnings, remote=remote)
+        pending = Pending(action, key, inputs, time.monotonic(), "local", warnings,
+                          remote=remote)
         if action.kind is ActionKind.RUNFILES:   # a tree compares its own MANIFEST
             os.makedirs(os.path.dirname(os.path.join(self.exec_root, action.outputs[0])),
                         exist_ok=True)
@@ -533,7 +516,7 @@ class Executor:
                                            self._keep(result, "stderr")))
             self._upload_result(pending, entries, result)
         self._record(action, key, pending.inputs, outputs, duration, pending.strategy, hit)
-        self._remember_done(action, pending.fingerprint, outputs)
+        self._remember_done(action, pending.inputs, outputs)
         self._log(action, pending.inputs, pending.strategy, duration, executed=not hit)
         notes = tuple(warnings + (list(result.notes) if result else []))
         return Outcome(action, key, hit, True, outputs, result, None, notes, source=source)
