@@ -751,10 +751,7 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuil
             continue
         planned = last.get(key)
         if planned is None or planned[0] is not result:
-            planned = (result, (str(key.label), tuple(result.files)),
-                       None if result.executable is None else replace(
-                           result, environment=dict(result.environment)),
-                       dict.fromkeys(_files_wanted(result)))
+            planned = _planned_target(key, result)
         kept[key] = planned
         _, shown, executable, files = planned
         reported.append(shown)
@@ -767,6 +764,15 @@ def _analyze_plan(unplanned: _Unplanned, on_part=None, warm=None) -> PlannedBuil
     if warm is not None and not plan.errors:
         warm.plan, warm.targets = plan, kept
     return plan
+
+
+def _planned_target(key, result) -> tuple:
+    """What a requested target gives the plan: (its result, its label and files as
+    reported, its executable with runfiles or None, the files it wants built)."""
+    executable = None if result.executable is None else replace(
+        result, environment=dict(result.environment))
+    return (result, (str(key.label), tuple(result.files)), executable,
+            dict.fromkeys(_files_wanted(result)))
 
 
 def _save_plan(session: Session, unplanned: _Unplanned, plan: PlannedBuild,

@@ -178,4 +178,3 @@ def _trim_malloc() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-

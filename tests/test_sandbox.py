@@ -111,6 +111,22 @@ def test_declared_output_is_moved_back_replacing_the_old_one(kind, strategy, mak
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
+def test_an_output_moved_back_over_a_directory_or_into_a_new_one(kind, strategy, make,
+                                                                  exec_root, tmp_path):
+    """What the one-call rename of an output cannot do, the slower move does: a file in
+    the place of a directory (a tree artifact's, say), a file whose directory is new."""
+    (exec_root / "out" / "x").mkdir(parents=True)
+    (exec_root / "out" / "x" / "old").write_text("stale\n")
+    sandbox = strategy(kind)
+    result = run(sandbox, make("cat a/in.txt > out/x; cp a/in.txt out/new/y",
+                               outputs=("out/x", "out/new/y")))
+    assert (result.exit_code, result.stderr) == (0, b"")
+    assert (exec_root / "out" / "x").read_text() == "hello\n"
+    assert (exec_root / "out" / "new" / "y").read_text() == "hello\n"
+    assert_nothing_left(sandbox, tmp_path / "sandbox")
+
+
+@pytest.mark.parametrize("kind", SANDBOXES)
 def test_files_written_outside_declared_outputs_stay_behind(kind, strategy, make, exec_root):
     result = run(strategy(kind),
                  make("cat a/in.txt > out/x; echo junk > out/extra; echo junk > stray.txt"))
@@ -324,6 +340,20 @@ def test_a_slot_started_ahead_runs_the_first_action_or_ends_unused(strategy, mak
         assert registry.running() == {} and not Path(f"/proc/{pid}").exists()
     finally:
         registry.close()
+
+
+def test_a_build_where_bubblewrap_is_missing_falls_back_as_before(ws, bp, monkeypatch):
+    """The linux-sandbox made ahead of the first action finds bubblewrap missing: the
+    build says so once and runs its actions in the `sandboxed` strategy, leaving no
+    process behind."""
+    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    root = ws({"BUILD": 'genrule(name = "g", outs = ["g.out"], cmd = "echo hi > $@")\n'})
+    done = bp("build", "//:g", cwd=root)
+    assert done.code == 0, done.err
+    assert done.err.count("bubblewrap (`bwrap`) is not installed") == 1, done.err
+    assert (root / "bp-bin" / "g.out").read_text() == "hi\n"
+    journal = root / "bp-out" / ".bp-state" / "running.log"
+    assert ProcessRegistry(journal).running() == {}
 
 
 def test_a_build_with_nothing_to_run_leaves_no_slot(bwrap_status, ws, bp):

@@ -201,6 +201,28 @@ def test_analyses_again_after_the_first_is_frozen(workspace: Path, tmp_path: Pat
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
 
 
+def test_an_analysis_that_cannot_be_frozen_is_forgotten(workspace: Path, tmp_path: Path,
+                                                       monkeypatch):
+    """Warm.prepare: an Analyzer whose freezing fails is let go, and the next build
+    analyzes afresh, with the right outputs."""
+    from buildpy.core.errors import UserError
+
+    def fails(analyzer) -> None:
+        raise UserError("freezing failed")
+
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    monkeypatch.setattr(analyzer_module.Analyzer, "prepare_again", fails)
+    warm.prepare()
+    assert warm.analyzer is None
+    monkeypatch.undo()
+    edit(workspace / "BUILD", 'text = "two"', 'text = "deux"')
+    assert build(workspace, cache, warm) == 0
+    assert warm.analyzer is not None
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+
 def test_a_frozen_provider_changed_by_a_dependent_is_an_error(workspace: Path,
                                                               tmp_path: Path):
     """Once the first analysis is frozen, a rule that appends to a list it got from a

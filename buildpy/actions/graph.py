@@ -154,9 +154,7 @@ class ActionGraph:
         (a long-lived bp builds the same graph again after a source file's edit)."""
         made = self.__dict__.get("_made_inputs")
         if made is None:
-            producers = self.producers
-            made = [tuple(producers[p] for p in action.all_inputs if p in producers)
-                    for action in self.actions]
+            made = [inputs_made(action, self.producers) for action in self.actions]
             self.__dict__["_made_inputs"] = made
         return made
 
@@ -204,6 +202,11 @@ class ActionGraph:
         return [i for i, a in enumerate(self.actions) if a.owner == owner]
 
 
+def inputs_made(action: Action, producers: Mapping[str, int]) -> tuple[int, ...]:
+    """The actions (by index in `producers`) that write `action`'s inputs."""
+    return tuple(producers[p] for p in action.all_inputs if p in producers)
+
+
 def claim_outputs(producers: dict[str, int], actions: tuple[Action, ...], index: int
                    ) -> None:
     """Record action `index` as the producer of its outputs; two producers of one file
@@ -228,7 +231,7 @@ def runfiles_trees(executables: Mapping[str, Executable],
     tree, and a tool's tree is made by analysis. `made`, if given, holds the actions
     made before, reused for the same executable (the same object)."""
     trees = []
-    last = made.copy() if made is not None else {}
+    last = dict(made or {})   # label -> (result, (owner, configuration, name), tree)
     if made is not None:
         made.clear()
     for label, result in executables.items():
@@ -238,16 +241,16 @@ def runfiles_trees(executables: Mapping[str, Executable],
             continue
         seen.add(executable)
         owner = producer(executable)
-        how = (result, owner.owner if owner else label,
-               owner.configuration if owner else "", workspace_name)
+        where = (owner.owner if owner else label, owner.configuration if owner else "",
+                 workspace_name)
         known = last.get(label)
-        if known is not None and known[0] is how[0] and known[1:-1] == how[1:]:
-            tree = known[-1]
+        if known is not None and known[0] is result and known[1] == where:
+            tree = known[2]
         else:
-            tree = runfiles_tree(how[1], label, how[2], executable, result.runfiles,
+            tree = runfiles_tree(where[0], label, where[1], executable, result.runfiles,
                                  workspace_name, result.runfile_links)
         if made is not None:
-            made[label] = (*how, tree)
+            made[label] = (result, where, tree)
         trees.append(tree)
     return trees
 

@@ -437,7 +437,6 @@ def _unlink_convenience_links(workspace: Path) -> None:
             link.unlink()
 
 
-
 class _Prepared:
     """linux-sandbox made ahead of the first action: its first slot starts at once, and
     bubblewrap is probed in a thread. Both are about 30 ms of waiting for other

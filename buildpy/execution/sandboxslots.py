@@ -12,6 +12,7 @@ the helper's protocol; not spawns' trees, which sandbox.py lays out.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -168,13 +169,12 @@ class Slots(FreeList):
     """The slots of one strategy: taken for an action, given back after it."""
 
     def __init__(self, argv: list[str], registry: ProcessRegistry | None):
-        super().__init__(lambda: Slot(argv, registry))
-        self._argv, self._registry = argv, registry
+        super().__init__(functools.partial(Slot, argv, registry))
 
     def prestart(self) -> None:
         """Start a slot now, free for the first action: its helper gets ready meanwhile
         (the action waits for it, or fails over as for any slot that cannot start)."""
-        self.give_back(Slot(self._argv, self._registry, wait=False))
+        self.give_back(self._make(wait=False))
 
     def close(self) -> None:
         for slot in self.drain():   # (idle: each helper ends as soon as it sees its

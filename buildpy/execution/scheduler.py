@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
-from buildpy.actions.graph import Action, ActionGraph, claim_outputs
+from buildpy.actions.graph import Action, ActionGraph, claim_outputs, inputs_made
 from buildpy.actions.tests import TEST_MNEMONIC
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
@@ -128,8 +128,7 @@ class Scheduler:
             needed.add(index)
             deps = made[index]
             if deps is None:   # (an action the graph grew by)
-                deps = made[index] = tuple(producers[p] for p in self.actions[index].all_inputs
-                                           if p in producers)
+                deps = made[index] = inputs_made(self.actions[index], producers)
             stack += deps
             if index in settled:
                 known.append(index)
@@ -164,16 +163,11 @@ class Scheduler:
     def _settle(self, indices: list[int]) -> None:
         """Actions known to be up to date: their outputs made, counted as local cache
         hits. (Nothing waits on them, so they need no edges.)"""
-        report, settled, actions = self.report, self._settled, self.actions
-        produced = report.produced
-        for index in indices:
-            produced.update(settled[index])
-        report.total += len(indices)
-        report.cached += len(indices)
-        report.sources["local-cache"] = report.sources.get("local-cache", 0) + len(indices)
+        self.report.total += len(indices)
+        self._up_to_date([self._settled[index] for index in indices])
         self._succeeded.update(indices)
         self._done += len(indices)
-        self.executor.settled([actions[index] for index in indices])
+        self.executor.settled([self.actions[index] for index in indices])
 
     def prioritize(self) -> None:
         """Longest critical path first, over all that is needed (once the graph is
@@ -351,15 +345,17 @@ class Scheduler:
         outputs = self.executor.up_to_date(action, inputs)
         if outputs is None:
             return inputs
-        self._up_to_date(outputs)
+        self._up_to_date([outputs])
         return None
 
-    def _up_to_date(self, outputs: Mapping[str, FileInfo]) -> None:
-        """An action found up to date: counted as a local cache hit, its outputs made."""
+    def _up_to_date(self, outputs: Sequence[Mapping[str, FileInfo]]) -> None:
+        """Actions found up to date (the outputs of each): counted as local cache hits,
+        their outputs made."""
         report = self.report
-        report.produced.update(outputs)
-        report.cached += 1
-        report.sources["local-cache"] = report.sources.get("local-cache", 0) + 1
+        for each in outputs:
+            report.produced.update(each)
+        report.cached += len(outputs)
+        report.sources["local-cache"] = report.sources.get("local-cache", 0) + len(outputs)
 
     def _transitive(self, index: int) -> set[int]:
         out: set[int] = set()
