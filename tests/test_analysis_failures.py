@@ -3,6 +3,8 @@ test (allow_analysis_failures) gives AnalysisFailureInfo; analysis tests' verdic
 
 from __future__ import annotations
 
+import pytest
+
 DEFS = '''
 def _fails_impl(ctx):
     fail("no way: " + ctx.label.name)
@@ -48,7 +50,14 @@ verdict_test(name = "no_test", success = False)
 '''
 
 
-def test_keep_going_builds_what_does_not_depend_on_a_failed_analysis(bp, ws):
+@pytest.mark.parametrize("part", [1000, 1], ids=["one part", "a part per target"])
+def test_keep_going_builds_what_does_not_depend_on_a_failed_analysis(bp, ws, part,
+                                                                     monkeypatch):
+    """Also when each target is analyzed in a part (a Starlark module) of its own: a
+    failed target's dependents in later parts are left out too."""
+    from buildpy.analysis import analyzer
+
+    monkeypatch.setattr(analyzer, "_PART", part)
     root = ws({"p/defs.bzl": DEFS, "p/BUILD": BUILD})
     result = bp("-C", str(root), "build", "-k", "//p:bad", "//p:uses_bad", "//p:ok")
     assert result.code == 1, result.err

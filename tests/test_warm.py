@@ -151,12 +151,15 @@ def test_edits_reanalyze_only_what_changed(workspace: Path, tmp_path: Path, monk
     assert outputs(workspace)["e.out"] == outputs(workspace)["c.out"]
 
 
+@pytest.mark.parametrize("part", [1000, 1], ids=["one part", "a part per target"])
 def test_analyses_again_after_the_first_is_frozen(workspace: Path, tmp_path: Path,
-                                                  monkeypatch):
+                                                  monkeypatch, part):
     """Between builds a long-lived bp freezes the first analysis's Starlark state and
     goes on in a module of its own (Warm.prepare): the providers kept from the first
     analysis are read by targets analyzed again, a rule kind new to the state joins
-    it, and a target that fails and is mended analyzes again, as before."""
+    it, and a target that fails and is mended analyzes again, as before. Also when the
+    first analysis ran each target in a part (a module) of its own."""
+    monkeypatch.setattr(analyzer_module, "_PART", part)
     counted = Counted(monkeypatch)
     warm = Warm()
     cache = tmp_path / "cache"
@@ -223,23 +226,31 @@ def test_an_analysis_that_cannot_be_frozen_is_forgotten(workspace: Path, tmp_pat
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
 
 
+GROW = (
+    'GrowInfo = provider(fields = ["items"])\n'
+    "def _grow_impl(ctx):\n"
+    "    items = [ctx.label.name]\n"
+    "    for dep in ctx.attr.deps:\n"
+    "        items = dep[GrowInfo].items\n"
+    "        items.append(ctx.attr.text)\n"
+    "    return [GrowInfo(items = items)]\n"
+    'grow = rule(implementation = _grow_impl,\n'
+    '            attrs = {"deps": attr.label_list(), "text": attr.string()})\n')
+
+
+def with_grow(workspace: Path) -> None:
+    """A rule that appends to a list it got from a dependency's providers."""
+    (workspace / "grow.bzl").write_text(GROW)
+    with open(workspace / "BUILD", "a") as f:
+        f.write('load("//:grow.bzl", "grow")\n'
+                'grow(name = "g1")\ngrow(name = "g2", deps = [":g1"], text = "x")\n')
+
+
 def test_a_frozen_provider_changed_by_a_dependent_is_an_error(workspace: Path,
                                                               tmp_path: Path):
     """Once the first analysis is frozen, a rule that appends to a list it got from a
     dependency's providers fails as in Bazel, with a hint to copy it."""
-    (workspace / "grow.bzl").write_text(
-        'GrowInfo = provider(fields = ["items"])\n'
-        "def _grow_impl(ctx):\n"
-        "    items = [ctx.label.name]\n"
-        "    for dep in ctx.attr.deps:\n"
-        "        items = dep[GrowInfo].items\n"
-        "        items.append(ctx.attr.text)\n"
-        "    return [GrowInfo(items = items)]\n"
-        'grow = rule(implementation = _grow_impl,\n'
-        '            attrs = {"deps": attr.label_list(), "text": attr.string()})\n')
-    with open(workspace / "BUILD", "a") as f:
-        f.write('load("//:grow.bzl", "grow")\n'
-                'grow(name = "g1")\ngrow(name = "g2", deps = [":g1"], text = "x")\n')
+    with_grow(workspace)
     warm = Warm()
     cache = tmp_path / "cache"
     assert build(workspace, cache, warm) == 0
@@ -247,6 +258,18 @@ def test_a_frozen_provider_changed_by_a_dependent_is_an_error(workspace: Path,
     edit(workspace / "BUILD", 'text = "x"', 'text = "y"')
     with pytest.raises(BpError) as error:
         build(workspace, cache, warm)
+    assert "Immutable" in error.value.render()
+    assert "copy it first" in (error.value.hint or "")
+
+
+def test_a_provider_of_an_earlier_part_changed_by_a_dependent_is_an_error(
+        workspace: Path, tmp_path: Path, monkeypatch):
+    """Each part of the first analysis is frozen before the next runs: a dependency
+    analyzed in an earlier part gives its providers frozen, as Bazel does."""
+    monkeypatch.setattr(analyzer_module, "_PART", 1)
+    with_grow(workspace)
+    with pytest.raises(BpError) as error:
+        build(workspace, tmp_path / "cache", None)
     assert "Immutable" in error.value.render()
     assert "copy it first" in (error.value.hint or "")
 

@@ -1,9 +1,9 @@
 """Runs rule implementations over the configured graph and collects the action graph.
 
-Plans the targets (dependencies first), hands the plan to Starlark (analysis.bzl) in one
-evaluation of a generated program (one top-level statement per part of the plan, so that
-Starlark can collect garbage between parts), and records through natives what it
-declares: files, actions, results. Executes nothing.
+Plans the targets (dependencies first), hands the plan to Starlark (analysis.bzl) as
+generated programs (one per part of the plan, each in a module of its own over the last
+one's frozen, so that Starlark's collector walks one part's values at a time), and
+records through natives what it declares: files, actions, results. Executes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ OUTPUT_ROOT = "bp-out"
 # Tags that become execution requirements of a target's actions, as in Bazel.
 _PART = 1000   # plan entries per top-level statement of the analysis driver
 _BASE = "<first analysis>"   # the frozen module of an Analyzer's first analysis
+_PART_BASE = "<analysis part>"   # the frozen module of the part before
 EXECUTION_TAGS = frozenset({"local", "no-sandbox", "no-cache", "no-remote",
                             "requires-network", "block-network", "exclusive"})
 
@@ -362,10 +363,14 @@ class Analyzer:
         self._configs: dict[Configuration | None, int] = {}
         self._config_infos: list[dict] = []
         plan = [self._entry(i, key, rules) for i, key in enumerate(order)]
+        options = self.configured.options
+        # aspects and the command line's output groups read any target's analysis, at any
+        # time: then every part runs in one module, whose state keeps all of it
+        across = bool(self._cli_tools or options.aspects or options.output_groups or any(
+            info["aspects"] for info in self._rule_infos))
         if self._texts is not None:
-            if self._cli_tools or self.configured.options.output_groups or any(
-                    info["aspects"] for info in self._rule_infos):
-                self._texts = None   # aspects read across targets: analyze afresh
+            if across:
+                self._texts = None   # analyze afresh
             else:
                 self._texts = {key: self._text(key, entry) for key, entry in zip(order, plan)}
                 self._nodes = {key: self.configured.nodes[key] for key in order}
@@ -379,8 +384,9 @@ class Analyzer:
                 "rules": self._rule_infos, "configs": self._config_infos,
                 "workspace_name": self.workspace_name,
                 "aspects": bool(self.configured.options.aspects)})
-            parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
+            parts = [plan[i:i + _PART] for i in range(0, len(plan), _PART)]
             del plan
+            self._failed: set[int] = set()   # ids left out (keep_going)
             told = [0, 0]   # actions and results already told to on_part
 
             def tell() -> None:
@@ -392,16 +398,19 @@ class Analyzer:
             def part(i: int) -> str:
                 if on_part is not None and i > 0:
                     tell()
-                return parts[i]
+                return json.dumps([e for e in parts[i] if e["id"] not in self._failed])
 
             feed.part = part
+            natives = {"_bp_plan_shared": lambda: feed.shared,
+                       "_bp_plan_part": lambda i: feed.part(i)}
             module = self.loader.env.run_generated(
-                "<analysis driver>", self._driver(rules),
-                {"_bp_plan_shared": lambda: feed.shared,
-                 "_bp_plan_part": lambda i: feed.part(i)},
+                "<analysis driver>", self._driver(rules), natives,
                 context="error during analysis")
             errors: list[BpError] = []
             for i in range(len(parts)):
+                if i > 0 and not across:
+                    parts[i - 1] = []
+                    module = self._next_part(module, natives, parts[i])
                 while not self._run_part(module, i, keep_going, errors):
                     pass   # again, from the target after the one that failed
             self._top_level(module, keys)
@@ -417,6 +426,31 @@ class Analyzer:
             feed.shared = feed.part = None
         return AnalysisResult(ActionGraph.build(recorder.actions, recorder.declared),
                               MappingProxyType(recorder.results), tuple(errors))
+
+    def _next_part(self, module: Any, natives: dict[str, Callable[..., Any]],
+                   entries: list[dict]) -> Any:
+        """The module the next part of the plan runs in: the last one's frozen, and a new
+        one whose state holds what this part's entries read of the targets analyzed
+        before (analysis.bzl's `part_state`). Starlark's collector walks every value
+        not frozen after each program, so that each part's walk stays the size of a
+        part, where in one module it grew with all the parts before it."""
+        first = entries[0]["id"] if entries else 0
+        ids, nodes, failed = self.ids, self.configured.nodes, self._failed
+        needed = set()
+        for entry in entries:
+            if entry["id"] in failed:
+                continue
+            node = nodes[self.plan_keys[entry["id"]]]
+            needed.update(ids[dep] for _, dep in node.deps)
+            needed.update(ids[dep] for _, dep in node.toolchains)
+        needed = sorted(i for i in needed if i < first)
+        return self.loader.env.run_generated(
+            "<analysis driver>",
+            f'load("{ANALYSIS_ID}", "analyze", "fail_targets", "part_state")\n'
+            f'load("{_PART_BASE}", _BASE_RULES = "RULES", _BASE_STATE = "STATE")\n'
+            "RULES = _BASE_RULES\n"
+            f"STATE = part_state(_BASE_STATE, {json.dumps(needed)}, {_PART})\n",
+            natives, "error during analysis", given={_PART_BASE: module.freeze()})
 
     @property
     def can_analyze_again(self) -> bool:
@@ -648,6 +682,8 @@ class Analyzer:
             for k in failed:
                 recorder.discard(k)
             if not allowed:
+                self._failed.update(self.ids[k] for k in failed)
+            if not allowed:
                 errors.append(error)
             message = error.render() if isinstance(error, StarlarkEvalError) else \
                 error.message
@@ -697,8 +733,9 @@ class Analyzer:
 
     def _driver(self, rules: dict[tuple[str, str], int]) -> str:
         """The program that prepares the analysis: the rules and the state; each part of
-        the plan then runs as a program of its own in the same module, so that Starlark
-        can collect each part's garbage before the next."""
+        the plan then runs as a program of its own, so that Starlark can collect each
+        part's garbage before the next (in the next part's module, `_next_part`, unless
+        the targets' analyses are read across parts)."""
         lines = ['load("%s", "analysis_state", "analyze", "fail_targets", "cli_aspect", '
                  '"top_level", "analyze_again", "again")' % ANALYSIS_ID]
         lines += self._rule_loads(list(rules.items()))

@@ -41,6 +41,7 @@ def analysis_state(rule_infos, configs, workspace_name, cli_aspects):
         "actions": {},
         "aspect_results": {},
         "moved": {},   # analyze_again: the targets whose providers changed
+        "parts": [],   # the frozen `targets` of the parts of the plan before (part_state)
     }
 
 def analyze(rules, state, plan):
@@ -91,14 +92,29 @@ def again(state, more):
     state["configs"].extend(more["configs"])
     state["moved"] = {}
 
+def part_state(base, needed, size):
+    """The state of a part of the plan that runs in a module of its own, after the part
+    whose state (`base`) is frozen: its `targets` holds the targets of the parts before
+    that this part's entries read (`needed`: target ids; a target's part is its id
+    divided by the `size` of a part), and the ones it analyzes."""
+    parts = base["parts"] + [base["targets"]]
+    state = dict(base)
+    state["parts"] = parts
+    state["targets"] = {tid: parts[tid // size][tid] for tid in needed}
+    return state
+
 def state_again(base):
     """The state of the later analyses of a long-lived bp: the first analysis's (`base`,
     frozen) copied at its top level only. What they change then lives in a heap of its
     own, small: Starlark's collector walks every value not frozen whenever a program
     runs, and the first analysis's values are most of them."""
     state = dict(base)
-    for name in ("targets", "entries", "rule_views", "actions", "aspect_results", "moved"):
+    for name in ("entries", "rule_views", "actions", "aspect_results", "moved"):
         state[name] = dict(base[name])
+    state["targets"] = {}
+    for part in base["parts"] + [base["targets"]]:   # (each part's targets: part_state)
+        state["targets"].update(part)
+    state["parts"] = []
     for name in ("rule_infos", "bases", "configs"):
         state[name] = list(base[name])
     return state
