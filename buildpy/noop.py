@@ -80,10 +80,11 @@ def keep(place: Place, proof: lastbuild.Proof, stamp_ns: int, reads, exec_root: 
 
 
 def proof(place: Place, list_package: Callable, packages_below: Callable, exec_root: Path
-          ) -> tuple[lastbuild.Proof, dict[str, Any]] | None:
-    """The proof and what was kept with it, when it is for this command and nothing that
-    loading and analysis read has changed; else None. What it says of the files is the
-    caller's to ask (`Proof.changed`, `lastbuild.Unmoved`)."""
+          ) -> tuple[lastbuild.Proof, dict[str, Any], Any] | None:
+    """The proof, what was kept with it and the reads of loading and analysis it kept
+    (a Snapshot without payload), when it is for this command and nothing those reads
+    saw has changed; else None. What it says of the files is the caller's to ask
+    (`Proof.changed`, `lastbuild.Unmoved`)."""
     from buildpy.analysis.snapshot import Snapshot
     from buildpy.core.reads import FileProof
 
@@ -96,5 +97,5 @@ def proof(place: Place, list_package: Callable, packages_below: Callable, exec_r
     files = {path: None if values is None else FileProof(*values)
              for path, values in kept["files"].items()}
     reads = Snapshot(place.key, kept["stamp"], files, kept["listings"], kept["recursive"])
-    return found if reads.valid(list_package, packages_below) else None
+    return (proof, kept, reads) if reads.valid(list_package, packages_below) else None
 

@@ -536,10 +536,12 @@ def _saved_analysis(session: Session, words: list[str], options: BuildOptions,
 
 def _start_plan(session: Session, words: list[str], options: BuildOptions,
                 execution, say=lambda line: None, warm=None,
-                where: tuple[str, Path, Path] | None = None) -> PlannedBuild | _Unplanned:
+                where: tuple[str, Path, Path] | None = None,
+                checked=None) -> PlannedBuild | _Unplanned:
     """The last analysis, if nothing it read changed (kept in memory by `warm`, or the
     one this workspace saved: where `_saved_analysis` says, or `where`); else load and
-    configure."""
+    configure. `checked`: reads just found unchanged (the last build's proof's), which
+    the saved analysis need not look at again if they are its own."""
     import os
 
     from buildpy.analysis import snapshot
@@ -554,9 +556,9 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
         key, path, digest_path = where or _saved_analysis(session, words, options,
                                                           execution)
         saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
-        if saved is not None and isinstance(saved.payload, PlannedBuild) and saved.valid(
-                loader.listing,
-                lambda text: packages_below(loader, "", text)):
+        if saved is not None and isinstance(saved.payload, PlannedBuild) and (
+                _same_reads(saved, checked) or saved.valid(
+                    loader.listing, lambda text: packages_below(loader, "", text))):
             return _reusing(loader, saved)
         if execution.analysis_server != "no":
             served = _served(session, (key, path, digest_path), say)
@@ -575,6 +577,15 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
                       output_dir(configured.top), execution.keep_going, errors)
+
+
+def _same_reads(saved, checked) -> bool:
+    """Whether `checked` (the reads the last build's proof kept, just found unchanged as
+    a no-op build finds them) are exactly the saved analysis's: then the saved analysis
+    holds as surely as a no-op build, which trusts that check alone, and need not look
+    at the same files again. (Their stamps differ: the proof's is the last build's.)"""
+    return checked is not None and (saved.files, saved.listings, saved.recursive) == (
+        checked.files, checked.listings, checked.recursive)
 
 
 def _reusing(loader: Loader, saved) -> PlannedBuild:
@@ -991,7 +1002,7 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     if state is not None:
         state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
-    where = quick = unmoved = None
+    where = quick = unmoved = checked = None
     if warm is None:
         from buildpy import noop
 
@@ -1003,9 +1014,10 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
             if isinstance(told, BuildOutcome):
                 progress.close()
                 return told
-            unmoved = told
+            if told is not None:
+                unmoved, checked = told
     start = _start_plan(session, words, options, execution,
-                        lambda line: err.write(line + "\n"), warm, where)
+                        lambda line: err.write(line + "\n"), warm, where, checked)
     clock = record.telemetry.clock
     loaded = clock()
     record.telemetry.phase("loading", record.telemetry.origin, loaded)
@@ -1127,9 +1139,10 @@ def _build_ended(session: Session, output_dir: str, reported, analysis_errors,
 def _from_last_proof(session: Session, quick, execution, output_base: Path,
                      err: TextIO, record, show_result: int):
     """What the proof the last build of this command left says (noop.py): the outcome
-    of a build with nothing to do, told as such a build tells it; or which actions are
-    still up to date (a lastbuild.Unmoved) when some files moved; or None. The proof
-    goes either way, until this build has succeeded."""
+    of a build with nothing to do, told as such a build tells it; or, when some files
+    moved, which actions are still up to date (a lastbuild.Unmoved) and the reads of
+    loading and analysis found unchanged; or None. The proof goes either way, until
+    this build has succeeded."""
     from buildpy import noop
     from buildpy.execution.execroot import exec_root_for
     from buildpy.execution.explain import mark_up_to_date
@@ -1147,14 +1160,14 @@ def _from_last_proof(session: Session, quick, execution, output_base: Path,
     if proved is None:
         noop.forget(quick)
         return None
-    proof, kept = proved
+    proof, kept, reads = proved
     say = lambda line: err.write(said(line))   # noqa: E731
     lock = WorkspaceLock(output_base / ".bp-state" / "lock", execution.block_for_lock, say)
     try:
         moved = proof.changed(exec_root)
         if moved != []:
             noop.forget(quick)
-            return None if moved is None else Unmoved(proof, moved)
+            return None if moved is None else (Unmoved(proof, moved), reads)
         db = open_files_db(output_base, say)
         try:
             mark_up_to_date(db, proof.unchanged)

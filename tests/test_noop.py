@@ -250,6 +250,33 @@ def test_each_proof_after_an_edit_keeps_every_file_as_it_is(build, tmp_path):
     assert _out(root, "j.txt") == "p1\nc\nend\n"
 
 
+def test_the_reads_of_analysis_are_checked_once_after_a_source_edit(build, monkeypatch):
+    """After a source edit, the proof's check of what loading and analysis read stands
+    for the saved analysis's own check of the same reads; after a BUILD edit, which
+    fails the proof's, the saved analysis checks its own (and fails: analyze)."""
+    from buildpy.analysis.snapshot import Snapshot
+
+    root = build.root
+    build()
+    checks = []
+    valid = Snapshot.valid
+
+    def counted(self, *args):
+        checks.append("proof" if self.payload is None else "saved analysis")
+        return valid(self, *args)
+
+    monkeypatch.setattr(Snapshot, "valid", counted)
+    (root / "a.txt").write_text("b\n")
+    _, told = build()
+    assert not told and checks == ["proof"]
+    assert _out(root, "g.txt") == "b\n"
+    checks.clear()
+    (root / "BUILD").write_text(BUILD.replace('cmd = "cat $< > $@"', 'cmd = "cat $< $< > $@"'))
+    build()
+    assert checks == ["proof", "saved analysis"]
+    assert _out(root, "g.txt") == "b\nb\n"
+
+
 def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch):
     """A build that looks at few files reads their rows one by one, and from the `_FEW`th
     all at once: the answers are the same either way, none hashed again, and a

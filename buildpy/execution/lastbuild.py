@@ -128,22 +128,25 @@ class Unmoved:
         digests = executor.digests
         digests.vouch(proof.paths, proof.stats, proof.sha256s, proof.executables, moved)
         good = set(proof.paths).difference(moved)
+        proved, looks_up = good.issuperset, executor.looks_up
         candidates: list[int] = []
         unknown_outputs: set[str] = set()
+        clear = unknown_outputs.isdisjoint   # (reads no output of one not known so)
         for index, action in enumerate(actions):
-            inputs = action.all_inputs
-            if good.issuperset(inputs) and good.issuperset(action.outputs) and \
-                    unknown_outputs.isdisjoint(inputs) and executor.looks_up(action):
+            inputs = action.inputs + action.tools   # (all_inputs, not made for each)
+            if proved(inputs) and proved(action.outputs) and clear(inputs) and \
+                    looks_up(action):
                 candidates.append(index)
             else:
                 unknown_outputs.update(action.outputs)
         while True:   # (until nothing reads an output of an action not known so)
             still = []
             for index in candidates:
-                if unknown_outputs.isdisjoint(actions[index].all_inputs):
+                action = actions[index]
+                if clear(action.inputs) and clear(action.tools):
                     still.append(index)
                 else:
-                    unknown_outputs.update(actions[index].outputs)
+                    unknown_outputs.update(action.outputs)
             if len(still) == len(candidates):
                 break
             candidates = still
