@@ -66,3 +66,37 @@ def test_a_genrule_executable_its_command_did_not_make_executable_runs(bp, ws):
     assert os.access(root / "bp-bin/script.sh", os.X_OK)
     assert bp("-C", str(root), "build", "//:data").code == 0
     assert not os.access(root / "bp-bin/data.txt", os.X_OK)
+
+
+MERGING = """
+    def _bundle(ctx):
+        own = ctx.actions.declare_file(ctx.label.name + ".txt")
+        ctx.actions.write(own, ctx.label.name + "\\n")
+        script = ctx.actions.declare_file(ctx.label.name + ".sh")
+        ctx.actions.write(script, "cat $(find -L . -name '*.txt' | sort)\\n",
+                          is_executable = True)
+        deps = [d[DefaultInfo].default_runfiles for d in ctx.attr.deps]
+        runfiles = ctx.runfiles([own]).merge_all(deps)
+        if ctx.attr.deps:   # merge(), on a dependency's runfiles too; merge_all(tuple)
+            first = ctx.attr.deps[0][DefaultInfo].default_runfiles
+            runfiles = runfiles.merge(first.merge(ctx.runfiles())).merge_all(tuple(deps))
+        return [DefaultInfo(executable = script, runfiles = runfiles)]
+
+    bundle_test = rule(implementation = _bundle, test = True,
+                       attrs = {"deps": attr.label_list()})
+"""
+
+
+def test_runfiles_merge_and_merge_all(bp, ws):
+    root = ws({
+        "BUILD": """
+            load(":rules.bzl", "bundle_test")
+            bundle_test(name = "a")
+            bundle_test(name = "b")
+            bundle_test(name = "c", deps = [":a", ":b"])
+        """,
+        "rules.bzl": MERGING,
+    })
+    result = bp("-C", str(root), "test", "//:c", "--test_output=all")
+    assert result.code == 0, result.err + result.out
+    assert "a\nb\nc\n" in result.out

@@ -384,8 +384,8 @@ class Analyzer:
                 "rules": self._rule_infos, "configs": self._config_infos,
                 "workspace_name": self.workspace_name,
                 "aspects": bool(self.configured.options.aspects)})
-            parts = [plan[i:i + _PART] for i in range(0, len(plan), _PART)]
-            del plan
+            parts = [json.dumps(plan[i:i + _PART]) for i in range(0, len(plan), _PART)]
+            del plan   # (as JSON it takes a fraction of the memory)
             self._failed: set[int] = set()   # ids left out (keep_going)
             told = [0, 0]   # actions and results already told to on_part
 
@@ -398,7 +398,10 @@ class Analyzer:
             def part(i: int) -> str:
                 if on_part is not None and i > 0:
                     tell()
-                return json.dumps([e for e in parts[i] if e["id"] not in self._failed])
+                if not self._failed:
+                    return parts[i]
+                return json.dumps([e for e in json.loads(parts[i])
+                                   if e["id"] not in self._failed])
 
             feed.part = part
             natives = {"_bp_plan_shared": lambda: feed.shared,
@@ -409,8 +412,7 @@ class Analyzer:
             errors: list[BpError] = []
             for i in range(len(parts)):
                 if i > 0 and not across:
-                    parts[i - 1] = []
-                    module = self._next_part(module, natives, parts[i])
+                    module = self._next_part(module, natives, i)
                 while not self._run_part(module, i, keep_going, errors):
                     pass   # again, from the target after the one that failed
             self._top_level(module, keys)
@@ -428,22 +430,22 @@ class Analyzer:
                               MappingProxyType(recorder.results), tuple(errors))
 
     def _next_part(self, module: Any, natives: dict[str, Callable[..., Any]],
-                   entries: list[dict]) -> Any:
-        """The module the next part of the plan runs in: the last one's frozen, and a new
-        one whose state holds what this part's entries read of the targets analyzed
-        before (analysis.bzl's `part_state`). Starlark's collector walks every value
-        not frozen after each program, so that each part's walk stays the size of a
-        part, where in one module it grew with all the parts before it."""
-        first = entries[0]["id"] if entries else 0
+                   i: int) -> Any:
+        """The module part `i` of the plan runs in: the last one's frozen, and a new one
+        whose state holds what this part's targets read of the targets analyzed before
+        (analysis.bzl's `part_state`). Starlark's collector walks every value not
+        frozen after each program, so that each part's walk stays the size of a part,
+        where in one module it grew with all the parts before it."""
+        first = i * _PART   # (ids are places in the plan)
         ids, nodes, failed = self.ids, self.configured.nodes, self._failed
         needed = set()
-        for entry in entries:
-            if entry["id"] in failed:
+        for tid, key in enumerate(self.plan_keys[first:first + _PART], first):
+            if tid in failed:
                 continue
-            node = nodes[self.plan_keys[entry["id"]]]
+            node = nodes[key]
             needed.update(ids[dep] for _, dep in node.deps)
             needed.update(ids[dep] for _, dep in node.toolchains)
-        needed = sorted(i for i in needed if i < first)
+        needed = sorted(tid for tid in needed if tid < first)
         return self.loader.env.run_generated(
             "<analysis driver>",
             f'load("{ANALYSIS_ID}", "analyze", "fail_targets", "part_state")\n'

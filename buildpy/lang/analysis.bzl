@@ -160,10 +160,7 @@ def _same(a, b):
                 stack.append((x._bp_node, y._bp_node, True))
                 continue
             skip = []
-            if "_bp_providers" in fields:   # a Target
-                stack.append((x._bp_providers(), y._bp_providers(), False))
-                skip = ["_bp_providers"]
-            elif "merge_all" in fields and "root_symlinks" in fields:   # runfiles
+            if "merge_all" in fields and "root_symlinks" in fields:   # runfiles
                 skip = ["merge", "merge_all"]
             stack.extend([(getattr(x, f), getattr(y, f), False) for f in fields
                           if f not in skip])
@@ -235,9 +232,9 @@ def _file(data):
 def _file_target(entry):
     """A file's Target: as in Bazel, the file is its own executable, with no runfiles."""
     file = _file(entry["file"])
-    info = _default_info(depset([file]), file, _runfiles_of(depset([])))
+    info = _default_info(depset([file]), file, _NO_RUNFILES)
     kind = "input file target" if file.is_source else "generated file"
-    return _target(_label(entry["file"]["owner"]), {DefaultInfo: info}, {"_bp_kind": kind})
+    return _target(file.owner, {DefaultInfo: info}, {"_bp_kind": kind})
 
 def _default_info(files, executable, runfiles, manifest = None):
     return DefaultInfo(files = files, executable = executable, runfiles = runfiles,
@@ -272,11 +269,9 @@ def _file_at(path, short_path, root, owner):
 
 def _target(label, providers, legacy = {}):
     """A Target as rules see it (a dependency in ctx.attr): Bazel's fields, with its
-    providers behind `_bp_providers`, which bp's `dep[P]` and `P in dep` read."""
-
-    def _bp_providers():
-        return providers
-
+    providers in `_bp_providers`, which bp's `dep[P]` and `P in dep` read. (A field, not
+    a function: a function made for each target costs memory, four times as much once
+    frozen.)"""
     default, groups = providers[DefaultInfo], providers.get(OutputGroupInfo)
     return struct(
         label = label,
@@ -285,13 +280,15 @@ def _target(label, providers, legacy = {}):
         default_runfiles = default.default_runfiles,
         data_runfiles = default.data_runfiles,
         output_groups = groups if groups != None else OutputGroupInfo(),
-        _bp_providers = _bp_providers,
+        _bp_providers = providers,
         **legacy
     )
 
 _NO_LINKS = depset([])
 
 def _runfiles_of(files, transitive = []):
+    if not transitive and files.order == "default":   # (a depset of it alone: the same)
+        return _runfiles(files, _NO_LINKS, _NO_LINKS)
     return _runfiles(depset(transitive = [files] + transitive), _NO_LINKS, _NO_LINKS)
 
 def _runfiles(files, symlinks, root_symlinks):
@@ -299,18 +296,26 @@ def _runfiles(files, symlinks, root_symlinks):
     values: `path`, `target_file`) at paths below the main workspace's directory;
     `root_symlinks` at paths below the tree's root."""
 
-    def merge(other):
-        return merge_all([other])
-
-    def merge_all(others):
-        return _runfiles(
-            depset(transitive = [files] + [o.files for o in others]),
-            _links_union(symlinks, [o.symlinks for o in others]),
-            _links_union(root_symlinks, [o.root_symlinks for o in others]),
-        )
+    # One function for each runfiles, with a body of one call: Starlark keeps a
+    # function made at run time at about 0.5 KiB, and once frozen adds a copy of its
+    # compiled body (a runfiles is never a list, so one serves both methods).
+    def merge(others):
+        return _merged(files, symlinks, root_symlinks, others)
 
     return struct(files = files, symlinks = symlinks, root_symlinks = root_symlinks,
-                  empty_filenames = _NO_LINKS, merge = merge, merge_all = merge_all)
+                  empty_filenames = _NO_LINKS, merge = merge, merge_all = merge)
+
+def _merged(files, symlinks, root_symlinks, others):
+    """`merge(other)` and `merge_all(others)` of the runfiles of these three depsets."""
+    if type(others) not in ("list", "tuple"):
+        others = [others]
+    return _runfiles(
+        depset(transitive = [files] + [o.files for o in others]),
+        _links_union(symlinks, [o.symlinks for o in others]),
+        _links_union(root_symlinks, [o.root_symlinks for o in others]),
+    )
+
+_NO_RUNFILES = _runfiles(_NO_LINKS, _NO_LINKS, _NO_LINKS)
 
 def _links_union(first, others):
     others = [o for o in others if o._bp_node.size]

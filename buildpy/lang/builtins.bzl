@@ -789,7 +789,7 @@ def bp_at(container, key):
     if type(container) == "struct":
         providers = getattr(container, "_bp_providers", None)
         if providers != None:
-            return _provider_of(container, providers(), key)
+            return _provider_of(container, providers, key)
     return container[key]
 
 def bp_in(key, container):
@@ -797,7 +797,7 @@ def bp_in(key, container):
         providers = getattr(container, "_bp_providers", None)
         if providers != None:
             _check_provider_key(key, "in")
-            return key in providers()
+            return key in providers
     return key in container
 
 def bp_not_in(key, container):
@@ -805,7 +805,7 @@ def bp_not_in(key, container):
 
 def bp_target_providers(target):
     """The providers of a Target, keyed by provider (for rules such as alias)."""
-    return target._bp_providers()
+    return target._bp_providers
 
 def _check_provider_key(key, operation):
     if type(key) != "function":
