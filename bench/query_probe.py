@@ -15,6 +15,9 @@ import time
 
 
 def probe(workspace: str, text: str, runs: int) -> dict:
+    import gc
+
+    gc.disable()   # as bp's command line runs (cli.py): no collector passes over the graph
     from buildpy.query.engine import evaluate
     from buildpy.query.syntax import parse_query
     from buildpy.query.uquery import TargetQueryEnvironment

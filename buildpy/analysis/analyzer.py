@@ -685,7 +685,6 @@ class Analyzer:
                 recorder.discard(k)
             if not allowed:
                 self._failed.update(self.ids[k] for k in failed)
-            if not allowed:
                 errors.append(error)
             message = error.render() if isinstance(error, StarlarkEvalError) else \
                 error.message

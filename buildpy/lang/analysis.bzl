@@ -174,9 +174,8 @@ def fail_targets(state, ids, label_data, message, allowed):
     dependents AnalysisFailureInfo instead; otherwise they are left out."""
     if allowed:
         label = _label(label_data)
-        empty = _runfiles_of(depset([]))
         state["targets"][ids[0]] = _target(label, {
-            DefaultInfo: _default_info(depset([]), None, empty),
+            DefaultInfo: _default_info(depset([]), None, _NO_RUNFILES),
             AnalysisFailureInfo: AnalysisFailureInfo(
                 causes = depset([struct(label = label, message = message)]),
             ),
@@ -270,8 +269,7 @@ def _file_at(path, short_path, root, owner):
 def _target(label, providers, legacy = {}):
     """A Target as rules see it (a dependency in ctx.attr): Bazel's fields, with its
     providers in `_bp_providers`, which bp's `dep[P]` and `P in dep` read. (A field, not
-    a function: a function made for each target costs memory, four times as much once
-    frozen.)"""
+    a function: a function made for each target costs memory, and more once frozen.)"""
     default, groups = providers[DefaultInfo], providers.get(OutputGroupInfo)
     return struct(
         label = label,
