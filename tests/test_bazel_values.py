@@ -15,6 +15,10 @@ from buildpy.lang.rewrite import rewrite
     ('m = "%s: %d" % (label, 3)\n', 'm = _bp_mod("%s: %d" , (label, 3))\n'),
     ('s = "{}".format(x)\nt = "a".format()\n', 's = _bp_format("{}", x)\nt = _bp_format("a", )\n'),
     ("w = x in a[b]\n", "w = _bp_in(x , _bp_at(a, b))\n"),
+    # a call of to_list() without arguments; one with arguments is another function's
+    ("f = dep.files.to_list() + (d).to_list ()\ns = sets.to_list(x)\n",
+     "f = _bp_to_list(dep.files) + _bp_to_list((d))\ns = sets.to_list(x)\n"),
+    ("r = a.merge(b).merge_all([c])\n", "r = _bp_merge_all(_bp_merge(a, b), [c])\n"),
     ('v = "é" + d["k"]\n', 'v = "é" + _bp_at(d, "k")\n'),
     ("z = l[1:2]\nd[k] = 3\nfor x in y:\n    pass\n", None),   # slices, stores, loops stay
     ("def f(:\n    x[1]\n", None),   # does not parse: Starlark reports it as written
@@ -133,3 +137,51 @@ def test_an_error_while_a_bzl_file_loads_is_shown_as_written(bp, ws):
     assert '2 | Y = {"a": 1}["b"]' in result.err
     assert "Traceback" not in result.err
     assert "_bp_" not in result.err and "<builtins>" not in result.err
+
+
+DEPSETS = """
+def _own_to_list():
+    return ["mine"]
+
+def _lists_impl(ctx):
+    d = depset(["b"], transitive = [depset(["a"])])
+    mine = struct(to_list = _own_to_list, merge = lambda x: ["merged " + x])   # their own
+    sets = struct(to_list = lambda s: sorted(s))   # and one that takes an argument
+    runfiles = ctx.runfiles(["r1"]).merge(ctx.runfiles(["r2"])).merge_all([ctx.runfiles(["r3"])])
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    ctx.actions.write(out, " ".join(d.to_list() + mine.to_list() + sets.to_list(["z", "y"]) +
+                                    mine.merge("x") + runfiles.files.to_list()))
+    return [DefaultInfo(files = depset([out]))]
+
+lists = rule(implementation = _lists_impl)
+
+def _indirect_impl(ctx):
+    return [DefaultInfo(files = depset([]), runfiles = ctx.runfiles(getattr(depset([]), "to_list")()))]
+
+indirect = rule(implementation = _indirect_impl)
+
+def _indirect_merge_impl(ctx):
+    merge = ctx.runfiles().merge
+    return [DefaultInfo(runfiles = merge(ctx.runfiles()))]
+
+indirect_merge = rule(implementation = _indirect_merge_impl)
+"""
+
+
+def test_to_list_and_merge_of_bp_values_and_of_other_values(bp, ws):
+    """`d.to_list()` and runfiles' `merge`/`merge_all` reach bp's values through helpers
+    (they hold no function of their own); other values' own `to_list` and `merge` still
+    answer, and bp's taken as values fail with a clear error."""
+    root = ws({"p/defs.bzl": DEPSETS,
+               "p/BUILD": 'load(":defs.bzl", "indirect", "indirect_merge", "lists")\n'
+                          'lists(name = "l")\nindirect(name = "i")\n'
+                          'indirect_merge(name = "m")\n'})
+    result = bp("-C", str(root), "build", "//p:l")
+    assert result.code == 0, result.err
+    assert (root / "bp-bin" / "p" / "l.out").read_text() == "a b mine y z merged x r1 r2 r3"
+    result = bp("-C", str(root), "build", "//p:i")
+    assert result.code != 0
+    assert "to_list can be called only as d.to_list()" in result.err
+    result = bp("-C", str(root), "build", "//p:m")
+    assert result.code != 0
+    assert "merge and merge_all can be called only as r.merge(x)" in result.err

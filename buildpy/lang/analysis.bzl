@@ -17,6 +17,8 @@ load(
     "ToolchainInfo",
     "bp_repr",
     "bp_target_providers",
+    "bp_merge_unrouted",
+    "bp_to_list",
     "depset",
     "shell_quote",
 )
@@ -161,7 +163,7 @@ def _same(a, b):
                 continue
             skip = []
             if "merge_all" in fields and "root_symlinks" in fields:   # runfiles
-                skip = ["merge", "merge_all"]
+                skip = ["merge", "merge_all", "_bp_merge"]
             stack.extend([(getattr(x, f), getattr(y, f), False) for f in fields
                           if f not in skip])
         elif x != y:
@@ -294,23 +296,22 @@ def _runfiles(files, symlinks, root_symlinks):
     values: `path`, `target_file`) at paths below the main workspace's directory;
     `root_symlinks` at paths below the tree's root."""
 
-    # One function for each runfiles, with a body of one call: Starlark keeps a
-    # function made at run time at about 0.5 KiB, and once frozen adds a copy of its
-    # compiled body (a runfiles is never a list, so one serves both methods).
-    def merge(others):
-        return _merged(files, symlinks, root_symlinks, others)
-
+    # No function made for each runfiles (each would cost memory, and more once
+    # frozen): .bzl files' `r.merge(x)` and `r.merge_all(xs)` reach `_merged` through
+    # bp_merge and bp_merge_all (rewrite.py), and bp's own code calls it.
     return struct(files = files, symlinks = symlinks, root_symlinks = root_symlinks,
-                  empty_filenames = _NO_LINKS, merge = merge, merge_all = merge)
+                  empty_filenames = _NO_LINKS, merge = bp_merge_unrouted,
+                  merge_all = bp_merge_unrouted, _bp_merge = _merged)
 
-def _merged(files, symlinks, root_symlinks, others):
-    """`merge(other)` and `merge_all(others)` of the runfiles of these three depsets."""
+def _merged(runfiles, others):
+    """`runfiles.merge(other)` and `runfiles.merge_all(others)` (a runfiles is never a
+    list)."""
     if type(others) not in ("list", "tuple"):
         others = [others]
     return _runfiles(
-        depset(transitive = [files] + [o.files for o in others]),
-        _links_union(symlinks, [o.symlinks for o in others]),
-        _links_union(root_symlinks, [o.root_symlinks for o in others]),
+        depset(transitive = [runfiles.files] + [o.files for o in others]),
+        _links_union(runfiles.symlinks, [o.symlinks for o in others]),
+        _links_union(runfiles.root_symlinks, [o.root_symlinks for o in others]),
     )
 
 _NO_RUNFILES = _runfiles(_NO_LINKS, _NO_LINKS, _NO_LINKS)
@@ -349,8 +350,8 @@ def _tree_links(runfiles, workspace_name):
     if not runfiles.symlinks._bp_node.size and not runfiles.root_symlinks._bp_node.size:
         return []   # (most trees: no flattening)
     links = [[workspace_name + "/" + e.path, e.target_file.path]
-             for e in runfiles.symlinks.to_list()]
-    return links + [[e.path, e.target_file.path] for e in runfiles.root_symlinks.to_list()]
+             for e in bp_to_list(runfiles.symlinks)]
+    return links + [[e.path, e.target_file.path] for e in bp_to_list(runfiles.root_symlinks)]
 
 def _provider_name(p):
     return _bp_provider_name(p(__bp_provider_id__ = True))
@@ -412,11 +413,11 @@ def _analyze_rule(rule_fn, info, base, entry, state):
                 _check_providers(dep, spec["providers"], name, fail_here)
         dep_files = []
         for dep in deps:
-            dep_files += dep.files.to_list()
+            dep_files += bp_to_list(dep.files)
         files[name] = dep_files
         if spec["single"]:
             if name in splits:   # the first branch's file, as ctx.executable's
-                dep_files = deps[0].files.to_list()
+                dep_files = bp_to_list(deps[0].files)
             if len(dep_files) != 1:
                 fail_here("attribute '%s' needs a single file, but '%s' has %d" %
                           (name, deps[0].label.__bp_label__,
@@ -508,9 +509,9 @@ def top_level(state, aspects, ids, groups, tools):
         files = []
         for name in selected:
             if name == "default":
-                files += target.files.to_list()
+                files += bp_to_list(target.files)
             elif OutputGroupInfo in providers:
-                files += getattr(providers[OutputGroupInfo], name, depset()).to_list()
+                files += bp_to_list(getattr(providers[OutputGroupInfo], name, depset()))
         _bp_requested_files(tid, json.encode([f.path for f in files]))
 
 def _parameters(a, attr, tools):
@@ -631,7 +632,7 @@ def _aspect_tools(state, applied, fail_here):
             attr[name] = deps
         dep_files = []
         for dep in deps:
-            dep_files += dep.files.to_list()
+            dep_files += bp_to_list(dep.files)
         files[name] = dep_files
         if spec.single:
             file[name] = dep_files[0] if dep_files else None
@@ -657,7 +658,7 @@ def _bp_provider_id_of(p):
 def _executable_of(dep, name, fail_here):
     if dep.files_to_run.executable != None:
         return dep.files_to_run.executable
-    listed = dep.files.to_list()
+    listed = bp_to_list(dep.files)
     if len(listed) == 1:
         return listed[0]
     fail_here("attribute '%s' needs an executable, but '%s' provides none" %
@@ -728,7 +729,7 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
         runfiles = _runfiles_of(files)
     manifest = None
     if executable != None:   # and it is always in its own runfiles
-        runfiles = _runfiles_of(depset([executable])).merge(runfiles)
+        runfiles = _merged(_runfiles_of(depset([executable])), runfiles)
         manifest = _manifest_of(executable) if not executable.is_source else None
     target[DefaultInfo] = _default_info(files, executable, runfiles, manifest)
     test = None
@@ -743,9 +744,9 @@ def _collect(info, tid, result, outputs, ctx, fail_here):
             if ExecutionInfo in target else {},
         ]
     _bp_analysis_result(tid, json.encode([
-        [f.path for f in files.to_list()],
+        [f.path for f in bp_to_list(files)],
         executable.path if executable != None else None,
-        [f.path for f in runfiles.files.to_list()] if executable != None else [],
+        [f.path for f in bp_to_list(runfiles.files)] if executable != None else [],
         _environment(target),
         test,
         _tree_links(runfiles, ctx.workspace_name) if executable != None else [],
@@ -962,7 +963,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
         made = _runfiles(depset(transitive = [depset(files)] + transitive),
                          _symlink_entries(symlinks, "symlinks", fail_here),
                          _symlink_entries(root_symlinks, "root_symlinks", fail_here))
-        return made.merge_all(collected) if collected else made
+        return _merged(made, collected) if collected else made
 
     def expand_location(input, targets = [], short_paths = False):
         extra = {t.label.__bp_label__: t for t in targets}
@@ -999,7 +1000,7 @@ def _make_ctx(entry, config, workspace_name, attr, files, file, executable, outp
             command = expand_location(command, tools)
         if make_variables != None:
             command = _expand_make(command, dict(var, **make_variables), fail_here)
-        return inputs.to_list(), ["/bin/bash", "-c", command], manifests
+        return bp_to_list(inputs), ["/bin/bash", "-c", command], manifests
 
     def expand_test(text, quote):
         """A test's args or env value, as Bazel expands them: $(location ...) as paths
@@ -1091,7 +1092,7 @@ def _tool_paths(tools, tool_runs, fail_here):
     `executable = True` attribute's target (`tool_runs` maps their paths to the targets'
     files_to_run) comes with its runfiles tree."""
     if type(tools) == "struct" and hasattr(tools, "to_list"):
-        tools = tools.to_list()
+        tools = bp_to_list(tools)
     if tool_runs and type(tools) == "list":
         tools = [tool_runs.get(t.path, t) if type(t) == "struct" and hasattr(t, "is_source")
                  else t for t in tools]
@@ -1102,7 +1103,7 @@ def _files_in(values, fail_here):
     if values == None:
         return []
     if type(values) == "struct" and hasattr(values, "to_list"):
-        values = values.to_list()
+        values = bp_to_list(values)
     out = []
     for v in values:
         if type(v) == "struct" and hasattr(v, "path"):
@@ -1111,9 +1112,9 @@ def _files_in(values, fail_here):
             out += _files_in(v, fail_here)
         elif type(v) == "struct" and hasattr(v, "_bp_runfiles"):   # a dep's files_to_run
             out += ([v.executable] if v.executable != None else []) + \
-                   v._bp_runfiles.files.to_list() + \
-                   [e.target_file for e in v._bp_runfiles.symlinks.to_list()] + \
-                   [e.target_file for e in v._bp_runfiles.root_symlinks.to_list()] + \
+                   bp_to_list(v._bp_runfiles.files) + \
+                   [e.target_file for e in bp_to_list(v._bp_runfiles.symlinks)] + \
+                   [e.target_file for e in bp_to_list(v._bp_runfiles.root_symlinks)] + \
                    ([v.runfiles_manifest] if v.runfiles_manifest != None else [])
         else:
             fail_here("expected Files (or depsets of Files), got %r" % (v,))
@@ -1152,7 +1153,7 @@ def _location(tid, function, label_text, deps_by_label, fail_here, short = False
     if dep == None:
         fail_here("label '%s' in $(%s) is not a declared prerequisite of this rule" %
                   (label_text, function))
-    files = dep.files.to_list()
+    files = bp_to_list(dep.files)
     executable = dep.files_to_run.executable
     if executable != None and function in ("location", "execpath", "rootpath"):
         files = [executable]
@@ -1279,7 +1280,7 @@ def _as_string(value):
 
 def _values(values):
     if type(values) == "struct" and hasattr(values, "to_list"):
-        return values.to_list()
+        return bp_to_list(values)
     return list(values)
 
 def _mapped(values, options):

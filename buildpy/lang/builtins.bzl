@@ -402,11 +402,36 @@ def depset(direct = None, order = "default", transitive = None):
     for child in children:
         size += child.size
     node = struct(id = _bp_next_id(), direct = items, children = children, size = size)
+    return struct(_bp_node = node, order = order, to_list = _to_list_unrouted)
 
-    def _to_list():
-        return _flatten(node, order)
+def _to_list_unrouted():
+    fail("a depset's to_list can be called only as d.to_list() in bp, not through " +
+         "another name or getattr()")
 
-    return struct(_bp_node = node, order = order, to_list = _to_list)
+def bp_merge_unrouted(*args, **kwargs):
+    fail("runfiles' merge and merge_all can be called only as r.merge(x) and " +
+         "r.merge_all(xs) in bp, not through another name or getattr()")
+
+def bp_merge(value, *args, **kwargs):
+    """`x.merge(...)` as .bzl files call it (rewrite.py): runfiles' merge (bp's runfiles
+    hold no function of their own); any other value's own `merge`."""
+    if type(value) == "struct" and hasattr(value, "_bp_merge"):
+        return value._bp_merge(value, *args, **kwargs)
+    return value.merge(*args, **kwargs)
+
+def bp_merge_all(value, *args, **kwargs):
+    """`x.merge_all(...)`, as `bp_merge`."""
+    if type(value) == "struct" and hasattr(value, "_bp_merge"):
+        return value._bp_merge(value, *args, **kwargs)
+    return value.merge_all(*args, **kwargs)
+
+def bp_to_list(value):
+    """`x.to_list()` as .bzl files call it (rewrite.py routes the call here): a depset's
+    items, with no function made for each depset (each would cost memory, and more once
+    frozen); any other value's own `to_list()`."""
+    if type(value) == "struct" and hasattr(value, "_bp_node"):
+        return _flatten(value._bp_node, value.order)
+    return value.to_list()
 
 def _flatten(root, order):
     out = {}
@@ -678,7 +703,7 @@ def bp_repr(value):
             return "<%s file %s>" % ("source" if value.is_source else "generated",
                                       value.short_path)
         if kind == "depset":
-            return "depset([%s])" % ", ".join([bp_repr(v) for v in value.to_list()])
+            return "depset([%s])" % ", ".join([bp_repr(v) for v in bp_to_list(value)])
         if kind == None and _holds_bp_values(value):
             return "struct(%s)" % ", ".join(["%s = %s" % (k, bp_repr(getattr(value, k)))
                                              for k in dir(value)])

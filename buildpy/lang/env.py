@@ -45,7 +45,8 @@ _CORE_NAMES = ("rule", "aspect", "transition", "analysis_test_transition", "attr
 _TYPE_NAMES = {"str": "bp_str", "repr": "bp_repr", "type": "bp_type", "dir": "bp_dir",
                "_bp_at": "bp_at",
                "_bp_in": "bp_in", "_bp_not_in": "bp_not_in", "_bp_mod": "bp_mod",
-               "_bp_format": "bp_format", "_bp_add": "bp_add"}
+               "_bp_format": "bp_format", "_bp_add": "bp_add", "_bp_to_list": "bp_to_list",
+               "_bp_merge": "bp_merge", "_bp_merge_all": "bp_merge_all"}
 _WORKSPACE_NAMES = ("workspace", "register_toolchains", "register_execution_platforms",
                     "print", "Label", "local_repository", "new_local_repository", "bind")
 _MODULE_NAMES = ("module", "bazel_dep", "local_path_override", "archive_override",

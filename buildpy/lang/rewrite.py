@@ -1,14 +1,17 @@
-"""Routes four operators of a .bzl file through bp's helpers, so that bp's own values
-behave as Bazel's do.
+"""Routes four operators and three methods of a .bzl file through bp's helpers, so that
+bp's own values behave as Bazel's do.
 
 starlark-pyo3 offers no custom types: a Target is a struct, and a Label a struct that
 `str()` would print as one. Names such as `str` and `type` are shadowed by the module's
 injection, at no cost to positions; operators cannot be, so before evaluation
 `x[k]` becomes `_bp_at(x, k)`, `k in x` becomes `_bp_in(k, x)` (and `not in`
-`_bp_not_in`), `a % b` becomes `_bp_mod(a, b)` and `s.format(...)` becomes
-`_bp_format(s, ...)`. Edits never add or remove a line, so line numbers hold; the
-columns they shift, and the excerpts of errors, are mapped back to the file as written
-(`restore`), and an error raised inside a helper is shown at the user's expression.
+`_bp_not_in`), `a % b` becomes `_bp_mod(a, b)`, `s.format(...)` becomes
+`_bp_format(s, ...)`; `d.to_list()` becomes `_bp_to_list(d)` and `r.merge(x)`
+`_bp_merge(r, x)` (as `merge_all`): bp's depsets and runfiles hold no function of their
+own, as one made for each would cost memory. Edits never add or remove a
+line, so line numbers hold; the columns they shift, and the excerpts of errors, are
+mapped back to the file as written (`restore`), and an error raised inside a helper is
+shown at the user's expression.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 # the functions of bp's builtins that stand in for Starlark's own: an error inside one is
 # shown at the user's expression
 HELPERS = ("bp_at", "bp_in", "bp_not_in", "bp_mod", "bp_format", "bp_str", "bp_repr",
-           "bp_type", "bp_add", "bp_dir")
+           "bp_type", "bp_add", "bp_dir", "bp_to_list", "bp_merge", "bp_merge_all")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -64,7 +67,8 @@ def rewrite(text: str, operators: bool = True, tree: ast.Module | None = None
     A `+` with a `select()` call among its operands becomes `_bp_add(a, b)`, so that a
     string and a select() concatenate as in Bazel; with `operators` False (BUILD files)
     that is the only change. `tree` is the text's, when the caller has parsed it."""
-    tokens = ("[", " in ", "%", ".format", "select(") if operators else ("select(",)
+    tokens = ("[", " in ", "%", ".format", ".to_list", ".merge", "select(") if operators \
+        else ("select(",)
     if not any(token in text for token in tokens):
         return None
     tree = tree or parse(text)
@@ -139,15 +143,23 @@ class _Collector(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         func = node.func
-        if not self.operators or not (isinstance(func, ast.Attribute) and func.attr == "format"):
+        if not self.operators or not isinstance(func, ast.Attribute):
+            return
+        if func.attr == "format":
+            helper, separator = "_bp_format(", ", "
+        elif func.attr == "to_list" and not node.args and not node.keywords:
+            helper, separator = "_bp_to_list(", ""
+        elif func.attr in ("merge", "merge_all") and node.args:
+            helper, separator = f"_bp_{func.attr}(", ", "
+        else:
             return
         start, end = self._bounds(node)
-        match = re.compile(r"[ \t)]*(\.[ \t]*format[ \t]*\()").match(
+        match = re.compile(r"[ \t)]*(\.[ \t]*" + func.attr + r"[ \t]*\()").match(
             self.text, self._end(func.value))
         if match is None:
             return
-        self._wrap(node, start, end, "_bp_format(",
-                   [(match.start(1), match.end(1) - match.start(1), ", ")], close=False)
+        self._wrap(node, start, end, helper,
+                   [(match.start(1), match.end(1) - match.start(1), separator)], close=False)
 
     def _bounds(self, node: ast.expr) -> tuple[int, int]:
         return self.offset(node.lineno, node.col_offset), self._end(node)
