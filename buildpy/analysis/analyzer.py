@@ -448,7 +448,7 @@ class Analyzer:
         needed = sorted(tid for tid in needed if tid < first)
         return self.loader.env.run_generated(
             "<analysis driver>",
-            f'load("{ANALYSIS_ID}", "analyze", "fail_targets", "part_state")\n'
+            f'load("{ANALYSIS_ID}", "analyze", "fail_target", "part_state")\n'
             f'load("{_PART_BASE}", _BASE_RULES = "RULES", _BASE_STATE = "STATE")\n'
             "RULES = _BASE_RULES\n"
             f"STATE = part_state(_BASE_STATE, {json.dumps(needed)}, {_PART})\n",
@@ -534,7 +534,7 @@ class Analyzer:
         del self._module   # (until the new one is made)
         self._module = self.loader.env.run_generated(
             "<analysis driver>",
-            f'load("{ANALYSIS_ID}", "analyze_again", "again", "fail_targets", '
+            f'load("{ANALYSIS_ID}", "analyze_again", "again", "fail_target", '
             '"state_again")\n'
             f'load("{_BASE}", _BASE_RULES = "RULES", _BASE_STATE = "STATE")\n'
             "RULES = dict(_BASE_RULES)\n"
@@ -679,20 +679,21 @@ class Analyzer:
             allowed = bool(config and config.option("allow_analysis_failures"))
             if not (keep_going or allowed):
                 raise error from None
-            failed = [key] if allowed else [key, *(
-                k for k in nx.ancestors(self.configured.graph, key) if k in self.ids)]
-            for k in failed:
-                recorder.discard(k)
-            if not allowed:
+            if not allowed:   # it and what depends on it are left out (part() skips them)
+                failed = [key, *(k for k in nx.ancestors(self.configured.graph, key)
+                                 if k in self.ids)]
+                for k in failed:
+                    recorder.discard(k)
                 self._failed.update(self.ids[k] for k in failed)
                 errors.append(error)
+                return False
+            recorder.discard(key)
             message = error.render() if isinstance(error, StarlarkEvalError) else \
                 error.message
             self.loader.env.run_generated(
                 "<analysis driver>",
-                f"fail_targets(STATE, {json.dumps([self.ids[k] for k in failed])}, "
-                f"{json.dumps(_label_data(key.label))}, {json.dumps(message)}, "
-                f"{allowed})\n", {}, "error during analysis", module)
+                f"fail_target(STATE, {self.ids[key]}, {json.dumps(_label_data(key.label))}, "
+                f"{json.dumps(message)})\n", {}, "error during analysis", module)
             return False
 
     def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
@@ -737,7 +738,7 @@ class Analyzer:
         the plan then runs as a program of its own, so that Starlark can collect each
         part's garbage before the next (in the next part's module, `_next_part`, unless
         the targets' analyses are read across parts)."""
-        lines = ['load("%s", "analysis_state", "analyze", "fail_targets", "cli_aspect", '
+        lines = ['load("%s", "analysis_state", "analyze", "fail_target", "cli_aspect", '
                  '"top_level", "analyze_again", "again")' % ANALYSIS_ID]
         lines += self._rule_loads(list(rules.items()))
         lines.append("RULES = {" + ", ".join(f"{i}: _rule_{i}" for i in rules.values()) + "}")

@@ -133,7 +133,7 @@ class Unmoved:
         unknown_outputs: set[str] = set()
         clear = unknown_outputs.isdisjoint   # (reads no output of one not known so)
         for index, action in enumerate(actions):
-            inputs = action.inputs + action.tools   # (all_inputs, not made for each)
+            inputs = action.all_inputs
             if proved(inputs) and proved(action.outputs) and clear(inputs) and \
                     looks_up(action):
                 candidates.append(index)
@@ -143,7 +143,7 @@ class Unmoved:
             still = []
             for index in candidates:
                 action = actions[index]
-                if clear(action.inputs) and clear(action.tools):
+                if clear(action.all_inputs):
                     still.append(index)
                 else:
                     unknown_outputs.update(action.outputs)

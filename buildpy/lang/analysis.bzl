@@ -170,21 +170,18 @@ def _same(a, b):
             return False
     return False
 
-def fail_targets(state, ids, label_data, message, allowed):
-    """Targets whose analysis failed (the first of `ids`) or depends on one that did: with
-    `allowed` (an analysis test's target under test), the failed target gives its
-    dependents AnalysisFailureInfo instead; otherwise they are left out."""
-    if allowed:
-        label = _label(label_data)
-        state["targets"][ids[0]] = _target(label, {
-            DefaultInfo: _default_info(depset([]), None, _NO_RUNFILES),
-            AnalysisFailureInfo: AnalysisFailureInfo(
-                causes = depset([struct(label = label, message = message)]),
-            ),
-        })
-        return
-    for tid in ids:
-        state["targets"][tid] = None
+def fail_target(state, tid, label_data, message):
+    """A target whose analysis failed where its configuration allows it (an analysis
+    test's target under test): it gives its dependents AnalysisFailureInfo. (Targets
+    left out after a failure under --keep_going are left out of the plan's later runs
+    by the Analyzer.)"""
+    label = _label(label_data)
+    state["targets"][tid] = _target(label, {
+        DefaultInfo: _default_info(depset([]), None, _NO_RUNFILES),
+        AnalysisFailureInfo: AnalysisFailureInfo(
+            causes = depset([struct(label = label, message = message)]),
+        ),
+    })
 
 def _rule_base(info):
     """The ctx values of a target that sets no attribute and has no dependencies."""
