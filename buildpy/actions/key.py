@@ -94,24 +94,28 @@ def input_root(files: InputFiles) -> tuple[reapi.Digest, dict[str, bytes]]:
         else:
             node[parts[-1]] = digest
     blobs: dict[str, bytes] = {}
+    return _encoded(tree, blobs), blobs
 
-    def encode(node: dict) -> reapi.Digest:
-        directory = reapi.Directory()
-        for name in sorted(node):
-            child = node[name]
-            if isinstance(child, dict):
-                directory.directories.add(name=name, digest=encode(child))
-            elif child.link is not None:
-                directory.symlinks.add(name=name, target=child.link)
-            else:
-                directory.files.add(name=name, digest=reapi.Digest(
-                    hash=child.hash, size_bytes=child.size), is_executable=child.is_executable)
-        data = directory.SerializeToString(deterministic=True)
-        digest = digest_of(data)
-        blobs[digest.hash] = data
-        return digest
 
-    return encode(tree), blobs
+def _encoded(node: dict, blobs: dict[str, bytes]) -> reapi.Digest:
+    """The digest of directory `node` (input_root's tree), its blob and those of the
+    directories below it put in `blobs`. (A function of the module's: a nested function
+    that called itself would be a reference cycle, freed only by the cyclic collector,
+    which bp turns off: each action's tree would stay in memory.)"""
+    directory = reapi.Directory()
+    for name in sorted(node):
+        child = node[name]
+        if isinstance(child, dict):
+            directory.directories.add(name=name, digest=_encoded(child, blobs))
+        elif child.link is not None:
+            directory.symlinks.add(name=name, target=child.link)
+        else:
+            directory.files.add(name=name, digest=reapi.Digest(
+                hash=child.hash, size_bytes=child.size), is_executable=child.is_executable)
+    data = directory.SerializeToString(deterministic=True)
+    digest = digest_of(data)
+    blobs[digest.hash] = data
+    return digest
 
 
 def action_message(action: Action, files: InputFiles, tools: Tools = ()

@@ -228,10 +228,12 @@ def save(path: Path, digest_path: Path, snapshot: Snapshot) -> None:
     """Atomically, the snapshot into the cache and then its digest into the workspace's
     state: a build killed between the two leaves a pair that does not match, which
     only means the next build analyzes again."""
-    data = _MAGIC + pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_atomically(path, data)
-    _write_atomically(digest_path, f"{hashlib.sha256(data).hexdigest()} {len(data)}\n"
-                      .encode())
+    # (written as it is pickled, never whole in memory: at 100,000 targets it is about
+    # 100 MB, at the end of the analysis, when the process holds the most)
+    written = _write_atomically(path, lambda out: pickle.dump(
+        snapshot, out, protocol=pickle.HIGHEST_PROTOCOL), _MAGIC)
+    _write_atomically(digest_path, lambda out: out.write(
+        f"{written.hash.hexdigest()} {written.size}\n".encode()))
     _keep_newest(path.parent, KEPT)
     _keep_newest(digest_path.parent, KEPT)
 
@@ -248,16 +250,33 @@ def _keep_newest(directory: Path, count: int) -> None:
         pass   # another bp removed it first
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A new file under a name nobody can foresee (O_EXCL), renamed into place."""
+class _Written:
+    """A file being written, with the SHA-256 and size of what was written so far."""
+
+    def __init__(self, handle):
+        self._handle, self.hash, self.size = handle, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+
+
+def _write_atomically(path: Path, write: Callable[[_Written], Any], head: bytes = b""
+                      ) -> _Written:
+    """A new file under a name nobody can foresee (O_EXCL), `head` and then what `write`
+    writes in it, renamed into place; returns what was written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            written = _Written(handle)
+            written.write(head)
+            write(written)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    return written
