@@ -418,7 +418,7 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
         configured = ConfiguredGraph(graph_loader, options,
                                      session.loader.workspace_settings())
     keys = [configured.key(label, configured.top) for label in labels
-            if label in graph_loader.graph]
+            if label in graph_loader]
     errors = configured.add(keys)
     if errors and not keep_going:
         raise ErrorGroup.of(errors)

@@ -467,3 +467,47 @@ def test_misuses_of_the_builtin_namespaces_are_errors_at_their_line(bp, ws):
     assert done.code == 2, done.err
     assert "defs.bzl:5:" in done.err and "optional toolchains (mandatory = False) are not " \
         "supported yet" in done.err, done.err
+
+
+def test_an_analysis_leaves_no_garbage_for_the_collector(ws):
+    # bp runs with the cyclic collector off (its heap is large and long-lived): an
+    # analysis no longer used (a forked one that saves its plan, aquery's) must be freed
+    # by reference counts alone, its Starlark heaps with it
+    import gc
+
+    from buildpy.actions.graph import Action, Artifact
+    from buildpy.analysis.analyzer import Analyzer
+    from buildpy.analysis.results import TargetResult
+    from buildpy.config.configuration import BuildOptions
+    from buildpy.config.configured import ConfiguredGraph
+    from buildpy.core.label import parse_label
+    from buildpy.loading.graph import GraphLoader
+    from buildpy.session import open_session
+
+    root = ws({"rules.bzl": RULES, "BUILD": '''
+        load(":rules.bzl", "consumer", "producer")
+        producer(name = "p", srcs = ["a.txt"])
+        consumer(name = "c", deps = [":p"])
+        ''', "a.txt": ""})
+    session = open_session(str(root))
+    graph = GraphLoader(session.loader)
+    graph.add([parse_label("//:c")])
+    configured = ConfiguredGraph(graph, BuildOptions(), session.loader.workspace_settings())
+    keys = [configured.key(parse_label("//:c"), configured.top)]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        result = Analyzer(configured).analyze(keys)
+        assert len(result.actions.actions) == 2
+        del result
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [o for o in gc.garbage
+                if isinstance(o, (Analyzer, Action, Artifact, TargetResult))]
+        assert left == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()

@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import posixpath
+import weakref
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -101,7 +102,9 @@ class _Recorder:
     """The natives' side of analysis: files declared, actions, results, errors."""
 
     def __init__(self, analyzer: "Analyzer"):
-        self.analyzer = analyzer
+        # (weak: the Analyzer holds its recorder, and a cycle between them would keep an
+        # analysis no longer used in memory, bp running without the cyclic collector)
+        self.analyzer = weakref.proxy(analyzer)
         self.declared: dict[str, Artifact] = {}
         self._directories: set[str] = set()   # every parent directory of a declared path
         self.actions: list[Action] = []
@@ -565,7 +568,7 @@ class Analyzer:
         batch's program: each program run in the kept module costs a pass over its heap.
         With no batch it need not run (the next analysis sends them); True if it ran."""
         configured, recorder = self.configured, self.recorder
-        successors = configured.graph.succ
+        nodes = configured.nodes
         moved: set[ConfiguredKey] = set()
         batch: list[dict] = []
         in_batch: set[ConfiguredKey] = set()
@@ -581,7 +584,7 @@ class Analyzer:
             in_batch.clear()
 
         for key in order:
-            deps = successors[key]
+            deps = [dep for _, dep in nodes[key].deps]
             if key not in changed and in_batch and not any(d in moved for d in deps) and \
                     any(d in in_batch for d in deps):
                 run()   # whether it runs depends on what that batch gives
@@ -700,7 +703,8 @@ class Analyzer:
         """The keys and everything they depend on, dependencies first: a depth-first
         post-order from the keys in their order, each node's dependencies in graph order
         (so the same graph always gives the same order)."""
-        successors = self.configured.graph.succ
+        nodes = self.configured.nodes
+        successors = lambda key: dict.fromkeys(dep for _, dep in nodes[key].deps)  # noqa: E731
         order: list[ConfiguredKey] = []
         done: set[ConfiguredKey] = set()
         for root in keys:
@@ -708,7 +712,7 @@ class Analyzer:
                 continue
             path = [root]             # the chain being walked, to name a cycle
             on_path = {root}
-            stack = [iter(successors[root])]
+            stack = [iter(successors(root))]
             while stack:
                 for dep in stack[-1]:
                     if dep in on_path:
@@ -723,7 +727,7 @@ class Analyzer:
                     if dep not in done:
                         path.append(dep)
                         on_path.add(dep)
-                        stack.append(iter(successors[dep]))
+                        stack.append(iter(successors(dep)))
                         break
                 else:
                     stack.pop()

@@ -91,6 +91,7 @@ class ConfiguredGraph:
         # what all nodes share (platforms, conditions, toolchains, settings) looked at
         self._looked: set[PackageId] | None = None
         self.looked_at: dict[ConfiguredKey, frozenset[PackageId]] = {}
+        self._looked_sets: dict[frozenset[PackageId], frozenset[PackageId]] = {}
         self.shared_packages: set[PackageId] = set()
         self._dangling: list[tuple[ConfiguredKey, str, ConfiguredKey]] = []
         # key()'s answers, by the package of the label asked about
@@ -111,12 +112,30 @@ class ConfiguredGraph:
         self.configurations: dict[str, tuple[Configuration, Platform]] = {}
         self._exec_configurations: dict[Label, Configuration] = {}   # by platform
         self.top = self._configuration(target_platform, options.compilation_mode, False)
-        self.graph = nx.DiGraph()
+        self._graph: nx.DiGraph | None = None   # (see `graph`)
         self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
         self.failed: dict[ConfiguredKey, UserError] = {}   # could not be configured
         self._toolchains: Toolchains | None = None
         # why a key is incompatible: its own reason, the dependency that is, or None
         self._causes: dict[ConfiguredKey, str | ConfiguredKey | None] = {}
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The keys and their dependency edges (`attr`: the attribute of one), as the
+        nodes' `deps` have them. Made when first asked for (cquery, a long-lived bp
+        configuring again, -k leaving out what depends on a failure), and kept up to date
+        from then on: a build walks `deps` alone, and at 100,000 targets this graph
+        would take about half a GiB."""
+        if self._graph is None:
+            self._graph = nx.DiGraph()
+            for key, node in self.nodes.items():
+                self._add_to_graph(key, node)
+        return self._graph
+
+    def _add_to_graph(self, key: ConfiguredKey, node: ConfiguredTarget) -> None:
+        self._graph.add_node(key)
+        if node.deps:
+            self._graph.add_edges_from((key, dep, {"attr": attr}) for attr, dep in node.deps)
 
     # ---- configurations ---------------------------------------------------------------
 
@@ -273,12 +292,11 @@ class ConfiguredGraph:
                 self.failed[key] = error
                 node = ConfiguredTarget(key, self.lookup(key.label), self._config(key))
             self.nodes[key] = node
-            self.graph.add_node(key)
-            if node.deps:
-                self.graph.add_edges_from((key, dep, {"attr": attr}) for attr, dep in node.deps)
-                queue.extend(dep for _, dep in node.deps if dep not in self.nodes)
-        for pred, attr, key in self._dangling:
-            self.graph.add_edge(pred, key, attr=attr)
+            if self._graph is not None:
+                self._add_to_graph(key, node)
+            queue.extend(dep for _, dep in node.deps if dep not in self.nodes)
+        for pred, attr, key in self._dangling:   # (forget() made the graph)
+            self._graph.add_edge(pred, key, attr=attr)
         self._dangling = []
         return errors
 
@@ -290,7 +308,8 @@ class ConfiguredGraph:
         try:
             return self._configure_looking(key)
         finally:
-            self.looked_at[key] = frozenset(self._looked)
+            looked = frozenset(self._looked)   # (most are the same few: kept once)
+            self.looked_at[key] = self._looked_sets.setdefault(looked, looked)
             self._looked = None
 
     def _configure_looking(self, key: ConfiguredKey) -> ConfiguredTarget:
@@ -320,14 +339,20 @@ class ConfiguredGraph:
                                     incompatible=f"needs '{unmet[0]}'")
         configurable = [name for name, value in target.attrs.items()
                         if isinstance(value, _CONFIGURABLE)]
-        attrs = dict(target.attrs)
-        for name in configurable:   # most values are plain: nothing to resolve
-            attrs[name] = resolve(name)
+        # most values are plain: nothing to resolve, and the target's own (read-only)
+        # mapping serves as is
+        attrs: Mapping[str, Any] = target.attrs
+        if configurable:
+            attrs = dict(attrs)
+            for name in configurable:
+                attrs[name] = resolve(name)
         setting = target.rule_class.build_setting
         if setting is not None and setting.type == "label":   # label_flag: what it names
             chosen = config.setting_values.get(str(target.label))
             if chosen is not None:
-                attrs["build_setting_default"] = self._setting_value(target, chosen)
+                attrs = {**attrs, "build_setting_default": self._setting_value(target, chosen)}
+        if isinstance(attrs, dict):
+            attrs = MappingProxyType(attrs)
         try:
             resolution = self.toolchains.resolve(
                 target.label, target.rule_class.toolchains, platform, config,
@@ -361,7 +386,7 @@ class ConfiguredGraph:
             select_conditions(target.attrs[name] for name in configurable))]
         toolchains = tuple((t, self.key(impl, config)) for t, impl in resolution.toolchains)
         deps += [(TOOLCHAIN_EDGE, k) for _, k in toolchains]
-        return ConfiguredTarget(key, target, config, MappingProxyType(attrs), tuple(deps),
+        return ConfiguredTarget(key, target, config, attrs, tuple(deps),
                                 toolchains, resolution.exec_platform.label,
                                 splits=MappingProxyType(splits))
 

@@ -72,15 +72,38 @@ class GraphLoader:
     The graph it grows is its own working copy; `snapshot()` hands out a frozen one.
     """
 
-    def __init__(self, loader: Loader):
+    def __init__(self, loader: Loader, graph: bool = False):
+        """`graph`: grow `graph` from the start (a query walks it), not when asked."""
         self.loader = loader
-        self.graph = nx.DiGraph()
+        # the targets reached, in the order reached, and the edges checked from each:
+        # what `graph` is made of, when first asked for
+        self._targets: dict[Label, Target] = {}
+        self._edges: dict[Label, list[tuple[Label, str]]] | None = None if graph else {}
+        self._graph: nx.DiGraph | None = nx.DiGraph() if graph else None
         self.packages: dict[PackageId, Package] = {}
         # the same packages by (repository, name): a lookup of a label (the graph's most
         # frequent step) then makes no PackageId
         self._by_name: dict[tuple[str, str], Package] = {}
         self.errors: list[BpError] = []
         self._pending: set[Label] = set()   # targets whose edges to check again
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The targets reached (`target`: the Target) and their dependency edges (`attr`:
+        the attribute of one). Made when first asked for (by a query, or a long-lived bp
+        loading again), and grown from then on: a build needs only the checks that adding
+        the targets made, and at 100,000 targets this graph would take a few hundred MiB."""
+        if self._graph is None:
+            graph = self._graph = nx.DiGraph()
+            for label, target in self._targets.items():
+                graph.add_node(label, target=target)
+            for label, edges in self._edges.items():
+                graph.add_edges_from((label, dep, {"attr": attr}) for dep, attr in edges)
+            self._edges = None   # (the graph has them)
+        return self._graph
+
+    def __contains__(self, label: Label) -> bool:
+        return label in self._targets
 
     def package(self, package_id: PackageId) -> Package:
         package = self.packages.get(package_id)
@@ -128,10 +151,12 @@ class GraphLoader:
         graph (added again when reached), and the targets that depended on one have their
         dependencies checked again by the next `add`."""
         stale = [label for package in packages if package in self.packages
-                 for label in self.packages[package].labels if label in self.graph]
+                 for label in self.packages[package].labels if label in self._targets]
         self._pending.update(p for label in stale for p in self.graph.predecessors(label)
                              if p.package_id not in packages)
         self.graph.remove_nodes_from(stale)
+        for label in stale:
+            del self._targets[label]
         self._pending.difference_update(stale)
         for package in packages:
             self.packages.pop(package, None)
@@ -140,17 +165,17 @@ class GraphLoader:
     def add(self, roots: Iterable[Label]) -> list[BpError]:
         """Load `roots` and everything they depend on; returns the user errors met."""
         errors: list[BpError] = []
-        queue = deque(self.graph.nodes[label]["target"] for label in self._pending
-                      if label in self.graph)
+        targets = self._targets
+        queue = deque(targets[label] for label in self._pending if label in targets)
         self._pending = set()
         for label in roots:
-            if label not in self.graph:
+            if label not in targets:
                 try:
                     target = self.lookup(label)
                 except UserError as error:
                     errors.append(error)
                     continue
-                self.graph.add_node(label, target=target)
+                self._add_node(label, target)
                 queue.append(target)
         while queue:
             target = queue.popleft()
@@ -164,13 +189,22 @@ class GraphLoader:
                     if not any(error is seen for seen in errors):
                         errors.append(error)
                     continue
-                if dep_label not in self.graph:
-                    self.graph.add_node(dep_label, target=dep)
+                if dep_label not in targets:
+                    self._add_node(dep_label, dep)
                     queue.append(dep)
-                edges.append((target.label, dep_label, {"attr": attr}))
+                edges.append((dep_label, attr))
             if edges:
-                self.graph.add_edges_from(edges)
+                if self._graph is not None:
+                    self._graph.add_edges_from((target.label, dep, {"attr": attr})
+                                               for dep, attr in edges)
+                else:
+                    self._edges.setdefault(target.label, []).extend(edges)
         return errors
+
+    def _add_node(self, label: Label, target: Target) -> None:
+        self._targets[label] = target
+        if self._graph is not None:
+            self._graph.add_node(label, target=target)
 
     def snapshot(self) -> TargetGraph:
         return TargetGraph(nx.freeze(self.graph.copy()), dict(self.packages))
@@ -354,7 +388,7 @@ def build_target_graph(loader: Loader, roots: Iterable[Label],
 
     Raises the errors met, or with `keep_going` returns them beside the partial graph.
     """
-    graph_loader = GraphLoader(loader)
+    graph_loader = GraphLoader(loader, graph=True)
     errors = graph_loader.add(roots)
     if errors and not keep_going:
         raise ErrorGroup.of(errors)

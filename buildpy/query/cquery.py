@@ -63,7 +63,7 @@ class ConfiguredQueryEnvironment:
         self.errors.extend(errors)
         self._record(self.graph_loader.add(labels))
         keys = [self.configured.key(label, self.configured.top) for label in labels
-                if label in self.graph_loader.graph]
+                if label in self.graph_loader]
         self._record(self.configured.add(keys))
         result: Result = {}
         for key in keys:

@@ -44,7 +44,7 @@ class TargetQueryEnvironment:
         that only expands patterns (`bp query //...`) needs neither it nor networkx."""
         from buildpy.loading.graph import GraphLoader
 
-        return GraphLoader(self.loader)
+        return GraphLoader(self.loader, graph=True)
 
     # ---- nodes --------------------------------------------------------------------
 
