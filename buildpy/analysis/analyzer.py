@@ -119,6 +119,7 @@ class _Recorder:
         self.predeclared: set[str] = set()
         self._lost_trees: set[str] = set()
         self.moved: set[int] = set()   # targets analyzed again whose providers changed
+        self._strings: dict[str, str] = {}   # (see `_interned`)
 
     def key(self, tid: int) -> ConfiguredKey:
         return self.analyzer.plan_keys[tid]
@@ -174,6 +175,14 @@ class _Recorder:
         prefix = path + "/"
         return next((a for p, a in self.declared.items() if p.startswith(prefix)), None)
 
+    def _interned(self, values: Iterable[str]) -> tuple[str, ...]:
+        """`values`, each as the one string of its value that this analysis keeps: a
+        path is an output of one action, an input of others and a file of targets, and
+        one object for all of them makes each process's copy of the actions smaller, and
+        the saved analysis too (pickle writes an object once)."""
+        strings = self._strings
+        return tuple([strings.setdefault(value, value) for value in values])
+
     def action(self, tid: int, text: str, *, frames) -> None:
         """An action of target `tid`, its fields as a JSON object."""
         data = json.loads(text)
@@ -190,13 +199,15 @@ class _Recorder:
             if tag in EXECUTION_TAGS:
                 requirements.setdefault(tag, "")
         self._tool_trees(itertools.chain(data.get("tools", ()), data.get("inputs", ())))
+        interned = self._interned
+        mnemonic, = interned((data["mnemonic"],))
         self.actions.append(Action(
             owner=str(key), owner_label=str(key.label), configuration=key.config or "",
-            mnemonic=data["mnemonic"], kind=ActionKind(data["kind"]),
-            outputs=tuple(data["outputs"]),
-            inputs=tuple(dict.fromkeys(data.get("inputs", ()))),
-            tools=tuple(dict.fromkeys(data.get("tools", ()))),
-            argv=tuple(data.get("argv", ())),
+            mnemonic=mnemonic, kind=ActionKind(data["kind"]),
+            outputs=interned(data["outputs"]),
+            inputs=interned(dict.fromkeys(data.get("inputs", ()))),
+            tools=interned(dict.fromkeys(data.get("tools", ()))),
+            argv=interned(data.get("argv", ())),
             env=tuple(sorted(data.get("env", {}).items())),
             progress_message=data.get("progress_message", ""),
             execution_requirements=tuple(sorted(requirements.items())),
@@ -215,8 +226,11 @@ class _Recorder:
         files, executable, runfiles, environment, test, links = json.loads(text)
         args, env, requirements = test or ((), {}, {})
         key = self.key(tid)
+        if executable is not None:
+            executable, = self._interned((executable,))
         result = self.results[key] = TargetResult(
-            tuple(files), executable, tuple(runfiles), MappingProxyType(dict(environment)),
+            self._interned(files), executable, self._interned(runfiles),
+            MappingProxyType(dict(environment)),
             tuple(args), tuple(sorted(env.items())), tuple(map(tuple, links)),
             tuple(sorted(requirements.items())))
         if executable is not None:
