@@ -450,3 +450,52 @@ report = rule(implementation = _report_impl,
     assert warm.session is session and warm.analyzer is None   # (aspects: never again)
     assert outputs(workspace)["r.seen"] == b"n1,n2"
     assert outputs(workspace) == from_scratch(workspace, tmp_path)
+
+
+def test_a_failure_an_analysis_test_allows_is_told_and_the_rest_analyzed(
+        workspace: Path, tmp_path: Path):
+    """An edit that makes an analysis test's target under test fail (which the test's
+    configuration allows): the test sees the failure, and the targets analyzed again
+    after it in the same batch are analyzed too. The target itself, manual, is
+    configured for //... but not needed in the top configuration: it is not analyzed
+    there (where its failure would be an error), as the first analysis did not."""
+    with open(workspace / "defs.bzl", "a") as f:
+        f.write('''
+def _maybe_impl(ctx):
+    if ctx.attr.fail:
+        fail("no way: " + ctx.label.name)
+    return [NameInfo(text = "fine")]
+
+maybe = rule(implementation = _maybe_impl, attrs = {"fail": attr.bool()})
+
+def _fails_test_impl(ctx):
+    dep = ctx.attr.target_under_test
+    return [AnalysisTestResultInfo(success = AnalysisFailureInfo in dep,
+                                   message = "failed: %s" % (AnalysisFailureInfo in dep))]
+
+fails_test = rule(
+    implementation = _fails_test_impl,
+    test = True,
+    analysis_test = True,
+    attrs = {"target_under_test": attr.label(cfg = analysis_test_transition(
+        settings = {"//command_line_option:allow_analysis_failures": "True"},
+    ))},
+)
+''')
+    edit(workspace / "BUILD", 'load("//:defs.bzl", "named")',
+         'load("//:defs.bzl", "fails_test", "maybe", "named")')
+    with open(workspace / "BUILD", "a") as f:
+        f.write('maybe(name = "m", fail = False, tags = ["manual"])\n'
+                'fails_test(name = "m_test", target_under_test = ":m")\n'
+                'named(name = "a1", text = "a")\n'
+                'named(name = "z1", text = "z")\n')
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    edit(workspace / "BUILD", 'fail = False', 'fail = True')
+    edit(workspace / "BUILD", 'text = "a")', 'text = "a, again")')
+    edit(workspace / "BUILD", 'text = "z")', 'text = "z, again")')
+    assert build(workspace, cache, warm) == 0
+    built = outputs(workspace)
+    assert built["a1.name"] == b"a, again" and built["z1.name"] == b"z, again"
+    assert built == from_scratch(workspace, tmp_path)

@@ -430,7 +430,7 @@ class Analyzer:
             for i in range(len(parts)):
                 if i > 0 and not across:
                     module = self._next_part(module, natives, i)
-                while not self._run_part(module, i, keep_going, errors):
+                while self._run_part(module, i, keep_going, errors) is not None:
                     pass   # again, from the target after the one that failed
             self._top_level(module, keys)
             if on_part is not None:
@@ -497,6 +497,9 @@ class Analyzer:
             if key not in self.ids:
                 self.ids[key] = len(self.plan_keys)
                 self.plan_keys.append(key)
+        # what the keys need: a target configured but not needed (a manual one that
+        # //... names) is not analyzed, as the first analysis did not analyze it
+        needed = self._closure(keys)
         recorder = self.recorder
         for key in [k for k in texts if k not in nodes]:   # gone from the graph
             recorder.discard(key)
@@ -507,7 +510,7 @@ class Analyzer:
         recorder.predeclared = set()
         entries = {}
         for key, node in nodes.items():
-            if self._nodes.get(key) is node:   # the same configured target: the same entry
+            if key not in needed or self._nodes.get(key) is node:   # (the same entry)
                 continue
             self._nodes[key] = node
             entry = self._entry(self.ids[key], key, self._rules)
@@ -526,7 +529,7 @@ class Analyzer:
         lines += [f"RULES[{i}] = _rule_{i}" for _, i in new_rules]
         self.loader.analysis = recorder
         try:
-            if self._run_again(self._order_again(keys, entries), entries,
+            if self._run_again(self._order_again(keys, entries, needed), entries,
                                "\n".join(lines) + "\n"):
                 self._sent = len(self._rule_infos), len(self._config_infos)
         finally:
@@ -560,12 +563,25 @@ class Analyzer:
             "error during analysis", given={_BASE: base})
         self.prepared_again = True
 
-    def _order_again(self, keys: list[ConfiguredKey], changed: Iterable[ConfiguredKey]
-                     ) -> list[ConfiguredKey]:
-        """The changed targets and what depends on them, dependencies first (a cycle,
-        which goes through a changed target, reported as `_order` does)."""
+    def _closure(self, keys: list[ConfiguredKey]) -> set[ConfiguredKey]:
+        """The keys and everything they depend on."""
+        nodes = self.configured.nodes
+        seen = set(keys)
+        stack = list(seen)
+        while stack:
+            for _, dep in nodes[stack.pop()].deps:
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+        return seen
+
+    def _order_again(self, keys: list[ConfiguredKey], changed: Iterable[ConfiguredKey],
+                     needed: set[ConfiguredKey]) -> list[ConfiguredKey]:
+        """The changed targets and what depends on them among the `needed`, dependencies
+        first (a cycle, which goes through a changed target, reported as `_order`
+        does)."""
         graph = self.configured.graph
-        maybe = set(changed).union(*(nx.ancestors(graph, key) for key in changed))
+        maybe = set(changed).union(*(nx.ancestors(graph, key) for key in changed)) & needed
         try:
             return list(reversed(list(nx.topological_sort(graph.subgraph(maybe)))))
         except nx.NetworkXUnfeasible:
@@ -590,9 +606,16 @@ class Analyzer:
         def run() -> None:
             nonlocal driver
             recorder.moved = set()
-            self._feed.part = lambda i: json.dumps(batch)
-            self._run_part(self._module, 0, False, [], "analyze_again", driver)
-            driver = ""
+            pending = batch
+            while pending:
+                self._feed.part = lambda i: json.dumps(pending)
+                failed = self._run_part(self._module, 0, False, [], "analyze_again", driver)
+                driver = ""
+                if failed is None:
+                    break
+                # (a failure its configuration allows: the target now gives its
+                # dependents AnalysisFailureInfo; the entries after it run next)
+                pending = pending[[e["id"] for e in pending].index(failed) + 1:]
             moved.update(self.plan_keys[tid] for tid in recorder.moved)
             batch.clear()
             in_batch.clear()
@@ -671,21 +694,23 @@ class Analyzer:
                                     error.hint) from None
 
     def _run_part(self, module: Any, i: int, keep_going: bool, errors: list[BpError],
-                  function: str = "analyze", before: str = "") -> bool:
+                  function: str = "analyze", before: str = "") -> int | None:
         """Analyze part `i` of the plan (the targets not analyzed yet), after the
-        statements `before`; False when a target failed and was set aside, so that the
-        part must run again."""
+        statements `before`. None when the part ran to its end; else the id of a target
+        that failed and was set aside (left out, or recorded as failed where its
+        configuration allows it), the part to run again after it."""
         recorder = self.recorder
         try:
             self.loader.env.run_generated(
                 "<analysis driver>",
                 f"{before}{function}(RULES, STATE, json.decode(_bp_plan_part({i})))\n",
                 {}, "error during analysis", module)
-            return True
+            return None
         except BpError as error:
             if recorder.current is None:
                 raise
-            key = self.plan_keys[recorder.current]
+            tid = recorder.current
+            key = self.plan_keys[tid]
             recorder.current = None
             if isinstance(error, StarlarkEvalError):
                 target = self.configured.nodes[key].target
@@ -703,15 +728,16 @@ class Analyzer:
                     recorder.discard(k)
                 self._failed.update(self.ids[k] for k in failed)
                 errors.append(error)
-                return False
+                return tid
             recorder.discard(key)
             message = error.render() if isinstance(error, StarlarkEvalError) else \
                 error.message
             self.loader.env.run_generated(
                 "<analysis driver>",
-                f"fail_target(STATE, {self.ids[key]}, {json.dumps(_label_data(key.label))}, "
-                f"{json.dumps(message)})\n", {}, "error during analysis", module)
-            return False
+                f"fail_target(STATE, {tid}, {json.dumps(_label_data(key.label))}, "
+                f"{json.dumps(message)}, {function == 'analyze_again'})\n", {},
+                "error during analysis", module)
+            return tid
 
     def _order(self, keys: list[ConfiguredKey]) -> list[ConfiguredKey]:
         """The keys and everything they depend on, dependencies first: a depth-first

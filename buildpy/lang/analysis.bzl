@@ -170,11 +170,12 @@ def _same(a, b):
             return False
     return False
 
-def fail_target(state, tid, label_data, message):
+def fail_target(state, tid, label_data, message, again):
     """A target whose analysis failed where its configuration allows it (an analysis
-    test's target under test): it gives its dependents AnalysisFailureInfo. (Targets
-    left out after a failure under --keep_going are left out of the plan's later runs
-    by the Analyzer.)"""
+    test's target under test): it gives its dependents AnalysisFailureInfo; `again`, in a
+    later analysis (analyze_again), where its dependents must then run again too.
+    (Targets left out after a failure under --keep_going are left out of the plan's
+    later runs by the Analyzer.)"""
     label = _label(label_data)
     state["targets"][tid] = _target(label, {
         DefaultInfo: _default_info(depset([]), None, _NO_RUNFILES),
@@ -182,6 +183,9 @@ def fail_target(state, tid, label_data, message):
             causes = depset([struct(label = label, message = message)]),
         ),
     })
+    if again:
+        state["moved"][tid] = True
+        _bp_analysis_moved(tid)
 
 def _rule_base(info):
     """The ctx values of a target that sets no attribute and has no dependencies."""
