@@ -409,14 +409,16 @@ def _configured_targets(session: Session, patterns: list[TargetPattern], labels,
     configured = warm.configured if warm is not None else None
     if warm is not None:
         warm.configured = None   # (until this one is whole)
+    # (a long-lived bp walks the networkx graphs after each edit: made as it goes)
     graph_loader = configured.graph_loader if configured is not None else \
-        GraphLoader(session.loader)
+        GraphLoader(session.loader, graph=warm is not None)
     load_errors = graph_loader.add(labels)
     if load_errors and not keep_going:
         raise ErrorGroup.of(load_errors)
     if configured is None:
         configured = ConfiguredGraph(graph_loader, options,
-                                     session.loader.workspace_settings())
+                                     session.loader.workspace_settings(),
+                                     graph=warm is not None)
     keys = [configured.key(label, configured.top) for label in labels
             if label in graph_loader]
     errors = configured.add(keys)

@@ -61,9 +61,14 @@ class Warm:
 
     def prepare(self) -> None:
         """Between builds: make the next analysis again cheaper ahead of it (see
-        Analyzer.prepare_again); one that cannot be made ready is forgotten."""
+        Analyzer.prepare_again; one that cannot be made ready is forgotten), and the
+        graphs that forgetting what an edit changed walks, which a build does not make
+        (ConfiguredGraph.graph, GraphLoader.graph)."""
         from buildpy.core.errors import BpError
 
+        if self.configured is not None:   # (made ahead of the edits that walk them)
+            self.configured.graph   # noqa: B018
+            self.configured.graph_loader.graph   # noqa: B018
         if self.analyzer is not None and not self.analyzer.prepared_again:
             try:
                 self.analyzer.prepare_again()

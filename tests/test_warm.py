@@ -499,3 +499,36 @@ fails_test = rule(
     built = outputs(workspace)
     assert built["a1.name"] == b"a, again" and built["z1.name"] == b"z, again"
     assert built == from_scratch(workspace, tmp_path)
+
+
+def test_graphs_made_when_first_asked_for_equal_those_grown_as_targets_are_added(
+        workspace: Path):
+    """A build makes no networkx graph (it walks the targets' own dependencies); a
+    long-lived bp that did not make them as it went (the analysis server, forked from a
+    build's analysis process) makes them between builds (Warm.prepare), ahead of the
+    edits whose forgetting walks them: the same nodes, edges and orders."""
+    from buildpy.config.configured import ConfiguredGraph
+    from buildpy.core.label import parse_label
+    from buildpy.loading.graph import GraphLoader
+    from buildpy.session import open_session
+
+    def configured(grown: bool) -> ConfiguredGraph:
+        session = open_session(str(workspace))
+        loader = GraphLoader(session.loader, graph=grown)
+        labels = [parse_label(f"//:{name}") for name in ("n2", "c", "d", "n1", "a")]
+        assert loader.add(labels) == []
+        graph = ConfiguredGraph(loader, BuildOptions(), session.loader.workspace_settings(),
+                                graph=grown)
+        assert graph.add([graph.key(label, graph.top) for label in labels]) == []
+        return graph
+
+    def shape(graph) -> tuple:
+        return (list(graph.nodes(data=True)), list(graph.edges(data=True)),
+                [list(graph.pred[node]) for node in graph])
+
+    grown, asked = configured(True), configured(False)
+    assert asked._graph is None and asked.graph_loader._graph is None
+    Warm(configured=asked).prepare()
+    assert None not in (asked._graph, asked.graph_loader._graph)
+    assert shape(asked.graph) == shape(grown.graph)
+    assert shape(asked.graph_loader.graph) == shape(grown.graph_loader.graph)

@@ -82,7 +82,9 @@ class ConfiguredGraph:
     """Configures targets on demand; `graph` holds the keys and their dependency edges."""
 
     def __init__(self, graph_loader: GraphLoader, options: BuildOptions,
-                 settings: WorkspaceSettings):
+                 settings: WorkspaceSettings, graph: bool = False):
+        """`graph`: grow `graph` from the start (a long-lived bp walks it after each
+        edit), not when first asked for."""
         self.graph_loader = graph_loader
         self.loader = graph_loader.loader
         self.options = options
@@ -112,7 +114,7 @@ class ConfiguredGraph:
         self.configurations: dict[str, tuple[Configuration, Platform]] = {}
         self._exec_configurations: dict[Label, Configuration] = {}   # by platform
         self.top = self._configuration(target_platform, options.compilation_mode, False)
-        self._graph: nx.DiGraph | None = None   # (see `graph`)
+        self._graph: nx.DiGraph | None = nx.DiGraph() if graph else None   # (see `graph`)
         self.nodes: dict[ConfiguredKey, ConfiguredTarget] = {}
         self.failed: dict[ConfiguredKey, UserError] = {}   # could not be configured
         self._toolchains: Toolchains | None = None
