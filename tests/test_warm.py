@@ -532,3 +532,25 @@ def test_graphs_made_when_first_asked_for_equal_those_grown_as_targets_are_added
     assert None not in (asked._graph, asked.graph_loader._graph)
     assert shape(asked.graph) == shape(grown.graph)
     assert shape(asked.graph_loader.graph) == shape(grown.graph_loader.graph)
+
+
+def test_a_target_needed_again_is_analyzed_with_what_changed_meanwhile(
+        workspace: Path, tmp_path: Path):
+    """A target that the build stopped needing (a manual one, no longer a dependency) is
+    not analyzed while it is not needed; needed again, it is analyzed anew, with what
+    its dependencies became meanwhile."""
+    with open(workspace / "BUILD", "a") as f:
+        f.write('named(name = "t", text = "t:", deps = [":n1"], tags = ["manual"])\n'
+                'named(name = "user", text = "u:", deps = [":t"])\n')
+    warm = Warm()
+    cache = tmp_path / "cache"
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace)["user.name"] == b"u:t:one"
+    edit(workspace / "BUILD", 'deps = [":t"]', 'deps = []')
+    assert build(workspace, cache, warm) == 0
+    edit(workspace / "BUILD", 'text = "one"', 'text = "uno"')
+    assert build(workspace, cache, warm) == 0
+    edit(workspace / "BUILD", 'text = "u:", deps = []', 'text = "u:", deps = [":t"]')
+    assert build(workspace, cache, warm) == 0
+    assert outputs(workspace)["user.name"] == b"u:t:uno"
+    assert outputs(workspace) == from_scratch(workspace, tmp_path)

@@ -391,6 +391,8 @@ class Analyzer:
             else:
                 self._texts = {key: self._text(key, entry) for key, entry in zip(order, plan)}
                 self._nodes = {key: self.configured.nodes[key] for key in order}
+                # what the keys need (what analyze_again looks at)
+                self._needed, self._needed_keys = set(order), keys
         self.loader.analysis = recorder
         # (the natives hold the feed, never the Analyzer: Starlark's module holds them,
         # and a cycle through it is never collected)
@@ -497,11 +499,14 @@ class Analyzer:
             if key not in self.ids:
                 self.ids[key] = len(self.plan_keys)
                 self.plan_keys.append(key)
+        fresh = {key: node for key, node in nodes.items() if self._nodes.get(key) is not node}
         # what the keys need: a target configured but not needed (a manual one that
         # //... names) is not analyzed, as the first analysis did not analyze it
-        needed = self._closure(keys)
+        needed = self._needed_now(keys, fresh)
         recorder = self.recorder
-        for key in [k for k in texts if k not in nodes]:   # gone from the graph
+        # gone from the graph, or no longer needed (analyzed afresh if needed again: its
+        # dependencies may have changed meanwhile)
+        for key in [k for k in texts if k not in needed]:
             recorder.discard(key)
             recorder.results.pop(key, None)
             del texts[key]
@@ -509,8 +514,8 @@ class Analyzer:
         rules_before, configs_before = self._sent
         recorder.predeclared = set()
         entries = {}
-        for key, node in nodes.items():
-            if key not in needed or self._nodes.get(key) is node:   # (the same entry)
+        for key, node in fresh.items():
+            if key not in needed:
                 continue
             self._nodes[key] = node
             entry = self._entry(self.ids[key], key, self._rules)
@@ -562,6 +567,21 @@ class Analyzer:
             {"_bp_plan_shared": lambda: feed.shared, "_bp_plan_part": lambda i: feed.part(i)},
             "error during analysis", given={_BASE: base})
         self.prepared_again = True
+
+    def _needed_now(self, keys: list[ConfiguredKey],
+                    fresh: Mapping[ConfiguredKey, ConfiguredTarget]) -> set[ConfiguredKey]:
+        """What `keys` need now: what they needed in the last analysis, unless the keys
+        differ or a target needed then was configured anew (`fresh`) with other
+        dependencies; then walked again. (A target that no target needed depended on
+        cannot be reached but through one of those; one gone from the graph was a key,
+        or one that depended on it has other dependencies now.)"""
+        last = self._needed
+        if last is None or keys != self._needed_keys or any(
+                key in last and node.deps != self._nodes[key].deps
+                for key, node in fresh.items()):
+            last = self._closure(keys)
+        self._needed, self._needed_keys = last, keys
+        return last
 
     def _closure(self, keys: list[ConfiguredKey]) -> set[ConfiguredKey]:
         """The keys and everything they depend on."""
