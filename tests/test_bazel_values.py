@@ -182,6 +182,8 @@ def test_to_list_and_merge_of_bp_values_and_of_other_values(bp, ws):
     result = bp("-C", str(root), "build", "//p:i")
     assert result.code != 0
     assert "to_list can be called only as d.to_list()" in result.err
+    assert "--> p/defs.bzl:" in result.err and "<builtins>" not in result.err
     result = bp("-C", str(root), "build", "//p:m")
     assert result.code != 0
     assert "merge and merge_all can be called only as r.merge(x)" in result.err
+    assert "--> p/defs.bzl:" in result.err and "<builtins>" not in result.err

@@ -20,10 +20,12 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-# the functions of bp's builtins that stand in for Starlark's own: an error inside one is
-# shown at the user's expression
+# the functions of bp's builtins that stand in for Starlark's own (and the ones a depset's
+# `to_list` and runfiles' `merge` hold, which say how to call them): an error inside one
+# is shown at the user's expression
 HELPERS = ("bp_at", "bp_in", "bp_not_in", "bp_mod", "bp_format", "bp_str", "bp_repr",
-           "bp_type", "bp_add", "bp_dir", "bp_to_list", "bp_merge", "bp_merge_all")
+           "bp_type", "bp_add", "bp_dir", "bp_to_list", "bp_merge", "bp_merge_all",
+           "_to_list_unrouted", "bp_merge_unrouted")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
