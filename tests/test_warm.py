@@ -103,6 +103,11 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
 def test_edits_reanalyze_only_what_changed(workspace: Path, tmp_path: Path, monkeypatch):
     counted = Counted(monkeypatch)
     warm = Warm()
@@ -144,8 +149,8 @@ def test_edits_reanalyze_only_what_changed(workspace: Path, tmp_path: Path, monk
     assert outputs(workspace)["d.out"] == b"one\ntwo\n"
 
     # a new target
-    with open(workspace / "BUILD", "a") as f:
-        f.write('genrule(name = "e", srcs = [":c"], outs = ["e.out"], cmd = "cp $< $@")\n')
+    append(workspace / "BUILD",
+           'genrule(name = "e", srcs = [":c"], outs = ["e.out"], cmd = "cp $< $@")\n')
     assert build(workspace, cache, warm) == 0
     assert counted.take() == ["//:e"]
     assert outputs(workspace)["e.out"] == outputs(workspace)["c.out"]
@@ -241,9 +246,8 @@ GROW = (
 def with_grow(workspace: Path) -> None:
     """A rule that appends to a list it got from a dependency's providers."""
     (workspace / "grow.bzl").write_text(GROW)
-    with open(workspace / "BUILD", "a") as f:
-        f.write('load("//:grow.bzl", "grow")\n'
-                'grow(name = "g1")\ngrow(name = "g2", deps = [":g1"], text = "x")\n')
+    append(workspace / "BUILD", 'load("//:grow.bzl", "grow")\n'
+           'grow(name = "g1")\ngrow(name = "g2", deps = [":g1"], text = "x")\n')
 
 
 def test_a_frozen_provider_changed_by_a_dependent_is_an_error(workspace: Path,
@@ -319,10 +323,10 @@ def test_a_tool_analyzed_again_keeps_its_runfiles_tree(workspace: Path, tmp_path
     (workspace / "tool.sh").write_text('#!/bin/sh\ncat "$0.runfiles/__main__/data.txt" > "$1"\n')
     (workspace / "tool.sh").chmod(0o755)
     (workspace / "data.txt").write_text("data\n")
-    with open(workspace / "BUILD", "a") as f:
-        f.write('sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])\n'
-                'genrule(name = "use", outs = ["use.out"], tools = [":tool"], '
-                'cmd = "$(location :tool) $@")\n')
+    append(workspace / "BUILD",
+           'sh_binary(name = "tool", srcs = ["tool.sh"], data = ["data.txt"])\n'
+           'genrule(name = "use", outs = ["use.out"], tools = [":tool"], '
+           'cmd = "$(location :tool) $@")\n')
     warm = Warm()
     cache = tmp_path / "cache"
     assert build(workspace, cache, warm) == 0
@@ -342,8 +346,8 @@ def test_tests_kept_warm(workspace: Path, tmp_path: Path, monkeypatch):
     counted = Counted(monkeypatch)
     (workspace / "check.sh").write_text('#!/bin/sh\ntest "$1" = yes\n')
     (workspace / "check.sh").chmod(0o755)
-    with open(workspace / "BUILD", "a") as f:
-        f.write('sh_test(name = "check", srcs = ["check.sh"], args = ["yes"])\n')
+    append(workspace / "BUILD",
+           'sh_test(name = "check", srcs = ["check.sh"], args = ["yes"])\n')
     warm = Warm()
 
     def test() -> int:
@@ -421,8 +425,7 @@ def test_actions_no_change_touched_are_not_looked_at(workspace: Path, tmp_path: 
 def test_a_rule_with_aspects_appearing_analyzes_afresh(workspace: Path, tmp_path: Path):
     """Aspects read across targets: a BUILD edit that brings the first target of a rule
     applying one analyzes the whole graph again, in the same session."""
-    with open(workspace / "defs.bzl", "a") as f:
-        f.write('''
+    append(workspace / "defs.bzl", '''
 Seen = provider(fields = ["names"])
 
 def _seen_impl(target, ctx):
@@ -444,8 +447,7 @@ report = rule(implementation = _report_impl,
     session = warm.session
     edit(workspace / "BUILD", 'load("//:defs.bzl", "named")',
          'load("//:defs.bzl", "named", "report")')
-    with open(workspace / "BUILD", "a") as f:
-        f.write('report(name = "r", deps = [":n1", ":n2"])\n')
+    append(workspace / "BUILD", 'report(name = "r", deps = [":n1", ":n2"])\n')
     assert build(workspace, cache, warm) == 0
     assert warm.session is session and warm.analyzer is None   # (aspects: never again)
     assert outputs(workspace)["r.seen"] == b"n1,n2"
@@ -459,8 +461,7 @@ def test_a_failure_an_analysis_test_allows_is_told_and_the_rest_analyzed(
     after it in the same batch are analyzed too. The target itself, manual, is
     configured for //... but not needed in the top configuration: it is not analyzed
     there (where its failure would be an error), as the first analysis did not."""
-    with open(workspace / "defs.bzl", "a") as f:
-        f.write('''
+    append(workspace / "defs.bzl", '''
 def _maybe_impl(ctx):
     if ctx.attr.fail:
         fail("no way: " + ctx.label.name)
@@ -484,11 +485,10 @@ fails_test = rule(
 ''')
     edit(workspace / "BUILD", 'load("//:defs.bzl", "named")',
          'load("//:defs.bzl", "fails_test", "maybe", "named")')
-    with open(workspace / "BUILD", "a") as f:
-        f.write('maybe(name = "m", fail = False, tags = ["manual"])\n'
-                'fails_test(name = "m_test", target_under_test = ":m")\n'
-                'named(name = "a1", text = "a")\n'
-                'named(name = "z1", text = "z")\n')
+    append(workspace / "BUILD", 'maybe(name = "m", fail = False, tags = ["manual"])\n'
+           'fails_test(name = "m_test", target_under_test = ":m")\n'
+           'named(name = "a1", text = "a")\n'
+           'named(name = "z1", text = "z")\n')
     warm = Warm()
     cache = tmp_path / "cache"
     assert build(workspace, cache, warm) == 0
@@ -539,9 +539,9 @@ def test_a_target_needed_again_is_analyzed_with_what_changed_meanwhile(
     """A target that the build stopped needing (a manual one, no longer a dependency) is
     not analyzed while it is not needed; needed again, it is analyzed anew, with what
     its dependencies became meanwhile."""
-    with open(workspace / "BUILD", "a") as f:
-        f.write('named(name = "t", text = "t:", deps = [":n1"], tags = ["manual"])\n'
-                'named(name = "user", text = "u:", deps = [":t"])\n')
+    append(workspace / "BUILD",
+           'named(name = "t", text = "t:", deps = [":n1"], tags = ["manual"])\n'
+           'named(name = "user", text = "u:", deps = [":t"])\n')
     warm = Warm()
     cache = tmp_path / "cache"
     assert build(workspace, cache, warm) == 0

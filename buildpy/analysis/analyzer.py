@@ -183,6 +183,10 @@ class _Recorder:
         strings = self._strings
         return tuple([strings.setdefault(value, value) for value in values])
 
+    def _intern(self, value: str) -> str:
+        """One value, as `_interned`."""
+        return self._strings.setdefault(value, value)
+
     def action(self, tid: int, text: str, *, frames) -> None:
         """An action of target `tid`, its fields as a JSON object."""
         data = json.loads(text)
@@ -200,10 +204,9 @@ class _Recorder:
                 requirements.setdefault(tag, "")
         self._tool_trees(itertools.chain(data.get("tools", ()), data.get("inputs", ())))
         interned = self._interned
-        mnemonic, = interned((data["mnemonic"],))
         self.actions.append(Action(
             owner=str(key), owner_label=str(key.label), configuration=key.config or "",
-            mnemonic=mnemonic, kind=ActionKind(data["kind"]),
+            mnemonic=self._intern(data["mnemonic"]), kind=ActionKind(data["kind"]),
             outputs=interned(data["outputs"]),
             inputs=interned(dict.fromkeys(data.get("inputs", ()))),
             tools=interned(dict.fromkeys(data.get("tools", ()))),
@@ -227,7 +230,7 @@ class _Recorder:
         args, env, requirements = test or ((), {}, {})
         key = self.key(tid)
         if executable is not None:
-            executable, = self._interned((executable,))
+            executable = self._intern(executable)
         result = self.results[key] = TargetResult(
             self._interned(files), executable, self._interned(runfiles),
             MappingProxyType(dict(environment)),
@@ -576,7 +579,7 @@ class Analyzer:
         cannot be reached but through one of those; one gone from the graph was a key,
         or one that depended on it has other dependencies now.)"""
         last = self._needed
-        if last is None or keys != self._needed_keys or any(
+        if keys != self._needed_keys or any(
                 key in last and node.deps != self._nodes[key].deps
                 for key, node in fresh.items()):
             last = self._closure(keys)
