@@ -342,6 +342,18 @@ def test_a_slot_started_ahead_runs_the_first_action_or_ends_unused(strategy, mak
         registry.close()
 
 
+def test_closing_the_slots_lets_their_helpers_end_and_reaps_them(strategy, make):
+    """At the end of a build each idle slot's helper sees its socket close and ends by
+    itself (its time counts in bp's children's), all of them at once; none is killed."""
+    linux = strategy("linux-sandbox")
+    linux.prestart()
+    assert run(linux, make("cat a/in.txt > out/x")).exit_code == 0
+    slots = list(linux._slots._free)
+    assert slots
+    linux.close()
+    assert [slot.process.returncode for slot in slots] == [0] * len(slots)
+
+
 def test_a_build_where_bubblewrap_is_missing_falls_back_as_before(ws, bp, monkeypatch):
     """The linux-sandbox made ahead of the first action finds bubblewrap missing: the
     build says so once and runs its actions in the `sandboxed` strategy, leaving no

@@ -32,6 +32,7 @@ from buildpy.execution.spawn import (
 )
 
 READY_TIMEOUT = 10.0   # seconds for a new slot's helper to start
+CLOSE_TIMEOUT = 1.0    # seconds for the idle slots to end at the end of a build
 
 
 class SlotError(OSError):
@@ -149,20 +150,36 @@ class Slot:
         if self.registry is not None:
             self.registry.remove(self.process.pid)
 
-    def close(self, wait: float = 0.0) -> None:
-        """Close the socket, then kill the slot, or with `wait`, give its helper that
-        long to see the socket closed and end (each process then waits for its child,
-        so that the slot's time counts in bp's children's)."""
+    def close(self, until: float | None = None) -> None:
+        """Close the socket, then kill the slot, or with `until` (a time.monotonic()),
+        give its helper until then to see the socket closed and end (each process then
+        waits for its child, so that the slot's time counts in bp's children's)."""
         self.channel.close()
-        if wait:
-            try:
-                self.process.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
-            else:
-                if self.registry is not None:
-                    self.registry.remove(self.process.pid)
+        if until is not None and _ended_by(self.process, until):
+            if self.registry is not None:
+                self.registry.remove(self.process.pid)
         self.kill()
+
+
+def _ended_by(process: subprocess.Popen, until: float) -> bool:
+    """Whether `process` ends by `until`, woken by its pidfd the moment it does
+    (Popen.wait with a timeout polls, sleeping ever longer between looks: most of what
+    closing the slots took). Waits for it when it ended."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:   # (a kernel without pidfds)
+        pidfd = None
+    if pidfd is not None:
+        try:
+            if not select.select([pidfd], [], [], max(0.0, until - time.monotonic()))[0]:
+                return False
+        finally:
+            os.close(pidfd)
+    try:
+        process.wait(max(0.0, until - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class Slots(FreeList):
@@ -177,8 +194,12 @@ class Slots(FreeList):
         self.give_back(self._make(wait=False))
 
     def close(self) -> None:
-        for slot in self.drain():   # (idle: each helper ends as soon as it sees its
-            slot.close(wait=1.0)    # socket close)
+        slots = self.drain()   # (idle: each helper ends as soon as it sees its socket
+        for slot in slots:     # close, all of them at once)
+            slot.channel.close()
+        until = time.monotonic() + CLOSE_TIMEOUT
+        for slot in slots:
+            slot.close(until)
 
 
 class SlotRunning:
