@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from buildpy.execution import lastbuild
 
@@ -79,12 +79,11 @@ def keep(place: Place, proof: lastbuild.Proof, stamp_ns: int, reads, exec_root: 
         "recursive": dict(reads.recursive), "exec_root": os.fspath(exec_root), **shown})
 
 
-def proof(place: Place, list_package: Callable, packages_below: Callable, exec_root: Path
-          ) -> tuple[lastbuild.Proof, dict[str, Any], Any] | None:
+def proof(place: Place, exec_root: Path) -> tuple[lastbuild.Proof, dict[str, Any], Any] | None:
     """The proof, what was kept with it and the reads of loading and analysis it kept
-    (a Snapshot without payload), when it is for this command and nothing those reads
-    saw has changed; else None. What it says of the files is the caller's to ask
-    (`Proof.changed`, `lastbuild.Unmoved`)."""
+    (a Snapshot without payload), when it is for this command; else None. Whether
+    those reads still hold is the caller's to ask (`Snapshot.valid`), and so is what
+    the proof says of the files (`Proof.changed`, `lastbuild.Unmoved`)."""
     from buildpy.analysis.snapshot import Snapshot
     from buildpy.core.reads import FileProof
 
@@ -96,6 +95,5 @@ def proof(place: Place, list_package: Callable, packages_below: Callable, exec_r
         return None
     files = {path: None if values is None else FileProof(*values)
              for path, values in kept["files"].items()}
-    reads = Snapshot(place.key, kept["stamp"], files, kept["listings"], kept["recursive"])
-    return (proof, kept, reads) if reads.valid(list_package, packages_below) else None
-
+    return proof, kept, Snapshot(place.key, kept["stamp"], files, kept["listings"],
+                                 kept["recursive"])

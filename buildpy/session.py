@@ -5,10 +5,11 @@ Commands in cli.py call these functions; they hold no state between invocations.
 
 from __future__ import annotations
 
+import select
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from buildpy.config.configuration import BuildOptions
 from buildpy.core.errors import BpError, UserError, did_you_mean
@@ -539,14 +540,14 @@ def _saved_analysis(session: Session, words: list[str], options: BuildOptions,
 def _start_plan(session: Session, words: list[str], options: BuildOptions,
                 execution, say=lambda line: None, warm=None,
                 where: tuple[str, Path, Path] | None = None,
-                checked=None) -> PlannedBuild | _Unplanned:
+                checked=None, loaded: tuple | None = None) -> PlannedBuild | _Unplanned:
     """The last analysis, if nothing it read changed (kept in memory by `warm`, or the
-    one this workspace saved: where `_saved_analysis` says, or `where`); else load and
-    configure. `checked`: reads just found unchanged (the last build's proof's), which
-    the saved analysis need not look at again if they are its own."""
+    one this workspace saved: where `_saved_analysis` says, or `where`; `loaded` holds
+    it when it was read already, by `_saved`); else load and configure. `checked`:
+    reads just found unchanged (the last build's proof's), which the saved analysis need
+    not look at again if they are its own."""
     import os
 
-    from buildpy.analysis import snapshot
     from buildpy.loading.patterns import packages_below
 
     loader = session.loader
@@ -555,9 +556,9 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
             return warm.plan
         key, path, digest_path = "", Path(os.devnull), Path(os.devnull)
     else:
-        key, path, digest_path = where or _saved_analysis(session, words, options,
-                                                          execution)
-        saved = snapshot.load(path, digest_path, key, _payload_classes(), say)
+        where = where or _saved_analysis(session, words, options, execution)
+        key, path, digest_path = where
+        saved = loaded[0] if loaded is not None else _saved(where, say)
         if saved is not None and isinstance(saved.payload, PlannedBuild) and (
                 _same_reads(saved, checked) or saved.valid(
                     loader.listing, lambda text: packages_below(loader, "", text))):
@@ -579,6 +580,14 @@ def _start_plan(session: Session, words: list[str], options: BuildOptions,
     return _Unplanned(key, path, digest_path, configured, keys,
                       loader.workspace_settings().name or "__main__",
                       output_dir(configured.top), execution.keep_going, errors)
+
+
+def _saved(where: tuple[str, Path, Path], say):
+    """The analysis saved `where` (`_saved_analysis`), or None."""
+    from buildpy.analysis import snapshot
+
+    key, path, digest_path = where
+    return snapshot.load(path, digest_path, key, _payload_classes(), say)
 
 
 def _same_reads(saved, checked) -> bool:
@@ -1004,7 +1013,8 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     if state is not None:
         state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
-    where = quick = unmoved = checked = None
+    where = quick = unmoved = checked = loaded = None
+    say = lambda line: err.write(line + "\n")   # noqa: E731
     if warm is None:
         from buildpy import noop
 
@@ -1012,14 +1022,14 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
         if noop.applies(execution, only_executable):
             quick = noop.place(session.workspace.root, where[0], execution, links)
             told = _from_last_proof(session, quick, execution, output_base, err, record,
-                                    show_result)
+                                    show_result, lambda: _saved(where, say))
             if isinstance(told, BuildOutcome):
                 progress.close()
                 return told
             if told is not None:
-                unmoved, checked = told
-    start = _start_plan(session, words, options, execution,
-                        lambda line: err.write(line + "\n"), warm, where, checked)
+                unmoved, checked, loaded = told
+    start = _start_plan(session, words, options, execution, say, warm, where, checked,
+                        loaded)
     clock = record.telemetry.clock
     loaded = clock()
     record.telemetry.phase("loading", record.telemetry.origin, loaded)
@@ -1139,12 +1149,16 @@ def _build_ended(session: Session, output_dir: str, reported, analysis_errors,
 
 
 def _from_last_proof(session: Session, quick, execution, output_base: Path,
-                     err: TextIO, record, show_result: int):
+                     err: TextIO, record, show_result: int, meanwhile: Callable[[], Any]):
     """What the proof the last build of this command left says (noop.py): the outcome
     of a build with nothing to do, told as such a build tells it; or, when some files
-    moved, which actions are still up to date (a lastbuild.Unmoved) and the reads of
-    loading and analysis found unchanged; or None. The proof goes either way, until
-    this build has succeeded."""
+    moved, which actions are still up to date (a lastbuild.Unmoved), the reads of
+    loading and analysis found unchanged and what `meanwhile()` returned (as a 1-tuple);
+    or None. The proof goes either way, until this build has succeeded.
+
+    `meanwhile` (reading the saved analysis, which a build after an edit needs) runs,
+    once the reads are found unchanged, while a forked child looks at the files
+    (`_changed`)."""
     from buildpy import noop
     from buildpy.execution.execroot import exec_root_for
     from buildpy.execution.explain import mark_up_to_date
@@ -1157,19 +1171,24 @@ def _from_last_proof(session: Session, quick, execution, output_base: Path,
     loader = session.loader
     exec_root = exec_root_for(execution.disk_cache or default_cache_dir(),
                               session.workspace.root)
-    proved = noop.proof(quick, loader.listing, lambda text: packages_below(loader, "", text),
-                        exec_root) if quick.path.exists() else None
+    proved = noop.proof(quick, exec_root) if quick.path.exists() else None
     if proved is None:
         noop.forget(quick)
         return None
     proof, kept, reads = proved
     say = lambda line: err.write(said(line))   # noqa: E731
+
+    def unless_reads_moved():
+        if not reads.valid(loader.listing, lambda text: packages_below(loader, "", text)):
+            return None
+        return (meanwhile(),)
+
     lock = WorkspaceLock(output_base / ".bp-state" / "lock", execution.block_for_lock, say)
     try:
-        moved = proof.changed(exec_root)
+        moved, done = _changed(proof, exec_root, unless_reads_moved)
         if moved != []:
             noop.forget(quick)
-            return None if moved is None else (Unmoved(proof, moved), reads)
+            return None if moved is None else (Unmoved(proof, moved), reads, done)
         db = open_files_db(output_base, say)
         try:
             mark_up_to_date(db, proof.unchanged)
@@ -1185,6 +1204,33 @@ def _from_last_proof(session: Session, quick, execution, output_base: Path,
     code = _build_ended(session, kept["output_dir"], reported, (), True, report, execution,
                         record, err, False, show_result)
     return BuildOutcome(code, {}, session.workspace.root, kept["workspace_name"])
+
+
+def _changed(proof, exec_root: Path, meanwhile: Callable[[], tuple | None]
+             ) -> tuple[list[str] | None, tuple | None]:
+    """`(proof.changed(exec_root), meanwhile())`, both at once: the files are looked at
+    (a stat each, tens of thousands) in a forked child, on another core, which the
+    parent's `meanwhile` would not get from a thread of its own (the lookups would wait
+    for the interpreter's lock after each stat). When `meanwhile()` returns None, the
+    files need no look: (None, None). Without a fork, or when the child fails, the
+    parent looks itself, after `meanwhile`."""
+    from buildpy.core import forked
+
+    if not forked.can_fork():
+        done = meanwhile()
+        return (None, None) if done is None else (proof.changed(exec_root), done)
+    child = forked.start(lambda send: send(proof.changed(exec_root)))
+    found: list = []
+    try:
+        done = meanwhile()
+        while done is not None and not found and not child.eof:
+            select.select([child], [], [])
+            found = child.receive()
+    finally:
+        child.close(wait=bool(found))
+    if done is None:
+        return None, None
+    return (found[0] if found else proof.changed(exec_root)), done
 
 
 def _prove(build, quick, stamp_ns: int, reads, plan: PlannedBuild) -> None:

@@ -402,3 +402,57 @@ def test_a_proof_that_cannot_be_written_is_no_proof(build, monkeypatch):
     assert not told
     _, told = build()
     assert told
+
+
+class _Looked:
+    """A proof whose files are looked at: what `changed` answers, and whether it ran
+    in the test's own process."""
+
+    def __init__(self, answer, fail_in_child: bool = False):
+        self.answer = answer
+        self.fail_in_child = fail_in_child
+        self.parent = os.getpid()
+        self.looked_here = 0
+
+    def changed(self, exec_root):
+        if os.getpid() != self.parent:
+            if self.fail_in_child:
+                os._exit(3)
+        else:
+            self.looked_here += 1
+        return self.answer
+
+
+def test_the_files_are_looked_at_in_a_child_while_the_saved_analysis_is_read():
+    proof = _Looked(["pkg/a.txt"])
+    assert session_module._changed(proof, Path("/x"), lambda: ("plan",)) == \
+        (["pkg/a.txt"], ("plan",))
+    assert proof.looked_here == 0
+
+
+def test_a_child_that_fails_leaves_the_look_to_the_parent():
+    proof = _Looked([], fail_in_child=True)
+    assert session_module._changed(proof, Path("/x"), lambda: ("plan",)) == ([], ("plan",))
+    assert proof.looked_here == 1
+
+
+def test_no_look_at_the_files_once_the_reads_moved():
+    proof = _Looked(None)
+    assert session_module._changed(proof, Path("/x"), lambda: None) == (None, None)
+    assert proof.looked_here == 0
+
+
+def test_the_child_is_stopped_when_the_parent_is_interrupted(monkeypatch):
+    from buildpy.core import forked
+
+    children = []
+    start = forked.start
+    monkeypatch.setattr(forked, "start", lambda work: children.append(start(work)) or
+                        children[-1])
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session_module._changed(_Looked([]), Path("/x"), interrupted)
+    assert children and children[0].exit_code is not None   # (reaped: none left behind)
