@@ -297,6 +297,34 @@ def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch)
     db.close()
 
 
+def test_completions_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch):
+    """As the digest rows: what completed before is read one action at a time while few
+    are asked for, then all at once; what this build recorded wins over what it read."""
+    from buildpy.execution import executor as executor_module
+
+    db = open_files_db(tmp_path / "out")
+    with db:
+        db.executemany("INSERT INTO done VALUES (?, ?, ?)",
+                       [(f"o{i}", f"fp{i}", f'{{"o{i}": "{i}"}}') for i in range(4)])
+    monkeypatch.setattr(executor_module, "_FEW", 2)
+    done = executor_module._Completions(db)
+    assert done.get("o0") == ("fp0", {"o0": "0"}) and done.get("missing") is None
+    assert not done._all
+    done["o1"] = ("new", {"o1": "x"})
+    assert done.get("o2") == ("fp2", {"o2": "2"}) and done._all   # (the third look)
+    assert done.every() == {"o0": ("fp0", {"o0": "0"}), "o1": ("new", {"o1": "x"}),
+                            "o2": ("fp2", {"o2": "2"}), "o3": ("fp3", {"o3": "3"})}
+    assert done.rows == done.every()
+    kept = executor_module._Completions(db, {"o9": ("fp9", {})})
+    assert kept.get("o0") is None and kept.get("o9") == ("fp9", {})   # (no reading)
+    few = executor_module._Completions(db)
+    assert few.get("o0") == ("fp0", {"o0": "0"})
+    db.close()
+    # a long-lived bp keeps them for its next build only when all were read, as it
+    # keeps the digest rows: the database is closed by then
+    assert few.rows is None
+
+
 def test_the_ordinary_way_where_a_proof_cannot_be_given(build, tmp_path):
     root = build.root
     build()

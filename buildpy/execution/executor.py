@@ -81,6 +81,54 @@ class Remote(Protocol):
     def fetch(self, files: Mapping[str, tuple[str, int, bool]]) -> None: ...
 
 
+_FEW = 200   # completions read one by one before all are read at once
+
+
+class _Completions:
+    """What completed in earlier builds of this workspace: an action's first output ->
+    (its fingerprint, its outputs' digests), from the state database's `done` table;
+    read as FileDigests reads its rows: one by one while few are asked for (a build
+    after a one-file edit, the proof vouching for the rest), all at once from the
+    `_FEW`th on. `rows`: all of them, kept by a long-lived bp."""
+
+    def __init__(self, db, rows: dict[str, tuple[str, dict]] | None = None):
+        self._db = db
+        self._rows: dict[str, tuple[str, dict] | None] = rows if rows is not None else {}
+        self._all = rows is not None or db is None
+
+    def get(self, output: str) -> tuple[str, dict] | None:
+        rows = self._rows
+        if output in rows or self._all:
+            return rows.get(output)
+        if len(rows) >= _FEW:
+            return self.every().get(output)
+        found = self._db.execute("SELECT fingerprint, outputs FROM done WHERE output = ?",
+                                 (output,)).fetchone()
+        row = rows[output] = (found[0], json.loads(found[1])) if found is not None else None
+        return row
+
+    def __setitem__(self, output: str, completion: tuple[str, dict]) -> None:
+        self._rows[output] = completion
+
+    @property
+    def rows(self) -> dict[str, tuple[str, dict]] | None:
+        """What a long-lived bp keeps for its next build: every completion, when this
+        build read them all; else None (the next build reads them from the database,
+        which holds all this one recorded once it flushed)."""
+        return self._rows if self._all else None
+
+    def every(self) -> dict[str, tuple[str, dict]]:
+        """Every completion, read once (what this build recorded is the newer)."""
+        if not self._all:
+            rows = self._db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
+            outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
+            read = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
+            read.update(self._rows)
+            self._rows = {output: row for output, row in read.items() if row is not None}
+            self._all = True
+        return self._rows
+
+
 class Executor:
     def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
                  cache: ActionCache, choose: Callable[[Action], Strategy],
@@ -97,7 +145,7 @@ class Executor:
         self.remote_only: dict[str, tuple[str, int, bool]] = {}   # outputs left remote
         self._db = None
         self.runs: RunLog | None = None   # each action's last run and why (bp why)
-        self._done: dict[str, tuple[str, dict]] = {}       # first output -> last completion
+        self._done = _Completions(None)   # first output -> last completion
         self._done_dirty: dict[str, tuple[str, dict]] = {}
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
         self.outputs = Outputs(exec_root, digests, store)
@@ -123,17 +171,13 @@ class Executor:
         self._db = db
         self.previous_build = last_build(db)   # (the build before this one, by any bp)
         self.runs = RunLog(db)
-        if kept is not None and kept.get("build") == self.previous_build:
-            self._done = kept["done"]
-            return
-        rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
-        outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
-        self._done = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
+        same = kept is not None and kept.get("build") == self.previous_build
+        self._done = _Completions(db, kept["done"] if same else None)
 
     def keep_done(self) -> dict:
         """What `load_done(kept=...)` takes in a long-lived bp's next build."""
         return {"build": self.runs.build if self.runs is not None else None,
-                "done": self._done}
+                "done": self._done.rows}
 
     def fingerprint(self, action: Action, inputs: Mapping[str, FileInfo]) -> str:
         """What the action key covers, hashed cheaply (no REAPI messages): the action's
