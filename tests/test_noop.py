@@ -297,6 +297,25 @@ def test_digest_rows_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch)
     db.close()
 
 
+@pytest.mark.parametrize("chunk", [1 << 20, 4])   # (read whole once, or streamed)
+def test_a_file_is_hashed_by_its_content_whether_read_whole_or_streamed(
+        tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(digests_module, "_CHUNK", chunk)
+    db = open_files_db(tmp_path / "out")
+    (tmp_path / "f").write_text("some content")
+    digests = FileDigests(db, tmp_path, 1 << 62)
+    assert digests.digest("f").sha256 == hashlib.sha256(b"some content").hexdigest()
+    digests.flush()
+    for text in ("some content", "other content!"):   # touched, then edited
+        (tmp_path / "f").write_text(text)
+        os.utime(tmp_path / "f", ns=(1, 1 + len(text)))
+        again = FileDigests(db, tmp_path, 1 << 62)
+        assert again.digest("f").sha256 == hashlib.sha256(text.encode()).hexdigest()
+        assert again.hashed == 1
+        again.flush()
+    db.close()
+
+
 def test_completions_are_read_one_by_one_then_all_at_once(tmp_path, monkeypatch):
     """As the digest rows: what completed before is read one action at a time while few
     are asked for, then all at once; what this build recorded wins over what it read."""

@@ -79,12 +79,28 @@ def take_stamp(path: Path) -> int:
     return os.stat(path).st_mtime_ns
 
 
-def _hash(path: Path, algorithm) -> str:
+def _hash(path: str, algorithm) -> str:
     digest = algorithm()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _hashes(path: str, size: int, row: _Row | None) -> tuple[str, str]:
+    """The file's BLAKE3 and SHA-256, the second taken from `row` when the first is the
+    row's (content unchanged: SHA-256 is the slower). A file of up to one chunk (by its
+    stat data) is read once, whole, for both (its open and reads cost more than either
+    hash); a larger one is streamed once for each hash it needs."""
+    if size > _CHUNK:
+        b3 = _hash(path, blake3.blake3)
+        return b3, row.sha256 if row is not None and row.blake3 == b3 else \
+            _hash(path, hashlib.sha256)
+    with open(path, "rb", buffering=0) as handle:
+        data = handle.readall()
+    b3 = blake3.blake3(data).hexdigest()
+    return b3, row.sha256 if row is not None and row.blake3 == b3 else \
+        hashlib.sha256(data).hexdigest()
 
 
 def tree_digest(files: Mapping[str, tuple[str, bool]], directories: Iterable[str]
@@ -145,9 +161,7 @@ class FileDigests:
             self._see(path, row.sha256)
             return row.info
         self.hashed += 1
-        b3 = _hash(full, blake3.blake3)
-        sha = row.sha256 if row is not None and row.blake3 == b3 else _hash(full,
-                                                                            hashlib.sha256)
+        b3, sha = _hashes(full, st.st_size, row)
         self._remember(path, _Row(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, b3,
                                   sha, executable, self.stamp_ns))
         self._see(path, sha)
