@@ -1013,7 +1013,7 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
     if state is not None:
         state.reading(session.workspace, session.loader.reads)
     links = build_runfile_links or only_executable
-    where = quick = unmoved = checked = loaded = None
+    where = quick = unmoved = checked = read_ahead = None
     say = lambda line: err.write(line + "\n")   # noqa: E731
     if warm is None:
         from buildpy import noop
@@ -1027,9 +1027,9 @@ def _run_build(directory: str | None, words: list[str], options: BuildOptions, e
                 progress.close()
                 return told
             if told is not None:
-                unmoved, checked, loaded = told
+                unmoved, checked, read_ahead = told
     start = _start_plan(session, words, options, execution, say, warm, where, checked,
-                        loaded)
+                        read_ahead)
     clock = record.telemetry.clock
     loaded = clock()
     record.telemetry.phase("loading", record.telemetry.origin, loaded)
@@ -1152,9 +1152,10 @@ def _from_last_proof(session: Session, quick, execution, output_base: Path,
                      err: TextIO, record, show_result: int, meanwhile: Callable[[], Any]):
     """What the proof the last build of this command left says (noop.py): the outcome
     of a build with nothing to do, told as such a build tells it; or, when some files
-    moved, which actions are still up to date (a lastbuild.Unmoved), the reads of
-    loading and analysis found unchanged and what `meanwhile()` returned (as a 1-tuple);
-    or None. The proof goes either way, until this build has succeeded.
+    moved, which actions are still up to date (a lastbuild.Unmoved, or None when the
+    proof cannot tell), the reads of loading and analysis found unchanged and what
+    `meanwhile()` returned (as a 1-tuple); or None when those reads moved. The proof
+    goes either way, until this build has succeeded.
 
     `meanwhile` (reading the saved analysis, which a build after an edit needs) runs,
     once the reads are found unchanged, while a forked child looks at the files
@@ -1188,7 +1189,9 @@ def _from_last_proof(session: Session, quick, execution, output_base: Path,
         moved, done = _changed(proof, exec_root, unless_reads_moved)
         if moved != []:
             noop.forget(quick)
-            return None if moved is None else (Unmoved(proof, moved), reads, done)
+            if done is None:
+                return None
+            return (None if moved is None else Unmoved(proof, moved)), reads, done
         db = open_files_db(output_base, say)
         try:
             mark_up_to_date(db, proof.unchanged)

@@ -226,6 +226,24 @@ def test_a_no_op_is_told_from_the_proof_until_an_input_changes(build):
     assert told
 
 
+def test_the_saved_analysis_is_read_once_when_the_proof_cannot_tell(build, monkeypatch):
+    """A tool found anew on PATH: the proof says nothing of the actions, but the
+    analysis' reads held, and the saved analysis read meanwhile is the one the build
+    uses (not read a second time)."""
+    from buildpy.analysis import snapshot
+
+    build()
+    _, told = build()
+    assert told
+    reads = []
+    load = snapshot.load
+    monkeypatch.setattr(snapshot, "load", lambda *a, **k: reads.append(1) or load(*a, **k))
+    _tool(build.tools[1] / "noop_tool", "second")
+    _, told = build()
+    assert not told and reads == [1]
+    assert _out(build.root, "tool.txt") == "second\n"
+
+
 def test_each_proof_after_an_edit_keeps_every_file_as_it_is(build, tmp_path):
     """A build after an edit takes the digests of what the proof still vouches for from
     the proof itself (no digest row read), and writes the next proof from those and what
