@@ -10,6 +10,7 @@ content really changed. Knows files; not actions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -20,8 +21,10 @@ from typing import Iterable, Mapping, Sequence
 
 import blake3
 
+from buildpy.execution.state import RowsAsAsked
+
 _CHUNK = 1 << 20
-_FEW = 200   # rows read one by one before all are read at once (see FileDigests._row)
+_FEW = 200   # rows read one by one before all are read at once (state.RowsAsAsked)
 _COLUMNS = "path, size, mtime_ns, ctime_ns, inode, blake3, sha256, executable, stamp_ns"
 
 
@@ -103,6 +106,15 @@ def _hashes(path: str, size: int, row: _Row | None) -> tuple[str, str]:
         hashlib.sha256(data).hexdigest()
 
 
+def _read_row(db: sqlite3.Connection, path: str) -> _Row | None:
+    found = db.execute(f"SELECT {_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+    return _Row(*found[1:]) if found is not None else None
+
+
+def _read_rows(db: sqlite3.Connection) -> dict[str, _Row]:
+    return {r[0]: _Row(*r[1:]) for r in db.execute(f"SELECT {_COLUMNS} FROM files")}
+
+
 def tree_digest(files: Mapping[str, tuple[str, bool]], directories: Iterable[str]
                 ) -> FileInfo:
     """A directory's digest: SHA-256 over its entries' relative paths, and for files
@@ -130,8 +142,9 @@ class FileDigests:
         self.root = root
         self._root = str(root)
         self.stamp_ns = stamp_ns
-        self._rows: dict[str, _Row | None] = rows if rows is not None else {}
-        self._all = rows is not None   # whether `_rows` holds every row there is
+        # (the readers are the module's functions: bound methods would be a cycle)
+        self._table = RowsAsAsked(functools.partial(_read_row, db),
+                                  functools.partial(_read_rows, db), _FEW, rows)
         self._dirty: dict[str, _Row] = {}
         self.hashed = 0   # how many files were read this build
         # the digest each file, directory or declared symlink had when this build first
@@ -214,33 +227,13 @@ class FileDigests:
         return FileInfo(sha256, size, executable)
 
     def _row(self, path: str) -> _Row | None:
-        """The row kept for `path`, if any. A build that looks at few files (after a
-        one-file edit, the proof vouching for the rest) reads their rows one by one; one
-        that looks at more reads all rows at once, which is cheaper from about `_FEW`
-        files on (a point query costs what reading a few hundred rows does)."""
-        rows = self._rows
-        if path in rows or self._all:
-            return rows.get(path)
-        if len(rows) >= _FEW:
-            self._read_all()
-            return self._rows.get(path)
-        found = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE path = ?",
-                                (path,)).fetchone()
-        row = rows[path] = _Row(*found[1:]) if found is not None else None
-        return row
-
-    def _read_all(self) -> None:
-        read = {r[0]: _Row(*r[1:]) for r in self.db.execute(f"SELECT {_COLUMNS} FROM files")}
-        read.update(self._rows)   # (what this build wrote or found is the newer)
-        self._rows = {path: row for path, row in read.items() if row is not None}
-        self._all = True
+        """The row kept for `path`, if any, read as asked for (state.RowsAsAsked)."""
+        return self._table.get(path)
 
     @property
     def rows(self) -> dict | None:
-        """What a long-lived bp keeps for its next build (`rows` of the next one): every
-        row, when this build read them all; else None (the next build reads rows from
-        the database as this one did, which holds all this one wrote once it flushed)."""
-        return self._rows if self._all else None
+        """What a long-lived bp keeps for its next build (`rows` of the next one)."""
+        return self._table.rows
 
     def vouch(self, paths: tuple[str, ...], stats: tuple, sha256s: tuple[str, ...],
               executables: tuple[bool, ...], moved: set[str]) -> None:
@@ -267,7 +260,7 @@ class FileDigests:
         stats, sha256s, executables = (list(column) for column in self._proved)
         # the others by this build's own rows, put after the proof's entries
         own = [index for index, place in enumerate(places) if place is None]
-        rows = [self._rows[paths[index]] for index in own]
+        rows = [self._table.known[paths[index]] for index in own]
         for offset, index in enumerate(own):
             places[index] = len(stats) + offset
         stats += [row.stat for row in rows]
@@ -278,12 +271,12 @@ class FileDigests:
 
     def trusted(self, path: str) -> bool:
         """Whether the row kept for `path` vouches for its digest (`_Row.trusted`)."""
-        row = self._rows.get(path)
+        row = self._table.known.get(path)
         return row is not None and row.trusted
 
     def _remember(self, path: str, row: _Row) -> None:
         self._vouched.pop(path, None)   # (what this build wrote, it vouches for itself)
-        self._rows[path] = row
+        self._table[path] = row
         self._dirty[path] = row
         self.fresh.add(path)
 

@@ -6,6 +6,7 @@ the order of actions (the scheduler's job) nor how they were made (analysis).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from buildpy.execution.explain import RunLog, differences, last_build, manifest
 from buildpy.execution.lastbuild import tool_path
 from buildpy.execution.outputs import Outputs
 from buildpy.execution.spawn import Running, Spawn, SpawnResult, Strategy, cannot_start
-from buildpy.execution.state import ActionCache, CacheEntry
+from buildpy.execution.state import ActionCache, CacheEntry, RowsAsAsked
 from buildpy.execution.status import VOLATILE, volatile_key
 
 if TYPE_CHECKING:
@@ -84,49 +85,28 @@ class Remote(Protocol):
 _FEW = 200   # completions read one by one before all are read at once
 
 
-class _Completions:
+class _Completions(RowsAsAsked):
     """What completed in earlier builds of this workspace: an action's first output ->
-    (its fingerprint, its outputs' digests), from the state database's `done` table;
-    read as FileDigests reads its rows: one by one while few are asked for (a build
-    after a one-file edit, the proof vouching for the rest), all at once from the
-    `_FEW`th on. `rows`: all of them, kept by a long-lived bp."""
+    (its fingerprint, its outputs' digests), from the state database's `done` table,
+    read as asked for. `rows`: all of them, kept by a long-lived bp. (The readers are
+    the module's functions: bound methods held by the object would be a cycle.)"""
 
     def __init__(self, db, rows: dict[str, tuple[str, dict]] | None = None):
-        self._db = db
-        self._rows: dict[str, tuple[str, dict] | None] = rows if rows is not None else {}
-        self._all = rows is not None or db is None
+        super().__init__(functools.partial(_completion, db),
+                         functools.partial(_completions, db), _FEW,
+                         {} if db is None and rows is None else rows)
 
-    def get(self, output: str) -> tuple[str, dict] | None:
-        rows = self._rows
-        if output in rows or self._all:
-            return rows.get(output)
-        if len(rows) >= _FEW:
-            return self.every().get(output)
-        found = self._db.execute("SELECT fingerprint, outputs FROM done WHERE output = ?",
-                                 (output,)).fetchone()
-        row = rows[output] = (found[0], json.loads(found[1])) if found is not None else None
-        return row
 
-    def __setitem__(self, output: str, completion: tuple[str, dict]) -> None:
-        self._rows[output] = completion
+def _completion(db, output: str) -> tuple[str, dict] | None:
+    found = db.execute("SELECT fingerprint, outputs FROM done WHERE output = ?",
+                       (output,)).fetchone()
+    return (found[0], json.loads(found[1])) if found is not None else None
 
-    @property
-    def rows(self) -> dict[str, tuple[str, dict]] | None:
-        """What a long-lived bp keeps for its next build: every completion, when this
-        build read them all; else None (the next build reads them from the database,
-        which holds all this one recorded once it flushed)."""
-        return self._rows if self._all else None
 
-    def every(self) -> dict[str, tuple[str, dict]]:
-        """Every completion, read once (what this build recorded is the newer)."""
-        if not self._all:
-            rows = self._db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
-            outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
-            read = {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
-            read.update(self._rows)
-            self._rows = {output: row for output, row in read.items() if row is not None}
-            self._all = True
-        return self._rows
+def _completions(db) -> dict[str, tuple[str, dict]]:
+    rows = db.execute("SELECT output, fingerprint, outputs FROM done").fetchall()
+    outputs = json.loads("[" + ",".join(row[2] for row in rows) + "]")   # one parse
+    return {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
 
 
 class Executor:

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from buildpy.execution.schema import Database, Layout, open_database
 
@@ -158,6 +158,49 @@ class CacheEntry:
     exit_code: int
     stdout: str | None
     stderr: str | None
+
+
+class RowsAsAsked:
+    """A table's rows by key, read as they are asked for: one by one while few are (a
+    build after a one-file edit, the proof vouching for the rest), all at once from the
+    `few`th on, which is cheaper from there (a point query costs what reading a few
+    hundred rows does). `one(key)` reads a row (None: there is none), `every()` all of
+    them; what the build puts wins over what it reads. `rows`: all of them, when a
+    long-lived bp kept them from its last build."""
+
+    def __init__(self, one: Callable[[str], Any], every: Callable[[], dict[str, Any]],
+                 few: int, rows: dict[str, Any] | None = None):
+        self._one, self._every, self._few = one, every, few
+        self.known: dict[str, Any] = rows if rows is not None else {}   # (None: no row)
+        self._all = rows is not None
+
+    def get(self, key: str) -> Any:
+        known = self.known
+        if key in known or self._all:
+            return known.get(key)
+        if len(known) >= self._few:
+            return self.every().get(key)
+        row = known[key] = self._one(key)
+        return row
+
+    def __setitem__(self, key: str, row: Any) -> None:
+        self.known[key] = row
+
+    def every(self) -> dict[str, Any]:
+        """Every row, read once."""
+        if not self._all:
+            read = self._every()
+            read.update(self.known)   # (what this build put or found is the newer)
+            self.known = {key: row for key, row in read.items() if row is not None}
+            self._all = True
+        return self.known
+
+    @property
+    def rows(self) -> dict[str, Any] | None:
+        """What a long-lived bp keeps for its next build: every row, when this build read
+        them all; else None (the next build reads them from the database, which holds
+        all this one put once it flushed)."""
+        return self.known if self._all else None
 
 
 def _quiet(text: str) -> None:
