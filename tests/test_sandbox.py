@@ -342,6 +342,24 @@ def test_a_slot_started_ahead_runs_the_first_action_or_ends_unused(strategy, mak
         registry.close()
 
 
+def test_what_an_action_leaves_running_ends_with_it(strategy, make, exec_root):
+    """As when the first process of an action's own PID namespace ends: the processes it
+    started and left (in its session or a new one) are killed and reaped before its
+    result is known, and the next action in the slot finds only itself."""
+    marker = f"900.{uuid.uuid4().int % 10**6:06d}"   # (seconds: outlasts the timeout)
+    linux = strategy("linux-sandbox")
+    left = make(f"sleep {marker} & setsid sleep {marker}1 & echo started > out/x",
+                timeout=60)
+    result = run(linux, left)
+    assert result.exit_code == 0 and not result.timed_out
+    assert not _alive(marker)
+    after = run(linux, make("ls /proc > /tmp/p; grep -c '^[0-9]' /tmp/p > out/x"))
+    assert after.exit_code == 0, after.stderr
+    # the helper, this shell and ls: nothing of the action before
+    assert (exec_root / "out" / "x").read_text() == "3\n"
+    assert len(linux._slots._free) == 1   # (both ran in the one slot)
+
+
 def test_closing_the_slots_lets_their_helpers_end_and_reaps_them(strategy, make):
     """At the end of a build each idle slot's helper sees its socket close and ends by
     itself (its time counts in bp's children's), all of them at once; none is killed."""

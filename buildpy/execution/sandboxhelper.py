@@ -1,43 +1,44 @@
 """The program a linux-sandbox slot runs inside its bubblewrap: it makes each action's
-namespace and starts the action, one action at a time, for as long as the build lasts.
+namespaces and starts the action, one action at a time, for as long as the build lasts.
 
 It is not imported by bp: `sandboxslots.py` runs this file's source with `python -I -S -c`
 inside one bubblewrap per slot, so it imports the standard library only, and all of it
 before the first action (an action's setup unmounts the host view it was loaded from).
 
-The slot's bubblewrap gives what every action shares: the user, network, UTS and cgroup
-namespaces, the read-only system directories, /dev (read-only) and the mount pairs, plus
-in its /tmp the sources of the actions' mounts (`SOURCES`): the host's tree read-only and
-the sandbox base writable. For each request (a length, then that many bytes
-of JSON, with the action's stdout and stderr descriptors attached) the helper makes new
-mount, PID and IPC namespaces for itself and lays out in them the tree bubblewrap would
-have made for the action alone: a new /tmp and /dev/shm, a tmpfs at the sandbox base
-holding the sandbox directory, the outputs' directories bound writable from it, each
-declared input bound read-only (from the host's tree, read-only itself), the declared
-symlinks; then it unmounts the sources, forks the PID namespace's first process and goes
-back to its own namespaces. That process mounts the namespace's /proc and starts the
-action with posix_spawn (no copy of a Python process's pages: a fork, and the copies its
-reference counts then make, cost a millisecond here) in a session of its own, reaps it
-and what it leaves, as bubblewrap's own first process does, and exits with the action's
-exit code (128 + the signal for a signal). The helper answers each request with that
-code, as one line; its first line says that it can make the namespaces (`READY`), or why
-not.
+The slot's bubblewrap gives what every action shares: the user, network, UTS, cgroup and
+PID namespaces (the helper is the PID namespace's first process), the read-only system
+directories, /dev (read-only), /proc and the mount pairs, plus in its /tmp the sources of
+the actions' mounts (`SOURCES`): the host's tree read-only and the sandbox base writable.
+For each request (a length, then that many bytes of JSON, with the action's stdout and
+stderr descriptors attached) the helper makes new mount and IPC namespaces for itself
+and lays out in them the tree bubblewrap would have made for the action alone: a new
+/tmp and /dev/shm, a tmpfs at the sandbox base holding the sandbox directory, the
+outputs' directories bound writable from it, each declared input bound read-only (from
+the host's tree, read-only itself), the declared symlinks; then it unmounts the sources,
+starts the action there with posix_spawn (a vfork: no copy of a Python process's pages,
+which as a fork, with the copies its reference counts then make and the teardown of the
+copy, cost more than a millisecond an action here) in a session of its own, and goes
+back to its own namespaces. As the PID namespace's first process it reaps the action and
+every process the action leaves; when the action has ended, what it left is killed
+(as when the first process of a PID namespace of the action's own ends), so each action
+finds only the helper and itself in /proc. The helper answers each request with the
+action's exit code (128 + the signal for a signal), as one line; its first line says that
+it can make the namespaces (`READY`), or why not.
 """
 
 import ctypes
 import errno
 import json
 import os
+import signal
 import socket
 import struct
 import sys
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
 MS_NOSUID = 2
 MS_NODEV = 4
-MS_NOEXEC = 8
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -81,9 +82,9 @@ def _mount_point(path: str, is_dir: bool) -> None:
 
 
 def _lay_out(request: dict) -> None:
-    """The action's tree, in new mount, PID and IPC namespaces of this process's own
-    (`_start` leaves them again)."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare", "")
+    """The action's tree, in new mount and IPC namespaces of this process's own (`_run`
+    leaves them again)."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare", "")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # the sources, reached through a descriptor once the action's /tmp covers them
     held = os.open(SOURCES, os.O_PATH | os.O_CLOEXEC)
@@ -113,59 +114,27 @@ def _lay_out(request: dict) -> None:
         os.close(held)
 
 
-def _init(request: dict, out: int, err: int) -> None:
-    """PID 1 of the action's namespace: stdin /dev/null, the captures as stdout and
-    stderr, its /proc, then the action, reaped with every orphan it leaves; exits with
-    the action's code."""
-    code = 1
-    try:
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        for fd in {null, out, err} - {0, 1, 2}:   # the action gets these three only
-            os.close(fd)
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        try:
-            os.chdir(request["cwd"])
-        except OSError as error:
-            os.write(2, f"bwrap: Can't chdir to {request['cwd']}: {error.strerror}\n".encode())
-            return
-        action = _spawnp(request["argv"], request["env"])
-        if isinstance(action, OSError):
-            os.write(2, f"bwrap: execvp {request['argv'][0]}: {action.strerror}\n".encode())
-            return
-        while True:
-            pid, status = os.wait()
-            if pid == action:
-                code = _code(status)
-                return
-    except OSError as error:
-        os.write(2, f"linux-sandbox: cannot start the action: {error}\n".encode())
-    finally:
-        os._exit(code)
-
-
 def _code(status: int) -> int:
     """An exit code as bubblewrap gives it: 128 + the signal for a signal."""
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _spawnp(argv: list[str], env: dict[str, str]) -> int | OSError:
+def _spawnp(argv: list[str], env: dict[str, str], actions) -> int | OSError:
     """Start argv[0] in a session of its own as C's execvp finds and runs it (bubblewrap's
     way): looked up on the action's PATH (a denied candidate remembered, the search going
-    on), a file without a #! line run by /bin/sh. Returns its pid, or why it could not."""
+    on), a file without a #! line run by /bin/sh. `actions`: posix_spawn's file actions.
+    Returns its pid, or why it could not."""
     program = argv[0]
     paths = [program] if "/" in program else \
         [os.path.join(d or ".", program) for d in env.get("PATH", "/bin:/usr/bin").split(":")]
     failed = denied = None
     for path in paths:
-        started = _posix_spawn(path, argv, env)
+        started = _posix_spawn(path, argv, env, actions)
         if isinstance(started, int):
             return started
         failed = started
         if started.errno == errno.ENOEXEC:
-            return _posix_spawn("/bin/sh", ["/bin/sh", path, *argv[1:]], env)
+            return _posix_spawn("/bin/sh", ["/bin/sh", path, *argv[1:]], env, actions)
         if started.errno == errno.EACCES:
             denied = started
         elif started.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE):
@@ -186,7 +155,7 @@ def _keep_ignored(signals: list[int]) -> None:
         _DEFAULTS[byte] = _DEFAULTS[byte][0] & ~(1 << bit)
 
 
-def _posix_spawn(path: str, argv: list[str], env: dict[str, str]) -> int | OSError:
+def _posix_spawn(path: str, argv: list[str], env: dict[str, str], actions) -> int | OSError:
     """posix_spawn (vfork and exec: no copy of this process's pages) in a new session,
     every signal at its default but those bp ignores (as a process bp starts gets them;
     Python's own posix_spawn cannot name glibc's two internal signals, which its child
@@ -198,27 +167,75 @@ def _posix_spawn(path: str, argv: list[str], env: dict[str, str]) -> int | OSErr
     words = [word.encode() for word in argv]
     pairs = [f"{name}={value}".encode() for name, value in env.items()]
     pid = ctypes.c_int()
-    error = _libc.posix_spawn(ctypes.byref(pid), path.encode(), None, attr,
+    error = _libc.posix_spawn(ctypes.byref(pid), path.encode(), actions, attr,
                               (ctypes.c_char_p * (len(words) + 1))(*words, None),
                               (ctypes.c_char_p * (len(pairs) + 1))(*pairs, None))
     _libc.posix_spawnattr_destroy(attr)
     return OSError(error, os.strerror(error)) if error else pid.value
 
 
-def _start(request: dict, out: int, err: int, home: tuple[int, int, int]) -> int | None:
-    """The action's namespaces and tree, made in this process, then their first process
-    forked into them; this process goes back to its own namespaces (`home`: descriptors
-    of its mount, IPC and PID namespaces). Returns that process's pid, or None (said on
-    `err`) when the tree could not be made."""
+def _start(request: dict, streams: tuple[int, int, int], home: tuple[int, int]) -> int:
+    """The action's namespaces and tree, made in this process, and the action started in
+    them, its standard streams `streams`; this process goes back to its own namespaces
+    (`home`: descriptors of its mount and IPC namespaces). Returns the action's pid, or
+    the exit code bubblewrap gives (negated; said on the action's stderr) when its tree
+    could not be made or it could not start."""
+    err = streams[2]
     try:
         _lay_out(request)
-        return os.fork() or _init(request, out, err)
+        try:
+            os.chdir(request["cwd"])
+        except OSError as error:
+            os.write(err, f"bwrap: Can't chdir to {request['cwd']}: {error.strerror}\n".encode())
+            return -1
+        actions = ctypes.create_string_buffer(1024)   # (a posix_spawn_file_actions_t: 80)
+        _libc.posix_spawn_file_actions_init(actions)
+        try:
+            for fd, standard in zip(streams, (0, 1, 2)):
+                _libc.posix_spawn_file_actions_adddup2(actions, fd, standard)
+            action = _spawnp(request["argv"], request["env"], actions)
+        finally:
+            _libc.posix_spawn_file_actions_destroy(actions)
+        if isinstance(action, OSError):
+            os.write(err, f"bwrap: execvp {request['argv'][0]}: {action.strerror}\n".encode())
+            return -1
+        return action
     except OSError as error:
         os.write(err, f"linux-sandbox: cannot make the action's sandbox: {error}\n".encode())
-        return None
+        return -SETUP_FAILED
     finally:
-        for fd, kind in zip(home, (CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID)):
+        for fd, kind in zip(home, (CLONE_NEWNS, CLONE_NEWIPC)):
             _check(_libc.setns(fd, kind), "setns", "")
+        os.chdir("/")
+
+
+def _reap(action: int) -> int:
+    """The action's exit code, once it has ended and every process it left has been
+    killed and reaped (each is this process's child by then: it is the PID namespace's
+    first process)."""
+    while True:
+        pid, status = os.wait()
+        if pid == action:
+            code = _code(status)
+            break
+    try:
+        while os.waitpid(-1, os.WNOHANG) != (0, 0):   # (what has ended)
+            pass
+        os.kill(-1, signal.SIGKILL)   # what is left still runs: all but this process
+        while True:
+            os.wait()
+    except (ChildProcessError, ProcessLookupError):   # (nothing left)
+        return code
+
+
+def _run(request: dict, out: int, err: int, null: int, home: tuple[int, int]) -> int:
+    """Runs one request's action: its exit code."""
+    for fd in (out, err):   # (the action gets them as 1 and 2 only)
+        os.set_inheritable(fd, False)
+    started = _start(request, (null, out, err), home)
+    os.close(out)
+    os.close(err)
+    return -started if started <= 0 else _reap(started)
 
 
 def _receive(channel: socket.socket) -> tuple[dict, list[int]] | None:
@@ -239,7 +256,7 @@ def _can_make_namespaces() -> str:
     """"" when this process may make the namespaces each action needs, else why not."""
     probe = os.fork()
     if probe == 0:
-        os._exit(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) and
+        os._exit(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) and
                  ctypes.get_errno() or 0)
     _, status = os.waitpid(probe, 0)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
@@ -254,17 +271,14 @@ def main(fd: int) -> None:
     if refused:
         return
     home = tuple(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-                 for name in ("mnt", "ipc", "pid"))
+                 for name in ("mnt", "ipc"))
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     while True:
         received = _receive(channel)
         if received is None:
             return
         request, (out, err) = received
-        init = _start(request, out, err, home)
-        os.close(out)
-        os.close(err)
-        code = SETUP_FAILED if init is None else _code(os.waitpid(init, 0)[1])
-        channel.sendall(b"%d\n" % code)
+        channel.sendall(b"%d\n" % _run(request, out, err, null, home))
 
 
 if __name__ == "__main__":

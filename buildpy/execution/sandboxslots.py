@@ -1,5 +1,5 @@
 """linux-sandbox slots: one bubblewrap for each action running at once, kept for the
-whole build, whose helper (sandboxhelper.py) makes each action's namespace by forking.
+whole build, whose helper (sandboxhelper.py) makes each action's namespaces and starts it.
 
 One bubblewrap per action cost about 3.7 ms of CPU here, most of it making the user and
 network namespaces, mounting the system directories and starting bubblewrap itself; the
@@ -42,9 +42,10 @@ class SlotError(OSError):
 def slot_argv(bwrap: str, shared: list[str], base: Path) -> list[str]:
     """bubblewrap's command line for a slot: the namespaces and mounts every action
     shares (`shared`), /dev read-only (each action gets its own /dev/shm), the host's tree
-    read-only and the sandbox `base` writable as the helper's sources, then the helper."""
+    read-only and the sandbox `base` writable as the helper's sources, then the helper,
+    as the first process of the PID namespace (it reaps the actions)."""
     python = os.path.realpath(sys.executable)
-    return [bwrap, *shared, "--remount-ro", "/dev",   # (`shared` ends with /tmp)
+    return [bwrap, *shared, "--as-pid-1", "--remount-ro", "/dev",   # (`shared` ends with /tmp)
             "--tmpfs", sandboxhelper.SOURCES, "--ro-bind", "/", sandboxhelper.HOST,
             "--bind", os.fspath(base), sandboxhelper.SANDBOXES, "--chdir", "/", "--",
             sandboxhelper.HOST + python, "-I", "-S", "-c", _helper_source()]
