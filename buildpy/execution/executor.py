@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
@@ -109,6 +110,59 @@ def _completions(db) -> dict[str, tuple[str, dict]]:
     return {row[0]: (row[1], outs) for row, outs in zip(rows, outputs)}
 
 
+class InProcess:
+    """An in-process action (a file written, a runfiles tree linked) run on the
+    executor's worker thread while the scheduler goes on, awaited like a process:
+    `fileno()` is readable once it is done. What it does is system calls on its own
+    outputs (a thread waiting in one does not hold the interpreter): nothing else writes
+    them, and what reads them waits for it (the scheduler starts an action's dependents
+    when it completes). It holds none of the --jobs slots (see the scheduler)."""
+
+    def __init__(self, worker: ThreadPoolExecutor, run: Callable[[], None]):
+        self._done = os.eventfd(0, os.EFD_CLOEXEC)
+        self._future = worker.submit(self._run, run)
+
+    def _run(self, run: Callable[[], None]) -> None:
+        try:
+            run()
+        finally:
+            os.eventfd_write(self._done, 1)
+
+    def fileno(self) -> int:
+        return self._done
+
+    def exited(self) -> bool:
+        return self._future.done()
+
+    def overdue(self, now: float) -> bool:
+        return False
+
+    def kill_for_timeout(self) -> None:
+        pass
+
+    def finish(self) -> SpawnResult:
+        """Once done (`Executor.complete` takes what it raised from `error()`)."""
+        self._future.exception()
+        os.close(self._done)
+        return _DONE_IN_PROCESS
+
+    def error(self) -> OSError | None:
+        """The OSError it raised (anything else is bp's fault, and raised here)."""
+        error = self._future.exception()
+        if error is None or isinstance(error, OSError):
+            return error
+        raise error
+
+    def abandon(self) -> None:
+        """The build is stopping: a thread cannot be stopped, so it is waited for (it
+        leaves its outputs whole, or not yet marked made: a tree's MANIFEST comes last)."""
+        self._future.exception()
+        os.close(self._done)
+
+
+_DONE_IN_PROCESS = SpawnResult(0)
+
+
 class Executor:
     def __init__(self, exec_root: Path, digests: FileDigests, store: ContentStore,
                  cache: ActionCache, choose: Callable[[Action], Strategy],
@@ -130,6 +184,8 @@ class Executor:
         self._fingerprints: dict[str, tuple] = {}   # first output -> (inputs, fingerprint)
         self.outputs = Outputs(exec_root, digests, store)
         self._resolved: dict[str, str] = {}         # real paths of runfiles' directories
+        #                                             (the worker's: it makes the trees)
+        self._worker: ThreadPoolExecutor | None = None   # runs the in-process actions
         self._tools: dict = {}   # absolute program, or (program, PATH) -> tools()
         self._exec_root_prefix = os.path.realpath(exec_root) + os.sep
         self.skip_lookup: frozenset[str] = frozenset()   # mnemonics run again, not looked
@@ -351,8 +407,9 @@ class Executor:
                                                       found.executable)
 
     def begin(self, action: Action, inputs: Mapping[str, FileInfo]) -> Outcome | Pending:
-        """Restore the action from the cache, or run it: in-process kinds to the end, a
-        process up to its start (the caller waits for it, then calls `complete`)."""
+        """Restore the action from the cache, or start it: an in-process kind on the
+        worker thread (`InProcess`), a process (the caller waits for either, then calls
+        `complete`)."""
         action = action.with_env(self.environment(action))
         remote = None
         if self.remote is not None and action.kind is ActionKind.RUN:
@@ -397,12 +454,11 @@ class Executor:
             self.fetch(action.all_inputs)
             self._step(action, "download inputs", started)
         if action.kind is not ActionKind.RUN:
-            try:
-                self._run_in_process(action, inputs)
-            except OSError as error:
-                return self._failed(pending, None, f"could not write its output: {error}",
-                                    cause=error)
-            return self.complete(pending, None)
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="bp-in-process")
+            pending.running = InProcess(self._worker, functools.partial(
+                self._run_in_process, action, inputs))
+            return pending
         spawn = self._spawn(action, inputs)
         strategy = self.choose(action)
         pending.strategy = strategy.name
@@ -493,10 +549,17 @@ class Executor:
                          action.execution_requirements))
 
     def complete(self, pending: Pending, result: SpawnResult | None) -> Outcome:
-        """Check and store what the action made (`result` is None for in-process kinds).
-        A failed action keeps none of its outputs, as in Bazel."""
+        """Check and store what the action made (for an in-process kind, `result` is
+        what `InProcess.finish` gave). A failed action keeps none of its outputs, as in
+        Bazel."""
         action, key, warnings = pending.action, pending.key, pending.warnings
         duration = time.monotonic() - pending.started
+        if isinstance(pending.running, InProcess):
+            error = pending.running.error()
+            if error is not None:
+                return self._failed(pending, None, f"could not write its output: {error}",
+                                    cause=error)
+            result = None
         if result is not None and result.remote_hit:
             pending.strategy = "remote-cache"
         hit = pending.strategy == "remote-cache"

@@ -12,12 +12,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
-from buildpy.actions.graph import Action, ActionGraph, claim_outputs, inputs_made
+from buildpy.actions.graph import Action, ActionGraph, ActionKind, claim_outputs, inputs_made
 from buildpy.actions.tests import TEST_MNEMONIC
 from buildpy.execution.digests import FileInfo
 from buildpy.execution.executor import Executor, Outcome, Pending
 from buildpy.execution.spawn import SpawnResult
 from buildpy.execution.telemetry import Telemetry
+
+
+# bp's own actions (files written, runfiles trees linked: the executor's worker thread
+# runs them) under way at once, beside the --jobs processes: enough to keep the worker busy
+OWN_AT_ONCE = 4
 
 
 class Progress(Protocol):
@@ -97,8 +102,10 @@ class Scheduler:
         self._failed: set[int] = set()
         self._blocked: set[int] = set()
         self._priority: dict[int, float] = {}
-        self._ready: list[tuple[float, int]] = []
+        self._ready: list[tuple[float, int]] = []   # (-priority, index) of processes
+        self._ready_own: list[tuple[float, int]] = []   # of bp's own actions
         self._running: dict[int, tuple[int, Pending]] = {}   # pidfd (or -1 - index)
+        self._own_running = 0   # of them, bp's own actions (they hold no job)
         self._exits = select.poll()
         self._done = 0
 
@@ -154,7 +161,7 @@ class Scheduler:
                     self._blocked.update(self._transitive(index))
         for index in new:
             if self._waiting[index] == 0 and index not in self._blocked:
-                heapq.heappush(self._ready, (0.0, index))
+                self._push(0.0, index)
 
     def needed_actions(self) -> list[Action]:
         """Every action the wanted files need."""
@@ -173,8 +180,9 @@ class Scheduler:
         """Longest critical path first, over all that is needed (once the graph is
         whole; until then, actions go in the order they arrived)."""
         self._priority = self._critical_paths()
-        self._ready = [(-self._priority[i], i) for _, i in self._ready]
-        heapq.heapify(self._ready)
+        for ready in (self._ready, self._ready_own):
+            ready[:] = [(-self._priority[i], i) for _, i in ready]
+            heapq.heapify(ready)
 
     # ---- the run --------------------------------------------------------------------
 
@@ -204,6 +212,7 @@ class Scheduler:
                 collected = []
                 for slot in ended:
                     index, pending = self._running.pop(slot)
+                    self._own_running -= _own(pending.action)
                     if slot >= 0:
                         self._exits.unregister(slot)
                     collected.append((index, pending, self._finish(pending)))
@@ -241,14 +250,14 @@ class Scheduler:
         for dependent in self._dependents[index]:
             self._waiting[dependent] -= 1
             if self._waiting[dependent] == 0 and dependent not in self._blocked:
-                heapq.heappush(self._ready, (-self._priority.get(dependent, 0.0), dependent))
+                self._push(-self._priority.get(dependent, 0.0), dependent)
 
     def _finished(self, index: int, outcome: Outcome | None) -> None:
         report = self.report
         self.telemetry.finished(self.actions[index], outcome)
         if outcome is not None and not outcome.ok and self.retry is not None and \
                 self.retry(outcome):
-            heapq.heappush(self._ready, (-self._priority.get(index, 0.0), index))
+            self._push(-self._priority.get(index, 0.0), index)
             return
         self._done += 1
         if outcome is None or not outcome.ok:
@@ -269,30 +278,45 @@ class Scheduler:
         self.progress.finished(outcome, self._done, report.total)
         self._release(index)
 
+    def _push(self, priority: float, index: int) -> None:
+        heapq.heappush(self._ready_own if _own(self.actions[index]) else self._ready,
+                       (priority, index))
+
     def _start_ready(self) -> None:
-        report = self.report
-        while self._ready and len(self._running) < self.jobs and not self.stopped:
-            _, index = heapq.heappop(self._ready)
-            inputs = self._unchanged(index)
-            if inputs is None:   # the fast path: no key, no cache
-                self._done += 1
-                self._release(index)
-                continue
-            self.progress.started(self.actions[index], report.total)
-            self.telemetry.started(self.actions[index], (
-                self.actions[d].outputs[0] for d in self._deps[index]))
-            step = self._begin(index, inputs)
-            if isinstance(step, Pending):
-                self.telemetry.strategy(step.action, step.strategy)
-                if step.strategy == "remote":
-                    self.progress.runs_remotely(step.action)
-                fd = step.running.fileno()
-                slot = fd if fd is not None else -1 - index
-                self._running[slot] = (index, step)
-                if fd is not None:
-                    self._exits.register(fd, select.POLLIN)
+        """Start what is ready: bp's own actions (`OWN_AT_ONCE` under way), then
+        processes while fewer than `jobs` run."""
+        while not self.stopped:
+            if self._ready_own and self._own_running < OWN_AT_ONCE:
+                ready = self._ready_own
+            elif self._ready and len(self._running) - self._own_running < self.jobs:
+                ready = self._ready
             else:
-                self._finished(index, step)
+                return
+            self._start(heapq.heappop(ready)[1])
+
+    def _start(self, index: int) -> None:
+        report = self.report
+        inputs = self._unchanged(index)
+        if inputs is None:   # the fast path: no key, no cache
+            self._done += 1
+            self._release(index)
+            return
+        self.progress.started(self.actions[index], report.total)
+        self.telemetry.started(self.actions[index], (
+            self.actions[d].outputs[0] for d in self._deps[index]))
+        step = self._begin(index, inputs)
+        if isinstance(step, Pending):
+            self.telemetry.strategy(step.action, step.strategy)
+            if step.strategy == "remote":
+                self.progress.runs_remotely(step.action)
+            fd = step.running.fileno()
+            slot = fd if fd is not None else -1 - index
+            self._running[slot] = (index, step)
+            self._own_running += _own(step.action)
+            if fd is not None:
+                self._exits.register(fd, select.POLLIN)
+        else:
+            self._finished(index, step)
 
     def _stop(self) -> None:
         """No more starts; kill what runs (its results are not wanted)."""
@@ -303,6 +327,7 @@ class Scheduler:
             self.executor.abandon(pending)
             self.telemetry.abandoned(pending.action)
         self._running.clear()
+        self._own_running = 0
 
     def _begin(self, index: int, inputs: dict[str, FileInfo] | str
                ) -> Outcome | Pending | None:
@@ -396,6 +421,12 @@ class Scheduler:
         for index in remaining:
             priority.setdefault(index, 1.0)
         return priority
+
+
+def _own(action: Action) -> bool:
+    """Whether bp does the action itself (the executor's worker thread does: it holds
+    none of the --jobs slots), not a process."""
+    return action.kind is not ActionKind.RUN
 
 
 def _reported(report: BuildReport, step, *args):
