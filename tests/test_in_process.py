@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from buildpy.actions.graph import Action, ActionGraph, ActionKind
+from buildpy.actions.graph import Action, ActionGraph, ActionKind, runfiles_tree
+from buildpy.execution import execroot
 from buildpy.execution.executor import Executor, InProcess
 from buildpy.execution.local import ExecutionOptions, LocalBuild
 from buildpy.execution.progress import PlainProgress
@@ -76,3 +77,18 @@ def test_a_stopped_build_waits_for_what_the_worker_is_doing():
         began = time.monotonic()
         running.abandon()
         assert ended.is_set() and time.monotonic() - began < 10
+
+
+def test_a_new_runfiles_tree_is_made_without_removing_anything(local, monkeypatch):
+    """(Each directory removed, then made again, costs the file system twice: ext4
+    without a journal keeps a removed inode from reuse for a minute.)"""
+    removed = []
+    real_rmtree = execroot.shutil.rmtree
+    monkeypatch.setattr(execroot.shutil, "rmtree",
+                        lambda path, *a, **k: removed.append(path) or real_rmtree(path, *a, **k))
+    tool = _action("tool", ActionKind.WRITE, content="echo hi\n", is_executable=True)
+    tree = runfiles_tree("//s:tool", "//s:tool", "", "bp-out/tool", ["bp-out/tool"], "ws")
+    report = local.run(ActionGraph.build((tool, tree), {}), [tree.outputs[0]], PlainProgress())
+    assert report.ok and removed == []
+    link = local.exec_root / "bp-out" / "tool.runfiles" / "ws" / "bp-out" / "tool"
+    assert link.is_symlink() and link.read_text() == "echo hi\n"

@@ -440,10 +440,7 @@ class Executor:
                 self.cache.drop(key)
         pending = Pending(action, key, inputs, time.monotonic(), "local", warnings,
                           remote=remote)
-        if action.kind is ActionKind.RUNFILES:   # a tree compares its own MANIFEST
-            os.makedirs(os.path.dirname(os.path.join(self.exec_root, action.outputs[0])),
-                        exist_ok=True)
-        else:
+        if action.kind is not ActionKind.RUNFILES:   # (a tree compares its own MANIFEST)
             self.outputs.prepare(action)
         if remote is not None:
             step = self._begin_remote(pending)
