@@ -62,7 +62,7 @@ def test_a_write_that_fails_fails_its_action_with_the_machines_hint(local, monke
     assert failed.environment is not None
 
 
-def test_a_stopped_build_waits_for_what_the_worker_is_doing():
+def test_a_stopped_build_waits_for_what_the_worker_is_doing_and_drops_the_rest():
     started, release, ended = threading.Event(), threading.Event(), threading.Event()
 
     def slow() -> None:
@@ -70,13 +70,17 @@ def test_a_stopped_build_waits_for_what_the_worker_is_doing():
         release.wait(10)
         ended.set()
 
+    queued = []
     with ThreadPoolExecutor(1) as worker:
         running = InProcess(worker, slow)
+        waiting = InProcess(worker, lambda: queued.append(1))   # (behind it)
         assert started.wait(10)
+        waiting.abandon()   # (the worker is still in `slow`)
         threading.Timer(0.05, release.set).start()
         began = time.monotonic()
         running.abandon()
         assert ended.is_set() and time.monotonic() - began < 10
+    assert queued == []   # never started
 
 
 def test_a_new_runfiles_tree_is_made_without_removing_anything(local, monkeypatch):

@@ -154,9 +154,11 @@ class InProcess:
         raise error
 
     def abandon(self) -> None:
-        """The build is stopping: a thread cannot be stopped, so it is waited for (it
-        leaves its outputs whole, or not yet marked made: a tree's MANIFEST comes last)."""
-        self._future.exception()
+        """The build is stopping: not started, it never will; started, it is waited for
+        (a thread cannot be stopped; it leaves its outputs whole, or not yet marked made:
+        a tree's MANIFEST comes last)."""
+        if not self._future.cancel():
+            self._future.exception()
         os.close(self._done)
 
 
