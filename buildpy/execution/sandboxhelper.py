@@ -203,10 +203,9 @@ def _start(request: dict, streams: tuple[int, int, int], home: tuple[int, int]) 
     except OSError as error:
         os.write(err, f"linux-sandbox: cannot make the action's sandbox: {error}\n".encode())
         return -SETUP_FAILED
-    finally:
+    finally:   # (entering a mount namespace also sets the root and cwd to its root)
         for fd, kind in zip(home, (CLONE_NEWNS, CLONE_NEWIPC)):
             _check(_libc.setns(fd, kind), "setns", "")
-        os.chdir("/")
 
 
 def _reap(action: int) -> int:
