@@ -62,6 +62,20 @@ def test_a_write_that_fails_fails_its_action_with_the_machines_hint(local, monke
     assert failed.environment is not None
 
 
+def test_a_bug_on_the_worker_stops_the_build_and_is_reported(local, monkeypatch):
+    """Anything but an OSError raised on the worker thread is bp's own fault: not the
+    action's failure (no machine to blame) but an error of the build, its type named."""
+    def broken(self, path, data, executable):
+        raise ValueError("a bug in bp")
+
+    monkeypatch.setattr(Executor, "_write", broken)
+    graph = ActionGraph.build((_action("written", ActionKind.WRITE, content="x"),), {})
+    report = local.run(graph, ["bp-out/written"], PlainProgress())
+    assert not report.ok and report.failed == []
+    assert report.errors == ["ValueError: a bug in bp"]
+    assert not (local.exec_root / "bp-out" / "written").exists()
+
+
 def test_a_stopped_build_waits_for_what_the_worker_is_doing_and_drops_the_rest():
     started, release, ended = threading.Event(), threading.Event(), threading.Event()
 

@@ -19,6 +19,8 @@ from buildpy.execution.sandbox import (BWRAP_MISSING, LinuxSandboxStrategy, Sand
                                        fallback_warning, parse_mount_pair,
                                        undeclared_input_hint)
 from buildpy.execution.sandboxdirs import SandboxDirs
+from buildpy.execution.sandboxhelper import SETUP_FAILED
+from buildpy.execution.sandboxslots import SlotRunning
 from buildpy.execution.spawn import Cancelled, LocalStrategy, ProcessRegistry, Spawn, wait
 from buildpy.execution.symlinks import ESCAPE_HINT
 from buildpy.execution.tracing import Access, parse_log, start_traced, tracing_available
@@ -358,6 +360,34 @@ def test_what_an_action_leaves_running_ends_with_it(strategy, make, exec_root):
     # the helper, this shell and ls: nothing of the action before
     assert (exec_root / "out" / "x").read_text() == "3\n"
     assert len(linux._slots._free) == 1   # (both ran in the one slot)
+
+
+def test_a_tree_the_helper_cannot_make_fails_that_action_only(strategy, tmp_path):
+    """The helper's answer when an action's tree cannot be made (here an output
+    directory's source is missing from the sandbox base): the action is not started, its
+    stderr says why, naming the mount, and the exit code is SETUP_FAILED; the helper is
+    back in its own namespaces and runs the next action in the same slot."""
+    linux = strategy("linux-sandbox")
+    linux.prestart()   # (makes the sandbox base the slot mounts)
+    root = os.fspath(linux.base / "bp-test" / "0")
+
+    def request(argv, binds):
+        return {"argv": argv, "env": ENV, "base": os.fspath(linux.base), "root": root,
+                "dirs": [], "binds": binds, "inputs": [], "links": [], "cwd": root}
+
+    def result(argv, binds=()):   # (the timeout bounds the wait)
+        running = SlotRunning(linux._slots, request(argv, list(binds)), 10.0)
+        return wait(running, threading.Event())
+
+    failed = result(["/bin/sh", "-c", "echo ran"], [["bp-test/0/gone", root + "/out"]])
+    assert failed.exit_code == SETUP_FAILED
+    assert failed.stdout == b""
+    assert b"linux-sandbox: cannot make the action's sandbox" in failed.stderr
+    assert f"{root}/out".encode() in failed.stderr
+    after = result(["/bin/sh", "-c", "echo ran"])
+    assert (after.exit_code, after.stdout) == (0, b"ran\n")
+    assert len(linux._slots._free) == 1   # (both in the one slot)
+    linux.close()
 
 
 def test_closing_the_slots_lets_their_helpers_end_and_reaps_them(strategy, make):
