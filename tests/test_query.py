@@ -312,3 +312,82 @@ def test_keep_going_reports_broken_packages(bp, q):
 def test_empty_result_says_so(bp, q):
     result = bp("-C", str(q.root), "query", "//lib:base - //lib:base")
     assert (result.code, result.out, result.err) == (0, "", "INFO: Empty results\n")
+
+
+class _Graph:
+    """A query environment over a networkx DiGraph of numbers, `n<k>` naming node k: the
+    engine's seam, for its graph functions alone."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.ensured = []
+        self.forward = 0   # successors() calls: the walks that made the universe's closure
+
+    def resolve(self, word):
+        return {int(word.text[1:]): None}
+
+    def ensure(self, nodes):
+        self.ensured.append(list(nodes))
+
+    def successors(self, node):
+        self.forward += 1
+        return self.graph.successors(node)
+
+    def predecessors(self, node):
+        return self.graph.predecessors(node)
+
+
+def _rdeps_by_definition(graph, universe, x, depth):
+    """rdeps as Bazel defines it, breadth first from x, through the universe's closure."""
+    import networkx as nx
+
+    closure = set(universe).union(*(nx.descendants(graph, n) for n in universe))
+    result = {n: 0 for n in x if n in closure}
+    queue = list(result)
+    for node in queue:
+        if depth is not None and result[node] >= depth:
+            continue
+        for other in graph.predecessors(node):
+            if other in closure and other not in result:
+                result[other] = result[node] + 1
+                queue.append(other)
+    return list(result)
+
+
+def test_rdeps_is_its_definition():
+    """rdeps walks back from x without the universe's closure while it meets only nodes
+    of the universe itself (engine.py); it must give the same nodes in the same order as
+    the walk through the closure, for universes closed under deps or not."""
+    import random
+
+    import networkx as nx
+
+    from buildpy.query.engine import evaluate
+
+    rng = random.Random(21)
+    fast = slow = 0
+    for _ in range(400):
+        size = rng.randint(1, 12)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(size))
+        graph.add_edges_from((a, b) for a in range(size) for b in range(a + 1, size)
+                             if rng.random() < 0.25)
+        universe = rng.sample(range(size), rng.randint(1, size))
+        if rng.random() < 0.5:   # closed under deps: the walk never needs the closure
+            universe = list(dict.fromkeys(
+                universe + [d for n in universe for d in nx.descendants(graph, n)]))
+        x = rng.sample(range(size), rng.randint(1, size))
+        depth = rng.choice([None, 0, 1, 2])
+        env = _Graph(graph)
+        text = (f"rdeps(set({' '.join(f'n{n}' for n in universe)}), "
+                f"set({' '.join(f'n{n}' for n in x)})" +
+                (f", {depth})" if depth is not None else ")"))
+        result, errors = evaluate(env, parse_query(text))
+        assert not errors
+        assert list(result) == _rdeps_by_definition(graph, universe, x, depth), text
+        assert env.ensured == [universe]   # (the universe is loaded, as Bazel does)
+        closed = set(universe) >= set(_rdeps_by_definition(graph, graph.nodes, x, depth))
+        assert (env.forward == 0) == closed, text   # no closure made when none is needed
+        fast += closed
+        slow += not closed
+    assert fast > 50 and slow > 50   # both ways were taken

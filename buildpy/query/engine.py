@@ -107,21 +107,31 @@ class Evaluator(Generic[N]):
     # ---- graph traversal ------------------------------------------------------------
 
     def _closure(self, start: Iterable[N], step: Callable[[N], Iterable[N]],
-                 depth: int | None = None, within: Result | None = None) -> Result:
+                 depth: int | None = None, within: Result | None = None,
+                 outside: list[N] | None = None) -> Result:
+        """The nodes `step` reaches from `start` (start included), breadth first, at most
+        `depth` steps away, only through nodes `within`; those met outside it are added
+        to `outside` when given."""
         result: Result = {}
         queue = deque()
         for node in start:
-            if node not in result and (within is None or node in within):
-                result[node] = None
-                queue.append((node, 0))
+            if node not in result:
+                if within is None or node in within:
+                    result[node] = None
+                    queue.append((node, 0))
+                elif outside is not None:
+                    outside.append(node)
         while queue:
             node, distance = queue.popleft()
             if depth is not None and distance >= depth:
                 continue
             for other in step(node):
-                if other not in result and (within is None or other in within):
-                    result[other] = None
-                    queue.append((other, distance + 1))
+                if other not in result:
+                    if within is None or other in within:
+                        result[other] = None
+                        queue.append((other, distance + 1))
+                    elif outside is not None:
+                        outside.append(other)
         return result
 
     def _deps(self, nodes: Iterable[N], depth: int | None = None) -> Result:
@@ -140,8 +150,20 @@ class Evaluator(Generic[N]):
 
     def _fn_rdeps(self, call: Call, universe: Result, x: Result,
                   depth: int | None = None) -> Result:
-        within = self._deps(universe)
-        return self._closure(x, self.env.predecessors, self._depth(call, depth), within)
+        """Those of x's reverse dependencies that are in the universe's transitive closure.
+
+        Every node on a path of dependencies from a node of that closure is in it too, so
+        a walk back from x that meets only nodes of the universe itself gives the answer
+        (the common `rdeps(//..., x)`) without the closure; it is made only when the walk
+        meets others (test_query.py: test_rdeps_is_its_definition)."""
+        depth = self._depth(call, depth)
+        self.env.ensure(universe)
+        outside: list[N] = []
+        result = self._closure(x, self.env.predecessors, depth, universe, outside)
+        if not outside:
+            return result
+        within = self._closure(universe, self.env.successors)
+        return self._closure(x, self.env.predecessors, depth, within)
 
     def _fn_allrdeps(self, call: Call, x: Result, depth: int | None = None) -> Result:
         within = dict.fromkeys(self.env.universe())
