@@ -373,7 +373,7 @@ def test_rdeps_is_its_definition():
         graph.add_edges_from((a, b) for a in range(size) for b in range(a + 1, size)
                              if rng.random() < 0.25)
         universe = rng.sample(range(size), rng.randint(1, size))
-        if rng.random() < 0.5:   # closed under deps: the walk never needs the closure
+        if rng.random() < 0.5:   # closed under deps, as //... nearly always is
             universe = list(dict.fromkeys(
                 universe + [d for n in universe for d in nx.descendants(graph, n)]))
         x = rng.sample(range(size), rng.randint(1, size))
