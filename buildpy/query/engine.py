@@ -108,10 +108,10 @@ class Evaluator(Generic[N]):
 
     def _closure(self, start: Iterable[N], step: Callable[[N], Iterable[N]],
                  depth: int | None = None, within: Result | None = None,
-                 outside: list[N] | None = None) -> Result:
+                 strict: bool = False) -> Result | None:
         """The nodes `step` reaches from `start` (start included), breadth first, at most
-        `depth` steps away, only through nodes `within`; those met outside it are added
-        to `outside` when given."""
+        `depth` steps away, only through nodes `within`; with `strict`, None as soon as
+        it meets a node outside `within`."""
         result: Result = {}
         queue = deque()
         for node in start:
@@ -119,8 +119,8 @@ class Evaluator(Generic[N]):
                 if within is None or node in within:
                     result[node] = None
                     queue.append((node, 0))
-                elif outside is not None:
-                    outside.append(node)
+                elif strict:
+                    return None
         while queue:
             node, distance = queue.popleft()
             if depth is not None and distance >= depth:
@@ -130,8 +130,8 @@ class Evaluator(Generic[N]):
                     if within is None or other in within:
                         result[other] = None
                         queue.append((other, distance + 1))
-                    elif outside is not None:
-                        outside.append(other)
+                    elif strict:
+                        return None
         return result
 
     def _deps(self, nodes: Iterable[N], depth: int | None = None) -> Result:
@@ -158,9 +158,8 @@ class Evaluator(Generic[N]):
         meets others (test_query.py: test_rdeps_is_its_definition)."""
         depth = self._depth(call, depth)
         self.env.ensure(universe)
-        outside: list[N] = []
-        result = self._closure(x, self.env.predecessors, depth, universe, outside)
-        if not outside:
+        result = self._closure(x, self.env.predecessors, depth, universe, strict=True)
+        if result is not None:
             return result
         within = self._closure(universe, self.env.successors)
         return self._closure(x, self.env.predecessors, depth, within)
